@@ -1,0 +1,74 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+let strictSettings: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("MemberImportVisibility"),
+]
+
+let package = Package(
+    name: "Custody",
+    products: [
+        .executable(name: "custody", targets: ["custody"])
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "4.5.2"),
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
+    ],
+    targets: [
+        .systemLibrary(
+            name: "CSodium",
+            pkgConfig: "libsodium",
+            providers: [.apt(["libsodium-dev"])]
+        ),
+        .target(name: "CCustodySystem"),
+        .target(
+            name: "CustodyCrypto",
+            dependencies: [
+                "CSodium",
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        .target(
+            name: "CustodyArchive",
+            dependencies: [
+                "CustodyCrypto",
+                "CCustodySystem",
+                .product(name: "GRDB", package: "GRDB.swift"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        .executableTarget(
+            name: "custody",
+            dependencies: [
+                "CustodyArchive",
+                "CustodyCrypto",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        .target(
+            name: "CustodyTestSupport",
+            dependencies: ["CustodyArchive", "CustodyCrypto"],
+            path: "Tests/CustodyTestSupport",
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "CustodyCryptoTests",
+            dependencies: ["CustodyCrypto"],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "CustodyArchiveTests",
+            dependencies: ["CustodyArchive", "CustodyCrypto", "CustodyTestSupport"],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "CustodyCLITests",
+            dependencies: ["CustodyArchive", "CustodyTestSupport"],
+            swiftSettings: strictSettings
+        ),
+    ]
+)

@@ -1,0 +1,437 @@
+import Dispatch
+import Foundation
+import CustodyCrypto
+import Synchronization
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// What `ingest` is asked to do beyond the paths.
+package struct IngestOptions: Sendable {
+    /// Submission metadata shared by every file.
+    package var fields = SubmissionFields()
+    /// Expected SHA-256 (hex) by path as given to `ingest` or listed in `--expect-from`.
+    package var expectedSHA256: [String: String] = [:]
+    /// Whether every file must have an expected hash (set with `--expect-from`).
+    package var requireExpected = false
+    /// Ingest the rest when some files cannot be taken (they are still reported).
+    package var skipProblems = false
+    /// Items per journal batch (one flush of objects and one of the journal per batch).
+    package var batchItems = 2000
+    /// Plaintext bytes per journal batch.
+    package var batchBytes: Int64 = 512 << 20
+
+    /// Default options.
+    package init() {}
+}
+
+/// One ingested item, as `ingest --json` reports it.
+package struct IngestedItem: Sendable, Equatable {
+    /// The new item id.
+    package var id: ItemID
+    /// The path as given.
+    package var path: String
+    /// SHA-256 of the plaintext, hex.
+    package var sha256: String
+    /// Plaintext size.
+    package var size: Int64
+    /// The first earlier item with identical content, if any.
+    package var duplicateOf: String?
+}
+
+/// The outcome of an ingest.
+package struct IngestReport: Sendable {
+    /// Items added, in the order of the files.
+    package var items: [IngestedItem] = []
+    /// Files not taken, with the reason (only with ``IngestOptions/skipProblems``).
+    package var skipped: [ScanProblem] = []
+    /// Files refused because their SHA-256 differs from the expected one.
+    package var refused: [ScanProblem] = []
+}
+
+/// Progress of a running ingest.
+package struct IngestProgress: Sendable {
+    /// Files read so far.
+    package var files: Int
+    /// Total files.
+    package var totalFiles: Int
+    /// Bytes read so far.
+    package var bytes: Int64
+    /// Total bytes (as scanned).
+    package var totalBytes: Int64
+}
+
+/// An item finished by the workers and waiting for its batch to commit.
+private struct PendingItem: Sendable {
+    var order: Int
+    var source: SourceFile
+    var metadata: ItemMetadata
+    var event: Event
+    var staged: [StagedObject]
+}
+
+/// The state the ingest workers share, guarded by one mutex.
+private final class PipelineState: Sendable {
+    struct Inner {
+        var pending: [PendingItem] = []
+        var refused: [ScanProblem] = []
+        var error: ArchiveError?
+        var orphanStaged: [StagedObject] = []
+    }
+    let inner = Mutex(Inner())
+
+    func fail(_ error: any Error) {
+        let mapped = (error as? ArchiveError) ?? ArchiveError(.cannotCreate, "ingest failed: \(error)", fix: "check the disk")
+        inner.withLock { if $0.error == nil { $0.error = mapped } }
+    }
+}
+
+/// One file in flight: its chunk results, filled in by the workers.
+private final class FileJob: Sendable {
+    let order: Int
+    let source: SourceFile
+    struct Inner {
+        var chunks: [ContentManifest.Chunk?] = []
+        var refs: [ObjectRef?] = []
+        var staged: [StagedObject] = []
+        var size: Int64 = 0
+        var sha256: [UInt8] = []
+        var head: [UInt8] = []
+    }
+    let inner = Mutex(Inner())
+
+    init(order: Int, source: SourceFile) {
+        self.order = order
+        self.source = source
+    }
+}
+
+extension Archive {
+    /// Scans `paths` and ingests every file found.
+    ///
+    /// Files are read once: the SHA-256 is computed while chunks are encrypted and staged by worker threads.
+    /// Items commit in batches (objects flushed with one `syncfs`, renamed, then one journal append and one
+    /// `fdatasync`), so an interruption leaves whole items or none, plus orphan objects that `gc` removes.
+    ///
+    /// - Throws: ``ArchiveError``; problems found by the scan abort before anything is written unless
+    ///   ``IngestOptions/skipProblems`` is set.
+    package func ingest(
+        _ paths: [String],
+        options: IngestOptions,
+        progress: ((IngestProgress) -> Void)? = nil
+    ) throws -> IngestReport {
+        var fields = options.fields
+        try fields.validate()
+        let (files, problems) = try FileScanner.scan(paths)
+        if !problems.isEmpty && !options.skipProblems {
+            let first = problems[0]
+            let more = problems.count > 1 ? " (and \(problems.count - 1) more)" : ""
+            throw ArchiveError(
+                .badInput,
+                "cannot ingest \(first.path): \(first.reason)\(more)",
+                fix: "fix the files, or pass --skip-problems to ingest the rest and report these"
+            )
+        }
+        var report = IngestReport(skipped: problems)
+        if options.requireExpected {
+            for file in files where expectedHash(file.path, options) == nil {
+                throw ArchiveError(
+                    .badInput,
+                    "\(file.path) has no expected SHA-256 in the --expect-from list",
+                    fix: "add it to the list or ingest it separately"
+                )
+            }
+        }
+        guard !files.isEmpty else { return report }
+        let keys = try keys()
+        let actor = config.origin
+        let chunkSize = config.chunkSize
+        let store = self.store
+        let selfBox = boxPublicKey
+        let state = PipelineState()
+        let workers = DispatchQueue(label: "custody.ingest", attributes: .concurrent)
+        let inFlight = DispatchSemaphore(value: max(2, ProcessInfo.processInfo.activeProcessorCount) * 2)
+        let all = DispatchGroup()
+        let totalBytes = files.reduce(Int64(0)) { $0 + $1.size }
+        var bytesRead: Int64 = 0
+        var batchBytes: Int64 = 0
+        var batchFiles = 0
+
+        func commitBatch() throws {
+            all.wait()
+            let (pending, error) = state.inner.withLock { inner -> ([PendingItem], ArchiveError?) in
+                defer { inner.pending = [] }
+                return (inner.pending.sorted { $0.order < $1.order }, inner.error)
+            }
+            if let error {
+                store.discard(pending.flatMap(\.staged))
+                store.discard(state.inner.withLock { $0.orphanStaged })
+                throw error
+            }
+            guard !pending.isEmpty else { return }
+            try store.commit(pending.flatMap(\.staged))
+            CrashPoint.hit("objects-committed")
+            var known: [ItemID: ItemMetadata] = [:]
+            for item in pending { known[item.metadata.item] = item.metadata }
+            let duplicates = try record(pending.map(\.event), known: known)
+            for item in pending {
+                report.items.append(
+                    IngestedItem(
+                        id: item.metadata.item,
+                        path: item.source.path,
+                        sha256: item.metadata.sha256,
+                        size: item.metadata.size,
+                        duplicateOf: duplicates[item.metadata.item.hex] ?? nil
+                    )
+                )
+            }
+            batchBytes = 0
+            batchFiles = 0
+        }
+
+        for (order, source) in files.enumerated() {
+            let job = FileJob(order: order, source: source)
+            let fileGroup = DispatchGroup()
+            let submit: (Int, [UInt8]) -> Void = { chunkIndex, plaintext in
+                inFlight.wait()
+                all.enter()
+                fileGroup.enter()
+                workers.async {
+                    defer {
+                        inFlight.signal()
+                        fileGroup.leave()
+                        all.leave()
+                    }
+                    do {
+                        let (chunk, ref, staged) = try Self.encryptChunk(plaintext, keys: keys, store: store)
+                        job.inner.withLock { inner in
+                            while inner.chunks.count <= chunkIndex {
+                                inner.chunks.append(nil)
+                                inner.refs.append(nil)
+                            }
+                            inner.chunks[chunkIndex] = chunk
+                            inner.refs[chunkIndex] = ref
+                            if let staged { inner.staged.append(staged) }
+                        }
+                    } catch {
+                        state.fail(error)
+                    }
+                }
+            }
+            try read(source, chunkSize: chunkSize, chunk: submit) { size, sha256, head in
+                job.inner.withLock {
+                    $0.size = size
+                    $0.sha256 = sha256
+                    $0.head = head
+                }
+            }
+            let expected = expectedHash(source.path, options)
+            all.enter()
+            fileGroup.notify(queue: workers) {
+                defer { all.leave() }
+                do {
+                    let result = try Self.finishItem(
+                        job,
+                        fields: fields,
+                        expected: expected,
+                        keys: keys,
+                        selfBox: selfBox,
+                        actor: actor,
+                        chunkSize: chunkSize,
+                        store: store
+                    )
+                    state.inner.withLock { inner in
+                        switch result {
+                        case .success(let item): inner.pending.append(item)
+                        case .failure(let problem):
+                            inner.refused.append(problem)
+                            inner.orphanStaged += job.inner.withLock { $0.staged }
+                        }
+                    }
+                } catch {
+                    state.fail(error)
+                }
+            }
+            bytesRead += source.size
+            batchBytes += source.size
+            batchFiles += 1
+            progress?(IngestProgress(files: order + 1, totalFiles: files.count, bytes: bytesRead, totalBytes: totalBytes))
+            if state.inner.withLock({ $0.error != nil }) || batchFiles >= options.batchItems
+                || batchBytes >= options.batchBytes
+            {
+                try commitBatch()
+            }
+        }
+        try commitBatch()
+        let refused = state.inner.withLock { inner -> [ScanProblem] in
+            store.discard(inner.orphanStaged)
+            return inner.refused
+        }
+        report.refused = refused
+        return report
+    }
+
+    private func expectedHash(_ path: String, _ options: IngestOptions) -> String? {
+        options.expectedSHA256[path] ?? options.expectedSHA256[canonicalPath(path)]
+    }
+
+    /// Reads `source` once in chunks of `chunkSize`, padding the stream to Padmé(size) with zeros.
+    private func read(
+        _ source: SourceFile,
+        chunkSize: Int,
+        chunk: (Int, [UInt8]) -> Void,
+        onFinish: (Int64, [UInt8], [UInt8]) -> Void
+    ) throws {
+        let fd = POSIX.open(source.path, O_RDONLY | O_NOFOLLOW)
+        guard fd >= 0 else {
+            throw ArchiveError(.badInput, "cannot read \(source.path): \(errnoDescription(errno))", fix: "check the file")
+        }
+        defer { close(fd) }
+        var hasher = SHA256Hasher()
+        var total: Int64 = 0
+        var index = 0
+        var head: [UInt8] = []
+        var pending: [UInt8]?
+        while true {
+            var buffer = [UInt8](repeating: 0, count: chunkSize)
+            let n = buffer.withUnsafeMutableBytes { POSIX.readFull(fd, $0) }
+            guard n >= 0 else {
+                throw ArchiveError(.badInput, "cannot read \(source.path): \(errnoDescription(Int32(-n)))", fix: "check the file")
+            }
+            if n == 0 { break }
+            if n < chunkSize { buffer.removeSubrange(n...) }
+            hasher.update(buffer)
+            if head.isEmpty { head = Array(buffer.prefix(4096)) }
+            total += Int64(n)
+            if let previous = pending {
+                chunk(index, previous)
+                index += 1
+            }
+            pending = buffer
+            if n < chunkSize { break }
+        }
+        // Pad the stream: data, then zeros up to Padmé(total); cut into chunks of `chunkSize`.
+        let padded = Int64(Padme.paddedLength(Int(total), minimum: 512))
+        var last = pending ?? []
+        var position = Int64(index) * Int64(chunkSize)
+        while true {
+            let want = Int(min(Int64(chunkSize), padded - position))
+            if last.count < want { last += [UInt8](repeating: 0, count: want - last.count) }
+            chunk(index, last)
+            index += 1
+            position += Int64(want)
+            guard position < padded else { break }
+            last = []
+        }
+        onFinish(total, hasher.finalize(), head)
+    }
+
+    /// Encrypts and stages one chunk.
+    private static func encryptChunk(
+        _ plaintext: [UInt8],
+        keys: ArchiveKeys,
+        store: any ObjectStore
+    ) throws -> (ContentManifest.Chunk, ObjectRef, StagedObject?) {
+        var key = plaintext.withUnsafeBytes { ChunkCipher.key(for: $0, convergenceSecret: keys.convergence) }
+        defer { wipe(&key) }
+        let sealed = plaintext.withUnsafeBytes { ChunkCipher.seal($0, key: key) }
+        let name = ObjectName(of: sealed)
+        let staged = try sealed.withUnsafeBytes { try store.stage($0, as: name) }
+        let ref = ObjectRef(name: name, size: Int64(sealed.count))
+        return (ContentManifest.Chunk(object: name, size: ref.size, key: Encoding.base64(key)), ref, staged)
+    }
+
+    /// Seals the item's two parts, wraps their keys and signs its ingest event.
+    private static func finishItem(
+        _ job: FileJob,
+        fields: SubmissionFields,
+        expected: String?,
+        keys: ArchiveKeys,
+        selfBox: [UInt8],
+        actor: String,
+        chunkSize: Int,
+        store: any ObjectStore
+    ) throws -> Result<PendingItem, ScanProblem> {
+        let (chunks, refs, size, sha256, head, chunkStaged) = job.inner.withLock {
+            ($0.chunks.compactMap { $0 }, $0.refs.compactMap { $0 }, $0.size, $0.sha256, $0.head, $0.staged)
+        }
+        let shaHex = Encoding.hex(sha256)
+        if let expected, expected.lowercased() != shaHex {
+            return .failure(
+                ScanProblem(path: job.source.path, reason: "SHA-256 is \(shaHex), expected \(expected.lowercased())")
+            )
+        }
+        let item = ItemID.random()
+        let nonce = randomBytes(32)
+        let name = job.source.displayPath.split(separator: "/").last.map(String.init) ?? job.source.displayPath
+        let metadata = ItemMetadata(
+            item: item,
+            name: name,
+            path: job.source.displayPath,
+            mediaType: MediaType.sniff(head, name: name),
+            size: size,
+            sha256: shaHex,
+            commitmentNonce: Encoding.base64(nonce),
+            caseID: fields.caseID,
+            tags: fields.tags,
+            source: fields.source,
+            collectedAt: fields.collectedAt,
+            location: fields.location,
+            consent: fields.consent,
+            sensitivity: fields.sensitivity,
+            note: fields.note,
+            meta: fields.meta,
+            ingestedAt: RFC3339.now(),
+            ingestedBy: actor
+        )
+        let manifest = ContentManifest(
+            size: size,
+            paddedSize: Int64(Padme.paddedLength(Int(size), minimum: 512)),
+            chunkSize: chunkSize,
+            chunks: chunks
+        )
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        var metaKey = randomBytes(32)
+        var contentKey = randomBytes(32)
+        defer {
+            wipe(&metaKey)
+            wipe(&contentKey)
+        }
+        var metaJSON = Array(try encoder.encode(metadata))
+        var contentJSON = Array(try encoder.encode(manifest))
+        let metaPart = SealedPart.seal(metaJSON, kind: .meta, item: item, key: metaKey)
+        let contentPart = SealedPart.seal(contentJSON, kind: .content, item: item, key: contentKey)
+        wipe(&metaJSON)
+        wipe(&contentJSON)
+        var staged = chunkStaged
+        var objects = IngestObjects(
+            meta: ObjectRef(name: ObjectName(of: metaPart), size: Int64(metaPart.count)),
+            content: ObjectRef(name: ObjectName(of: contentPart), size: Int64(contentPart.count))
+        )
+        for (part, ref) in [(metaPart, objects.meta), (contentPart, objects.content)] {
+            if let s = try part.withUnsafeBytes({ try store.stage($0, as: ref.name) }) { staged.append(s) }
+        }
+        if refs.count <= Event.inlineChunkLimit {
+            objects.chunks = refs
+        } else {
+            let list = encodeChunkList(refs)
+            let ref = ObjectRef(name: ObjectName(of: list), size: Int64(list.count))
+            if let s = try list.withUnsafeBytes({ try store.stage($0, as: ref.name) }) { staged.append(s) }
+            objects.chunkList = ref
+        }
+        let event = Event(
+            type: "ingest",
+            time: metadata.ingestedAt,
+            actor: actor,
+            item: item,
+            objects: objects,
+            keys: WrappedKeys(
+                meta: try ArchiveKeys.wrap(metaKey, item: item, to: selfBox),
+                content: try ArchiveKeys.wrap(contentKey, item: item, to: selfBox)
+            ),
+            commitment: Event.commitment(nonce: nonce, sha256: sha256, size: size)
+        )
+        return .success(PendingItem(order: job.order, source: job.source, metadata: metadata, event: event, staged: staged))
+    }
+}

@@ -1,0 +1,288 @@
+import CustodyCrypto
+import Dispatch
+import Foundation
+import Synchronization
+
+/// How thoroughly `verify` checks.
+package enum VerifyMode: String, Sendable {
+    /// Presence and sizes only.
+    case quick
+    /// Every object re-hashed against its name (no keys needed).
+    case standard
+    /// Also decrypts everything and re-checks every SHA-256 (needs the passphrase).
+    case deep
+}
+
+/// One problem found by `verify`, in the `--json` shape of DESIGN.md.
+package struct VerifyProblem: Sendable, Equatable, Codable {
+    /// `missing`, `corrupt`, `size-mismatch`, `bad-entry`, `journal-damaged`, `undecryptable`, `sha256-mismatch`,
+    /// `commitment-mismatch`.
+    package var kind: String
+    /// The object concerned.
+    package var object: String?
+    /// The item concerned.
+    package var item: String?
+    /// The journal entry concerned.
+    package var entry: Int?
+    /// What is wrong.
+    package var detail: String
+}
+
+/// The outcome of `verify`.
+package struct VerifyReport: Sendable {
+    /// No problems (orphans and warnings do not count).
+    package var ok: Bool { problems.isEmpty }
+    /// Objects checked.
+    package var objectsChecked = 0
+    /// Journal entries read.
+    package var entries = 0
+    /// Items found.
+    package var items = 0
+    /// Damage found.
+    package var problems: [VerifyProblem] = []
+    /// Objects no event names (and leftover temporary files, as `tmp/<name>`).
+    package var orphans: [String] = []
+    /// Things worth knowing that are not damage (e.g. a torn journal tail from a crash).
+    package var warnings: [String] = []
+}
+
+/// The objects the journal names, and which items use them.
+struct ReferenceMap {
+    var sizes: [ObjectName: Int64] = [:]
+    var users: [ObjectName: [String]] = [:]
+    var ingests: [(index: Int, event: Event)] = []
+    var problems: [VerifyProblem] = []
+    var tail: Journal.Tail = .clean
+    var entries = 0
+
+    mutating func add(_ ref: ObjectRef, item: String) {
+        sizes[ref.name] = ref.size
+        users[ref.name, default: []].append(item)
+    }
+}
+
+extension Archive {
+    /// Reads the whole journal, checking every signature, and collects every object it names.
+    func referenceMap() throws -> ReferenceMap {
+        var map = ReferenceMap()
+        let (end, tail) = try journal.scan(from: .start) { entry in
+            do {
+                let event = try Event.parse(entry.bytes, publicKey: signingPublicKey)
+                guard event.type == "ingest" else { return }
+                guard let item = event.item, let objects = event.objects else {
+                    map.problems.append(VerifyProblem(kind: "bad-entry", entry: entry.index, detail: "ingest event without objects"))
+                    return
+                }
+                map.ingests.append((entry.index, event))
+                for ref in [objects.meta, objects.content] + (objects.chunks ?? []) { map.add(ref, item: item.hex) }
+                if let listRef = objects.chunkList {
+                    map.add(listRef, item: item.hex)
+                    guard let bytes = try store.read(listRef.name, limit: 64 << 20), ObjectName(of: bytes) == listRef.name,
+                        let refs = decodeChunkList(bytes)
+                    else {
+                        map.problems.append(
+                            VerifyProblem(
+                                kind: "corrupt",
+                                object: listRef.name.hex,
+                                item: item.hex,
+                                detail: "chunk list is missing or corrupt; its chunks cannot be checked"
+                            )
+                        )
+                        return
+                    }
+                    for ref in refs { map.add(ref, item: item.hex) }
+                }
+            } catch let error as ArchiveError {
+                map.problems.append(VerifyProblem(kind: "bad-entry", entry: entry.index, detail: error.problem))
+            }
+        }
+        map.entries = end.count
+        map.tail = tail
+        if case .damaged(let offset) = tail {
+            map.problems.append(
+                VerifyProblem(
+                    kind: "journal-damaged",
+                    entry: end.count,
+                    detail: "the journal is damaged at byte \(offset); later entries cannot be read"
+                )
+            )
+        }
+        return map
+    }
+
+    /// Checks the archive; see ``VerifyMode``. Never changes anything.
+    package func verify(mode: VerifyMode) throws -> VerifyReport {
+        let map = try referenceMap()
+        var report = VerifyReport(entries: map.entries, items: map.ingests.count, problems: map.problems)
+        if case .torn(let offset, let count) = map.tail {
+            report.warnings.append(
+                "the journal ends with \(count) bytes of an interrupted append at byte \(offset); the next write sets them aside"
+            )
+        }
+        let names = map.sizes.keys.sorted()
+        let found = Mutex<[VerifyProblem]>([])
+        let store = self.store
+        let sizes = map.sizes
+        let users = map.users
+        DispatchQueue.concurrentPerform(iterations: max(1, ProcessInfo.processInfo.activeProcessorCount)) { worker in
+            let workers = max(1, ProcessInfo.processInfo.activeProcessorCount)
+            var local: [VerifyProblem] = []
+            var index = worker
+            while index < names.count {
+                let name = names[index]
+                index += workers
+                let expected = sizes[name] ?? -1
+                let item = users[name]?.first
+                do {
+                    if mode == .quick {
+                        guard let size = try store.size(of: name) else {
+                            local.append(VerifyProblem(kind: "missing", object: name.hex, item: item, detail: "object is missing"))
+                            continue
+                        }
+                        if size != expected {
+                            local.append(
+                                VerifyProblem(
+                                    kind: "size-mismatch",
+                                    object: name.hex,
+                                    item: item,
+                                    detail: "object is \(size) bytes, the journal says \(expected)"
+                                )
+                            )
+                        }
+                    } else {
+                        guard let bytes = try store.read(name, limit: max(Int(expected), 0) + 1) else {
+                            local.append(VerifyProblem(kind: "missing", object: name.hex, item: item, detail: "object is missing"))
+                            continue
+                        }
+                        if ObjectName(of: bytes) != name {
+                            local.append(
+                                VerifyProblem(kind: "corrupt", object: name.hex, item: item, detail: "content does not hash to its name")
+                            )
+                        } else if Int64(bytes.count) != expected {
+                            local.append(
+                                VerifyProblem(
+                                    kind: "size-mismatch",
+                                    object: name.hex,
+                                    item: item,
+                                    detail: "object is \(bytes.count) bytes, the journal says \(expected)"
+                                )
+                            )
+                        }
+                    }
+                } catch let error as ArchiveError {
+                    local.append(VerifyProblem(kind: "corrupt", object: name.hex, item: item, detail: error.problem))
+                } catch {
+                    local.append(VerifyProblem(kind: "corrupt", object: name.hex, item: item, detail: "unreadable"))
+                }
+            }
+            let result = local
+            found.withLock { $0 += result }
+        }
+        report.objectsChecked = names.count
+        // Name every affected item: an object shared by several items damages all of them.
+        for problem in found.withLock({ $0 }).sorted(by: { ($0.object ?? "") < ($1.object ?? "") }) {
+            let affected = problem.object.flatMap { ObjectName(hex: $0) }.flatMap { users[$0] } ?? [problem.item].compactMap { $0 }
+            for item in Set(affected).sorted() {
+                var copy = problem
+                copy.item = item
+                report.problems.append(copy)
+            }
+        }
+        try store.forEach { name, _ in
+            if sizes[name] == nil { report.orphans.append(name.hex) }
+        }
+        report.orphans.sort()
+        report.orphans += try store.leftoverTemporaryFiles().map { "tmp/" + $0 }
+        if mode == .deep {
+            let damaged = Set(report.problems.compactMap(\.item))
+            for (_, event) in map.ingests {
+                guard let item = event.item, !damaged.contains(item.hex) else { continue }
+                if let problem = deepCheck(event, item: item) { report.problems.append(problem) }
+            }
+        }
+        return report
+    }
+
+    /// Decrypts one item completely and checks its SHA-256 and evidence commitment.
+    private func deepCheck(_ event: Event, item: ItemID) -> VerifyProblem? {
+        do {
+            let metadata = try self.metadata(of: event)
+            let manifest = try contentManifest(of: event)
+            var hasher = SHA256Hasher()
+            var remaining = manifest.size
+            for chunk in manifest.chunks where remaining > 0 {
+                var plaintext = try decryptChunk(chunk, item: item)
+                let take = Int(min(Int64(plaintext.count), remaining))
+                plaintext.withUnsafeBytes { hasher.update(UnsafeRawBufferPointer(rebasing: $0[0..<take])) }
+                wipe(&plaintext)
+                remaining -= Int64(take)
+            }
+            let digest = hasher.finalize()
+            guard remaining == 0, Encoding.hex(digest) == metadata.sha256, manifest.size == metadata.size else {
+                return VerifyProblem(kind: "sha256-mismatch", item: item.hex, detail: "decrypted content does not match its SHA-256")
+            }
+            guard let nonce = Encoding.bytes(base64: metadata.commitmentNonce),
+                Event.commitment(nonce: nonce, sha256: digest, size: metadata.size) == event.commitment
+            else {
+                return VerifyProblem(
+                    kind: "commitment-mismatch",
+                    item: item.hex,
+                    detail: "the ledger's evidence commitment does not open to this content"
+                )
+            }
+            return nil
+        } catch let error as ArchiveError {
+            if error.code == .notAuthorised { return VerifyProblem(kind: "undecryptable", item: item.hex, detail: error.problem) }
+            return VerifyProblem(kind: "undecryptable", item: item.hex, detail: error.problem)
+        } catch {
+            return VerifyProblem(kind: "undecryptable", item: item.hex, detail: "decryption failed")
+        }
+    }
+
+    /// The outcome of `gc`.
+    package struct CollectionReport: Sendable {
+        /// Orphan objects removed (or that would be, with `dryRun`).
+        package var objects: [String] = []
+        /// Bytes they held.
+        package var bytes: Int64 = 0
+        /// Leftover temporary files removed.
+        package var temporaryFiles = 0
+    }
+
+    /// Removes objects that no journal event names, and leftover temporary files. Needs exclusive access.
+    ///
+    /// - Throws: ``ArchiveError`` (damaged) when the journal cannot be read in full: then nothing is removed.
+    package func collectGarbage(dryRun: Bool) throws -> CollectionReport {
+        let map = try referenceMap()
+        guard map.problems.isEmpty else {
+            throw ArchiveError(.damaged, "the journal has problems, so no object is provably unused", fix: "run custody verify first")
+        }
+        var report = CollectionReport()
+        var orphans: [(ObjectName, Int64)] = []
+        try store.forEach { name, size in
+            if map.sizes[name] == nil { orphans.append((name, size)) }
+        }
+        for (name, size) in orphans.sorted(by: { $0.0 < $1.0 }) {
+            if !dryRun { try store.remove(name) }
+            report.objects.append(name.hex)
+            report.bytes += size
+        }
+        for temp in try store.leftoverTemporaryFiles() {
+            if !dryRun { try store.removeTemporaryFile(temp) }
+            report.temporaryFiles += 1
+        }
+        return report
+    }
+}
+
+extension Archive {
+    /// Every object an item uses, in the order its ingest event names them (meta, content, chunks).
+    package func objectNames(of id: String) throws -> [ObjectName] {
+        let event = try ingestEvent(of: resolveItem(id))
+        var list: [ObjectRef] = []
+        if let ref = event.objects?.chunkList, let bytes = try store.read(ref.name, limit: 64 << 20) {
+            list = decodeChunkList(bytes) ?? []
+        }
+        return event.namedObjects(chunkList: list).map(\.name)
+    }
+}

@@ -1,0 +1,375 @@
+import Foundation
+import CustodyCrypto
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// An archive on disk: objects, journal, index, keys. Every operation of the CLI lives here.
+///
+/// ```
+/// <archive>/archive.json    public configuration (name, origin, chunk size, public keys)
+/// <archive>/identity.json   the self-signed public identity
+/// <archive>/keys.json       the sealed secrets (0600)
+/// <archive>/objects/        encrypted objects, objects/<2 hex>/<64 hex>
+/// <archive>/journal/        the append-only event journal (the ledger's storage)
+/// <archive>/index.sqlite    the derived search index (plaintext metadata)
+/// <archive>/lock            shared by most commands, exclusive for gc, reindex and passphrase change
+/// ```
+package final class Archive {
+    /// The archive folder.
+    package let root: String
+    /// The public configuration.
+    package let config: ArchiveConfig
+    /// The object store.
+    package let store: any ObjectStore
+    /// The event journal.
+    package let journal: Journal
+    /// Supplies the passphrase when an operation needs the secrets.
+    package var passphraseProvider: (() throws -> SecretBytes)?
+
+    let signingPublicKey: [UInt8]
+    let boxPublicKey: [UInt8]
+    private var cachedKeys: ArchiveKeys?
+    private var cachedIndex: ArchiveIndex?
+    private let lock: FileLock
+
+    /// How an operation holds the archive.
+    package enum Access {
+        /// Alongside other commands (ingest, extract, ls, verify…).
+        case shared
+        /// Alone (gc, reindex, passphrase change).
+        case exclusive
+    }
+
+    static func configPath(_ root: String) -> String { root + "/archive.json" }
+    static func keysPath(_ root: String) -> String { root + "/keys.json" }
+    static func identityPath(_ root: String) -> String { root + "/identity.json" }
+    var indexPath: String { root + "/index.sqlite" }
+
+    private init(root: String, config: ArchiveConfig, access: Access) throws {
+        guard let signing = Encoding.bytes(base64: config.signingKey), signing.count == 32,
+            let box = Encoding.bytes(base64: config.boxKey), box.count == 32,
+            config.format == "custody-archive", config.version == 1,
+            config.chunkSize >= 4096, config.chunkSize <= 16 << 20
+        else {
+            throw ArchiveError(.damaged, "\(root)/archive.json is not a valid archive configuration", fix: "restore it from a backup")
+        }
+        self.root = root
+        self.config = config
+        signingPublicKey = signing
+        boxPublicKey = box
+        lock = try FileLock(path: root + "/lock", mode: access == .shared ? .shared : .exclusive)
+        store = try FileObjectStore(root: root + "/objects")
+        journal = try Journal(directory: root + "/journal")
+    }
+
+    /// Opens an existing archive without unlocking its secrets.
+    ///
+    /// - Throws: ``ArchiveError`` (not found) when `root` holds no archive.
+    package static func open(at root: String, access: Access = .shared) throws -> Archive {
+        let path = configPath(root)
+        guard Glibc.access(path, F_OK) == 0 else {
+            throw ArchiveError(
+                .notFound,
+                "no archive at \(root)",
+                fix: "create one with custody init, or point --archive / CUSTODY_ARCHIVE at an existing archive"
+            )
+        }
+        let bytes = try POSIX.readFile(path, limit: 64 * 1024)
+        guard let config = try? JSONDecoder().decode(ArchiveConfig.self, from: Data(bytes)) else {
+            throw ArchiveError(.damaged, "\(path) is not valid", fix: "restore it from a backup")
+        }
+        return try Archive(root: root, config: config, access: access)
+    }
+
+    /// The Argon2id presets `init --kdf` accepts.
+    package static let kdfPresets: [String: PasswordHash.Parameters] = [
+        "interactive": .interactive, "moderate": .moderate, "sensitive": .sensitive, "insecure-test": .insecureTest,
+    ]
+
+    /// Creates a new archive at `root`.
+    ///
+    /// - Parameters:
+    ///   - name: Display name.
+    ///   - origin: Log origin; default `custody/<8 hex of the fingerprint>`.
+    ///   - passphrase: Seals the secrets.
+    ///   - kdfPreset: A key of ``kdfPresets``.
+    ///   - chunkSize: Plaintext chunk size (default 1 MiB).
+    /// - Throws: ``ArchiveError`` (cannot create) when an archive or other files are already there.
+    package static func create(
+        at root: String,
+        name: String,
+        origin: String? = nil,
+        passphrase: SecretBytes,
+        kdfPreset: String = "interactive",
+        chunkSize: Int = 1 << 20
+    ) throws -> Archive {
+        try validateName(name)
+        if let origin { try validateOrigin(origin) }
+        guard let parameters = kdfPresets[kdfPreset] else {
+            throw ArchiveError(.usage, "unknown KDF preset \(kdfPreset)", fix: "use interactive, moderate or sensitive")
+        }
+        guard passphrase.count >= 1 else {
+            throw ArchiveError(.usage, "the passphrase is empty", fix: "choose a passphrase")
+        }
+        if access(configPath(root), F_OK) == 0 {
+            throw ArchiveError(.cannotCreate, "an archive already exists at \(root)", fix: "choose another --archive path")
+        }
+        if let st = POSIX.statPath(root) {
+            guard POSIX.isDirectory(st.st_mode) else {
+                throw ArchiveError(.cannotCreate, "\(root) exists and is not a folder", fix: "choose another --archive path")
+            }
+            guard try listDirectory(root).isEmpty else {
+                throw ArchiveError(.cannotCreate, "\(root) is not empty", fix: "choose an empty or new folder")
+            }
+        }
+        let code = POSIX.makeDirectories(root)
+        guard code == 0 else { throw ArchiveError.writeFailed("cannot create \(root)", errno: code) }
+
+        let secrets = try ArchiveKeys.generateSecrets()
+        let keys = try ArchiveKeys(secrets: secrets)
+        let fingerprint = Identity.fingerprint(signingKey: keys.signing.publicKey, boxKey: keys.box.publicKey)
+        let resolvedOrigin = origin ?? "custody/" + fingerprint.prefix(4) + fingerprint.dropFirst(5).prefix(4)
+        let config = ArchiveConfig(
+            name: name,
+            origin: resolvedOrigin,
+            createdAt: RFC3339.now(),
+            chunkSize: chunkSize,
+            signingKey: Encoding.base64(keys.signing.publicKey),
+            boxKey: Encoding.base64(keys.box.publicKey),
+            logKey: Encoding.base64(keys.log.publicKey)
+        )
+        let keyFile = try KeyFile.seal(secrets, passphrase: passphrase, parameters: parameters, preset: kdfPreset, config: config)
+        var identity = Identity(
+            name: name,
+            origin: resolvedOrigin,
+            signingKey: config.signingKey,
+            boxKey: config.boxKey,
+            logVerifierKey: Identity.verifierKey(origin: resolvedOrigin, publicKey: keys.log.publicKey),
+            fingerprint: fingerprint,
+            selfSignature: ""
+        )
+        identity.selfSignature = Encoding.base64(keys.signing.signature(for: identity.signedMessage))
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]
+        try POSIX.writeFileAtomically(keysPath(root), Array(encoder.encode(keyFile)) + [0x0A], mode: 0o600)
+        try POSIX.writeFileAtomically(identityPath(root), identity.jsonBytes(), mode: 0o644)
+        _ = try FileObjectStore(root: root + "/objects")
+        _ = try Journal(directory: root + "/journal")
+        // archive.json is written last: its presence marks a complete archive.
+        try POSIX.writeFileAtomically(configPath(root), Array(encoder.encode(config)) + [0x0A], mode: 0o644)
+        let archive = try Archive(root: root, config: config, access: .shared)
+        archive.cachedKeys = keys
+        _ = try archive.index()
+        return archive
+    }
+
+    static func validateName(_ name: String) throws {
+        guard !name.isEmpty, name.utf8.count <= 200,
+            !name.unicodeScalars.contains(where: { $0.properties.generalCategory == .control })
+        else {
+            throw ArchiveError(.usage, "the name must be 1 to 200 bytes without control characters", fix: "choose another --name")
+        }
+    }
+
+    static func validateOrigin(_ origin: String) throws {
+        guard !origin.isEmpty, origin.utf8.count <= 200,
+            origin.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F && $0 != 0x2B })
+        else {
+            throw ArchiveError(
+                .usage,
+                "the origin \(origin.prefix(60)) is not valid",
+                fix: "use printable ASCII without spaces or '+', e.g. example.org/custody"
+            )
+        }
+    }
+
+    /// The unlocked secrets, asking ``passphraseProvider`` the first time.
+    ///
+    /// - Throws: ``ArchiveError`` (not authorised) for a wrong or missing passphrase.
+    package func keys() throws -> ArchiveKeys {
+        if let cachedKeys { return cachedKeys }
+        guard let passphraseProvider else {
+            throw ArchiveError(
+                .notAuthorised,
+                "this operation needs the archive's passphrase",
+                fix: "set CUSTODY_PASSPHRASE, pass --passphrase-file, or run in a terminal to be asked"
+            )
+        }
+        let keys = try unlock(passphrase: passphraseProvider())
+        cachedKeys = keys
+        return keys
+    }
+
+    private func unlock(passphrase: SecretBytes) throws -> ArchiveKeys {
+        let bytes = try POSIX.readFile(Self.keysPath(root), limit: 64 * 1024)
+        guard let keyFile = try? JSONDecoder().decode(KeyFile.self, from: Data(bytes)) else {
+            throw ArchiveError(.damaged, "the key file keys.json is malformed", fix: "restore it from your backup")
+        }
+        let keys = try ArchiveKeys(secrets: keyFile.open(passphrase: passphrase, config: config))
+        guard keys.signing.publicKey == signingPublicKey, keys.box.publicKey == boxPublicKey else {
+            throw ArchiveError(.damaged, "keys.json does not match archive.json", fix: "restore both from the same backup")
+        }
+        return keys
+    }
+
+    /// Re-seals the secrets under a new passphrase; nothing else changes.
+    package func changePassphrase(to newPassphrase: SecretBytes, kdfPreset: String? = nil) throws {
+        guard newPassphrase.count >= 1 else {
+            throw ArchiveError(.usage, "the new passphrase is empty", fix: "choose a passphrase")
+        }
+        let bytes = try POSIX.readFile(Self.keysPath(root), limit: 64 * 1024)
+        guard let old = try? JSONDecoder().decode(KeyFile.self, from: Data(bytes)) else {
+            throw ArchiveError(.damaged, "the key file keys.json is malformed", fix: "restore it from your backup")
+        }
+        guard let passphraseProvider else {
+            throw ArchiveError(.notAuthorised, "the current passphrase is needed", fix: "set CUSTODY_PASSPHRASE or --passphrase-file")
+        }
+        let secrets = try old.open(passphrase: passphraseProvider(), config: config)
+        let preset = kdfPreset ?? old.kdf.preset
+        guard let parameters = Self.kdfPresets[preset] else {
+            throw ArchiveError(.usage, "unknown KDF preset \(preset)", fix: "use interactive, moderate or sensitive")
+        }
+        let sealed = try KeyFile.seal(secrets, passphrase: newPassphrase, parameters: parameters, preset: preset, config: config)
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]
+        try POSIX.writeFileAtomically(Self.keysPath(root), Array(encoder.encode(sealed)) + [0x0A], mode: 0o600)
+        cachedKeys = try ArchiveKeys(secrets: secrets)
+    }
+
+    /// The KDF preset recorded in the key file.
+    package func kdfPreset() throws -> String {
+        let bytes = try POSIX.readFile(Self.keysPath(root), limit: 64 * 1024)
+        return (try? JSONDecoder().decode(KeyFile.self, from: Data(bytes)))?.kdf.preset ?? "unknown"
+    }
+
+    /// The archive's self-signed public identity.
+    package func identity() throws -> Identity {
+        let bytes = try POSIX.readFile(Self.identityPath(root), limit: 64 * 1024)
+        guard let identity = try? JSONDecoder().decode(Identity.self, from: Data(bytes)), identity.isValid,
+            identity.signingKey == config.signingKey, identity.boxKey == config.boxKey
+        else {
+            throw ArchiveError(.damaged, "identity.json is not a valid identity of this archive", fix: "restore it from a backup")
+        }
+        return identity
+    }
+
+    /// The index, opened and caught up with the journal.
+    package func index() throws -> ArchiveIndex {
+        let index = try openIndex()
+        try catchUpIndex(known: [:])
+        return index
+    }
+
+    private func openIndex() throws -> ArchiveIndex {
+        if let cachedIndex { return cachedIndex }
+        let index = try ArchiveIndex(path: indexPath)
+        cachedIndex = index
+        return index
+    }
+
+    /// Applies every journal entry the index has not seen.
+    ///
+    /// - Parameter known: Metadata this process already holds in plaintext (saves unwrapping it again).
+    /// - Returns: For each item applied, the id of the first earlier item with the same content, if any.
+    @discardableResult
+    func catchUpIndex(known: [ItemID: ItemMetadata]) throws -> [String: String?] {
+        let index = try openIndex()
+        var duplicates: [String: String?] = [:]
+        while true {
+            let start = try index.position()
+            var batch = IndexBatch(end: start)
+            let (end, _) = try journal.scan(from: start, limit: 5000) { entry in
+                let event = try Event.parse(entry.bytes, publicKey: signingPublicKey)
+                batch.events.append(
+                    IndexedEvent(seq: entry.index, type: event.type, time: event.time, actor: event.actor, item: event.item?.hex)
+                )
+                if event.type == "ingest", let item = event.item {
+                    let metadata = try known[item] ?? metadata(of: event)
+                    batch.items.append(
+                        IndexedItem(id: item.hex, seq: entry.index, metadata: metadata, duplicateOf: nil, entryOffset: entry.offset)
+                    )
+                }
+            }
+            if end == start { return duplicates }
+            batch.end = end
+            if let applied = try index.apply(batch, expectedStart: start) {
+                duplicates.merge(applied) { $1 }
+            }
+        }
+    }
+
+    /// Decrypts the metadata part an ingest event names.
+    func metadata(of event: Event) throws -> ItemMetadata {
+        guard let item = event.item, let objects = event.objects, let wrapped = event.keys else {
+            throw ArchiveError(.damaged, "an ingest event is incomplete", fix: "run custody verify")
+        }
+        var key = try keys().unwrap(wrapped.meta, item: item)
+        defer { wipe(&key) }
+        guard let stored = try store.read(objects.meta.name, limit: SealedPart.maxStoredBytes) else {
+            throw ArchiveError(.damaged, "the metadata object of item \(item) is missing", fix: "run custody verify")
+        }
+        let json = try SealedPart.open(stored, kind: .meta, item: item, key: key)
+        guard let metadata = try? JSONDecoder().decode(ItemMetadata.self, from: Data(json)), metadata.item == item else {
+            throw ArchiveError(.damaged, "the metadata of item \(item) is not valid", fix: "run custody verify --deep")
+        }
+        return metadata
+    }
+
+    /// Rebuilds the index from journal + objects. Needs the passphrase and exclusive access.
+    ///
+    /// - Returns: The number of items indexed.
+    @discardableResult
+    package func reindex() throws -> Int {
+        _ = try keys()
+        cachedIndex = nil
+        for suffix in ["", "-wal", "-shm"] {
+            let path = indexPath + suffix
+            guard unlink(path) == 0 || errno == ENOENT else {
+                throw ArchiveError.writeFailed("cannot remove \(path)", errno: errno)
+            }
+        }
+        return try index().itemCount()
+    }
+
+    /// Resolves an item id or a unique prefix of at least 8 characters.
+    ///
+    /// - Throws: ``ArchiveError``: usage for a short or ambiguous prefix, not found for an unknown one.
+    package func resolveItem(_ text: String) throws -> IndexedItem {
+        let prefix = text.lowercased()
+        guard prefix.utf8.count >= 8, prefix.utf8.count <= 32, Encoding.isLowercaseHex(prefix, count: prefix.utf8.count)
+        else {
+            throw ArchiveError(.usage, "\(text.prefix(40)) is not an item id", fix: "give at least 8 hex characters of an id from custody ls")
+        }
+        let matches = try index().items(withPrefix: prefix, limit: 2)
+        guard let first = matches.first else {
+            throw ArchiveError(.notFound, "no item \(prefix)", fix: "list items with custody ls")
+        }
+        guard matches.count == 1 else {
+            throw ArchiveError(.usage, "the id prefix \(prefix) is ambiguous", fix: "give more characters of the id")
+        }
+        return first
+    }
+
+    /// The ingest event of an item (read from the journal, the source of truth).
+    func ingestEvent(of item: IndexedItem) throws -> Event {
+        var found: Event?
+        try journal.scan(from: JournalPosition(count: item.seq, offset: item.entryOffset), limit: 1) { entry in
+            found = try Event.parse(entry.bytes, publicKey: signingPublicKey)
+        }
+        guard let found, found.type == "ingest", found.item?.hex == item.id else {
+            throw ArchiveError(.damaged, "the journal has no ingest event for item \(item.id)", fix: "run custody verify, then custody reindex")
+        }
+        return found
+    }
+
+    /// Appends signed events and applies them to the index.
+    func record(_ events: [Event], known: [ItemID: ItemMetadata] = [:]) throws -> [String: String?] {
+        let keys = try keys()
+        let entries = try events.map { try $0.entryBytes(signedBy: keys.signing) }
+        let hint = (try? openIndex().position()) ?? .start
+        _ = try journal.append(entries, hint: hint)
+        CrashPoint.hit("journal-appended")
+        return try catchUpIndex(known: known)
+    }
+}

@@ -1,0 +1,147 @@
+import Foundation
+import CustodyCrypto
+
+/// An object an event names, with its stored size (so `verify --quick` can check sizes without keys).
+package struct ObjectRef: Codable, Sendable, Hashable {
+    /// The object name.
+    package var name: ObjectName
+    /// Its stored size in bytes.
+    package var size: Int64
+}
+
+/// The objects an ingest event names.
+package struct IngestObjects: Codable, Sendable {
+    /// The sealed metadata part.
+    package var meta: ObjectRef
+    /// The sealed content part.
+    package var content: ObjectRef
+    /// The chunks, inline, when there are at most ``Event/inlineChunkLimit``.
+    package var chunks: [ObjectRef]?
+    /// Otherwise a public chunk-list object: 40 bytes a chunk (32-byte name, 8-byte big-endian size).
+    package var chunkList: ObjectRef?
+
+    enum CodingKeys: String, CodingKey {
+        case meta, content, chunks
+        case chunkList = "chunk_list"
+    }
+}
+
+/// The per-item keys, each wrapped with `crypto_box_seal(item id || key)` to the archive's box key.
+package struct WrappedKeys: Codable, Sendable {
+    /// Wrapped K_meta, base64.
+    package var meta: String
+    /// Wrapped K_content, base64.
+    package var content: String
+}
+
+/// A custody event: the signed body of one journal entry.
+///
+/// Entry bytes = body JSON (one line) `"\n"` base64(Ed25519 signature over `"custody/event/v1\n" || body`).
+/// Bodies carry ids, object names, commitments, wrapped keys and times — never plaintext hashes or metadata.
+package struct Event: Codable, Sendable {
+    /// Entries with more chunks than this name a chunk-list object instead (keeps entries well under 64 KiB).
+    package static let inlineChunkLimit = 256
+    static let signatureDomain = Array("custody/event/v1\n".utf8)
+
+    /// Format version (1).
+    package var version = 1
+    /// `ingest` or `extract` (later issues add more).
+    package var type: String
+    /// When it happened (RFC 3339 UTC).
+    package var time: String
+    /// Who acted: the archive's log origin, or a person's key.
+    package var actor: String
+    /// The item concerned.
+    package var item: ItemID?
+    /// Ingest: the objects the item uses.
+    package var objects: IngestObjects?
+    /// Ingest: the wrapped per-item keys.
+    package var keys: WrappedKeys?
+    /// Ingest: the evidence commitment, hex SHA-256("custody/commit/v1" || r || sha256 || size as 8 bytes BE).
+    package var commitment: String?
+
+    enum CodingKeys: String, CodingKey {
+        case version = "v"
+        case type, time, actor, item, objects, keys, commitment
+    }
+
+    /// Every object the event names, given the decoded chunk list where there is one.
+    package func namedObjects(chunkList: [ObjectRef] = []) -> [ObjectRef] {
+        guard let objects else { return [] }
+        var refs = [objects.meta, objects.content]
+        if let list = objects.chunkList { refs.append(list) }
+        refs += objects.chunks ?? chunkList
+        return refs
+    }
+
+    /// Encodes, signs and frames the event as journal entry bytes.
+    package func entryBytes(signedBy key: SigningKey) throws -> [UInt8] {
+        let body = try Array(Self.encoder.encode(self))
+        let signature = key.signature(for: Self.signatureDomain + body)
+        return body + [0x0A] + Array(Encoding.base64(signature).utf8)
+    }
+
+    /// Parses entry bytes and checks the signature against `publicKey`.
+    ///
+    /// - Throws: ``ArchiveError`` (damaged) when the entry is malformed or the signature is invalid.
+    package static func parse(_ entry: [UInt8], publicKey: [UInt8]) throws -> Event {
+        guard let newline = entry.firstIndex(of: 0x0A) else {
+            throw ArchiveError(.damaged, "a journal entry has no signature line", fix: "run custody verify")
+        }
+        let body = Array(entry[..<newline])
+        guard let signature = Encoding.bytes(base64: String(decoding: entry[(newline + 1)...], as: UTF8.self)),
+            SigningKey.isValidSignature(signature, for: signatureDomain + body, publicKey: publicKey)
+        else {
+            throw ArchiveError(.damaged, "a journal entry has an invalid signature", fix: "run custody verify")
+        }
+        do {
+            return try JSONDecoder().decode(Event.self, from: Data(body))
+        } catch {
+            throw ArchiveError(.damaged, "a journal entry is not a valid event", fix: "run custody verify")
+        }
+    }
+
+    /// The evidence commitment of DESIGN.md.
+    package static func commitment(nonce: [UInt8], sha256: [UInt8], size: Int64) -> String {
+        var hasher = SHA256Hasher()
+        hasher.update(Array("custody/commit/v1".utf8))
+        hasher.update(nonce)
+        hasher.update(sha256)
+        hasher.update((0..<8).map { UInt8(truncatingIfNeeded: UInt64(size) >> (56 - 8 * $0)) })
+        return Encoding.hex(hasher.finalize())
+    }
+
+    static var encoder: JSONEncoder {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return encoder
+    }
+}
+
+/// Decodes a public chunk-list object.
+package func decodeChunkList(_ bytes: [UInt8]) -> [ObjectRef]? {
+    guard bytes.count % 40 == 0 else { return nil }
+    var refs: [ObjectRef] = []
+    refs.reserveCapacity(bytes.count / 40)
+    var i = 0
+    while i < bytes.count {
+        let name = ObjectName(hex: Encoding.hex(bytes[i..<(i + 32)]))
+        var size: Int64 = 0
+        for b in bytes[(i + 32)..<(i + 40)] { size = size << 8 | Int64(b) }
+        guard let name, size >= 0 else { return nil }
+        refs.append(ObjectRef(name: name, size: size))
+        i += 40
+    }
+    return refs
+}
+
+/// Encodes a public chunk-list object.
+package func encodeChunkList(_ refs: [ObjectRef]) -> [UInt8] {
+    var out: [UInt8] = []
+    out.reserveCapacity(refs.count * 40)
+    for ref in refs {
+        out += ref.name.bytes
+        out += (0..<8).map { UInt8(truncatingIfNeeded: UInt64(ref.size) >> (56 - 8 * $0)) }
+    }
+    return out
+}

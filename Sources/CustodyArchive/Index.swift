@@ -1,0 +1,344 @@
+import Foundation
+import GRDB
+
+/// One item as the index stores it: a searchable copy of its sealed metadata.
+package struct IndexedItem: Sendable, Equatable, Codable {
+    /// Item id.
+    package var id: String
+    /// Position of its ingest event in the journal.
+    package var seq: Int
+    /// The metadata.
+    package var metadata: ItemMetadata
+    /// First earlier item with the same SHA-256, if any.
+    package var duplicateOf: String?
+    /// Byte offset of its ingest entry's frame in the journal.
+    package var entryOffset: Int64
+}
+
+/// One custody event of an item, as the index stores it.
+package struct IndexedEvent: Sendable, Equatable, Codable {
+    /// Position in the journal.
+    package var seq: Int
+    /// Event type.
+    package var type: String
+    /// Time (RFC 3339 UTC).
+    package var time: String
+    /// Actor.
+    package var actor: String
+    /// The item concerned.
+    package var item: String?
+}
+
+/// What ``ArchiveIndex/list(_:)`` selects.
+package struct ItemFilter: Sendable, Equatable {
+    /// Only this case.
+    package var caseID: String?
+    /// Items carrying all of these tags.
+    package var tags: [String] = []
+    /// Ingested at or after (RFC 3339 UTC).
+    package var ingestedAfter: String?
+    /// Ingested before (RFC 3339 UTC).
+    package var ingestedBefore: String?
+    /// Collected at or after (RFC 3339 UTC).
+    package var collectedAfter: String?
+    /// Collected before (RFC 3339 UTC).
+    package var collectedBefore: String?
+    /// At most this many rows (none: all).
+    package var limit: Int?
+
+    /// No filter.
+    package init() {}
+}
+
+/// A batch of journal entries turned into index rows, applied in one transaction.
+struct IndexBatch {
+    var items: [IndexedItem] = []
+    var events: [IndexedEvent] = []
+    var end: JournalPosition
+}
+
+/// The SQLite index (`index.sqlite`, WAL, FTS5): derived from journal + objects, rebuildable with `reindex`.
+///
+/// It holds plaintext metadata, so it belongs on an encrypted disk (Docs/THREAT-MODEL.md).
+package final class ArchiveIndex: Sendable {
+    private let pool: DatabasePool
+    /// The database file.
+    let path: String
+
+    /// Opens (creating and migrating) the index.
+    ///
+    /// - Throws: ``ArchiveError`` (damaged) when the file is not a valid index.
+    init(path: String) throws {
+        self.path = path
+        var config = Configuration()
+        config.busyMode = .timeout(60)
+        config.label = "custody.index"
+        do {
+            pool = try DatabasePool(path: path, configuration: config)
+            try Self.migrator.migrate(pool)
+        } catch {
+            throw Self.mapped(error)
+        }
+    }
+
+    static func mapped(_ error: any Error) -> ArchiveError {
+        if let error = error as? ArchiveError { return error }
+        if let db = error as? DatabaseError {
+            switch db.resultCode {
+            case .SQLITE_CORRUPT, .SQLITE_NOTADB:
+                return ArchiveError(.damaged, "the index (index.sqlite) is corrupt", fix: "run custody reindex")
+            case .SQLITE_FULL:
+                return ArchiveError(.cannotCreate, "the index: no space left on device", fix: "free disk space and retry")
+            case .SQLITE_BUSY, .SQLITE_LOCKED:
+                return ArchiveError(.temporary, "the index is busy", fix: "wait for the other custody command and retry")
+            case .SQLITE_READONLY, .SQLITE_CANTOPEN, .SQLITE_PERM:
+                return ArchiveError(.cannotCreate, "cannot open the index for writing", fix: "check the archive folder's permissions")
+            default:
+                return ArchiveError(.damaged, "the index failed (\(db.resultCode))", fix: "run custody reindex")
+            }
+        }
+        return ArchiveError(.damaged, "the index failed", fix: "run custody reindex")
+    }
+
+    private static var migrator: DatabaseMigrator {
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("v1") { db in
+            try db.create(table: "state") { t in
+                t.primaryKey("key", .text)
+                t.column("value", .integer).notNull()
+            }
+            try db.create(table: "items") { t in
+                t.primaryKey("id", .text)
+                t.column("seq", .integer).notNull().unique()
+                t.column("case_id", .text)
+                t.column("name", .text).notNull()
+                t.column("sha256", .text).notNull().indexed()
+                t.column("size", .integer).notNull()
+                t.column("ingested_at", .text).notNull()
+                t.column("collected_at", .text)
+                t.column("duplicate_of", .text)
+                t.column("entry_offset", .integer).notNull()
+                t.column("metadata", .text).notNull()
+            }
+            try db.create(index: "items_case", on: "items", columns: ["case_id", "seq"])
+            try db.create(table: "item_tags") { t in
+                t.column("tag", .text).notNull()
+                t.column("item_id", .text).notNull()
+                t.primaryKey(["tag", "item_id"])
+            }
+            try db.create(table: "events") { t in
+                t.primaryKey("seq", .integer)
+                t.column("item_id", .text).indexed()
+                t.column("type", .text).notNull()
+                t.column("time", .text).notNull()
+                t.column("actor", .text).notNull()
+            }
+            try db.create(virtualTable: "items_fts", using: FTS5()) { t in
+                t.tokenizer = .unicode61(diacritics: .remove)
+                t.column("item_id").notIndexed()
+                t.column("name")
+                t.column("case_id")
+                t.column("tags")
+                t.column("source")
+                t.column("location")
+                t.column("consent")
+                t.column("sensitivity")
+                t.column("note")
+                t.column("meta")
+                t.column("media_type")
+                t.column("path")
+            }
+        }
+        return migrator
+    }
+
+    /// The journal position up to which the index is complete.
+    func position() throws -> JournalPosition {
+        do {
+            return try pool.read { db in
+                let count = try Int.fetchOne(db, sql: "SELECT value FROM state WHERE key = 'journal_count'") ?? 0
+                let offset = try Int64.fetchOne(db, sql: "SELECT value FROM state WHERE key = 'journal_offset'") ?? 0
+                return JournalPosition(count: count, offset: offset)
+            }
+        } catch {
+            throw Self.mapped(error)
+        }
+    }
+
+    /// Applies `batch` if the index is still at `start`.
+    ///
+    /// - Returns: The duplicate-of ids of the applied items, or `nil` when another process moved the index first.
+    func apply(_ batch: IndexBatch, expectedStart start: JournalPosition) throws -> [String: String?]? {
+        do {
+            return try pool.write { db -> [String: String?]? in
+                let count = try Int.fetchOne(db, sql: "SELECT value FROM state WHERE key = 'journal_count'") ?? 0
+                guard count == start.count else { return nil }
+                var duplicates: [String: String?] = [:]
+                let encoder = JSONEncoder()
+                encoder.outputFormatting = [.sortedKeys]
+                for item in batch.items {
+                    let m = item.metadata
+                    let first = try String.fetchOne(
+                        db,
+                        sql: "SELECT id FROM items WHERE sha256 = ? ORDER BY seq LIMIT 1",
+                        arguments: [m.sha256]
+                    )
+                    duplicates[item.id] = first
+                    let json = String(decoding: try encoder.encode(m), as: UTF8.self)
+                    try db.execute(
+                        sql: """
+                            INSERT INTO items (id, seq, case_id, name, sha256, size, ingested_at, collected_at, duplicate_of, entry_offset, metadata)
+                            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                            """,
+                        arguments: [
+                            item.id, item.seq, m.caseID, m.name, m.sha256, m.size, m.ingestedAt, m.collectedAt, first, item.entryOffset, json,
+                        ]
+                    )
+                    for tag in m.tags {
+                        try db.execute(sql: "INSERT OR IGNORE INTO item_tags (tag, item_id) VALUES (?, ?)", arguments: [tag, item.id])
+                    }
+                    let metaText = m.meta.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: " ")
+                    try db.execute(
+                        sql: """
+                            INSERT INTO items_fts (item_id, name, case_id, tags, source, location, consent, sensitivity, note, meta, media_type, path)
+                            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                            """,
+                        arguments: [
+                            item.id, m.name, m.caseID, m.tags.joined(separator: " "), m.source, m.location, m.consent,
+                            m.sensitivity, m.note, metaText, m.mediaType, m.path,
+                        ]
+                    )
+                }
+                for event in batch.events {
+                    try db.execute(
+                        sql: "INSERT INTO events (seq, item_id, type, time, actor) VALUES (?, ?, ?, ?, ?)",
+                        arguments: [event.seq, event.item, event.type, event.time, event.actor]
+                    )
+                }
+                try db.execute(
+                    sql: "INSERT OR REPLACE INTO state (key, value) VALUES ('journal_count', ?), ('journal_offset', ?)",
+                    arguments: [batch.end.count, batch.end.offset]
+                )
+                return duplicates
+            }
+        } catch {
+            throw Self.mapped(error)
+        }
+    }
+
+    /// Items matching `filter`, oldest first.
+    package func list(_ filter: ItemFilter) throws -> [IndexedItem] {
+        var clauses: [String] = []
+        var arguments: [(any DatabaseValueConvertible)?] = []
+        if let caseID = filter.caseID {
+            clauses.append("case_id = ?")
+            arguments.append(caseID)
+        }
+        for tag in Set(filter.tags) {
+            clauses.append("id IN (SELECT item_id FROM item_tags WHERE tag = ?)")
+            arguments.append(tag)
+        }
+        for (column, op, value) in [
+            ("ingested_at", ">=", filter.ingestedAfter), ("ingested_at", "<", filter.ingestedBefore),
+            ("collected_at", ">=", filter.collectedAfter), ("collected_at", "<", filter.collectedBefore),
+        ] {
+            if let value {
+                clauses.append("\(column) \(op) ?")
+                arguments.append(value)
+            }
+        }
+        var sql = "SELECT id, seq, metadata, duplicate_of, entry_offset FROM items"
+        if !clauses.isEmpty { sql += " WHERE " + clauses.joined(separator: " AND ") }
+        sql += " ORDER BY seq"
+        if let limit = filter.limit { sql += " LIMIT \(max(0, limit))" }
+        return try fetchItems(sql: sql, arguments: StatementArguments(arguments.map { $0?.databaseValue ?? .null }))
+    }
+
+    /// Full-text search (FTS5 query syntax) over all text metadata, best match first.
+    ///
+    /// - Throws: ``ArchiveError`` (usage) when the query is not valid FTS5 syntax.
+    package func search(_ query: String, limit: Int? = nil) throws -> [IndexedItem] {
+        var sql = """
+            SELECT items.id, items.seq, items.metadata, items.duplicate_of, items.entry_offset FROM items_fts
+            JOIN items ON items.id = items_fts.item_id
+            WHERE items_fts MATCH ? ORDER BY rank, items.seq
+            """
+        if let limit { sql += " LIMIT \(max(0, limit))" }
+        do {
+            return try fetchItems(sql: sql, arguments: [query])
+        } catch let error as ArchiveError where error.code == .damaged {
+            throw ArchiveError(
+                .usage,
+                "the search query \"\(query.prefix(80))\" is not valid",
+                fix: "use words, \"phrases\", AND, OR, NOT and parentheses (FTS5 syntax)"
+            )
+        }
+    }
+
+    /// Items whose id starts with `prefix` (at most `limit`).
+    package func items(withPrefix prefix: String, limit: Int = 2) throws -> [IndexedItem] {
+        try fetchItems(
+            sql: "SELECT id, seq, metadata, duplicate_of, entry_offset FROM items WHERE id >= ? AND id < ? ORDER BY id LIMIT \(limit)",
+            arguments: [prefix, prefix + "g"]
+        )
+    }
+
+    /// Items by exact id.
+    package func items(ids: [String]) throws -> [IndexedItem] {
+        guard !ids.isEmpty else { return [] }
+        let marks = Array(repeating: "?", count: ids.count).joined(separator: ",")
+        return try fetchItems(
+            sql: "SELECT id, seq, metadata, duplicate_of, entry_offset FROM items WHERE id IN (\(marks)) ORDER BY seq",
+            arguments: StatementArguments(ids)
+        )
+    }
+
+    /// The custody events of an item, in log order.
+    package func events(of item: String) throws -> [IndexedEvent] {
+        do {
+            return try pool.read { db in
+                try Row.fetchAll(
+                    db,
+                    sql: "SELECT seq, type, time, actor, item_id FROM events WHERE item_id = ? ORDER BY seq",
+                    arguments: [item]
+                ).map { row in
+                    IndexedEvent(seq: row[0], type: row[1], time: row[2], actor: row[3], item: row[4])
+                }
+            }
+        } catch {
+            throw Self.mapped(error)
+        }
+    }
+
+    /// Counts for status displays.
+    package func itemCount() throws -> Int {
+        do {
+            return try pool.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM items") ?? 0 }
+        } catch {
+            throw Self.mapped(error)
+        }
+    }
+
+    private func fetchItems(sql: String, arguments: StatementArguments) throws -> [IndexedItem] {
+        do {
+            return try pool.read { db in
+                let decoder = JSONDecoder()
+                return try Row.fetchAll(db, sql: sql, arguments: arguments).map { row in
+                    let json: String = row[2]
+                    return IndexedItem(
+                        id: row[0],
+                        seq: row[1],
+                        metadata: try decoder.decode(ItemMetadata.self, from: Data(json.utf8)),
+                        duplicateOf: row[3],
+                        entryOffset: row[4]
+                    )
+                }
+            }
+        } catch let error as DecodingError {
+            _ = error
+            throw ArchiveError(.damaged, "the index holds an unreadable row", fix: "run custody reindex")
+        } catch {
+            throw Self.mapped(error)
+        }
+    }
+}

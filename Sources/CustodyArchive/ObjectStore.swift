@@ -1,0 +1,242 @@
+import CustodyCrypto
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The name of a stored object: lowercase hex BLAKE2b-256 of its exact stored bytes.
+package struct ObjectName: Hashable, Sendable, Comparable, CustomStringConvertible, Codable {
+    /// 64 lowercase hex characters.
+    package let hex: String
+
+    /// Validates `hex` as an object name.
+    package init?(hex: String) {
+        guard Encoding.isLowercaseHex(hex, count: 64) else { return nil }
+        self.hex = hex
+    }
+
+    /// The name of `bytes` (their BLAKE2b-256).
+    package init(of bytes: UnsafeRawBufferPointer) { hex = Encoding.hex(BLAKE2b.hash(bytes)) }
+
+    /// The name of `bytes` (their BLAKE2b-256).
+    package init(of bytes: [UInt8]) { self = bytes.withUnsafeBytes { ObjectName(of: $0) } }
+
+    /// The raw 32 bytes.
+    package var bytes: [UInt8] { Encoding.bytes(hex: hex) ?? [] }
+
+    package var description: String { hex }
+    package static func < (lhs: ObjectName, rhs: ObjectName) -> Bool { lhs.hex < rhs.hex }
+
+    package init(from decoder: any Decoder) throws {
+        let text = try decoder.singleValueContainer().decode(String.self)
+        guard let name = ObjectName(hex: text) else {
+            throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath, debugDescription: "not an object name"))
+        }
+        self = name
+    }
+
+    package func encode(to encoder: any Encoder) throws {
+        var container = encoder.singleValueContainer()
+        try container.encode(hex)
+    }
+}
+
+/// An object written to temporary storage, not yet visible under its name.
+package struct StagedObject: Sendable {
+    /// The object's final name.
+    package let name: ObjectName
+    /// The temporary file.
+    let tempPath: String
+}
+
+/// Where encrypted objects live. Objects are immutable and named by the hash of their bytes.
+///
+/// Writes are two-phase so that many objects share one flush: ``stage(_:as:)`` writes a temporary copy,
+/// ``commit(_:)`` makes a batch durable and then visible under its names.
+package protocol ObjectStore: Sendable {
+    /// Whether an object of that name is present.
+    func contains(_ name: ObjectName) throws -> Bool
+    /// Writes `bytes` to temporary storage; `nil` when the object is already present (deduplicated).
+    func stage(_ bytes: UnsafeRawBufferPointer, as name: ObjectName) throws -> StagedObject?
+    /// Makes `objects` durable, then visible under their names.
+    func commit(_ objects: [StagedObject]) throws
+    /// Drops staged objects that will not be committed.
+    func discard(_ objects: [StagedObject])
+    /// Reads an object, refusing one larger than `limit` bytes.
+    func read(_ name: ObjectName, limit: Int) throws -> [UInt8]?
+    /// The stored size of an object, or `nil` when it is absent.
+    func size(of name: ObjectName) throws -> Int64?
+    /// Calls `body` for every stored object.
+    func forEach(_ body: (ObjectName, Int64) throws -> Void) throws
+    /// Temporary files left behind by interrupted writes.
+    func leftoverTemporaryFiles() throws -> [String]
+    /// Removes an object.
+    func remove(_ name: ObjectName) throws
+    /// Removes a leftover temporary file.
+    func removeTemporaryFile(_ name: String) throws
+}
+
+/// Objects as files: `objects/<first 2 hex>/<64 hex>`, temporary files in `objects/tmp/`.
+package struct FileObjectStore: ObjectStore {
+    /// The `objects/` folder.
+    package let root: String
+    private var tempRoot: String { root + "/tmp" }
+
+    /// Opens (and creates if needed) the store at `root`.
+    package init(root: String) throws {
+        self.root = root
+        for path in [root, root + "/tmp"] {
+            let code = POSIX.makeDirectories(path)
+            guard code == 0 else { throw ArchiveError.writeFailed(path, errno: code) }
+        }
+    }
+
+    /// The path of an object's file.
+    package func path(of name: ObjectName) -> String {
+        let prefix = name.hex.prefix(2)
+        return "\(root)/\(prefix)/\(name.hex)"
+    }
+
+    package func contains(_ name: ObjectName) throws -> Bool {
+        access(path(of: name), F_OK) == 0
+    }
+
+    package func stage(_ bytes: UnsafeRawBufferPointer, as name: ObjectName) throws -> StagedObject? {
+        if try contains(name) { return nil }
+        let temp = "\(tempRoot)/\(name.hex).\(Encoding.hex(randomBytes(6)))"
+        let fd = POSIX.open(temp, O_WRONLY | O_CREAT | O_EXCL, 0o600)
+        guard fd >= 0 else { throw ArchiveError.writeFailed("cannot write object \(name)", errno: errno) }
+        let code = POSIX.writeAll(fd, bytes)
+        close(fd)
+        guard code == 0 else {
+            unlink(temp)
+            throw ArchiveError.writeFailed("cannot write object \(name)", errno: code)
+        }
+        CrashPoint.hit("object-staged")
+        return StagedObject(name: name, tempPath: temp)
+    }
+
+    package func commit(_ objects: [StagedObject]) throws {
+        guard !objects.isEmpty else { return }
+        // One syncfs makes every staged file's data durable before any of them gets its name.
+        try syncAll()
+        var directories = Set<String>()
+        for object in objects {
+            let destination = path(of: object.name)
+            let directory = POSIX.parentDirectory(of: destination)
+            if !directories.contains(directory) {
+                if mkdir(directory, 0o700) != 0 && errno != EEXIST {
+                    throw ArchiveError.writeFailed("cannot create \(directory)", errno: errno)
+                }
+                directories.insert(directory)
+            }
+            guard rename(object.tempPath, destination) == 0 else {
+                throw ArchiveError.writeFailed("cannot store object \(object.name)", errno: errno)
+            }
+        }
+        // A second syncfs makes the renames (directory entries) durable.
+        try syncAll()
+    }
+
+    private func syncAll() throws {
+        let fd = POSIX.open(root, O_RDONLY | O_DIRECTORY)
+        guard fd >= 0 else { throw ArchiveError.writeFailed("cannot open \(root)", errno: errno) }
+        defer { close(fd) }
+        let code = POSIX.syncFileSystem(fd)
+        guard code == 0 else { throw ArchiveError.writeFailed("cannot flush \(root)", errno: code) }
+    }
+
+    package func discard(_ objects: [StagedObject]) {
+        for object in objects { unlink(object.tempPath) }
+    }
+
+    package func read(_ name: ObjectName, limit: Int) throws -> [UInt8]? {
+        let fd = POSIX.open(path(of: name), O_RDONLY)
+        guard fd >= 0 else {
+            if errno == ENOENT { return nil }
+            throw ArchiveError(.cannotCreate, "cannot read object \(name): \(errnoDescription(errno))", fix: "check the disk")
+        }
+        defer { close(fd) }
+        var st = stat()
+        guard fstat(fd, &st) == 0 else {
+            throw ArchiveError(.cannotCreate, "cannot stat object \(name)", fix: "check the disk")
+        }
+        guard st.st_size <= limit else {
+            throw ArchiveError(.damaged, "object \(name) is larger than any valid object", fix: "run custody verify")
+        }
+        var bytes = [UInt8](repeating: 0, count: Int(st.st_size))
+        let n = bytes.withUnsafeMutableBytes { POSIX.readFull(fd, $0) }
+        guard n == bytes.count else {
+            throw ArchiveError(.damaged, "object \(name) could not be read in full", fix: "run custody verify")
+        }
+        return bytes
+    }
+
+    package func size(of name: ObjectName) throws -> Int64? {
+        guard let st = POSIX.statPath(path(of: name)) else { return nil }
+        return Int64(st.st_size)
+    }
+
+    package func forEach(_ body: (ObjectName, Int64) throws -> Void) throws {
+        for shard in try listDirectory(root) where shard.utf8.count == 2 && Encoding.isLowercaseHex(shard, count: 2) {
+            let shardPath = "\(root)/\(shard)"
+            for entry in try listDirectory(shardPath) {
+                guard let name = ObjectName(hex: entry), entry.hasPrefix(shard) else { continue }
+                guard let st = POSIX.lstatPath("\(shardPath)/\(entry)"), POSIX.isRegular(st.st_mode) else { continue }
+                try body(name, Int64(st.st_size))
+            }
+        }
+    }
+
+    package func leftoverTemporaryFiles() throws -> [String] {
+        try listDirectory(tempRoot).sorted()
+    }
+
+    package func remove(_ name: ObjectName) throws {
+        guard unlink(path(of: name)) == 0 || errno == ENOENT else {
+            throw ArchiveError.writeFailed("cannot remove object \(name)", errno: errno)
+        }
+    }
+
+    package func removeTemporaryFile(_ name: String) throws {
+        guard !name.contains("/"), name != "..", name != "." else { return }
+        guard unlink("\(tempRoot)/\(name)") == 0 || errno == ENOENT else {
+            throw ArchiveError.writeFailed("cannot remove temporary file \(name)", errno: errno)
+        }
+    }
+}
+
+/// The names in a folder (without `.` and `..`); names that are not UTF-8 are skipped.
+func listDirectory(_ path: String) throws -> [String] {
+    guard let dir = opendir(path) else {
+        if errno == ENOENT { return [] }
+        throw ArchiveError(.cannotCreate, "cannot list \(path): \(errnoDescription(errno))", fix: "check the archive folder")
+    }
+    defer { closedir(dir) }
+    var names: [String] = []
+    while let entry = readdir(dir) {
+        let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
+            let bytes = raw.prefix { $0 != 0 }
+            return String(validating: bytes, as: UTF8.self)
+        }
+        guard let name, name != ".", name != ".." else { continue }
+        names.append(name)
+    }
+    return names
+}
+
+/// Deterministic kill points for crash-safety tests.
+///
+/// When the environment variable `CUSTODY_TEST_CRASH_AT` names a point, the process kills itself with
+/// SIGKILL on reaching it. Documented in Docs/FORMAT.md ("Crash-safety test hooks"); it grants nothing an
+/// attacker with the power to set the environment does not already have.
+package enum CrashPoint {
+    private static let target: String? = getenv("CUSTODY_TEST_CRASH_AT").map { String(cString: $0) }
+
+    /// Kills the process if `point` is the configured crash point.
+    package static func hit(_ point: String) {
+        if let target, target == point { kill(getpid(), SIGKILL) }
+    }
+
+    /// Whether `point` is the configured crash point.
+    static func isArmed(_ point: String) -> Bool { target == point }
+}

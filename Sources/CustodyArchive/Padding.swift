@@ -1,0 +1,17 @@
+/// Padmé padding (Nikitin et al., PETS 2019): rounds a length up so that at most O(log log L) bits of it show.
+package enum Padme {
+    /// The padded length for `length` (at least `minimum`).
+    ///
+    /// For L ≥ 2: E = ⌊log2 L⌋, S = ⌊log2 E⌋ + 1, and the low E − S bits of L are rounded up to zero.
+    /// The overhead is at most 12 %, and about 3 % for files of a megabyte or more.
+    package static func paddedLength(_ length: Int, minimum: Int = 0) -> Int {
+        let l = max(length, minimum)
+        guard l >= 2 else { return l }
+        let e = Int.bitWidth - 1 - l.leadingZeroBitCount  // ⌊log2 L⌋
+        let s = Int.bitWidth - 1 - e.leadingZeroBitCount + 1  // ⌊log2 E⌋ + 1
+        let lastBits = e - s
+        guard lastBits > 0 else { return l }
+        let mask = (1 << lastBits) - 1
+        return (l + mask) & ~mask
+    }
+}

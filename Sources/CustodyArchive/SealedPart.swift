@@ -1,0 +1,112 @@
+import CustodyCrypto
+
+/// The two sealed parts of an item: metadata (under K_meta) and content (the chunk list, under K_content).
+package enum PartKind: String, Sendable, Codable {
+    /// Submission metadata, SHA-256, size.
+    case meta
+    /// The chunk list with the chunk keys.
+    case content
+}
+
+/// Sealed parts: padded JSON encrypted with a random per-item key, bound to the item id and key-committing.
+///
+/// Stored bytes: `nonce (24) || commitment (32) || XChaCha20-Poly1305(padded plaintext)`, where
+/// `commitment = BLAKE2b-256(key: K, "custody/key-commitment/v1")`, the associated data is
+/// `"custody/part/v1\n" + kind + "\n" + item id (hex)`, and the padded plaintext is a 4-byte big-endian
+/// length, the JSON, then zeros up to Padmé(4 + length), at least 512 bytes.
+package enum SealedPart {
+    /// The largest sealed part accepted when reading (bounds allocation).
+    package static let maxStoredBytes = 8 << 20
+    /// The smallest padded plaintext.
+    static let minimumPaddedBytes = 512
+    private static let commitmentTag = Array("custody/key-commitment/v1".utf8)
+
+    /// The associated data that binds a part to its item and kind.
+    static func associatedData(kind: PartKind, item: ItemID) -> [UInt8] {
+        Array("custody/part/v1\n\(kind.rawValue)\n\(item.hex)".utf8)
+    }
+
+    /// The key commitment for `key`.
+    static func commitment(for key: [UInt8]) -> [UInt8] {
+        key.withUnsafeBytes { k in commitmentTag.withUnsafeBytes { BLAKE2b.keyedHash(tag: $0, data: UnsafeRawBufferPointer(start: nil, count: 0), key: k) } }
+    }
+
+    /// Seals `json` for `item` under `key`.
+    package static func seal(_ json: [UInt8], kind: PartKind, item: ItemID, key: [UInt8]) -> [UInt8] {
+        let n = UInt32(json.count)
+        var plaintext = [UInt8(n >> 24), UInt8(n >> 16 & 0xFF), UInt8(n >> 8 & 0xFF), UInt8(n & 0xFF)] + json
+        let padded = Padme.paddedLength(plaintext.count, minimum: minimumPaddedBytes)
+        plaintext += [UInt8](repeating: 0, count: padded - plaintext.count)
+        let nonce = randomBytes(XChaCha20Poly1305.nonceByteCount)
+        let sealed = XChaCha20Poly1305.seal(
+            plaintext,
+            key: key,
+            nonce: nonce,
+            associatedData: associatedData(kind: kind, item: item)
+        )
+        wipe(&plaintext)
+        return nonce + commitment(for: key) + sealed
+    }
+
+    /// Opens a sealed part and returns its JSON.
+    ///
+    /// - Throws: ``ArchiveError`` (damaged) when the commitment, tag, binding or padding do not check out.
+    package static func open(_ stored: [UInt8], kind: PartKind, item: ItemID, key: [UInt8]) throws -> [UInt8] {
+        let headerCount = XChaCha20Poly1305.nonceByteCount + 32
+        guard stored.count >= headerCount + XChaCha20Poly1305.tagByteCount + 4 else {
+            throw damaged(kind, item, "is too short")
+        }
+        guard constantTimeEqual(commitment(for: key), stored[24..<56]) else {
+            throw damaged(kind, item, "does not commit to this key")
+        }
+        var plaintext: [UInt8]
+        do {
+            plaintext = try XChaCha20Poly1305.open(
+                Array(stored[headerCount...]),
+                key: key,
+                nonce: Array(stored[0..<24]),
+                associatedData: associatedData(kind: kind, item: item)
+            )
+        } catch {
+            throw damaged(kind, item, "failed authentication")
+        }
+        defer { wipe(&plaintext) }
+        let length = Int(plaintext[0]) << 24 | Int(plaintext[1]) << 16 | Int(plaintext[2]) << 8 | Int(plaintext[3])
+        guard length <= plaintext.count - 4 else { throw damaged(kind, item, "has a bad length") }
+        return Array(plaintext[4..<(4 + length)])
+    }
+
+    private static func damaged(_ kind: PartKind, _ item: ItemID, _ what: String) -> ArchiveError {
+        ArchiveError(.damaged, "the \(kind.rawValue) part of item \(item.hex) \(what)", fix: "run custody verify --deep")
+    }
+}
+
+/// Chunk encryption: convergent per-chunk keys, nonce zero.
+///
+/// `K_chunk = BLAKE2b-256(key: convergence secret, "custody/chunk-key/v1\n" || chunk plaintext)`;
+/// stored bytes = XChaCha20-Poly1305(K_chunk, nonce = 24 zero bytes, AD = "custody/chunk/v1", chunk plaintext).
+/// One key encrypts exactly one plaintext, so the fixed nonce is never reused with a different message.
+package enum ChunkCipher {
+    private static let keyTag = Array("custody/chunk-key/v1\n".utf8)
+    private static let associatedData = Array("custody/chunk/v1".utf8)
+    private static let zeroNonce = [UInt8](repeating: 0, count: XChaCha20Poly1305.nonceByteCount)
+
+    /// Derives the convergent key of `plaintext`.
+    package static func key(for plaintext: UnsafeRawBufferPointer, convergenceSecret: SecretBytes) -> [UInt8] {
+        BLAKE2b.keyedHash(tag: keyTag, data: plaintext, key: convergenceSecret)
+    }
+
+    /// Encrypts a chunk under its key.
+    package static func seal(_ plaintext: UnsafeRawBufferPointer, key: [UInt8]) -> [UInt8] {
+        key.withUnsafeBytes { k in
+            zeroNonce.withUnsafeBytes { n in
+                associatedData.withUnsafeBytes { ad in XChaCha20Poly1305.seal(plaintext, key: k, nonce: n, associatedData: ad) }
+            }
+        }
+    }
+
+    /// Decrypts a stored chunk.
+    package static func open(_ stored: [UInt8], key: [UInt8]) throws(SodiumError) -> [UInt8] {
+        try XChaCha20Poly1305.open(stored, key: key, nonce: zeroNonce, associatedData: associatedData)
+    }
+}

@@ -1,0 +1,106 @@
+import ArgumentParser
+import CustodyCrypto
+import CustodyArchive
+import Foundation
+
+extension CustodyCommand {
+    struct ID: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "id",
+            abstract: "Show or export this archive's public identity.",
+            subcommands: [Show.self, Export.self]
+        )
+
+        struct Show: ParsableCommand {
+            static let configuration = CommandConfiguration(abstract: "Print the identity and its fingerprint.")
+            @OptionGroup var global: GlobalOptions
+            @Flag(help: "Print JSON.") var json = false
+
+            func run() throws {
+                try runReportingErrors {
+                    let identity = try global.openArchive().identity()
+                    if json {
+                        try printJSON(IdentityJSON(identity))
+                    } else {
+                        print("name         \(identity.name)")
+                        print("origin       \(identity.origin)")
+                        print("fingerprint  \(identity.fingerprint)")
+                        print("signing key  \(identity.signingKey)")
+                        print("box key      \(identity.boxKey)")
+                        print("log key      \(identity.logVerifierKey)")
+                    }
+                }
+            }
+        }
+
+        struct Export: ParsableCommand {
+            static let configuration = CommandConfiguration(
+                abstract: "Write the self-signed identity file to give to other bodies.",
+                discussion: "Only public keys. The recipient must compare the fingerprint with you out of band."
+            )
+            @OptionGroup var global: GlobalOptions
+            @Option(name: .shortAndLong, help: "The file to write ('-' for standard output).") var output: String
+            @Flag(help: "Replace an existing file.") var force = false
+
+            func run() throws {
+                try runReportingErrors {
+                    let identity = try global.openArchive().identity()
+                    let bytes = try identity.jsonBytes()
+                    if output == "-" {
+                        FileHandle.standardOutput.write(Data(bytes))
+                        return
+                    }
+                    if !force && FileManager.default.fileExists(atPath: output) {
+                        throw ArchiveError(.cannotCreate, "\(output) already exists", fix: "choose another -o path or pass --force")
+                    }
+                    guard FileManager.default.createFile(atPath: output, contents: Data(bytes), attributes: [.posixPermissions: 0o644])
+                    else {
+                        throw ArchiveError(.cannotCreate, "cannot write \(output)", fix: "check the folder's permissions")
+                    }
+                    print("Wrote \(output) — fingerprint \(identity.fingerprint)")
+                }
+            }
+        }
+    }
+
+    struct Passphrase: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Manage the passphrase that seals the archive's secrets.",
+            subcommands: [Change.self]
+        )
+
+        struct Change: ParsableCommand {
+            static let configuration = CommandConfiguration(
+                abstract: "Re-seal the secrets under a new passphrase; nothing else changes.",
+                discussion: """
+                    The current passphrase comes from --passphrase-file, $CUSTODY_PASSPHRASE or a prompt; the new one \
+                    from --new-passphrase-file, $CUSTODY_NEW_PASSPHRASE or a prompt.
+                    """
+            )
+            @OptionGroup var global: GlobalOptions
+            @Option(help: "Read the new passphrase from this file.", completion: .file()) var newPassphraseFile: String?
+            @Option(help: "Also change the Argon2id preset (interactive, moderate, sensitive).") var kdf: String?
+
+            func run() throws {
+                try runReportingErrors {
+                    let archive = try global.openArchive(access: .exclusive)
+                    var newOptions = global
+                    newOptions.passphraseFile = newPassphraseFile
+                    let fresh: CustodyCrypto.SecretBytes
+                    if newPassphraseFile == nil, let env = ProcessInfo.processInfo.environment["CUSTODY_NEW_PASSPHRASE"] {
+                        guard !env.isEmpty else { throw ArchiveError(.usage, "the new passphrase is empty", fix: "choose one") }
+                        fresh = try CustodyCrypto.SecretBytes(copying: Array(env.utf8))
+                    } else if newPassphraseFile != nil {
+                        fresh = try newOptions.readPassphrase(prompt: "")
+                    } else {
+                        fresh = try Terminal.readSecret(prompt: "New passphrase: ")
+                        let again = try Terminal.readSecret(prompt: "Repeat it: ")
+                        guard fresh == again else { throw ArchiveError(.usage, "the two passphrases differ", fix: "try again") }
+                    }
+                    try archive.changePassphrase(to: fresh, kdfPreset: kdf)
+                    print("passphrase changed")
+                }
+            }
+        }
+    }
+}

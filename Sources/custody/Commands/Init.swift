@@ -1,0 +1,69 @@
+import ArgumentParser
+import CustodyArchive
+
+extension CustodyCommand {
+    struct Init: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Create a new archive: master secret, signing and box keys, sealed with a passphrase.",
+            discussion: "The folder must not exist or must be empty. The secrets are sealed in keys.json (mode 0600)."
+        )
+
+        @OptionGroup var global: GlobalOptions
+        @Option(help: "Display name of the body that holds the archive.") var name: String
+        @Option(help: "Log origin (no spaces or '+'); default custody/<8 hex of the fingerprint>.") var origin: String?
+        @Option(
+            help: ArgumentHelp(
+                "Argon2id strength: interactive (default), moderate or sensitive. insecure-test is for tests only.",
+                valueName: "preset"
+            )
+        )
+        var kdf = "interactive"
+        @Flag(help: "Print JSON.") var json = false
+
+        func run() throws {
+            try runReportingErrors {
+                let path = try global.archivePath()
+                let passphrase = try global.readPassphrase(prompt: "New passphrase: ", confirm: true)
+                let archive = try Archive.create(at: path, name: name, origin: origin, passphrase: passphrase, kdfPreset: kdf)
+                let identity = try archive.identity()
+                if json {
+                    try printJSON(IdentityJSON(identity, path: path))
+                } else {
+                    print("Created archive \"\(identity.name)\" at \(path)")
+                    print("  origin       \(identity.origin)")
+                    print("  fingerprint  \(identity.fingerprint)")
+                    if kdf == "insecure-test" { print("  WARNING: insecure-test KDF — for tests only, never for evidence") }
+                    print("Give others your identity with: custody id export -o FILE; compare the fingerprint out of band.")
+                }
+            }
+        }
+    }
+}
+
+/// `id show --json` and `init --json`.
+struct IdentityJSON: Encodable {
+    var name: String
+    var origin: String
+    var fingerprint: String
+    var signingKey: String
+    var boxKey: String
+    var logVerifierKey: String
+    var archive: String?
+
+    init(_ identity: Identity, path: String? = nil) {
+        name = identity.name
+        origin = identity.origin
+        fingerprint = identity.fingerprint
+        signingKey = identity.signingKey
+        boxKey = identity.boxKey
+        logVerifierKey = identity.logVerifierKey
+        archive = path
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case name, origin, fingerprint, archive
+        case signingKey = "signing_key"
+        case boxKey = "box_key"
+        case logVerifierKey = "log_verifier_key"
+    }
+}

@@ -1,0 +1,87 @@
+import ArgumentParser
+import CustodyArchive
+import Foundation
+
+extension CustodyCommand {
+    struct Show: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Show an item's metadata, SHA-256, size and custody events.",
+            discussion: "Ids may be abbreviated to a unique prefix of at least 8 characters."
+        )
+
+        @OptionGroup var global: GlobalOptions
+        @Argument(help: "Item id or unique prefix.") var item: String
+        @Flag(help: "Print JSON.") var json = false
+
+        func run() throws {
+            try runReportingErrors {
+                let archive = try global.openArchive()
+                let found = try archive.resolveItem(item)
+                let events = try archive.index().events(of: found.id)
+                let m = found.metadata
+                if json {
+                    try printJSON(ShowJSON(item: found, events: events))
+                    return
+                }
+                let rows: [(String, String?)] = [
+                    ("id", found.id), ("name", m.name), ("path", m.path), ("media type", m.mediaType),
+                    ("size", "\(m.size) bytes (\(formatBytes(m.size)))"), ("sha256", m.sha256), ("case", m.caseID),
+                    ("tags", m.tags.isEmpty ? nil : m.tags.joined(separator: ", ")), ("source", m.source),
+                    ("collected at", m.collectedAt), ("location", m.location), ("consent", m.consent),
+                    ("sensitivity", m.sensitivity), ("note", m.note), ("ingested at", m.ingestedAt),
+                    ("ingested by", m.ingestedBy), ("duplicate of", found.duplicateOf),
+                ]
+                for (label, value) in rows {
+                    if let value { print(label.padding(toLength: 14, withPad: " ", startingAt: 0) + value) }
+                }
+                for (key, value) in m.meta.sorted(by: { $0.key < $1.key }) {
+                    print("meta".padding(toLength: 14, withPad: " ", startingAt: 0) + "\(key)=\(value)")
+                }
+                print("custody events:")
+                for event in events { print("  #\(event.seq)  \(event.time)  \(event.type)  by \(event.actor)") }
+            }
+        }
+    }
+}
+
+struct ShowJSON: Encodable {
+    var item: IndexedItem
+    var events: [IndexedEvent]
+
+    enum Key: String, CodingKey {
+        case id, name, path, mediaType = "media_type", size, sha256, `case`, tags, source
+        case collectedAt = "collected_at", location, consent, sensitivity, note, meta
+        case ingestedAt = "ingested_at", ingestedBy = "ingested_by", duplicateOf = "duplicate_of", events
+    }
+
+    struct EventJSON: Encodable {
+        var index: Int
+        var type: String
+        var time: String
+        var actor: String
+    }
+
+    func encode(to encoder: any Encoder) throws {
+        let m = item.metadata
+        var c = encoder.container(keyedBy: Key.self)
+        try c.encode(item.id, forKey: .id)
+        try c.encode(m.name, forKey: .name)
+        try c.encode(m.path, forKey: .path)
+        try c.encode(m.mediaType, forKey: .mediaType)
+        try c.encode(m.size, forKey: .size)
+        try c.encode(m.sha256, forKey: .sha256)
+        try c.encode(m.caseID, forKey: .case)
+        try c.encode(m.tags, forKey: .tags)
+        try c.encode(m.source, forKey: .source)
+        try c.encode(m.collectedAt, forKey: .collectedAt)
+        try c.encode(m.location, forKey: .location)
+        try c.encode(m.consent, forKey: .consent)
+        try c.encode(m.sensitivity, forKey: .sensitivity)
+        try c.encode(m.note, forKey: .note)
+        try c.encode(m.meta, forKey: .meta)
+        try c.encode(m.ingestedAt, forKey: .ingestedAt)
+        try c.encode(m.ingestedBy, forKey: .ingestedBy)
+        try c.encode(item.duplicateOf, forKey: .duplicateOf)
+        try c.encode(events.map { EventJSON(index: $0.seq, type: $0.type, time: $0.time, actor: $0.actor) }, forKey: .events)
+    }
+}

@@ -1,0 +1,21 @@
+import ArgumentParser
+
+@main
+struct CustodyCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "custody",
+        abstract: "An encrypted, verifiable evidence archive for human rights work.",
+        discussion: """
+            Every command works on the archive named by --archive or $CUSTODY_ARCHIVE. Commands that need the \
+            archive's secrets read the passphrase from --passphrase-file, $CUSTODY_PASSPHRASE, or a prompt.
+
+            Exit codes: 0 ok; 1 damage found or a check failed; 64 usage; 65 bad input data; 66 not found; \
+            73 cannot create; 75 temporary failure; 77 wrong passphrase or not authorised.
+            """,
+        version: "0.1.0",
+        subcommands: [
+            Init.self, Ingest.self, List.self, Search.self, Show.self, Extract.self, Verify.self, GC.self,
+            Reindex.self, ID.self, Passphrase.self, Demo.self, Bench.self,
+        ]
+    )
+}

@@ -1,0 +1,157 @@
+import ArgumentParser
+import CustodyArchive
+import CustodyCrypto
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Options every command takes.
+struct GlobalOptions: ParsableArguments {
+    @Option(
+        name: .long,
+        help: ArgumentHelp("The archive folder (default: $CUSTODY_ARCHIVE).", valueName: "path"),
+        completion: .directory
+    )
+    var archive: String?
+
+    @Option(
+        name: .long,
+        help: ArgumentHelp("Read the passphrase from this file (first line).", valueName: "file"),
+        completion: .file()
+    )
+    var passphraseFile: String?
+
+    /// The archive path, or a usage error naming both ways to give it.
+    func archivePath() throws -> String {
+        if let archive, !archive.isEmpty { return archive }
+        if let env = ProcessInfo.processInfo.environment["CUSTODY_ARCHIVE"], !env.isEmpty { return env }
+        throw ArchiveError(.usage, "no archive given", fix: "pass --archive PATH or set CUSTODY_ARCHIVE")
+    }
+
+    /// Opens the archive with a passphrase provider wired to the options.
+    func openArchive(access: Archive.Access = .shared) throws -> Archive {
+        let archive = try Archive.open(at: archivePath(), access: access)
+        archive.passphraseProvider = { try readPassphrase(prompt: "Passphrase for \(archive.config.name): ") }
+        return archive
+    }
+
+    /// Reads the passphrase: --passphrase-file, then $CUSTODY_PASSPHRASE, then a prompt without echo.
+    func readPassphrase(prompt: String, confirm: Bool = false) throws -> SecretBytes {
+        if let passphraseFile {
+            var bytes = try readSmallFile(passphraseFile)
+            defer { wipe(&bytes) }
+            if let newline = bytes.firstIndex(of: 0x0A) { bytes.removeSubrange(newline...) }
+            if bytes.last == 0x0D { bytes.removeLast() }
+            return try nonEmpty(bytes)
+        }
+        if let env = getenv("CUSTODY_PASSPHRASE") {
+            var bytes = Array(UnsafeRawBufferPointer(start: env, count: strlen(env)))
+            defer { wipe(&bytes) }
+            return try nonEmpty(bytes)
+        }
+        let first = try Terminal.readSecret(prompt: prompt)
+        if confirm {
+            let second = try Terminal.readSecret(prompt: "Repeat it: ")
+            guard first == second else {
+                throw ArchiveError(.usage, "the two passphrases differ", fix: "run the command again")
+            }
+        }
+        return first
+    }
+
+    private func nonEmpty(_ bytes: [UInt8]) throws -> SecretBytes {
+        guard !bytes.isEmpty else {
+            throw ArchiveError(.usage, "the passphrase is empty", fix: "give a non-empty passphrase")
+        }
+        return try SecretBytes(copying: bytes)
+    }
+}
+
+/// Reads a small file given on the command line (passphrase, hash list), refusing anything over 16 MiB.
+func readSmallFile(_ path: String) throws -> [UInt8] {
+    guard let handle = FileHandle(forReadingAtPath: path) else {
+        throw ArchiveError(.notFound, "cannot read \(path)", fix: "check the path and its permissions")
+    }
+    defer { try? handle.close() }
+    let data = try handle.read(upToCount: 16 << 20 + 1) ?? Data()
+    guard data.count <= 16 << 20 else {
+        throw ArchiveError(.badInput, "\(path) is larger than 16 MiB", fix: "check that it is the right file")
+    }
+    return [UInt8](data)
+}
+
+/// Terminal helpers: prompts without echo, TTY detection.
+enum Terminal {
+    /// Whether standard error is a terminal (progress bars go there).
+    static var stderrIsTTY: Bool { isatty(STDERR_FILENO) == 1 }
+
+    /// Prompts on /dev/tty and reads one line without echo.
+    static func readSecret(prompt: String) throws -> SecretBytes {
+        let fd = open("/dev/tty", O_RDWR | O_CLOEXEC)
+        guard fd >= 0 else {
+            throw ArchiveError(
+                .notAuthorised,
+                "the passphrase is needed but there is no terminal to ask",
+                fix: "set CUSTODY_PASSPHRASE or pass --passphrase-file"
+            )
+        }
+        defer { close(fd) }
+        var old = termios()
+        let hasTermios = tcgetattr(fd, &old) == 0
+        if hasTermios {
+            var silent = old
+            silent.c_lflag &= ~tcflag_t(ECHO)
+            silent.c_lflag |= tcflag_t(ICANON)
+            tcsetattr(fd, TCSAFLUSH, &silent)
+        }
+        defer {
+            if hasTermios { tcsetattr(fd, TCSAFLUSH, &old) }
+            _ = write(fd, "\n", 1)
+        }
+        _ = prompt.withCString { write(fd, $0, strlen($0)) }
+        var line = [UInt8]()
+        defer { wipe(&line) }
+        var byte: UInt8 = 0
+        while read(fd, &byte, 1) == 1 && byte != 0x0A {
+            if line.count < 4096 { line.append(byte) }
+        }
+        byte = 0
+        guard !line.isEmpty else {
+            throw ArchiveError(.usage, "the passphrase is empty", fix: "give a non-empty passphrase")
+        }
+        return try SecretBytes(copying: line)
+    }
+}
+
+/// Runs a command body, turning archive errors into the one-line message and exit code of DESIGN.md.
+func runReportingErrors(_ body: () throws -> Void) throws {
+    do {
+        try body()
+    } catch let error as ArchiveError {
+        FileHandle.standardError.write(Data("custody: \(error)\n".utf8))
+        throw ExitCode(error.code.exitCode)
+    } catch let error as SodiumError {
+        FileHandle.standardError.write(Data("custody: cryptography failed (\(error)) — check libsodium\n".utf8))
+        throw ExitCode(70)
+    }
+}
+
+/// Prints `value` as pretty JSON with sorted keys.
+func printJSON(_ value: some Encodable) throws {
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+    FileHandle.standardOutput.write(try encoder.encode(value) + Data("\n".utf8))
+}
+
+/// Human-readable byte counts.
+func formatBytes(_ bytes: Int64) -> String {
+    let units = ["B", "KiB", "MiB", "GiB", "TiB"]
+    var value = Double(bytes)
+    var unit = 0
+    while value >= 1024 && unit < units.count - 1 {
+        value /= 1024
+        unit += 1
+    }
+    return unit == 0 ? "\(bytes) B" : String(format: "%.1f %@", value, units[unit])
+}
