@@ -52,7 +52,7 @@ extension CustodyCommand {
                 ("roof-video-copy.mp4", []),
             ]
             for (name, bytes) in samples where !bytes.isEmpty {
-                FileManager.default.createFile(atPath: "\(upload)/\(name)", contents: Data(bytes))
+                _ = FileManager.default.createFile(atPath: "\(upload)/\(name)", contents: Data(bytes))
             }
             try FileManager.default.copyItem(atPath: upload + "/roof-video.mp4", toPath: upload + "/roof-video-copy.mp4")
             print("6 files: statements in Arabic, Russian, Spanish and English, a photo, a 3 MiB video and its copy")
@@ -67,10 +67,28 @@ extension CustodyCommand {
             options.fields.consent = "share-with-mechanisms"
             options.fields.note = "filmed from the roof"
             options.fields.meta = ["device": "Pixel7"]
-            let report = try archive.ingest([upload], options: options)
+            var report = try archive.ingest(
+                [upload + "/roof-video.mp4", upload + "/roof-video-copy.mp4", upload + "/photo-0001.png", upload + "/statements/W-17.txt"],
+                options: options
+            )
+            print("… and the statements, each with a note in its own language:")
+            let statements: [(String, String, String)] = [
+                ("W-18-ar.txt", "حلب", "شهادة عن نقل المحتجزين ليلا"),
+                ("W-19-ru.txt", "Алеппо", "Показания: задержанных перевезли ночью"),
+                ("W-20-es.txt", "Alepo", "Declaración sobre la estación de policía de Canción"),
+            ]
+            for (file, location, note) in statements {
+                var statement = IngestOptions()
+                statement.fields.caseID = "COI-2026-04"
+                statement.fields.tags = ["detention", "statement"]
+                statement.fields.location = location
+                statement.fields.note = note
+                report.items += try archive.ingest([upload + "/statements/" + file], options: statement).items
+            }
             for item in report.items {
                 let dup = item.duplicateOf.map { "  (duplicate of \($0.prefix(8)))" } ?? ""
-                print("\(item.id.hex.prefix(12))…  \(formatBytes(item.size))  \(item.path)\(dup)")
+                let shown = item.path.hasPrefix(base) ? String(item.path.dropFirst(base.count + 1)) : item.path
+                print("\(item.id.hex.prefix(12))…  \(formatBytes(item.size))  \(shown)\(dup)")
             }
 
             step("4. custody ls --case COI-2026-04 --tag video")
@@ -81,7 +99,7 @@ extension CustodyCommand {
             for item in listed { print("\(item.id.prefix(12))…  \(item.metadata.mediaType)  \(item.metadata.name)") }
 
             step("5. custody search — English, Arabic, Russian, and Spanish without its accent")
-            for query in ["roof AND aleppo", "حلب", "задержанных", "cancion"] {
+            for query in ["roof AND aleppo", "حلب", "задержанных", "cancion AND estacion"] {
                 let hits = try archive.index().search(query)
                 print("\"\(query)\" → \(hits.map(\.metadata.name).joined(separator: ", "))")
             }
