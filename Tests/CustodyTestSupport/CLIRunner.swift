@@ -1,0 +1,95 @@
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The outcome of one run of the `custody` binary.
+package struct CLIResult: Sendable {
+    /// Exit status, or -1 when killed by a signal.
+    package var status: Int32
+    /// The signal that killed it, if any.
+    package var signal: Int32?
+    /// Standard output.
+    package var stdout: String
+    /// Standard error.
+    package var stderr: String
+    /// Peak resident set size in KiB (`ru_maxrss`).
+    package var maxRSSKiB: Int
+
+    /// Standard output parsed as a JSON object.
+    package var json: [String: Any]? {
+        (try? JSONSerialization.jsonObject(with: Data(stdout.utf8))) as? [String: Any]
+    }
+}
+
+/// Runs the built `custody` binary as a child process, with a clean environment.
+package enum CLI {
+    /// The package root, found from this file's path.
+    package static let packageRoot: String = {
+        var url = URL(fileURLWithPath: #filePath)
+        for _ in 0..<3 { url.deleteLastPathComponent() }
+        return url.path
+    }()
+
+    /// The built binary (`swift build` puts it in .build/debug).
+    package static var binary: String { packageRoot + "/.build/debug/custody" }
+
+    /// A started child process.
+    package struct Child: Sendable {
+        /// Its process id.
+        package let pid: pid_t
+        let out: String
+        let err: String
+
+        /// Waits for it to exit and collects the result.
+        package func wait() -> CLIResult {
+            var status: Int32 = 0
+            var usage = rusage()
+            while wait4(pid, &status, 0, &usage) < 0 && errno == EINTR {}
+            let stdout = (try? String(contentsOfFile: out, encoding: .utf8)) ?? ""
+            let stderr = (try? String(contentsOfFile: err, encoding: .utf8)) ?? ""
+            unlink(out)
+            unlink(err)
+            let signaled = (status & 0x7F) != 0 && (status & 0x7F) != 0x7F
+            return CLIResult(
+                status: signaled ? -1 : (status >> 8) & 0xFF,
+                signal: signaled ? status & 0x7F : nil,
+                stdout: stdout,
+                stderr: stderr,
+                maxRSSKiB: Int(usage.ru_maxrss)
+            )
+        }
+    }
+
+    /// Starts `custody arguments…` with `environment` added to a minimal clean environment.
+    package static func start(_ arguments: [String], environment: [String: String] = [:]) -> Child {
+        let tag = "\(getpid())-\(UInt64.random(in: 0...UInt64.max))"
+        let out = "/tmp/custody-cli-\(tag).out"
+        let err = "/tmp/custody-cli-\(tag).err"
+        var env = ["PATH": ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin", "LANG": "C.UTF-8"]
+        env.merge(environment) { $1 }
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 1, out, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+        posix_spawn_file_actions_addopen(&actions, 2, err, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        let argv = [binary] + arguments
+        let envp = env.map { "\($0.key)=\($0.value)" }
+        var pid: pid_t = 0
+        let cArgs = argv.map { strdup($0) } + [nil]
+        let cEnv = envp.map { strdup($0) } + [nil]
+        defer {
+            cArgs.forEach { free($0) }
+            cEnv.forEach { free($0) }
+        }
+        let rc = posix_spawn(&pid, binary, &actions, nil, cArgs, cEnv)
+        precondition(rc == 0, "cannot start \(binary): run `swift build` first")
+        return Child(pid: pid, out: out, err: err)
+    }
+
+    /// Runs `custody arguments…` to completion.
+    package static func run(_ arguments: [String], environment: [String: String] = [:]) -> CLIResult {
+        start(arguments, environment: environment).wait()
+    }
+}
