@@ -265,7 +265,7 @@ package final class ArchiveIndex: Sendable {
             """
         if let limit { sql += " LIMIT \(max(0, limit))" }
         do {
-            return try fetchItems(sql: sql, arguments: [query])
+            return try fetchItems(sql: sql, arguments: [Self.ftsQuery(query)])
         } catch let error as ArchiveError where error.code == .damaged {
             throw ArchiveError(
                 .usage,
@@ -273,6 +273,51 @@ package final class ArchiveIndex: Sendable {
                 fix: "use words, \"phrases\", AND, OR, NOT and parentheses (FTS5 syntax)"
             )
         }
+    }
+
+    /// Quotes bare words that FTS5 would misread (`W-17`, `a.b`, `x:y`) so they search as phrases;
+    /// operators (AND, OR, NOT), parentheses, "quoted phrases" and `prefix*` pass through unchanged.
+    static func ftsQuery(_ query: String) -> String {
+        var out: [String] = []
+        var current = ""
+        var inQuote = false
+        func flush() {
+            guard !current.isEmpty else { return }
+            var word = Substring(current)
+            var open = ""
+            var close = ""
+            while word.first == "(" {
+                open += "("
+                word = word.dropFirst()
+            }
+            while word.last == ")" {
+                close += ")"
+                word = word.dropLast()
+            }
+            let star = word.hasSuffix("*") && word.count > 1
+            if star { word = word.dropLast() }
+            let plain = word.unicodeScalars.allSatisfy {
+                $0.properties.isAlphabetic || $0.properties.numericType != nil || $0 == "_" || $0.properties.generalCategory == .nonspacingMark
+            }
+            let text: String
+            if word.hasPrefix("\"") || ["AND", "OR", "NOT"].contains(String(word)) || word.isEmpty || plain {
+                text = String(word)
+            } else {
+                text = "\"" + word.replacingOccurrences(of: "\"", with: "\"\"") + "\""
+            }
+            out.append(open + text + (star ? "*" : "") + close)
+            current = ""
+        }
+        for character in query {
+            if character == "\"" { inQuote.toggle() }
+            if character.isWhitespace && !inQuote {
+                flush()
+            } else {
+                current.append(character)
+            }
+        }
+        flush()
+        return out.joined(separator: " ")
     }
 
     /// Items whose id starts with `prefix` (at most `limit`).
