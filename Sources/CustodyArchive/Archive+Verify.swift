@@ -65,12 +65,24 @@ extension Archive {
     /// Reads the whole journal, checking every signature, and collects every object it names.
     func referenceMap() throws -> ReferenceMap {
         var map = ReferenceMap()
+        var ingested = Set<ItemID>()
         let (end, tail) = try journal.scan(from: .start) { entry in
             do {
                 let event = try Event.parse(entry.bytes, publicKey: signingPublicKey)
                 guard event.type == "ingest" else { return }
                 guard let item = event.item, let objects = event.objects else {
                     map.problems.append(VerifyProblem(kind: "bad-entry", entry: entry.index, detail: "ingest event without objects"))
+                    return
+                }
+                guard ingested.insert(item).inserted else {
+                    map.problems.append(
+                        VerifyProblem(
+                            kind: "replayed-entry",
+                            item: item.hex,
+                            entry: entry.index,
+                            detail: "a second ingest event for the same item (a replayed entry)"
+                        )
+                    )
                     return
                 }
                 map.ingests.append((entry.index, event))

@@ -178,6 +178,8 @@ package final class ArchiveIndex: Sendable {
                 encoder.outputFormatting = [.sortedKeys]
                 for item in batch.items {
                     let m = item.metadata
+                    // A replayed ingest entry (verify reports it) must not break the index: the first one wins.
+                    if try Bool.fetchOne(db, sql: "SELECT 1 FROM items WHERE id = ?", arguments: [item.id]) == true { continue }
                     let first = try String.fetchOne(
                         db,
                         sql: "SELECT id FROM items WHERE sha256 = ? ORDER BY seq LIMIT 1",

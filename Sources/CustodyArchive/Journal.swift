@@ -84,17 +84,24 @@ package final class Journal: Sendable {
         let fileSize = Int64(st.st_size)
         var current = position
         while current.offset < fileSize && current.count - position.count < limit {
-            guard let bytes = readFrame(fd, at: current.offset, fileSize: fileSize) else {
+            switch readFrame(fd, at: current.offset, fileSize: fileSize) {
+            case .valid(let bytes):
+                try body(JournalEntry(index: current.count, offset: current.offset, bytes: bytes))
+                current = JournalPosition(
+                    count: current.count + 1,
+                    offset: current.offset + Int64(bytes.count + Self.frameOverhead)
+                )
+            case .incomplete:
+                // A frame cut short by the end of the file (or a zero-filled tail): an interrupted append,
+                // unless a valid frame follows somewhere.
                 let tail: Tail =
                     hasValidFrame(fd, after: current.offset, fileSize: fileSize)
                     ? .damaged(offset: current.offset) : .torn(offset: current.offset, bytes: fileSize - current.offset)
                 return (current, tail)
+            case .invalid:
+                // A whole frame whose bytes do not match its hash: damage, never mistaken for a torn write.
+                return (current, .damaged(offset: current.offset))
             }
-            try body(JournalEntry(index: current.count, offset: current.offset, bytes: bytes))
-            current = JournalPosition(
-                count: current.count + 1,
-                offset: current.offset + Int64(bytes.count + Self.frameOverhead)
-            )
         }
         return (current, .clean)
     }
@@ -123,6 +130,7 @@ package final class Journal: Sendable {
         case .torn(let offset, let count):
             try setTornTailAside(offset: offset, count: count)
         }
+        guard !entries.isEmpty else { return end }
         var frames: [UInt8] = []
         for entry in entries {
             precondition(entry.count <= Self.maxEntryBytes, "journal entry too large")
@@ -151,6 +159,11 @@ package final class Journal: Sendable {
         return end
     }
 
+    /// Sets a torn tail aside (as ``append(_:hint:)`` does before writing), so the journal ends cleanly.
+    package func repairTornTail() throws {
+        _ = try append([], hint: .start)
+    }
+
     /// The frame around `entry`.
     static func frame(_ entry: [UInt8]) -> [UInt8] {
         var out = magic
@@ -169,20 +182,41 @@ package final class Journal: Sendable {
         return hasher.finalize()
     }
 
-    private func readFrame(_ fd: Int32, at offset: Int64, fileSize: Int64) -> [UInt8]? {
-        guard fileSize - offset >= Int64(Self.frameOverhead) else { return nil }
+    private enum Frame {
+        case valid([UInt8])
+        case incomplete
+        case invalid
+    }
+
+    private func readFrame(_ fd: Int32, at offset: Int64, fileSize: Int64) -> Frame {
+        let remaining = fileSize - offset
+        guard remaining >= 8 else { return .incomplete }
         var header = [UInt8](repeating: 0, count: 8)
-        guard header.withUnsafeMutableBytes({ pread(fd, $0.baseAddress, 8, off_t(offset)) }) == 8,
-            Array(header[0..<4]) == Self.magic
-        else { return nil }
+        guard header.withUnsafeMutableBytes({ pread(fd, $0.baseAddress, 8, off_t(offset)) }) == 8 else { return .incomplete }
+        if header.allSatisfy({ $0 == 0 }) && isZero(fd, from: offset, to: fileSize) { return .incomplete }
+        guard Array(header[0..<4]) == Self.magic else { return .invalid }
         let length = Int(header[4]) << 24 | Int(header[5]) << 16 | Int(header[6]) << 8 | Int(header[7])
-        guard length <= Self.maxEntryBytes, offset + Int64(length + Self.frameOverhead) <= fileSize else { return nil }
+        guard length <= Self.maxEntryBytes else { return .invalid }
+        guard offset + Int64(length + Self.frameOverhead) <= fileSize else { return .incomplete }
         var rest = [UInt8](repeating: 0, count: length + 32)
         let n = rest.withUnsafeMutableBytes { pread(fd, $0.baseAddress, length + 32, off_t(offset + 8)) }
-        guard n == length + 32 else { return nil }
+        guard n == length + 32 else { return .incomplete }
         let entry = Array(rest[0..<length])
-        guard constantTimeEqual(Self.leafHash(entry), rest[length...]) else { return nil }
-        return entry
+        guard constantTimeEqual(Self.leafHash(entry), rest[length...]) else { return .invalid }
+        return .valid(entry)
+    }
+
+    /// Whether every byte from `from` to `to` is zero (a file extended by a crash before its data landed).
+    private func isZero(_ fd: Int32, from: Int64, to: Int64) -> Bool {
+        var position = from
+        var buffer = [UInt8](repeating: 0, count: 1 << 16)
+        while position < to {
+            let want = Int(min(Int64(buffer.count), to - position))
+            let n = buffer.withUnsafeMutableBytes { pread(fd, $0.baseAddress, want, off_t(position)) }
+            guard n > 0, buffer[0..<n].allSatisfy({ $0 == 0 }) else { return false }
+            position += Int64(n)
+        }
+        return true
     }
 
     private func hasValidFrame(_ fd: Int32, after offset: Int64, fileSize: Int64) -> Bool {
@@ -197,7 +231,7 @@ package final class Journal: Sendable {
             var i = 0
             while i + 4 <= n {
                 if buffer[i] == 0x43, buffer[i + 1] == 0x4A, buffer[i + 2] == 0x31, buffer[i + 3] == 0x0A,
-                    readFrame(fd, at: position + Int64(i), fileSize: fileSize) != nil
+                    case .valid = readFrame(fd, at: position + Int64(i), fileSize: fileSize)
                 {
                     return true
                 }

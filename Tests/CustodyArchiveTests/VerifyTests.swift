@@ -1,0 +1,321 @@
+import CustodyCrypto
+import CustodyTestSupport
+import Foundation
+import Testing
+
+@testable import CustodyArchive
+
+@Suite struct VerifyTests {
+    let dir = TempDirectory("verify")
+
+    private func archiveWithItems() throws -> (Archive, [IngestedItem]) {
+        let archive = try Fixtures.archive(in: dir, chunkSize: 4096)
+        dir.write("up/a.bin", randomBytes(10_000))
+        dir.write("up/b.bin", randomBytes(20_000))
+        let report = try archive.ingest([dir.path + "/up"], options: IngestOptions())
+        return (archive, report.items)
+    }
+
+    private func objectPath(_ name: ObjectName) -> String {
+        "\(dir.path)/archive/objects/\(name.hex.prefix(2))/\(name.hex)"
+    }
+
+    @Test func cleanArchivePassesEveryMode() throws {
+        let (archive, _) = try archiveWithItems()
+        for mode in [VerifyMode.quick, .standard, .deep] {
+            let report = try archive.verify(mode: mode)
+            #expect(report.ok, "\(mode): \(report.problems)")
+            #expect(report.items == 2)
+            #expect(report.orphans.isEmpty)
+        }
+    }
+
+    @Test func flippedByteIsNamedWithItsItem() throws {
+        let (archive, items) = try archiveWithItems()
+        let target = try #require(try archive.objectNames(of: items[0].id.hex).last)
+        var bytes = Fixtures.read(objectPath(target))
+        bytes[7] ^= 0x40
+        try Data(bytes).write(to: URL(fileURLWithPath: objectPath(target)))
+        #expect(try archive.verify(mode: .quick).ok, "quick checks sizes only")
+        let report = try archive.verify(mode: .standard)
+        #expect(!report.ok)
+        #expect(report.problems.count == 1)
+        #expect(report.problems.first?.kind == "corrupt")
+        #expect(report.problems.first?.object == target.hex)
+        #expect(report.problems.first?.item == items[0].id.hex)
+        let error = #expect(throws: ArchiveError.self) { try archive.extract(items[0].id.hex, to: dir.path + "/x", force: false) }
+        #expect(error?.code == .damaged)
+        #expect(!FileManager.default.fileExists(atPath: dir.path + "/x"))
+    }
+
+    @Test func missingAndTruncatedObjectsAreFoundByQuickVerify() throws {
+        let (archive, items) = try archiveWithItems()
+        let names0 = try archive.objectNames(of: items[0].id.hex)
+        let names1 = try archive.objectNames(of: items[1].id.hex)
+        try FileManager.default.removeItem(atPath: objectPath(names0[0]))
+        let truncated = Fixtures.read(objectPath(names1[2]))
+        try Data(truncated.dropLast(10)).write(to: URL(fileURLWithPath: objectPath(names1[2])))
+        let report = try archive.verify(mode: .quick)
+        #expect(Set(report.problems.map(\.kind)) == ["missing", "size-mismatch"])
+        #expect(Set(report.problems.compactMap(\.item)) == [items[0].id.hex, items[1].id.hex])
+    }
+
+    @Test func deepVerifyNeedsThePassphraseAndChecksContent() throws {
+        let (_, items) = try archiveWithItems()
+        let keyless = try Archive.open(at: dir.path + "/archive")
+        #expect(try keyless.verify(mode: .standard).ok)
+        let deep = try keyless.verify(mode: .deep)
+        #expect(!deep.ok)
+        #expect(deep.problems.allSatisfy { $0.kind == "undecryptable" })
+        #expect(deep.problems.count == items.count)
+    }
+
+    @Test func orphansAreWarningsAndGCRemovesThem() throws {
+        let (archive, _) = try archiveWithItems()
+        let orphan = randomBytes(100)
+        let name = ObjectName(of: orphan)
+        try FileManager.default.createDirectory(
+            atPath: "\(dir.path)/archive/objects/\(name.hex.prefix(2))",
+            withIntermediateDirectories: true
+        )
+        try Data(orphan).write(to: URL(fileURLWithPath: objectPath(name)))
+        dir.write("archive/objects/tmp/leftover.partial", [1, 2, 3])
+        let report = try archive.verify(mode: .standard)
+        #expect(report.ok)
+        #expect(report.orphans == [name.hex, "tmp/leftover.partial"])
+        let gcArchive = try Fixtures.reopen(dir, access: .shared)
+        let dry = try gcArchive.collectGarbage(dryRun: true)
+        #expect(dry.objects == [name.hex])
+        #expect(FileManager.default.fileExists(atPath: objectPath(name)))
+        let collected = try gcArchive.collectGarbage(dryRun: false)
+        #expect(collected.objects == [name.hex])
+        #expect(collected.temporaryFiles == 1)
+        #expect(try archive.verify(mode: .standard).orphans.isEmpty)
+        #expect(try archive.verify(mode: .deep).ok)
+    }
+
+    @Test func tornJournalTailIsAWarningAndIsSetAsideOnTheNextWrite() throws {
+        let (archive, _) = try archiveWithItems()
+        let journal = dir.path + "/archive/journal/entries"
+        let handle = try #require(FileHandle(forWritingAtPath: journal))
+        handle.seekToEndOfFile()
+        handle.write(Data(Array("CJ1\n".utf8) + [0, 0, 1, 0] + randomBytes(40)))
+        try handle.close()
+        let report = try archive.verify(mode: .standard)
+        #expect(report.ok)
+        #expect(report.warnings.count == 1)
+        _ = try archive.ingest([dir.write("c.txt", text: "after the crash")], options: IngestOptions())
+        let after = try archive.verify(mode: .deep)
+        #expect(after.ok)
+        #expect(after.warnings.isEmpty)
+        #expect(after.items == 3)
+        let aside = try FileManager.default.contentsOfDirectory(atPath: dir.path + "/archive/journal").filter { $0.hasPrefix("torn-") }
+        #expect(aside.count == 1)
+    }
+
+    @Test func damageInTheMiddleOfTheJournalIsReportedAndNeverRewritten() throws {
+        let (archive, _) = try archiveWithItems()
+        _ = try archive.ingest([dir.write("c.txt", text: "third")], options: IngestOptions())
+        let journal = dir.path + "/archive/journal/entries"
+        var bytes = Fixtures.read(journal)
+        bytes[60] ^= 0x01  // inside the first entry's body
+        try Data(bytes).write(to: URL(fileURLWithPath: journal))
+        let report = try Fixtures.reopen(dir).verify(mode: .standard)
+        #expect(!report.ok)
+        #expect(report.problems.contains { $0.kind == "journal-damaged" })
+        // Appends after the damage leave the damaged bytes exactly as they were, for forensics.
+        _ = try Fixtures.reopen(dir).record([Event(type: "extract", time: RFC3339.now(), actor: "t", item: .random())])
+        let after = Fixtures.read(journal)
+        #expect(SHA256Hasher.hash(Array(after.prefix(bytes.count))) == SHA256Hasher.hash(bytes))
+        #expect(!(try Fixtures.reopen(dir).verify(mode: .standard).ok))
+    }
+
+    @Test func damagedLastEntryIsDamageNotATornWrite() throws {
+        let (archive, _) = try archiveWithItems()
+        let journal = dir.path + "/archive/journal/entries"
+        var bytes = Fixtures.read(journal)
+        bytes[bytes.count - 50] ^= 0x01  // inside the last entry's signature line
+        try Data(bytes).write(to: URL(fileURLWithPath: journal))
+        let report = try archive.verify(mode: .standard)
+        #expect(!report.ok)
+        #expect(report.problems.contains { $0.kind == "journal-damaged" })
+        let error = #expect(throws: ArchiveError.self) { try archive.collectGarbage(dryRun: true) }
+        #expect(error?.code == .damaged)
+        _ = try archive.ingest([dir.write("d.txt", text: "d")], options: IngestOptions())
+        #expect(SHA256Hasher.hash(Array(Fixtures.read(journal).prefix(bytes.count))) == SHA256Hasher.hash(bytes))
+        #expect(!(try archive.verify(mode: .standard).ok))
+    }
+
+    @Test func replayedEntryIsReportedAndDoesNotBreakTheIndex() throws {
+        do {
+            let (archive, _) = try archiveWithItems()
+            var first: [UInt8] = []
+            try archive.journal.scan(from: .start, limit: 1) { first = $0.bytes }
+            _ = try archive.journal.append([first], hint: .start)
+        }
+        let report = try Fixtures.reopen(dir).verify(mode: .standard)
+        #expect(report.problems.contains { $0.kind == "replayed-entry" && $0.entry == 2 })
+        #expect(try Fixtures.reopen(dir).index().list(ItemFilter()).count == 2)
+        do {
+            let exclusive = try Fixtures.reopen(dir, access: .exclusive)
+            #expect(try exclusive.reindex() == 2)
+        }
+    }
+
+    @Test func forgedEntryWithAValidFrameIsCaughtBySignature() throws {
+        let (archive, _) = try archiveWithItems()
+        let forger = try SigningKey(seed: SecretBytes(randomCount: 32))
+        let forged = try Event(type: "extract", time: RFC3339.now(), actor: "forger", item: .random()).entryBytes(signedBy: forger)
+        _ = try archive.journal.append([forged], hint: .start)
+        let report = try Fixtures.reopen(dir).verify(mode: .standard)
+        #expect(report.problems.contains { $0.kind == "bad-entry" && $0.entry == 2 })
+    }
+}
+
+@Suite struct KeysAndIndexTests {
+    let dir = TempDirectory("keys")
+
+    @Test func wrongPassphraseIsNotAuthorised() throws {
+        _ = try Fixtures.archive(in: dir)
+        let archive = try Archive.open(at: dir.path + "/archive")
+        archive.passphraseProvider = { Fixtures.secret("wrong") }
+        let error = #expect(throws: ArchiveError.self) { try archive.keys() }
+        #expect(error?.code == .notAuthorised)
+    }
+
+    @Test func keyFileIsPrivateAndHoldsNoPlainSecret() throws {
+        _ = try Fixtures.archive(in: dir)
+        var st = stat()
+        #expect(stat(dir.path + "/archive/keys.json", &st) == 0)
+        #expect(st.st_mode & 0o777 == 0o600)
+        let text = String(decoding: Fixtures.read(dir.path + "/archive/keys.json"), as: UTF8.self)
+        #expect(text.contains("\"preset\" : \"insecure-test\""))
+        #expect(!text.contains(Fixtures.passphrase))
+    }
+
+    @Test func initRefusesAnExistingArchiveOrANonEmptyFolder() throws {
+        _ = try Fixtures.archive(in: dir)
+        let error = #expect(throws: ArchiveError.self) { try Fixtures.archive(in: dir) }
+        #expect(error?.code == .cannotCreate)
+        dir.write("other/file.txt", text: "x")
+        let second = #expect(throws: ArchiveError.self) {
+            try Archive.create(at: dir.path + "/other", name: "X", passphrase: Fixtures.secret(), kdfPreset: "insecure-test")
+        }
+        #expect(second?.code == .cannotCreate)
+        #expect(throws: ArchiveError.self) {
+            try Archive.create(at: dir.path + "/third", name: "X", origin: "has space", passphrase: Fixtures.secret())
+        }
+    }
+
+    @Test func passphraseChangeReSealsAndChangesNothingElse() throws {
+        do {
+            let archive = try Fixtures.archive(in: dir)
+            _ = try archive.ingest([dir.write("a.txt", text: "a")], options: IngestOptions())
+        }
+        let before = Fixtures.allFiles(under: dir.path + "/archive").filter { !$0.contains("keys.json") && !$0.contains("index.sqlite") }
+            .map { ($0, Fixtures.read($0)) }
+        do {
+            let reopened = try Fixtures.reopen(dir, access: .exclusive)
+            try reopened.changePassphrase(to: Fixtures.secret("new passphrase"))
+        }
+        let after = Fixtures.allFiles(under: dir.path + "/archive").filter { !$0.contains("keys.json") && !$0.contains("index.sqlite") }
+            .map { ($0, Fixtures.read($0)) }
+        #expect(before.map(\.0) == after.map(\.0))
+        #expect(before.map(\.1) == after.map(\.1))
+        let old = try Archive.open(at: dir.path + "/archive")
+        old.passphraseProvider = { Fixtures.secret() }
+        #expect(throws: ArchiveError.self) { try old.keys() }
+        let new = try Archive.open(at: dir.path + "/archive")
+        new.passphraseProvider = { Fixtures.secret("new passphrase") }
+        #expect(try new.verify(mode: .deep).ok)
+    }
+
+    @Test func identityIsSelfSignedAndTamperEvident() throws {
+        let archive = try Fixtures.archive(in: dir)
+        let identity = try archive.identity()
+        #expect(identity.isValid)
+        #expect(identity.fingerprint.split(separator: "-").count == 8)
+        #expect(identity.origin.hasPrefix("custody/"))
+        #expect(identity.logVerifierKey.hasPrefix(identity.origin + "+"))
+        var swapped = identity
+        swapped.boxKey = Encoding.base64(randomBytes(32))
+        #expect(!swapped.isValid)
+        var renamed = identity
+        renamed.name = "Someone Else"
+        #expect(!renamed.isValid)
+    }
+
+    @Test func verifierKeyMatchesTheSharedVector() {
+        // shared/vectors/signed-note.json: seed 00..1f, name example.org/custody/log.
+        let publicKey = Encoding.bytes(base64: "AQOhB7/zzhC+HXDdGOdLwJln5NYwm6UNXx3chmQSVTG4").map { Array($0.dropFirst()) } ?? []
+        #expect(
+            Identity.verifierKey(origin: "example.org/custody/log", publicKey: publicKey)
+                == "example.org/custody/log+db981e3f+AQOhB7/zzhC+HXDdGOdLwJln5NYwm6UNXx3chmQSVTG4"
+        )
+    }
+
+    @Test func lostIndexCatchesUpAndReindexRebuildsTheSameRows() throws {
+        let (items, original, originalEvents) = try {
+            let archive = try Fixtures.archive(in: dir)
+            var options = IngestOptions()
+            options.fields.tags = ["x", "y"]
+            options.fields.note = "note"
+            dir.write("up/1.txt", text: "1")
+            dir.write("up/2.txt", text: "2")
+            dir.write("up/3.txt", text: "2")
+            let items = try archive.ingest([dir.path + "/up"], options: options).items
+            _ = try archive.extract(items[0].id.hex, to: dir.path + "/out", force: false)
+            return (items, try archive.index().list(ItemFilter()), try archive.index().events(of: items[0].id.hex))
+        }()
+        #expect(originalEvents.map(\.type) == ["ingest", "extract"])
+
+        do {
+            let rebuilt = try Fixtures.reopen(dir, access: .exclusive)
+            #expect(try rebuilt.reindex() == 3)
+            #expect(try rebuilt.index().list(ItemFilter()) == original)
+            #expect(try rebuilt.index().events(of: items[0].id.hex) == originalEvents)
+        }
+
+        for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: dir.path + "/archive/index.sqlite" + suffix) }
+        let caughtUp = try Fixtures.reopen(dir)
+        #expect(try caughtUp.index().list(ItemFilter()) == original)
+        #expect(try caughtUp.index().search("note").count == 3)
+    }
+
+    @Test func corruptIndexIsAClearErrorAndReindexRepairsIt() throws {
+        do {
+            let archive = try Fixtures.archive(in: dir)
+            _ = try archive.ingest([dir.write("a.txt", text: "a")], options: IngestOptions())
+        }
+        for suffix in ["-wal", "-shm"] { try? FileManager.default.removeItem(atPath: dir.path + "/archive/index.sqlite" + suffix) }
+        try Data(repeating: 0x41, count: 8192).write(to: URL(fileURLWithPath: dir.path + "/archive/index.sqlite"))
+        do {
+            let broken = try Fixtures.reopen(dir)
+            let error = #expect(throws: ArchiveError.self) { try broken.index().list(ItemFilter()) }
+            #expect(error?.code == .damaged)
+            #expect(error?.fix.contains("reindex") == true)
+            #expect(try broken.verify(mode: .standard).ok, "verify does not need the index")
+        }
+        #expect(try Fixtures.reopen(dir, access: .exclusive).reindex() == 1)
+    }
+
+    @Test func idPrefixesResolveUniquelyOrFailClearly() throws {
+        let archive = try Fixtures.archive(in: dir)
+        let item = try #require(try archive.ingest([dir.write("a.txt", text: "a")], options: IngestOptions()).items.first)
+        #expect(try archive.resolveItem(String(item.id.hex.prefix(8))).id == item.id.hex)
+        #expect(try archive.resolveItem(item.id.hex.uppercased()).id == item.id.hex)
+        #expect((#expect(throws: ArchiveError.self) { try archive.resolveItem("abc") })?.code == .usage)
+        #expect((#expect(throws: ArchiveError.self) { try archive.resolveItem("zzzzzzzzzz") })?.code == .usage)
+        let unknown = item.id.hex.first == "0" ? "11111111" : "00000000"
+        #expect((#expect(throws: ArchiveError.self) { try archive.resolveItem(unknown) })?.code == .notFound)
+        // Two ids sharing a prefix: index a second row whose id differs only at the end.
+        let index = try archive.index()
+        var twin = try index.items(ids: [item.id.hex])[0]
+        twin.id = String(item.id.hex.dropLast()) + (item.id.hex.last == "0" ? "1" : "0")
+        twin.seq = 99
+        let position = try index.position()
+        _ = try index.apply(IndexBatch(items: [twin], end: JournalPosition(count: position.count, offset: position.offset)), expectedStart: position)
+        let ambiguous = #expect(throws: ArchiveError.self) { try index.items(withPrefix: String(item.id.hex.prefix(8))).count == 2 ? try archive.resolveItem(String(item.id.hex.prefix(8))) : nil }
+        #expect(ambiguous?.code == .usage)
+    }
+}
