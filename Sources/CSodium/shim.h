@@ -69,4 +69,8 @@ static inline int CSodium_kdf_derive(void *out, size_t outlen, unsigned long lon
     return crypto_kdf_derive_from_key(out, outlen, id, ctx, key);
 }
 
+static inline int CSodium_stream_xchacha20(void *out, size_t outlen, const void *n, const void *k) {
+    return crypto_stream_xchacha20(out, outlen, n, k);
+}
+
 #endif

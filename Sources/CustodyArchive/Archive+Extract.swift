@@ -37,56 +37,30 @@ extension Archive {
         let metadata = try self.metadata(of: event)
         let manifest = try contentManifest(of: event)
         let directory = POSIX.parentDirectory(of: output)
-        let temp = "\(directory)/.custody-extract-\(Encoding.hex(randomBytes(8)))"
-        let fd = POSIX.open(temp, O_WRONLY | O_CREAT | O_EXCL, 0o600)
-        guard fd >= 0 else { throw ArchiveError.writeFailed("cannot write \(output)", errno: errno) }
-        var keep = false
-        defer {
-            if !keep { unlink(temp) }
+        // An unnamed temporary file (O_TMPFILE): a crash leaves no plaintext behind under any name.
+        let output = try PlaintextOutput(directory: directory, finalPath: output)
+        var hasher = SHA256Hasher()
+        var remaining = manifest.size
+        for chunk in manifest.chunks where remaining > 0 {
+            var plaintext = try decryptChunk(chunk, item: item)
+            defer { wipe(&plaintext) }
+            let take = Int(min(Int64(plaintext.count), remaining))
+            try plaintext.withUnsafeBytes { buffer in try output.write(UnsafeRawBufferPointer(rebasing: buffer[0..<take])) }
+            plaintext.withUnsafeBytes { hasher.update(UnsafeRawBufferPointer(rebasing: $0[0..<take])) }
+            remaining -= Int64(take)
         }
-        do {
-            defer { close(fd) }
-            var hasher = SHA256Hasher()
-            var remaining = manifest.size
-            for chunk in manifest.chunks where remaining > 0 {
-                var plaintext = try decryptChunk(chunk, item: item)
-                defer { wipe(&plaintext) }
-                let take = Int(min(Int64(plaintext.count), remaining))
-                try plaintext.withUnsafeBytes { buffer in
-                    let part = UnsafeRawBufferPointer(rebasing: buffer[0..<take])
-                    hasher.update(part)
-                    let code = POSIX.writeAll(fd, part)
-                    guard code == 0 else { throw ArchiveError.writeFailed("cannot write \(output)", errno: code) }
-                }
-                remaining -= Int64(take)
-            }
-            let sha = Encoding.hex(hasher.finalize())
-            guard remaining == 0, sha == metadata.sha256 else {
-                throw ArchiveError(
-                    .damaged,
-                    "item \(item) decrypted to content whose SHA-256 differs from the recorded one",
-                    fix: "do not use this copy; run custody verify --deep"
-                )
-            }
-            guard fsync(fd) == 0 else { throw ArchiveError.writeFailed("cannot write \(output)", errno: errno) }
+        guard remaining == 0, Encoding.hex(hasher.finalize()) == metadata.sha256 else {
+            throw ArchiveError(
+                .damaged,
+                "item \(item) decrypted to content whose SHA-256 differs from the recorded one",
+                fix: "do not use this copy; run custody verify --deep"
+            )
         }
+        try output.sync()
         // Plaintext is leaving the archive: record it before the file appears under its name.
         _ = try record([Event(type: "extract", time: RFC3339.now(), actor: config.origin, item: item)])
-        if force {
-            guard rename(temp, output) == 0 else { throw ArchiveError.writeFailed("cannot write \(output)", errno: errno) }
-        } else {
-            guard link(temp, output) == 0 else {
-                let code = errno
-                if code == EEXIST {
-                    throw ArchiveError(.cannotCreate, "\(output) already exists", fix: "choose another -o path or pass --force")
-                }
-                throw ArchiveError.writeFailed("cannot write \(output)", errno: code)
-            }
-            unlink(temp)
-        }
-        keep = true
-        _ = POSIX.syncDirectory(directory)
-        return ExtractResult(item: item, path: output, sha256: metadata.sha256, size: metadata.size)
+        try output.publish(replacing: force)
+        return ExtractResult(item: item, path: output.finalPath, sha256: metadata.sha256, size: metadata.size)
     }
 
     /// Decrypts the content part an ingest event names.
@@ -96,7 +70,7 @@ extension Archive {
         }
         var key = try keys().unwrap(wrapped.content, item: item)
         defer { wipe(&key) }
-        guard let stored = try store.read(objects.content.name, limit: SealedPart.maxStoredBytes) else {
+        guard let stored = try store.read(objects.content.name, limit: SealedPart.maxContentStoredBytes) else {
             throw ArchiveError(.damaged, "the content object of item \(item) is missing", fix: "run custody verify")
         }
         var json = try SealedPart.open(stored, kind: .content, item: item, key: key)
@@ -125,6 +99,79 @@ extension Archive {
             return try ChunkCipher.open(stored, key: key)
         } catch {
             throw ArchiveError(.damaged, "chunk \(chunk.object) of item \(item) does not decrypt", fix: "run custody verify --deep")
+        }
+    }
+}
+
+/// A plaintext file being written: unnamed until it is complete and verified, then linked into place.
+private final class PlaintextOutput {
+    private static let tmpFileFlag: Int32 = 0o20000000 | O_DIRECTORY  // Linux O_TMPFILE
+    let finalPath: String
+    private let directory: String
+    private let fd: Int32
+    private var namedTemp: String?
+    private var published = false
+
+    init(directory: String, finalPath: String) throws {
+        self.directory = directory
+        self.finalPath = finalPath
+        var fd = POSIX.open(directory, O_WRONLY | Self.tmpFileFlag, 0o600)
+        if fd < 0 && (errno == EOPNOTSUPP || errno == EISDIR || errno == EINVAL) {
+            // The filesystem has no O_TMPFILE: fall back to a hidden named temporary file.
+            let temp = "\(directory)/.custody-extract-\(Encoding.hex(randomBytes(8)))"
+            fd = POSIX.open(temp, O_WRONLY | O_CREAT | O_EXCL, 0o600)
+            namedTemp = temp
+        }
+        guard fd >= 0 else { throw ArchiveError.writeFailed("cannot write \(finalPath)", errno: errno) }
+        self.fd = fd
+    }
+
+    deinit {
+        close(fd)
+        if !published, let namedTemp { unlink(namedTemp) }
+    }
+
+    func write(_ bytes: UnsafeRawBufferPointer) throws {
+        let code = POSIX.writeAll(fd, bytes)
+        guard code == 0 else { throw ArchiveError.writeFailed("cannot write \(finalPath)", errno: code) }
+    }
+
+    func sync() throws {
+        guard fsync(fd) == 0 else { throw ArchiveError.writeFailed("cannot write \(finalPath)", errno: errno) }
+    }
+
+    /// Gives the file its name: atomically, and never over an existing file unless `replacing`.
+    func publish(replacing: Bool) throws {
+        var source = namedTemp
+        if source == nil {
+            if !replacing {
+                try link("/proc/self/fd/\(fd)", to: finalPath)
+                published = true
+                _ = POSIX.syncDirectory(directory)
+                return
+            }
+            let temp = "\(directory)/.custody-extract-\(Encoding.hex(randomBytes(8)))"
+            try link("/proc/self/fd/\(fd)", to: temp)
+            namedTemp = temp
+            source = temp
+        }
+        guard let source else { return }
+        if replacing {
+            guard rename(source, finalPath) == 0 else { throw ArchiveError.writeFailed("cannot write \(finalPath)", errno: errno) }
+        } else {
+            try link(source, to: finalPath)
+            unlink(source)
+        }
+        published = true
+        _ = POSIX.syncDirectory(directory)
+    }
+
+    private func link(_ source: String, to destination: String) throws {
+        guard linkat(AT_FDCWD, source, AT_FDCWD, destination, AT_SYMLINK_FOLLOW) == 0 else {
+            if errno == EEXIST {
+                throw ArchiveError(.cannotCreate, "\(destination) already exists", fix: "choose another -o path or pass --force")
+            }
+            throw ArchiveError.writeFailed("cannot write \(destination)", errno: errno)
         }
     }
 }

@@ -104,6 +104,28 @@ private final class FileJob: Sendable {
         self.order = order
         self.source = source
     }
+
+    /// Stores the result of encrypting chunk `index`.
+    func record(_ encrypted: (ContentManifest.Chunk, ObjectRef, StagedObject?), at index: Int) {
+        inner.withLock { inner in
+            while inner.chunks.count <= index {
+                inner.chunks.append(nil)
+                inner.refs.append(nil)
+            }
+            inner.chunks[index] = encrypted.0
+            inner.refs[index] = encrypted.1
+            if let staged = encrypted.2 { inner.staged.append(staged) }
+        }
+    }
+
+    /// Records what reading the whole file found.
+    func finishReading(size: Int64, sha256: [UInt8], head: [UInt8]) {
+        inner.withLock {
+            $0.size = size
+            $0.sha256 = sha256
+            $0.head = head
+        }
+    }
 }
 
 extension Archive {
@@ -141,6 +163,9 @@ extension Archive {
                     fix: "add it to the list or ingest it separately"
                 )
             }
+        }
+        if let large = files.first(where: { $0.size > SealedPart.maxItemBytes }) {
+            throw ArchiveError(.badInput, "\(large.path) is larger than 1 TiB", fix: "split it before ingesting")
         }
         guard !files.isEmpty else { return report }
         let keys = try keys()
@@ -189,50 +214,16 @@ extension Archive {
             batchFiles = 0
         }
 
+        let convergence = keys.convergence
+        let submission = fields
         for (order, source) in files.enumerated() {
             let job = FileJob(order: order, source: source)
-            let fileGroup = DispatchGroup()
-            let submit: (Int, [UInt8]) -> Void = { chunkIndex, plaintext in
-                inFlight.wait()
-                all.enter()
-                fileGroup.enter()
-                workers.async {
-                    defer {
-                        inFlight.signal()
-                        fileGroup.leave()
-                        all.leave()
-                    }
-                    do {
-                        let (chunk, ref, staged) = try Self.encryptChunk(plaintext, keys: keys, store: store)
-                        job.inner.withLock { inner in
-                            while inner.chunks.count <= chunkIndex {
-                                inner.chunks.append(nil)
-                                inner.refs.append(nil)
-                            }
-                            inner.chunks[chunkIndex] = chunk
-                            inner.refs[chunkIndex] = ref
-                            if let staged { inner.staged.append(staged) }
-                        }
-                    } catch {
-                        state.fail(error)
-                    }
-                }
-            }
-            try read(source, chunkSize: chunkSize, chunk: submit) { size, sha256, head in
-                job.inner.withLock {
-                    $0.size = size
-                    $0.sha256 = sha256
-                    $0.head = head
-                }
-            }
             let expected = expectedHash(source.path, options)
-            all.enter()
-            fileGroup.notify(queue: workers) {
-                defer { all.leave() }
+            let finish: @Sendable () -> Void = {
                 do {
                     let result = try Self.finishItem(
                         job,
-                        fields: fields,
+                        fields: submission,
                         expected: expected,
                         keys: keys,
                         selfBox: selfBox,
@@ -250,6 +241,58 @@ extension Archive {
                     }
                 } catch {
                     state.fail(error)
+                }
+            }
+            let store = store
+            if source.size < Int64(chunkSize) {
+                // A small file: one worker reads, hashes, encrypts and seals it, so small files spread over all cores.
+                inFlight.wait()
+                all.enter()
+                workers.async {
+                    defer {
+                        inFlight.signal()
+                        all.leave()
+                    }
+                    do {
+                        let (size, sha256, head) = try Self.readChunks(source, chunkSize: chunkSize, convergence: convergence) {
+                            index,
+                            plaintext in
+                            let encrypted = try Self.encryptChunk(plaintext, keys: keys, store: store)
+                            job.record(encrypted, at: index)
+                        }
+                        job.finishReading(size: size, sha256: sha256, head: head)
+                        finish()
+                    } catch {
+                        state.fail(error)
+                    }
+                }
+            } else {
+                // A large file: this thread reads and hashes in order while workers encrypt its chunks in parallel.
+                let fileGroup = DispatchGroup()
+                let (size, sha256, head) = try Self.readChunks(source, chunkSize: chunkSize, convergence: convergence) {
+                    index,
+                    plaintext in
+                    inFlight.wait()
+                    all.enter()
+                    fileGroup.enter()
+                    workers.async {
+                        defer {
+                            inFlight.signal()
+                            fileGroup.leave()
+                            all.leave()
+                        }
+                        do {
+                            job.record(try Self.encryptChunk(plaintext, keys: keys, store: store), at: index)
+                        } catch {
+                            state.fail(error)
+                        }
+                    }
+                }
+                job.finishReading(size: size, sha256: sha256, head: head)
+                all.enter()
+                fileGroup.notify(queue: workers) {
+                    finish()
+                    all.leave()
                 }
             }
             bytesRead += source.size
@@ -275,13 +318,16 @@ extension Archive {
         options.expectedSHA256[path] ?? options.expectedSHA256[canonicalPath(path)]
     }
 
-    /// Reads `source` once in chunks of `chunkSize`, padding the stream to Padmé(size) with zeros.
-    private func read(
+    /// Reads `source` once in chunks of `chunkSize`, hashing it, then pads the stream to Padmé(size) with keystream
+    /// (see ``ChunkCipher/padding(count:chunkIndex:key:)``) and emits every chunk in order.
+    ///
+    /// - Returns: The plaintext size, its SHA-256, and its first 4 KiB (for media type sniffing).
+    static func readChunks(
         _ source: SourceFile,
         chunkSize: Int,
-        chunk: (Int, [UInt8]) -> Void,
-        onFinish: (Int64, [UInt8], [UInt8]) -> Void
-    ) throws {
+        convergence: SecretBytes,
+        emit: (Int, [UInt8]) throws -> Void
+    ) throws -> (Int64, [UInt8], [UInt8]) {
         let fd = POSIX.open(source.path, O_RDONLY | O_NOFOLLOW)
         guard fd >= 0 else {
             throw ArchiveError(.badInput, "cannot read \(source.path): \(errnoDescription(errno))", fix: "check the file")
@@ -293,37 +339,63 @@ extension Archive {
         var head: [UInt8] = []
         var pending: [UInt8]?
         while true {
-            var buffer = [UInt8](repeating: 0, count: chunkSize)
-            let n = buffer.withUnsafeMutableBytes { POSIX.readFull(fd, $0) }
-            guard n >= 0 else {
-                throw ArchiveError(.badInput, "cannot read \(source.path): \(errnoDescription(Int32(-n)))", fix: "check the file")
-            }
-            if n == 0 { break }
-            if n < chunkSize { buffer.removeSubrange(n...) }
+            let buffer = try readChunk(fd, source: source, chunkSize: chunkSize, expected: source.size - total)
+            if buffer.isEmpty { break }
             hasher.update(buffer)
             if head.isEmpty { head = Array(buffer.prefix(4096)) }
-            total += Int64(n)
+            total += Int64(buffer.count)
+            guard total <= SealedPart.maxItemBytes else {
+                throw ArchiveError(.badInput, "\(source.path) is larger than 1 TiB", fix: "split it before ingesting")
+            }
             if let previous = pending {
-                chunk(index, previous)
+                try emit(index, previous)
                 index += 1
             }
             pending = buffer
-            if n < chunkSize { break }
+            if buffer.count < chunkSize { break }
         }
-        // Pad the stream: data, then zeros up to Padmé(total); cut into chunks of `chunkSize`.
+        let sha256 = hasher.finalize()
+        var padKey = ChunkCipher.paddingKey(sha256: sha256, size: total, convergenceSecret: convergence)
+        defer { wipe(&padKey) }
+        // The padded stream: data, then keystream up to Padmé(total); cut into chunks of `chunkSize`.
         let padded = Int64(Padme.paddedLength(Int(total), minimum: 512))
         var last = pending ?? []
         var position = Int64(index) * Int64(chunkSize)
         while true {
             let want = Int(min(Int64(chunkSize), padded - position))
-            if last.count < want { last += [UInt8](repeating: 0, count: want - last.count) }
-            chunk(index, last)
+            if last.count < want {
+                last += ChunkCipher.padding(count: want - last.count, chunkIndex: index, key: padKey)
+            }
+            try emit(index, last)
             index += 1
             position += Int64(want)
             guard position < padded else { break }
             last = []
         }
-        onFinish(total, hasher.finalize(), head)
+        return (total, sha256, head)
+    }
+
+    /// Reads up to one chunk without zero-filling a whole chunk-sized buffer first (most files are small).
+    private static func readChunk(_ fd: Int32, source: SourceFile, chunkSize: Int, expected: Int64) throws -> [UInt8] {
+        var capacity = Int(min(Int64(chunkSize), max(expected + 1, 4096)))
+        var buffer: [UInt8] = []
+        while true {
+            let start = buffer.count
+            var failure: Int32 = 0
+            buffer.reserveCapacity(capacity)
+            let extra = [UInt8](unsafeUninitializedCapacity: capacity - start) { raw, initialized in
+                let n = POSIX.readFull(fd, UnsafeMutableRawBufferPointer(raw))
+                if n < 0 { failure = Int32(-n) }
+                initialized = max(n, 0)
+            }
+            guard failure == 0 else {
+                throw ArchiveError(.badInput, "cannot read \(source.path): \(errnoDescription(failure))", fix: "check the file")
+            }
+            buffer += extra
+            // A short read means end of file; a full buffer smaller than a chunk means the file grew: read on.
+            if extra.count < capacity - start || buffer.count >= chunkSize { return buffer }
+            capacity = chunkSize
+        }
     }
 
     /// Encrypts and stages one chunk.

@@ -222,8 +222,18 @@ extension Archive {
             let manifest = try contentManifest(of: event)
             var hasher = SHA256Hasher()
             var remaining = manifest.size
-            for chunk in manifest.chunks where remaining > 0 {
+            let convergence = try keys().convergence
+            for chunk in manifest.chunks {
                 var plaintext = try decryptChunk(chunk, item: item)
+                let derived = plaintext.withUnsafeBytes { ChunkCipher.key(for: $0, convergenceSecret: convergence) }
+                guard let recorded = Encoding.bytes(base64: chunk.key), constantTimeEqual(derived, recorded) else {
+                    return VerifyProblem(
+                        kind: "chunk-key-mismatch",
+                        object: chunk.object.hex,
+                        item: item.hex,
+                        detail: "the chunk's key is not the convergent key of its plaintext"
+                    )
+                }
                 let take = Int(min(Int64(plaintext.count), remaining))
                 plaintext.withUnsafeBytes { hasher.update(UnsafeRawBufferPointer(rebasing: $0[0..<take])) }
                 wipe(&plaintext)
@@ -265,8 +275,13 @@ extension Archive {
     ///
     /// - Throws: ``ArchiveError`` (damaged) when the journal cannot be read in full: then nothing is removed.
     package func collectGarbage(dryRun: Bool) throws -> CollectionReport {
-        let map = try referenceMap()
-        guard map.problems.isEmpty else {
+        var map = try referenceMap()
+        if case .torn = map.tail {
+            // A torn tail is an append that never completed: set it aside first, as the next write would.
+            try journal.repairTornTail()
+            map = try referenceMap()
+        }
+        guard map.problems.isEmpty, map.tail == .clean else {
             throw ArchiveError(.damaged, "the journal has problems, so no object is provably unused", fix: "run custody verify first")
         }
         var report = CollectionReport()

@@ -125,6 +125,7 @@ package final class Archive {
         }
         let code = POSIX.makeDirectories(root)
         guard code == 0 else { throw ArchiveError.writeFailed("cannot create \(root)", errno: code) }
+        guard chmod(root, 0o700) == 0 else { throw ArchiveError.writeFailed("cannot protect \(root)", errno: errno) }
 
         let secrets = try ArchiveKeys.generateSecrets()
         let keys = try ArchiveKeys(secrets: secrets)
@@ -207,7 +208,9 @@ package final class Archive {
             throw ArchiveError(.damaged, "the key file keys.json is malformed", fix: "restore it from your backup")
         }
         let keys = try ArchiveKeys(secrets: keyFile.open(passphrase: passphrase, config: config))
-        guard keys.signing.publicKey == signingPublicKey, keys.box.publicKey == boxPublicKey else {
+        guard keys.signing.publicKey == signingPublicKey, keys.box.publicKey == boxPublicKey,
+            Encoding.base64(keys.log.publicKey) == config.logKey
+        else {
             throw ArchiveError(.damaged, "keys.json does not match archive.json", fix: "restore both from the same backup")
         }
         return keys
@@ -273,14 +276,15 @@ package final class Archive {
     /// - Parameter known: Metadata this process already holds in plaintext (saves unwrapping it again).
     /// - Returns: For each item applied, the id of the first earlier item with the same content, if any.
     @discardableResult
-    func catchUpIndex(known: [ItemID: ItemMetadata]) throws -> [String: String?] {
+    func catchUpIndex(known: [ItemID: ItemMetadata], trusted: [[UInt8]: Event] = [:]) throws -> [String: String?] {
         let index = try openIndex()
         var duplicates: [String: String?] = [:]
         while true {
             let start = try index.position()
             var batch = IndexBatch(end: start)
             let (end, _) = try journal.scan(from: start, limit: 5000) { entry in
-                let event = try Event.parse(entry.bytes, publicKey: signingPublicKey)
+                // Entries this process has just signed and appended need no second signature check.
+                let event = try trusted[entry.bytes] ?? Event.parse(entry.bytes, publicKey: signingPublicKey)
                 batch.events.append(
                     IndexedEvent(seq: entry.index, type: event.type, time: event.time, actor: event.actor, item: event.item?.hex)
                 )
@@ -370,6 +374,8 @@ package final class Archive {
         let hint = (try? openIndex().position()) ?? .start
         _ = try journal.append(entries, hint: hint)
         CrashPoint.hit("journal-appended")
-        return try catchUpIndex(known: known)
+        var trusted: [[UInt8]: Event] = [:]
+        for (entry, event) in zip(entries, events) { trusted[entry] = event }
+        return try catchUpIndex(known: known, trusted: trusted)
     }
 }

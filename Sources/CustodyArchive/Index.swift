@@ -1,5 +1,8 @@
 import Foundation
 import GRDB
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// One item as the index stores it: a searchable copy of its sealed metadata.
 package struct IndexedItem: Sendable, Equatable, Codable {
@@ -76,6 +79,8 @@ package final class ArchiveIndex: Sendable {
         do {
             pool = try DatabasePool(path: path, configuration: config)
             try Self.migrator.migrate(pool)
+            // The index holds plaintext metadata: owner-only, whatever the umask.
+            for suffix in ["", "-wal", "-shm"] { chmod(path + suffix, 0o600) }
         } catch {
             throw Self.mapped(error)
         }

@@ -15,8 +15,12 @@ package enum PartKind: String, Sendable, Codable {
 /// `"custody/part/v1\n" + kind + "\n" + item id (hex)`, and the padded plaintext is a 4-byte big-endian
 /// length, the JSON, then zeros up to Padmé(4 + length), at least 512 bytes.
 package enum SealedPart {
-    /// The largest sealed part accepted when reading (bounds allocation).
+    /// The largest sealed metadata part accepted when reading (bounds allocation).
     package static let maxStoredBytes = 8 << 20
+    /// The largest sealed content part accepted when reading: about 1.5 million chunks (see ``maxItemBytes``).
+    package static let maxContentStoredBytes = 256 << 20
+    /// The largest single file an item may hold (1 TiB), so that its content part stays readable.
+    package static let maxItemBytes: Int64 = 1 << 40
     /// The smallest padded plaintext.
     static let minimumPaddedBytes = 512
     private static let commitmentTag = Array("custody/key-commitment/v1".utf8)
@@ -103,6 +107,24 @@ package enum ChunkCipher {
                 associatedData.withUnsafeBytes { ad in XChaCha20Poly1305.seal(plaintext, key: k, nonce: n, associatedData: ad) }
             }
         }
+    }
+
+    private static let paddingTag = Array("custody/padding/v1\n".utf8)
+
+    /// The padding key of one plaintext: BLAKE2b-256(key: convergence secret, "custody/padding/v1\n" || sha256 || size as 8 bytes BE).
+    ///
+    /// Padding is keystream, not zeros, so padding-only chunks of different files never share an object
+    /// (zeros would deduplicate across items and reveal sizes to the chunk); identical files still deduplicate.
+    package static func paddingKey(sha256: [UInt8], size: Int64, convergenceSecret: SecretBytes) -> [UInt8] {
+        let data = sha256 + (0..<8).map { UInt8(truncatingIfNeeded: UInt64(size) >> (56 - 8 * $0)) }
+        return data.withUnsafeBytes { BLAKE2b.keyedHash(tag: paddingTag, data: $0, key: convergenceSecret) }
+    }
+
+    /// The padding bytes of chunk `index`: the first `count` bytes of XChaCha20(padding key, nonce = LE64(index) || 0^16).
+    package static func padding(count: Int, chunkIndex: Int, key: [UInt8]) -> [UInt8] {
+        var nonce = [UInt8](repeating: 0, count: 24)
+        for i in 0..<8 { nonce[i] = UInt8(truncatingIfNeeded: UInt64(chunkIndex) >> (8 * i)) }
+        return XChaCha20Stream.keystream(count: count, key: key, nonce: nonce)
     }
 
     /// Decrypts a stored chunk.

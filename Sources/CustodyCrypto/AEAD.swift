@@ -95,3 +95,17 @@ package enum XChaCha20Poly1305 {
         return try result.get()
     }
 }
+
+/// The XChaCha20 keystream (`crypto_stream_xchacha20`), used to fill padding with bytes no one can predict.
+package enum XChaCha20Stream {
+    /// The first `count` bytes of the keystream for `key` (32 bytes) and `nonce` (24 bytes).
+    package static func keystream(count: Int, key: [UInt8], nonce: [UInt8]) -> [UInt8] {
+        precondition(key.count == 32 && nonce.count == 24, "bad key or nonce length")
+        guard count > 0 else { return [] }
+        var out = [UInt8](repeating: 0, count: count)
+        out.withUnsafeMutableBytes { o in
+            key.withUnsafeBytes { k in nonce.withUnsafeBytes { n in _ = CSodium_stream_xchacha20(o.baseAddress, count, n.baseAddress, k.baseAddress) } }
+        }
+        return out
+    }
+}

@@ -43,6 +43,9 @@ struct GlobalOptions: ParsableArguments {
             defer { wipe(&bytes) }
             if let newline = bytes.firstIndex(of: 0x0A) { bytes.removeSubrange(newline...) }
             if bytes.last == 0x0D { bytes.removeLast() }
+            guard bytes.count <= 4096 else {
+                throw ArchiveError(.usage, "the passphrase is longer than 4096 bytes", fix: "use a shorter passphrase")
+            }
             return try nonEmpty(bytes)
         }
         if let env = getenv("CUSTODY_PASSPHRASE") {
@@ -113,10 +116,15 @@ enum Terminal {
         var line = [UInt8]()
         defer { wipe(&line) }
         var byte: UInt8 = 0
+        var tooLong = false
         while read(fd, &byte, 1) == 1 && byte != 0x0A {
-            if line.count < 4096 { line.append(byte) }
+            if line.count < 4096 { line.append(byte) } else { tooLong = true }
         }
         byte = 0
+        if line.last == 0x0D { line.removeLast() }
+        guard !tooLong else {
+            throw ArchiveError(.usage, "the passphrase is longer than 4096 bytes", fix: "use a shorter passphrase")
+        }
         guard !line.isEmpty else {
             throw ArchiveError(.usage, "the passphrase is empty", fix: "give a non-empty passphrase")
         }
@@ -126,14 +134,16 @@ enum Terminal {
 
 /// Runs a command body, turning archive errors into the one-line message and exit code of DESIGN.md.
 func runReportingErrors(_ body: () throws -> Void) throws {
+    // Everything custody creates (index, temporary files, extracted evidence) is for the owner only.
+    umask(0o077)
     do {
         try body()
     } catch let error as ArchiveError {
         FileHandle.standardError.write(Data("custody: \(error)\n".utf8))
         throw ExitCode(error.code.exitCode)
     } catch let error as SodiumError {
-        FileHandle.standardError.write(Data("custody: cryptography failed (\(error)) — check libsodium\n".utf8))
-        throw ExitCode(70)
+        FileHandle.standardError.write(Data("custody: cryptography failed (\(error)) — check the libsodium installation\n".utf8))
+        throw ExitCode(1)
     }
 }
 
