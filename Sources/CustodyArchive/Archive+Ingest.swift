@@ -63,6 +63,7 @@ package struct IngestProgress: Sendable {
 
 /// An item finished by the workers and waiting for its batch to commit.
 private struct PendingItem: Sendable {
+    var batch: Int
     var order: Int
     var source: SourceFile
     var metadata: ItemMetadata
@@ -73,7 +74,8 @@ private struct PendingItem: Sendable {
 /// The state the ingest workers share, guarded by one mutex.
 private final class PipelineState: Sendable {
     struct Inner {
-        var pending: [PendingItem] = []
+        var pending: [Int: [PendingItem]] = [:]
+        var committed: [IngestedItem] = []
         var refused: [ScanProblem] = []
         var error: ArchiveError?
         var orphanStaged: [StagedObject] = []
@@ -100,9 +102,12 @@ private final class FileJob: Sendable {
     }
     let inner = Mutex(Inner())
 
-    init(order: Int, source: SourceFile) {
+    let batch: Int
+
+    init(order: Int, source: SourceFile, batch: Int) {
         self.order = order
         self.source = source
+        self.batch = batch
     }
 
     /// Stores the result of encrypting chunk `index`.
@@ -175,49 +180,57 @@ extension Archive {
         let selfBox = boxPublicKey
         let state = PipelineState()
         let workers = DispatchQueue(label: "custody.ingest", attributes: .concurrent)
+        // Batches commit in order on one serial queue while the next batch is already being read and encrypted.
+        let committer = DispatchQueue(label: "custody.ingest.commit")
         let inFlight = DispatchSemaphore(value: max(2, ProcessInfo.processInfo.activeProcessorCount) * 2)
-        let all = DispatchGroup()
         let totalBytes = files.reduce(Int64(0)) { $0 + $1.size }
         var bytesRead: Int64 = 0
         var batchBytes: Int64 = 0
         var batchFiles = 0
+        var batch = 0
+        var batchGroup = DispatchGroup()
+        let unchecked = UncheckedArchive(self)
 
-        func commitBatch() throws {
-            all.wait()
-            let (pending, error) = state.inner.withLock { inner -> ([PendingItem], ArchiveError?) in
-                defer { inner.pending = [] }
-                return (inner.pending.sorted { $0.order < $1.order }, inner.error)
+        func commit(_ number: Int, after group: DispatchGroup) {
+            committer.async {
+                group.wait()
+                let (pending, failed) = state.inner.withLock { inner -> ([PendingItem], Bool) in
+                    let items = (inner.pending.removeValue(forKey: number) ?? []).sorted { $0.order < $1.order }
+                    return (items, inner.error != nil)
+                }
+                guard !failed else {
+                    store.discard(pending.flatMap(\.staged))
+                    return
+                }
+                guard !pending.isEmpty else { return }
+                do {
+                    try store.commit(pending.flatMap(\.staged))
+                    CrashPoint.hit("objects-committed")
+                    var known: [ItemID: ItemMetadata] = [:]
+                    for item in pending { known[item.metadata.item] = item.metadata }
+                    let duplicates = try unchecked.archive.record(pending.map(\.event), known: known)
+                    let items = pending.map { item in
+                        IngestedItem(
+                            id: item.metadata.item,
+                            path: item.source.path,
+                            sha256: item.metadata.sha256,
+                            size: item.metadata.size,
+                            duplicateOf: duplicates[item.metadata.item.hex] ?? nil
+                        )
+                    }
+                    state.inner.withLock { $0.committed += items }
+                } catch {
+                    store.discard(pending.flatMap(\.staged))
+                    state.fail(error)
+                }
             }
-            if let error {
-                store.discard(pending.flatMap(\.staged))
-                store.discard(state.inner.withLock { $0.orphanStaged })
-                throw error
-            }
-            guard !pending.isEmpty else { return }
-            try store.commit(pending.flatMap(\.staged))
-            CrashPoint.hit("objects-committed")
-            var known: [ItemID: ItemMetadata] = [:]
-            for item in pending { known[item.metadata.item] = item.metadata }
-            let duplicates = try record(pending.map(\.event), known: known)
-            for item in pending {
-                report.items.append(
-                    IngestedItem(
-                        id: item.metadata.item,
-                        path: item.source.path,
-                        sha256: item.metadata.sha256,
-                        size: item.metadata.size,
-                        duplicateOf: duplicates[item.metadata.item.hex] ?? nil
-                    )
-                )
-            }
-            batchBytes = 0
-            batchFiles = 0
         }
 
         let convergence = keys.convergence
         let submission = fields
         for (order, source) in files.enumerated() {
-            let job = FileJob(order: order, source: source)
+            if state.inner.withLock({ $0.error != nil }) { break }
+            let job = FileJob(order: order, source: source, batch: batch)
             let expected = expectedHash(source.path, options)
             let finish: @Sendable () -> Void = {
                 do {
@@ -233,7 +246,7 @@ extension Archive {
                     )
                     state.inner.withLock { inner in
                         switch result {
-                        case .success(let item): inner.pending.append(item)
+                        case .success(let item): inner.pending[job.batch, default: []].append(item)
                         case .failure(let problem):
                             inner.refused.append(problem)
                             inner.orphanStaged += job.inner.withLock { $0.staged }
@@ -243,22 +256,21 @@ extension Archive {
                     state.fail(error)
                 }
             }
-            let store = store
+            let group = batchGroup
             if source.size < Int64(chunkSize) {
                 // A small file: one worker reads, hashes, encrypts and seals it, so small files spread over all cores.
                 inFlight.wait()
-                all.enter()
+                group.enter()
                 workers.async {
                     defer {
                         inFlight.signal()
-                        all.leave()
+                        group.leave()
                     }
                     do {
                         let (size, sha256, head) = try Self.readChunks(source, chunkSize: chunkSize, convergence: convergence) {
                             index,
                             plaintext in
-                            let encrypted = try Self.encryptChunk(plaintext, keys: keys, store: store)
-                            job.record(encrypted, at: index)
+                            job.record(try Self.encryptChunk(plaintext, keys: keys, store: store), at: index)
                         }
                         job.finishReading(size: size, sha256: sha256, head: head)
                         finish()
@@ -273,13 +285,11 @@ extension Archive {
                     index,
                     plaintext in
                     inFlight.wait()
-                    all.enter()
                     fileGroup.enter()
                     workers.async {
                         defer {
                             inFlight.signal()
                             fileGroup.leave()
-                            all.leave()
                         }
                         do {
                             job.record(try Self.encryptChunk(plaintext, keys: keys, store: store), at: index)
@@ -289,33 +299,40 @@ extension Archive {
                     }
                 }
                 job.finishReading(size: size, sha256: sha256, head: head)
-                all.enter()
+                group.enter()
                 fileGroup.notify(queue: workers) {
                     finish()
-                    all.leave()
+                    group.leave()
                 }
             }
             bytesRead += source.size
             batchBytes += source.size
             batchFiles += 1
             progress?(IngestProgress(files: order + 1, totalFiles: files.count, bytes: bytesRead, totalBytes: totalBytes))
-            if state.inner.withLock({ $0.error != nil }) || batchFiles >= options.batchItems
-                || batchBytes >= options.batchBytes
-            {
-                try commitBatch()
+            if batchFiles >= options.batchItems || batchBytes >= options.batchBytes {
+                commit(batch, after: batchGroup)
+                batch += 1
+                batchGroup = DispatchGroup()
+                batchBytes = 0
+                batchFiles = 0
             }
         }
-        try commitBatch()
-        let refused = state.inner.withLock { inner -> [ScanProblem] in
+        commit(batch, after: batchGroup)
+        committer.sync {}
+        let (committed, refused, error) = state.inner.withLock { inner in
             store.discard(inner.orphanStaged)
-            return inner.refused
+            store.discard(inner.pending.values.flatMap { $0.flatMap(\.staged) })
+            return (inner.committed, inner.refused, inner.error)
         }
+        if let error { throw error }
+        report.items = committed
         report.refused = refused
         return report
     }
 
     private func expectedHash(_ path: String, _ options: IngestOptions) -> String? {
-        options.expectedSHA256[path] ?? options.expectedSHA256[canonicalPath(path)]
+        guard !options.expectedSHA256.isEmpty else { return nil }
+        return options.expectedSHA256[path] ?? options.expectedSHA256[canonicalPath(path)]
     }
 
     /// Reads `source` once in chunks of `chunkSize`, hashing it, then pads the stream to Padmé(size) with keystream
@@ -408,7 +425,7 @@ extension Archive {
         defer { wipe(&key) }
         let sealed = plaintext.withUnsafeBytes { ChunkCipher.seal($0, key: key) }
         let name = ObjectName(of: sealed)
-        let staged = try sealed.withUnsafeBytes { try store.stage($0, as: name) }
+        let staged = try sealed.withUnsafeBytes { try store.stage($0, as: name, checkExisting: true) }
         let ref = ObjectRef(name: name, size: Int64(sealed.count))
         return (ContentManifest.Chunk(object: name, size: ref.size, key: Encoding.base64(key)), ref, staged)
     }
@@ -433,8 +450,11 @@ extension Archive {
                 ScanProblem(path: job.source.path, reason: "SHA-256 is \(shaHex), expected \(expected.lowercased())")
             )
         }
-        let item = ItemID.random()
-        let nonce = randomBytes(32)
+        // One draw of randomness per item: id, commitment opening, two part keys, two part nonces.
+        var random = randomBytes(16 + 32 + 32 + 32 + 24 + 24)
+        defer { wipe(&random) }
+        let item = ItemID(bytes: Array(random[0..<16]))
+        let nonce = Array(random[16..<48])
         let name = job.source.displayPath.split(separator: "/").last.map(String.init) ?? job.source.displayPath
         let metadata = ItemMetadata(
             item: item,
@@ -464,16 +484,22 @@ extension Archive {
         )
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        var metaKey = randomBytes(32)
-        var contentKey = randomBytes(32)
+        var metaKey = Array(random[48..<80])
+        var contentKey = Array(random[80..<112])
         defer {
             wipe(&metaKey)
             wipe(&contentKey)
         }
         var metaJSON = Array(try encoder.encode(metadata))
         var contentJSON = Array(try encoder.encode(manifest))
-        let metaPart = SealedPart.seal(metaJSON, kind: .meta, item: item, key: metaKey)
-        let contentPart = SealedPart.seal(contentJSON, kind: .content, item: item, key: contentKey)
+        let metaPart = SealedPart.seal(metaJSON, kind: .meta, item: item, key: metaKey, nonce: Array(random[112..<136]))
+        let contentPart = SealedPart.seal(
+            contentJSON,
+            kind: .content,
+            item: item,
+            key: contentKey,
+            nonce: Array(random[136..<160])
+        )
         wipe(&metaJSON)
         wipe(&contentJSON)
         var staged = chunkStaged
@@ -482,14 +508,15 @@ extension Archive {
             content: ObjectRef(name: ObjectName(of: contentPart), size: Int64(contentPart.count))
         )
         for (part, ref) in [(metaPart, objects.meta), (contentPart, objects.content)] {
-            if let s = try part.withUnsafeBytes({ try store.stage($0, as: ref.name) }) { staged.append(s) }
+            // Sealed parts use fresh random keys and nonces: their names cannot exist yet.
+            if let s = try part.withUnsafeBytes({ try store.stage($0, as: ref.name, checkExisting: false) }) { staged.append(s) }
         }
         if refs.count <= Event.inlineChunkLimit {
             objects.chunks = refs
         } else {
             let list = encodeChunkList(refs)
             let ref = ObjectRef(name: ObjectName(of: list), size: Int64(list.count))
-            if let s = try list.withUnsafeBytes({ try store.stage($0, as: ref.name) }) { staged.append(s) }
+            if let s = try list.withUnsafeBytes({ try store.stage($0, as: ref.name, checkExisting: true) }) { staged.append(s) }
             objects.chunkList = ref
         }
         let event = Event(
@@ -504,6 +531,15 @@ extension Archive {
             ),
             commitment: Event.commitment(nonce: nonce, sha256: sha256, size: size)
         )
-        return .success(PendingItem(order: job.order, source: job.source, metadata: metadata, event: event, staged: staged))
+        return .success(PendingItem(batch: job.batch, order: job.order, source: job.source, metadata: metadata, event: event, staged: staged))
     }
+}
+
+/// Lends the archive to the serial commit queue of one ingest.
+///
+/// `@unchecked Sendable`: while an ingest runs, only its commit queue uses the archive (the reading thread
+/// only dispatches work), and ``Archive/ingest(_:options:progress:)`` waits for that queue before returning.
+private struct UncheckedArchive: @unchecked Sendable {
+    let archive: Archive
+    init(_ archive: Archive) { self.archive = archive }
 }

@@ -40,7 +40,7 @@ package struct VerifyReport: Sendable {
     package var items = 0
     /// Damage found.
     package var problems: [VerifyProblem] = []
-    /// Objects no event names (and leftover temporary files, as `tmp/<name>`).
+    /// Objects no event names, then leftover temporary files (as paths under `objects/`).
     package var orphans: [String] = []
     /// Things worth knowing that are not damage (e.g. a torn journal tail from a crash).
     package var warnings: [String] = []
@@ -204,7 +204,7 @@ extension Archive {
             if sizes[name] == nil { report.orphans.append(name.hex) }
         }
         report.orphans.sort()
-        report.orphans += try store.leftoverTemporaryFiles().map { "tmp/" + $0 }
+        report.orphans += try store.leftoverTemporaryFiles()
         if mode == .deep {
             let damaged = Set(report.problems.compactMap(\.item))
             for (_, event) in map.ingests {

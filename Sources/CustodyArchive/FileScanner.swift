@@ -69,9 +69,8 @@ package enum FileScanner {
     }
 
     private static func readabilityProblem(_ path: String) -> String? {
-        let fd = POSIX.open(path, O_RDONLY | O_NOFOLLOW)
-        guard fd >= 0 else { return "cannot be read: \(errnoDescription(errno))" }
-        close(fd)
+        // The effective ids decide, as they will when the file is opened for reading.
+        guard faccessat(AT_FDCWD, path, R_OK, AT_EACCESS) == 0 else { return "cannot be read: \(errnoDescription(errno))" }
         return nil
     }
 

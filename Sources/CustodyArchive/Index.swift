@@ -184,32 +184,36 @@ package final class ArchiveIndex: Sendable {
                 for item in batch.items {
                     let m = item.metadata
                     // A replayed ingest entry (verify reports it) must not break the index: the first one wins.
-                    if try Bool.fetchOne(db, sql: "SELECT 1 FROM items WHERE id = ?", arguments: [item.id]) == true { continue }
+                    if try Bool.fetchOne(db.cachedStatement(sql: "SELECT 1 FROM items WHERE id = ?"), arguments: [item.id]) == true {
+                        continue
+                    }
                     let first = try String.fetchOne(
-                        db,
-                        sql: "SELECT id FROM items WHERE sha256 = ? ORDER BY seq LIMIT 1",
+                        db.cachedStatement(sql: "SELECT id FROM items WHERE sha256 = ? ORDER BY seq LIMIT 1"),
                         arguments: [m.sha256]
                     )
                     duplicates[item.id] = first
                     let json = String(decoding: try encoder.encode(m), as: UTF8.self)
-                    try db.execute(
+                    try db.cachedStatement(
                         sql: """
                             INSERT INTO items (id, seq, case_id, name, sha256, size, ingested_at, collected_at, duplicate_of, entry_offset, metadata)
                             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                            """,
+                            """
+                    ).execute(
                         arguments: [
                             item.id, item.seq, m.caseID, m.name, m.sha256, m.size, m.ingestedAt, m.collectedAt, first, item.entryOffset, json,
                         ]
                     )
                     for tag in m.tags {
-                        try db.execute(sql: "INSERT OR IGNORE INTO item_tags (tag, item_id) VALUES (?, ?)", arguments: [tag, item.id])
+                        try db.cachedStatement(sql: "INSERT OR IGNORE INTO item_tags (tag, item_id) VALUES (?, ?)")
+                            .execute(arguments: [tag, item.id])
                     }
                     let metaText = m.meta.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: " ")
-                    try db.execute(
+                    try db.cachedStatement(
                         sql: """
                             INSERT INTO items_fts (item_id, name, case_id, tags, source, location, consent, sensitivity, note, meta, media_type, path)
                             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                            """,
+                            """
+                    ).execute(
                         arguments: [
                             item.id, m.name, m.caseID, m.tags.joined(separator: " "), m.source, m.location, m.consent,
                             m.sensitivity, m.note, metaText, m.mediaType, m.path,
@@ -217,10 +221,8 @@ package final class ArchiveIndex: Sendable {
                     )
                 }
                 for event in batch.events {
-                    try db.execute(
-                        sql: "INSERT INTO events (seq, item_id, type, time, actor) VALUES (?, ?, ?, ?, ?)",
-                        arguments: [event.seq, event.item, event.type, event.time, event.actor]
-                    )
+                    try db.cachedStatement(sql: "INSERT INTO events (seq, item_id, type, time, actor) VALUES (?, ?, ?, ?, ?)")
+                        .execute(arguments: [event.seq, event.item, event.type, event.time, event.actor])
                 }
                 try db.execute(
                     sql: "INSERT OR REPLACE INTO state (key, value) VALUES ('journal_count', ?), ('journal_offset', ?)",

@@ -18,6 +18,12 @@ package struct ItemID: Hashable, Sendable, Comparable, CustomStringConvertible, 
 
     private init(uncheckedHex: String) { hex = uncheckedHex }
 
+    /// The id of 16 raw bytes.
+    package init(bytes: [UInt8]) {
+        precondition(bytes.count == 16, "an item id is 16 bytes")
+        hex = Encoding.hex(bytes)
+    }
+
     /// The raw 16 bytes.
     package var bytes: [UInt8] { Encoding.bytes(hex: hex) ?? [] }
 

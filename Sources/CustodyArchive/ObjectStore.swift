@@ -1,4 +1,5 @@
 import CustodyCrypto
+import Synchronization
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -56,7 +57,9 @@ package protocol ObjectStore: Sendable {
     /// Whether an object of that name is present.
     func contains(_ name: ObjectName) throws -> Bool
     /// Writes `bytes` to temporary storage; `nil` when the object is already present (deduplicated).
-    func stage(_ bytes: UnsafeRawBufferPointer, as name: ObjectName) throws -> StagedObject?
+    ///
+    /// - Parameter checkExisting: `false` for objects that cannot already exist (random-keyed sealed parts).
+    func stage(_ bytes: UnsafeRawBufferPointer, as name: ObjectName, checkExisting: Bool) throws -> StagedObject?
     /// Makes `objects` durable, then visible under their names.
     func commit(_ objects: [StagedObject]) throws
     /// Drops staged objects that will not be committed.
@@ -67,7 +70,7 @@ package protocol ObjectStore: Sendable {
     func size(of name: ObjectName) throws -> Int64?
     /// Calls `body` for every stored object.
     func forEach(_ body: (ObjectName, Int64) throws -> Void) throws
-    /// Temporary files left behind by interrupted writes.
+    /// Temporary files left behind by interrupted writes, as paths relative to the store.
     func leftoverTemporaryFiles() throws -> [String]
     /// Removes an object.
     func remove(_ name: ObjectName) throws
@@ -100,10 +103,19 @@ package struct FileObjectStore: ObjectStore {
         access(path(of: name), F_OK) == 0
     }
 
-    package func stage(_ bytes: UnsafeRawBufferPointer, as name: ObjectName) throws -> StagedObject? {
-        if try contains(name) { return nil }
-        let temp = "\(tempRoot)/\(name.hex).\(Encoding.hex(randomBytes(6)))"
-        let fd = POSIX.open(temp, O_WRONLY | O_CREAT | O_EXCL, 0o600)
+    package func stage(_ bytes: UnsafeRawBufferPointer, as name: ObjectName, checkExisting: Bool = true) throws -> StagedObject? {
+        if checkExisting, try contains(name) { return nil }
+        // The temporary file sits beside its final name: the rename stays inside one folder, and parallel
+        // writers spread over 256 folders instead of contending for one.
+        let directory = "\(root)/\(name.hex.prefix(2))"
+        let temp = "\(directory)/.tmp-\(name.hex).\(temporarySuffix())"
+        var fd = POSIX.open(temp, O_WRONLY | O_CREAT | O_EXCL, 0o600)
+        if fd < 0 && errno == ENOENT {
+            if mkdir(directory, 0o700) != 0 && errno != EEXIST {
+                throw ArchiveError.writeFailed("cannot create \(directory)", errno: errno)
+            }
+            fd = POSIX.open(temp, O_WRONLY | O_CREAT | O_EXCL, 0o600)
+        }
         guard fd >= 0 else { throw ArchiveError.writeFailed("cannot write object \(name)", errno: errno) }
         let code = POSIX.writeAll(fd, bytes)
         close(fd)
@@ -119,17 +131,8 @@ package struct FileObjectStore: ObjectStore {
         guard !objects.isEmpty else { return }
         // One syncfs makes every staged file's data durable before any of them gets its name.
         try syncAll()
-        var directories = Set<String>()
         for object in objects {
-            let destination = path(of: object.name)
-            let directory = POSIX.parentDirectory(of: destination)
-            if !directories.contains(directory) {
-                if mkdir(directory, 0o700) != 0 && errno != EEXIST {
-                    throw ArchiveError.writeFailed("cannot create \(directory)", errno: errno)
-                }
-                directories.insert(directory)
-            }
-            guard rename(object.tempPath, destination) == 0 else {
+            guard rename(object.tempPath, path(of: object.name)) == 0 else {
                 throw ArchiveError.writeFailed("cannot store object \(object.name)", errno: errno)
             }
         }
@@ -188,7 +191,11 @@ package struct FileObjectStore: ObjectStore {
     }
 
     package func leftoverTemporaryFiles() throws -> [String] {
-        try listDirectory(tempRoot).sorted()
+        var found = try listDirectory(tempRoot).map { "tmp/\($0)" }
+        for shard in try listDirectory(root) where Encoding.isLowercaseHex(shard, count: 2) {
+            found += try listDirectory("\(root)/\(shard)").filter { $0.hasPrefix(".tmp-") }.map { "\(shard)/\($0)" }
+        }
+        return found.sorted()
     }
 
     package func remove(_ name: ObjectName) throws {
@@ -198,11 +205,23 @@ package struct FileObjectStore: ObjectStore {
     }
 
     package func removeTemporaryFile(_ name: String) throws {
-        guard !name.contains("/"), name != "..", name != "." else { return }
-        guard unlink("\(tempRoot)/\(name)") == 0 || errno == ENOENT else {
+        // Only the two shapes leftoverTemporaryFiles() returns: "tmp/<file>" and "<2 hex>/.tmp-<file>".
+        let parts = name.split(separator: "/", omittingEmptySubsequences: false)
+        guard parts.count == 2, !parts[1].contains(".."), !parts[1].isEmpty,
+            parts[0] == "tmp" || (Encoding.isLowercaseHex(parts[0], count: 2) && parts[1].hasPrefix(".tmp-"))
+        else { return }
+        guard unlink("\(root)/\(name)") == 0 || errno == ENOENT else {
             throw ArchiveError.writeFailed("cannot remove temporary file \(name)", errno: errno)
         }
     }
+}
+
+/// A process-unique suffix for temporary file names (pid and a counter; no randomness needed).
+private let temporaryCounter = Atomic<UInt64>(0)
+
+private func temporarySuffix() -> String {
+    let n = temporaryCounter.wrappingAdd(1, ordering: .relaxed).newValue
+    return "\(getpid()).\(n)"
 }
 
 /// The names in a folder (without `.` and `..`); names that are not UTF-8 are skipped.

@@ -36,12 +36,17 @@ package enum SealedPart {
     }
 
     /// Seals `json` for `item` under `key`.
-    package static func seal(_ json: [UInt8], kind: PartKind, item: ItemID, key: [UInt8]) -> [UInt8] {
+    package static func seal(
+        _ json: [UInt8],
+        kind: PartKind,
+        item: ItemID,
+        key: [UInt8],
+        nonce: [UInt8] = randomBytes(XChaCha20Poly1305.nonceByteCount)
+    ) -> [UInt8] {
         let n = UInt32(json.count)
         var plaintext = [UInt8(n >> 24), UInt8(n >> 16 & 0xFF), UInt8(n >> 8 & 0xFF), UInt8(n & 0xFF)] + json
         let padded = Padme.paddedLength(plaintext.count, minimum: minimumPaddedBytes)
         plaintext += [UInt8](repeating: 0, count: padded - plaintext.count)
-        let nonce = randomBytes(XChaCha20Poly1305.nonceByteCount)
         let sealed = XChaCha20Poly1305.seal(
             plaintext,
             key: key,
