@@ -1,5 +1,6 @@
 import CustodyCrypto
 import Foundation
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -23,6 +24,7 @@ extension Archive {
     ///   - id: An item id or unique prefix.
     ///   - output: The file to write.
     ///   - force: Replace an existing file.
+    /// - Returns: What was written, with its verified SHA-256.
     /// - Throws: ``ArchiveError``; nothing is left at `output` on failure.
     package func extract(_ id: String, to output: String, force: Bool) throws -> ExtractResult {
         let indexed = try resolveItem(id)
@@ -33,7 +35,9 @@ extension Archive {
             throw ArchiveError(.cannotCreate, "\(output) is a folder", fix: "give a file path with -o")
         }
         let event = try ingestEvent(of: indexed)
-        guard let item = event.item else { throw ArchiveError(.damaged, "ingest event without item", fix: "run custody verify") }
+        guard let item = event.item else {
+            throw ArchiveError(.damaged, "ingest event without item", fix: "run custody verify")
+        }
         let metadata = try self.metadata(of: event)
         let manifest = try contentManifest(of: event)
         let directory = POSIX.parentDirectory(of: output)
@@ -45,7 +49,9 @@ extension Archive {
             var plaintext = try decryptChunk(chunk, item: item)
             defer { wipe(&plaintext) }
             let take = Int(min(Int64(plaintext.count), remaining))
-            try plaintext.withUnsafeBytes { buffer in try output.write(UnsafeRawBufferPointer(rebasing: buffer[0..<take])) }
+            try plaintext.withUnsafeBytes { buffer in
+                try output.write(UnsafeRawBufferPointer(rebasing: buffer[0..<take]))
+            }
             plaintext.withUnsafeBytes { hasher.update(UnsafeRawBufferPointer(rebasing: $0[0..<take])) }
             remaining -= Int64(take)
         }
@@ -78,7 +84,11 @@ extension Archive {
         guard let manifest = try? JSONDecoder().decode(ContentManifest.self, from: Data(json)),
             manifest.size >= 0, manifest.chunks.count <= Int(manifest.paddedSize / 1024 + 2)
         else {
-            throw ArchiveError(.damaged, "the content part of item \(item) is not valid", fix: "run custody verify --deep")
+            throw ArchiveError(
+                .damaged,
+                "the content part of item \(item) is not valid",
+                fix: "run custody verify --deep"
+            )
         }
         return manifest
     }
@@ -92,13 +102,21 @@ extension Archive {
             throw ArchiveError(.damaged, "chunk \(chunk.object) of item \(item) is corrupt", fix: "run custody verify")
         }
         guard var key = Encoding.bytes(base64: chunk.key), key.count == 32 else {
-            throw ArchiveError(.damaged, "the content part of item \(item) has a bad chunk key", fix: "run custody verify --deep")
+            throw ArchiveError(
+                .damaged,
+                "the content part of item \(item) has a bad chunk key",
+                fix: "run custody verify --deep"
+            )
         }
         defer { wipe(&key) }
         do {
             return try ChunkCipher.open(stored, key: key)
         } catch {
-            throw ArchiveError(.damaged, "chunk \(chunk.object) of item \(item) does not decrypt", fix: "run custody verify --deep")
+            throw ArchiveError(
+                .damaged,
+                "chunk \(chunk.object) of item \(item) does not decrypt",
+                fix: "run custody verify --deep"
+            )
         }
     }
 }
@@ -157,7 +175,9 @@ private final class PlaintextOutput {
         }
         guard let source else { return }
         if replacing {
-            guard rename(source, finalPath) == 0 else { throw ArchiveError.writeFailed("cannot write \(finalPath)", errno: errno) }
+            guard rename(source, finalPath) == 0 else {
+                throw ArchiveError.writeFailed("cannot write \(finalPath)", errno: errno)
+            }
         } else {
             try link(source, to: finalPath)
             unlink(source)
@@ -169,7 +189,11 @@ private final class PlaintextOutput {
     private func link(_ source: String, to destination: String) throws {
         guard linkat(AT_FDCWD, source, AT_FDCWD, destination, AT_SYMLINK_FOLLOW) == 0 else {
             if errno == EEXIST {
-                throw ArchiveError(.cannotCreate, "\(destination) already exists", fix: "choose another -o path or pass --force")
+                throw ArchiveError(
+                    .cannotCreate,
+                    "\(destination) already exists",
+                    fix: "choose another -o path or pass --force"
+                )
             }
             throw ArchiveError.writeFailed("cannot write \(destination)", errno: errno)
         }

@@ -1,7 +1,8 @@
+import CustodyCrypto
 import Dispatch
 import Foundation
-import CustodyCrypto
 import Synchronization
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -83,7 +84,8 @@ private final class PipelineState: Sendable {
     let inner = Mutex(Inner())
 
     func fail(_ error: any Error) {
-        let mapped = (error as? ArchiveError) ?? ArchiveError(.cannotCreate, "ingest failed: \(error)", fix: "check the disk")
+        let mapped =
+            (error as? ArchiveError) ?? ArchiveError(.cannotCreate, "ingest failed: \(error)", fix: "check the disk")
         inner.withLock { if $0.error == nil { $0.error = mapped } }
     }
 }
@@ -267,7 +269,11 @@ extension Archive {
                         group.leave()
                     }
                     do {
-                        let (size, sha256, head) = try Self.readChunks(source, chunkSize: chunkSize, convergence: convergence) {
+                        let (size, sha256, head) = try Self.readChunks(
+                            source,
+                            chunkSize: chunkSize,
+                            convergence: convergence
+                        ) {
                             index,
                             plaintext in
                             job.record(try Self.encryptChunk(plaintext, keys: keys, store: store), at: index)
@@ -308,7 +314,9 @@ extension Archive {
             bytesRead += source.size
             batchBytes += source.size
             batchFiles += 1
-            progress?(IngestProgress(files: order + 1, totalFiles: files.count, bytes: bytesRead, totalBytes: totalBytes))
+            progress?(
+                IngestProgress(files: order + 1, totalFiles: files.count, bytes: bytesRead, totalBytes: totalBytes)
+            )
             if batchFiles >= options.batchItems || batchBytes >= options.batchBytes {
                 commit(batch, after: batchGroup)
                 batch += 1
@@ -347,7 +355,11 @@ extension Archive {
     ) throws -> (Int64, [UInt8], [UInt8]) {
         let fd = POSIX.open(source.path, O_RDONLY | O_NOFOLLOW)
         guard fd >= 0 else {
-            throw ArchiveError(.badInput, "cannot read \(source.path): \(errnoDescription(errno))", fix: "check the file")
+            throw ArchiveError(
+                .badInput,
+                "cannot read \(source.path): \(errnoDescription(errno))",
+                fix: "check the file"
+            )
         }
         defer { close(fd) }
         var hasher = SHA256Hasher()
@@ -406,7 +418,11 @@ extension Archive {
                 initialized = max(n, 0)
             }
             guard failure == 0 else {
-                throw ArchiveError(.badInput, "cannot read \(source.path): \(errnoDescription(failure))", fix: "check the file")
+                throw ArchiveError(
+                    .badInput,
+                    "cannot read \(source.path): \(errnoDescription(failure))",
+                    fix: "check the file"
+                )
             }
             buffer += extra
             // A short read means end of file; a full buffer smaller than a chunk means the file grew: read on.
@@ -509,14 +525,18 @@ extension Archive {
         )
         for (part, ref) in [(metaPart, objects.meta), (contentPart, objects.content)] {
             // Sealed parts use fresh random keys and nonces: their names cannot exist yet.
-            if let s = try part.withUnsafeBytes({ try store.stage($0, as: ref.name, checkExisting: false) }) { staged.append(s) }
+            if let s = try part.withUnsafeBytes({ try store.stage($0, as: ref.name, checkExisting: false) }) {
+                staged.append(s)
+            }
         }
         if refs.count <= Event.inlineChunkLimit {
             objects.chunks = refs
         } else {
             let list = encodeChunkList(refs)
             let ref = ObjectRef(name: ObjectName(of: list), size: Int64(list.count))
-            if let s = try list.withUnsafeBytes({ try store.stage($0, as: ref.name, checkExisting: true) }) { staged.append(s) }
+            if let s = try list.withUnsafeBytes({ try store.stage($0, as: ref.name, checkExisting: true) }) {
+                staged.append(s)
+            }
             objects.chunkList = ref
         }
         let event = Event(
@@ -531,7 +551,16 @@ extension Archive {
             ),
             commitment: Event.commitment(nonce: nonce, sha256: sha256, size: size)
         )
-        return .success(PendingItem(batch: job.batch, order: job.order, source: job.source, metadata: metadata, event: event, staged: staged))
+        return .success(
+            PendingItem(
+                batch: job.batch,
+                order: job.order,
+                source: job.source,
+                metadata: metadata,
+                event: event,
+                staged: staged
+            )
+        )
     }
 }
 

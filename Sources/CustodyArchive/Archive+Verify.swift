@@ -71,7 +71,9 @@ extension Archive {
                 let event = try Event.parse(entry.bytes, publicKey: signingPublicKey)
                 guard event.type == "ingest" else { return }
                 guard let item = event.item, let objects = event.objects else {
-                    map.problems.append(VerifyProblem(kind: "bad-entry", entry: entry.index, detail: "ingest event without objects"))
+                    map.problems.append(
+                        VerifyProblem(kind: "bad-entry", entry: entry.index, detail: "ingest event without objects")
+                    )
                     return
                 }
                 guard ingested.insert(item).inserted else {
@@ -89,7 +91,8 @@ extension Archive {
                 for ref in [objects.meta, objects.content] + (objects.chunks ?? []) { map.add(ref, item: item.hex) }
                 if let listRef = objects.chunkList {
                     map.add(listRef, item: item.hex)
-                    guard let bytes = try store.read(listRef.name, limit: 64 << 20), ObjectName(of: bytes) == listRef.name,
+                    guard let bytes = try store.read(listRef.name, limit: 64 << 20),
+                        ObjectName(of: bytes) == listRef.name,
                         let refs = decodeChunkList(bytes)
                     else {
                         map.problems.append(
@@ -148,7 +151,14 @@ extension Archive {
                 do {
                     if mode == .quick {
                         guard let size = try store.size(of: name) else {
-                            local.append(VerifyProblem(kind: "missing", object: name.hex, item: item, detail: "object is missing"))
+                            local.append(
+                                VerifyProblem(
+                                    kind: "missing",
+                                    object: name.hex,
+                                    item: item,
+                                    detail: "object is missing"
+                                )
+                            )
                             continue
                         }
                         if size != expected {
@@ -163,12 +173,24 @@ extension Archive {
                         }
                     } else {
                         guard let bytes = try store.read(name, limit: max(Int(expected), 0) + 1) else {
-                            local.append(VerifyProblem(kind: "missing", object: name.hex, item: item, detail: "object is missing"))
+                            local.append(
+                                VerifyProblem(
+                                    kind: "missing",
+                                    object: name.hex,
+                                    item: item,
+                                    detail: "object is missing"
+                                )
+                            )
                             continue
                         }
                         if ObjectName(of: bytes) != name {
                             local.append(
-                                VerifyProblem(kind: "corrupt", object: name.hex, item: item, detail: "content does not hash to its name")
+                                VerifyProblem(
+                                    kind: "corrupt",
+                                    object: name.hex,
+                                    item: item,
+                                    detail: "content does not hash to its name"
+                                )
                             )
                         } else if Int64(bytes.count) != expected {
                             local.append(
@@ -193,14 +215,15 @@ extension Archive {
         report.objectsChecked = names.count
         // Name every affected item: an object shared by several items damages all of them.
         for problem in found.withLock({ $0 }).sorted(by: { ($0.object ?? "") < ($1.object ?? "") }) {
-            let affected = problem.object.flatMap { ObjectName(hex: $0) }.flatMap { users[$0] } ?? [problem.item].compactMap { $0 }
+            let affected =
+                problem.object.flatMap { ObjectName(hex: $0) }.flatMap { users[$0] } ?? [problem.item].compactMap { $0 }
             for item in Set(affected).sorted() {
                 var copy = problem
                 copy.item = item
                 report.problems.append(copy)
             }
         }
-        try store.forEach { name, _ in
+        try store.forEachObject { name, _ in
             if sizes[name] == nil { report.orphans.append(name.hex) }
         }
         report.orphans.sort()
@@ -241,7 +264,11 @@ extension Archive {
             }
             let digest = hasher.finalize()
             guard remaining == 0, Encoding.hex(digest) == metadata.sha256, manifest.size == metadata.size else {
-                return VerifyProblem(kind: "sha256-mismatch", item: item.hex, detail: "decrypted content does not match its SHA-256")
+                return VerifyProblem(
+                    kind: "sha256-mismatch",
+                    item: item.hex,
+                    detail: "decrypted content does not match its SHA-256"
+                )
             }
             guard let nonce = Encoding.bytes(base64: metadata.commitmentNonce),
                 Event.commitment(nonce: nonce, sha256: digest, size: metadata.size) == event.commitment
@@ -254,7 +281,9 @@ extension Archive {
             }
             return nil
         } catch let error as ArchiveError {
-            if error.code == .notAuthorised { return VerifyProblem(kind: "undecryptable", item: item.hex, detail: error.problem) }
+            if error.code == .notAuthorised {
+                return VerifyProblem(kind: "undecryptable", item: item.hex, detail: error.problem)
+            }
             return VerifyProblem(kind: "undecryptable", item: item.hex, detail: error.problem)
         } catch {
             return VerifyProblem(kind: "undecryptable", item: item.hex, detail: "decryption failed")
@@ -282,11 +311,15 @@ extension Archive {
             map = try referenceMap()
         }
         guard map.problems.isEmpty, map.tail == .clean else {
-            throw ArchiveError(.damaged, "the journal has problems, so no object is provably unused", fix: "run custody verify first")
+            throw ArchiveError(
+                .damaged,
+                "the journal has problems, so no object is provably unused",
+                fix: "run custody verify first"
+            )
         }
         var report = CollectionReport()
         var orphans: [(ObjectName, Int64)] = []
-        try store.forEach { name, size in
+        try store.forEachObject { name, size in
             if map.sizes[name] == nil { orphans.append((name, size)) }
         }
         for (name, size) in orphans.sorted(by: { $0.0 < $1.0 }) {

@@ -1,5 +1,6 @@
-import Foundation
 import CustodyCrypto
+import Foundation
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -52,7 +53,11 @@ package final class Archive {
             config.format == "custody-archive", config.version == 1,
             config.chunkSize >= 4096, config.chunkSize <= 16 << 20
         else {
-            throw ArchiveError(.damaged, "\(root)/archive.json is not a valid archive configuration", fix: "restore it from a backup")
+            throw ArchiveError(
+                .damaged,
+                "\(root)/archive.json is not a valid archive configuration",
+                fix: "restore it from a backup"
+            )
         }
         self.root = root
         self.config = config
@@ -90,11 +95,13 @@ package final class Archive {
     /// Creates a new archive at `root`.
     ///
     /// - Parameters:
+    ///   - root: The archive folder (new, or empty).
     ///   - name: Display name.
     ///   - origin: Log origin; default `custody/<8 hex of the fingerprint>`.
     ///   - passphrase: Seals the secrets.
     ///   - kdfPreset: A key of ``kdfPresets``.
     ///   - chunkSize: Plaintext chunk size (default 1 MiB).
+    /// - Returns: The new archive, unlocked.
     /// - Throws: ``ArchiveError`` (cannot create) when an archive or other files are already there.
     package static func create(
         at root: String,
@@ -113,11 +120,19 @@ package final class Archive {
             throw ArchiveError(.usage, "the passphrase is empty", fix: "choose a passphrase")
         }
         if access(configPath(root), F_OK) == 0 {
-            throw ArchiveError(.cannotCreate, "an archive already exists at \(root)", fix: "choose another --archive path")
+            throw ArchiveError(
+                .cannotCreate,
+                "an archive already exists at \(root)",
+                fix: "choose another --archive path"
+            )
         }
         if let st = POSIX.statPath(root) {
             guard POSIX.isDirectory(st.st_mode) else {
-                throw ArchiveError(.cannotCreate, "\(root) exists and is not a folder", fix: "choose another --archive path")
+                throw ArchiveError(
+                    .cannotCreate,
+                    "\(root) exists and is not a folder",
+                    fix: "choose another --archive path"
+                )
             }
             guard try listDirectory(root).isEmpty else {
                 throw ArchiveError(.cannotCreate, "\(root) is not empty", fix: "choose an empty or new folder")
@@ -140,7 +155,13 @@ package final class Archive {
             boxKey: Encoding.base64(keys.box.publicKey),
             logKey: Encoding.base64(keys.log.publicKey)
         )
-        let keyFile = try KeyFile.seal(secrets, passphrase: passphrase, parameters: parameters, preset: kdfPreset, config: config)
+        let keyFile = try KeyFile.seal(
+            secrets,
+            passphrase: passphrase,
+            parameters: parameters,
+            preset: kdfPreset,
+            config: config
+        )
         var identity = Identity(
             name: name,
             origin: resolvedOrigin,
@@ -169,7 +190,11 @@ package final class Archive {
         guard !name.isEmpty, name.utf8.count <= 200,
             !name.unicodeScalars.contains(where: { $0.properties.generalCategory == .control })
         else {
-            throw ArchiveError(.usage, "the name must be 1 to 200 bytes without control characters", fix: "choose another --name")
+            throw ArchiveError(
+                .usage,
+                "the name must be 1 to 200 bytes without control characters",
+                fix: "choose another --name"
+            )
         }
     }
 
@@ -211,7 +236,11 @@ package final class Archive {
         guard keys.signing.publicKey == signingPublicKey, keys.box.publicKey == boxPublicKey,
             Encoding.base64(keys.log.publicKey) == config.logKey
         else {
-            throw ArchiveError(.damaged, "keys.json does not match archive.json", fix: "restore both from the same backup")
+            throw ArchiveError(
+                .damaged,
+                "keys.json does not match archive.json",
+                fix: "restore both from the same backup"
+            )
         }
         return keys
     }
@@ -226,14 +255,24 @@ package final class Archive {
             throw ArchiveError(.damaged, "the key file keys.json is malformed", fix: "restore it from your backup")
         }
         guard let passphraseProvider else {
-            throw ArchiveError(.notAuthorised, "the current passphrase is needed", fix: "set CUSTODY_PASSPHRASE or --passphrase-file")
+            throw ArchiveError(
+                .notAuthorised,
+                "the current passphrase is needed",
+                fix: "set CUSTODY_PASSPHRASE or --passphrase-file"
+            )
         }
         let secrets = try old.open(passphrase: passphraseProvider(), config: config)
         let preset = kdfPreset ?? old.kdf.preset
         guard let parameters = Self.kdfPresets[preset] else {
             throw ArchiveError(.usage, "unknown KDF preset \(preset)", fix: "use interactive, moderate or sensitive")
         }
-        let sealed = try KeyFile.seal(secrets, passphrase: newPassphrase, parameters: parameters, preset: preset, config: config)
+        let sealed = try KeyFile.seal(
+            secrets,
+            passphrase: newPassphrase,
+            parameters: parameters,
+            preset: preset,
+            config: config
+        )
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]
         try POSIX.writeFileAtomically(Self.keysPath(root), Array(encoder.encode(sealed)) + [0x0A], mode: 0o600)
@@ -252,7 +291,11 @@ package final class Archive {
         guard let identity = try? JSONDecoder().decode(Identity.self, from: Data(bytes)), identity.isValid,
             identity.signingKey == config.signingKey, identity.boxKey == config.boxKey
         else {
-            throw ArchiveError(.damaged, "identity.json is not a valid identity of this archive", fix: "restore it from a backup")
+            throw ArchiveError(
+                .damaged,
+                "identity.json is not a valid identity of this archive",
+                fix: "restore it from a backup"
+            )
         }
         return identity
     }
@@ -273,8 +316,11 @@ package final class Archive {
 
     /// Applies every journal entry the index has not seen.
     ///
-    /// - Parameter known: Metadata this process already holds in plaintext (saves unwrapping it again).
+    /// - Parameters:
+    ///   - known: Metadata this process already holds in plaintext (saves unwrapping it again).
+    ///   - trusted: Entries this process has just signed, with their events (saves a signature check each).
     /// - Returns: For each item applied, the id of the first earlier item with the same content, if any.
+    /// - Throws: ``ArchiveError`` when an entry is invalid or the index cannot be written.
     @discardableResult
     func catchUpIndex(known: [ItemID: ItemMetadata], trusted: [[UInt8]: Event] = [:]) throws -> [String: String?] {
         let index = try openIndex()
@@ -286,12 +332,24 @@ package final class Archive {
                 // Entries this process has just signed and appended need no second signature check.
                 let event = try trusted[entry.bytes] ?? Event.parse(entry.bytes, publicKey: signingPublicKey)
                 batch.events.append(
-                    IndexedEvent(seq: entry.index, type: event.type, time: event.time, actor: event.actor, item: event.item?.hex)
+                    IndexedEvent(
+                        seq: entry.index,
+                        type: event.type,
+                        time: event.time,
+                        actor: event.actor,
+                        item: event.item?.hex
+                    )
                 )
                 if event.type == "ingest", let item = event.item {
                     let metadata = try known[item] ?? metadata(of: event)
                     batch.items.append(
-                        IndexedItem(id: item.hex, seq: entry.index, metadata: metadata, duplicateOf: nil, entryOffset: entry.offset)
+                        IndexedItem(
+                            id: item.hex,
+                            seq: entry.index,
+                            metadata: metadata,
+                            duplicateOf: nil,
+                            entryOffset: entry.offset
+                        )
                     )
                 }
             }
@@ -314,7 +372,8 @@ package final class Archive {
             throw ArchiveError(.damaged, "the metadata object of item \(item) is missing", fix: "run custody verify")
         }
         let json = try SealedPart.open(stored, kind: .meta, item: item, key: key)
-        guard let metadata = try? JSONDecoder().decode(ItemMetadata.self, from: Data(json)), metadata.item == item else {
+        guard let metadata = try? JSONDecoder().decode(ItemMetadata.self, from: Data(json)), metadata.item == item
+        else {
             throw ArchiveError(.damaged, "the metadata of item \(item) is not valid", fix: "run custody verify --deep")
         }
         return metadata
@@ -343,7 +402,11 @@ package final class Archive {
         let prefix = text.lowercased()
         guard prefix.utf8.count >= 8, prefix.utf8.count <= 32, Encoding.isLowercaseHex(prefix, count: prefix.utf8.count)
         else {
-            throw ArchiveError(.usage, "\(text.prefix(40)) is not an item id", fix: "give at least 8 hex characters of an id from custody ls")
+            throw ArchiveError(
+                .usage,
+                "\(text.prefix(40)) is not an item id",
+                fix: "give at least 8 hex characters of an id from custody ls"
+            )
         }
         let matches = try index().items(withPrefix: prefix, limit: 2)
         guard let first = matches.first else {
@@ -362,7 +425,11 @@ package final class Archive {
             found = try Event.parse(entry.bytes, publicKey: signingPublicKey)
         }
         guard let found, found.type == "ingest", found.item?.hex == item.id else {
-            throw ArchiveError(.damaged, "the journal has no ingest event for item \(item.id)", fix: "run custody verify, then custody reindex")
+            throw ArchiveError(
+                .damaged,
+                "the journal has no ingest event for item \(item.id)",
+                fix: "run custody verify, then custody reindex"
+            )
         }
         return found
     }

@@ -60,13 +60,25 @@ extension ArchiveError {
     static func writeFailed(_ what: String, errno code: Int32) -> ArchiveError {
         switch code {
         case 28, 122:  // ENOSPC, EDQUOT
-            ArchiveError(.cannotCreate, "\(what): no space left on device", fix: "free disk space and run the command again")
+            ArchiveError(
+                .cannotCreate,
+                "\(what): no space left on device",
+                fix: "free disk space and run the command again"
+            )
         case 13, 1:  // EACCES, EPERM
-            ArchiveError(.cannotCreate, "\(what): permission denied", fix: "check the permissions of the archive folder")
+            ArchiveError(
+                .cannotCreate,
+                "\(what): permission denied",
+                fix: "check the permissions of the archive folder"
+            )
         case 30:  // EROFS
             ArchiveError(.cannotCreate, "\(what): read-only file system", fix: "use a writable archive location")
         default:
-            ArchiveError(.cannotCreate, "\(what): \(errnoDescription(code))", fix: "check the disk and run the command again")
+            ArchiveError(
+                .cannotCreate,
+                "\(what): \(errnoDescription(code))",
+                fix: "check the disk and run the command again"
+            )
         }
     }
 }

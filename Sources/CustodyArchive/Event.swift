@@ -1,5 +1,5 @@
-import Foundation
 import CustodyCrypto
+import Foundation
 
 /// An object an event names, with its stored size (so `verify --quick` can check sizes without keys).
 package struct ObjectRef: Codable, Sendable, Hashable {

@@ -42,7 +42,11 @@ package enum FileScanner {
                 if code == ENOENT || code == ENOTDIR {
                     throw ArchiveError(.notFound, "\(argument) does not exist", fix: "check the path")
                 }
-                throw ArchiveError(.notFound, "cannot read \(argument): \(errnoDescription(code))", fix: "check its permissions")
+                throw ArchiveError(
+                    .notFound,
+                    "cannot read \(argument): \(errnoDescription(code))",
+                    fix: "check its permissions"
+                )
             }
             let base = path.split(separator: "/").last.map(String.init) ?? path
             if POSIX.isDirectory(st.st_mode) {
@@ -70,7 +74,9 @@ package enum FileScanner {
 
     private static func readabilityProblem(_ path: String) -> String? {
         // The effective ids decide, as they will when the file is opened for reading.
-        guard faccessat(AT_FDCWD, path, R_OK, AT_EACCESS) == 0 else { return "cannot be read: \(errnoDescription(errno))" }
+        guard faccessat(AT_FDCWD, path, R_OK, AT_EACCESS) == 0 else {
+            return "cannot be read: \(errnoDescription(errno))"
+        }
         return nil
     }
 

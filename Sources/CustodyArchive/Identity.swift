@@ -1,5 +1,5 @@
-import Foundation
 import CustodyCrypto
+import Foundation
 
 /// A body's self-signed public identity (`custody id export`), as DESIGN.md pins it.
 package struct Identity: Codable, Sendable, Equatable {

@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -93,11 +94,23 @@ package final class ArchiveIndex: Sendable {
             case .SQLITE_CORRUPT, .SQLITE_NOTADB:
                 return ArchiveError(.damaged, "the index (index.sqlite) is corrupt", fix: "run custody reindex")
             case .SQLITE_FULL:
-                return ArchiveError(.cannotCreate, "the index: no space left on device", fix: "free disk space and retry")
+                return ArchiveError(
+                    .cannotCreate,
+                    "the index: no space left on device",
+                    fix: "free disk space and retry"
+                )
             case .SQLITE_BUSY, .SQLITE_LOCKED:
-                return ArchiveError(.temporary, "the index is busy", fix: "wait for the other custody command and retry")
+                return ArchiveError(
+                    .temporary,
+                    "the index is busy",
+                    fix: "wait for the other custody command and retry"
+                )
             case .SQLITE_READONLY, .SQLITE_CANTOPEN, .SQLITE_PERM:
-                return ArchiveError(.cannotCreate, "cannot open the index for writing", fix: "check the archive folder's permissions")
+                return ArchiveError(
+                    .cannotCreate,
+                    "cannot open the index for writing",
+                    fix: "check the archive folder's permissions"
+                )
             default:
                 return ArchiveError(.damaged, "the index failed (\(db.resultCode))", fix: "run custody reindex")
             }
@@ -184,7 +197,10 @@ package final class ArchiveIndex: Sendable {
                 for item in batch.items {
                     let m = item.metadata
                     // A replayed ingest entry (verify reports it) must not break the index: the first one wins.
-                    if try Bool.fetchOne(db.cachedStatement(sql: "SELECT 1 FROM items WHERE id = ?"), arguments: [item.id]) == true {
+                    if try Bool.fetchOne(
+                        db.cachedStatement(sql: "SELECT 1 FROM items WHERE id = ?"),
+                        arguments: [item.id]
+                    ) == true {
                         continue
                     }
                     let first = try String.fetchOne(
@@ -200,14 +216,17 @@ package final class ArchiveIndex: Sendable {
                             """
                     ).execute(
                         arguments: [
-                            item.id, item.seq, m.caseID, m.name, m.sha256, m.size, m.ingestedAt, m.collectedAt, first, item.entryOffset, json,
+                            item.id, item.seq, m.caseID, m.name, m.sha256, m.size, m.ingestedAt, m.collectedAt, first,
+                            item.entryOffset, json,
                         ]
                     )
                     for tag in m.tags {
                         try db.cachedStatement(sql: "INSERT OR IGNORE INTO item_tags (tag, item_id) VALUES (?, ?)")
                             .execute(arguments: [tag, item.id])
                     }
-                    let metaText = m.meta.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: " ")
+                    let metaText = m.meta.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(
+                        separator: " "
+                    )
                     try db.cachedStatement(
                         sql: """
                             INSERT INTO items_fts (item_id, name, case_id, tags, source, location, consent, sensitivity, note, meta, media_type, path)
@@ -221,8 +240,10 @@ package final class ArchiveIndex: Sendable {
                     )
                 }
                 for event in batch.events {
-                    try db.cachedStatement(sql: "INSERT INTO events (seq, item_id, type, time, actor) VALUES (?, ?, ?, ?, ?)")
-                        .execute(arguments: [event.seq, event.item, event.type, event.time, event.actor])
+                    try db.cachedStatement(
+                        sql: "INSERT INTO events (seq, item_id, type, time, actor) VALUES (?, ?, ?, ?, ?)"
+                    )
+                    .execute(arguments: [event.seq, event.item, event.type, event.time, event.actor])
                 }
                 try db.execute(
                     sql: "INSERT OR REPLACE INTO state (key, value) VALUES ('journal_count', ?), ('journal_offset', ?)",
@@ -306,7 +327,8 @@ package final class ArchiveIndex: Sendable {
             let star = word.hasSuffix("*") && word.count > 1
             if star { word = word.dropLast() }
             let plain = word.unicodeScalars.allSatisfy {
-                $0.properties.isAlphabetic || $0.properties.numericType != nil || $0 == "_" || $0.properties.generalCategory == .nonspacingMark
+                $0.properties.isAlphabetic || $0.properties.numericType != nil || $0 == "_"
+                    || $0.properties.generalCategory == .nonspacingMark
             }
             let text: String
             if word.hasPrefix("\"") || ["AND", "OR", "NOT"].contains(String(word)) || word.isEmpty || plain {
@@ -332,7 +354,8 @@ package final class ArchiveIndex: Sendable {
     /// Items whose id starts with `prefix` (at most `limit`).
     package func items(withPrefix prefix: String, limit: Int = 2) throws -> [IndexedItem] {
         try fetchItems(
-            sql: "SELECT id, seq, metadata, duplicate_of, entry_offset FROM items WHERE id >= ? AND id < ? ORDER BY id LIMIT \(limit)",
+            sql:
+                "SELECT id, seq, metadata, duplicate_of, entry_offset FROM items WHERE id >= ? AND id < ? ORDER BY id LIMIT \(limit)",
             arguments: [prefix, prefix + "g"]
         )
     }

@@ -101,7 +101,11 @@ package struct SubmissionFields: Sendable, Equatable {
         func check(_ value: String?, _ field: String, _ limit: Int) throws {
             guard let value else { return }
             guard value.utf8.count <= limit else {
-                throw ArchiveError(.badInput, "\(field) is \(value.utf8.count) bytes long", fix: "keep \(field) under \(limit) bytes")
+                throw ArchiveError(
+                    .badInput,
+                    "\(field) is \(value.utf8.count) bytes long",
+                    fix: "keep \(field) under \(limit) bytes"
+                )
             }
             guard !value.unicodeScalars.contains(where: { $0.value == 0 }) else {
                 throw ArchiveError(.badInput, "\(field) contains a NUL character", fix: "remove it")
@@ -118,7 +122,9 @@ package struct SubmissionFields: Sendable, Equatable {
         }
         for tag in tags {
             try check(tag, "--tag", 128)
-            guard !tag.isEmpty else { throw ArchiveError(.badInput, "an empty --tag was given", fix: "give a non-empty tag") }
+            guard !tag.isEmpty else {
+                throw ArchiveError(.badInput, "an empty --tag was given", fix: "give a non-empty tag")
+            }
         }
         tags = Array(Set(tags)).sorted()
         guard meta.count <= Limits.metaPairs else {

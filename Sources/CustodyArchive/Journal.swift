@@ -1,4 +1,5 @@
 import CustodyCrypto
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -76,7 +77,11 @@ package final class Journal: Sendable {
         let fd = POSIX.open(path, O_RDONLY)
         guard fd >= 0 else {
             if errno == ENOENT { return (position, .clean) }
-            throw ArchiveError(.cannotCreate, "cannot read the journal: \(errnoDescription(errno))", fix: "check the archive folder")
+            throw ArchiveError(
+                .cannotCreate,
+                "cannot read the journal: \(errnoDescription(errno))",
+                fix: "check the archive folder"
+            )
         }
         defer { close(fd) }
         var st = stat()
@@ -108,7 +113,10 @@ package final class Journal: Sendable {
 
     /// Appends `entries` durably and returns the position of the first one.
     ///
-    /// - Parameter hint: A position known to be valid (for example the index's), so the tail check reads only what follows it.
+    /// - Parameters:
+    ///   - entries: The entry bytes, each at most ``maxEntryBytes``.
+    ///   - hint: A position known to be valid (for example the index's), so the tail check reads only what follows it.
+    /// - Returns: The position of the first appended entry.
     /// - Throws: ``ArchiveError`` when the journal is damaged in the middle or cannot be written.
     package func append(_ entries: [[UInt8]], hint: JournalPosition) throws -> JournalPosition {
         let lock = try FileLock(path: lockPath, mode: .exclusive)
@@ -192,7 +200,9 @@ package final class Journal: Sendable {
         let remaining = fileSize - offset
         guard remaining >= 8 else { return .incomplete }
         var header = [UInt8](repeating: 0, count: 8)
-        guard header.withUnsafeMutableBytes({ pread(fd, $0.baseAddress, 8, off_t(offset)) }) == 8 else { return .incomplete }
+        guard header.withUnsafeMutableBytes({ pread(fd, $0.baseAddress, 8, off_t(offset)) }) == 8 else {
+            return .incomplete
+        }
         if header.allSatisfy({ $0 == 0 }) && isZero(fd, from: offset, to: fileSize) { return .incomplete }
         guard Array(header[0..<4]) == Self.magic else { return .invalid }
         let length = Int(header[4]) << 24 | Int(header[5]) << 16 | Int(header[6]) << 8 | Int(header[7])

@@ -1,5 +1,5 @@
-import Foundation
 import CustodyCrypto
+import Foundation
 
 /// The public configuration of an archive (`archive.json`).
 package struct ArchiveConfig: Codable, Sendable {
@@ -94,7 +94,12 @@ package struct KeyFile: Codable, Sendable {
             }
         }
         return KeyFile(
-            kdf: KDF(opsLimit: parameters.opsLimit, memLimit: parameters.memLimit, salt: Encoding.base64(salt), preset: preset),
+            kdf: KDF(
+                opsLimit: parameters.opsLimit,
+                memLimit: parameters.memLimit,
+                salt: Encoding.base64(salt),
+                preset: preset
+            ),
             nonce: Encoding.base64(nonce),
             ciphertext: Encoding.base64(sealed)
         )
@@ -153,7 +158,9 @@ package struct ArchiveKeys: Sendable {
     /// Rebuilds every key from the 96 secret bytes of the key file.
     init(secrets: SecretBytes) throws {
         master = try secrets.withUnsafeBytes { try SecretBytes(copying: UnsafeRawBufferPointer(rebasing: $0[0..<32])) }
-        let seed = try secrets.withUnsafeBytes { try SecretBytes(copying: UnsafeRawBufferPointer(rebasing: $0[32..<64])) }
+        let seed = try secrets.withUnsafeBytes {
+            try SecretBytes(copying: UnsafeRawBufferPointer(rebasing: $0[32..<64]))
+        }
         let boxSecret = try secrets.withUnsafeBytes {
             try SecretBytes(copying: UnsafeRawBufferPointer(rebasing: $0[64..<96]))
         }
@@ -182,7 +189,11 @@ package struct ArchiveKeys: Sendable {
         do {
             opened = try box.open(sealed)
         } catch {
-            throw ArchiveError(.damaged, "a wrapped key of item \(item) does not open", fix: "run custody verify --deep")
+            throw ArchiveError(
+                .damaged,
+                "a wrapped key of item \(item) does not open",
+                fix: "run custody verify --deep"
+            )
         }
         defer { wipe(&opened) }
         guard Array(opened[0..<16]) == item.bytes else {

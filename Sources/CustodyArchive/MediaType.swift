@@ -24,14 +24,20 @@ package enum MediaType {
             default: return "video/mp4"
             }
         }
-        if starts([0x1A, 0x45, 0xDF, 0xA3]) { return name.lowercased().hasSuffix(".webm") ? "video/webm" : "video/x-matroska" }
+        if starts([0x1A, 0x45, 0xDF, 0xA3]) {
+            return name.lowercased().hasSuffix(".webm") ? "video/webm" : "video/x-matroska"
+        }
         if ascii("OggS") { return "audio/ogg" }
         if ascii("fLaC") { return "audio/flac" }
-        if ascii("ID3") || starts([0xFF, 0xFB]) || starts([0xFF, 0xF3]) || starts([0xFF, 0xF2]) { return "audio/mpeg" }
+        if ascii("ID3") || starts([0xFF, 0xFB]) || starts([0xFF, 0xF3]) || starts([0xFF, 0xF2]) {
+            return "audio/mpeg"
+        }
         if starts([0x49, 0x49, 0x2A, 0x00]) || starts([0x4D, 0x4D, 0x00, 0x2A]) { return "image/tiff" }
         if starts([0x50, 0x4B, 0x03, 0x04]) {
             let lower = name.lowercased()
-            if lower.hasSuffix(".docx") { return "application/vnd.openxmlformats-officedocument.wordprocessingml.document" }
+            if lower.hasSuffix(".docx") {
+                return "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
+            }
             if lower.hasSuffix(".xlsx") { return "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet" }
             return "application/zip"
         }
@@ -41,7 +47,9 @@ package enum MediaType {
         if ascii("From ") || ascii("Return-Path:") || ascii("Received:") { return "message/rfc822" }
         if isText(head) {
             let lower = name.lowercased()
-            let trimmed = head.drop { $0 == 0x20 || $0 == 0x0A || $0 == 0x0D || $0 == 0x09 || $0 == 0xEF || $0 == 0xBB || $0 == 0xBF }
+            let trimmed = head.drop {
+                $0 == 0x20 || $0 == 0x0A || $0 == 0x0D || $0 == 0x09 || $0 == 0xEF || $0 == 0xBB || $0 == 0xBF
+            }
             if trimmed.first == 0x3C {
                 let start = String(decoding: trimmed.prefix(64), as: UTF8.self).lowercased()
                 if start.hasPrefix("<!doctype html") || start.hasPrefix("<html") { return "text/html" }

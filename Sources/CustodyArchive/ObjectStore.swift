@@ -1,5 +1,6 @@
 import CustodyCrypto
 import Synchronization
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -30,7 +31,9 @@ package struct ObjectName: Hashable, Sendable, Comparable, CustomStringConvertib
     package init(from decoder: any Decoder) throws {
         let text = try decoder.singleValueContainer().decode(String.self)
         guard let name = ObjectName(hex: text) else {
-            throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath, debugDescription: "not an object name"))
+            throw DecodingError.dataCorrupted(
+                .init(codingPath: decoder.codingPath, debugDescription: "not an object name")
+            )
         }
         self = name
     }
@@ -58,7 +61,12 @@ package protocol ObjectStore: Sendable {
     func contains(_ name: ObjectName) throws -> Bool
     /// Writes `bytes` to temporary storage; `nil` when the object is already present (deduplicated).
     ///
-    /// - Parameter checkExisting: `false` for objects that cannot already exist (random-keyed sealed parts).
+    /// - Parameters:
+    ///   - bytes: The object's bytes.
+    ///   - name: Their BLAKE2b-256 name.
+    ///   - checkExisting: `false` for objects that cannot already exist (random-keyed sealed parts).
+    /// - Returns: The staged object, or `nil` when it is already stored.
+    /// - Throws: ``ArchiveError`` when the write fails (for example a full disk).
     func stage(_ bytes: UnsafeRawBufferPointer, as name: ObjectName, checkExisting: Bool) throws -> StagedObject?
     /// Makes `objects` durable, then visible under their names.
     func commit(_ objects: [StagedObject]) throws
@@ -69,7 +77,7 @@ package protocol ObjectStore: Sendable {
     /// The stored size of an object, or `nil` when it is absent.
     func size(of name: ObjectName) throws -> Int64?
     /// Calls `body` for every stored object.
-    func forEach(_ body: (ObjectName, Int64) throws -> Void) throws
+    func forEachObject(_ body: (ObjectName, Int64) throws -> Void) throws
     /// Temporary files left behind by interrupted writes, as paths relative to the store.
     func leftoverTemporaryFiles() throws -> [String]
     /// Removes an object.
@@ -103,7 +111,11 @@ package struct FileObjectStore: ObjectStore {
         access(path(of: name), F_OK) == 0
     }
 
-    package func stage(_ bytes: UnsafeRawBufferPointer, as name: ObjectName, checkExisting: Bool = true) throws -> StagedObject? {
+    package func stage(
+        _ bytes: UnsafeRawBufferPointer,
+        as name: ObjectName,
+        checkExisting: Bool = true
+    ) throws -> StagedObject? {
         if checkExisting, try contains(name) { return nil }
         // The temporary file sits beside its final name: the rename stays inside one folder, and parallel
         // writers spread over 256 folders instead of contending for one.
@@ -156,7 +168,11 @@ package struct FileObjectStore: ObjectStore {
         let fd = POSIX.open(path(of: name), O_RDONLY)
         guard fd >= 0 else {
             if errno == ENOENT { return nil }
-            throw ArchiveError(.cannotCreate, "cannot read object \(name): \(errnoDescription(errno))", fix: "check the disk")
+            throw ArchiveError(
+                .cannotCreate,
+                "cannot read object \(name): \(errnoDescription(errno))",
+                fix: "check the disk"
+            )
         }
         defer { close(fd) }
         var st = stat()
@@ -179,7 +195,7 @@ package struct FileObjectStore: ObjectStore {
         return Int64(st.st_size)
     }
 
-    package func forEach(_ body: (ObjectName, Int64) throws -> Void) throws {
+    package func forEachObject(_ body: (ObjectName, Int64) throws -> Void) throws {
         for shard in try listDirectory(root) where shard.utf8.count == 2 && Encoding.isLowercaseHex(shard, count: 2) {
             let shardPath = "\(root)/\(shard)"
             for entry in try listDirectory(shardPath) {
@@ -228,7 +244,11 @@ private func temporarySuffix() -> String {
 func listDirectory(_ path: String) throws -> [String] {
     guard let dir = opendir(path) else {
         if errno == ENOENT { return [] }
-        throw ArchiveError(.cannotCreate, "cannot list \(path): \(errnoDescription(errno))", fix: "check the archive folder")
+        throw ArchiveError(
+            .cannotCreate,
+            "cannot list \(path): \(errnoDescription(errno))",
+            fix: "check the archive folder"
+        )
     }
     defer { closedir(dir) }
     var names: [String] = []

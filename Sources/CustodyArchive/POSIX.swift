@@ -1,4 +1,5 @@
 import CCustodySystem
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -18,8 +19,9 @@ enum POSIX {
     static func writeAll(_ fd: Int32, _ buffer: UnsafeRawBufferPointer) -> Int32 {
         var offset = 0
         while offset < buffer.count {
-            // `offset < buffer.count`, so the pointer stays inside the buffer.
-            let n = Glibc.write(fd, buffer.baseAddress! + offset, buffer.count - offset)  // swift-format-ignore: NeverForceUnwrap
+            // `offset < buffer.count`, so the buffer is non-empty and the pointer stays inside it.
+            guard let base = buffer.baseAddress else { return 0 }
+            let n = Glibc.write(fd, base + offset, buffer.count - offset)
             if n < 0 {
                 if errno == EINTR { continue }
                 return errno
@@ -36,8 +38,9 @@ enum POSIX {
     static func readFull(_ fd: Int32, _ buffer: UnsafeMutableRawBufferPointer) -> Int {
         var offset = 0
         while offset < buffer.count {
-            // `offset < buffer.count`, so the pointer stays inside the buffer.
-            let n = Glibc.read(fd, buffer.baseAddress! + offset, buffer.count - offset)  // swift-format-ignore: NeverForceUnwrap
+            // `offset < buffer.count`, so the buffer is non-empty and the pointer stays inside it.
+            guard let base = buffer.baseAddress else { return 0 }
+            let n = Glibc.read(fd, base + offset, buffer.count - offset)
             if n < 0 {
                 if errno == EINTR { continue }
                 return -Int(errno)
@@ -107,15 +110,27 @@ enum POSIX {
             throw ArchiveError(.cannotCreate, "cannot stat \(path)", fix: "check the file")
         }
         guard st.st_size <= limit else {
-            throw ArchiveError(.badInput, "\(path) is larger than \(limit) bytes", fix: "check that it is the right file")
+            throw ArchiveError(
+                .badInput,
+                "\(path) is larger than \(limit) bytes",
+                fix: "check that it is the right file"
+            )
         }
         var bytes = [UInt8](repeating: 0, count: Int(st.st_size) + 1)
         let n = bytes.withUnsafeMutableBytes { readFull(fd, $0) }
         guard n >= 0 else {
-            throw ArchiveError(.cannotCreate, "cannot read \(path): \(errnoDescription(Int32(-n)))", fix: "check the file")
+            throw ArchiveError(
+                .cannotCreate,
+                "cannot read \(path): \(errnoDescription(Int32(-n)))",
+                fix: "check the file"
+            )
         }
         guard n <= limit else {
-            throw ArchiveError(.badInput, "\(path) is larger than \(limit) bytes", fix: "check that it is the right file")
+            throw ArchiveError(
+                .badInput,
+                "\(path) is larger than \(limit) bytes",
+                fix: "check that it is the right file"
+            )
         }
         bytes.removeSubrange(n...)
         return bytes

@@ -32,7 +32,11 @@ package enum SealedPart {
 
     /// The key commitment for `key`.
     static func commitment(for key: [UInt8]) -> [UInt8] {
-        key.withUnsafeBytes { k in commitmentTag.withUnsafeBytes { BLAKE2b.keyedHash(tag: $0, data: UnsafeRawBufferPointer(start: nil, count: 0), key: k) } }
+        key.withUnsafeBytes { k in
+            commitmentTag.withUnsafeBytes {
+                BLAKE2b.keyedHash(tag: $0, data: UnsafeRawBufferPointer(start: nil, count: 0), key: k)
+            }
+        }
     }
 
     /// Seals `json` for `item` under `key`.
@@ -86,7 +90,11 @@ package enum SealedPart {
     }
 
     private static func damaged(_ kind: PartKind, _ item: ItemID, _ what: String) -> ArchiveError {
-        ArchiveError(.damaged, "the \(kind.rawValue) part of item \(item.hex) \(what)", fix: "run custody verify --deep")
+        ArchiveError(
+            .damaged,
+            "the \(kind.rawValue) part of item \(item.hex) \(what)",
+            fix: "run custody verify --deep"
+        )
     }
 }
 
@@ -109,7 +117,9 @@ package enum ChunkCipher {
     package static func seal(_ plaintext: UnsafeRawBufferPointer, key: [UInt8]) -> [UInt8] {
         key.withUnsafeBytes { k in
             zeroNonce.withUnsafeBytes { n in
-                associatedData.withUnsafeBytes { ad in XChaCha20Poly1305.seal(plaintext, key: k, nonce: n, associatedData: ad) }
+                associatedData.withUnsafeBytes { ad in
+                    XChaCha20Poly1305.seal(plaintext, key: k, nonce: n, associatedData: ad)
+                }
             }
         }
     }

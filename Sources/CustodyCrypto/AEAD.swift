@@ -104,7 +104,11 @@ package enum XChaCha20Stream {
         guard count > 0 else { return [] }
         var out = [UInt8](repeating: 0, count: count)
         out.withUnsafeMutableBytes { o in
-            key.withUnsafeBytes { k in nonce.withUnsafeBytes { n in _ = CSodium_stream_xchacha20(o.baseAddress, count, n.baseAddress, k.baseAddress) } }
+            key.withUnsafeBytes { k in
+                nonce.withUnsafeBytes { n in
+                    _ = CSodium_stream_xchacha20(o.baseAddress, count, n.baseAddress, k.baseAddress)
+                }
+            }
         }
         return out
     }

@@ -61,6 +61,7 @@ package enum BLAKE2b {
     ///   - tag: A domain-separation tag.
     ///   - data: The message.
     ///   - key: 16 to 64 bytes of key material.
+    /// - Returns: The 32-byte digest.
     package static func keyedHash(
         tag: UnsafeRawBufferPointer,
         data: UnsafeRawBufferPointer,

@@ -89,6 +89,8 @@ package enum SubkeyDerivation {
     ///   - master: The 32-byte master secret.
     ///   - id: The subkey number.
     ///   - context: Exactly 8 ASCII characters naming the purpose.
+    /// - Returns: The subkey, in guarded memory.
+    /// - Throws: ``SodiumError`` when the master secret has the wrong length or memory runs out.
     package static func derive(from master: SecretBytes, id: UInt64, context: String) throws -> SecretBytes {
         let contextBytes = Array(context.utf8)
         precondition(contextBytes.count == 8, "crypto_kdf context must be 8 bytes")

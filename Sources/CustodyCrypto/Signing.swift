@@ -99,7 +99,9 @@ package struct BoxKey: Sendable {
         var out = [UInt8](repeating: 0, count: plaintext.count + sealOverhead)
         let result = out.withUnsafeMutableBytes { c in
             plaintext.withUnsafeBytes { m in
-                recipient.withUnsafeBytes { pk in CSodium_box_seal(c.baseAddress, m.baseAddress, m.count, pk.baseAddress) }
+                recipient.withUnsafeBytes { pk in
+                    CSodium_box_seal(c.baseAddress, m.baseAddress, m.count, pk.baseAddress)
+                }
             }
         }
         guard result == 0 else { throw SodiumError(code: .operationFailed, function: "crypto_box_seal") }

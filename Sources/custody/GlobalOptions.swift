@@ -2,6 +2,7 @@ import ArgumentParser
 import CustodyArchive
 import CustodyCrypto
 import Foundation
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -142,7 +143,9 @@ func runReportingErrors(_ body: () throws -> Void) throws {
         FileHandle.standardError.write(Data("custody: \(error)\n".utf8))
         throw ExitCode(error.code.exitCode)
     } catch let error as SodiumError {
-        FileHandle.standardError.write(Data("custody: cryptography failed (\(error)) — check the libsodium installation\n".utf8))
+        FileHandle.standardError.write(
+            Data("custody: cryptography failed (\(error)) — check the libsodium installation\n".utf8)
+        )
         throw ExitCode(1)
     }
 }

@@ -76,7 +76,9 @@ import Testing
     @Test func searchFindsArabicCyrillicAndAccentedLatin() throws {
         let archive = try Fixtures.archive(in: dir)
         var ids: [String: String] = [:]
-        for (label, note) in [("ar", "شهادة من حلب"), ("ru", "Показания свидетеля"), ("es", "Declaración en la estación")] {
+        for (label, note) in [
+            ("ar", "شهادة من حلب"), ("ru", "Показания свидетеля"), ("es", "Declaración en la estación"),
+        ] {
             var options = IngestOptions()
             options.fields.note = note
             let path = dir.write("\(label).txt", text: label)
@@ -127,7 +129,9 @@ import Testing
         let data = randomBytes(200_000)
         let first = try #require(try archive.ingest([dir.write("one.bin", data)], options: IngestOptions()).items.first)
         let objectsAfterFirst = Fixtures.allFiles(under: dir.path + "/archive/objects").count
-        let second = try #require(try archive.ingest([dir.write("two.bin", data)], options: IngestOptions()).items.first)
+        let second = try #require(
+            try archive.ingest([dir.write("two.bin", data)], options: IngestOptions()).items.first
+        )
         let objectsAfterSecond = Fixtures.allFiles(under: dir.path + "/archive/objects").count
         #expect(first.id != second.id)
         #expect(first.duplicateOf == nil)

@@ -1,5 +1,5 @@
-import CustodyTestSupport
 import CustodyCrypto
+import CustodyTestSupport
 import Foundation
 import Testing
 
@@ -23,7 +23,10 @@ import Testing
 
     @Test func symlinksAndLoopsAreRefusedNotFollowed() throws {
         dir.write("up/real.txt", text: "r")
-        try FileManager.default.createSymbolicLink(atPath: dir.path + "/up/link.txt", withDestinationPath: dir.path + "/up/real.txt")
+        try FileManager.default.createSymbolicLink(
+            atPath: dir.path + "/up/link.txt",
+            withDestinationPath: dir.path + "/up/real.txt"
+        )
         try FileManager.default.createSymbolicLink(atPath: dir.path + "/up/loop", withDestinationPath: dir.path + "/up")
         let (files, problems) = try FileScanner.scan([dir.path + "/up"])
         #expect(files.map(\.displayPath) == ["up/real.txt"])
@@ -37,7 +40,9 @@ import Testing
         _ = bad
         let raw = Array((dir.path + "/up/bad-").utf8) + [0xFF, 0xFE, 0x2E, 0x74, 0x78, 0x74, 0]
         let fd = raw.withUnsafeBufferPointer { buffer in
-            buffer.baseAddress!.withMemoryRebound(to: CChar.self, capacity: raw.count) { open($0, O_CREAT | O_WRONLY, 0o600) }
+            buffer.baseAddress!.withMemoryRebound(to: CChar.self, capacity: raw.count) {
+                open($0, O_CREAT | O_WRONLY, 0o600)
+            }
         }
         #expect(fd >= 0)
         close(fd)
@@ -68,7 +73,9 @@ import Testing
         let archive = try Fixtures.archive(in: dir)
         dir.write("up/ok.txt", text: "ok")
         try FileManager.default.createSymbolicLink(atPath: dir.path + "/up/link", withDestinationPath: "/etc/passwd")
-        let error = #expect(throws: ArchiveError.self) { try archive.ingest([dir.path + "/up"], options: IngestOptions()) }
+        let error = #expect(throws: ArchiveError.self) {
+            try archive.ingest([dir.path + "/up"], options: IngestOptions())
+        }
         #expect(error?.code == .badInput)
         #expect(try archive.index().itemCount() == 0)
         var options = IngestOptions()
@@ -131,7 +138,9 @@ import Testing
         #expect(try SealedPart.open(sealed, kind: .meta, item: item, key: key) == Array("{}".utf8))
         #expect(throws: ArchiveError.self) { try SealedPart.open(sealed, kind: .content, item: item, key: key) }
         #expect(throws: ArchiveError.self) { try SealedPart.open(sealed, kind: .meta, item: .random(), key: key) }
-        #expect(throws: ArchiveError.self) { try SealedPart.open(sealed, kind: .meta, item: item, key: randomBytes(32)) }
+        #expect(throws: ArchiveError.self) {
+            try SealedPart.open(sealed, kind: .meta, item: item, key: randomBytes(32))
+        }
         #expect(sealed.count >= 24 + 32 + 512 + 16)
     }
 }

@@ -43,7 +43,9 @@ import Testing
         #expect(report.problems.first?.kind == "corrupt")
         #expect(report.problems.first?.object == target.hex)
         #expect(report.problems.first?.item == items[0].id.hex)
-        let error = #expect(throws: ArchiveError.self) { try archive.extract(items[0].id.hex, to: dir.path + "/x", force: false) }
+        let error = #expect(throws: ArchiveError.self) {
+            try archive.extract(items[0].id.hex, to: dir.path + "/x", force: false)
+        }
         #expect(error?.code == .damaged)
         #expect(!FileManager.default.fileExists(atPath: dir.path + "/x"))
     }
@@ -109,7 +111,9 @@ import Testing
         #expect(after.ok)
         #expect(after.warnings.isEmpty)
         #expect(after.items == 3)
-        let aside = try FileManager.default.contentsOfDirectory(atPath: dir.path + "/archive/journal").filter { $0.hasPrefix("torn-") }
+        let aside = try FileManager.default.contentsOfDirectory(atPath: dir.path + "/archive/journal").filter {
+            $0.hasPrefix("torn-")
+        }
         #expect(aside.count == 1)
     }
 
@@ -165,7 +169,9 @@ import Testing
     @Test func forgedEntryWithAValidFrameIsCaughtBySignature() throws {
         let (archive, _) = try archiveWithItems()
         let forger = try SigningKey(seed: SecretBytes(randomCount: 32))
-        let forged = try Event(type: "extract", time: RFC3339.now(), actor: "forger", item: .random()).entryBytes(signedBy: forger)
+        let forged = try Event(type: "extract", time: RFC3339.now(), actor: "forger", item: .random()).entryBytes(
+            signedBy: forger
+        )
         _ = try archive.journal.append([forged], hint: .start)
         let report = try Fixtures.reopen(dir).verify(mode: .standard)
         #expect(report.problems.contains { $0.kind == "bad-entry" && $0.entry == 2 })
@@ -199,7 +205,12 @@ import Testing
         #expect(error?.code == .cannotCreate)
         dir.write("other/file.txt", text: "x")
         let second = #expect(throws: ArchiveError.self) {
-            try Archive.create(at: dir.path + "/other", name: "X", passphrase: Fixtures.secret(), kdfPreset: "insecure-test")
+            try Archive.create(
+                at: dir.path + "/other",
+                name: "X",
+                passphrase: Fixtures.secret(),
+                kdfPreset: "insecure-test"
+            )
         }
         #expect(second?.code == .cannotCreate)
         #expect(throws: ArchiveError.self) {
@@ -212,14 +223,18 @@ import Testing
             let archive = try Fixtures.archive(in: dir)
             _ = try archive.ingest([dir.write("a.txt", text: "a")], options: IngestOptions())
         }
-        let before = Fixtures.allFiles(under: dir.path + "/archive").filter { !$0.contains("keys.json") && !$0.contains("index.sqlite") }
-            .map { ($0, Fixtures.read($0)) }
+        let before = Fixtures.allFiles(under: dir.path + "/archive").filter {
+            !$0.contains("keys.json") && !$0.contains("index.sqlite")
+        }
+        .map { ($0, Fixtures.read($0)) }
         do {
             let reopened = try Fixtures.reopen(dir, access: .exclusive)
             try reopened.changePassphrase(to: Fixtures.secret("new passphrase"))
         }
-        let after = Fixtures.allFiles(under: dir.path + "/archive").filter { !$0.contains("keys.json") && !$0.contains("index.sqlite") }
-            .map { ($0, Fixtures.read($0)) }
+        let after = Fixtures.allFiles(under: dir.path + "/archive").filter {
+            !$0.contains("keys.json") && !$0.contains("index.sqlite")
+        }
+        .map { ($0, Fixtures.read($0)) }
         #expect(before.map(\.0) == after.map(\.0))
         #expect(before.map(\.1) == after.map(\.1))
         let old = try Archive.open(at: dir.path + "/archive")
@@ -247,7 +262,8 @@ import Testing
 
     @Test func verifierKeyMatchesTheSharedVector() {
         // shared/vectors/signed-note.json: seed 00..1f, name example.org/custody/log.
-        let publicKey = Encoding.bytes(base64: "AQOhB7/zzhC+HXDdGOdLwJln5NYwm6UNXx3chmQSVTG4").map { Array($0.dropFirst()) } ?? []
+        let publicKey =
+            Encoding.bytes(base64: "AQOhB7/zzhC+HXDdGOdLwJln5NYwm6UNXx3chmQSVTG4").map { Array($0.dropFirst()) } ?? []
         #expect(
             Identity.verifierKey(origin: "example.org/custody/log", publicKey: publicKey)
                 == "example.org/custody/log+db981e3f+AQOhB7/zzhC+HXDdGOdLwJln5NYwm6UNXx3chmQSVTG4"
@@ -276,7 +292,9 @@ import Testing
             #expect(try rebuilt.index().events(of: items[0].id.hex) == originalEvents)
         }
 
-        for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: dir.path + "/archive/index.sqlite" + suffix) }
+        for suffix in ["", "-wal", "-shm"] {
+            try? FileManager.default.removeItem(atPath: dir.path + "/archive/index.sqlite" + suffix)
+        }
         let caughtUp = try Fixtures.reopen(dir)
         #expect(try caughtUp.index().list(ItemFilter()) == original)
         #expect(try caughtUp.index().search("note").count == 3)
@@ -287,7 +305,9 @@ import Testing
             let archive = try Fixtures.archive(in: dir)
             _ = try archive.ingest([dir.write("a.txt", text: "a")], options: IngestOptions())
         }
-        for suffix in ["-wal", "-shm"] { try? FileManager.default.removeItem(atPath: dir.path + "/archive/index.sqlite" + suffix) }
+        for suffix in ["-wal", "-shm"] {
+            try? FileManager.default.removeItem(atPath: dir.path + "/archive/index.sqlite" + suffix)
+        }
         try Data(repeating: 0x41, count: 8192).write(to: URL(fileURLWithPath: dir.path + "/archive/index.sqlite"))
         do {
             let broken = try Fixtures.reopen(dir)
@@ -301,7 +321,9 @@ import Testing
 
     @Test func idPrefixesResolveUniquelyOrFailClearly() throws {
         let archive = try Fixtures.archive(in: dir)
-        let item = try #require(try archive.ingest([dir.write("a.txt", text: "a")], options: IngestOptions()).items.first)
+        let item = try #require(
+            try archive.ingest([dir.write("a.txt", text: "a")], options: IngestOptions()).items.first
+        )
         #expect(try archive.resolveItem(String(item.id.hex.prefix(8))).id == item.id.hex)
         #expect(try archive.resolveItem(item.id.hex.uppercased()).id == item.id.hex)
         #expect((#expect(throws: ArchiveError.self) { try archive.resolveItem("abc") })?.code == .usage)
@@ -314,8 +336,14 @@ import Testing
         twin.id = String(item.id.hex.dropLast()) + (item.id.hex.last == "0" ? "1" : "0")
         twin.seq = 99
         let position = try index.position()
-        _ = try index.apply(IndexBatch(items: [twin], end: JournalPosition(count: position.count, offset: position.offset)), expectedStart: position)
-        let ambiguous = #expect(throws: ArchiveError.self) { try index.items(withPrefix: String(item.id.hex.prefix(8))).count == 2 ? try archive.resolveItem(String(item.id.hex.prefix(8))) : nil }
+        _ = try index.apply(
+            IndexBatch(items: [twin], end: JournalPosition(count: position.count, offset: position.offset)),
+            expectedStart: position
+        )
+        let ambiguous = #expect(throws: ArchiveError.self) {
+            try index.items(withPrefix: String(item.id.hex.prefix(8))).count == 2
+                ? try archive.resolveItem(String(item.id.hex.prefix(8))) : nil
+        }
         #expect(ambiguous?.code == .usage)
     }
 }

@@ -18,27 +18,35 @@ import Testing
     @Test func helpListsEveryCommand() {
         let result = CLI.run(["--help"])
         #expect(result.status == 0)
-        for command in ["init", "ingest", "ls", "search", "show", "extract", "verify", "gc", "reindex", "id", "passphrase", "demo"] {
+        for command in [
+            "init", "ingest", "ls", "search", "show", "extract", "verify", "gc", "reindex", "id", "passphrase", "demo",
+        ] {
             #expect(result.stdout.contains(command), "--help does not mention \(command)")
         }
     }
 
     @Test func fullFlowWithJSONOutputs() throws {
         try initArchive()
-        let file = dir.write("upload/roof.mp4", [0, 0, 0, 0x18] + Array("ftypmp42".utf8) + (0..<50_000).map { UInt8($0 % 251) })
+        let file = dir.write(
+            "upload/roof.mp4",
+            [0, 0, 0, 0x18] + Array("ftypmp42".utf8) + (0..<50_000).map { UInt8($0 % 251) }
+        )
         dir.write("upload/copy.mp4", Fixtures.read(file))
         let ingest = CLI.run(
             [
                 "ingest", dir.path + "/upload", "--case", "COI-2026-04", "--tag", "detention", "--tag", "video",
                 "--source", "witness W-17", "--collected-at", "2026-03-02T10:00:00Z", "--location", "Aleppo",
-                "--consent", "share-with-mechanisms", "--note", "filmed from the roof", "--meta", "device=Pixel7", "--json",
+                "--consent", "share-with-mechanisms", "--note", "filmed from the roof", "--meta", "device=Pixel7",
+                "--json",
             ],
             environment: env
         )
         #expect(ingest.status == 0, "\(ingest.stderr)")
         let items = try #require(ingest.json?["items"] as? [[String: Any]])
         #expect(items.count == 2)
-        for key in ["id", "path", "sha256", "size", "duplicate_of"] { #expect(items[0].keys.contains(key), "ingest lacks \(key)") }
+        for key in ["id", "path", "sha256", "size", "duplicate_of"] {
+            #expect(items[0].keys.contains(key), "ingest lacks \(key)")
+        }
         #expect(items[0]["duplicate_of"] is NSNull)
         #expect(items[1]["duplicate_of"] as? String == items[0]["id"] as? String)
         let id = try #require(items[1]["id"] as? String)
@@ -46,7 +54,9 @@ import Testing
         let ls = CLI.run(["ls", "--case", "COI-2026-04", "--tag", "video", "--json"], environment: env)
         let rows = try #require(ls.json?["items"] as? [[String: Any]])
         #expect(rows.count == 2)
-        for key in ["id", "case", "tags", "name", "sha256", "size", "ingested_at"] { #expect(rows[0].keys.contains(key)) }
+        for key in ["id", "case", "tags", "name", "sha256", "size", "ingested_at"] {
+            #expect(rows[0].keys.contains(key))
+        }
 
         let search = CLI.run(["search", "roof AND aleppo", "--json"], environment: env)
         #expect((search.json?["items"] as? [[String: Any]])?.count == 2)
@@ -66,7 +76,9 @@ import Testing
         #expect(again.status == 73)
         #expect(again.stderr.hasPrefix("custody: ") && again.stderr.contains("--force"))
         #expect(CLI.run(["extract", id, "-o", out, "--force"], environment: env).status == 0)
-        #expect(try FileManager.default.contentsOfDirectory(atPath: dir.path).filter { $0.hasPrefix(".custody") }.isEmpty)
+        #expect(
+            try FileManager.default.contentsOfDirectory(atPath: dir.path).filter { $0.hasPrefix(".custody") }.isEmpty
+        )
         let events = CLI.run(["show", id, "--json"], environment: env).json?["events"] as? [[String: Any]]
         #expect(events?.compactMap { $0["type"] as? String } == ["ingest", "extract", "extract"])
 
@@ -81,18 +93,27 @@ import Testing
         #expect(CLI.run(["verify", "--quick"], environment: env).status == 0)
 
         let idShow = CLI.run(["id", "show", "--json"], environment: env)
-        for key in ["name", "origin", "fingerprint", "signing_key", "box_key"] { #expect(idShow.json?.keys.contains(key) == true) }
+        for key in ["name", "origin", "fingerprint", "signing_key", "box_key"] {
+            #expect(idShow.json?.keys.contains(key) == true)
+        }
         let exported = dir.path + "/body.identity.json"
         #expect(CLI.run(["id", "export", "-o", exported], environment: env).status == 0)
-        let identity = try #require(try JSONSerialization.jsonObject(with: Data(Fixtures.read(exported))) as? [String: Any])
-        for key in ["version", "name", "origin", "signing_key", "box_key", "log_verifier_key", "fingerprint", "self_signature"] {
+        let identity = try #require(
+            try JSONSerialization.jsonObject(with: Data(Fixtures.read(exported))) as? [String: Any]
+        )
+        for key in [
+            "version", "name", "origin", "signing_key", "box_key", "log_verifier_key", "fingerprint", "self_signature",
+        ] {
             #expect(identity.keys.contains(key), "identity file lacks \(key)")
         }
     }
 
     @Test func flippedByteMakesVerifyExitOneAndNameTheItem() throws {
         try initArchive()
-        let ingest = CLI.run(["ingest", dir.write("a.bin", (0..<5000).map { UInt8($0 % 7) }), "--json"], environment: env)
+        let ingest = CLI.run(
+            ["ingest", dir.write("a.bin", (0..<5000).map { UInt8($0 % 7) }), "--json"],
+            environment: env
+        )
         let id = try #require((ingest.json?["items"] as? [[String: Any]])?.first?["id"] as? String)
         let objects = Fixtures.allFiles(under: archive + "/objects").filter { !$0.contains("/objects/tmp/") }
         let victim = try #require(objects.max { Fixtures.read($0).count < Fixtures.read($1).count })
@@ -160,15 +181,25 @@ import Testing
         )
         #expect(change.status == 0, "\(change.stderr)")
         let evidence = dir.write("e.txt", text: "e")
-        #expect(CLI.run(["ingest", evidence, "--passphrase-file", file], environment: ["CUSTODY_ARCHIVE": archive]).status == 77)
-        #expect(CLI.run(["ingest", evidence, "--passphrase-file", newFile], environment: ["CUSTODY_ARCHIVE": archive]).status == 0)
+        #expect(
+            CLI.run(["ingest", evidence, "--passphrase-file", file], environment: ["CUSTODY_ARCHIVE": archive]).status
+                == 77
+        )
+        #expect(
+            CLI.run(["ingest", evidence, "--passphrase-file", newFile], environment: ["CUSTODY_ARCHIVE": archive])
+                .status == 0
+        )
     }
 
     @Test func nonUTF8NamesAndSymlinksRefuseTheRunUnlessSkipped() throws {
         try initArchive()
         dir.write("up/ok.txt", text: "ok")
         let raw = Array((dir.path + "/up/caf").utf8) + [0xE9, 0x2E, 0x74, 0x78, 0x74, 0]
-        let fd = raw.withUnsafeBufferPointer { b in b.baseAddress!.withMemoryRebound(to: CChar.self, capacity: raw.count) { open($0, O_CREAT | O_WRONLY, 0o600) } }
+        let fd = raw.withUnsafeBufferPointer { b in
+            b.baseAddress!.withMemoryRebound(to: CChar.self, capacity: raw.count) {
+                open($0, O_CREAT | O_WRONLY, 0o600)
+            }
+        }
         close(fd)
         let refused = CLI.run(["ingest", dir.path + "/up"], environment: env)
         #expect(refused.status == 65)

@@ -41,9 +41,12 @@ import Testing
         #expect((clean.json?["orphans"] as? [Any])?.isEmpty == true, "\(label): orphans remain after gc")
     }
 
-    @Test("A kill at each commit point leaves whole items or none", arguments: [
-        "object-staged", "objects-committed", "journal-partial", "journal-appended",
-    ])
+    @Test(
+        "A kill at each commit point leaves whole items or none",
+        arguments: [
+            "object-staged", "objects-committed", "journal-partial", "journal-appended",
+        ]
+    )
     func killAtCrashPoint(_ point: String) throws {
         initArchive()
         for i in 0..<5 { dir.write("up/file-\(i).bin", (0..<(3000 * (i + 1))).map { UInt8(($0 * 7 + i) % 256) }) }
@@ -67,7 +70,10 @@ import Testing
 
     @Test func killDuringExtractLeavesNoPlaintextBehind() throws {
         initArchive()
-        let ingest = CLI.run(["ingest", dir.write("secret.bin", Array(repeating: 42, count: 100_000)), "--json"], environment: env)
+        let ingest = CLI.run(
+            ["ingest", dir.write("secret.bin", Array(repeating: 42, count: 100_000)), "--json"],
+            environment: env
+        )
         let id = try #require((ingest.json?["items"] as? [[String: Any]])?.first?["id"] as? String)
         var crashing = env
         crashing["CUSTODY_TEST_CRASH_AT"] = "journal-appended"
@@ -132,7 +138,10 @@ import Testing
     func fullDiskIsAClearErrorAndLeavesTheArchiveSound() throws {
         let mount = dir.path + "/small-disk"
         try FileManager.default.createDirectory(atPath: mount, withIntermediateDirectories: true)
-        let mounted = Process.launchedProcess(launchPath: "/bin/mount", arguments: ["-t", "tmpfs", "-o", "size=6m", "tmpfs", mount])
+        let mounted = Process.launchedProcess(
+            launchPath: "/bin/mount",
+            arguments: ["-t", "tmpfs", "-o", "size=6m", "tmpfs", mount]
+        )
         mounted.waitUntilExit()
         try #require(mounted.terminationStatus == 0, "cannot mount a tmpfs here")
         defer {
@@ -143,7 +152,9 @@ import Testing
         var environment = env
         environment["CUSTODY_ARCHIVE"] = small
         initArchive(at: small)
-        #expect(CLI.run(["ingest", dir.write("fits.txt", text: "this one fits")], environment: environment).status == 0)
+        #expect(
+            CLI.run(["ingest", dir.write("fits.txt", text: "this one fits")], environment: environment).status == 0
+        )
         dir.write("big.bin", (0..<(12 << 20)).map { UInt8(truncatingIfNeeded: $0 &* 31 >> 3) })
         let full = CLI.run(["ingest", dir.path + "/big.bin"], environment: environment)
         #expect(full.status == 73, "\(full.stderr)")

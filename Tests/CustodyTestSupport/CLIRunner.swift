@@ -1,4 +1,5 @@
 import Foundation
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -80,8 +81,7 @@ package enum CLI {
         let cArgs = argv.map { strdup($0) } + [nil]
         let cEnv = envp.map { strdup($0) } + [nil]
         defer {
-            cArgs.forEach { free($0) }
-            cEnv.forEach { free($0) }
+            for pointer in cArgs + cEnv { free(pointer) }
         }
         let rc = posix_spawn(&pid, binary, &actions, nil, cArgs, cEnv)
         precondition(rc == 0, "cannot start \(binary): run `swift build` first")

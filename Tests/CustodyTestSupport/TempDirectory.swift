@@ -1,6 +1,7 @@
 import CustodyArchive
 import CustodyCrypto
 import Foundation
+
 #if canImport(Glibc)
 import Glibc
 #endif

@@ -7,7 +7,8 @@ extension CustodyCommand {
     struct Bench: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Micro-benchmarks that informed format choices (see also Scripts/bench-ingest.py).",
-            discussion: "sha256: swift-crypto (BoringSSL) vs libsodium SHA-256 on the same buffer, as MB/s and their ratio."
+            discussion:
+                "sha256: swift-crypto (BoringSSL) vs libsodium SHA-256 on the same buffer, as MB/s and their ratio."
         )
 
         @Argument(help: "What to measure: sha256.") var what: String = "sha256"
@@ -15,7 +16,9 @@ extension CustodyCommand {
 
         func run() throws {
             try runReportingErrors {
-                guard what == "sha256" else { throw ArchiveError(.usage, "unknown benchmark \(what)", fix: "use sha256") }
+                guard what == "sha256" else {
+                    throw ArchiveError(.usage, "unknown benchmark \(what)", fix: "use sha256")
+                }
                 let buffer = randomBytes(1 << 20)
                 func measure(_ body: () -> Void) -> Double {
                     let start = DispatchTime.now().uptimeNanoseconds
@@ -31,7 +34,14 @@ extension CustodyCommand {
                 let sodium = measure {
                     buffer.withUnsafeBytes { b in for _ in 0..<mebibytes { _ = SHA256Hasher.sodiumHash(b) } }
                 }
-                print(String(format: "sha256 swift-crypto %.0f MB/s, libsodium %.0f MB/s, ratio %.2f", crypto, sodium, crypto / sodium))
+                print(
+                    String(
+                        format: "sha256 swift-crypto %.0f MB/s, libsodium %.0f MB/s, ratio %.2f",
+                        crypto,
+                        sodium,
+                        crypto / sodium
+                    )
+                )
             }
         }
     }

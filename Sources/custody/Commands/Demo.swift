@@ -29,24 +29,38 @@ extension CustodyCommand {
             }
             try FileManager.default.createDirectory(atPath: base, withIntermediateDirectories: true)
             defer {
-                if keep { print("\n(demo folder kept at \(base))") } else { try? FileManager.default.removeItem(atPath: base) }
+                if keep {
+                    print("\n(demo folder kept at \(base))")
+                } else {
+                    try? FileManager.default.removeItem(atPath: base)
+                }
             }
             let archivePath = base + "/archive"
             let upload = base + "/field-upload"
 
             step("1. custody init --name \"Commission of Inquiry X (demo)\"")
             let passphrase = try SecretBytes(copying: Array("demo passphrase — never use for evidence".utf8))
-            let archive = try Archive.create(at: archivePath, name: "Commission of Inquiry X (demo)", passphrase: passphrase)
+            let archive = try Archive.create(
+                at: archivePath,
+                name: "Commission of Inquiry X (demo)",
+                passphrase: passphrase
+            )
             let identity = try archive.identity()
             print("archive at \(archivePath)\norigin \(identity.origin)\nfingerprint \(identity.fingerprint)")
 
             step("2. generate sample evidence in \(upload)")
             try FileManager.default.createDirectory(atPath: upload + "/statements", withIntermediateDirectories: true)
             let samples: [(String, [UInt8])] = [
-                ("statements/W-17.txt", Array("Witness W-17: the detainees were moved at night; filmed from the roof.\n".utf8)),
+                (
+                    "statements/W-17.txt",
+                    Array("Witness W-17: the detainees were moved at night; filmed from the roof.\n".utf8)
+                ),
                 ("statements/W-18-ar.txt", Array("شهادة: نقل المحتجزين ليلا من حلب\n".utf8)),
                 ("statements/W-19-ru.txt", Array("Показания: задержанных перевезли ночью.\n".utf8)),
-                ("statements/W-20-es.txt", Array("Declaración: detención en la estación de policía de Canción.\n".utf8)),
+                (
+                    "statements/W-20-es.txt",
+                    Array("Declaración: detención en la estación de policía de Canción.\n".utf8)
+                ),
                 ("photo-0001.png", [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A] + randomBytes(40_000)),
                 ("roof-video.mp4", [0, 0, 0, 0x18] + Array("ftypmp42".utf8) + randomBytes(3 << 20)),
                 ("roof-video-copy.mp4", []),
@@ -54,7 +68,10 @@ extension CustodyCommand {
             for (name, bytes) in samples where !bytes.isEmpty {
                 _ = FileManager.default.createFile(atPath: "\(upload)/\(name)", contents: Data(bytes))
             }
-            try FileManager.default.copyItem(atPath: upload + "/roof-video.mp4", toPath: upload + "/roof-video-copy.mp4")
+            try FileManager.default.copyItem(
+                atPath: upload + "/roof-video.mp4",
+                toPath: upload + "/roof-video-copy.mp4"
+            )
             print("6 files: statements in Arabic, Russian, Spanish and English, a photo, a 3 MiB video and its copy")
 
             step("3. custody ingest field-upload/ --case COI-2026-04 --tag detention --tag video --location Aleppo …")
@@ -68,7 +85,10 @@ extension CustodyCommand {
             options.fields.note = "filmed from the roof"
             options.fields.meta = ["device": "Pixel7"]
             var report = try archive.ingest(
-                [upload + "/roof-video.mp4", upload + "/roof-video-copy.mp4", upload + "/photo-0001.png", upload + "/statements/W-17.txt"],
+                [
+                    upload + "/roof-video.mp4", upload + "/roof-video-copy.mp4", upload + "/photo-0001.png",
+                    upload + "/statements/W-17.txt",
+                ],
                 options: options
             )
             print("… and the statements, each with a note in its own language:")
@@ -108,17 +128,23 @@ extension CustodyCommand {
             guard let video = listed.first(where: { $0.metadata.name == "roof-video.mp4" }) else {
                 throw ArchiveError(.damaged, "demo: the video was not listed", fix: "report this bug")
             }
-            for event in try archive.index().events(of: video.id) { print("event #\(event.seq) \(event.type) at \(event.time)") }
+            for event in try archive.index().events(of: video.id) {
+                print("event #\(event.seq) \(event.type) at \(event.time)")
+            }
             print("sha256 \(video.metadata.sha256)")
 
             step("7. custody extract <video> -o extracted.mp4 (SHA-256 re-verified before the file appears)")
             let extracted = try archive.extract(video.id, to: base + "/extracted.mp4", force: false)
-            print("extracted \(formatBytes(extracted.size)), SHA-256 \(extracted.sha256 == video.metadata.sha256 ? "matches" : "DIFFERS")")
+            print(
+                "extracted \(formatBytes(extracted.size)), SHA-256 \(extracted.sha256 == video.metadata.sha256 ? "matches" : "DIFFERS")"
+            )
 
             step("8. custody verify (no keys needed)")
             let clean = try archive.verify(mode: .standard)
             print("\(clean.objectsChecked) objects checked: \(clean.ok ? "OK" : "DAMAGED")")
-            guard clean.ok else { throw ArchiveError(.damaged, "demo: a fresh archive failed verify", fix: "report this bug") }
+            guard clean.ok else {
+                throw ArchiveError(.damaged, "demo: a fresh archive failed verify", fix: "report this bug")
+            }
 
             step("9. flip one byte in a stored object of the photo, then verify again")
             guard let photo = try archive.index().search("photo").first,
@@ -131,7 +157,9 @@ extension CustodyCommand {
             print("flipped byte \(bytes.count / 2) of \(target.hex.prefix(16))…")
             let damaged = try archive.verify(mode: .standard)
             for problem in damaged.problems {
-                print("verify: \(problem.kind) object \(problem.object?.prefix(16) ?? "-")… item \(problem.item ?? "-") — \(problem.detail)")
+                print(
+                    "verify: \(problem.kind) object \(problem.object?.prefix(16) ?? "-")… item \(problem.item ?? "-") — \(problem.detail)"
+                )
             }
             guard !damaged.ok, damaged.problems.contains(where: { $0.item == photo.id }) else {
                 throw ArchiveError(.damaged, "demo: verify missed the flipped byte", fix: "report this bug")

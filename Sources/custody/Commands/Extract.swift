@@ -18,9 +18,13 @@ extension CustodyCommand {
             try runReportingErrors {
                 let result = try global.openArchive().extract(item, to: output, force: force)
                 if json {
-                    try printJSON(["id": result.item.hex, "path": result.path, "sha256": result.sha256, "size": "\(result.size)"])
+                    try printJSON([
+                        "id": result.item.hex, "path": result.path, "sha256": result.sha256, "size": "\(result.size)",
+                    ])
                 } else {
-                    print("Extracted \(result.item) to \(result.path) (\(formatBytes(result.size)), SHA-256 verified \(result.sha256))")
+                    print(
+                        "Extracted \(result.item) to \(result.path) (\(formatBytes(result.size)), SHA-256 verified \(result.sha256))"
+                    )
                 }
             }
         }

@@ -1,6 +1,6 @@
 import ArgumentParser
-import CustodyCrypto
 import CustodyArchive
+import CustodyCrypto
 import Foundation
 
 extension CustodyCommand {
@@ -51,11 +51,24 @@ extension CustodyCommand {
                         return
                     }
                     if !force && FileManager.default.fileExists(atPath: output) {
-                        throw ArchiveError(.cannotCreate, "\(output) already exists", fix: "choose another -o path or pass --force")
+                        throw ArchiveError(
+                            .cannotCreate,
+                            "\(output) already exists",
+                            fix: "choose another -o path or pass --force"
+                        )
                     }
-                    guard FileManager.default.createFile(atPath: output, contents: Data(bytes), attributes: [.posixPermissions: 0o644])
+                    guard
+                        FileManager.default.createFile(
+                            atPath: output,
+                            contents: Data(bytes),
+                            attributes: [.posixPermissions: 0o644]
+                        )
                     else {
-                        throw ArchiveError(.cannotCreate, "cannot write \(output)", fix: "check the folder's permissions")
+                        throw ArchiveError(
+                            .cannotCreate,
+                            "cannot write \(output)",
+                            fix: "check the folder's permissions"
+                        )
                     }
                     print("Wrote \(output) — fingerprint \(identity.fingerprint)")
                 }
@@ -87,15 +100,20 @@ extension CustodyCommand {
                     var newOptions = global
                     newOptions.passphraseFile = newPassphraseFile
                     let fresh: CustodyCrypto.SecretBytes
-                    if newPassphraseFile == nil, let env = ProcessInfo.processInfo.environment["CUSTODY_NEW_PASSPHRASE"] {
-                        guard !env.isEmpty else { throw ArchiveError(.usage, "the new passphrase is empty", fix: "choose one") }
+                    if newPassphraseFile == nil, let env = ProcessInfo.processInfo.environment["CUSTODY_NEW_PASSPHRASE"]
+                    {
+                        guard !env.isEmpty else {
+                            throw ArchiveError(.usage, "the new passphrase is empty", fix: "choose one")
+                        }
                         fresh = try CustodyCrypto.SecretBytes(copying: Array(env.utf8))
                     } else if newPassphraseFile != nil {
                         fresh = try newOptions.readPassphrase(prompt: "")
                     } else {
                         fresh = try Terminal.readSecret(prompt: "New passphrase: ")
                         let again = try Terminal.readSecret(prompt: "Repeat it: ")
-                        guard fresh == again else { throw ArchiveError(.usage, "the two passphrases differ", fix: "try again") }
+                        guard fresh == again else {
+                            throw ArchiveError(.usage, "the two passphrases differ", fix: "try again")
+                        }
                     }
                     try archive.changePassphrase(to: fresh, kdfPreset: kdf)
                     print("passphrase changed")

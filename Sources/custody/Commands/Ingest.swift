@@ -34,7 +34,9 @@ extension CustodyCommand {
 
         func run() throws {
             try runReportingErrors {
-                guard !paths.isEmpty else { throw ArchiveError(.usage, "no files given", fix: "name files or folders to ingest") }
+                guard !paths.isEmpty else {
+                    throw ArchiveError(.usage, "no files given", fix: "name files or folders to ingest")
+                }
                 var options = IngestOptions()
                 options.skipProblems = skipProblems
                 options.fields.caseID = caseID
@@ -47,7 +49,11 @@ extension CustodyCommand {
                 options.fields.note = note
                 for pair in meta {
                     guard let eq = pair.firstIndex(of: "="), eq != pair.startIndex else {
-                        throw ArchiveError(.usage, "--meta \(pair.prefix(40)) is not key=value", fix: "write --meta key=value")
+                        throw ArchiveError(
+                            .usage,
+                            "--meta \(pair.prefix(40)) is not key=value",
+                            fix: "write --meta key=value"
+                        )
                     }
                     options.fields.meta[String(pair[..<eq])] = String(pair[pair.index(after: eq)...])
                 }
@@ -84,7 +90,9 @@ extension CustodyCommand {
                 }
                 if !report.refused.isEmpty {
                     for problem in report.refused {
-                        FileHandle.standardError.write(Data("custody: refused \(problem.path): \(problem.reason)\n".utf8))
+                        FileHandle.standardError.write(
+                            Data("custody: refused \(problem.path): \(problem.reason)\n".utf8)
+                        )
                     }
                     throw ArchiveError(
                         .badInput,
@@ -149,7 +157,9 @@ struct IngestJSON: Encodable {
     var refused: [Problem]
 
     init(_ report: IngestReport) {
-        items = report.items.map { Item(id: $0.id.hex, path: $0.path, sha256: $0.sha256, size: $0.size, duplicateOf: $0.duplicateOf) }
+        items = report.items.map {
+            Item(id: $0.id.hex, path: $0.path, sha256: $0.sha256, size: $0.size, duplicateOf: $0.duplicateOf)
+        }
         skipped = report.skipped.map { Problem(path: $0.path, reason: $0.reason) }
         refused = report.refused.map { Problem(path: $0.path, reason: $0.reason) }
     }
@@ -177,7 +187,8 @@ final class ProgressBar {
         let filled = min(width, Int(fraction * Double(width)))
         let bar = String(repeating: "█", count: filled) + String(repeating: "·", count: width - filled)
         let rate = now > 0 ? Int64(Double(progress.bytes) / now) : 0
-        let line = "\r\(label) \(bar) \(progress.files)/\(progress.totalFiles) files  "
+        let line =
+            "\r\(label) \(bar) \(progress.files)/\(progress.totalFiles) files  "
             + "\(formatBytes(progress.bytes))/\(formatBytes(progress.totalBytes))  \(formatBytes(rate))/s "
         FileHandle.standardError.write(Data(line.utf8))
     }

@@ -24,7 +24,13 @@ extension CustodyCommand {
             try runReportingErrors {
                 let path = try global.archivePath()
                 let passphrase = try global.readPassphrase(prompt: "New passphrase: ", confirm: true)
-                let archive = try Archive.create(at: path, name: name, origin: origin, passphrase: passphrase, kdfPreset: kdf)
+                let archive = try Archive.create(
+                    at: path,
+                    name: name,
+                    origin: origin,
+                    passphrase: passphrase,
+                    kdfPreset: kdf
+                )
                 let identity = try archive.identity()
                 if json {
                     try printJSON(IdentityJSON(identity, path: path))
@@ -32,8 +38,12 @@ extension CustodyCommand {
                     print("Created archive \"\(identity.name)\" at \(path)")
                     print("  origin       \(identity.origin)")
                     print("  fingerprint  \(identity.fingerprint)")
-                    if kdf == "insecure-test" { print("  WARNING: insecure-test KDF — for tests only, never for evidence") }
-                    print("Give others your identity with: custody id export -o FILE; compare the fingerprint out of band.")
+                    if kdf == "insecure-test" {
+                        print("  WARNING: insecure-test KDF — for tests only, never for evidence")
+                    }
+                    print(
+                        "Give others your identity with: custody id export -o FILE; compare the fingerprint out of band."
+                    )
                 }
             }
         }

@@ -38,7 +38,11 @@ extension CustodyCommand {
         private func time(_ text: String?, _ option: String) throws -> String? {
             guard let text else { return nil }
             guard let normalized = RFC3339.normalize(text) else {
-                throw ArchiveError(.usage, "\(option) \(text.prefix(40)) is not an RFC 3339 time", fix: "write it like 2026-03-02T10:00:00Z")
+                throw ArchiveError(
+                    .usage,
+                    "\(option) \(text.prefix(40)) is not an RFC 3339 time",
+                    fix: "write it like 2026-03-02T10:00:00Z"
+                )
             }
             return normalized
         }

@@ -49,9 +49,15 @@ struct ShowJSON: Encodable {
     var events: [IndexedEvent]
 
     enum Key: String, CodingKey {
-        case id, name, path, mediaType = "media_type", size, sha256, `case`, tags, source
-        case collectedAt = "collected_at", location, consent, sensitivity, note, meta
-        case ingestedAt = "ingested_at", ingestedBy = "ingested_by", duplicateOf = "duplicate_of", events
+        case id, name, path
+        case mediaType = "media_type"
+        case size, sha256, `case`, tags, source
+        case collectedAt = "collected_at"
+        case location, consent, sensitivity, note, meta
+        case ingestedAt = "ingested_at"
+        case ingestedBy = "ingested_by"
+        case duplicateOf = "duplicate_of"
+        case events
     }
 
     struct EventJSON: Encodable {
@@ -82,6 +88,9 @@ struct ShowJSON: Encodable {
         try c.encode(m.ingestedAt, forKey: .ingestedAt)
         try c.encode(m.ingestedBy, forKey: .ingestedBy)
         try c.encode(item.duplicateOf, forKey: .duplicateOf)
-        try c.encode(events.map { EventJSON(index: $0.seq, type: $0.type, time: $0.time, actor: $0.actor) }, forKey: .events)
+        try c.encode(
+            events.map { EventJSON(index: $0.seq, type: $0.type, time: $0.time, actor: $0.actor) },
+            forKey: .events
+        )
     }
 }

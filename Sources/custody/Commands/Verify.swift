@@ -31,9 +31,13 @@ extension CustodyCommand {
                 if json {
                     try printJSON(VerifyJSON(report))
                 } else {
-                    print("checked \(report.entries) journal entries, \(report.items) items, \(report.objectsChecked) objects (\(mode.rawValue))")
+                    print(
+                        "checked \(report.entries) journal entries, \(report.items) items, \(report.objectsChecked) objects (\(mode.rawValue))"
+                    )
                     for warning in report.warnings { print("warning: \(warning)") }
-                    for orphan in report.orphans { print("orphan: \(orphan) (no event names it; custody gc removes it)") }
+                    for orphan in report.orphans {
+                        print("orphan: \(orphan) (no event names it; custody gc removes it)")
+                    }
                     for p in report.problems {
                         var parts = ["\(p.kind):"]
                         if let object = p.object { parts.append("object \(object)") }
@@ -64,11 +68,20 @@ extension CustodyCommand {
             try runReportingErrors {
                 let report = try global.openArchive(access: .exclusive).collectGarbage(dryRun: dryRun)
                 if json {
-                    try printJSON(GCJSON(removed: report.objects, bytes: report.bytes, temporaryFiles: report.temporaryFiles, dryRun: dryRun))
+                    try printJSON(
+                        GCJSON(
+                            removed: report.objects,
+                            bytes: report.bytes,
+                            temporaryFiles: report.temporaryFiles,
+                            dryRun: dryRun
+                        )
+                    )
                 } else {
                     let verb = dryRun ? "would remove" : "removed"
                     for name in report.objects { print("\(verb) \(name)") }
-                    print("\(verb) \(report.objects.count) orphan object(s), \(formatBytes(report.bytes)), and \(report.temporaryFiles) temporary file(s)")
+                    print(
+                        "\(verb) \(report.objects.count) orphan object(s), \(formatBytes(report.bytes)), and \(report.temporaryFiles) temporary file(s)"
+                    )
                 }
             }
         }
