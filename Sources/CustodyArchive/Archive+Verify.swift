@@ -147,66 +147,8 @@ extension Archive {
                 let name = names[index]
                 index += workers
                 let expected = sizes[name] ?? -1
-                let item = users[name]?.first
-                do {
-                    if mode == .quick {
-                        guard let size = try store.size(of: name) else {
-                            local.append(
-                                VerifyProblem(
-                                    kind: "missing",
-                                    object: name.hex,
-                                    item: item,
-                                    detail: "object is missing"
-                                )
-                            )
-                            continue
-                        }
-                        if size != expected {
-                            local.append(
-                                VerifyProblem(
-                                    kind: "size-mismatch",
-                                    object: name.hex,
-                                    item: item,
-                                    detail: "object is \(size) bytes, the journal says \(expected)"
-                                )
-                            )
-                        }
-                    } else {
-                        guard let bytes = try store.read(name, limit: max(Int(expected), 0) + 1) else {
-                            local.append(
-                                VerifyProblem(
-                                    kind: "missing",
-                                    object: name.hex,
-                                    item: item,
-                                    detail: "object is missing"
-                                )
-                            )
-                            continue
-                        }
-                        if ObjectName(of: bytes) != name {
-                            local.append(
-                                VerifyProblem(
-                                    kind: "corrupt",
-                                    object: name.hex,
-                                    item: item,
-                                    detail: "content does not hash to its name"
-                                )
-                            )
-                        } else if Int64(bytes.count) != expected {
-                            local.append(
-                                VerifyProblem(
-                                    kind: "size-mismatch",
-                                    object: name.hex,
-                                    item: item,
-                                    detail: "object is \(bytes.count) bytes, the journal says \(expected)"
-                                )
-                            )
-                        }
-                    }
-                } catch let error as ArchiveError {
-                    local.append(VerifyProblem(kind: "corrupt", object: name.hex, item: item, detail: error.problem))
-                } catch {
-                    local.append(VerifyProblem(kind: "corrupt", object: name.hex, item: item, detail: "unreadable"))
+                if let (kind, detail) = Self.check(name, expectedSize: expected, mode: mode, in: store) {
+                    local.append(VerifyProblem(kind: kind, object: name.hex, item: users[name]?.first, detail: detail))
                 }
             }
             let result = local
@@ -236,6 +178,36 @@ extension Archive {
             }
         }
         return report
+    }
+
+    /// Checks one object: presence and size (quick), or its bytes against its name (standard and deep).
+    ///
+    /// - Returns: The problem's kind and detail, or `nil` when the object is sound.
+    private static func check(
+        _ name: ObjectName,
+        expectedSize: Int64,
+        mode: VerifyMode,
+        in store: any ObjectStore
+    ) -> (String, String)? {
+        do {
+            let size: Int64
+            if mode == .quick {
+                guard let found = try store.size(of: name) else { return ("missing", "object is missing") }
+                size = found
+            } else {
+                guard let bytes = try store.read(name, limit: max(Int(expectedSize), 0) + 1) else {
+                    return ("missing", "object is missing")
+                }
+                guard ObjectName(of: bytes) == name else { return ("corrupt", "content does not hash to its name") }
+                size = Int64(bytes.count)
+            }
+            return size == expectedSize
+                ? nil : ("size-mismatch", "object is \(size) bytes, the journal says \(expectedSize)")
+        } catch let error as ArchiveError {
+            return ("corrupt", error.problem)
+        } catch {
+            return ("corrupt", "unreadable")
+        }
     }
 
     /// Decrypts one item completely and checks its SHA-256 and evidence commitment.
