@@ -64,6 +64,11 @@ package enum CLI {
 
     /// Starts `custody arguments…` with `environment` added to a minimal clean environment.
     package static func start(_ arguments: [String], environment: [String: String] = [:]) -> Child {
+        start(executable: binary, arguments, environment: environment)
+    }
+
+    /// Starts any program (for example `/usr/bin/python3`) the same way.
+    package static func start(executable: String, _ arguments: [String], environment: [String: String] = [:]) -> Child {
         let tag = "\(getpid())-\(UInt64.random(in: 0...UInt64.max))"
         let out = "/tmp/custody-cli-\(tag).out"
         let err = "/tmp/custody-cli-\(tag).err"
@@ -75,7 +80,7 @@ package enum CLI {
         posix_spawn_file_actions_addopen(&actions, 1, out, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
         posix_spawn_file_actions_addopen(&actions, 2, err, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
         defer { posix_spawn_file_actions_destroy(&actions) }
-        let argv = [binary] + arguments
+        let argv = [executable] + arguments
         let envp = env.map { "\($0.key)=\($0.value)" }
         var pid: pid_t = 0
         let cArgs = argv.map { strdup($0) } + [nil]
@@ -83,10 +88,20 @@ package enum CLI {
         defer {
             for pointer in cArgs + cEnv { free(pointer) }
         }
-        let rc = posix_spawn(&pid, binary, &actions, nil, cArgs, cEnv)
-        precondition(rc == 0, "cannot start \(binary): run `swift build` first")
+        let rc = posix_spawn(&pid, executable, &actions, nil, cArgs, cEnv)
+        precondition(rc == 0, "cannot start \(executable): run `swift build` first")
         return Child(pid: pid, out: out, err: err)
     }
+
+    /// Runs any program to completion.
+    package static func run(executable: String, _ arguments: [String], environment: [String: String] = [:]) -> CLIResult {
+        start(executable: executable, arguments, environment: environment).wait()
+    }
+
+    /// Whether `python3` on PATH can import PyNaCl (run it as `run(executable: "/usr/bin/env", ["python3", …])`).
+    package static let pythonHasNaCl: Bool = {
+        run(executable: "/usr/bin/env", ["python3", "-c", "import nacl.bindings"]).status == 0
+    }()
 
     /// Runs `custody arguments…` to completion.
     package static func run(_ arguments: [String], environment: [String: String] = [:]) -> CLIResult {
