@@ -2,12 +2,15 @@
 """Independent decryptor and checker for Custody archives, written from Docs/FORMAT.md and Docs/LEDGER.md.
 
 It shares no code with Custody: only PyNaCl (libsodium) and the Python standard library.
+Besides decrypting, it recomputes the keystream padding of every chunk from the convergence secret
+(FORMAT.md section 9), which Custody itself never needs to do.
 
     CUSTODY_PASSPHRASE=... python3 decrypt_item.py ARCHIVE [ITEM] [-o OUTPUT] [--passphrase-file FILE]
 
 ITEM is an item id or a unique prefix of at least 8 hex characters; without it every item is
 decrypted and checked (nothing is written). With -o the plaintext of ITEM is written to OUTPUT.
-Exit status: 0 when every check passed, 1 when a check failed, 2 for usage errors.
+Exit status: 0 when every check passed, 1 when a check failed, 2 for usage errors. A torn journal
+tail (LEDGER.md section 3) is a warning, as in custody verify; damage and replayed entries fail.
 
 Section numbers in comments refer to Docs/FORMAT.md.
 """
@@ -74,6 +77,102 @@ def aead_open(ciphertext, ad, nonce, key):
         return nacl.bindings.crypto_aead_xchacha20poly1305_ietf_decrypt(ciphertext, ad, nonce, key)
     except nacl.exceptions.CryptoError:
         raise CheckFailed("XChaCha20-Poly1305 authentication failed")
+
+
+# XChaCha20 keystream (libsodium crypto_stream_xchacha20), section 9 ------------------------------
+# PyNaCl has no raw stream function, so the keystream is built from two pieces that are easy to check:
+# bytes 0-63 (block 0) come from the ChaCha20 block function below, in plain Python; bytes 64 on come
+# from PyNaCl's XChaCha20-Poly1305 (IETF), which encrypts a message with exactly this keystream from
+# block 1 on (block 0 is spent on the Poly1305 key; its 32-bit counter and nonce 0^4 || N[16:24] equal
+# the 64-bit counter and nonce N[16:24] below for the first 2^32 blocks, far more than one chunk).
+# Encrypting zeros therefore yields the keystream. A self-check compares the Python block function
+# with PyNaCl's output for block 1.
+
+_SIGMA = (0x61707865, 0x3320646E, 0x79622D32, 0x6B206574)  # "expand 32-byte k"
+
+
+def _chacha_rounds(state):
+    x = list(state)
+
+    def quarter(a, b, c, d):
+        x[a] = (x[a] + x[b]) & 0xFFFFFFFF
+        x[d] ^= x[a]
+        x[d] = ((x[d] << 16) | (x[d] >> 16)) & 0xFFFFFFFF
+        x[c] = (x[c] + x[d]) & 0xFFFFFFFF
+        x[b] ^= x[c]
+        x[b] = ((x[b] << 12) | (x[b] >> 20)) & 0xFFFFFFFF
+        x[a] = (x[a] + x[b]) & 0xFFFFFFFF
+        x[d] ^= x[a]
+        x[d] = ((x[d] << 8) | (x[d] >> 24)) & 0xFFFFFFFF
+        x[c] = (x[c] + x[d]) & 0xFFFFFFFF
+        x[b] ^= x[c]
+        x[b] = ((x[b] << 7) | (x[b] >> 25)) & 0xFFFFFFFF
+
+    for _ in range(10):
+        quarter(0, 4, 8, 12)
+        quarter(1, 5, 9, 13)
+        quarter(2, 6, 10, 14)
+        quarter(3, 7, 11, 15)
+        quarter(0, 5, 10, 15)
+        quarter(1, 6, 11, 12)
+        quarter(2, 7, 8, 13)
+        quarter(3, 4, 9, 14)
+    return x
+
+
+def _words(data):
+    return [int.from_bytes(data[i : i + 4], "little") for i in range(0, len(data), 4)]
+
+
+def _pack(words):
+    return b"".join(w.to_bytes(4, "little") for w in words)
+
+
+def hchacha20(key, nonce16):
+    x = _chacha_rounds(_SIGMA + tuple(_words(key)) + tuple(_words(nonce16)))
+    return _pack(x[0:4] + x[12:16])
+
+
+def chacha20_block(key, counter, nonce8):
+    """One 64-byte block of the original ChaCha20: 64-bit block counter, 64-bit nonce."""
+    state = _SIGMA + tuple(_words(key)) + (counter & 0xFFFFFFFF, counter >> 32) + tuple(_words(nonce8))
+    x = _chacha_rounds(state)
+    return _pack([(a + b) & 0xFFFFFFFF for a, b in zip(x, state)])
+
+
+def _aead_keystream_from_block_1(key, nonce24, count):
+    sealed = nacl.bindings.crypto_aead_xchacha20poly1305_ietf_encrypt(bytes(count), b"", nonce24, key)
+    return sealed[:-16]
+
+
+_stream_checked = False
+
+
+def xchacha20_keystream(key, nonce24, count):
+    """The first `count` bytes of crypto_stream_xchacha20(key, nonce24)."""
+    global _stream_checked
+    assert len(key) == 32 and len(nonce24) == 24
+    subkey = hchacha20(key, nonce24[:16])
+    if not _stream_checked:
+        check(
+            chacha20_block(subkey, 1, nonce24[16:]) == _aead_keystream_from_block_1(key, nonce24, 64),
+            "self-check: Python ChaCha20 block agrees with libsodium",
+        )
+        _stream_checked = True
+    head = chacha20_block(subkey, 0, nonce24[16:])
+    if count <= 64:
+        return head[:count]
+    return head + _aead_keystream_from_block_1(key, nonce24, count - 64)
+
+
+def padding_key(convergence, sha256, size):
+    """Section 9: K_pad = BLAKE2b-256(key = convergence secret, "custody/padding/v1\n" || sha256 || BE64(size))."""
+    return blake2b_256(b"custody/padding/v1\n" + sha256 + size.to_bytes(8, "big"), key=convergence)
+
+
+def chunk_padding(k_pad, index, count):
+    """Section 9: the padding bytes of chunk `index`: the first `count` bytes of XChaCha20(K_pad, LE64(index) || 0^16)."""
+    return xchacha20_keystream(k_pad, index.to_bytes(8, "little") + bytes(16), count)
 
 
 class Archive:
@@ -155,23 +254,48 @@ class Archive:
         return kdf["preset"]
 
     # LEDGER.md: frames and events ----------------------------------------------------------------
+    @staticmethod
+    def read_frame(data, offset):
+        """LEDGER.md section 2: ("valid", entry), ("incomplete", None) or ("invalid", None)."""
+        remaining = len(data) - offset
+        if remaining < 8:
+            return "incomplete", None
+        if data[offset:] == bytes(remaining):
+            return "incomplete", None  # an all-zero tail
+        if data[offset : offset + 4] != b"CJ1\n":
+            return "invalid", None
+        length = int.from_bytes(data[offset + 4 : offset + 8], "big")
+        if length > 1 << 20:
+            return "invalid", None
+        end = offset + 8 + length + 32
+        if end > len(data):
+            return "incomplete", None
+        entry = data[offset + 8 : offset + 8 + length]
+        if hashlib.sha256(b"\x00" + entry).digest() != data[offset + 8 + length : end]:
+            return "invalid", None
+        return "valid", entry
+
     def events(self):
+        """Yields (index, event) for every valid frame; sets self.torn when the journal ends in a torn tail."""
         path = os.path.join(self.root, "journal", "entries")
         data = open(path, "rb").read() if os.path.exists(path) else b""
+        self.torn = None
         offset = 0
         index = 0
         while offset < len(data):
-            check(len(data) - offset >= 40, "frame at byte %d is complete" % offset)
-            check(data[offset : offset + 4] == b"CJ1\n", "frame magic at byte %d" % offset)
-            length = int.from_bytes(data[offset + 4 : offset + 8], "big")
-            check(length <= 1 << 20, "entry at byte %d within 1 MiB" % offset)
-            end = offset + 8 + length + 32
-            check(end <= len(data), "frame at byte %d is complete" % offset)
-            entry = data[offset + 8 : offset + 8 + length]
-            check(
-                hashlib.sha256(b"\x00" + entry).digest() == data[offset + 8 + length : end],
-                "leaf hash of entry %d" % index,
-            )
+            kind, entry = self.read_frame(data, offset)
+            if kind == "incomplete":
+                # LEDGER.md section 3: torn only when no valid frame starts at any later byte offset.
+                later = offset + 1
+                while True:
+                    later = data.find(b"CJ1\n", later)
+                    if later < 0:
+                        break
+                    check(self.read_frame(data, later)[0] != "valid", "journal damaged at byte %d (a valid frame follows)" % offset)
+                    later += 1
+                self.torn = (offset, len(data) - offset)
+                return
+            check(kind == "valid", "journal damaged at byte %d (a complete frame that is not valid: magic, length or leaf hash)" % offset)
             newline = entry.index(b"\n")
             body, signature = entry[:newline], b64(entry[newline + 1 :].decode())
             try:
@@ -179,7 +303,7 @@ class Archive:
             except nacl.exceptions.BadSignatureError:
                 raise CheckFailed("signature of entry %d" % index)
             yield index, json.loads(body)
-            offset = end
+            offset += len(entry) + 40
             index += 1
 
     # Section 7 -----------------------------------------------------------------------------------
@@ -253,7 +377,11 @@ def decrypt_item(archive, event, output=None):
     padded = content["padded_size"]
     check(len(content["chunks"]) == -(-padded // chunk_size), "chunk count = ceil(padded_size / chunk_size)")
 
-    # Sections 9, 10, 13.
+    # Sections 9, 10, 13. The padding key comes from the recorded sha256 and size; the SHA-256 of the
+    # plaintext is checked against that record below, so a wrong record cannot pass.
+    recorded_sha = bytes.fromhex(meta["sha256"])
+    check(len(recorded_sha) == 32, "metadata sha256 is 32 bytes")
+    k_pad = padding_key(archive.convergence, recorded_sha, meta["size"])
     sha = hashlib.sha256()
     remaining = meta["size"]
     position = 0
@@ -270,7 +398,11 @@ def decrypt_item(archive, event, output=None):
                 "chunk %d key is the convergent key of its plaintext" % index,
             )
             take = min(len(plaintext), remaining)
-            check(plaintext[take:] == bytes(len(plaintext) - take), "chunk %d padding is zeros" % index)
+            if take < len(plaintext):
+                check(
+                    plaintext[take:] == chunk_padding(k_pad, index, len(plaintext) - take),
+                    "chunk %d padding is the keystream of K_pad and nonce LE64(%d) || 0^16" % (index, index),
+                )
             sha.update(plaintext[:take])
             if out:
                 out.write(plaintext[:take])
@@ -329,18 +461,24 @@ def main():
         print("keys.json  opened (Argon2id preset %s); signing, box and log keys match archive.json" % preset)
         ingests = []
         entries = 0
+        seen = set()
         for index, event in archive.events():
             entries += 1
             check(event.get("v") == 1, "event %d version" % index)
-            if event["type"] == "ingest" and event["item"].startswith(prefix):
-                ingests.append((index, event))
+            if event["type"] == "ingest":
+                check(event["item"] not in seen, "entry %d is not a replayed ingest of item %s" % (index, event["item"]))
+                seen.add(event["item"])
+                if event["item"].startswith(prefix):
+                    ingests.append((index, event))
         print("journal    %d entries: frames, leaf hashes and signatures OK" % entries)
+        if archive.torn:
+            print("warning    the journal ends with %d bytes of an interrupted append at byte %d" % archive.torn[::-1])
         if args.item:
             check(len(ingests) == 1, "exactly one item matches %s (found %d)" % (prefix, len(ingests)))
         for index, event in ingests:
             meta = decrypt_item(archive, event, args.output)
             print(
-                "item       %s  %s  %d B  sha256 %s: parts, chunks, SHA-256 and commitment OK"
+                "item       %s  %s  %d B  sha256 %s: parts, chunks, padding, SHA-256 and commitment OK"
                 % (event["item"], meta["name"], meta["size"], meta["sha256"])
             )
         if args.output:
