@@ -127,6 +127,8 @@ extension Archive {
 
     /// Checks the archive; see ``VerifyMode``. Never changes anything.
     package func verify(mode: VerifyMode) throws -> VerifyReport {
+        // Deep mode needs the secrets: ask once, up front, so a wrong passphrase is exit 77, not damage.
+        if mode == .deep { _ = try keys() }
         let map = try referenceMap()
         var report = VerifyReport(entries: map.entries, items: map.ingests.count, problems: map.problems)
         if case .torn(let offset, let count) = map.tail {

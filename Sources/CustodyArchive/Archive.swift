@@ -385,6 +385,14 @@ package final class Archive {
     @discardableResult
     package func reindex() throws -> Int {
         _ = try keys()
+        let (_, tail) = try journal.scan(from: .start) { _ in }
+        if case .damaged(let offset) = tail {
+            throw ArchiveError(
+                .damaged,
+                "the journal is damaged at byte \(offset); a rebuilt index would silently miss what follows",
+                fix: "run custody verify and restore the journal from a backup; the index was left as it was"
+            )
+        }
         cachedIndex = nil
         for suffix in ["", "-wal", "-shm"] {
             let path = indexPath + suffix

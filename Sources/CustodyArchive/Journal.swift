@@ -212,7 +212,11 @@ package final class Journal: Sendable {
         let n = rest.withUnsafeMutableBytes { pread(fd, $0.baseAddress, length + 32, off_t(offset + 8)) }
         guard n == length + 32 else { return .incomplete }
         let entry = Array(rest[0..<length])
-        guard constantTimeEqual(Self.leafHash(entry), rest[length...]) else { return .invalid }
+        guard constantTimeEqual(Self.leafHash(entry), rest[length...]) else {
+            // The hash is written last: all zeros there means the write never completed (a filesystem that
+            // extended the file before the data landed), not a changed byte.
+            return rest[length...].allSatisfy { $0 == 0 } ? .incomplete : .invalid
+        }
         return .valid(entry)
     }
 

@@ -43,16 +43,12 @@ struct GlobalOptions: ParsableArguments {
             var bytes = try readSmallFile(passphraseFile)
             defer { wipe(&bytes) }
             if let newline = bytes.firstIndex(of: 0x0A) { bytes.removeSubrange(newline...) }
-            if bytes.last == 0x0D { bytes.removeLast() }
-            guard bytes.count <= 4096 else {
-                throw ArchiveError(.usage, "the passphrase is longer than 4096 bytes", fix: "use a shorter passphrase")
-            }
-            return try nonEmpty(bytes)
+            return try checkedPassphrase(bytes)
         }
         if let env = getenv("CUSTODY_PASSPHRASE") {
             var bytes = Array(UnsafeRawBufferPointer(start: env, count: strlen(env)))
             defer { wipe(&bytes) }
-            return try nonEmpty(bytes)
+            return try checkedPassphrase(bytes)
         }
         let first = try Terminal.readSecret(prompt: prompt)
         if confirm {
@@ -64,12 +60,20 @@ struct GlobalOptions: ParsableArguments {
         return first
     }
 
-    private func nonEmpty(_ bytes: [UInt8]) throws -> SecretBytes {
-        guard !bytes.isEmpty else {
-            throw ArchiveError(.usage, "the passphrase is empty", fix: "give a non-empty passphrase")
-        }
-        return try SecretBytes(copying: bytes)
+}
+
+/// The one rule for every passphrase source: one trailing CR dropped, 1 to 4096 bytes.
+func checkedPassphrase(_ input: [UInt8]) throws -> SecretBytes {
+    var bytes = input
+    defer { wipe(&bytes) }
+    if bytes.last == 0x0D { bytes.removeLast() }
+    guard bytes.count <= 4096 else {
+        throw ArchiveError(.usage, "the passphrase is longer than 4096 bytes", fix: "use a shorter passphrase")
     }
+    guard !bytes.isEmpty else {
+        throw ArchiveError(.usage, "the passphrase is empty", fix: "give a non-empty passphrase")
+    }
+    return try SecretBytes(copying: bytes)
 }
 
 /// Reads a small file given on the command line (passphrase, hash list), refusing anything over 16 MiB.
@@ -117,19 +121,11 @@ enum Terminal {
         var line = [UInt8]()
         defer { wipe(&line) }
         var byte: UInt8 = 0
-        var tooLong = false
         while read(fd, &byte, 1) == 1 && byte != 0x0A {
-            if line.count < 4096 { line.append(byte) } else { tooLong = true }
+            if line.count <= 4097 { line.append(byte) }  // enough to tell "too long" apart; the rest is dropped
         }
         byte = 0
-        if line.last == 0x0D { line.removeLast() }
-        guard !tooLong else {
-            throw ArchiveError(.usage, "the passphrase is longer than 4096 bytes", fix: "use a shorter passphrase")
-        }
-        guard !line.isEmpty else {
-            throw ArchiveError(.usage, "the passphrase is empty", fix: "give a non-empty passphrase")
-        }
-        return try SecretBytes(copying: line)
+        return try checkedPassphrase(line)
     }
 }
 

@@ -102,10 +102,7 @@ extension CustodyCommand {
                     let fresh: CustodyCrypto.SecretBytes
                     if newPassphraseFile == nil, let env = ProcessInfo.processInfo.environment["CUSTODY_NEW_PASSPHRASE"]
                     {
-                        guard !env.isEmpty else {
-                            throw ArchiveError(.usage, "the new passphrase is empty", fix: "choose one")
-                        }
-                        fresh = try CustodyCrypto.SecretBytes(copying: Array(env.utf8))
+                        fresh = try checkedPassphrase(Array(env.utf8))
                     } else if newPassphraseFile != nil {
                         fresh = try newOptions.readPassphrase(prompt: "")
                     } else {
