@@ -134,6 +134,37 @@ import Testing
         #expect(peaks[1] < 128 * 1024)
     }
 
+    @Test func aFileThatFailsToReadIsAClearErrorAndNothingIsRecorded() {
+        initArchive()
+        // /proc/self/mem looks like an empty regular file, but reading it fails (EIO): an unreadable file even for root.
+        let result = CLI.run(["ingest", "/proc/self/mem"], environment: env)
+        #expect(result.status == 65, "\(result.stderr)")
+        #expect(result.stderr.hasPrefix("custody: cannot read /proc/self/mem"))
+        #expect(result.stderr.split(separator: "\n").count == 1)
+        #expect(listedItems().isEmpty)
+        #expect(CLI.run(["verify"], environment: env).status == 0)
+    }
+
+    @Test(.enabled(if: getuid() == 0, "bind mounts need root"))
+    func bindMountLoopsAreReportedNotFollowedForever() throws {
+        initArchive()
+        dir.write("up/a.txt", text: "a")
+        try FileManager.default.createDirectory(atPath: dir.path + "/up/sub/loop", withIntermediateDirectories: true)
+        let bind = Process.launchedProcess(launchPath: "/bin/mount", arguments: ["--bind", dir.path + "/up", dir.path + "/up/sub/loop"])
+        bind.waitUntilExit()
+        try #require(bind.terminationStatus == 0, "cannot bind-mount here")
+        defer {
+            let unmount = Process.launchedProcess(launchPath: "/bin/umount", arguments: [dir.path + "/up/sub/loop"])
+            unmount.waitUntilExit()
+        }
+        let refused = CLI.run(["ingest", dir.path + "/up"], environment: env)
+        #expect(refused.status == 65)
+        #expect(refused.stderr.contains("folder loop"))
+        let skipped = CLI.run(["ingest", dir.path + "/up", "--skip-problems", "--json"], environment: env)
+        #expect(skipped.status == 0)
+        #expect((skipped.json?["items"] as? [Any])?.count == 1)
+    }
+
     @Test(.enabled(if: getuid() == 0, "mounting a small tmpfs needs root"))
     func fullDiskIsAClearErrorAndLeavesTheArchiveSound() throws {
         let mount = dir.path + "/small-disk"
