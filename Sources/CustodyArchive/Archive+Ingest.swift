@@ -230,100 +230,111 @@ extension Archive {
 
         let convergence = keys.convergence
         let submission = fields
-        for (order, source) in files.enumerated() {
-            if state.inner.withLock({ $0.error != nil }) { break }
-            let job = FileJob(order: order, source: source, batch: batch)
-            let expected = expectedHash(source.path, options)
-            let finish: @Sendable () -> Void = {
-                do {
-                    let result = try Self.finishItem(
-                        job,
-                        fields: submission,
-                        expected: expected,
-                        keys: keys,
-                        selfBox: selfBox,
-                        actor: actor,
-                        chunkSize: chunkSize,
-                        store: store
-                    )
-                    state.inner.withLock { inner in
-                        switch result {
-                        case .success(let item): inner.pending[job.batch, default: []].append(item)
-                        case .failure(let problem):
-                            inner.refused.append(problem)
-                            inner.orphanStaged += job.inner.withLock { $0.staged }
-                        }
-                    }
-                } catch {
-                    state.fail(error)
-                }
-            }
-            let group = batchGroup
-            if source.size < Int64(chunkSize) {
-                // A small file: one worker reads, hashes, encrypts and seals it, so small files spread over all cores.
-                inFlight.wait()
-                group.enter()
-                workers.async {
-                    defer {
-                        inFlight.signal()
-                        group.leave()
-                    }
+        // Whatever fails, every dispatched job and the commit queue are waited for before returning.
+        do {
+            for (order, source) in files.enumerated() {
+                if state.inner.withLock({ $0.error != nil }) { break }
+                let job = FileJob(order: order, source: source, batch: batch)
+                let expected = expectedHash(source.path, options)
+                let finish: @Sendable () -> Void = {
                     do {
-                        let (size, sha256, head) = try Self.readChunks(
-                            source,
+                        let result = try Self.finishItem(
+                            job,
+                            fields: submission,
+                            expected: expected,
+                            keys: keys,
+                            selfBox: selfBox,
+                            actor: actor,
                             chunkSize: chunkSize,
-                            convergence: convergence
-                        ) {
-                            index,
-                            plaintext in
-                            job.record(try Self.encryptChunk(plaintext, keys: keys, store: store), at: index)
+                            store: store
+                        )
+                        state.inner.withLock { inner in
+                            switch result {
+                            case .success(let item): inner.pending[job.batch, default: []].append(item)
+                            case .failure(let problem):
+                                inner.refused.append(problem)
+                                inner.orphanStaged += job.inner.withLock { $0.staged }
+                            }
                         }
-                        job.finishReading(size: size, sha256: sha256, head: head)
-                        finish()
                     } catch {
                         state.fail(error)
                     }
                 }
-            } else {
-                // A large file: this thread reads and hashes in order while workers encrypt its chunks in parallel.
-                let fileGroup = DispatchGroup()
-                let (size, sha256, head) = try Self.readChunks(source, chunkSize: chunkSize, convergence: convergence) {
-                    index,
-                    plaintext in
+                let group = batchGroup
+                if source.size < Int64(chunkSize) {
+                    // A small file: one worker reads, hashes, encrypts and seals it, so small files spread over all cores.
                     inFlight.wait()
-                    fileGroup.enter()
+                    group.enter()
                     workers.async {
                         defer {
                             inFlight.signal()
-                            fileGroup.leave()
+                            group.leave()
                         }
                         do {
-                            job.record(try Self.encryptChunk(plaintext, keys: keys, store: store), at: index)
+                            let (size, sha256, head) = try Self.readChunks(
+                                source,
+                                chunkSize: chunkSize,
+                                convergence: convergence
+                            ) {
+                                index,
+                                plaintext in
+                                job.record(try Self.encryptChunk(plaintext, keys: keys, store: store), at: index)
+                            }
+                            job.finishReading(size: size, sha256: sha256, head: head)
+                            finish()
                         } catch {
                             state.fail(error)
                         }
                     }
+                } else {
+                    // A large file: this thread reads and hashes in order while workers encrypt its chunks in parallel.
+                    let fileGroup = DispatchGroup()
+                    let (size, sha256, head) = try Self.readChunks(
+                        source,
+                        chunkSize: chunkSize,
+                        convergence: convergence
+                    ) {
+                        index,
+                        plaintext in
+                        inFlight.wait()
+                        fileGroup.enter()
+                        group.enter()
+                        workers.async {
+                            defer {
+                                inFlight.signal()
+                                fileGroup.leave()
+                                group.leave()
+                            }
+                            do {
+                                job.record(try Self.encryptChunk(plaintext, keys: keys, store: store), at: index)
+                            } catch {
+                                state.fail(error)
+                            }
+                        }
+                    }
+                    job.finishReading(size: size, sha256: sha256, head: head)
+                    group.enter()
+                    fileGroup.notify(queue: workers) {
+                        finish()
+                        group.leave()
+                    }
                 }
-                job.finishReading(size: size, sha256: sha256, head: head)
-                group.enter()
-                fileGroup.notify(queue: workers) {
-                    finish()
-                    group.leave()
+                bytesRead += source.size
+                batchBytes += source.size
+                batchFiles += 1
+                progress?(
+                    IngestProgress(files: order + 1, totalFiles: files.count, bytes: bytesRead, totalBytes: totalBytes)
+                )
+                if batchFiles >= options.batchItems || batchBytes >= options.batchBytes {
+                    commit(batch, after: batchGroup)
+                    batch += 1
+                    batchGroup = DispatchGroup()
+                    batchBytes = 0
+                    batchFiles = 0
                 }
             }
-            bytesRead += source.size
-            batchBytes += source.size
-            batchFiles += 1
-            progress?(
-                IngestProgress(files: order + 1, totalFiles: files.count, bytes: bytesRead, totalBytes: totalBytes)
-            )
-            if batchFiles >= options.batchItems || batchBytes >= options.batchBytes {
-                commit(batch, after: batchGroup)
-                batch += 1
-                batchGroup = DispatchGroup()
-                batchBytes = 0
-                batchFiles = 0
-            }
+        } catch {
+            state.fail(error)
         }
         commit(batch, after: batchGroup)
         committer.sync {}
@@ -332,7 +343,14 @@ extension Archive {
             store.discard(inner.pending.values.flatMap { $0.flatMap(\.staged) })
             return (inner.committed, inner.refused, inner.error)
         }
-        if let error { throw error }
+        if let error {
+            guard !committed.isEmpty else { throw error }
+            throw ArchiveError(
+                error.code,
+                error.problem + " (\(committed.count) item(s) of earlier batches were ingested before this)",
+                fix: error.fix + "; custody ls shows what is in"
+            )
+        }
         report.items = committed
         report.refused = refused
         return report

@@ -157,6 +157,18 @@ import Testing
         #expect(try archive.ingest([path], options: options).items.count == 1)
     }
 
+    @Test func aFailureInALaterBatchKeepsEarlierBatchesAndSaysSo() throws {
+        let archive = try Fixtures.archive(in: dir)
+        var options = IngestOptions()
+        options.batchItems = 2
+        let paths = [dir.write("a.txt", text: "a"), dir.write("b.txt", text: "b"), "/proc/self/mem"]
+        let error = #expect(throws: ArchiveError.self) { try archive.ingest(paths, options: options) }
+        #expect(error?.code == .badInput)
+        #expect(error?.problem.contains("2 item(s) of earlier batches were ingested") == true)
+        #expect(try archive.index().itemCount() == 2)
+        #expect(try archive.verify(mode: .deep).ok)
+    }
+
     @Test func objectsHoldNoPlaintextNamesOrHashes() throws {
         let archive = try Fixtures.archive(in: dir)
         let marker = "PLAINTEXT-MARKER-\(Encoding.hex(randomBytes(8)))"
