@@ -33,7 +33,8 @@ struct GlobalOptions: ParsableArguments {
     /// Opens the archive with a passphrase provider wired to the options.
     func openArchive(access: Archive.Access = .shared) throws -> Archive {
         let archive = try Archive.open(at: archivePath(), access: access)
-        archive.passphraseProvider = { try readPassphrase(prompt: "Passphrase for \(archive.config.name): ") }
+        let name = archive.config.name  // captured by value: the archive must not hold itself through its provider
+        archive.passphraseProvider = { try readPassphrase(prompt: "Passphrase for \(name): ") }
         return archive
     }
 
@@ -59,7 +60,6 @@ struct GlobalOptions: ParsableArguments {
         }
         return first
     }
-
 }
 
 /// The one rule for every passphrase source: one trailing CR dropped, 1 to 4096 bytes.
