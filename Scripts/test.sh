@@ -8,5 +8,7 @@ if command -v python3 >/dev/null 2>&1 && ! python3 -c 'import nacl.bindings' 2>/
     python3 -m pip install --quiet --disable-pip-version-check pynacl >/dev/null 2>&1 \
         || echo "custody tests: PyNaCl could not be installed; the independent decryptor test will be skipped" >&2
 fi
+# A test that deadlocks on the archive lock fails after two minutes instead of hanging CI.
+export CUSTODY_LOCK_TIMEOUT=120
 swift build --build-tests
 swift test --skip-build

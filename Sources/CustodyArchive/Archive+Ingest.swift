@@ -79,14 +79,19 @@ private final class PipelineState: Sendable {
         var committed: [IngestedItem] = []
         var refused: [ScanProblem] = []
         var error: ArchiveError?
+        /// The earliest batch that failed: batches before it still commit, it and later ones do not.
+        var failedBatch: Int?
         var orphanStaged: [StagedObject] = []
     }
     let inner = Mutex(Inner())
 
-    func fail(_ error: any Error) {
+    func fail(_ error: any Error, batch: Int) {
         let mapped =
             (error as? ArchiveError) ?? ArchiveError(.cannotCreate, "ingest failed: \(error)", fix: "check the disk")
-        inner.withLock { if $0.error == nil { $0.error = mapped } }
+        inner.withLock {
+            if $0.error == nil { $0.error = mapped }
+            $0.failedBatch = min($0.failedBatch ?? batch, batch)
+        }
     }
 }
 
@@ -198,7 +203,7 @@ extension Archive {
                 group.wait()
                 let (pending, failed) = state.inner.withLock { inner -> ([PendingItem], Bool) in
                     let items = (inner.pending.removeValue(forKey: number) ?? []).sorted { $0.order < $1.order }
-                    return (items, inner.error != nil)
+                    return (items, inner.failedBatch.map { $0 <= number } ?? false)
                 }
                 guard !failed else {
                     store.discard(pending.flatMap(\.staged))
@@ -223,7 +228,7 @@ extension Archive {
                     state.inner.withLock { $0.committed += items }
                 } catch {
                     store.discard(pending.flatMap(\.staged))
-                    state.fail(error)
+                    state.fail(error, batch: number)
                 }
             }
         }
@@ -257,7 +262,7 @@ extension Archive {
                             }
                         }
                     } catch {
-                        state.fail(error)
+                        state.fail(error, batch: job.batch)
                     }
                 }
                 let group = batchGroup
@@ -283,7 +288,7 @@ extension Archive {
                             job.finishReading(size: size, sha256: sha256, head: head)
                             finish()
                         } catch {
-                            state.fail(error)
+                            state.fail(error, batch: job.batch)
                         }
                     }
                 } else {
@@ -308,7 +313,7 @@ extension Archive {
                             do {
                                 job.record(try Self.encryptChunk(plaintext, keys: keys, store: store), at: index)
                             } catch {
-                                state.fail(error)
+                                state.fail(error, batch: job.batch)
                             }
                         }
                     }
@@ -334,7 +339,7 @@ extension Archive {
                 }
             }
         } catch {
-            state.fail(error)
+            state.fail(error, batch: batch)
         }
         commit(batch, after: batchGroup)
         committer.sync {}

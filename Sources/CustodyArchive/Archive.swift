@@ -327,6 +327,13 @@ package final class Archive {
         var duplicates: [String: String?] = [:]
         while true {
             let start = try index.position()
+            guard start.offset <= journal.byteCount() else {
+                throw ArchiveError(
+                    .damaged,
+                    "the index is ahead of the journal (was the journal restored from an older backup?)",
+                    fix: "run custody verify, then custody reindex"
+                )
+            }
             var batch = IndexBatch(end: start)
             let (end, _) = try journal.scan(from: start, limit: 5000) { entry in
                 // Entries this process has just signed and appended need no second signature check.

@@ -121,11 +121,13 @@ package final class Journal: Sendable {
     package func append(_ entries: [[UInt8]], hint: JournalPosition) throws -> JournalPosition {
         let lock = try FileLock(path: lockPath, mode: .exclusive)
         defer { withExtendedLifetime(lock) {} }
-        var (end, tail) = try scan(from: hint) { _ in }
-        if case .damaged(let offset) = tail, hint != .start {
+        // A hint past the end of the file (a journal restored from an older backup) is never trusted:
+        // writing there would leave a hole.
+        let start = hint.offset <= byteCount() ? hint : .start
+        var (end, tail) = try scan(from: start) { _ in }
+        if case .damaged = tail, start != .start {
             // The hint may be stale (a rebuilt index); fall back to a full scan before calling it damage.
             (end, tail) = try scan(from: .start) { _ in }
-            _ = offset
         }
         switch tail {
         case .clean: break
@@ -165,6 +167,11 @@ package final class Journal: Sendable {
         }
         if end.offset == 0 { _ = POSIX.syncDirectory(directory) }
         return end
+    }
+
+    /// The size of the journal file in bytes (0 when it does not exist yet).
+    package func byteCount() -> Int64 {
+        POSIX.statPath(path).map { Int64($0.st_size) } ?? 0
     }
 
     /// Sets a torn tail aside (as ``append(_:hint:)`` does before writing), so the journal ends cleanly.

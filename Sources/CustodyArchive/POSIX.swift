@@ -167,17 +167,30 @@ final class FileLock {
     /// The kind of lock.
     enum Mode { case shared, exclusive }
 
-    /// Takes the lock on `path`, creating the file; waits for other holders.
+    /// How long to wait for other holders: `CUSTODY_LOCK_TIMEOUT` seconds, default 600.
+    static let waitLimit: Double = getenv("CUSTODY_LOCK_TIMEOUT").flatMap { Double(String(cString: $0)) } ?? 600
+
+    /// Takes the lock on `path`, creating the file; waits (up to ``waitLimit``) for other holders.
+    ///
+    /// - Throws: ``ArchiveError`` (temporary, exit 75) when the lock is still held after the wait.
     init(path: String, mode: Mode, wait: Bool = true) throws {
         fd = POSIX.open(path, O_RDWR | O_CREAT, 0o600)
         guard fd >= 0 else { throw ArchiveError.writeFailed(path, errno: errno) }
-        var operation = mode == .shared ? LOCK_SH : LOCK_EX
-        if !wait { operation |= LOCK_NB }
-        var rc: Int32
-        repeat { rc = flock(fd, operation) } while rc != 0 && errno == EINTR
-        guard rc == 0 else {
-            close(fd)
-            throw ArchiveError(.temporary, "the archive is busy", fix: "wait for the other custody command to finish")
+        let operation = (mode == .shared ? LOCK_SH : LOCK_EX) | LOCK_NB
+        var waited = 0.0
+        while flock(fd, operation) != 0 {
+            let code = errno
+            if code == EINTR { continue }
+            guard code == EWOULDBLOCK, wait, waited < Self.waitLimit else {
+                close(fd)
+                throw ArchiveError(
+                    .temporary,
+                    "the archive is busy (another custody command holds \(path))",
+                    fix: "wait for it to finish and run the command again"
+                )
+            }
+            usleep(50_000)
+            waited += 0.05
         }
     }
 

@@ -182,6 +182,26 @@ import Testing
         #expect(FileManager.default.fileExists(atPath: dir.path + "/archive/index.sqlite"))
     }
 
+    @Test func aJournalRestoredFromAnOlderBackupIsNoticedAndNeverExtendedWithAHole() throws {
+        let journal = dir.path + "/archive/journal/entries"
+        let older: [UInt8]
+        do {
+            let (archive, _) = try archiveWithItems()
+            older = Fixtures.read(journal)
+            _ = try archive.ingest([dir.write("later.txt", text: "later")], options: IngestOptions())
+        }
+        try Data(older).write(to: URL(fileURLWithPath: journal))
+        let archive = try Fixtures.reopen(dir)
+        let error = #expect(throws: ArchiveError.self) { try archive.index() }
+        #expect(error?.code == .damaged)
+        #expect(error?.fix.contains("reindex") == true)
+        // An append with the stale hint writes right after the restored entries, never past the end.
+        let event = try Event(type: "extract", time: RFC3339.now(), actor: "t", item: .random())
+            .entryBytes(signedBy: archive.keys().signing)
+        let position = try archive.journal.append([event], hint: JournalPosition(count: 99, offset: 1 << 30))
+        #expect(position.offset == Int64(older.count))
+    }
+
     @Test func deepVerifyWithAWrongPassphraseIsNotAuthorised() throws {
         do { _ = try archiveWithItems() }
         let archive = try Archive.open(at: dir.path + "/archive")

@@ -231,6 +231,21 @@ import Testing
         #expect(items?.first?["path"] as? String == good)
     }
 
+    @Test func aBusyArchiveIsExit75AfterTheWaitLimit() throws {
+        try initArchive()
+        let fd = open(archive + "/lock", O_RDWR)
+        #expect(fd >= 0)
+        defer { close(fd) }
+        #expect(flock(fd, LOCK_EX) == 0)
+        var waiting = env
+        waiting["CUSTODY_LOCK_TIMEOUT"] = "0.3"
+        let result = CLI.run(["ls"], environment: waiting)
+        #expect(result.status == 75)
+        #expect(result.stderr.contains("busy"))
+        flock(fd, LOCK_UN)
+        #expect(CLI.run(["ls"], environment: waiting).status == 0)
+    }
+
     @Test func demoRunsToCompletion() {
         let result = CLI.run(["demo"], environment: ["TMPDIR": dir.path])
         #expect(result.status == 0, "\(result.stderr)")
