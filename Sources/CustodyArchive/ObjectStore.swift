@@ -86,7 +86,9 @@ package protocol ObjectStore: Sendable {
     func removeTemporaryFile(_ name: String) throws
 }
 
-/// Objects as files: `objects/<first 2 hex>/<64 hex>`, temporary files in `objects/tmp/`.
+/// Objects as files: `objects/<first 2 hex>/<64 hex>`, temporary files beside them as `.tmp-<64 hex>.<pid>.<n>`.
+///
+/// `objects/tmp/` is no longer written; leftovers there (from earlier versions) are still reported and collected.
 package struct FileObjectStore: ObjectStore {
     /// The `objects/` folder.
     package let root: String
@@ -95,10 +97,8 @@ package struct FileObjectStore: ObjectStore {
     /// Opens (and creates if needed) the store at `root`.
     package init(root: String) throws {
         self.root = root
-        for path in [root, root + "/tmp"] {
-            let code = POSIX.makeDirectories(path)
-            guard code == 0 else { throw ArchiveError.writeFailed(path, errno: code) }
-        }
+        let code = POSIX.makeDirectories(root)
+        guard code == 0 else { throw ArchiveError.writeFailed(root, errno: code) }
     }
 
     /// The path of an object's file.
