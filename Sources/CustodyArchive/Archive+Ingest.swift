@@ -130,8 +130,15 @@ private final class FileJob: Sendable {
         }
     }
 
-    /// Records what reading the whole file found.
-    func finishReading(size: Int64, sha256: [UInt8], head: [UInt8]) {
+    /// Reads the file once (see ``Archive/readChunks(_:chunkSize:convergence:emit:)``) and records its size,
+    /// SHA-256 and first bytes; `emit` receives every padded chunk in order.
+    func read(chunkSize: Int, convergence: SecretBytes, emit: (Int, [UInt8]) throws -> Void) throws {
+        let (size, sha256, head) = try Archive.readChunks(
+            source,
+            chunkSize: chunkSize,
+            convergence: convergence,
+            emit: emit
+        )
         inner.withLock {
             $0.size = size
             $0.sha256 = sha256
@@ -276,16 +283,9 @@ extension Archive {
                             group.leave()
                         }
                         do {
-                            let (size, sha256, head) = try Self.readChunks(
-                                source,
-                                chunkSize: chunkSize,
-                                convergence: convergence
-                            ) {
-                                index,
-                                plaintext in
+                            try job.read(chunkSize: chunkSize, convergence: convergence) { index, plaintext in
                                 job.record(try Self.encryptChunk(plaintext, keys: keys, store: store), at: index)
                             }
-                            job.finishReading(size: size, sha256: sha256, head: head)
                             finish()
                         } catch {
                             state.fail(error, batch: job.batch)
@@ -294,13 +294,7 @@ extension Archive {
                 } else {
                     // A large file: this thread reads and hashes in order while workers encrypt its chunks in parallel.
                     let fileGroup = DispatchGroup()
-                    let (size, sha256, head) = try Self.readChunks(
-                        source,
-                        chunkSize: chunkSize,
-                        convergence: convergence
-                    ) {
-                        index,
-                        plaintext in
+                    try job.read(chunkSize: chunkSize, convergence: convergence) { index, plaintext in
                         inFlight.wait()
                         fileGroup.enter()
                         group.enter()
@@ -317,7 +311,6 @@ extension Archive {
                             }
                         }
                     }
-                    job.finishReading(size: size, sha256: sha256, head: head)
                     group.enter()
                     fileGroup.notify(queue: workers) {
                         finish()
