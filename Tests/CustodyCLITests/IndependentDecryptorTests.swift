@@ -18,10 +18,15 @@ import Testing
         dir.write("up/big.bin", big)
         dir.write("up/small.txt", text: "شهادة — witness statement")
         dir.write("up/empty.bin", [])
-        let ingest = CLI.run(["ingest", dir.path + "/up", "--case", "DOCS-1", "--meta", "k=v", "--json"], environment: env)
+        let ingest = CLI.run(
+            ["ingest", dir.path + "/up", "--case", "DOCS-1", "--meta", "k=v", "--json"],
+            environment: env
+        )
         #expect(ingest.status == 0, "\(ingest.stderr)")
         let items = try #require(ingest.json?["items"] as? [[String: Any]])
-        let bigID = try #require(items.first { ($0["path"] as? String)?.hasSuffix("big.bin") == true }?["id"] as? String)
+        let bigID = try #require(
+            items.first { ($0["path"] as? String)?.hasSuffix("big.bin") == true }?["id"] as? String
+        )
 
         let all = CLI.run(executable: python, ["python3", script, archive], environment: env)
         #expect(all.status == 0, "\(all.stdout)\n\(all.stderr)")

@@ -150,7 +150,10 @@ import Testing
         initArchive()
         dir.write("up/a.txt", text: "a")
         try FileManager.default.createDirectory(atPath: dir.path + "/up/sub/loop", withIntermediateDirectories: true)
-        let bind = Process.launchedProcess(launchPath: "/bin/mount", arguments: ["--bind", dir.path + "/up", dir.path + "/up/sub/loop"])
+        let bind = Process.launchedProcess(
+            launchPath: "/bin/mount",
+            arguments: ["--bind", dir.path + "/up", dir.path + "/up/sub/loop"]
+        )
         bind.waitUntilExit()
         try #require(bind.terminationStatus == 0, "cannot bind-mount here")
         defer {

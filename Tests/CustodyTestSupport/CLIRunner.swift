@@ -94,7 +94,8 @@ package enum CLI {
     }
 
     /// Runs any program to completion.
-    package static func run(executable: String, _ arguments: [String], environment: [String: String] = [:]) -> CLIResult {
+    package static func run(executable: String, _ arguments: [String], environment: [String: String] = [:]) -> CLIResult
+    {
         start(executable: executable, arguments, environment: environment).wait()
     }
 
