@@ -126,7 +126,17 @@ extension Archive {
     }
 
     /// Checks the archive; see ``VerifyMode``. Never changes anything.
-    package func verify(mode: VerifyMode) throws -> VerifyReport {
+    ///
+    /// - Parameters:
+    ///   - mode: How thoroughly to check.
+    ///   - progress: Called from worker threads with (what is counted, done, total) as the work advances:
+    ///     `"objects"` first, then, in deep mode, `"items"`.
+    /// - Returns: What was checked and every problem found.
+    /// - Throws: ``ArchiveError`` when the journal cannot be read, or (deep) the passphrase is wrong.
+    package func verify(
+        mode: VerifyMode,
+        progress: (@Sendable (String, Int, Int) -> Void)? = nil
+    ) throws -> VerifyReport {
         // Deep mode needs the secrets: ask once, up front, so a wrong passphrase is exit 77, not damage.
         if mode == .deep { _ = try keys() }
         let map = try referenceMap()
@@ -138,6 +148,7 @@ extension Archive {
         }
         let names = map.sizes.keys.sorted()
         let found = Mutex<[VerifyProblem]>([])
+        let done = Atomic<Int>(0)
         let store = self.store
         let sizes = map.sizes
         let users = map.users
@@ -152,6 +163,7 @@ extension Archive {
                 if let (kind, detail) = Self.check(name, expectedSize: expected, mode: mode, in: store) {
                     local.append(VerifyProblem(kind: kind, object: name.hex, item: users[name]?.first, detail: detail))
                 }
+                progress?("objects", done.wrappingAdd(1, ordering: .relaxed).newValue, names.count)
             }
             let result = local
             found.withLock { $0 += result }
@@ -174,7 +186,8 @@ extension Archive {
         report.orphans += try store.leftoverTemporaryFiles()
         if mode == .deep {
             let damaged = Set(report.problems.compactMap(\.item))
-            for (_, event) in map.ingests {
+            for (number, (_, event)) in map.ingests.enumerated() {
+                progress?("items", number + 1, map.ingests.count)
                 guard let item = event.item, !damaged.contains(item.hex) else { continue }
                 if let problem = deepCheck(event, item: item) { report.problems.append(problem) }
             }

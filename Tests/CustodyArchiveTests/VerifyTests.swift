@@ -1,6 +1,7 @@
 import CustodyCrypto
 import CustodyTestSupport
 import Foundation
+import Synchronization
 import Testing
 
 @testable import CustodyArchive
@@ -28,6 +29,21 @@ import Testing
             #expect(report.items == 2)
             #expect(report.orphans.isEmpty)
         }
+    }
+
+    @Test func progressCountsEveryObjectThenEveryItem() throws {
+        let (archive, items) = try archiveWithItems()
+        let seen = Mutex<[String: (Int, Int)]>([:])
+        let report = try archive.verify(mode: .deep) { unit, done, total in
+            seen.withLock { counts in
+                if done >= (counts[unit]?.0 ?? 0) { counts[unit] = (done, total) }
+            }
+        }
+        let final = seen.withLock { $0 }
+        #expect(final["objects"]?.0 == report.objectsChecked)
+        #expect(final["objects"]?.1 == report.objectsChecked)
+        #expect(final["items"]?.0 == items.count)
+        #expect(final["items"]?.1 == items.count)
     }
 
     @Test func flippedByteIsNamedWithItsItem() throws {

@@ -1,6 +1,7 @@
 import ArgumentParser
 import CustodyArchive
 import Foundation
+import Synchronization
 
 extension CustodyCommand {
     struct Ingest: ParsableCommand {
@@ -165,35 +166,54 @@ struct IngestJSON: Encodable {
     }
 }
 
-/// A one-line progress bar on standard error, redrawn at most ten times a second.
-final class ProgressBar {
+/// A one-line progress bar on standard error, redrawn at most ten times a second; safe to call from any thread.
+final class ProgressBar: Sendable {
+    private struct State {
+        var lastDraw = 0.0
+        var drawn = false
+    }
     private let enabled: Bool
     private let label: String
-    private var lastDraw = 0.0
     private let start = Date()
+    private let state = Mutex(State())
 
     init(enabled: Bool, label: String) {
         self.enabled = enabled
         self.label = label
     }
 
+    /// Ingest progress: files and bytes.
     func update(_ progress: IngestProgress) {
+        draw(done: progress.bytes, total: progress.totalBytes, final: progress.files == progress.totalFiles) { rate in
+            "\(progress.files)/\(progress.totalFiles) files  "
+                + "\(formatBytes(progress.bytes))/\(formatBytes(progress.totalBytes))  \(formatBytes(rate))/s"
+        }
+    }
+
+    /// Progress in counted units (objects, items).
+    func update(done: Int, total: Int, unit: String) {
+        draw(done: Int64(done), total: Int64(total), final: done == total) { _ in "\(done)/\(total) \(unit)" }
+    }
+
+    private func draw(done: Int64, total: Int64, final: Bool, detail: (Int64) -> String) {
         guard enabled else { return }
         let now = Date().timeIntervalSince(start)
-        guard now - lastDraw >= 0.1 || progress.files == progress.totalFiles else { return }
-        lastDraw = now
-        let fraction = progress.totalBytes > 0 ? Double(progress.bytes) / Double(progress.totalBytes) : 1
+        let due = state.withLock { state -> Bool in
+            guard now - state.lastDraw >= 0.1 || final else { return false }
+            state.lastDraw = now
+            state.drawn = true
+            return true
+        }
+        guard due else { return }
+        let fraction = total > 0 ? Double(done) / Double(total) : 1
         let width = 30
-        let filled = min(width, Int(fraction * Double(width)))
+        let filled = max(0, min(width, Int(fraction * Double(width))))
         let bar = String(repeating: "█", count: filled) + String(repeating: "·", count: width - filled)
-        let rate = now > 0 ? Int64(Double(progress.bytes) / now) : 0
-        let line =
-            "\r\(label) \(bar) \(progress.files)/\(progress.totalFiles) files  "
-            + "\(formatBytes(progress.bytes))/\(formatBytes(progress.totalBytes))  \(formatBytes(rate))/s "
-        FileHandle.standardError.write(Data(line.utf8))
+        let rate = now > 0 ? Int64(Double(done) / now) : 0
+        FileHandle.standardError.write(Data("\r\(label) \(bar) \(detail(rate)) ".utf8))
     }
 
     func finish() {
-        if enabled { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) }
+        if enabled, state.withLock({ $0.drawn }) { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) }
     }
 }

@@ -27,7 +27,9 @@ extension CustodyCommand {
             try runReportingErrors {
                 let mode: VerifyMode = quick ? .quick : deep ? .deep : .standard
                 let archive = try global.openArchive()
-                let report = try archive.verify(mode: mode)
+                let bar = ProgressBar(enabled: Terminal.stderrIsTTY, label: "verify")
+                let report = try archive.verify(mode: mode) { bar.update(done: $1, total: $2, unit: $0) }
+                bar.finish()
                 if json {
                     try printJSON(VerifyJSON(report))
                 } else {
