@@ -190,12 +190,7 @@ package final class Journal: Sendable {
     }
 
     /// RFC 9162 leaf hash: SHA-256(0x00 || entry).
-    package static func leafHash(_ entry: [UInt8]) -> [UInt8] {
-        var hasher = SHA256Hasher()
-        hasher.update([0])
-        hasher.update(entry)
-        return hasher.finalize()
-    }
+    package static func leafHash(_ entry: [UInt8]) -> [UInt8] { Merkle.leafHash(entry) }
 
     private enum Frame {
         case valid([UInt8])
