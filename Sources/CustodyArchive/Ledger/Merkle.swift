@@ -108,10 +108,10 @@ package enum Merkle {
     /// The root an inclusion proof leads to (RFC 9162 §2.1.3.2), or `nil` when the proof has the wrong shape.
     ///
     /// - Parameters:
+    ///   - proof: The audit path.
     ///   - leafHash: The leaf's hash.
     ///   - index: Its index.
     ///   - size: The tree size.
-    ///   - proof: The audit path.
     /// - Returns: The root to compare with a signed checkpoint's.
     package static func root(
         fromInclusionProof proof: [[UInt8]],
