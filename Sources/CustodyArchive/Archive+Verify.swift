@@ -333,3 +333,48 @@ extension Archive {
         return event.namedObjects(chunkList: list).map(\.name)
     }
 }
+
+extension Archive {
+    /// One entry of the custody log, for `custody log`.
+    package struct LogEntry: Sendable {
+        /// Zero-based position in the log.
+        package var index: Int
+        /// The signed event.
+        package var event: Event
+        /// The exact leaf bytes.
+        package var bytes: [UInt8]
+    }
+
+    /// Calls `body` for log entries `from..<from+limit`, each with its signature checked.
+    ///
+    /// - Parameters:
+    ///   - from: The first index.
+    ///   - limit: How many entries at most.
+    ///   - body: Receives each entry in order.
+    /// - Throws: ``ArchiveError`` (damaged) at the first entry that is not a validly signed event.
+    package func forEachLogEntry(from: Int = 0, limit: Int = .max, _ body: (LogEntry) throws -> Void) throws {
+        var seen = 0
+        let (end, tail) = try journal.scan(from: .start) { entry in
+            guard entry.index >= from, seen < limit else { return }
+            seen += 1
+            do {
+                try body(
+                    LogEntry(
+                        index: entry.index,
+                        event: try Event.parse(entry.bytes, publicKey: signingPublicKey),
+                        bytes: entry.bytes
+                    )
+                )
+            } catch let error as ArchiveError where error.code == .damaged {
+                throw ArchiveError(.damaged, "log entry \(entry.index): \(error.problem)", fix: error.fix)
+            }
+        }
+        if case .damaged(let offset) = tail, seen < limit {
+            throw ArchiveError(
+                .damaged,
+                "the log is damaged at entry \(end.count) (byte \(offset)); later entries cannot be read",
+                fix: "run custody verify"
+            )
+        }
+    }
+}

@@ -19,7 +19,8 @@ import Testing
         let result = CLI.run(["--help"])
         #expect(result.status == 0)
         for command in [
-            "init", "ingest", "ls", "search", "show", "extract", "verify", "gc", "reindex", "id", "passphrase", "demo",
+            "init", "ingest", "ls", "search", "show", "extract", "verify", "gc", "reindex", "log", "id", "passphrase",
+            "demo",
         ] {
             #expect(result.stdout.contains(command), "--help does not mention \(command)")
         }
@@ -229,6 +230,37 @@ import Testing
         let items = result.json?["items"] as? [[String: Any]]
         #expect(items?.count == 1)
         #expect(items?.first?["path"] as? String == good)
+    }
+
+    @Test func logListsEverySignedEventWithItsExactBytes() throws {
+        try initArchive()
+        let ingest = CLI.run(
+            ["ingest", dir.write("a.txt", text: "a"), dir.write("b.txt", text: "b"), "--json"],
+            environment: env
+        )
+        let id = try #require((ingest.json?["items"] as? [[String: Any]])?.first?["id"] as? String)
+        #expect(CLI.run(["extract", id, "-o", dir.path + "/a.out"], environment: env).status == 0)
+        let log = CLI.run(["log", "--json"], environment: env)
+        #expect(log.status == 0, "\(log.stderr)")
+        let entries = try #require(log.json?["entries"] as? [[String: Any]])
+        #expect(entries.compactMap { $0["type"] as? String } == ["ingest", "ingest", "extract"])
+        #expect(entries.compactMap { $0["index"] as? Int } == [0, 1, 2])
+        for entry in entries {
+            let encoded = try #require(entry["entry"] as? String)
+            let bytes = try #require(Data(base64Encoded: encoded))
+            let body = try #require(bytes.split(separator: 0x0A, maxSplits: 1).first)
+            let json = try #require(try JSONSerialization.jsonObject(with: Data(body)) as? [String: Any])
+            #expect(json["type"] as? String == entry["type"] as? String)
+            #expect(json["time"] as? String == entry["time"] as? String)
+        }
+        let page = CLI.run(["log", "--from", "2", "--limit", "1", "--json"], environment: env)
+        #expect((page.json?["entries"] as? [[String: Any]])?.first?["type"] as? String == "extract")
+        let journal = archive + "/journal/entries"
+        var raw = Fixtures.read(journal)
+        raw[30] ^= 0x01
+        try Data(raw).write(to: URL(fileURLWithPath: journal))
+        let broken = CLI.run(["log"], environment: env)
+        #expect(broken.status == 1, "\(broken.stdout)")
     }
 
     @Test func aBusyArchiveIsExit75AfterTheWaitLimit() throws {
