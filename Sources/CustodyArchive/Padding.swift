@@ -15,3 +15,9 @@ package enum Padme {
         return (l + mask) & ~mask
     }
 }
+
+/// The 8-byte big-endian encoding of `value`, used wherever a format writes a 64-bit number
+/// (sizes in commitments, chunk lists and padding keys; cosignature timestamps).
+func bigEndianBytes(_ value: UInt64) -> [UInt8] {
+    (0..<8).map { UInt8(truncatingIfNeeded: value >> (56 - 8 * $0)) }
+}

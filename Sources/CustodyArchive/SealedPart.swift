@@ -131,7 +131,7 @@ package enum ChunkCipher {
     /// Padding is keystream, not zeros, so padding-only chunks of different files never share an object
     /// (zeros would deduplicate across items and reveal sizes to the chunk); identical files still deduplicate.
     package static func paddingKey(sha256: [UInt8], size: Int64, convergenceSecret: SecretBytes) -> [UInt8] {
-        let data = sha256 + (0..<8).map { UInt8(truncatingIfNeeded: UInt64(size) >> (56 - 8 * $0)) }
+        let data = sha256 + bigEndianBytes(UInt64(size))
         return data.withUnsafeBytes { BLAKE2b.keyedHash(tag: paddingTag, data: $0, key: convergenceSecret) }
     }
 

@@ -107,7 +107,7 @@ package struct Event: Codable, Sendable {
         hasher.update(Array("custody/commit/v1".utf8))
         hasher.update(nonce)
         hasher.update(sha256)
-        hasher.update((0..<8).map { UInt8(truncatingIfNeeded: UInt64(size) >> (56 - 8 * $0)) })
+        hasher.update(bigEndianBytes(UInt64(size)))
         return Encoding.hex(hasher.finalize())
     }
 
@@ -141,7 +141,7 @@ package func encodeChunkList(_ refs: [ObjectRef]) -> [UInt8] {
     out.reserveCapacity(refs.count * 40)
     for ref in refs {
         out += ref.name.bytes
-        out += (0..<8).map { UInt8(truncatingIfNeeded: UInt64(ref.size) >> (56 - 8 * $0)) }
+        out += bigEndianBytes(UInt64(ref.size))
     }
     return out
 }

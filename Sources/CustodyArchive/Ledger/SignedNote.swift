@@ -48,7 +48,7 @@ package enum SignedNote {
 
     /// A cosignature line of the checkpoint `body` at `timestamp` (seconds since the epoch), ending in `"\n"`.
     package static func cosignatureLine(body: String, name: String, key: SigningKey, timestamp: UInt64) -> String {
-        let time = (0..<8).map { UInt8(truncatingIfNeeded: timestamp >> (56 - 8 * $0)) }
+        let time = bigEndianBytes(timestamp)
         let signature = key.signature(for: cosignedMessage(body: body, timestamp: timestamp))
         let payload = keyID(name: name, publicKey: key.publicKey, type: cosignatureType) + time + signature
         return linePrefix + name + " " + Encoding.base64(payload) + "\n"
