@@ -25,6 +25,8 @@ package final class Archive {
     package let store: any ObjectStore
     /// The event journal.
     package let journal: Journal
+    /// The custody ledger: the journal as a Merkle log with signed checkpoints.
+    package let ledger: Ledger
     /// Supplies the passphrase when an operation needs the secrets.
     package var passphraseProvider: (() throws -> SecretBytes)?
 
@@ -50,6 +52,7 @@ package final class Archive {
     private init(root: String, config: ArchiveConfig, access: Access) throws {
         guard let signing = Encoding.bytes(base64: config.signingKey), signing.count == 32,
             let box = Encoding.bytes(base64: config.boxKey), box.count == 32,
+            let logKey = Encoding.bytes(base64: config.logKey), logKey.count == 32,
             config.format == "custody-archive", config.version == 1,
             config.chunkSize >= 4096, config.chunkSize <= 16 << 20
         else {
@@ -66,6 +69,7 @@ package final class Archive {
         lock = try FileLock(path: root + "/lock", mode: access == .shared ? .shared : .exclusive)
         store = try FileObjectStore(root: root + "/objects")
         journal = try Journal(directory: root + "/journal")
+        ledger = Ledger(root: root, origin: config.origin, logPublicKey: logKey, journal: journal)
     }
 
     /// Opens an existing archive without unlocking its secrets.
@@ -182,6 +186,8 @@ package final class Archive {
         try POSIX.writeFileAtomically(configPath(root), Array(encoder.encode(config)) + [0x0A], mode: 0o644)
         let archive = try Archive(root: root, config: config, access: .shared)
         archive.cachedKeys = keys
+        // The empty tree's checkpoint: a witness can start following the log from its first moment.
+        try archive.ledger.append([], logKey: keys.log)
         _ = try archive.index()
         return archive
     }
@@ -453,9 +459,7 @@ package final class Archive {
     func record(_ events: [Event], known: [ItemID: ItemMetadata] = [:]) throws -> [String: String?] {
         let keys = try keys()
         let entries = try events.map { try $0.entryBytes(signedBy: keys.signing) }
-        let hint = (try? openIndex().position()) ?? .start
-        _ = try journal.append(entries, hint: hint)
-        CrashPoint.hit("journal-appended")
+        try ledger.append(entries, logKey: keys.log)
         var trusted: [[UInt8]: Event] = [:]
         for (entry, event) in zip(entries, events) { trusted[entry] = event }
         return try catchUpIndex(known: known, trusted: trusted)

@@ -137,20 +137,28 @@ enum POSIX {
     }
 
     /// Writes `bytes` to `path` atomically: temp file, fsync, rename, fsync of the folder.
-    static func writeFileAtomically(_ path: String, _ bytes: [UInt8], mode: mode_t = 0o600) throws {
+    ///
+    /// With `durable: false` it skips both fsyncs (for derived files that are checked and rebuilt when lost).
+    static func writeFileAtomically(_ path: String, _ bytes: [UInt8], mode: mode_t = 0o600, durable: Bool = true) throws {
         let temp = path + ".tmp-\(getpid())"
         let fd = open(temp, O_WRONLY | O_CREAT | O_TRUNC, mode)
         guard fd >= 0 else { throw ArchiveError.writeFailed(path, errno: errno) }
         var code = bytes.withUnsafeBytes { writeAll(fd, $0) }
         if code == 0, fchmod(fd, mode) != 0 { code = errno }
-        if code == 0, fsync(fd) != 0 { code = errno }
+        if code == 0, durable, fsync(fd) != 0 { code = errno }
         close(fd)
         if code == 0, rename(temp, path) != 0 { code = errno }
         guard code == 0 else {
             unlink(temp)
             throw ArchiveError.writeFailed(path, errno: code)
         }
-        _ = syncDirectory(parentDirectory(of: path))
+        if durable { _ = syncDirectory(parentDirectory(of: path)) }
+    }
+
+    /// Removes a folder of plain files (one level deep), ignoring errors.
+    static func removeTree(_ path: String) {
+        for name in (try? listDirectory(path)) ?? [] { unlink(path + "/" + name) }
+        rmdir(path)
     }
 
     /// The folder part of `path`.

@@ -119,8 +119,30 @@ package final class Journal: Sendable {
     /// - Returns: The position of the first appended entry.
     /// - Throws: ``ArchiveError`` when the journal is damaged in the middle or cannot be written.
     package func append(_ entries: [[UInt8]], hint: JournalPosition) throws -> JournalPosition {
-        let lock = try FileLock(path: lockPath, mode: .exclusive)
+        let lock = try lockForAppending()
         defer { withExtendedLifetime(lock) {} }
+        let end = try cleanEnd(hint: hint)
+        try write(entries, at: end)
+        return end
+    }
+
+    /// Takes `journal/lock` exclusively: every append, and the log's tiles and checkpoints, happen under it.
+    func lockForAppending() throws -> FileLock {
+        try FileLock(path: lockPath, mode: .exclusive)
+    }
+
+    /// Takes `journal/lock` shared: readers that must not see a half-written set of tiles.
+    func lockForReading() throws -> FileLock {
+        try FileLock(path: lockPath, mode: .shared)
+    }
+
+    /// Finds where the next append goes: the end of the valid frames, with a torn tail set aside.
+    ///
+    /// Call it holding ``lockForAppending()``.
+    ///
+    /// - Parameter hint: A position known to be valid, so the tail check reads only what follows it.
+    /// - Throws: ``ArchiveError`` (damaged) when invalid bytes follow the hint and a full scan confirms them.
+    func cleanEnd(hint: JournalPosition) throws -> JournalPosition {
         // A hint past the end of the file (a journal restored from an older backup) is never trusted:
         // writing there would leave a hole.
         let start = hint.offset <= byteCount() ? hint : .start
@@ -140,7 +162,14 @@ package final class Journal: Sendable {
         case .torn(let offset, let count):
             try setTornTailAside(offset: offset, count: count)
         }
-        guard !entries.isEmpty else { return end }
+        return end
+    }
+
+    /// Writes `entries` as frames at `end` (from ``cleanEnd(hint:)``) with one write and one `fdatasync`.
+    ///
+    /// Call it holding ``lockForAppending()``. On failure the file is cut back to `end`.
+    func write(_ entries: [[UInt8]], at end: JournalPosition) throws {
+        guard !entries.isEmpty else { return }
         var frames: [UInt8] = []
         for entry in entries {
             precondition(entry.count <= Self.maxEntryBytes, "journal entry too large")
@@ -166,7 +195,6 @@ package final class Journal: Sendable {
             throw ArchiveError.writeFailed("cannot append to the journal", errno: code)
         }
         if end.offset == 0 { _ = POSIX.syncDirectory(directory) }
-        return end
     }
 
     /// The size of the journal file in bytes (0 when it does not exist yet).
@@ -258,7 +286,7 @@ package final class Journal: Sendable {
         return false
     }
 
-    private func setTornTailAside(offset: Int64, count: Int64) throws {
+    func setTornTailAside(offset: Int64, count: Int64) throws {
         let fd = POSIX.open(path, O_RDWR)
         guard fd >= 0 else { throw ArchiveError.writeFailed("cannot open the journal", errno: errno) }
         defer { close(fd) }
