@@ -139,7 +139,8 @@ enum POSIX {
     /// Writes `bytes` to `path` atomically: temp file, fsync, rename, fsync of the folder.
     ///
     /// With `durable: false` it skips both fsyncs (for derived files that are checked and rebuilt when lost).
-    static func writeFileAtomically(_ path: String, _ bytes: [UInt8], mode: mode_t = 0o600, durable: Bool = true) throws {
+    static func writeFileAtomically(_ path: String, _ bytes: [UInt8], mode: mode_t = 0o600, durable: Bool = true) throws
+    {
         let temp = path + ".tmp-\(getpid())"
         let fd = open(temp, O_WRONLY | O_CREAT | O_TRUNC, mode)
         guard fd >= 0 else { throw ArchiveError.writeFailed(path, errno: errno) }

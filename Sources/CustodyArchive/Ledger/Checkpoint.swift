@@ -48,7 +48,12 @@ package struct Checkpoint: Sendable, Equatable {
     /// Signs a new checkpoint with the log key.
     package static func signed(origin: String, size: Int, root: [UInt8], key: SigningKey) -> Checkpoint {
         let body = SignedNote.checkpointBody(origin: origin, size: size, root: root)
-        return Checkpoint(origin: origin, size: size, root: root, note: SignedNote.sign(body: body, name: origin, key: key))
+        return Checkpoint(
+            origin: origin,
+            size: size,
+            root: root,
+            note: SignedNote.sign(body: body, name: origin, key: key)
+        )
     }
 }
 
@@ -61,7 +66,7 @@ package struct VerifierKey: Sendable, Equatable {
 
     /// Parses and checks a verifier key string; `nil` when it is malformed or its key id does not match.
     package init?(_ text: String) {
-        let fields = text.split(separator: "+", omittingEmptySubsequences: false)
+        let fields = text.split(separator: "+", maxSplits: 2, omittingEmptySubsequences: false)
         guard text.utf8.count <= 512, fields.count == 3, !fields[0].isEmpty,
             !fields[0].contains(where: { $0.isWhitespace }),
             let id = Encoding.bytes(hex: String(fields[1])), id.count == 4,

@@ -50,7 +50,12 @@ package final class Ledger: Sendable {
         let path = logDirectory + "/checkpoint"
         guard POSIX.statPath(path) != nil else { return nil }
         let bytes = try POSIX.readFile(path, limit: Checkpoint.maxNoteBytes)
-        guard let checkpoint = Checkpoint.verified(String(decoding: bytes, as: UTF8.self), origin: origin, publicKey: logPublicKey)
+        guard
+            let checkpoint = Checkpoint.verified(
+                String(decoding: bytes, as: UTF8.self),
+                origin: origin,
+                publicKey: logPublicKey
+            )
         else {
             throw ArchiveError(
                 .damaged,
@@ -75,7 +80,12 @@ package final class Ledger: Sendable {
     package func storedCheckpoint(size: Int) throws -> Checkpoint {
         let path = historyDirectory + "/\(size)"
         let bytes = try POSIX.readFile(path, limit: Checkpoint.maxNoteBytes)
-        guard let checkpoint = Checkpoint.verified(String(decoding: bytes, as: UTF8.self), origin: origin, publicKey: logPublicKey),
+        guard
+            let checkpoint = Checkpoint.verified(
+                String(decoding: bytes, as: UTF8.self),
+                origin: origin,
+                publicKey: logPublicKey
+            ),
             checkpoint.size == size
         else {
             throw ArchiveError(
@@ -234,12 +244,18 @@ package final class Ledger: Sendable {
         guard fields.count == 2, let size = Int(fields[0]), let offset = Int64(fields[1]), size >= 0, offset >= 0,
             size <= limit, offset <= journal.byteCount()
         else { return nil }
-        return (try TileReader(directory: logDirectory, size: size).builder(), JournalPosition(count: size, offset: offset))
+        return (
+            try TileReader(directory: logDirectory, size: size).builder(), JournalPosition(count: size, offset: offset)
+        )
     }
 
     /// Feeds the journal's entries after `position` to `builder`, checking the root when it reaches the
     /// checkpoint's size, and sets a torn tail aside.
-    private func catchUp(_ builder: inout TreeBuilder, _ position: inout JournalPosition, checkpoint: Checkpoint?) throws {
+    private func catchUp(
+        _ builder: inout TreeBuilder,
+        _ position: inout JournalPosition,
+        checkpoint: Checkpoint?
+    ) throws {
         let target = checkpoint?.size ?? 0
         guard builder.size <= target else { throw Mismatch.tiles }
         if builder.size < target {
@@ -321,7 +337,8 @@ package final class Ledger: Sendable {
         let reader = TileReader(directory: logDirectory, size: checkpoint.size)
         let leafHash = Merkle.leafHash(entry)
         let proof = try Merkle.inclusionProof(index: index, size: checkpoint.size, subtree: reader.subtree)
-        guard let root = Merkle.root(fromInclusionProof: proof, leafHash: leafHash, index: index, size: checkpoint.size),
+        guard
+            let root = Merkle.root(fromInclusionProof: proof, leafHash: leafHash, index: index, size: checkpoint.size),
             constantTimeEqual(root, checkpoint.root)
         else {
             throw ArchiveError(
