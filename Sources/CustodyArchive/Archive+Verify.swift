@@ -54,6 +54,7 @@ struct ReferenceMap {
     var problems: [VerifyProblem] = []
     var tail: Journal.Tail = .clean
     var entries = 0
+    var warnings: [String] = []
 
     mutating func add(_ ref: ObjectRef, item: String) {
         sizes[ref.name] = ref.size
@@ -66,9 +67,25 @@ extension Archive {
     func referenceMap() throws -> ReferenceMap {
         var map = ReferenceMap()
         var ingested = Set<ItemID>()
+        var audit = LedgerAudit(ledger)
         let (end, tail) = try journal.scan(from: .start) { entry in
+            audit.add(entry.bytes)
             do {
                 let event = try Event.parse(entry.bytes, publicKey: signingPublicKey)
+                if let ref = event.annotation, let item = event.item {
+                    guard ingested.contains(item) else {
+                        map.problems.append(
+                            VerifyProblem(
+                                kind: "bad-entry",
+                                item: item.hex,
+                                entry: entry.index,
+                                detail: "a \(event.type) event for an item with no earlier ingest event"
+                            )
+                        )
+                        return
+                    }
+                    map.add(ref, item: item.hex)
+                }
                 guard event.type == "ingest" else { return }
                 guard let item = event.item, let objects = event.objects else {
                     map.problems.append(
@@ -113,6 +130,9 @@ extension Archive {
         }
         map.entries = end.count
         map.tail = tail
+        audit.finish(entries: end.count)
+        map.problems += audit.problems
+        map.warnings += audit.warnings
         if case .damaged(let offset) = tail {
             map.problems.append(
                 VerifyProblem(
@@ -141,6 +161,13 @@ extension Archive {
         if mode == .deep { _ = try keys() }
         let map = try referenceMap()
         var report = VerifyReport(entries: map.entries, items: map.ingests.count, problems: map.problems)
+        report.warnings += map.warnings
+        do {
+            report.problems += try indexProblems(map)
+        } catch let error as ArchiveError {
+            // The index is derived data: a broken one is not damage to the evidence, and verify does not need it.
+            report.warnings.append("the index was not checked: \(error.problem); custody reindex rebuilds it")
+        }
         if case .torn(let offset, let count) = map.tail {
             report.warnings.append(
                 "the journal ends with \(count) bytes of an interrupted append at byte \(offset); the next write sets them aside"
@@ -193,6 +220,23 @@ extension Archive {
             }
         }
         return report
+    }
+
+    /// Checks that every item the index lists has its ingest event at the position the index gives.
+    private func indexProblems(_ map: ReferenceMap) throws -> [VerifyProblem] {
+        guard POSIX.statPath(indexPath) != nil else { return [] }
+        let ingests = Dictionary(map.ingests.map { ($0.index, $0.event.item?.hex) }, uniquingKeysWith: { a, _ in a })
+        return try ArchiveIndex(path: indexPath).itemPositions().compactMap { id, seq in
+            ingests[seq] == id
+                ? nil
+                : VerifyProblem(
+                    kind: "index-mismatch",
+                    item: id,
+                    entry: seq,
+                    detail:
+                        "the index lists item \(id) at log entry \(seq), which is not its ingest event; custody reindex rebuilds the index"
+                )
+        }
     }
 
     /// Checks one object: presence and size (quick), or its bytes against its name (standard and deep).

@@ -283,6 +283,8 @@ package final class Archive {
         encoder.outputFormatting = [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]
         try POSIX.writeFileAtomically(Self.keysPath(root), Array(encoder.encode(sealed)) + [0x0A], mode: 0o600)
         cachedKeys = try ArchiveKeys(secrets: secrets)
+        // The keys themselves are unchanged; the log records that the passphrase guarding them changed.
+        _ = try record([Event(type: "passphrase", time: RFC3339.now(), actor: config.origin)])
     }
 
     /// The KDF preset recorded in the key file.
@@ -341,6 +343,7 @@ package final class Archive {
                 )
             }
             var batch = IndexBatch(end: start)
+            var ingests: [ItemID: Event] = [:]
             let (end, _) = try journal.scan(from: start, limit: 5000) { entry in
                 // Entries this process has just signed and appended need no second signature check.
                 let event = try trusted[entry.bytes] ?? Event.parse(entry.bytes, publicKey: signingPublicKey)
@@ -353,7 +356,26 @@ package final class Archive {
                         item: event.item?.hex
                     )
                 )
+                if event.type == "tag" || event.type == "note", let item = event.item {
+                    // The item's K_meta opens its annotations: from an ingest earlier in this batch, or the journal.
+                    guard let ingest = try ingests[item] ?? index.items(ids: [item.hex]).first.map(ingestEvent(of:))
+                    else {
+                        throw ArchiveError(
+                            .damaged,
+                            "log entry \(entry.index) annotates item \(item), which has no earlier ingest event",
+                            fix: "run custody verify"
+                        )
+                    }
+                    batch.annotations.append(
+                        IndexedAnnotation(
+                            seq: entry.index,
+                            item: item.hex,
+                            annotation: try annotation(of: event, ingest: ingest)
+                        )
+                    )
+                }
                 if event.type == "ingest", let item = event.item {
+                    ingests[item] = event
                     let metadata = try known[item] ?? metadata(of: event)
                     batch.items.append(
                         IndexedItem(
@@ -406,6 +428,8 @@ package final class Archive {
                 fix: "run custody verify and restore the journal from a backup; the index was left as it was"
             )
         }
+        // The Merkle log first: every hash recomputed from the journal and checked against the signed checkpoint.
+        try ledger.append([], logKey: keys().log, rebuild: true)
         cachedIndex = nil
         for suffix in ["", "-wal", "-shm"] {
             let path = indexPath + suffix

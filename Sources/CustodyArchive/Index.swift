@@ -31,6 +31,8 @@ package struct IndexedEvent: Sendable, Equatable, Codable {
     package var actor: String
     /// The item concerned.
     package var item: String?
+    /// Tag and note events: what they said.
+    package var annotation: Annotation?
 }
 
 /// What ``ArchiveIndex/list(_:)`` selects.
@@ -54,10 +56,18 @@ package struct ItemFilter: Sendable, Equatable {
     package init() {}
 }
 
+/// A tag change or note, decrypted, as the index applies and stores it.
+struct IndexedAnnotation {
+    var seq: Int
+    var item: String
+    var annotation: Annotation
+}
+
 /// A batch of journal entries turned into index rows, applied in one transaction.
 struct IndexBatch {
     var items: [IndexedItem] = []
     var events: [IndexedEvent] = []
+    var annotations: [IndexedAnnotation] = []
     var end: JournalPosition
 }
 
@@ -167,6 +177,13 @@ package final class ArchiveIndex: Sendable {
                 t.column("path")
             }
         }
+        migrator.registerMigration("v2-annotations") { db in
+            try db.create(table: "annotations") { t in
+                t.primaryKey("seq", .integer)
+                t.column("item_id", .text).notNull().indexed()
+                t.column("annotation", .text).notNull()
+            }
+        }
         return migrator
     }
 
@@ -239,6 +256,9 @@ package final class ArchiveIndex: Sendable {
                         ]
                     )
                 }
+                for entry in batch.annotations {
+                    try Self.apply(entry, in: db, encoder: encoder)
+                }
                 for event in batch.events {
                     try db.cachedStatement(
                         sql: "INSERT INTO events (seq, item_id, type, time, actor) VALUES (?, ?, ?, ?, ?)"
@@ -253,6 +273,39 @@ package final class ArchiveIndex: Sendable {
             }
         } catch {
             throw Self.mapped(error)
+        }
+    }
+
+    /// Applies a tag change (to the item's tags, everywhere they are indexed) or a note (to its searchable text).
+    private static func apply(_ entry: IndexedAnnotation, in db: Database, encoder: JSONEncoder) throws {
+        guard
+            let json = try String.fetchOne(db, sql: "SELECT metadata FROM items WHERE id = ?", arguments: [entry.item]),
+            var metadata = try? JSONDecoder().decode(ItemMetadata.self, from: Data(json.utf8))
+        else { return }
+        let annotation = entry.annotation
+        try db.execute(
+            sql: "INSERT OR REPLACE INTO annotations (seq, item_id, annotation) VALUES (?, ?, ?)",
+            arguments: [entry.seq, entry.item, String(decoding: try encoder.encode(annotation), as: UTF8.self)]
+        )
+        if annotation.type == "tag" {
+            metadata.tags = Set(metadata.tags).union(annotation.add ?? []).subtracting(annotation.remove ?? []).sorted()
+            try db.execute(
+                sql: "UPDATE items SET metadata = ? WHERE id = ?",
+                arguments: [String(decoding: try encoder.encode(metadata), as: UTF8.self), entry.item]
+            )
+            try db.execute(sql: "DELETE FROM item_tags WHERE item_id = ?", arguments: [entry.item])
+            for tag in metadata.tags {
+                try db.execute(sql: "INSERT INTO item_tags (tag, item_id) VALUES (?, ?)", arguments: [tag, entry.item])
+            }
+            try db.execute(
+                sql: "UPDATE items_fts SET tags = ? WHERE item_id = ?",
+                arguments: [metadata.tags.joined(separator: " "), entry.item]
+            )
+        } else if let text = annotation.text {
+            try db.execute(
+                sql: "UPDATE items_fts SET note = coalesce(note, '') || ' ' || ? WHERE item_id = ?",
+                arguments: [text, entry.item]
+            )
         }
     }
 
@@ -376,11 +429,36 @@ package final class ArchiveIndex: Sendable {
             return try pool.read { db in
                 try Row.fetchAll(
                     db,
-                    sql: "SELECT seq, type, time, actor, item_id FROM events WHERE item_id = ? ORDER BY seq",
+                    sql: """
+                        SELECT events.seq, type, time, actor, events.item_id, annotation FROM events
+                        LEFT JOIN annotations ON annotations.seq = events.seq
+                        WHERE events.item_id = ? ORDER BY events.seq
+                        """,
                     arguments: [item]
                 ).map { row in
-                    IndexedEvent(seq: row[0], type: row[1], time: row[2], actor: row[3], item: row[4])
+                    let annotation = (row[5] as String?).flatMap {
+                        try? JSONDecoder().decode(Annotation.self, from: Data($0.utf8))
+                    }
+                    return IndexedEvent(
+                        seq: row[0],
+                        type: row[1],
+                        time: row[2],
+                        actor: row[3],
+                        item: row[4],
+                        annotation: annotation
+                    )
                 }
+            }
+        } catch {
+            throw Self.mapped(error)
+        }
+    }
+
+    /// Every item's id and ingest position.
+    func itemPositions() throws -> [(id: String, seq: Int)] {
+        do {
+            return try pool.read { db in
+                try Row.fetchAll(db, sql: "SELECT id, seq FROM items ORDER BY seq").map { ($0[0], $0[1]) }
             }
         } catch {
             throw Self.mapped(error)

@@ -6,6 +6,8 @@ package enum PartKind: String, Sendable, Codable {
     case meta
     /// The chunk list with the chunk keys.
     case content
+    /// A tag change or note (sealed under K_meta, like the metadata it amends).
+    case annotation
 }
 
 /// Sealed parts: padded JSON encrypted with a random per-item key, bound to the item id and key-committing.

@@ -299,20 +299,27 @@ import Testing
             let archive = try Fixtures.archive(in: dir)
             _ = try archive.ingest([dir.write("a.txt", text: "a")], options: IngestOptions())
         }
-        let before = Fixtures.allFiles(under: dir.path + "/archive").filter {
-            !$0.contains("keys.json") && !$0.contains("index.sqlite")
+        // Keys, configuration, identity and objects stay as they were; the log gains one passphrase event.
+        func unchangedFiles() -> [(String, [UInt8])] {
+            Fixtures.allFiles(under: dir.path + "/archive").filter {
+                $0.contains("/objects/") || $0.hasSuffix("archive.json") || $0.hasSuffix("identity.json")
+            }
+            .map { ($0, Fixtures.read($0)) }
         }
-        .map { ($0, Fixtures.read($0)) }
+        let before = unchangedFiles()
+        let journalBefore = Fixtures.read(dir.path + "/archive/journal/entries")
         do {
             let reopened = try Fixtures.reopen(dir, access: .exclusive)
             try reopened.changePassphrase(to: Fixtures.secret("new passphrase"))
         }
-        let after = Fixtures.allFiles(under: dir.path + "/archive").filter {
-            !$0.contains("keys.json") && !$0.contains("index.sqlite")
-        }
-        .map { ($0, Fixtures.read($0)) }
+        let after = unchangedFiles()
         #expect(before.map(\.0) == after.map(\.0))
         #expect(before.map(\.1) == after.map(\.1))
+        let journalAfter = Fixtures.read(dir.path + "/archive/journal/entries")
+        #expect(journalAfter.starts(with: journalBefore) && journalAfter.count > journalBefore.count)
+        var types: [String] = []
+        try Archive.open(at: dir.path + "/archive").forEachLogEntry { types.append($0.event.type) }
+        #expect(types == ["ingest", "passphrase"])
         let old = try Archive.open(at: dir.path + "/archive")
         old.passphraseProvider = { Fixtures.secret() }
         #expect(throws: ArchiveError.self) { try old.keys() }

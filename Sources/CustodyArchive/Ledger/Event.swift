@@ -59,14 +59,17 @@ package struct Event: Codable, Sendable {
     package var keys: WrappedKeys?
     /// Ingest: the evidence commitment, hex SHA-256("custody/commit/v1" || r || sha256 || size as 8 bytes BE).
     package var commitment: String?
+    /// Tag and note: the sealed annotation (under the item's K_meta).
+    package var annotation: ObjectRef?
 
     enum CodingKeys: String, CodingKey {
         case version = "v"
-        case type, time, actor, item, objects, keys, commitment
+        case type, time, actor, item, objects, keys, commitment, annotation
     }
 
     /// Every object the event names, given the decoded chunk list where there is one.
     package func namedObjects(chunkList: [ObjectRef] = []) -> [ObjectRef] {
+        if let annotation { return [annotation] }
         guard let objects else { return [] }
         var refs = [objects.meta, objects.content]
         if let list = objects.chunkList { refs.append(list) }

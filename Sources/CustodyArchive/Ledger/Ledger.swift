@@ -1,4 +1,5 @@
 import CustodyCrypto
+import Foundation
 
 #if canImport(Glibc)
 import Glibc
@@ -383,5 +384,142 @@ package final class Ledger: Sendable {
             )
         }
         return ConsistencyProof(first: first, proof: proof, checkpoint: checkpoint)
+    }
+}
+
+/// Audits the ledger while `verify` reads the journal: recomputes the tree from every entry, compares its root
+/// with every checkpoint the log signed, and compares every tile and entry bundle with the journal.
+struct LedgerAudit {
+    private let ledger: Ledger
+    private var builder = TreeBuilder()
+    /// The signed roots to check, by size (the history and the latest checkpoint).
+    private var signed: [Int: [UInt8]] = [:]
+    /// The latest signed checkpoint's size (0 when there is none).
+    private(set) var latestSize = 0
+    private var pendingEntries: [[UInt8]] = []
+    private var firstBadLeaf: Int?
+    private(set) var problems: [VerifyProblem] = []
+    private(set) var warnings: [String] = []
+
+    init(_ ledger: Ledger) {
+        self.ledger = ledger
+        do {
+            if let latest = try ledger.latestCheckpoint() {
+                latestSize = latest.size
+                signed[latest.size] = latest.root
+            }
+        } catch let error as ArchiveError {
+            problems.append(VerifyProblem(kind: "checkpoint-invalid", detail: error.problem))
+        } catch {
+            problems.append(VerifyProblem(kind: "checkpoint-invalid", detail: "log/checkpoint cannot be read"))
+        }
+        for size in ledger.checkpointSizes() {
+            do {
+                let checkpoint = try ledger.storedCheckpoint(size: size)
+                if let latest = signed[size], latest != checkpoint.root {
+                    problems.append(
+                        VerifyProblem(
+                            kind: "checkpoint-fork",
+                            detail:
+                                "the log signed two different trees of size \(size) (log/checkpoint and journal/checkpoints/\(size))"
+                        )
+                    )
+                }
+                signed[size] = checkpoint.root
+            } catch let error as ArchiveError {
+                problems.append(VerifyProblem(kind: "checkpoint-invalid", detail: error.problem))
+            } catch {
+                problems.append(
+                    VerifyProblem(kind: "checkpoint-invalid", detail: "journal/checkpoints/\(size) cannot be read")
+                )
+            }
+        }
+        if signed.isEmpty {
+            warnings.append("the log has no signed checkpoint yet; custody checkpoint --sign signs one")
+        }
+    }
+
+    /// Feeds the next journal entry.
+    mutating func add(_ entry: [UInt8]) {
+        let leaf = Merkle.leafHash(entry)
+        builder.append(entry: entry, leafHash: leaf)
+        let index = builder.size - 1
+        if index < latestSize {
+            pendingEntries.append(entry)
+            if builder.size % Tiles.width == 0 || builder.size == latestSize { compareTiles(through: builder.size) }
+        }
+        if let root = signed[builder.size], !constantTimeEqual(root, builder.root()) {
+            let at =
+                firstBadLeaf.map { " (the first entry that differs from the signed log's tiles is entry \($0))" } ?? ""
+            problems.append(
+                VerifyProblem(
+                    kind: "ledger-mismatch",
+                    entry: firstBadLeaf,
+                    detail:
+                        "entries 0..<\(builder.size) do not hash to the root the log signed at size \(builder.size)\(at): the history was altered, reordered or replaced"
+                )
+            )
+            signed = signed.filter { $0.key < builder.size }  // one report is enough; later roots differ too
+        }
+    }
+
+    /// Compares the tiles and bundles completed so far with the files in `log/`.
+    private mutating func compareTiles(through size: Int) {
+        let reader = TileReader(directory: ledger.logDirectory, size: latestSize)
+        let tileIndex = (size - 1) / Tiles.width
+        // Level 0 first, leaf by leaf, to name the first entry that differs.
+        if let stored = try? reader.hashes(level: 0, index: tileIndex) {
+            for (offset, entry) in pendingEntries.enumerated() where firstBadLeaf == nil {
+                let index = tileIndex * Tiles.width + offset
+                if offset < stored.count, !constantTimeEqual(stored[offset], Merkle.leafHash(entry)) {
+                    firstBadLeaf = index
+                    problems.append(
+                        VerifyProblem(
+                            kind: "ledger-mismatch",
+                            entry: index,
+                            detail:
+                                "log entry \(index) is not the entry the signed log holds at that position (its leaf hash differs from log/\(Tiles.hashTilePath(level: 0, index: tileIndex, width: stored.count))): it was altered, replaced or moved"
+                        )
+                    )
+                }
+            }
+        }
+        pendingEntries.removeAll(keepingCapacity: true)
+        for file in builder.drainChangedTiles() where file.isFull || size == latestSize {
+            guard firstBadLeaf == nil else { continue }
+            let full = file.path.range(of: ".p/").map { String(file.path[..<$0.lowerBound]) } ?? file.path
+            let stored =
+                (try? POSIX.readFile(ledger.logDirectory + "/" + file.path, limit: 1 << 25))
+                ?? (try? POSIX.readFile(ledger.logDirectory + "/" + full, limit: 1 << 25)).map {
+                    Array($0.prefix(file.bytes.count))
+                }
+            if stored != file.bytes {
+                problems.append(
+                    VerifyProblem(
+                        kind: "tile-mismatch",
+                        detail:
+                            "log/\(file.path) is missing or does not match the journal; custody reindex rebuilds the tiles"
+                    )
+                )
+            }
+        }
+    }
+
+    /// Reports what the journal's end leaves unchecked: a truncation, or entries not signed yet.
+    mutating func finish(entries: Int) {
+        if entries < latestSize {
+            problems.append(
+                VerifyProblem(
+                    kind: "ledger-truncated",
+                    entry: entries,
+                    detail:
+                        "the journal holds \(entries) entries but the log signed a checkpoint of size \(latestSize): entries were removed (or the journal restored from an older backup)"
+                )
+            )
+        } else if entries > latestSize, !signed.isEmpty {
+            warnings.append(
+                "\(entries - latestSize) entries after the latest checkpoint (size \(latestSize)) are not signed yet (an interrupted command); custody checkpoint --sign signs them"
+            )
+        }
     }
 }

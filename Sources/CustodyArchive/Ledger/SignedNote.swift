@@ -66,15 +66,26 @@ package enum SignedNote {
         guard rest.hasSuffix("\n") else { return nil }
         var signatures: [Signature] = []
         for line in rest.dropLast().split(separator: "\n", omittingEmptySubsequences: false) {
-            guard line.hasPrefix(linePrefix) else { return nil }
-            let fields = line.dropFirst(linePrefix.count).split(separator: " ", omittingEmptySubsequences: false)
-            guard fields.count == 2, !fields[0].isEmpty, let payload = Encoding.bytes(base64: String(fields[1])),
-                payload.count >= 4
-            else { return nil }
-            signatures.append(Signature(name: String(fields[0]), payload: payload))
+            guard let signature = parseSignatureLine(line) else { return nil }
+            signatures.append(signature)
         }
         guard !signatures.isEmpty else { return nil }
         return (body, signatures)
+    }
+
+    /// Parses one signature line (without its newline): `"— " name " " base64(key id || signature)`.
+    package static func parseSignatureLine(_ line: Substring) -> Signature? {
+        guard line.hasPrefix(linePrefix) else { return nil }
+        let fields = line.dropFirst(linePrefix.count).split(separator: " ", omittingEmptySubsequences: false)
+        guard fields.count == 2, !fields[0].isEmpty, let payload = Encoding.bytes(base64: String(fields[1])),
+            payload.count >= 4
+        else { return nil }
+        return Signature(name: String(fields[0]), payload: payload)
+    }
+
+    /// The text of a signature line, ending in `"\n"`.
+    package static func line(_ signature: Signature) -> String {
+        linePrefix + signature.name + " " + Encoding.base64(signature.payload) + "\n"
     }
 
     /// Whether `note` carries a valid Ed25519 signature by `publicKey` under `name`.

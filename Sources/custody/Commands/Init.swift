@@ -58,6 +58,8 @@ struct IdentityJSON: Encodable {
     var signingKey: String
     var boxKey: String
     var logVerifierKey: String
+    /// The log's origin (the first line of its checkpoints); the same as `origin`.
+    var logOrigin: String
     var archive: String?
 
     init(_ identity: Identity, path: String? = nil) {
@@ -67,6 +69,7 @@ struct IdentityJSON: Encodable {
         signingKey = identity.signingKey
         boxKey = identity.boxKey
         logVerifierKey = identity.logVerifierKey
+        logOrigin = identity.origin
         archive = path
     }
 
@@ -75,5 +78,6 @@ struct IdentityJSON: Encodable {
         case signingKey = "signing_key"
         case boxKey = "box_key"
         case logVerifierKey = "log_verifier_key"
+        case logOrigin = "log_origin"
     }
 }

@@ -5,7 +5,7 @@ import Foundation
 extension CustodyCommand {
     struct Show: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Show an item's metadata, SHA-256, size and custody events.",
+            abstract: "Show an item's metadata, SHA-256, size and whole custody history (tags and notes included).",
             discussion: "Ids may be abbreviated to a unique prefix of at least 8 characters."
         )
 
@@ -38,7 +38,19 @@ extension CustodyCommand {
                     print("meta".padding(toLength: 14, withPad: " ", startingAt: 0) + "\(key)=\(value)")
                 }
                 print("custody events:")
-                for event in events { print("  #\(event.seq)  \(event.time)  \(event.type)  by \(event.actor)") }
+                for event in events {
+                    var line = "  #\(event.seq)  \(event.time)  \(event.type)  by \(event.actor)"
+                    if let annotation = event.annotation {
+                        if annotation.type == "tag" {
+                            let changes =
+                                (annotation.add ?? []).map { "+" + $0 } + (annotation.remove ?? []).map { "-" + $0 }
+                            line += "  " + changes.joined(separator: " ")
+                        } else if let text = annotation.text {
+                            line += ": " + text.replacingOccurrences(of: "\n", with: "\n      ")
+                        }
+                    }
+                    print(line)
+                }
             }
         }
     }
@@ -65,6 +77,11 @@ struct ShowJSON: Encodable {
         var type: String
         var time: String
         var actor: String
+        /// Tag events: tags added and removed.
+        var add: [String]?
+        var remove: [String]?
+        /// Note events: the text.
+        var text: String?
     }
 
     func encode(to encoder: any Encoder) throws {
@@ -89,7 +106,17 @@ struct ShowJSON: Encodable {
         try c.encode(m.ingestedBy, forKey: .ingestedBy)
         try c.encode(item.duplicateOf, forKey: .duplicateOf)
         try c.encode(
-            events.map { EventJSON(index: $0.seq, type: $0.type, time: $0.time, actor: $0.actor) },
+            events.map {
+                EventJSON(
+                    index: $0.seq,
+                    type: $0.type,
+                    time: $0.time,
+                    actor: $0.actor,
+                    add: $0.annotation?.add,
+                    remove: $0.annotation?.remove,
+                    text: $0.annotation?.text
+                )
+            },
             forKey: .events
         )
     }

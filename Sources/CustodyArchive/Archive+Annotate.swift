@@ -1,0 +1,130 @@
+import CustodyCrypto
+import Foundation
+
+/// A tag change or a note on an item: sealed under the item's K_meta, named by a `tag` or `note` event.
+///
+/// Sealed JSON (sorted keys): `{"add":[…],"remove":[…],"type":"tag","v":1}` or `{"text":"…","type":"note","v":1}`.
+package struct Annotation: Codable, Sendable, Equatable {
+    /// Format version (1).
+    package var version = 1
+    /// `tag` or `note`, equal to the naming event's type.
+    package var type: String
+    /// Tag: tags added.
+    package var add: [String]?
+    /// Tag: tags removed.
+    package var remove: [String]?
+    /// Note: the text.
+    package var text: String?
+
+    enum CodingKeys: String, CodingKey {
+        case version = "v"
+        case type, add, remove, text
+    }
+
+    /// A tag change.
+    package static func tags(add: [String], remove: [String]) -> Annotation {
+        Annotation(type: "tag", add: add, remove: remove)
+    }
+
+    /// A note.
+    package static func note(_ text: String) -> Annotation { Annotation(type: "note", text: text) }
+}
+
+extension Archive {
+    /// Adds and removes tags of an item, as a `tag` event.
+    ///
+    /// - Returns: The item's tags afterwards.
+    /// - Throws: ``ArchiveError``: usage when nothing is given or a tag is both added and removed; bad input
+    ///   for an empty, over-long or NUL-containing tag.
+    @discardableResult
+    package func tag(_ id: String, add: [String], remove: [String]) throws -> [String] {
+        guard !add.isEmpty || !remove.isEmpty else {
+            throw ArchiveError(.usage, "no tag to add or remove", fix: "give --add TAG and/or --remove TAG")
+        }
+        var adding = SubmissionFields()
+        adding.tags = add
+        try adding.validate()
+        var removing = SubmissionFields()
+        removing.tags = remove
+        try removing.validate()
+        if let both = Set(adding.tags).intersection(removing.tags).sorted().first {
+            throw ArchiveError(.usage, "the tag \(both) is both added and removed", fix: "give it once")
+        }
+        let indexed = try resolveItem(id)
+        try annotate(indexed, with: .tags(add: adding.tags, remove: removing.tags), type: "tag")
+        return try resolveItem(indexed.id).metadata.tags
+    }
+
+    /// Adds a note to an item, as a `note` event.
+    ///
+    /// - Throws: ``ArchiveError`` (bad input) for an empty note, one over 64 KiB, or one containing NUL.
+    package func note(_ id: String, text: String) throws {
+        guard !text.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty else {
+            throw ArchiveError(.badInput, "the note is empty", fix: "give the note's text")
+        }
+        var fields = SubmissionFields()
+        fields.note = text
+        try fields.validate()
+        try annotate(try resolveItem(id), with: .note(text), type: "note")
+    }
+
+    /// Seals `annotation` under the item's K_meta, stores it durably, then records the event naming it.
+    private func annotate(_ indexed: IndexedItem, with annotation: Annotation, type: String) throws {
+        let ingest = try ingestEvent(of: indexed)
+        guard let item = ingest.item else {
+            throw ArchiveError(.damaged, "ingest event without item", fix: "run custody verify")
+        }
+        var key = try metaKey(of: ingest)
+        defer { wipe(&key) }
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        let sealed = SealedPart.seal(Array(try encoder.encode(annotation)), kind: .annotation, item: item, key: key)
+        let name = ObjectName(of: sealed)
+        if let staged = try sealed.withUnsafeBytes({ try store.stage($0, as: name, checkExisting: true) }) {
+            try store.commit([staged])
+        }
+        let event = Event(
+            type: type,
+            time: RFC3339.now(),
+            actor: config.origin,
+            item: item,
+            annotation: ObjectRef(name: name, size: Int64(sealed.count))
+        )
+        _ = try record([event])
+    }
+
+    /// Unwraps K_meta from an ingest event.
+    func metaKey(of ingest: Event) throws -> [UInt8] {
+        guard let item = ingest.item, let wrapped = ingest.keys else {
+            throw ArchiveError(.damaged, "an ingest event is incomplete", fix: "run custody verify")
+        }
+        return try keys().unwrap(wrapped.meta, item: item)
+    }
+
+    /// Decrypts the annotation a `tag` or `note` event names, with K_meta from the item's ingest event.
+    func annotation(of event: Event, ingest: Event) throws -> Annotation {
+        guard let item = event.item, let ref = event.annotation, ingest.item == item else {
+            throw ArchiveError(.damaged, "a \(event.type) event is incomplete", fix: "run custody verify")
+        }
+        var key = try metaKey(of: ingest)
+        defer { wipe(&key) }
+        guard let stored = try store.read(ref.name, limit: SealedPart.maxStoredBytes) else {
+            throw ArchiveError(
+                .damaged,
+                "the \(event.type) object of item \(item) is missing",
+                fix: "run custody verify"
+            )
+        }
+        let json = try SealedPart.open(stored, kind: .annotation, item: item, key: key)
+        guard let annotation = try? JSONDecoder().decode(Annotation.self, from: Data(json)),
+            annotation.type == event.type
+        else {
+            throw ArchiveError(
+                .damaged,
+                "the \(event.type) of item \(item) is not valid",
+                fix: "run custody verify --deep"
+            )
+        }
+        return annotation
+    }
+}

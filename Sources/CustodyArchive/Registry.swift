@@ -1,0 +1,116 @@
+import CustodyCrypto
+import Foundation
+
+/// A body this archive knows: its self-signed identity and what it is trusted for.
+package struct KnownBody: Codable, Sendable, Equatable {
+    /// The body's identity file, as received.
+    package var identity: Identity
+    /// What it is trusted for: `witness` (cosignatures exchanged with it; its log key verifies its checkpoints).
+    package var roles: [String]
+    /// When it was added (RFC 3339 UTC).
+    package var added: String
+
+    /// Its log's verifier key.
+    package var logKey: VerifierKey? { VerifierKey(identity.logVerifierKey) }
+
+    /// Its Ed25519 signing key.
+    package var signingKey: [UInt8]? {
+        Encoding.bytes(base64: identity.signingKey).flatMap { $0.count == 32 ? $0 : nil }
+    }
+}
+
+/// The registry of known bodies (`bodies.json`): the one place `witness add` (and later `peer add` and
+/// `--trust-granter`) record whom the archive trusts.
+struct RegistryFile: Codable {
+    var format = "custody-bodies"
+    var version = 1
+    var bodies: [KnownBody] = []
+}
+
+extension Archive {
+    var registryPath: String { root + "/bodies.json" }
+
+    /// Every known body.
+    package func knownBodies() throws -> [KnownBody] {
+        guard POSIX.statPath(registryPath) != nil else { return [] }
+        let bytes = try POSIX.readFile(registryPath, limit: 16 << 20)
+        guard let file = try? JSONDecoder().decode(RegistryFile.self, from: Data(bytes)),
+            file.format == "custody-bodies", file.version == 1
+        else {
+            throw ArchiveError(.damaged, "\(registryPath) is not valid", fix: "restore it from a backup")
+        }
+        // Every entry is re-checked: a hand-edited registry must not smuggle in a key.
+        return file.bodies.filter { $0.identity.isValid && $0.logKey?.name == $0.identity.origin }
+    }
+
+    /// The known body with `role` whose origin is `origin`.
+    package func knownBody(origin: String, role: String) throws -> KnownBody? {
+        try knownBodies().first { $0.identity.origin == origin && $0.roles.contains(role) }
+    }
+
+    /// Reads and checks an identity file (`custody id export` of another body).
+    ///
+    /// - Throws: ``ArchiveError`` (bad input) when it is not a valid, self-signed identity.
+    package static func readIdentity(_ path: String) throws -> Identity {
+        let bytes = try POSIX.readFile(path, limit: 64 * 1024)
+        guard let identity = try? JSONDecoder().decode(Identity.self, from: Data(bytes)) else {
+            throw ArchiveError(
+                .badInput,
+                "\(path) is not an identity file",
+                fix: "ask the body for the output of custody id export"
+            )
+        }
+        guard identity.isValid, let key = VerifierKey(identity.logVerifierKey), key.name == identity.origin,
+            (try? validateOrigin(identity.origin)) != nil
+        else {
+            throw ArchiveError(
+                .badInput,
+                "\(path) is not validly self-signed (altered, or not from custody id export)",
+                fix: "ask the body for a fresh copy and compare its fingerprint with them out of band"
+            )
+        }
+        return identity
+    }
+
+    /// Trusts `identity` for `role`, adding it to the registry (or the role to it).
+    ///
+    /// - Returns: The stored entry, and whether the body had that role already.
+    /// - Throws: ``ArchiveError``: usage for the archive's own identity; bad input when another body already
+    ///   uses the same origin.
+    package func trust(_ identity: Identity, role: String) throws -> (body: KnownBody, alreadyKnown: Bool) {
+        guard identity.signingKey != config.signingKey, identity.origin != config.origin else {
+            throw ArchiveError(
+                .usage,
+                "that is this archive's own identity",
+                fix: "give the identity file of another body"
+            )
+        }
+        let lock = try FileLock(path: root + "/bodies.lock", mode: .exclusive)
+        defer { withExtendedLifetime(lock) {} }
+        var file = RegistryFile()
+        file.bodies = try knownBodies()
+        if let index = file.bodies.firstIndex(where: { $0.identity.origin == identity.origin }) {
+            guard file.bodies[index].identity == identity else {
+                throw ArchiveError(
+                    .badInput,
+                    "a different body with origin \(identity.origin) is already known (fingerprint \(file.bodies[index].identity.fingerprint))",
+                    fix: "check the identity file's fingerprint with its owner; a changed key is not accepted silently"
+                )
+            }
+            let already = file.bodies[index].roles.contains(role)
+            if !already { file.bodies[index].roles.append(role) }
+            try writeRegistry(file)
+            return (file.bodies[index], already)
+        }
+        let body = KnownBody(identity: identity, roles: [role], added: RFC3339.now())
+        file.bodies.append(body)
+        try writeRegistry(file)
+        return (body, false)
+    }
+
+    private func writeRegistry(_ file: RegistryFile) throws {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]
+        try POSIX.writeFileAtomically(registryPath, Array(try encoder.encode(file)) + [0x0A])
+    }
+}
