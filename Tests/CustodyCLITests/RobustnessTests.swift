@@ -35,6 +35,10 @@ import Testing
         }
         let again = CLI.run(["ingest", dir.write("after-\(label).txt", text: "after \(label)")], environment: env)
         #expect(again.status == 0, "\(label): ingest after crash: \(again.stderr)")
+        // The next write signed a checkpoint over everything, the interrupted append included.
+        let entries = (CLI.run(["log", "--json"], environment: env).json?["entries"] as? [Any])?.count ?? -1
+        let checkpoint = CLI.run(["checkpoint"], environment: env).stdout.split(separator: "\n")
+        #expect(checkpoint.count >= 3 && Int(checkpoint[1]) == entries, "\(label): checkpoint \(checkpoint)")
         #expect(CLI.run(["gc"], environment: env).status == 0)
         let clean = CLI.run(["verify", "--json"], environment: env)
         #expect(clean.status == 0)
@@ -44,7 +48,8 @@ import Testing
     @Test(
         "A kill at each commit point leaves whole items or none",
         arguments: [
-            "object-staged", "objects-committed", "journal-partial", "journal-appended",
+            "object-staged", "objects-committed", "journal-partial", "journal-appended", "tiles-written",
+            "checkpoint-signed",
         ]
     )
     func killAtCrashPoint(_ point: String) throws {
@@ -56,7 +61,7 @@ import Testing
         #expect(crashed.signal == SIGKILL, "\(point): the process was not killed (status \(crashed.status))")
         let items = listedItems()
         switch point {
-        case "journal-appended":
+        case "journal-appended", "tiles-written", "checkpoint-signed":
             // The events are durable, so the index catches up and all five items are there.
             #expect(items.count == 5)
         case "journal-partial":

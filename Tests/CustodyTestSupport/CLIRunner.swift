@@ -63,20 +63,35 @@ package enum CLI {
     }
 
     /// Starts `custody arguments…` with `environment` added to a minimal clean environment.
-    package static func start(_ arguments: [String], environment: [String: String] = [:]) -> Child {
-        start(executable: binary, arguments, environment: environment)
+    package static func start(
+        _ arguments: [String],
+        environment: [String: String] = [:],
+        input: [UInt8]? = nil
+    ) -> Child {
+        start(executable: binary, arguments, environment: environment, input: input)
     }
 
     /// Starts any program (for example `/usr/bin/python3`) the same way.
-    package static func start(executable: String, _ arguments: [String], environment: [String: String] = [:]) -> Child {
+    package static func start(
+        executable: String,
+        _ arguments: [String],
+        environment: [String: String] = [:],
+        input: [UInt8]? = nil
+    ) -> Child {
         let tag = "\(getpid())-\(UInt64.random(in: 0...UInt64.max))"
+        var stdin = "/dev/null"
+        if let input {
+            stdin = "/tmp/custody-cli-\(tag).in"
+            precondition(FileManager.default.createFile(atPath: stdin, contents: Data(input)), "cannot write stdin")
+        }
+        defer { if input != nil { unlink(stdin) } }
         let out = "/tmp/custody-cli-\(tag).out"
         let err = "/tmp/custody-cli-\(tag).err"
         var env = ["PATH": ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin", "LANG": "C.UTF-8"]
         env.merge(environment) { $1 }
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 0, stdin, O_RDONLY, 0)
         posix_spawn_file_actions_addopen(&actions, 1, out, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
         posix_spawn_file_actions_addopen(&actions, 2, err, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
         defer { posix_spawn_file_actions_destroy(&actions) }
@@ -105,7 +120,11 @@ package enum CLI {
     }()
 
     /// Runs `custody arguments…` to completion.
-    package static func run(_ arguments: [String], environment: [String: String] = [:]) -> CLIResult {
-        start(arguments, environment: environment).wait()
+    package static func run(
+        _ arguments: [String],
+        environment: [String: String] = [:],
+        input: [UInt8]? = nil
+    ) -> CLIResult {
+        start(arguments, environment: environment, input: input).wait()
     }
 }

@@ -396,7 +396,7 @@ struct LedgerAudit {
     private var signed: [Int: [UInt8]] = [:]
     /// The latest signed checkpoint's size (0 when there is none).
     private(set) var latestSize = 0
-    private var pendingEntries: [[UInt8]] = []
+    private var leafTile: (index: Int, hashes: [[UInt8]])?
     private var firstBadLeaf: Int?
     private(set) var problems: [VerifyProblem] = []
     private(set) var warnings: [String] = []
@@ -445,7 +445,7 @@ struct LedgerAudit {
         builder.append(entry: entry, leafHash: leaf)
         let index = builder.size - 1
         if index < latestSize {
-            pendingEntries.append(entry)
+            compareLeaf(leaf, at: index)
             if builder.size % Tiles.width == 0 || builder.size == latestSize { compareTiles(through: builder.size) }
         }
         if let root = signed[builder.size], !constantTimeEqual(root, builder.root()) {
@@ -463,28 +463,30 @@ struct LedgerAudit {
         }
     }
 
+    /// Compares a leaf with the signed log's level-0 tile, to name the first entry that differs.
+    private mutating func compareLeaf(_ leaf: [UInt8], at index: Int) {
+        guard firstBadLeaf == nil else { return }
+        let tileIndex = index / Tiles.width
+        if leafTile?.index != tileIndex {
+            let reader = TileReader(directory: ledger.logDirectory, size: latestSize)
+            leafTile = (tileIndex, (try? reader.hashes(level: 0, index: tileIndex)) ?? [])
+        }
+        guard let stored = leafTile?.hashes, index % Tiles.width < stored.count,
+            !constantTimeEqual(stored[index % Tiles.width], leaf)
+        else { return }
+        firstBadLeaf = index
+        problems.append(
+            VerifyProblem(
+                kind: "ledger-mismatch",
+                entry: index,
+                detail:
+                    "log entry \(index) is not the entry the signed log holds at that position (its leaf hash differs from log/\(Tiles.hashTilePath(level: 0, index: tileIndex, width: stored.count))): it was altered, replaced or moved"
+            )
+        )
+    }
+
     /// Compares the tiles and bundles completed so far with the files in `log/`.
     private mutating func compareTiles(through size: Int) {
-        let reader = TileReader(directory: ledger.logDirectory, size: latestSize)
-        let tileIndex = (size - 1) / Tiles.width
-        // Level 0 first, leaf by leaf, to name the first entry that differs.
-        if let stored = try? reader.hashes(level: 0, index: tileIndex) {
-            for (offset, entry) in pendingEntries.enumerated() where firstBadLeaf == nil {
-                let index = tileIndex * Tiles.width + offset
-                if offset < stored.count, !constantTimeEqual(stored[offset], Merkle.leafHash(entry)) {
-                    firstBadLeaf = index
-                    problems.append(
-                        VerifyProblem(
-                            kind: "ledger-mismatch",
-                            entry: index,
-                            detail:
-                                "log entry \(index) is not the entry the signed log holds at that position (its leaf hash differs from log/\(Tiles.hashTilePath(level: 0, index: tileIndex, width: stored.count))): it was altered, replaced or moved"
-                        )
-                    )
-                }
-            }
-        }
-        pendingEntries.removeAll(keepingCapacity: true)
         for file in builder.drainChangedTiles() where file.isFull || size == latestSize {
             guard firstBadLeaf == nil else { continue }
             let full = file.path.range(of: ".p/").map { String(file.path[..<$0.lowerBound]) } ?? file.path

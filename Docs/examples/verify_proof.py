@@ -1,0 +1,223 @@
+#!/usr/bin/env python3
+"""Check a Custody custody proof as an outside auditor: no Custody code, no archive access, no keys but
+the body's public identity file. Written from Docs/LEDGER.md alone; needs PyNaCl for Ed25519.
+
+Inclusion (an item's ingest event is in the log the body signed):
+
+    custody prove ITEM > proof.txt                 # at the archive
+    custody log --json > log.json                  # at the archive (or just the one entry)
+    python3 verify_proof.py inclusion --identity body.id --proof proof.txt --log log.json
+
+Consistency (the log only grew between an old checkpoint and the current one):
+
+    python3 verify_proof.py consistency --identity body.id --old old-checkpoint.txt --request req.txt
+
+where req.txt is the output of `custody prove --consistency OLD-SIZE`. Exit 0 when everything checks,
+1 when something does not (the reason is printed), 2 on unusable input.
+"""
+
+import argparse
+import base64
+import hashlib
+import json
+import sys
+
+try:
+    from nacl.exceptions import BadSignatureError
+    from nacl.signing import VerifyKey
+except ImportError:  # pragma: no cover
+    sys.exit("verify_proof.py needs PyNaCl: pip install pynacl")
+
+
+def fail(message):
+    print("FAIL: " + message)
+    sys.exit(1)
+
+
+def unusable(message):
+    print("unusable input: " + message, file=sys.stderr)
+    sys.exit(2)
+
+
+def leaf_hash(entry):
+    return hashlib.sha256(b"\x00" + entry).digest()
+
+
+def node_hash(left, right):
+    return hashlib.sha256(b"\x01" + left + right).digest()
+
+
+def read_identity(path):
+    with open(path, "rb") as f:
+        identity = json.load(f)
+    name, key_id, key = identity["log_verifier_key"].split("+", 2)
+    key = base64.b64decode(key, validate=True)
+    if key[0] != 0x01 or len(key) != 33:
+        unusable("the identity's log_verifier_key is not an Ed25519 verifier key")
+    if hashlib.sha256(name.encode() + b"\n\x01" + key[1:]).digest()[:4].hex() != key_id:
+        unusable("the identity's log_verifier_key has a wrong key id")
+    return {
+        "origin": name,
+        "log_key": key[1:],
+        "signing_key": base64.b64decode(identity["signing_key"], validate=True),
+    }
+
+
+def verify_checkpoint(note, identity):
+    """Checks the log's signature on a checkpoint note; returns (size, root)."""
+    body, sep, signatures = note.partition("\n\n")
+    if not sep:
+        fail("the checkpoint is not a signed note")
+    body += "\n"
+    lines = body.split("\n")
+    if len(lines) != 4 or lines[0] != identity["origin"]:
+        fail("the checkpoint is not for the log %s" % identity["origin"])
+    size, root = int(lines[1]), base64.b64decode(lines[2], validate=True)
+    key_id = hashlib.sha256(identity["origin"].encode() + b"\n\x01" + identity["log_key"]).digest()[:4]
+    for line in signatures.rstrip("\n").split("\n"):
+        if not line.startswith("\u2014 "):
+            fail("malformed signature line")
+        name, payload = line[2:].split(" ")
+        payload = base64.b64decode(payload, validate=True)
+        if name == identity["origin"] and payload[:4] == key_id and len(payload) == 68:
+            try:
+                VerifyKey(identity["log_key"]).verify(body.encode(), payload[4:])
+                return size, root
+            except BadSignatureError:
+                fail("the checkpoint's signature does not verify")
+    fail("the checkpoint carries no signature by the log key of %s" % identity["origin"])
+
+
+def root_from_inclusion(index, size, leaf, proof):
+    """RFC 9162 section 2.1.3.2."""
+    if index >= size:
+        fail("index %d is outside a tree of %d" % (index, size))
+    fn, sn, r = index, size - 1, leaf
+    for p in proof:
+        if sn == 0:
+            fail("the proof is too long")
+        if fn & 1 or fn == sn:
+            r = node_hash(p, r)
+            while not fn & 1 and fn != 0:
+                fn >>= 1
+                sn >>= 1
+        else:
+            r = node_hash(r, p)
+        fn >>= 1
+        sn >>= 1
+    if sn != 0:
+        fail("the proof is too short")
+    return r
+
+
+def consistent(first, second, first_root, second_root, proof):
+    """RFC 9162 section 2.1.4.2."""
+    if first == second:
+        return not proof and first_root == second_root
+    if first == 0:
+        return not proof
+    if first > second:
+        return False
+    path = list(proof)
+    if first & (first - 1) == 0:
+        path.insert(0, first_root)
+    if not path:
+        return False
+    fn, sn = first - 1, second - 1
+    while fn & 1:
+        fn >>= 1
+        sn >>= 1
+    fr = sr = path[0]
+    for c in path[1:]:
+        if sn == 0:
+            return False
+        if fn & 1 or fn == sn:
+            fr = node_hash(c, fr)
+            sr = node_hash(c, sr)
+            while not fn & 1 and fn != 0:
+                fn >>= 1
+                sn >>= 1
+        else:
+            sr = node_hash(sr, c)
+        fn >>= 1
+        sn >>= 1
+    return sn == 0 and fr == first_root and sr == second_root
+
+
+def split_proof(text, first_line_prefix):
+    """Header lines, proof hashes, then the checkpoint note after the first blank line."""
+    head, sep, note = text.partition("\n\n")
+    if not sep:
+        unusable("the proof has no checkpoint")
+    lines = head.split("\n")
+    hashes = []
+    for line in lines[first_line_prefix:]:
+        h = base64.b64decode(line, validate=True)
+        if len(h) != 32:
+            unusable("a proof hash is not 32 bytes")
+        hashes.append(h)
+    return lines[:first_line_prefix], hashes, note
+
+
+def inclusion(args):
+    identity = read_identity(args.identity)
+    with open(args.proof, encoding="utf-8") as f:
+        header, proof, note = split_proof(f.read(), 2)
+    if header[0] != "c2sp.org/tlog-proof@v1" or not header[1].startswith("index "):
+        unusable("not a c2sp.org/tlog-proof@v1 proof")
+    index = int(header[1][len("index "):])
+    size, root = verify_checkpoint(note, identity)
+    with open(args.log, encoding="utf-8") as f:
+        entries = {e["index"]: e["entry"] for e in json.load(f)["entries"]}
+    entry = base64.b64decode(entries[index], validate=True)
+    # The entry is a signed event: body, newline, base64 Ed25519 signature over "custody/event/v1\n" + body.
+    body, _, signature = entry.partition(b"\n")
+    try:
+        VerifyKey(identity["signing_key"]).verify(b"custody/event/v1\n" + body, base64.b64decode(signature))
+    except BadSignatureError:
+        fail("entry %d is not signed by the body's signing key" % index)
+    if root_from_inclusion(index, size, leaf_hash(entry), proof) != root:
+        fail("entry %d is not in the tree the log signed" % index)
+    event = json.loads(body)
+    print(
+        "OK: entry %d (%s of item %s at %s, by %s) is in %s's log of %d entries, whose checkpoint is signed"
+        % (index, event["type"], event.get("item", "-"), event["time"], event["actor"], identity["origin"], size)
+    )
+
+
+def consistency(args):
+    identity = read_identity(args.identity)
+    with open(args.old, encoding="utf-8") as f:
+        old_size, old_root = verify_checkpoint(f.read(), identity)
+    with open(args.request, encoding="utf-8") as f:
+        header, proof, note = split_proof(f.read(), 1)
+    if not header[0].startswith("old ") or int(header[0][4:]) != old_size:
+        fail("the request proves from %s, not from the old checkpoint's size %d" % (header[0], old_size))
+    size, root = verify_checkpoint(note, identity)
+    if not consistent(old_size, size, old_root, root, proof):
+        fail("the log of size %d does not extend the one of size %d: history was rewritten or forked" % (size, old_size))
+    print("OK: %s's log of %d entries extends its log of %d entries" % (identity["origin"], size, old_size))
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="mode", required=True)
+    p = sub.add_parser("inclusion")
+    p.add_argument("--identity", required=True)
+    p.add_argument("--proof", required=True)
+    p.add_argument("--log", required=True)
+    p.set_defaults(run=inclusion)
+    c = sub.add_parser("consistency")
+    c.add_argument("--identity", required=True)
+    c.add_argument("--old", required=True)
+    c.add_argument("--request", required=True)
+    c.set_defaults(run=consistency)
+    args = parser.parse_args()
+    try:
+        args.run(args)
+    except (OSError, ValueError, KeyError, json.JSONDecodeError) as error:
+        unusable(str(error))
+
+
+if __name__ == "__main__":
+    main()

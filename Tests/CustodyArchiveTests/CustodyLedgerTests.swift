@@ -1,0 +1,334 @@
+import CustodyCrypto
+import CustodyTestSupport
+import Foundation
+import Testing
+
+@testable import CustodyArchive
+
+/// The custody ledger as an archive uses it: annotation events, proofs of items, verify's ledger audit
+/// against tampering, and witnesses cosigning each other's checkpoints.
+@Suite struct CustodyLedgerTests {
+    let dir = TempDirectory("custody-ledger")
+
+    private func archiveWithItems(_ count: Int = 3) throws -> (Archive, [IngestedItem]) {
+        let archive = try Fixtures.archive(in: dir, chunkSize: 4096)
+        for i in 0..<count { dir.write("up/\(i).txt", Array("item \(i)".utf8)) }
+        var options = IngestOptions()
+        options.fields.tags = ["first"]
+        let report = try archive.ingest([dir.path + "/up"], options: options)
+        return (archive, report.items)
+    }
+
+    private var journalPath: String { dir.path + "/archive/journal/entries" }
+
+    private func entries(_ archive: Archive) throws -> [[UInt8]] {
+        var out: [[UInt8]] = []
+        try archive.journal.scan(from: .start) { out.append($0.bytes) }
+        return out
+    }
+
+    // MARK: Annotations
+
+    @Test func tagsAndNotesAreEventsTheIndexAndReindexFollow() throws {
+        let (id, history, listed) = try annotateAndCheck()
+        let exclusive = try Fixtures.reopen(dir, access: .exclusive)
+        #expect(try exclusive.collectGarbage(dryRun: true).objects.isEmpty)
+        try exclusive.reindex()
+        #expect(try exclusive.index().list(ItemFilter()) == listed)
+        #expect(try exclusive.index().events(of: id) == history)
+        #expect(try exclusive.index().search("legal").map(\.id) == [id])
+    }
+
+    /// Tags and notes one item; returns its id, history and the item list (the archive is closed on return).
+    private func annotateAndCheck() throws -> (String, [IndexedEvent], [IndexedItem]) {
+        let (archive, items) = try archiveWithItems()
+        let id = items[0].id.hex
+        #expect(try archive.tag(id, add: ["urgent", "video"], remove: ["first"]) == ["urgent", "video"])
+        try archive.note(id, text: "Chain of custody reviewed by the legal unit")
+        #expect(try archive.tag(id, add: [], remove: ["video"]) == ["urgent"])
+        let history = try archive.index().events(of: id)
+        #expect(history.map(\.type) == ["ingest", "tag", "note", "tag"])
+        #expect(history[1].annotation == .tags(add: ["urgent", "video"], remove: ["first"]))
+        #expect(history[2].annotation?.text == "Chain of custody reviewed by the legal unit")
+        #expect(try archive.index().list(ItemFilter()).first { $0.id == id }?.metadata.tags == ["urgent"])
+        #expect(try archive.index().search("legal").map(\.id) == [id])
+        var filter = ItemFilter()
+        filter.tags = ["first"]
+        #expect(try archive.index().list(filter).count == 2)
+
+        // The public events name a sealed object; neither the tag nor the note text appears in the log.
+        let log = try entries(archive).flatMap { $0 }
+        #expect(!contains(log, Array("urgent".utf8)) && !contains(log, Array("legal unit".utf8)))
+        // Annotation objects are named by events: not orphans, so gc keeps them.
+        #expect(try archive.verify(mode: .deep).orphans.isEmpty)
+        return (id, history, try archive.index().list(ItemFilter()))
+    }
+
+    @Test func badAnnotationsAreRefusedAndRecordNothing() throws {
+        let (archive, items) = try archiveWithItems(1)
+        let id = items[0].id.hex
+        let before = Fixtures.read(journalPath)
+        #expect((#expect(throws: ArchiveError.self) { try archive.tag(id, add: [], remove: []) })?.code == .usage)
+        #expect((#expect(throws: ArchiveError.self) { try archive.tag(id, add: ["a"], remove: ["a"]) })?.code == .usage)
+        #expect((#expect(throws: ArchiveError.self) { try archive.tag(id, add: [""], remove: []) })?.code == .badInput)
+        #expect((#expect(throws: ArchiveError.self) { try archive.note(id, text: "  \n") })?.code == .badInput)
+        let long = String(repeating: "x", count: 70_000)
+        #expect((#expect(throws: ArchiveError.self) { try archive.note(id, text: long) })?.code == .badInput)
+        #expect(
+            (#expect(throws: ArchiveError.self) { try archive.note("0123456789abcdef", text: "x") })?.code == .notFound
+        )
+        #expect(Fixtures.read(journalPath) == before)
+    }
+
+    // MARK: Proofs
+
+    @Test func anItemsProofLeadsFromItsIngestEntryToTheSignedRoot() throws {
+        let (archive, items) = try archiveWithItems(5)
+        let all = try entries(archive)
+        for item in items {
+            let proof = try archive.proveItem(item.id.hex)
+            let entry = all[proof.index]
+            #expect(try Event.parse(entry, publicKey: archive.signingPublicKey).item == item.id)
+            let root = Merkle.root(
+                fromInclusionProof: proof.proof,
+                leafHash: Merkle.leafHash(entry),
+                index: proof.index,
+                size: proof.checkpoint.size
+            )
+            #expect(root == proof.checkpoint.root)
+            #expect(
+                SignedNote.isSigned(
+                    proof.checkpoint.note,
+                    name: archive.config.origin,
+                    publicKey: archive.ledger.logPublicKey
+                )
+            )
+        }
+    }
+
+    // MARK: Tampering found by verify
+
+    @Test func aFlippedByteInAnEntryIsReported() throws {
+        let (archive, _) = try archiveWithItems()
+        var bytes = Fixtures.read(journalPath)
+        bytes[100] ^= 0x01
+        try POSIX.writeFileAtomically(journalPath, bytes)
+        let report = try archive.verify(mode: .quick)
+        #expect(report.problems.contains { $0.kind == "journal-damaged" && $0.entry == 0 })
+        #expect(report.problems.contains { $0.kind == "ledger-truncated" })
+    }
+
+    @Test func anEntryReSealedInAValidFrameIsNamedPrecisely() throws {
+        let (archive, _) = try archiveWithItems()
+        var all = try entries(archive)
+        all[1][20] ^= 0x01  // inside the JSON body: the signature fails, the frame is rebuilt around it
+        try POSIX.writeFileAtomically(journalPath, all.flatMap(Journal.frame))
+        let report = try archive.verify(mode: .quick)
+        #expect(report.problems.contains { $0.kind == "bad-entry" && $0.entry == 1 })
+        #expect(report.problems.contains { $0.kind == "ledger-mismatch" && $0.entry == 1 })
+    }
+
+    @Test func swappedEntriesAreCaughtAtTheFirstMovedOne() throws {
+        let (archive, items) = try archiveWithItems()
+        try archive.note(items[0].id.hex, text: "one")
+        try archive.note(items[1].id.hex, text: "two")
+        var all = try entries(archive)
+        all.swapAt(3, 4)
+        try POSIX.writeFileAtomically(journalPath, all.flatMap(Journal.frame))
+        let report = try archive.verify(mode: .quick)
+        let mismatch = try #require(report.problems.first { $0.kind == "ledger-mismatch" })
+        #expect(mismatch.entry == 3)
+        #expect(mismatch.detail.contains("log entry 3 is not the entry the signed log holds"))
+        #expect(
+            report.problems.contains { $0.kind == "ledger-mismatch" && $0.detail.contains("do not hash to the root") }
+        )
+    }
+
+    @Test func aDroppedLastEntryIsReportedAndStopsAppends() throws {
+        let (archive, items) = try archiveWithItems()
+        try archive.note(items[0].id.hex, text: "will be removed")
+        let all = try entries(archive)
+        try POSIX.writeFileAtomically(journalPath, all.dropLast().flatMap(Journal.frame))
+        let report = try archive.verify(mode: .quick)
+        let truncated = try #require(report.problems.first { $0.kind == "ledger-truncated" })
+        #expect(
+            truncated.detail.contains(
+                "holds \(all.count - 1) entries but the log signed a checkpoint of size \(all.count)"
+            )
+        )
+        let error = #expect(throws: ArchiveError.self) { try archive.note(items[1].id.hex, text: "after") }
+        #expect(error?.code == .damaged)
+        #expect(try entries(archive).count == all.count - 1)
+    }
+
+    @Test func aTamperedTileIsReportedAndReindexRebuildsIt() throws {
+        do {
+            let (archive, _) = try archiveWithItems()
+            let tile = try #require(Fixtures.allFiles(under: dir.path + "/archive/log/tile/0").last)
+            var bytes = Fixtures.read(tile)
+            bytes[0] ^= 0x80
+            try POSIX.writeFileAtomically(tile, bytes)
+            let report = try archive.verify(mode: .quick)
+            #expect(report.problems.contains { $0.kind == "ledger-mismatch" && $0.entry == 0 })
+        }
+        let exclusive = try Fixtures.reopen(dir, access: .exclusive)
+        try exclusive.reindex()
+        #expect(try exclusive.verify(mode: .quick).ok)
+    }
+
+    @Test func entriesWithoutACheckpointAreAWarningUntilSigned() throws {
+        let (archive, _) = try archiveWithItems()
+        let before = try entries(archive)
+        // An append whose process died before signing: frames only.
+        let extract = Event(type: "extract", time: RFC3339.now(), actor: archive.config.origin, item: nil)
+        _ = try archive.journal.append(
+            [try extract.entryBytes(signedBy: archive.keys().signing)],
+            hint: JournalPosition(count: before.count, offset: archive.journal.byteCount())
+        )
+        let report = try archive.verify(mode: .quick)
+        #expect(report.ok)
+        #expect(report.warnings.contains { $0.contains("1 entries after the latest checkpoint") })
+        #expect(try archive.signCheckpoint().size == before.count + 1)
+        #expect(try archive.verify(mode: .quick).warnings.isEmpty)
+    }
+
+    // MARK: Witnesses
+
+    /// Two archives that know each other as witnesses.
+    private func witnessPair() throws -> (a: Archive, b: Archive) {
+        let (a, _) = try archiveWithItems(2)
+        let b = try Archive.create(
+            at: dir.path + "/b",
+            name: "Witness",
+            passphrase: Fixtures.secret(),
+            kdfPreset: "insecure-test"
+        )
+        _ = try b.trust(try a.identity(), role: "witness")
+        _ = try a.trust(try b.identity(), role: "witness")
+        return (a, b)
+    }
+
+    @Test func witnessesCosignCheckpointsThatExtendWhatTheySaw() throws {
+        let (a, b) = try witnessPair()
+        let first = try #require(try a.ledger.latestCheckpoint())
+        let cosigned = try b.cosign(Array(first.note.utf8), now: 1_800_000_000)
+        #expect(cosigned.previousSize == nil && cosigned.size == first.size)
+        // The line is a valid C2SP cosignature by b's signing key over a's checkpoint.
+        let line = try #require(SignedNote.parseSignatureLine(Substring(cosigned.line.dropLast())))
+        let bKey = try #require(Encoding.bytes(base64: b.config.signingKey))
+        #expect(
+            SignedNote.cosignatureTime(line, body: first.body, name: b.config.origin, publicKey: bKey) == 1_800_000_000
+        )
+
+        let attached = try a.attachCosignatures(Array(cosigned.line.utf8))
+        #expect(attached.map(\.size) == [first.size])
+        let withCosignature = try #require(try a.cosignedCheckpoint())
+        #expect(withCosignature.note == first.note + cosigned.line)
+
+        // More history, then a tlog-witness request from the size b cosigned.
+        try a.note(try a.index().list(ItemFilter())[0].id, text: "reviewed")
+        let proof = try a.ledger.consistencyProof(from: first.size)
+        let request =
+            "old \(first.size)\n" + proof.proof.map { Encoding.base64($0) + "\n" }.joined() + "\n"
+            + proof.checkpoint.note
+        let second = try b.cosign(Array(request.utf8))
+        #expect(second.previousSize == first.size && second.size == first.size + 1)
+        // The same checkpoint again is cosigned again; older, stale and proof-less ones are refused.
+        #expect(try b.cosign(Array(request.utf8)).size == second.size)
+        #expect(try b.cosign(Array(proof.checkpoint.note.utf8)).size == second.size)
+        #expect((#expect(throws: ArchiveError.self) { try b.cosign(Array(first.note.utf8)) })?.code == .badInput)
+        try a.note(try a.index().list(ItemFilter())[0].id, text: "reviewed again")
+        let third = try #require(try a.ledger.latestCheckpoint())
+        #expect((#expect(throws: ArchiveError.self) { try b.cosign(Array(third.note.utf8)) })?.code == .badInput)
+        let stale = try a.ledger.consistencyProof(from: first.size)
+        let staleRequest =
+            "old \(first.size)\n" + stale.proof.map { Encoding.base64($0) + "\n" }.joined() + "\n" + third.note
+        let staleError = #expect(throws: ArchiveError.self) { try b.cosign(Array(staleRequest.utf8)) }
+        #expect(staleError?.code == .badInput)
+        #expect(staleError?.fix.contains("custody prove --consistency \(second.size)") == true)
+    }
+
+    @Test func aForkSignedWithTheRightKeyIsRefusedLoudly() throws {
+        let (a, b) = try witnessPair()
+        let base = try #require(try a.ledger.latestCheckpoint())
+        _ = try b.cosign(Array(base.note.utf8))
+        // A copy of the archive, holding the same keys, grows a different history: a fork.
+        let fork = dir.path + "/fork"
+        try FileManager.default.copyItem(atPath: dir.path + "/archive", toPath: fork)
+        try a.note(try a.index().list(ItemFilter())[0].id, text: "the real history")
+        let forked = try Archive.open(at: fork)
+        forked.passphraseProvider = { Fixtures.secret() }
+        try forked.note(try forked.index().list(ItemFilter())[0].id, text: "a rewritten history")
+        let real = try a.ledger.consistencyProof(from: base.size)
+        let fake = try forked.ledger.consistencyProof(from: base.size)
+        #expect(real.checkpoint.size == fake.checkpoint.size && real.checkpoint.root != fake.checkpoint.root)
+
+        func request(_ p: Ledger.ConsistencyProof) -> [UInt8] {
+            Array(
+                ("old \(p.first)\n" + p.proof.map { Encoding.base64($0) + "\n" }.joined() + "\n" + p.checkpoint.note)
+                    .utf8
+            )
+        }
+        _ = try b.cosign(request(real))
+        // The forked checkpoint, at the same size, validly signed by the same log key: refused.
+        let sameSize = #expect(throws: ArchiveError.self) { try b.cosign(Array(fake.checkpoint.note.utf8)) }
+        #expect(sameSize?.code == .damaged)
+        #expect(sameSize?.problem.hasPrefix("FORK:") == true)
+        #expect(sameSize?.problem.contains(Encoding.base64(real.checkpoint.root)) == true)
+        #expect(sameSize?.problem.contains(Encoding.base64(fake.checkpoint.root)) == true)
+        let conflicts = Fixtures.allFiles(under: dir.path + "/b/witness/conflicts")
+        #expect(conflicts.count == 1)
+        let evidence = String(decoding: Fixtures.read(conflicts[0]), as: UTF8.self)
+        #expect(evidence.contains(real.checkpoint.note) && evidence.contains(fake.checkpoint.note))
+        // A witness that only saw the base is shown the fork with a proof that cannot hold.
+        let c = try Archive.create(
+            at: dir.path + "/c",
+            name: "C",
+            passphrase: Fixtures.secret(),
+            kdfPreset: "insecure-test"
+        )
+        _ = try c.trust(try a.identity(), role: "witness")
+        _ = try c.cosign(Array(base.note.utf8))
+        _ = try c.cosign(request(fake))
+        let later = #expect(throws: ArchiveError.self) { try c.cosign(request(real)) }
+        #expect(later?.code == .damaged, "c followed the fork first: the real history now contradicts it")
+        #expect(later?.problem.hasPrefix("FORK:") == true)
+    }
+
+    @Test func unknownLogsForgedSignaturesAndStrangersAreRefused() throws {
+        let (a, b) = try witnessPair()
+        let checkpoint = try #require(try a.ledger.latestCheckpoint())
+        let c = try Archive.create(
+            at: dir.path + "/c",
+            name: "C",
+            passphrase: Fixtures.secret(),
+            kdfPreset: "insecure-test"
+        )
+        #expect(
+            (#expect(throws: ArchiveError.self) { try c.cosign(Array(checkpoint.note.utf8)) })?.code == .notAuthorised
+        )
+        // A's checkpoint body re-signed by another key under A's name.
+        let stranger = try SigningKey(seed: SecretBytes(randomCount: 32))
+        let forged = Checkpoint.signed(origin: a.config.origin, size: 99, root: checkpoint.root, key: stranger)
+        #expect((#expect(throws: ArchiveError.self) { try b.cosign(Array(forged.note.utf8)) })?.code == .damaged)
+        #expect((#expect(throws: ArchiveError.self) { try b.cosign(Array("hello".utf8)) })?.code == .badInput)
+        #expect((#expect(throws: ArchiveError.self) { try b.cosign([0xFF, 0xFE]) })?.code == .badInput)
+        // A cosignature from a body a does not know, and a line that cosigns nothing of a's.
+        _ = try c.trust(try a.identity(), role: "witness")
+        let fromStranger = try c.cosign(Array(checkpoint.note.utf8)).line
+        #expect(
+            (#expect(throws: ArchiveError.self) { try a.attachCosignatures(Array(fromStranger.utf8)) })?.code
+                == .notAuthorised
+        )
+        let other = try #require(try b.ledger.latestCheckpoint())
+        _ = try a.trust(try c.identity(), role: "witness")
+        _ = try c.trust(try b.identity(), role: "witness")
+        let wrongLog = try c.cosign(Array(other.note.utf8)).line
+        #expect(
+            (#expect(throws: ArchiveError.self) { try a.attachCosignatures(Array(wrongLog.utf8)) })?.code == .damaged
+        )
+        #expect(try a.cosignedCheckpoint() == nil)
+        // The archive's own identity is not a witness of itself; a changed key under a known origin is refused.
+        #expect((#expect(throws: ArchiveError.self) { try a.trust(try a.identity(), role: "witness") })?.code == .usage)
+    }
+}
