@@ -525,3 +525,24 @@ struct LedgerAudit {
         }
     }
 }
+
+extension Ledger {
+    /// What ``audit()`` found.
+    package struct AuditReport: Sendable {
+        /// Entries read.
+        package var entries: Int
+        /// Damage: the journal or tiles disagree with what the log signed.
+        package var problems: [VerifyProblem]
+        /// Not damage (entries not signed yet, no checkpoint yet).
+        package var warnings: [String]
+    }
+
+    /// Recomputes the tree from every journal entry and checks it against every signed checkpoint and every
+    /// tile: the ledger part of `verify`, without the objects.
+    package func audit() throws -> AuditReport {
+        var audit = LedgerAudit(self)
+        let (end, _) = try journal.scan(from: .start) { audit.add($0.bytes) }
+        audit.finish(entries: end.count)
+        return AuditReport(entries: end.count, problems: audit.problems, warnings: audit.warnings)
+    }
+}
