@@ -12,7 +12,14 @@ Consistency (the log only grew between an old checkpoint and the current one):
 
     python3 verify_proof.py consistency --identity body.id --old old-checkpoint.txt --request req.txt
 
-where req.txt is the output of `custody prove --consistency OLD-SIZE`. Exit 0 when everything checks,
+where req.txt is the output of `custody prove --consistency OLD-SIZE`.
+
+Whole log (every entry signed, all of them hashing to the signed root; an item's history listed):
+
+    custody checkpoint > checkpoint.txt
+    python3 verify_proof.py log --identity body.id --checkpoint checkpoint.txt --log log.json [--item ID]
+
+Exit 0 when everything checks,
 1 when something does not (the reason is printed), 2 on unusable input.
 """
 
@@ -199,6 +206,43 @@ def consistency(args):
     print("OK: %s's log of %d entries extends its log of %d entries" % (identity["origin"], size, old_size))
 
 
+def merkle_root(leaves):
+    """RFC 9162 MTH over a list of leaf hashes."""
+    if not leaves:
+        return hashlib.sha256(b"").digest()
+    if len(leaves) == 1:
+        return leaves[0]
+    k = 1
+    while k * 2 < len(leaves):
+        k *= 2
+    return node_hash(merkle_root(leaves[:k]), merkle_root(leaves[k:]))
+
+
+def whole_log(args):
+    identity = read_identity(args.identity)
+    with open(args.checkpoint, encoding="utf-8") as f:
+        size, root = verify_checkpoint(f.read(), identity)
+    with open(args.log, encoding="utf-8") as f:
+        entries = json.load(f)["entries"]
+    if [e["index"] for e in entries[:size]] != list(range(size)) or len(entries) < size:
+        fail("the log listing does not hold entries 0..%d in order" % (size - 1))
+    leaves = []
+    for e in entries[:size]:
+        entry = base64.b64decode(e["entry"], validate=True)
+        body, _, signature = entry.partition(b"\n")
+        try:
+            VerifyKey(identity["signing_key"]).verify(b"custody/event/v1\n" + body, base64.b64decode(signature))
+        except BadSignatureError:
+            fail("entry %d is not signed by the body's signing key" % e["index"])
+        leaves.append(leaf_hash(entry))
+        event = json.loads(body)
+        if args.item and event.get("item") == args.item:
+            print("  #%d  %s  %s  by %s" % (e["index"], event["time"], event["type"], event["actor"]))
+    if merkle_root(leaves) != root:
+        fail("the %d entries do not hash to the root the log signed" % size)
+    print("OK: all %d entries are signed by %s and hash to its signed checkpoint" % (size, identity["origin"]))
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="mode", required=True)
@@ -212,6 +256,12 @@ def main():
     c.add_argument("--old", required=True)
     c.add_argument("--request", required=True)
     c.set_defaults(run=consistency)
+    w = sub.add_parser("log")
+    w.add_argument("--identity", required=True)
+    w.add_argument("--checkpoint", required=True)
+    w.add_argument("--log", required=True)
+    w.add_argument("--item")
+    w.set_defaults(run=whole_log)
     args = parser.parse_args()
     try:
         args.run(args)

@@ -173,7 +173,8 @@ package final class Archive {
             boxKey: config.boxKey,
             logVerifierKey: Identity.verifierKey(origin: resolvedOrigin, publicKey: keys.log.publicKey),
             fingerprint: fingerprint,
-            selfSignature: ""
+            selfSignature: "",
+            logOrigin: resolvedOrigin
         )
         identity.selfSignature = Encoding.base64(keys.signing.signature(for: identity.signedMessage))
         let encoder = JSONEncoder()

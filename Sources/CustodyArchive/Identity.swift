@@ -19,6 +19,8 @@ package struct Identity: Codable, Sendable, Equatable {
     package var fingerprint: String
     /// Ed25519 signature by the signing key over ``signedMessage``, base64.
     package var selfSignature: String
+    /// The log's origin: always ``origin`` (written for readers who look for it; not signed, checked equal).
+    package var logOrigin: String?
 
     enum CodingKeys: String, CodingKey {
         case version, name, origin
@@ -27,6 +29,7 @@ package struct Identity: Codable, Sendable, Equatable {
         case logVerifierKey = "log_verifier_key"
         case fingerprint
         case selfSignature = "self_signature"
+        case logOrigin = "log_origin"
     }
 
     /// The signed message: `"custody/identity/v1\n"` then version, name, origin, signing_key, box_key,
@@ -56,6 +59,7 @@ package struct Identity: Codable, Sendable, Equatable {
     package var isValid: Bool {
         guard let signing = Encoding.bytes(base64: signingKey), let box = Encoding.bytes(base64: boxKey),
             let signature = Encoding.bytes(base64: selfSignature), version == 1,
+            logOrigin == nil || logOrigin == origin,
             fingerprint == Self.fingerprint(signingKey: signing, boxKey: box)
         else { return false }
         return SigningKey.isValidSignature(signature, for: signedMessage, publicKey: signing)

@@ -153,6 +153,17 @@ import Testing
         )
         #expect(consistent.status == 0, "\(consistent.stdout) \(consistent.stderr)")
 
+        let checkpoint = dir.write("checkpoint.txt", text: CLI.run(["checkpoint"], environment: e).stdout)
+        let whole = CLI.run(
+            executable: "/usr/bin/env",
+            [
+                "python3", script, "log", "--identity", identity, "--checkpoint", checkpoint, "--log", log, "--item",
+                ids[3],
+            ]
+        )
+        #expect(whole.status == 0, "\(whole.stdout) \(whole.stderr)")
+        #expect(whole.stdout.contains("ingest  by") && whole.stdout.contains("note  by"))
+
         // A proof against a log whose entry was swapped for another fails the outsider's check.
         var entries = try #require(try JSONSerialization.jsonObject(with: Data(Fixtures.read(log))) as? [String: Any])
         var list = try #require(entries["entries"] as? [[String: Any]])
@@ -165,5 +176,10 @@ import Testing
             ["python3", script, "inclusion", "--identity", identity, "--proof", proof, "--log", tampered]
         )
         #expect(bad.status == 1 && bad.stdout.hasPrefix("FAIL: "), "\(bad.stdout) \(bad.stderr)")
+        let badLog = CLI.run(
+            executable: "/usr/bin/env",
+            ["python3", script, "log", "--identity", identity, "--checkpoint", checkpoint, "--log", tampered]
+        )
+        #expect(badLog.status == 1, "\(badLog.stdout) \(badLog.stderr)")
     }
 }

@@ -208,7 +208,7 @@ package final class Journal: Sendable {
     }
 
     /// The frame around `entry`.
-    static func frame(_ entry: [UInt8]) -> [UInt8] {
+    package static func frame(_ entry: [UInt8]) -> [UInt8] {
         var out = magic
         let n = UInt32(entry.count)
         out += [UInt8(n >> 24), UInt8(n >> 16 & 0xFF), UInt8(n >> 8 & 0xFF), UInt8(n & 0xFF)]

@@ -9,7 +9,10 @@ extension CustodyCommand {
             abstract: "A narrated run of the whole local flow in a temporary folder.",
             discussion: """
                 Creates an archive, ingests generated sample evidence, lists, searches, extracts, verifies, then flips \
-                one byte of a stored object and shows verify catching it. Exits 0 when every step behaved as expected.
+                one byte of a stored object and shows verify catching it. Then tags and annotates an item, checks an \
+                inclusion proof against the signed checkpoint, has a second body witness the log, and shows a forged \
+                history refused by the witness and a rewritten journal caught by verify. Exits 0 when every step \
+                behaved as expected.
                 """
         )
 
@@ -165,7 +168,109 @@ extension CustodyCommand {
                 throw ArchiveError(.damaged, "demo: verify missed the flipped byte", fix: "report this bug")
             }
             print("verify exits 1 and names the damaged object and the item: the flip was caught.")
+            bytes[bytes.count / 2] ^= 0x01
+            try Data(bytes).write(to: URL(fileURLWithPath: objectPath))
+            print("(byte flipped back)")
+
+            try runLedgerDemo(archive: archive, video: video, base: base, passphrase: passphrase)
             print("\nDemo complete.")
+        }
+
+        /// Steps 10–14: annotations, a proof checked as an outsider would, a witness, and a forged history caught.
+        private func runLedgerDemo(archive: Archive, video: IndexedItem, base: String, passphrase: SecretBytes) throws {
+            step("10. custody tag <video> --add verified --remove video; custody note <video> \"…\"")
+            let tags = try archive.tag(video.id, add: ["verified"], remove: ["video"])
+            try archive.note(video.id, text: "Hash matched the copy held by witness W-17's lawyer")
+            print("tags now: \(tags.joined(separator: ", ")); the public log names only sealed objects")
+            for event in try archive.index().events(of: video.id) {
+                let said =
+                    event.annotation.map { a in
+                        a.text.map { ": " + $0 }
+                            ?? "  "
+                            + ((a.add ?? []).map { "+" + $0 } + (a.remove ?? []).map { "-" + $0 }).joined(
+                                separator: " "
+                            )
+                    } ?? ""
+                print("event #\(event.seq) \(event.type)\(said)")
+            }
+
+            step("11. custody prove <video>, checked the way an outside auditor would")
+            let proof = try archive.proveItem(video.id)
+            print("c2sp.org/tlog-proof@v1\nindex \(proof.index)")
+            for hash in proof.proof { print(Encoding.base64(hash)) }
+            print("\n" + proof.checkpoint.note, terminator: "")
+            let identity = try archive.identity()
+            guard let logKey = VerifierKey(identity.logVerifierKey),
+                SignedNote.isSigned(proof.checkpoint.note, name: logKey.name, publicKey: logKey.publicKey),
+                Merkle.root(
+                    fromInclusionProof: proof.proof,
+                    leafHash: proof.leafHash,
+                    index: proof.index,
+                    size: proof.checkpoint.size
+                ) == proof.checkpoint.root
+            else { throw ArchiveError(.damaged, "demo: the proof did not check", fix: "report this bug") }
+            print(
+                "checked with the identity file's log key: the ingest event is entry \(proof.index) of the signed log"
+            )
+            print("(Docs/examples/verify_proof.py does the same with PyNaCl and no Custody code)")
+
+            step("12. a second body witnesses the log: custody witness add / witness cosign / witness attach")
+            let witness = try Archive.create(
+                at: base + "/witness-body",
+                name: "Regional Commission (demo witness)",
+                passphrase: passphrase
+            )
+            _ = try witness.trust(identity, role: "witness")
+            _ = try archive.trust(try witness.identity(), role: "witness")
+            let cosignature = try witness.cosign(Array(proof.checkpoint.note.utf8))
+            print("witness cosigns size \(cosignature.size): \(cosignature.line)", terminator: "")
+            _ = try archive.attachCosignatures(Array(cosignature.line.utf8))
+            guard let cosigned = try archive.cosignedCheckpoint() else {
+                throw ArchiveError(.damaged, "demo: the cosignature was not attached", fix: "report this bug")
+            }
+            print("custody checkpoint --cosigned:\n" + cosigned.note, terminator: "")
+
+            step("13. a forged history, signed with the archive's own key, shown to the witness")
+            let forgedPath = base + "/forged-copy"
+            try FileManager.default.copyItem(atPath: archive.root, toPath: forgedPath)
+            try archive.note(video.id, text: "Reviewed by the legal unit")
+            let forged = try Archive.open(at: forgedPath)
+            forged.passphraseProvider = { passphrase }
+            try forged.note(video.id, text: "Transferred to an unknown party")  // the rewritten history
+            let real = try archive.ledger.consistencyProof(from: cosignature.size)
+            let fake = try forged.ledger.consistencyProof(from: cosignature.size)
+            func request(_ p: Ledger.ConsistencyProof) -> [UInt8] {
+                Array(
+                    ("old \(p.first)\n" + p.proof.map { Encoding.base64($0) + "\n" }.joined() + "\n" + p.checkpoint.note)
+                        .utf8
+                )
+            }
+            _ = try witness.cosign(request(real))
+            print("the real log grew to \(real.checkpoint.size) entries: the witness cosigned it")
+            do {
+                _ = try witness.cosign(request(fake))
+                throw ArchiveError(.damaged, "demo: the witness cosigned a fork", fix: "report this bug")
+            } catch let error as ArchiveError where error.problem.hasPrefix("FORK:") {
+                print("custody witness cosign (the forged copy's request) → exit 1:\n  \(error.problem)")
+            }
+
+            step("14. the journal rewritten on disk (two entries swapped), then custody verify")
+            let journalPath = archive.root + "/journal/entries"
+            let original = try Data(contentsOf: URL(fileURLWithPath: journalPath))
+            var entries: [[UInt8]] = []
+            try archive.forEachLogEntry { entries.append($0.bytes) }
+            entries.swapAt(entries.count - 2, entries.count - 3)
+            try Data(entries.flatMap(Journal.frame)).write(to: URL(fileURLWithPath: journalPath))
+            let rewritten = try archive.verify(mode: .quick)
+            for problem in rewritten.problems {
+                print("verify: \(problem.kind)\(problem.entry.map { " entry \($0)" } ?? "") — \(problem.detail)")
+            }
+            guard rewritten.problems.contains(where: { $0.kind == "ledger-mismatch" && $0.entry == entries.count - 3 })
+            else { throw ArchiveError(.damaged, "demo: verify missed the rewritten journal", fix: "report this bug") }
+            try original.write(to: URL(fileURLWithPath: journalPath))
+            print(
+                "verify names the first moved entry; with the original journal back: \(try archive.verify(mode: .quick).ok ? "OK" : "DAMAGED")"
+            )
         }
     }
 }
