@@ -44,6 +44,10 @@ package struct VerifyReport: Sendable {
     package var orphans: [String] = []
     /// Things worth knowing that are not damage (e.g. a torn journal tail from a crash).
     package var warnings: [String] = []
+    /// The size of the latest signed checkpoint, if there is one.
+    package var checkpointSize: Int?
+    /// Signed checkpoints whose roots were recomputed from the entries.
+    package var checkpointsChecked = 0
 }
 
 /// The objects the journal names, and which items use them.
@@ -55,6 +59,8 @@ struct ReferenceMap {
     var tail: Journal.Tail = .clean
     var entries = 0
     var warnings: [String] = []
+    var checkpointSize: Int?
+    var checkpointsChecked = 0
 
     mutating func add(_ ref: ObjectRef, item: String) {
         sizes[ref.name] = ref.size
@@ -133,6 +139,8 @@ extension Archive {
         audit.finish(entries: end.count)
         map.problems += audit.problems
         map.warnings += audit.warnings
+        map.checkpointSize = audit.hasCheckpoint ? audit.latestSize : nil
+        map.checkpointsChecked = audit.checkpointCount
         if case .damaged(let offset) = tail {
             map.problems.append(
                 VerifyProblem(
@@ -162,6 +170,8 @@ extension Archive {
         let map = try referenceMap()
         var report = VerifyReport(entries: map.entries, items: map.ingests.count, problems: map.problems)
         report.warnings += map.warnings
+        report.checkpointSize = map.checkpointSize
+        report.checkpointsChecked = map.checkpointsChecked
         do {
             report.problems += try indexProblems(map)
         } catch let error as ArchiveError {

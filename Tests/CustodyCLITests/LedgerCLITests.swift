@@ -52,6 +52,9 @@ import Testing
         #expect(identity["log_origin"] as? String == String(lines[0]))
         #expect((identity["log_verifier_key"] as? String)?.hasPrefix(String(lines[0]) + "+") == true)
 
+        let verify = try #require(CLI.run(["verify", "--json"], environment: e).json)
+        #expect(verify["checkpoint_size"] as? Int == 3 && verify["checkpoints_checked"] as? Int == 2)
+
         #expect(CLI.run(["prove"], environment: e).status == 64)
         #expect(CLI.run(["prove", "--consistency", "9"], environment: e).status == 64)
         #expect(CLI.run(["prove", "ffffffffffff"], environment: e).status == 66)

@@ -396,6 +396,11 @@ struct LedgerAudit {
     private var signed: [Int: [UInt8]] = [:]
     /// The latest signed checkpoint's size (0 when there is none).
     private(set) var latestSize = 0
+    /// Whether the log has a signed checkpoint.
+    var hasCheckpoint: Bool { !allSigned.isEmpty }
+    /// How many signed checkpoints there are to check.
+    var checkpointCount: Int { allSigned.count }
+    private var allSigned: Set<Int> = []
     private var leafTile: (index: Int, hashes: [[UInt8]])?
     private var firstBadLeaf: Int?
     private(set) var problems: [VerifyProblem] = []
@@ -434,6 +439,7 @@ struct LedgerAudit {
                 )
             }
         }
+        allSigned = Set(signed.keys)
         if signed.isEmpty {
             warnings.append("the log has no signed checkpoint yet; custody checkpoint --sign signs one")
         }

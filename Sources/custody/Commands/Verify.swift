@@ -36,6 +36,11 @@ extension CustodyCommand {
                     print(
                         "checked \(report.entries) journal entries, \(report.items) items, \(report.objectsChecked) objects (\(mode.rawValue))"
                     )
+                    if let size = report.checkpointSize {
+                        print(
+                            "ledger: \(report.checkpointsChecked) signed checkpoint(s) checked against the entries; the latest covers \(size)"
+                        )
+                    }
                     for warning in report.warnings { print("warning: \(warning)") }
                     for orphan in report.orphans {
                         print("orphan: \(orphan) (no event names it; custody gc removes it)")
@@ -114,10 +119,14 @@ struct VerifyJSON: Encodable {
     var problems: [VerifyProblem]
     var orphans: [String]
     var warnings: [String]
+    var checkpointSize: Int?
+    var checkpointsChecked: Int
 
     enum CodingKeys: String, CodingKey {
         case ok, entries, items, problems, orphans, warnings
         case objectsChecked = "objects_checked"
+        case checkpointSize = "checkpoint_size"
+        case checkpointsChecked = "checkpoints_checked"
     }
 
     init(_ report: VerifyReport) {
@@ -128,6 +137,8 @@ struct VerifyJSON: Encodable {
         problems = report.problems
         orphans = report.orphans
         warnings = report.warnings
+        checkpointSize = report.checkpointSize
+        checkpointsChecked = report.checkpointsChecked
     }
 }
 
