@@ -263,13 +263,7 @@ import Testing
         let fake = try forked.ledger.consistencyProof(from: base.size)
         #expect(real.checkpoint.size == fake.checkpoint.size && real.checkpoint.root != fake.checkpoint.root)
 
-        func request(_ p: Ledger.ConsistencyProof) -> [UInt8] {
-            Array(
-                ("old \(p.first)\n" + p.proof.map { Encoding.base64($0) + "\n" }.joined() + "\n" + p.checkpoint.note)
-                    .utf8
-            )
-        }
-        _ = try b.cosign(request(real))
+        _ = try b.cosign(Array(real.witnessRequest.utf8))
         // The forked checkpoint, at the same size, validly signed by the same log key: refused.
         let sameSize = #expect(throws: ArchiveError.self) { try b.cosign(Array(fake.checkpoint.note.utf8)) }
         #expect(sameSize?.code == .damaged)
@@ -289,8 +283,8 @@ import Testing
         )
         _ = try c.trust(try a.identity(), role: "witness")
         _ = try c.cosign(Array(base.note.utf8))
-        _ = try c.cosign(request(fake))
-        let later = #expect(throws: ArchiveError.self) { try c.cosign(request(real)) }
+        _ = try c.cosign(Array(fake.witnessRequest.utf8))
+        let later = #expect(throws: ArchiveError.self) { try c.cosign(Array(real.witnessRequest.utf8)) }
         #expect(later?.code == .damaged, "c followed the fork first: the real history now contradicts it")
         #expect(later?.problem.hasPrefix("FORK:") == true)
     }

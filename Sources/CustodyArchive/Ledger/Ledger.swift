@@ -297,6 +297,13 @@ package final class Ledger: Sendable {
         package var proof: [[UInt8]]
         /// The checkpoint the proof leads to.
         package var checkpoint: Checkpoint
+
+        /// The C2SP tlog-proof text: `c2sp.org/tlog-proof@v1`, `index N`, the hashes in base64 one a line,
+        /// an empty line, the checkpoint.
+        package var text: String {
+            "c2sp.org/tlog-proof@v1\nindex \(index)\n" + proof.map { Encoding.base64($0) + "\n" }.joined() + "\n"
+                + checkpoint.note
+        }
     }
 
     /// A consistency proof between an earlier tree size and the latest checkpoint.
@@ -307,6 +314,12 @@ package final class Ledger: Sendable {
         package var proof: [[UInt8]]
         /// The latest checkpoint (size `second`).
         package var checkpoint: Checkpoint
+
+        /// The C2SP tlog-witness add-checkpoint request body: `old N`, the hashes in base64 one a line, an empty
+        /// line, the checkpoint.
+        package var witnessRequest: String {
+            "old \(first)\n" + proof.map { Encoding.base64($0) + "\n" }.joined() + "\n" + checkpoint.note
+        }
     }
 
     /// The latest checkpoint, which proofs need.

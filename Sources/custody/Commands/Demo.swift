@@ -196,9 +196,7 @@ extension CustodyCommand {
 
             step("11. custody prove <video>, checked the way an outside auditor would")
             let proof = try archive.proveItem(video.id)
-            print("c2sp.org/tlog-proof@v1\nindex \(proof.index)")
-            for hash in proof.proof { print(Encoding.base64(hash)) }
-            print("\n" + proof.checkpoint.note, terminator: "")
+            print(proof.text, terminator: "")
             let identity = try archive.identity()
             guard let logKey = VerifierKey(identity.logVerifierKey),
                 SignedNote.isSigned(proof.checkpoint.note, name: logKey.name, publicKey: logKey.publicKey),
@@ -239,16 +237,10 @@ extension CustodyCommand {
             try forged.note(video.id, text: "Transferred to an unknown party")  // the rewritten history
             let real = try archive.ledger.consistencyProof(from: cosignature.size)
             let fake = try forged.ledger.consistencyProof(from: cosignature.size)
-            func request(_ p: Ledger.ConsistencyProof) -> [UInt8] {
-                Array(
-                    ("old \(p.first)\n" + p.proof.map { Encoding.base64($0) + "\n" }.joined() + "\n" + p.checkpoint.note)
-                        .utf8
-                )
-            }
-            _ = try witness.cosign(request(real))
+            _ = try witness.cosign(Array(real.witnessRequest.utf8))
             print("the real log grew to \(real.checkpoint.size) entries: the witness cosigned it")
             do {
-                _ = try witness.cosign(request(fake))
+                _ = try witness.cosign(Array(fake.witnessRequest.utf8))
                 throw ArchiveError(.damaged, "demo: the witness cosigned a fork", fix: "report this bug")
             } catch let error as ArchiveError where error.problem.hasPrefix("FORK:") {
                 print("custody witness cosign (the forged copy's request) → exit 1:\n  \(error.problem)")

@@ -93,10 +93,7 @@ extension CustodyCommand {
                             )
                         )
                     } else {
-                        let lines = proof.proof.map { Encoding.base64($0) + "\n" }.joined()
-                        FileHandle.standardOutput.write(
-                            Data(("old \(proof.first)\n" + lines + "\n" + proof.checkpoint.note).utf8)
-                        )
+                        FileHandle.standardOutput.write(Data(proof.witnessRequest.utf8))
                     }
                     return
                 }
@@ -112,13 +109,7 @@ extension CustodyCommand {
                         )
                     )
                 } else {
-                    let lines = proof.proof.map { Encoding.base64($0) + "\n" }.joined()
-                    FileHandle.standardOutput.write(
-                        Data(
-                            ("c2sp.org/tlog-proof@v1\nindex \(proof.index)\n" + lines + "\n" + proof.checkpoint.note)
-                                .utf8
-                        )
-                    )
+                    FileHandle.standardOutput.write(Data(proof.text.utf8))
                 }
             }
         }
