@@ -73,6 +73,9 @@ extension Archive {
     func referenceMap() throws -> ReferenceMap {
         var map = ReferenceMap()
         var ingested = Set<ItemID>()
+        // Appends wait while the ledger is read, so tiles and checkpoints are seen as of one moment.
+        let lock = try journal.lockForReading()
+        defer { withExtendedLifetime(lock) {} }
         var audit = LedgerAudit(ledger)
         let (end, tail) = try journal.scan(from: .start) { entry in
             audit.add(entry.bytes)

@@ -127,7 +127,13 @@ package final class Ledger: Sendable {
         logKey: SigningKey,
         rebuild: Bool = false
     ) throws -> (first: JournalPosition, checkpoint: Checkpoint) {
-        precondition(entries.allSatisfy { $0.count <= Tiles.maxEntryBytes }, "a log entry over 64 KiB")
+        if let large = entries.first(where: { $0.count > Tiles.maxEntryBytes }) {
+            throw ArchiveError(
+                .badInput,
+                "an event of \(large.count) bytes is over the log's limit of \(Tiles.maxEntryBytes) bytes",
+                fix: "report this: events name large lists in separate objects"
+            )
+        }
         precondition(logKey.publicKey == logPublicKey, "not this log's key")
         let lock = try journal.lockForAppending()
         defer { withExtendedLifetime(lock) {} }
@@ -559,6 +565,8 @@ extension Ledger {
     /// Recomputes the tree from every journal entry and checks it against every signed checkpoint and every
     /// tile: the ledger part of `verify`, without the objects.
     package func audit() throws -> AuditReport {
+        let lock = try journal.lockForReading()
+        defer { withExtendedLifetime(lock) {} }
         var audit = LedgerAudit(self)
         let (end, _) = try journal.scan(from: .start) { audit.add($0.bytes) }
         audit.finish(entries: end.count)
