@@ -74,9 +74,16 @@ extension Archive {
         guard let item = event.item, let objects = event.objects, let wrapped = event.keys else {
             throw ArchiveError(.damaged, "an ingest event is incomplete", fix: "run custody verify")
         }
-        var key = try keys().unwrap(wrapped.content, item: item)
+        guard let contentRef = objects.content, let wrappedContent = wrapped.content else {
+            throw ArchiveError(
+                .notAuthorised,
+                "item \(item) was shared with this archive as metadata only: its content is not here",
+                fix: "ask the granting body for a grant with content"
+            )
+        }
+        var key = try keys().unwrap(wrappedContent, item: item)
         defer { wipe(&key) }
-        guard let stored = try store.read(objects.content.name, limit: SealedPart.maxContentStoredBytes) else {
+        guard let stored = try store.read(contentRef.name, limit: SealedPart.maxContentStoredBytes) else {
             throw ArchiveError(.damaged, "the content object of item \(item) is missing", fix: "run custody verify")
         }
         var json = try SealedPart.open(stored, kind: .content, item: item, key: key)

@@ -535,11 +535,10 @@ extension Archive {
         wipe(&metaJSON)
         wipe(&contentJSON)
         var staged = chunkStaged
-        var objects = IngestObjects(
-            meta: ObjectRef(name: ObjectName(of: metaPart), size: Int64(metaPart.count)),
-            content: ObjectRef(name: ObjectName(of: contentPart), size: Int64(contentPart.count))
-        )
-        for (part, ref) in [(metaPart, objects.meta), (contentPart, objects.content)] {
+        let metaRef = ObjectRef(name: ObjectName(of: metaPart), size: Int64(metaPart.count))
+        let contentRef = ObjectRef(name: ObjectName(of: contentPart), size: Int64(contentPart.count))
+        var objects = IngestObjects(meta: metaRef, content: contentRef)
+        for (part, ref) in [(metaPart, metaRef), (contentPart, contentRef)] {
             // Sealed parts use fresh random keys and nonces: their names cannot exist yet.
             if let s = try part.withUnsafeBytes({ try store.stage($0, as: ref.name, checkExisting: false) }) {
                 staged.append(s)

@@ -95,6 +95,18 @@ extension Archive {
                     }
                     map.add(ref, item: item.hex)
                 }
+                if let ref = event.sealed { map.add(ref, item: event.grant?.id ?? "-") }
+                if event.type == "grant", let reference = event.grant,
+                    (try? indexedGrant(reference, seq: entry.index)) == nil
+                {
+                    map.problems.append(
+                        VerifyProblem(
+                            kind: "grant-mismatch",
+                            entry: entry.index,
+                            detail: "grants/\(reference.id).grant is missing, altered, or not validly signed"
+                        )
+                    )
+                }
                 guard event.type == "ingest" else { return }
                 guard let item = event.item, let objects = event.objects else {
                     map.problems.append(
@@ -114,7 +126,9 @@ extension Archive {
                     return
                 }
                 map.ingests.append((entry.index, event))
-                for ref in [objects.meta, objects.content] + (objects.chunks ?? []) { map.add(ref, item: item.hex) }
+                for ref in [objects.meta] + [objects.content].compactMap({ $0 }) + (objects.chunks ?? []) {
+                    map.add(ref, item: item.hex)
+                }
                 if let listRef = objects.chunkList {
                     map.add(listRef, item: item.hex)
                     guard let bytes = try store.read(listRef.name, limit: 64 << 20),

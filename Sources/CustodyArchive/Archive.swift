@@ -375,6 +375,12 @@ package final class Archive {
                         )
                     )
                 }
+                if event.type == "grant", let reference = event.grant {
+                    batch.grants.append(try indexedGrant(reference, seq: entry.index))
+                }
+                if event.type == "revoke", let reference = event.grant {
+                    batch.revocations.append((reference.id, event.time))
+                }
                 if event.type == "ingest", let item = event.item {
                     ingests[item] = event
                     let metadata = try known[item] ?? metadata(of: event)
@@ -395,6 +401,39 @@ package final class Archive {
                 duplicates.merge(applied) { $1 }
             }
         }
+    }
+
+    /// Reads the signed grant a `grant` event names and checks it is the one the event hashed.
+    func indexedGrant(_ reference: GrantReference, seq: Int) throws -> IndexedGrant {
+        guard Encoding.isLowercaseHex(reference.id, count: 32) else {
+            throw ArchiveError(.damaged, "log entry \(seq) names a malformed grant id", fix: "run custody verify")
+        }
+        let path = grantsDirectory + "/\(reference.id).grant"
+        let signed = try POSIX.readFile(path, limit: Grant.maxBytes)
+        guard Grant.hash(signed) == reference.hash else {
+            throw ArchiveError(
+                .damaged,
+                "grants/\(reference.id).grant is not the grant log entry \(seq) signed",
+                fix: "restore the grants/ folder from a backup"
+            )
+        }
+        let grant = try Grant.parse(signed)
+        let outgoing = grant.granter.signingKey == config.signingKey
+        let party = outgoing ? grant.grantee : grant.granter
+        let summary = GrantSummary(
+            id: grant.id,
+            direction: outgoing ? "out" : "in",
+            party: party.name,
+            partyFingerprint: party.fingerprint,
+            items: grant.items.count,
+            created: grant.created,
+            expires: grant.expires,
+            permission: grant.permission,
+            reshare: grant.reshare,
+            revokedAt: nil,
+            kind: grant.kind
+        )
+        return IndexedGrant(seq: seq, summary: summary, hash: reference.hash, items: grant.items.map(\.id.hex))
     }
 
     /// Decrypts the metadata part an ingest event names.

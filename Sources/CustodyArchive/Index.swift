@@ -63,11 +63,47 @@ struct IndexedAnnotation {
     var annotation: Annotation
 }
 
+/// A grant as the index stores it.
+struct IndexedGrant {
+    var seq: Int
+    var summary: GrantSummary
+    var hash: String
+    var items: [String]
+}
+
+/// Where an imported item came from, as the index stores it.
+package struct Provenance: Codable, Sendable, Equatable {
+    /// The granting body's name.
+    package var granter: String
+    /// Its origin.
+    package var granterOrigin: String
+    /// Its fingerprint.
+    package var granterFingerprint: String
+    /// The grant id.
+    package var grant: String
+    /// The grant's purpose.
+    package var purpose: String
+    /// When this archive imported the item.
+    package var importedAt: String
+    /// `grant`, `submission` or `anonymous-submission`.
+    package var kind: String
+
+    enum CodingKeys: String, CodingKey {
+        case granter, grant, purpose, kind
+        case granterOrigin = "granter_origin"
+        case granterFingerprint = "granter_fingerprint"
+        case importedAt = "imported_at"
+    }
+}
+
 /// A batch of journal entries turned into index rows, applied in one transaction.
 struct IndexBatch {
     var items: [IndexedItem] = []
     var events: [IndexedEvent] = []
     var annotations: [IndexedAnnotation] = []
+    var grants: [IndexedGrant] = []
+    var revocations: [(id: String, time: String)] = []
+    var provenance: [(item: String, provenance: Provenance)] = []
     var end: JournalPosition
 }
 
@@ -177,6 +213,25 @@ package final class ArchiveIndex: Sendable {
                 t.column("path")
             }
         }
+        migrator.registerMigration("v3-grants") { db in
+            try db.create(table: "grants") { t in
+                t.primaryKey("id", .text)
+                t.column("seq", .integer).notNull()
+                t.column("hash", .text).notNull()
+                t.column("summary", .text).notNull()
+                t.column("revoked_at", .text)
+            }
+            try db.create(table: "grant_items") { t in
+                t.column("grant_id", .text).notNull()
+                t.column("item_id", .text).notNull().indexed()
+                t.primaryKey(["grant_id", "item_id"])
+            }
+            try db.create(table: "provenance") { t in
+                t.primaryKey("item_id", .text)
+                t.column("grant_id", .text).notNull()
+                t.column("provenance", .text).notNull()
+            }
+        }
         migrator.registerMigration("v2-annotations") { db in
             try db.create(table: "annotations") { t in
                 t.primaryKey("seq", .integer)
@@ -258,6 +313,35 @@ package final class ArchiveIndex: Sendable {
                 }
                 for entry in batch.annotations {
                     try Self.apply(entry, in: db, encoder: encoder)
+                }
+                for grant in batch.grants {
+                    try db.execute(
+                        sql: "INSERT OR IGNORE INTO grants (id, seq, hash, summary) VALUES (?, ?, ?, ?)",
+                        arguments: [
+                            grant.summary.id, grant.seq, grant.hash,
+                            String(decoding: try encoder.encode(grant.summary), as: UTF8.self),
+                        ]
+                    )
+                    for item in grant.items {
+                        try db.execute(
+                            sql: "INSERT OR IGNORE INTO grant_items (grant_id, item_id) VALUES (?, ?)",
+                            arguments: [grant.summary.id, item]
+                        )
+                    }
+                }
+                for (id, time) in batch.revocations {
+                    try db.execute(
+                        sql: "UPDATE grants SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
+                        arguments: [time, id]
+                    )
+                }
+                for (item, provenance) in batch.provenance {
+                    try db.execute(
+                        sql: "INSERT OR IGNORE INTO provenance (item_id, grant_id, provenance) VALUES (?, ?, ?)",
+                        arguments: [
+                            item, provenance.grant, String(decoding: try encoder.encode(provenance), as: UTF8.self),
+                        ]
+                    )
                 }
                 for event in batch.events {
                     try db.cachedStatement(
@@ -448,6 +532,84 @@ package final class ArchiveIndex: Sendable {
                         annotation: annotation
                     )
                 }
+            }
+        } catch {
+            throw Self.mapped(error)
+        }
+    }
+
+    /// Every grant made or imported, oldest first; with `item`, only those that include it.
+    package func grants(item: String? = nil) throws -> [GrantSummary] {
+        do {
+            return try pool.read { db in
+                let rows: [Row]
+                if let item {
+                    rows = try Row.fetchAll(
+                        db,
+                        sql: """
+                            SELECT summary, revoked_at FROM grants JOIN grant_items ON grant_items.grant_id = grants.id
+                            WHERE grant_items.item_id = ? ORDER BY seq
+                            """,
+                        arguments: [item]
+                    )
+                } else {
+                    rows = try Row.fetchAll(db, sql: "SELECT summary, revoked_at FROM grants ORDER BY seq")
+                }
+                let decoder = JSONDecoder()
+                return try rows.map { row in
+                    let json: String = row[0]
+                    var summary = try decoder.decode(GrantSummary.self, from: Data(json.utf8))
+                    summary.revokedAt = row[1]
+                    return summary
+                }
+            }
+        } catch {
+            throw Self.mapped(error)
+        }
+    }
+
+    /// The item ids of a grant.
+    package func items(ofGrant id: String) throws -> [String] {
+        do {
+            return try pool.read { db in
+                try String.fetchAll(
+                    db,
+                    sql: "SELECT item_id FROM grant_items WHERE grant_id = ? ORDER BY item_id",
+                    arguments: [id]
+                )
+            }
+        } catch {
+            throw Self.mapped(error)
+        }
+    }
+
+    /// Imported items, by id, with the grant each came under.
+    package func importedItems() throws -> [String: String] {
+        do {
+            return try pool.read { db in
+                Dictionary(
+                    uniqueKeysWithValues: try Row.fetchAll(db, sql: "SELECT item_id, grant_id FROM provenance").map {
+                        ($0[0] as String, $0[1] as String)
+                    }
+                )
+            }
+        } catch {
+            throw Self.mapped(error)
+        }
+    }
+
+    /// Where an imported item came from; `nil` for an item ingested here.
+    package func provenance(of item: String) throws -> Provenance? {
+        do {
+            return try pool.read { db in
+                guard
+                    let json = try String.fetchOne(
+                        db,
+                        sql: "SELECT provenance FROM provenance WHERE item_id = ?",
+                        arguments: [item]
+                    )
+                else { return nil }
+                return try JSONDecoder().decode(Provenance.self, from: Data(json.utf8))
             }
         } catch {
             throw Self.mapped(error)

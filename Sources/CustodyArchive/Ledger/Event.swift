@@ -13,8 +13,8 @@ package struct ObjectRef: Codable, Sendable, Hashable {
 package struct IngestObjects: Codable, Sendable {
     /// The sealed metadata part.
     package var meta: ObjectRef
-    /// The sealed content part.
-    package var content: ObjectRef
+    /// The sealed content part; absent for an item imported under a metadata-only grant.
+    package var content: ObjectRef?
     /// The chunks, inline, when there are at most ``Event/inlineChunkLimit``.
     package var chunks: [ObjectRef]?
     /// Otherwise a public chunk-list object: 40 bytes a chunk (32-byte name, 8-byte big-endian size).
@@ -30,8 +30,8 @@ package struct IngestObjects: Codable, Sendable {
 package struct WrappedKeys: Codable, Sendable {
     /// Wrapped K_meta, base64.
     package var meta: String
-    /// Wrapped K_content, base64.
-    package var content: String
+    /// Wrapped K_content, base64; absent for an item imported under a metadata-only grant.
+    package var content: String?
 }
 
 /// A custody event: the signed body of one journal entry.
@@ -59,19 +59,23 @@ package struct Event: Codable, Sendable {
     package var keys: WrappedKeys?
     /// Ingest: the evidence commitment, hex SHA-256("custody/commit/v1" || r || sha256 || size as 8 bytes BE).
     package var commitment: String?
-    /// Tag and note: the sealed annotation (under the item's K_meta).
+    /// Tag and note: the sealed annotation (under the item's K_meta). Import: the sealed provenance.
     package var annotation: ObjectRef?
+    /// Grant, revoke and import: the grant concerned (id and SHA-256 of the signed grant).
+    package var grant: GrantReference?
+    /// Revoke: the reason, sealed (`crypto_box_seal`) to this archive's box key.
+    package var sealed: ObjectRef?
 
     enum CodingKeys: String, CodingKey {
         case version = "v"
-        case type, time, actor, item, objects, keys, commitment, annotation
+        case type, time, actor, item, objects, keys, commitment, annotation, grant, sealed
     }
 
     /// Every object the event names, given the decoded chunk list where there is one.
     package func namedObjects(chunkList: [ObjectRef] = []) -> [ObjectRef] {
-        if let annotation { return [annotation] }
-        guard let objects else { return [] }
-        var refs = [objects.meta, objects.content]
+        var refs = [annotation, sealed].compactMap { $0 }
+        guard let objects else { return refs }
+        refs += [objects.meta] + [objects.content].compactMap { $0 }
         if let list = objects.chunkList { refs.append(list) }
         refs += objects.chunks ?? chunkList
         return refs

@@ -1,0 +1,394 @@
+import CustodyCrypto
+import Foundation
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// What `grant create` is asked for.
+package struct GrantRequest: Sendable {
+    /// The grantee's identity (checked, self-signed).
+    package var grantee: Identity
+    /// Items of this case.
+    package var caseID: String?
+    /// Items carrying all of these tags.
+    package var tags: [String] = []
+    /// These items (ids or unique prefixes).
+    package var items: [String] = []
+    /// Collected at or after.
+    package var collectedAfter: String?
+    /// Collected before.
+    package var collectedBefore: String?
+    /// Exclude items more sensitive than this (see ``Archive/sensitivityScale``).
+    package var maxSensitivity: String?
+    /// Not valid after (RFC 3339).
+    package var expires: String
+    /// Why access is given.
+    package var purpose: String
+    /// Release metadata only (no content keys, no chunks).
+    package var metadataOnly = false
+    /// Let the grantee re-share.
+    package var reshare = false
+    /// Include items whose consent forbids sharing, for this reason.
+    package var overrideConsentReason: String?
+    /// `grant` or `submission`.
+    package var kind = "grant"
+
+    /// A request for `grantee` until `expires` for `purpose`; add the scope.
+    package init(grantee: Identity, expires: String, purpose: String) {
+        self.grantee = grantee
+        self.expires = expires
+        self.purpose = purpose
+    }
+}
+
+/// The scope a request resolves to.
+package struct GrantScope: Sendable {
+    /// Items in scope, with why each is.
+    package var items: [(item: IndexedItem, why: String)] = []
+    /// Items the query matched that are left out, with why.
+    package var excluded: [(id: String, reason: String)] = []
+}
+
+/// One grant as `grant list` shows it.
+package struct GrantSummary: Sendable, Equatable, Codable {
+    /// Grant id.
+    package var id: String
+    /// `out` (made by this archive) or `in` (imported).
+    package var direction: String
+    /// The other body's name.
+    package var party: String
+    /// Its fingerprint.
+    package var partyFingerprint: String
+    /// Number of items.
+    package var items: Int
+    /// When it was made.
+    package var created: String
+    /// Not valid after.
+    package var expires: String
+    /// `content` or `metadata`.
+    package var permission: String
+    /// May be re-shared.
+    package var reshare: Bool
+    /// When it was revoked, if it was.
+    package var revokedAt: String?
+    /// `grant` or `submission`.
+    package var kind: String
+}
+
+extension Archive {
+    /// The sensitivity labels `--max-sensitivity` understands, least sensitive first.
+    package static let sensitivityScale = ["public", "low", "medium", "high", "critical"]
+
+    /// Consent values that forbid sharing (compared without case).
+    package static let noShareConsents: Set<String> = ["no-share", "no-sharing", "do-not-share", "internal-only"]
+
+    var grantsDirectory: String { root + "/grants" }
+
+    /// Resolves a request to explicit items, with the reason for each inclusion and exclusion.
+    ///
+    /// - Throws: ``ArchiveError`` (usage) when the request names no scope or an unknown sensitivity level.
+    package func resolveScope(_ request: GrantRequest) throws -> GrantScope {
+        let hasQuery =
+            request.caseID != nil || !request.tags.isEmpty || request.collectedAfter != nil
+            || request.collectedBefore != nil
+        guard hasQuery || !request.items.isEmpty else {
+            throw ArchiveError(
+                .usage,
+                "the grant names no items",
+                fix: "give --case, --tag, --item or --collected-after/--collected-before"
+            )
+        }
+        var maxLevel: Int?
+        if let max = request.maxSensitivity {
+            guard let level = Self.sensitivityScale.firstIndex(of: max.lowercased()) else {
+                throw ArchiveError(
+                    .usage,
+                    "--max-sensitivity \(max) is not a level",
+                    fix: "use one of \(Self.sensitivityScale.joined(separator: ", "))"
+                )
+            }
+            maxLevel = level
+        }
+        var candidates: [(IndexedItem, String)] = []
+        if hasQuery {
+            var filter = ItemFilter()
+            filter.caseID = request.caseID
+            filter.tags = request.tags
+            filter.collectedAfter = request.collectedAfter
+            filter.collectedBefore = request.collectedBefore
+            var why: [String] = []
+            if let caseID = request.caseID { why.append("case \(caseID)") }
+            if !request.tags.isEmpty { why.append("tags " + request.tags.joined(separator: ", ")) }
+            if let after = request.collectedAfter { why.append("collected at or after \(after)") }
+            if let before = request.collectedBefore { why.append("collected before \(before)") }
+            let reason = "matches " + why.joined(separator: "; ")
+            candidates = try index().list(filter).map { ($0, reason) }
+        }
+        for text in request.items {
+            let item = try resolveItem(text)
+            if !candidates.contains(where: { $0.0.id == item.id }) { candidates.append((item, "named with --item")) }
+        }
+        let imported = try index().importedItems()
+        var scope = GrantScope()
+        for (item, why) in candidates {
+            let m = item.metadata
+            if let grant = imported[item.id] {
+                scope.excluded.append(
+                    (item.id, "imported under grant \(grant), which does not allow this archive to re-share it")
+                )
+                continue
+            }
+            if let consent = m.consent, Self.noShareConsents.contains(consent.lowercased()),
+                request.overrideConsentReason == nil
+            {
+                scope.excluded.append(
+                    (item.id, "its consent (\(consent)) forbids sharing; --override-consent --reason \"…\" includes it")
+                )
+                continue
+            }
+            if let maxLevel {
+                guard let label = m.sensitivity, let level = Self.sensitivityScale.firstIndex(of: label.lowercased())
+                else {
+                    scope.excluded.append(
+                        (item.id, "its sensitivity (\(m.sensitivity ?? "none")) is not a level of the scale")
+                    )
+                    continue
+                }
+                if level > maxLevel {
+                    scope.excluded.append(
+                        (item.id, "its sensitivity (\(label)) is above \(request.maxSensitivity ?? "")")
+                    )
+                    continue
+                }
+            }
+            scope.items.append((item, why))
+        }
+        return scope
+    }
+
+    /// Makes, signs, stores and records a grant (a `grant` event).
+    ///
+    /// - Returns: The grant and what the query matched but left out.
+    /// - Throws: ``ArchiveError``: bad input when no item remains in scope or the expiry is not in the future.
+    package func createGrant(_ request: GrantRequest) throws -> (grant: Grant, signed: [UInt8], scope: GrantScope) {
+        let scope = try resolveScope(request)
+        guard !scope.items.isEmpty else {
+            throw ArchiveError(
+                .badInput,
+                "no item is in scope (\(scope.excluded.count) matched but were excluded)",
+                fix: "check the scope with --dry-run"
+            )
+        }
+        guard let expires = RFC3339.parse(request.expires), expires > Int(time(nil)) else {
+            throw ArchiveError(
+                .usage,
+                "the expiry \(request.expires) is not in the future",
+                fix: "give --expires 90d or a later time"
+            )
+        }
+        guard !request.purpose.trimmingCharacters(in: .whitespaces).isEmpty, request.purpose.utf8.count <= 4096 else {
+            throw ArchiveError(.usage, "the purpose is empty or over 4096 bytes", fix: "give --purpose \"…\"")
+        }
+        guard let granteeBox = Encoding.bytes(base64: request.grantee.boxKey), granteeBox.count == 32 else {
+            throw ArchiveError(.badInput, "the grantee's box key is malformed", fix: "ask for a fresh identity file")
+        }
+        let keys = try keys()
+        var items: [GrantedItem] = []
+        for (indexed, _) in scope.items {
+            let ingest = try ingestEvent(of: indexed)
+            items.append(try grantedItem(indexed, ingest: ingest, metadataOnly: request.metadataOnly, to: granteeBox))
+        }
+        var query: [String: String] = [:]
+        query["case"] = request.caseID
+        if !request.tags.isEmpty { query["tags"] = request.tags.joined(separator: ",") }
+        if !request.items.isEmpty { query["items"] = request.items.joined(separator: ",") }
+        query["collected_after"] = request.collectedAfter
+        query["collected_before"] = request.collectedBefore
+        query["max_sensitivity"] = request.maxSensitivity
+        var terms = GrantTerms(purpose: request.purpose, query: query)
+        let overridden = scope.items.filter {
+            $0.item.metadata.consent.map { Self.noShareConsents.contains($0.lowercased()) } ?? false
+        }
+        if let reason = request.overrideConsentReason, !overridden.isEmpty {
+            terms.consentOverride = GrantTerms.ConsentOverride(items: overridden.map(\.item.id), reason: reason)
+        }
+        let termsJSON = try Array(Event.encoder.encode(terms))
+        let me = try identity()
+        let grant = Grant(
+            id: ItemID.random().hex,
+            created: RFC3339.now(),
+            expires: RFC3339.format(expires),
+            granter: GrantParty(me),
+            grantee: GrantParty(request.grantee),
+            permission: request.metadataOnly ? "metadata" : "content",
+            reshare: request.reshare,
+            parent: nil,
+            kind: request.kind,
+            items: items,
+            termsForGrantee: Encoding.base64(try BoxKey.seal(termsJSON, to: granteeBox)),
+            termsForGranter: Encoding.base64(try BoxKey.seal(termsJSON, to: boxPublicKey))
+        )
+        let signed = try grant.signed(by: keys.signing)
+        let code = POSIX.makeDirectories(grantsDirectory)
+        guard code == 0 else { throw ArchiveError.writeFailed("cannot create \(grantsDirectory)", errno: code) }
+        // The signed grant is durable before the event that names it.
+        try POSIX.writeFileAtomically(grantsDirectory + "/\(grant.id).grant", signed)
+        let reference = GrantReference(id: grant.id, hash: Grant.hash(signed))
+        _ = try record([Event(type: "grant", time: grant.created, actor: config.origin, grant: reference)])
+        return (grant, signed, scope)
+    }
+
+    /// The released objects and wrapped keys of one item.
+    func grantedItem(
+        _ indexed: IndexedItem,
+        ingest: Event,
+        metadataOnly: Bool,
+        to recipient: [UInt8]
+    ) throws
+        -> GrantedItem
+    {
+        guard let item = ingest.item, let objects = ingest.objects, let wrapped = ingest.keys else {
+            throw ArchiveError(.damaged, "the ingest event of \(indexed.id) is incomplete", fix: "run custody verify")
+        }
+        let keys = try keys()
+        var meta = try keys.unwrap(wrapped.meta, item: item)
+        defer { wipe(&meta) }
+        var released = [objects.meta]
+        var grantKeys = GrantKeys(meta: try ArchiveKeys.wrap(meta, item: item, to: recipient))
+        if !metadataOnly {
+            guard let contentRef = objects.content, let wrappedContent = wrapped.content else {
+                throw ArchiveError(
+                    .notAuthorised,
+                    "item \(indexed.id) was shared with this archive as metadata only; its content cannot be granted",
+                    fix: "grant it with --metadata-only"
+                )
+            }
+            var content = try keys.unwrap(wrappedContent, item: item)
+            defer { wipe(&content) }
+            grantKeys.content = try ArchiveKeys.wrap(content, item: item, to: recipient)
+            released.append(contentRef)
+            var chunkList: [ObjectRef] = []
+            if let listRef = objects.chunkList {
+                released.append(listRef)
+                guard let bytes = try store.read(listRef.name, limit: 64 << 20), let list = decodeChunkList(bytes)
+                else {
+                    throw ArchiveError(
+                        .damaged,
+                        "the chunk list of \(indexed.id) is missing",
+                        fix: "run custody verify"
+                    )
+                }
+                chunkList = list
+            }
+            var seen = Set(released.map(\.name))
+            for chunk in (objects.chunks ?? chunkList) where seen.insert(chunk.name).inserted { released.append(chunk) }
+        }
+        released += try annotationObjects(of: indexed.id)
+        return GrantedItem(id: item, objects: released, keys: grantKeys)
+    }
+
+    /// The sealed annotation objects of an item (its tags and notes), in log order.
+    func annotationObjects(of id: String) throws -> [ObjectRef] {
+        let seqs = Set(try index().events(of: id).filter { $0.annotation != nil }.map(\.seq))
+        guard !seqs.isEmpty else { return [] }
+        var refs: [ObjectRef] = []
+        try journal.scan(from: .start) { entry in
+            guard seqs.contains(entry.index) else { return }
+            if let ref = try Event.parse(entry.bytes, publicKey: signingPublicKey).annotation { refs.append(ref) }
+        }
+        return refs
+    }
+
+    /// A stored signed grant made by this archive, or imported into it.
+    package func storedGrant(_ id: String) throws -> (grant: Grant, signed: [UInt8]) {
+        let matches = try index().grants().filter { $0.id.hasPrefix(id.lowercased()) }
+        guard id.utf8.count >= 8, let summary = matches.first else {
+            throw ArchiveError(.notFound, "no grant \(id)", fix: "list grants with custody grant list")
+        }
+        guard matches.count == 1 else {
+            throw ArchiveError(.usage, "the grant id prefix \(id) is ambiguous", fix: "give more characters")
+        }
+        let signed = try POSIX.readFile(grantsDirectory + "/\(summary.id).grant", limit: Grant.maxBytes)
+        return (try Grant.parse(signed), signed)
+    }
+
+    /// The terms of a grant this archive made or received, decrypted.
+    package func terms(of grant: Grant) throws -> GrantTerms {
+        let mine = grant.granter.signingKey == config.signingKey
+        guard let sealed = Encoding.bytes(base64: mine ? grant.termsForGranter : grant.termsForGrantee) else {
+            throw ArchiveError(.damaged, "the grant's terms are malformed", fix: "run custody verify")
+        }
+        let opened: [UInt8]
+        do {
+            opened = try keys().box.open(sealed)
+        } catch {
+            throw ArchiveError(
+                .damaged,
+                "the grant's terms do not open with this archive's key",
+                fix: "run custody verify"
+            )
+        }
+        guard let terms = try? JSONDecoder().decode(GrantTerms.self, from: Data(opened)) else {
+            throw ArchiveError(.damaged, "the grant's terms are not valid", fix: "run custody verify")
+        }
+        return terms
+    }
+
+    /// Revokes a grant this archive made (a `revoke` event; the reason is sealed to this archive).
+    ///
+    /// - Throws: ``ArchiveError``: not found, or bad input when it is already revoked or not this archive's.
+    package func revokeGrant(_ id: String, reason: String) throws -> GrantSummary {
+        guard !reason.trimmingCharacters(in: .whitespaces).isEmpty, reason.utf8.count <= 4096 else {
+            throw ArchiveError(.usage, "the reason is empty or over 4096 bytes", fix: "give --reason \"…\"")
+        }
+        let (grant, signed) = try storedGrant(id)
+        guard grant.granter.signingKey == config.signingKey else {
+            throw ArchiveError(
+                .badInput,
+                "grant \(grant.id) was made by \(grant.granter.name), not by this archive",
+                fix: "only its granter can revoke it"
+            )
+        }
+        if let summary = try index().grants().first(where: { $0.id == grant.id }), let when = summary.revokedAt {
+            throw ArchiveError(.badInput, "grant \(grant.id) was already revoked at \(when)", fix: "nothing to do")
+        }
+        // The reason is the granter's to read: sealed to its own box key, stored as an object the event names.
+        let sealed = try BoxKey.seal(Array(try Event.encoder.encode(["reason": reason])), to: boxPublicKey)
+        let name = ObjectName(of: sealed)
+        if let staged = try sealed.withUnsafeBytes({ try store.stage($0, as: name, checkExisting: true) }) {
+            try store.commit([staged])
+        }
+        let event = Event(
+            type: "revoke",
+            time: RFC3339.now(),
+            actor: config.origin,
+            grant: GrantReference(id: grant.id, hash: Grant.hash(signed)),
+            sealed: ObjectRef(name: name, size: Int64(sealed.count))
+        )
+        _ = try record([event])
+        guard let summary = try index().grants().first(where: { $0.id == grant.id }) else {
+            throw ArchiveError(.damaged, "the revoked grant is not indexed", fix: "run custody reindex")
+        }
+        return summary
+    }
+}
+
+/// Durations and times for `--expires`: `90d`, `12h`, `30m`, or an RFC 3339 time.
+package enum Expiry {
+    /// The absolute time `text` means, counted from `now`; `nil` when it is neither form.
+    package static func resolve(_ text: String, now: Int = Int(time(nil))) -> String? {
+        if let absolute = RFC3339.parse(text) { return RFC3339.format(absolute) }
+        guard let unit = text.last, let count = Int(text.dropLast()), count > 0, count <= 36_500 * 24 * 60 else {
+            return nil
+        }
+        let seconds: Int
+        switch unit {
+        case "d": seconds = count * 86_400
+        case "h": seconds = count * 3_600
+        case "m": seconds = count * 60
+        default: return nil
+        }
+        return RFC3339.format(now + seconds)
+    }
+}

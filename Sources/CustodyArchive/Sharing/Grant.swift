@@ -1,0 +1,168 @@
+import CustodyCrypto
+import Foundation
+
+/// One side of a grant: a body's public keys, as its identity file gives them.
+package struct GrantParty: Codable, Sendable, Equatable {
+    /// Display name.
+    package var name: String
+    /// Log origin.
+    package var origin: String
+    /// Ed25519 signing key, base64.
+    package var signingKey: String
+    /// X25519 box key, base64.
+    package var boxKey: String
+    /// Fingerprint of the two keys.
+    package var fingerprint: String
+
+    enum CodingKeys: String, CodingKey {
+        case name, origin, fingerprint
+        case signingKey = "signing_key"
+        case boxKey = "box_key"
+    }
+
+    /// The party of an identity.
+    package init(_ identity: Identity) {
+        name = identity.name
+        origin = identity.origin
+        signingKey = identity.signingKey
+        boxKey = identity.boxKey
+        fingerprint = identity.fingerprint
+    }
+}
+
+/// The keys of one item, wrapped to the grantee: `crypto_box_seal(item id ‖ key)` to its box key.
+package struct GrantKeys: Codable, Sendable, Equatable {
+    /// K_meta.
+    package var meta: String
+    /// K_content; absent in a metadata-only grant.
+    package var content: String?
+}
+
+/// One item a grant releases.
+package struct GrantedItem: Codable, Sendable, Equatable {
+    /// The item id.
+    package var id: ItemID
+    /// Every object released for it: the sealed metadata part and annotations, and — with content permission —
+    /// the content part, the chunk list (if any) and every chunk.
+    package var objects: [ObjectRef]
+    /// Its keys, wrapped to the grantee.
+    package var keys: GrantKeys
+}
+
+/// A grant's reference to the grant it re-shares from.
+package struct GrantReference: Codable, Sendable, Equatable, Hashable {
+    /// Grant id.
+    package var id: String
+    /// SHA-256 of the signed grant, hex.
+    package var hash: String
+}
+
+/// The human terms of a grant: sealed to the grantee and to the granter, never public.
+package struct GrantTerms: Codable, Sendable, Equatable {
+    /// Why access is given (`--purpose`).
+    package var purpose: String
+    /// The query the scope was resolved from.
+    package var query: [String: String]
+    /// Items included despite a consent that forbids sharing, and why.
+    package var consentOverride: ConsentOverride?
+
+    /// An override of consent.
+    package struct ConsentOverride: Codable, Sendable, Equatable {
+        /// The items concerned.
+        package var items: [String]
+        /// The reason given with `--override-consent`.
+        package var reason: String
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case purpose, query
+        case consentOverride = "consent_override"
+    }
+}
+
+/// A grant: what one body releases to another, signed by the granter (DESIGN.md "What a grant is").
+///
+/// Signed bytes: body JSON (sorted keys, one line) `"\n"` base64(Ed25519 over `"custody/grant/v1\n" || body`).
+package struct Grant: Codable, Sendable, Equatable {
+    /// Format version (1).
+    package var version = 1
+    /// Random id, 32 hex.
+    package var id: String
+    /// When it was made.
+    package var created: String
+    /// Not valid after this time.
+    package var expires: String
+    /// Who grants.
+    package var granter: GrantParty
+    /// To whom.
+    package var grantee: GrantParty
+    /// `content` or `metadata`.
+    package var permission: String
+    /// Whether the grantee may re-share (as a child grant).
+    package var reshare: Bool
+    /// The parent grant, for a re-share.
+    package var parent: GrantReference?
+    /// `grant` for a grant; `submission` for a submission (custody submit).
+    package var kind: String
+    /// The items released.
+    package var items: [GrantedItem]
+    /// ``GrantTerms`` sealed (`crypto_box_seal`) to the grantee's box key, base64.
+    package var termsForGrantee: String
+    /// The same sealed to the granter's box key, base64.
+    package var termsForGranter: String
+
+    enum CodingKeys: String, CodingKey {
+        case version = "v"
+        case id, created, expires, granter, grantee, permission, reshare, parent, kind, items
+        case termsForGrantee = "terms_grantee"
+        case termsForGranter = "terms_granter"
+    }
+
+    static let signatureDomain = Array("custody/grant/v1\n".utf8)
+
+    /// The largest signed grant accepted when reading (bounds allocation): about 400 000 chunk references.
+    package static let maxBytes = 64 << 20
+
+    /// Encodes and signs the grant.
+    package func signed(by key: SigningKey) throws -> [UInt8] {
+        let body = try Array(Event.encoder.encode(self))
+        return body + [0x0A] + Array(Encoding.base64(key.signature(for: Self.signatureDomain + body)).utf8)
+    }
+
+    /// SHA-256 of signed grant bytes, hex: how events and child grants name a grant.
+    package static func hash(_ signed: [UInt8]) -> String { Encoding.hex(SHA256Hasher.hash(signed)) }
+
+    /// Parses signed grant bytes and checks the signature by the granter key the grant names.
+    ///
+    /// - Throws: ``ArchiveError`` (damaged) when it is malformed or the signature does not verify.
+    package static func parse(_ signed: [UInt8]) throws -> Grant {
+        guard signed.count <= maxBytes, let newline = signed.firstIndex(of: 0x0A) else {
+            throw ArchiveError(.damaged, "the grant is malformed", fix: "ask the granter for the bundle again")
+        }
+        let body = Array(signed[..<newline])
+        guard let grant = try? JSONDecoder().decode(Grant.self, from: Data(body)), grant.version == 1,
+            let key = Encoding.bytes(base64: grant.granter.signingKey), key.count == 32,
+            let signature = Encoding.bytes(base64: String(decoding: signed[(newline + 1)...], as: UTF8.self)),
+            SigningKey.isValidSignature(signature, for: signatureDomain + body, publicKey: key)
+        else {
+            throw ArchiveError(
+                .damaged,
+                "the grant's signature does not verify with the granter key it names",
+                fix: "do not use it; ask the granter for the bundle again"
+            )
+        }
+        return grant
+    }
+
+    /// Whether the grant is valid at `time` (Unix seconds): created ≤ time < expires.
+    package func isValid(at time: Int) -> Bool {
+        guard let created = RFC3339.parse(created), let expires = RFC3339.parse(expires) else { return false }
+        return created <= time && time < expires
+    }
+
+    /// Every object the grant releases, without repeats, in order.
+    package var releasedObjects: [ObjectRef] {
+        var seen = Set<ObjectName>()
+        return items.flatMap(\.objects).filter { seen.insert($0.name).inserted }
+    }
+}
