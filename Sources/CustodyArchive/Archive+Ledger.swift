@@ -11,7 +11,8 @@ extension Archive {
         try journal.scan(from: JournalPosition(count: indexed.seq, offset: indexed.entryOffset), limit: 1) {
             entry = $0.bytes
         }
-        guard let entry, let event = try? Event.parse(entry, publicKey: signingPublicKey), event.type == "ingest",
+        guard let entry, let event = try? Event.parse(entry, publicKey: signingPublicKey),
+            event.type == "ingest" || event.type == "import",
             event.item?.hex == indexed.id
         else {
             throw ArchiveError(

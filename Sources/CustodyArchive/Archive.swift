@@ -345,6 +345,7 @@ package final class Archive {
             }
             var batch = IndexBatch(end: start)
             var ingests: [ItemID: Event] = [:]
+            var seenGrants = Set<String>()
             let (end, _) = try journal.scan(from: start, limit: 5000) { entry in
                 // Entries this process has just signed and appended need no second signature check.
                 let event = try trusted[entry.bytes] ?? Event.parse(entry.bytes, publicKey: signingPublicKey)
@@ -381,9 +382,21 @@ package final class Archive {
                 if event.type == "revoke", let reference = event.grant {
                     batch.revocations.append((reference.id, event.time))
                 }
-                if event.type == "ingest", let item = event.item {
+                if event.type == "ingest" || event.type == "import", let item = event.item {
                     ingests[item] = event
-                    let metadata = try known[item] ?? metadata(of: event)
+                    var metadata = try known[item] ?? metadata(of: event)
+                    if event.type == "import" {
+                        let record = try provenanceRecord(of: event)
+                        // The granter's tag changes carry over; its notes stay in the sealed provenance.
+                        for annotation in record.annotations where annotation.type == "tag" {
+                            metadata.tags = Set(metadata.tags).union(annotation.add ?? [])
+                                .subtracting(annotation.remove ?? []).sorted()
+                        }
+                        batch.provenance.append((item.hex, record.provenance))
+                        if let reference = event.grant, seenGrants.insert(reference.id).inserted {
+                            batch.grants.append(try indexedGrant(reference, seq: entry.index))
+                        }
+                    }
                     batch.items.append(
                         IndexedItem(
                             id: item.hex,
@@ -401,6 +414,27 @@ package final class Archive {
                 duplicates.merge(applied) { $1 }
             }
         }
+    }
+
+    /// Decrypts the sealed provenance an `import` event names.
+    func provenanceRecord(of event: Event) throws -> ProvenanceRecord {
+        guard let item = event.item, let ref = event.annotation else {
+            throw ArchiveError(.damaged, "an import event has no provenance", fix: "run custody verify")
+        }
+        var key = try metaKey(of: event)
+        defer { wipe(&key) }
+        guard let stored = try store.read(ref.name, limit: SealedPart.maxStoredBytes) else {
+            throw ArchiveError(.damaged, "the provenance object of item \(item) is missing", fix: "run custody verify")
+        }
+        let json = try SealedPart.open(stored, kind: .provenance, item: item, key: key)
+        guard let record = try? JSONDecoder().decode(ProvenanceRecord.self, from: Data(json)) else {
+            throw ArchiveError(
+                .damaged,
+                "the provenance of item \(item) is not valid",
+                fix: "run custody verify --deep"
+            )
+        }
+        return record
     }
 
     /// Reads the signed grant a `grant` event names and checks it is the one the event hashed.
@@ -509,7 +543,7 @@ package final class Archive {
         try journal.scan(from: JournalPosition(count: item.seq, offset: item.entryOffset), limit: 1) { entry in
             found = try Event.parse(entry.bytes, publicKey: signingPublicKey)
         }
-        guard let found, found.type == "ingest", found.item?.hex == item.id else {
+        guard let found, found.type == "ingest" || found.type == "import", found.item?.hex == item.id else {
             throw ArchiveError(
                 .damaged,
                 "the journal has no ingest event for item \(item.id)",

@@ -568,6 +568,20 @@ package final class ArchiveIndex: Sendable {
         }
     }
 
+    /// The log position of a grant's `grant` event.
+    func grantSeq(_ id: String) throws -> Int {
+        do {
+            return try pool.read { db in
+                guard let seq = try Int.fetchOne(db, sql: "SELECT seq FROM grants WHERE id = ?", arguments: [id]) else {
+                    throw ArchiveError(.notFound, "no grant \(id)", fix: "list grants with custody grant list")
+                }
+                return seq
+            }
+        } catch {
+            throw Self.mapped(error)
+        }
+    }
+
     /// The item ids of a grant.
     package func items(ofGrant id: String) throws -> [String] {
         do {

@@ -8,6 +8,8 @@ package enum PartKind: String, Sendable, Codable {
     case content
     /// A tag change or note (sealed under K_meta, like the metadata it amends).
     case annotation
+    /// Where an imported item came from (sealed under its K_meta).
+    case provenance
 }
 
 /// Sealed parts: padded JSON encrypted with a random per-item key, bound to the item id and key-committing.

@@ -340,13 +340,14 @@ package final class Ledger: Sendable {
         return checkpoint
     }
 
-    /// Proves that `entry` is leaf `index` of the tree the latest checkpoint signs.
+    /// Proves that `entry` is leaf `index` of the tree the latest checkpoint signs (or `checkpoint`, one the
+    /// log signed earlier).
     ///
     /// The proof is checked against the checkpoint before it is returned.
-    package func inclusionProof(index: Int, entry: [UInt8]) throws -> InclusionProof {
+    package func inclusionProof(index: Int, entry: [UInt8], at given: Checkpoint? = nil) throws -> InclusionProof {
         let lock = try journal.lockForReading()
         defer { withExtendedLifetime(lock) {} }
-        let checkpoint = try requireCheckpoint()
+        let checkpoint = try given ?? requireCheckpoint()
         guard index < checkpoint.size else {
             throw ArchiveError(
                 .notFound,

@@ -20,7 +20,9 @@ extension CustodyCommand {
                 let events = try archive.index().events(of: found.id)
                 let m = found.metadata
                 if json {
-                    try printJSON(ShowJSON(item: found, events: events))
+                    try printJSON(
+                        ShowJSON(item: found, events: events, provenance: try archive.index().provenance(of: found.id))
+                    )
                     return
                 }
                 let rows: [(String, String?)] = [
@@ -33,6 +35,18 @@ extension CustodyCommand {
                 ]
                 for (label, value) in rows {
                     if let value { print(label.padding(toLength: 14, withPad: " ", startingAt: 0) + value) }
+                }
+                if let provenance = try archive.index().provenance(of: found.id) {
+                    print(
+                        "received from".padding(toLength: 14, withPad: " ", startingAt: 0)
+                            + "\(provenance.granter) (\(provenance.granterOrigin)) \(provenance.granterFingerprint)"
+                    )
+                    print(
+                        "under grant".padding(toLength: 14, withPad: " ", startingAt: 0)
+                            + "\(provenance.grant) (\(provenance.kind))"
+                    )
+                    print("purpose".padding(toLength: 14, withPad: " ", startingAt: 0) + provenance.purpose)
+                    print("imported at".padding(toLength: 14, withPad: " ", startingAt: 0) + provenance.importedAt)
                 }
                 for (key, value) in m.meta.sorted(by: { $0.key < $1.key }) {
                     print("meta".padding(toLength: 14, withPad: " ", startingAt: 0) + "\(key)=\(value)")
@@ -59,6 +73,7 @@ extension CustodyCommand {
 struct ShowJSON: Encodable {
     var item: IndexedItem
     var events: [IndexedEvent]
+    var provenance: Provenance?
 
     enum Key: String, CodingKey {
         case id, name, path
@@ -69,7 +84,7 @@ struct ShowJSON: Encodable {
         case ingestedAt = "ingested_at"
         case ingestedBy = "ingested_by"
         case duplicateOf = "duplicate_of"
-        case events
+        case events, provenance
     }
 
     struct EventJSON: Encodable {
@@ -105,6 +120,7 @@ struct ShowJSON: Encodable {
         try c.encode(m.ingestedAt, forKey: .ingestedAt)
         try c.encode(m.ingestedBy, forKey: .ingestedBy)
         try c.encode(item.duplicateOf, forKey: .duplicateOf)
+        try c.encode(provenance, forKey: .provenance)
         try c.encode(
             events.map {
                 EventJSON(

@@ -1,0 +1,378 @@
+import CustodyCrypto
+import Foundation
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// What `bundle export` wrote.
+package struct BundleExport: Sendable {
+    /// The grant.
+    package var grant: String
+    /// Items.
+    package var items: Int
+    /// Objects written.
+    package var objects: Int
+    /// Ledger entries written, with proofs.
+    package var entries: Int
+    /// Bundle size.
+    package var bytes: Int64
+    /// The checkpoint's size the proofs lead to.
+    package var checkpointSize: Int
+}
+
+/// What `bundle import` did.
+package struct BundleImport: Sendable {
+    /// The grant.
+    package var grant: String
+    /// The granter's name and fingerprint.
+    package var granter: String
+    /// Items imported now.
+    package var imported: [String]
+    /// Items that were already here (an import is idempotent).
+    package var alreadyPresent: [String]
+    /// Whether the granter was added to the registry now (`--trust-granter`).
+    package var trustedNow: Bool
+}
+
+/// The sealed provenance of an imported item (kind `provenance`, under its K_meta).
+struct ProvenanceRecord: Codable {
+    var provenance: Provenance
+    /// The granter's tags and notes on the item, in its log order.
+    var annotations: [Annotation]
+}
+
+extension Archive {
+    /// Writes the bundle of a grant this archive made: granter identity, signed grant, checkpoint, the ledger
+    /// entries of the grant and its items with inclusion proofs, and every released object — streamed.
+    ///
+    /// - Throws: ``ArchiveError``: not found; not authorised for a grant of another body, a revoked or expired one;
+    ///   cannot create when `output` exists (without `force`) or cannot be written. Nothing is left at `output` on failure.
+    package func exportBundle(
+        grant id: String,
+        to output: String,
+        force: Bool = false,
+        progress: ((Int, Int) -> Void)? = nil
+    ) throws -> BundleExport {
+        let (grant, signed) = try storedGrant(id)
+        guard grant.granter.signingKey == config.signingKey else {
+            throw ArchiveError(
+                .notAuthorised,
+                "grant \(grant.id) was made by \(grant.granter.name); only a granter exports its grants",
+                fix: "ask \(grant.granter.name) for the bundle"
+            )
+        }
+        let summaries = try index().grants()
+        guard let summary = summaries.first(where: { $0.id == grant.id }) else {
+            throw ArchiveError(.damaged, "grant \(grant.id) is not in the index", fix: "run custody reindex")
+        }
+        if let revoked = summary.revokedAt {
+            throw ArchiveError(.notAuthorised, "grant \(grant.id) was revoked at \(revoked)", fix: "make a new grant")
+        }
+        guard grant.isValid(at: Int(time(nil))) else {
+            throw ArchiveError(.notAuthorised, "grant \(grant.id) expired at \(grant.expires)", fix: "make a new grant")
+        }
+        if !force, POSIX.lstatPath(output) != nil {
+            throw ArchiveError(.cannotCreate, "\(output) already exists", fix: "choose another -o path or pass --force")
+        }
+        // The entries to prove: the grant event, and each item's origin and annotation events.
+        var wanted = Set<Int>()
+        let grantSeq = try index().grantSeq(grant.id)
+        wanted.insert(grantSeq)
+        for item in grant.items {
+            for event in try index().events(of: item.id.hex)
+            where ["ingest", "import", "tag", "note"].contains(event.type) {
+                wanted.insert(event.seq)
+            }
+        }
+        // Proofs lead to the newest cosigned checkpoint that covers them all, else to the latest one.
+        guard let latest = try ledger.latestCheckpoint(), latest.size > (wanted.max() ?? 0) else {
+            throw ArchiveError(
+                .damaged,
+                "the log has no checkpoint covering grant \(grant.id) yet",
+                fix: "run custody checkpoint --sign"
+            )
+        }
+        var checkpoint = latest
+        if let cosigned = try cosignedCheckpoint(), cosigned.size > (wanted.max() ?? 0) { checkpoint = cosigned }
+        var entries: [(Int, [UInt8])] = []
+        try journal.scan(from: .start, limit: checkpoint.size) { entry in
+            if wanted.contains(entry.index) { entries.append((entry.index, entry.bytes)) }
+        }
+        guard entries.count == wanted.count else {
+            throw ArchiveError(.damaged, "the journal lacks entries the grant needs", fix: "run custody verify")
+        }
+
+        let directory = POSIX.parentDirectory(of: output)
+        let temp = directory + "/.custody-bundle-" + Encoding.hex(randomBytes(8))
+        let fd = POSIX.open(temp, O_WRONLY | O_CREAT | O_EXCL, 0o600)
+        guard fd >= 0 else { throw ArchiveError.writeFailed("cannot create a file in \(directory)", errno: errno) }
+        var published = false
+        defer {
+            close(fd)
+            if !published { unlink(temp) }
+        }
+        let writer = try BundleWriter(fd: fd)
+        try writer.record("I", try POSIX.readFile(Self.identityPath(root), limit: 64 * 1024))
+        try writer.record("G", signed)
+        try writer.record("C", Array(checkpoint.note.utf8))
+        for (index, entry) in entries {
+            let proof = try ledger.inclusionProof(index: index, entry: entry, at: checkpoint)
+            let record = BundleFormat.EntryRecord(
+                index: index,
+                entry: Encoding.base64(entry),
+                proof: proof.proof.map { Encoding.base64($0) }
+            )
+            try writer.record("E", try Array(Event.encoder.encode(record)))
+        }
+        let objects = grant.releasedObjects
+        for (number, ref) in objects.enumerated() {
+            guard let bytes = try store.read(ref.name, limit: SealedPart.maxContentStoredBytes),
+                Int64(bytes.count) == ref.size
+            else {
+                throw ArchiveError(
+                    .damaged,
+                    "object \(ref.name.hex) the grant releases is missing or has the wrong size",
+                    fix: "run custody verify"
+                )
+            }
+            try writer.record("O", Encoding.bytes(hex: ref.name.hex)! + bytes)
+            progress?(number + 1, objects.count)
+        }
+        try writer.finish()
+        guard fsync(fd) == 0 else { throw ArchiveError.writeFailed("cannot flush the bundle", errno: errno) }
+        guard rename(temp, output) == 0 else { throw ArchiveError.writeFailed("cannot write \(output)", errno: errno) }
+        published = true
+        _ = POSIX.syncDirectory(directory)
+        return BundleExport(
+            grant: grant.id,
+            items: grant.items.count,
+            objects: objects.count,
+            entries: entries.count,
+            bytes: writer.bytes,
+            checkpointSize: checkpoint.size
+        )
+    }
+
+    /// Imports a bundle addressed to this archive: verifies it completely, stores the released objects,
+    /// decrypts every item and re-checks its SHA-256 and evidence commitment, and only then records one
+    /// `import` event per new item — in one append, so a killed import leaves no item half-imported.
+    ///
+    /// - Throws: ``ArchiveError``: bad input for a damaged or tampered bundle; not authorised for a bundle
+    ///   addressed to another body, an expired grant, or an unknown granter (without `trustGranter`); damaged when
+    ///   an item does not decrypt to its recorded SHA-256. The archive is unchanged in every case (objects staged
+    ///   before a failure are orphans that `gc` removes).
+    package func importBundle(
+        path: String,
+        trustGranter: Bool = false,
+        progress: ((Int, Int) -> Void)? = nil
+    ) throws -> BundleImport {
+        let now = Int(time(nil))
+        let (report, verified) = try BundleVerifier.verify(path: path, at: now)
+        guard let contents = verified else {
+            let first = report.problems.first
+            throw ArchiveError(
+                .badInput,
+                "the bundle does not verify: \(first?.detail ?? "unknown problem")\(first?.object.map { " (object \($0))" } ?? "")",
+                fix: "run custody bundle verify for every problem, and ask the granter for the bundle again"
+            )
+        }
+        let grant = contents.grant
+        let me = try identity()
+        guard grant.grantee.signingKey == me.signingKey, grant.grantee.boxKey == me.boxKey else {
+            throw ArchiveError(
+                .notAuthorised,
+                "the bundle is addressed to \(grant.grantee.name) (\(grant.grantee.fingerprint)), not to this archive (\(me.fingerprint))",
+                fix: "import it in the archive it was granted to"
+            )
+        }
+        guard grant.isValid(at: now) else {
+            throw ArchiveError(
+                .notAuthorised,
+                "grant \(grant.id) is valid from \(grant.created) until \(grant.expires), not now",
+                fix: "ask \(grant.granter.name) for a new grant"
+            )
+        }
+        var trustedNow = false
+        let known = try knownBodies().first {
+            $0.identity.origin == contents.identity.origin && $0.roles.contains("granter")
+        }
+        if let known {
+            guard known.identity == contents.identity else {
+                throw ArchiveError(
+                    .notAuthorised,
+                    "the bundle's granter uses the origin of \(known.identity.name) with other keys (fingerprint \(contents.identity.fingerprint), known: \(known.identity.fingerprint))",
+                    fix: "do not import it; check with \(known.identity.name) through a trusted channel"
+                )
+            }
+        } else if trustGranter {
+            trustedNow = !(try trust(contents.identity, role: "granter")).alreadyKnown
+        } else {
+            throw ArchiveError(
+                .notAuthorised,
+                "the granter \(contents.identity.name) (\(contents.identity.origin), fingerprint \(contents.identity.fingerprint)) is not known to this archive",
+                fix: "compare the fingerprint with the granter out of band, then import with --trust-granter"
+            )
+        }
+        let present = Set(try index().items(ids: grant.items.map(\.id.hex)).map(\.id))
+        let fresh = grant.items.filter { !present.contains($0.id.hex) }
+        guard !fresh.isEmpty else {
+            return BundleImport(
+                grant: grant.id,
+                granter: "\(contents.identity.name) (\(contents.identity.fingerprint))",
+                imported: [],
+                alreadyPresent: grant.items.map(\.id.hex),
+                trustedNow: trustedNow
+            )
+        }
+        _ = try keys()
+
+        // The import events, before any object is stored: what each item will name.
+        var events: [Event] = []
+        for item in fresh {
+            guard let origin = contents.origins[item.id], let originObjects = origin.objects else {
+                throw ArchiveError(
+                    .badInput,
+                    "the bundle does not prove item \(item.id)'s origin",
+                    fix: "ask for it again"
+                )
+            }
+            var objects = IngestObjects(meta: originObjects.meta, content: nil)
+            if grant.permission == "content" {
+                objects = originObjects
+            }
+            events.append(
+                Event(
+                    type: "import",
+                    time: RFC3339.format(now),
+                    actor: config.origin,
+                    item: item.id,
+                    objects: objects,
+                    keys: WrappedKeys(
+                        meta: item.keys.meta,
+                        content: grant.permission == "content" ? item.keys.content : nil
+                    ),
+                    commitment: origin.commitment,
+                    grant: GrantReference(id: grant.id, hash: Grant.hash(contents.signedGrant))
+                )
+            )
+        }
+        // Second pass over the file: stage the objects the new items use (chunks behind a chunk list included:
+        // every released object of a content grant), then commit them together.
+        var staged: [StagedObject] = []
+        var stored = 0
+        let annotationNames = Set(contents.annotations.values.flatMap { $0 }.compactMap { $0.annotation?.name })
+        let wanted = Set(fresh.flatMap(\.objects).map(\.name)).subtracting(annotationNames)
+        var annotationObjects: [ObjectName: [UInt8]] = [:]
+        do {
+            _ = try BundleVerifier.verify(path: path, at: now) { name, bytes in
+                if annotationNames.contains(name) { annotationObjects[name] = bytes }
+                guard wanted.contains(name) else { return }
+                if let s = try bytes.withUnsafeBytes({ try self.store.stage($0, as: name, checkExisting: true) }) {
+                    staged.append(s)
+                }
+                stored += 1
+                progress?(stored, wanted.count)
+            }
+            try store.commit(staged)
+        } catch {
+            store.discard(staged)
+            throw error
+        }
+        // Decrypt everything and check every SHA-256 and commitment before anything becomes visible.
+        var annotated: [Event] = []
+        for (event, item) in zip(events, fresh) {
+            if let problem = deepCheck(event, item: item.id) {
+                throw ArchiveError(
+                    .damaged,
+                    "item \(item.id) in the bundle does not check: \(problem.detail)",
+                    fix: "nothing was imported; ask \(grant.granter.name) to verify the item and re-send"
+                )
+            }
+            var event = event
+            event.annotation = try sealProvenance(for: event, contents: contents, objects: annotationObjects)
+            annotated.append(event)
+        }
+        let code = POSIX.makeDirectories(grantsDirectory)
+        guard code == 0 else { throw ArchiveError.writeFailed("cannot create \(grantsDirectory)", errno: code) }
+        try POSIX.writeFileAtomically(grantsDirectory + "/\(grant.id).grant", contents.signedGrant)
+        _ = try record(annotated)
+        return BundleImport(
+            grant: grant.id,
+            granter: "\(contents.identity.name) (\(contents.identity.fingerprint))",
+            imported: fresh.map(\.id.hex),
+            alreadyPresent: grant.items.map(\.id.hex).filter { present.contains($0) },
+            trustedNow: trustedNow
+        )
+    }
+
+    /// Seals an imported item's provenance, with the granter's tags and notes decrypted, under its K_meta.
+    private func sealProvenance(
+        for event: Event,
+        contents: BundleContents,
+        objects: [ObjectName: [UInt8]]
+    ) throws -> ObjectRef {
+        guard let item = event.item else { throw ArchiveError(.damaged, "import without item", fix: "report this bug") }
+        var annotations: [Annotation] = []
+        for annotationEvent in contents.annotations[item] ?? [] {
+            annotations.append(try annotation(of: annotationEvent, keyedLike: event, objects: objects))
+        }
+        let terms = try terms(of: contents.grant)
+        let kind =
+            contents.grant.kind == "submission"
+            ? (contents.grant.granter.name == "anonymous" ? "anonymous-submission" : "submission") : "grant"
+        let record = ProvenanceRecord(
+            provenance: Provenance(
+                granter: contents.identity.name,
+                granterOrigin: contents.identity.origin,
+                granterFingerprint: contents.identity.fingerprint,
+                grant: contents.grant.id,
+                purpose: terms.purpose,
+                importedAt: event.time,
+                kind: kind
+            ),
+            annotations: annotations
+        )
+        var key = try metaKey(of: event)
+        defer { wipe(&key) }
+        let sealed = SealedPart.seal(Array(try Event.encoder.encode(record)), kind: .provenance, item: item, key: key)
+        let name = ObjectName(of: sealed)
+        if let staged = try sealed.withUnsafeBytes({ try store.stage($0, as: name, checkExisting: true) }) {
+            try store.commit([staged])
+        }
+        return ObjectRef(name: name, size: Int64(sealed.count))
+    }
+
+    /// Decrypts a granter's annotation of an imported item, reading its object from the bundle's released set.
+    private func annotation(
+        of event: Event,
+        keyedLike importEvent: Event,
+        objects: [ObjectName: [UInt8]]
+    ) throws
+        -> Annotation
+    {
+        guard let ref = event.annotation, let item = event.item else {
+            throw ArchiveError(.badInput, "an annotation in the bundle is incomplete", fix: "ask for it again")
+        }
+        guard let bytes = objects[ref.name] else {
+            throw ArchiveError(
+                .badInput,
+                "the bundle lacks the object of a \(event.type) of item \(item)",
+                fix: "ask for it again"
+            )
+        }
+        var key = try metaKey(of: importEvent)
+        defer { wipe(&key) }
+        let json = try SealedPart.open(bytes, kind: .annotation, item: item, key: key)
+        guard let annotation = try? JSONDecoder().decode(Annotation.self, from: Data(json)),
+            annotation.type == event.type
+        else {
+            throw ArchiveError(
+                .badInput,
+                "a \(event.type) of item \(item) in the bundle is not valid",
+                fix: "ask for it again"
+            )
+        }
+        return annotation
+    }
+}

@@ -1,0 +1,556 @@
+import CustodyCrypto
+import Foundation
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The offline share bundle: one file, written and read as a stream of records (Docs/SHARING.md).
+///
+/// ```
+/// bundle = "custody-bundle/v1\n" record…
+/// record = type (1 byte) ‖ BE64(length) ‖ payload
+///   I  the granter's identity file                 (exactly one, first)
+///   G  the signed grant                             (exactly one)
+///   C  the granter's signed checkpoint (+cosignatures) (exactly one)
+///   E  a ledger entry with its inclusion proof      (zero or more, by index)
+///   O  an object: name (32 bytes) ‖ stored bytes    (zero or more)
+///   Z  the end: {"records": n, "sha256": hex}       (exactly one, last)
+/// ```
+package enum BundleFormat {
+    /// The first bytes of every bundle.
+    package static let magic = Array("custody-bundle/v1\n".utf8)
+
+    /// The largest payload of each record type (bounds every allocation while reading).
+    static func limit(_ type: UInt8) -> Int? {
+        switch type {
+        case UInt8(ascii: "I"), UInt8(ascii: "C"): 64 * 1024
+        case UInt8(ascii: "G"): Grant.maxBytes
+        case UInt8(ascii: "E"): 1 << 20
+        case UInt8(ascii: "O"): 32 + SealedPart.maxContentStoredBytes
+        case UInt8(ascii: "Z"): 1024
+        default: nil
+        }
+    }
+
+    /// A ledger entry record's payload.
+    package struct EntryRecord: Codable, Sendable {
+        /// Its index in the granter's log.
+        package var index: Int
+        /// The entry bytes, base64.
+        package var entry: String
+        /// The inclusion proof against the bundle's checkpoint, base64 hashes.
+        package var proof: [String]
+    }
+
+    /// The end record's payload.
+    package struct End: Codable, Sendable {
+        /// Records before this one.
+        package var records: Int
+        /// SHA-256 of every byte before this record, hex.
+        package var sha256: String
+    }
+}
+
+/// Writes a bundle to a file descriptor, hashing as it goes.
+final class BundleWriter {
+    private let fd: Int32
+    private var hasher = SHA256Hasher()
+    private(set) var records = 0
+    private(set) var bytes: Int64 = 0
+
+    init(fd: Int32) throws {
+        self.fd = fd
+        try put(BundleFormat.magic)
+    }
+
+    private func put(_ data: [UInt8]) throws {
+        hasher.update(data)
+        let code = data.withUnsafeBytes { POSIX.writeAll(fd, $0) }
+        guard code == 0 else { throw ArchiveError.writeFailed("cannot write the bundle", errno: code) }
+        bytes += Int64(data.count)
+    }
+
+    /// Writes one record.
+    func record(_ type: Character, _ payload: [UInt8]) throws {
+        try put([type.asciiValue ?? 0] + bigEndianBytes(UInt64(payload.count)))
+        try put(payload)
+        records += 1
+    }
+
+    /// Writes the end record.
+    func finish() throws {
+        let end = BundleFormat.End(records: records, sha256: Encoding.hex(hasher.finalize()))
+        let payload = try Array(Event.encoder.encode(end))
+        let header = [UInt8(ascii: "Z")] + bigEndianBytes(UInt64(payload.count))
+        for part in [header, payload] {
+            let code = part.withUnsafeBytes { POSIX.writeAll(fd, $0) }
+            guard code == 0 else { throw ArchiveError.writeFailed("cannot write the bundle", errno: code) }
+            bytes += Int64(part.count)
+        }
+    }
+}
+
+/// Reads a bundle's records in order, bounding every allocation and hashing as it goes.
+final class BundleReader {
+    private let fd: Int32
+    private var buffer: [UInt8] = []
+    private var position = 0
+    private var hasher = SHA256Hasher()
+    /// Records read so far (the end record excluded).
+    private(set) var records = 0
+    /// Bytes read so far.
+    private(set) var offset: Int64 = 0
+
+    /// Opens `path`; checks the magic.
+    init(path: String) throws {
+        fd = POSIX.open(path, O_RDONLY)
+        guard fd >= 0 else {
+            let code = errno
+            throw ArchiveError(
+                code == ENOENT ? .notFound : .badInput,
+                "cannot read \(path): \(errnoDescription(code))",
+                fix: "check the bundle's path"
+            )
+        }
+        guard let magic = try read(BundleFormat.magic.count), magic == BundleFormat.magic else {
+            close(fd)
+            throw ArchiveError(
+                .badInput,
+                "\(path) is not a Custody bundle (it does not start with \"custody-bundle/v1\")",
+                fix: "give a file made by custody bundle export or custody submit"
+            )
+        }
+        hasher.update(BundleFormat.magic)
+    }
+
+    deinit { close(fd) }
+
+    /// Reads exactly `count` bytes; `nil` at a clean end of file before any of them.
+    private func read(_ count: Int) throws -> [UInt8]? {
+        var out = [UInt8]()
+        out.reserveCapacity(count)
+        while out.count < count {
+            if position == buffer.count {
+                buffer = [UInt8](repeating: 0, count: 1 << 20)
+                let n = buffer.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
+                guard n >= 0 else { throw ArchiveError(.badInput, "cannot read the bundle", fix: "check the file") }
+                buffer.removeSubrange(n...)
+                position = 0
+                if n == 0 {
+                    if out.isEmpty { return nil }
+                    throw Truncated()
+                }
+            }
+            let take = min(count - out.count, buffer.count - position)
+            out += buffer[position..<(position + take)]
+            position += take
+        }
+        offset += Int64(count)
+        return out
+    }
+
+    struct Truncated: Error {}
+
+    /// One record.
+    struct Record {
+        var type: UInt8
+        var payload: [UInt8]
+        /// Byte offset of the record in the file.
+        var offset: Int64
+    }
+
+    /// The next record, or `nil` at the end of the file; the end record is checked here.
+    ///
+    /// - Throws: ``ArchiveError`` (bad input) for a truncated file, an unknown type, an over-long record, or an end
+    ///   record that does not match what was read.
+    func next() throws -> Record? {
+        let start = offset
+        do {
+            guard let header = try read(9) else { return nil }
+            let type = header[0]
+            let length = header[1...].reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
+            guard let limit = BundleFormat.limit(type) else {
+                throw ArchiveError(
+                    .badInput,
+                    "the bundle holds an unknown record type 0x\(String(type, radix: 16)) at byte \(start)",
+                    fix: "the file is damaged or not a bundle; ask for it again"
+                )
+            }
+            guard length <= UInt64(limit) else {
+                throw ArchiveError(
+                    .badInput,
+                    "a \(Character(UnicodeScalar(type))) record at byte \(start) claims \(length) bytes, over its limit of \(limit)",
+                    fix: "the file is damaged; ask for it again"
+                )
+            }
+            let payload = try read(Int(length)) ?? []
+            guard payload.count == Int(length) else { throw Truncated() }
+            if type == UInt8(ascii: "Z") {
+                guard let end = try? JSONDecoder().decode(BundleFormat.End.self, from: Data(payload)),
+                    end.records == records, end.sha256 == Encoding.hex(hasher.finalize())
+                else {
+                    throw ArchiveError(
+                        .badInput,
+                        "the bundle's end record does not match its \(records) records (bytes were changed, removed or reordered)",
+                        fix: "the file is damaged; ask for it again"
+                    )
+                }
+                guard try read(1) == nil else {
+                    throw ArchiveError(.badInput, "the bundle has bytes after its end record", fix: "ask for it again")
+                }
+            } else {
+                hasher.update(header)
+                hasher.update(payload)
+                records += 1
+            }
+            return Record(type: type, payload: payload, offset: start)
+        } catch is Truncated {
+            throw ArchiveError(
+                .badInput,
+                "the bundle is truncated (it ends inside the record at byte \(start))",
+                fix: "copy the whole file again"
+            )
+        }
+    }
+}
+
+/// What `bundle verify` found (its `--json` shape).
+package struct BundleReport: Encodable, Sendable {
+    /// Integrity and validity at the checked time.
+    package var ok: Bool { integrityOK && validNow }
+    /// Signatures, hashes, proofs and references all check.
+    package var integrityOK: Bool
+    /// The grant is valid at the checked time.
+    package var validNow: Bool
+    /// The granter is the identity given with `--granter`.
+    package var granterTrusted: Bool
+    /// The grant id.
+    package var grant: String?
+    /// The granter's name and fingerprint.
+    package var granter: String?
+    /// The grantee's name and fingerprint.
+    package var grantee: String?
+    /// Items the grant releases.
+    package var items = 0
+    /// Objects in the bundle.
+    package var objects = 0
+    /// The time the validity was checked at.
+    package var checkedAt: String
+    /// `content` or `metadata`.
+    package var permission: String?
+    /// Not valid after.
+    package var expires: String?
+    /// What is wrong.
+    package var problems: [VerifyProblem] = []
+
+    enum CodingKeys: String, CodingKey {
+        case ok, grant, granter, grantee, items, objects, permission, expires, problems
+        case integrityOK = "integrity_ok"
+        case validNow = "valid_now"
+        case granterTrusted = "granter_trusted"
+        case checkedAt = "checked_at"
+    }
+
+    package func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(ok, forKey: .ok)
+        try c.encode(integrityOK, forKey: .integrityOK)
+        try c.encode(validNow, forKey: .validNow)
+        try c.encode(granterTrusted, forKey: .granterTrusted)
+        try c.encode(grant, forKey: .grant)
+        try c.encode(granter, forKey: .granter)
+        try c.encode(grantee, forKey: .grantee)
+        try c.encode(items, forKey: .items)
+        try c.encode(objects, forKey: .objects)
+        try c.encode(checkedAt, forKey: .checkedAt)
+        try c.encode(permission, forKey: .permission)
+        try c.encode(expires, forKey: .expires)
+        try c.encode(problems, forKey: .problems)
+    }
+}
+
+/// What a verified bundle holds, for `bundle import`.
+package struct BundleContents: Sendable {
+    /// The granter's identity.
+    package var identity: Identity
+    /// The grant and its signed bytes.
+    package var grant: Grant
+    /// The signed grant bytes.
+    package var signedGrant: [UInt8]
+    /// The granter's checkpoint.
+    package var checkpoint: Checkpoint
+    /// Each item's ingest (or import) event in the granter's log.
+    package var origins: [ItemID: Event]
+    /// Each item's annotation events, in log order.
+    package var annotations: [ItemID: [Event]]
+}
+
+/// Checks a bundle as a stream: no keys and no archive needed.
+package enum BundleVerifier {
+    /// Verifies the bundle at `path`.
+    ///
+    /// - Parameters:
+    ///   - path: The bundle.
+    ///   - granter: The identity the granter should have (`--granter`); `nil`: the bundle's own is not trusted.
+    ///   - time: The time to check validity at (Unix seconds).
+    ///   - object: Called with each object that checks (name and bytes), in order, for importing.
+    /// - Returns: The report, and the contents when the integrity checks pass.
+    /// - Throws: ``ArchiveError`` only when the file cannot be opened or is not a bundle at all.
+    package static func verify(
+        path: String,
+        granter expected: Identity? = nil,
+        at time: Int,
+        object: ((ObjectName, [UInt8]) throws -> Void)? = nil
+    ) throws -> (BundleReport, BundleContents?) {
+        let reader = try BundleReader(path: path)
+        var report = BundleReport(
+            integrityOK: false,
+            validNow: false,
+            granterTrusted: false,
+            checkedAt: RFC3339.format(time)
+        )
+        func problem(_ kind: String, _ detail: String, object: String? = nil, item: String? = nil, entry: Int? = nil) {
+            report.problems.append(VerifyProblem(kind: kind, object: object, item: item, entry: entry, detail: detail))
+        }
+        var identity: Identity?
+        var grant: Grant?
+        var signedGrant: [UInt8] = []
+        var checkpoint: Checkpoint?
+        var released: [ObjectName: Int64] = [:]
+        var seenObjects = Set<ObjectName>()
+        var origins: [ItemID: Event] = [:]
+        var annotations: [ItemID: [Event]] = [:]
+        var grantLogged = false
+        var lastIndex = -1
+        let order: [UInt8] = Array("IGCEOZ".utf8)
+        var stage = -1
+        readLoop: while true {
+            let record: BundleReader.Record
+            do {
+                guard let next = try reader.next() else {
+                    problem("bundle-damaged", "the bundle has no end record (it was cut short)")
+                    break
+                }
+                record = next
+            } catch let error as ArchiveError {
+                problem("bundle-damaged", error.problem)
+                break
+            }
+            let name = Character(UnicodeScalar(record.type))
+            // I, G and C exactly once and in that order; then any E records, any O records, and Z.
+            let position = order.firstIndex(of: record.type) ?? 0
+            let inOrder =
+                position < stage
+                ? false
+                : position == stage
+                    ? (position == 3 || position == 4)
+                    : position <= 3 ? position == stage + 1 || (position == 3 && stage == 2) : stage >= 2
+            guard inOrder else {
+                problem(
+                    "bundle-damaged",
+                    "the \(name) record at byte \(record.offset) is out of order or missing its predecessors"
+                )
+                break
+            }
+            stage = position
+            switch name {
+            case "I":
+                guard let parsed = try? JSONDecoder().decode(Identity.self, from: Data(record.payload)), parsed.isValid,
+                    VerifierKey(parsed.logVerifierKey)?.name == parsed.origin
+                else {
+                    problem("identity-invalid", "the granter's identity in the bundle is not validly self-signed")
+                    break readLoop
+                }
+                identity = parsed
+                report.granter = "\(parsed.name) (\(parsed.fingerprint))"
+            case "G":
+                do {
+                    let parsed = try Grant.parse(record.payload)
+                    guard let identity, parsed.granter.signingKey == identity.signingKey,
+                        parsed.granter.boxKey == identity.boxKey
+                    else {
+                        problem("granter-mismatch", "the grant names another granter than the bundle's identity")
+                        break readLoop
+                    }
+                    grant = parsed
+                    signedGrant = record.payload
+                    report.grant = parsed.id
+                    report.grantee = "\(parsed.grantee.name) (\(parsed.grantee.fingerprint))"
+                    report.items = parsed.items.count
+                    report.permission = parsed.permission
+                    report.expires = parsed.expires
+                    for ref in parsed.releasedObjects { released[ref.name] = ref.size }
+                } catch let error as ArchiveError {
+                    problem("grant-signature", error.problem)
+                    break readLoop
+                }
+            case "C":
+                guard let identity, let key = VerifierKey(identity.logVerifierKey),
+                    let parsed = Checkpoint.verified(
+                        String(decoding: record.payload, as: UTF8.self),
+                        origin: identity.origin,
+                        publicKey: key.publicKey
+                    )
+                else {
+                    problem("checkpoint-invalid", "the checkpoint is not signed by the granter's log key")
+                    break readLoop
+                }
+                checkpoint = parsed
+            case "E":
+                guard let identity, let checkpoint, let grant,
+                    let signing = Encoding.bytes(base64: identity.signingKey)
+                else { break readLoop }
+                guard
+                    let entryRecord = try? JSONDecoder().decode(
+                        BundleFormat.EntryRecord.self,
+                        from: Data(record.payload)
+                    ),
+                    let entry = Encoding.bytes(base64: entryRecord.entry), entryRecord.proof.count <= 64
+                else {
+                    problem("entry-invalid", "the ledger entry record at byte \(record.offset) is malformed")
+                    continue
+                }
+                let index = entryRecord.index
+                guard index > lastIndex else {
+                    problem("entry-invalid", "ledger entry \(index) is out of order or repeated", entry: index)
+                    continue
+                }
+                lastIndex = index
+                let proof = entryRecord.proof.compactMap { Encoding.bytes(base64: $0) }
+                guard proof.count == entryRecord.proof.count, index < checkpoint.size,
+                    Merkle.root(
+                        fromInclusionProof: proof,
+                        leafHash: Merkle.leafHash(entry),
+                        index: index,
+                        size: checkpoint.size
+                    ) == checkpoint.root
+                else {
+                    problem(
+                        "proof-invalid",
+                        "ledger entry \(index) is not proved to be in the granter's signed log of size \(checkpoint.size)",
+                        entry: index
+                    )
+                    continue
+                }
+                guard let event = try? Event.parse(entry, publicKey: signing) else {
+                    problem("entry-invalid", "ledger entry \(index) is not signed by the granter", entry: index)
+                    continue
+                }
+                if event.type == "grant", event.grant == GrantReference(id: grant.id, hash: Grant.hash(signedGrant)) {
+                    grantLogged = true
+                } else if event.type == "ingest" || event.type == "import", let item = event.item {
+                    origins[item] = origins[item] ?? event
+                } else if event.annotation != nil, let item = event.item {
+                    annotations[item, default: []].append(event)
+                }
+            case "O":
+                report.objects += 1
+                guard record.payload.count >= 32 else {
+                    problem("bundle-damaged", "the object record at byte \(record.offset) is too short")
+                    continue
+                }
+                guard let claimed = ObjectName(hex: Encoding.hex(record.payload[0..<32])) else { continue }
+                let bytes = Array(record.payload[32...])
+                guard ObjectName(of: bytes) == claimed else {
+                    problem("object-corrupt", "the object's bytes do not hash to its name", object: claimed.hex)
+                    continue
+                }
+                guard let size = released[claimed] else {
+                    problem(
+                        "object-unreferenced",
+                        "the bundle holds an object the grant does not release",
+                        object: claimed.hex
+                    )
+                    continue
+                }
+                guard seenObjects.insert(claimed).inserted else {
+                    problem("object-duplicate", "the object appears twice", object: claimed.hex)
+                    continue
+                }
+                guard Int64(bytes.count) == size else {
+                    problem(
+                        "object-corrupt",
+                        "the object is \(bytes.count) bytes, the grant says \(size)",
+                        object: claimed.hex
+                    )
+                    continue
+                }
+                try object?(claimed, bytes)
+            default:
+                break readLoop
+            }
+            if name == "Z" { break }
+        }
+        guard let identity, let grant, let checkpoint, stage == 5 else {
+            if report.problems.isEmpty { problem("bundle-damaged", "the bundle is incomplete") }
+            return (report, nil)
+        }
+        if !grantLogged {
+            problem("grant-unlogged", "the bundle does not prove that the grant is in the granter's log")
+        }
+        for name in Set(released.keys).subtracting(seenObjects).sorted() {
+            problem("object-missing", "an object the grant releases is not in the bundle", object: name.hex)
+        }
+        for item in grant.items {
+            guard let origin = origins[item.id], let objects = origin.objects else {
+                problem(
+                    "item-unproven",
+                    "no ingest event of the item is proved in the granter's log",
+                    item: item.id.hex
+                )
+                continue
+            }
+            var named = Set(origin.namedObjects().map(\.name))
+            if let list = objects.chunkList, grant.permission == "content" { named.insert(list.name) }
+            for event in annotations[item.id] ?? [] { named.formUnion(event.namedObjects().map(\.name)) }
+            let metadataOnly = Set(
+                [objects.meta.name] + (annotations[item.id] ?? []).compactMap { $0.annotation?.name }
+            )
+            for ref in item.objects {
+                let allowed =
+                    grant.permission == "metadata" ? metadataOnly.contains(ref.name) : named.contains(ref.name)
+                // Chunks behind a chunk list are checked against the list when the item is decrypted.
+                if !allowed && !(grant.permission == "content" && objects.chunkList != nil) {
+                    problem(
+                        "scope-mismatch",
+                        "the grant releases an object the item's signed events do not name\(grant.permission == "metadata" ? " (or content in a metadata-only grant)" : "")",
+                        object: ref.name.hex,
+                        item: item.id.hex
+                    )
+                }
+            }
+            if grant.permission == "metadata", item.keys.content != nil {
+                problem("scope-mismatch", "a metadata-only grant carries a content key", item: item.id.hex)
+            }
+        }
+        report.integrityOK = report.problems.isEmpty
+        report.validNow = grant.isValid(at: time)
+        if !report.validNow {
+            problem(
+                "grant-not-valid",
+                "the grant is valid from \(grant.created) until \(grant.expires), not at \(RFC3339.format(time))"
+            )
+        }
+        if let expected {
+            report.granterTrusted =
+                expected.signingKey == identity.signingKey && expected.boxKey == identity.boxKey
+                && expected.logVerifierKey == identity.logVerifierKey
+            if !report.granterTrusted {
+                problem(
+                    "granter-untrusted",
+                    "the bundle's granter (\(identity.fingerprint)) is not the given identity (\(expected.fingerprint))"
+                )
+            }
+        }
+        let contents = BundleContents(
+            identity: identity,
+            grant: grant,
+            signedGrant: signedGrant,
+            checkpoint: checkpoint,
+            origins: origins,
+            annotations: annotations
+        )
+        return (report, report.integrityOK ? contents : nil)
+    }
+}
