@@ -1,0 +1,426 @@
+import CustodyCrypto
+import CustodyTestSupport
+import Foundation
+import Testing
+
+@testable import CustodyArchive
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Grants and bundles between bodies: round trips, scope (nothing outside it leaks, to the grantee or to a third
+/// body), consent, and every kind of bad bundle — each refused precisely with the archive unchanged.
+@Suite struct SharingTests {
+    let dir = TempDirectory("sharing")
+
+    /// A granter with five items (three in case COI with tag detention, one of them no-share; two elsewhere),
+    /// a grantee and a third body.
+    struct Bodies {
+        let granter: Archive
+        let grantee: Archive
+        let third: Archive
+        let inScope: [IngestedItem]
+        let noShare: IngestedItem
+        let outOfScope: [IngestedItem]
+    }
+
+    private func bodies() throws -> Bodies {
+        func make(_ name: String) throws -> Archive {
+            try Archive.create(
+                at: dir.path + "/" + name,
+                name: name,
+                passphrase: Fixtures.secret(),
+                kdfPreset: "insecure-test",
+                chunkSize: 4096
+            )
+        }
+        let granter = try make("ohchr")
+        var options = IngestOptions()
+        options.fields.caseID = "COI"
+        options.fields.tags = ["detention"]
+        options.fields.sensitivity = "high"
+        let inScope = try granter.ingest(
+            [dir.write("in/a.bin", randomBytes(10_000)), dir.write("in/b.txt", text: "statement")],
+            options: options
+        ).items
+        options.fields.consent = "no-share"
+        let noShare = try #require(
+            try granter.ingest([dir.write("in/c.txt", text: "do not share")], options: options).items.first
+        )
+        var other = IngestOptions()
+        other.fields.caseID = "OTHER"
+        let outOfScope = try granter.ingest(
+            [dir.write("out/d.bin", randomBytes(9000)), dir.write("out/e.txt", text: "other case")],
+            options: other
+        ).items
+        return Bodies(
+            granter: granter,
+            grantee: try make("iachr"),
+            third: try make("third"),
+            inScope: inScope,
+            noShare: noShare,
+            outOfScope: outOfScope
+        )
+    }
+
+    private func request(_ b: Bodies, metadataOnly: Bool = false) throws -> GrantRequest {
+        var request = GrantRequest(
+            grantee: try b.grantee.identity(),
+            expires: Expiry.resolve("90d") ?? "",
+            purpose: "Petition P-1234/26"
+        )
+        request.caseID = "COI"
+        request.tags = ["detention"]
+        request.metadataOnly = metadataOnly
+        return request
+    }
+
+    /// The objects a bundle holds.
+    private func objects(in path: String) throws -> Set<ObjectName> {
+        var names = Set<ObjectName>()
+        _ = try BundleVerifier.verify(path: path, at: Int(time(nil))) { name, _ in names.insert(name) }
+        return names
+    }
+
+    private func objectNames(_ archive: Archive, _ items: [IngestedItem]) throws -> Set<ObjectName> {
+        Set(try items.flatMap { try archive.objectNames(of: $0.id.hex) })
+    }
+
+    @Test func aGrantRoundTripsThroughABundle() throws {
+        let b = try bodies()
+        let (grant, _, scope) = try b.granter.createGrant(try request(b))
+        #expect(Set(grant.items.map(\.id)) == Set(b.inScope.map(\.id)))
+        #expect(scope.excluded.map(\.id) == [b.noShare.id.hex])
+        #expect(scope.excluded[0].reason.contains("no-share"))
+        let path = dir.path + "/p.bundle"
+        let export = try b.granter.exportBundle(grant: grant.id, to: path)
+        #expect(export.items == 2 && export.entries == 3)
+
+        let (report, contents) = try BundleVerifier.verify(
+            path: path,
+            granter: try b.granter.identity(),
+            at: Int(time(nil))
+        )
+        #expect(report.ok && report.granterTrusted, "\(report.problems)")
+        #expect(contents?.grant.id == grant.id)
+        // Checked years later, the grant has expired: intact but not valid.
+        let later = try BundleVerifier.verify(path: path, at: Int(time(nil)) + 5 * 365 * 86_400).0
+        #expect(later.integrityOK && !later.validNow && !later.ok)
+
+        let unknown = #expect(throws: ArchiveError.self) { try b.grantee.importBundle(path: path) }
+        #expect(unknown?.code == .notAuthorised && unknown?.fix.contains("--trust-granter") == true)
+        let imported = try b.grantee.importBundle(path: path, trustGranter: true)
+        #expect(Set(imported.imported) == Set(b.inScope.map(\.id.hex)) && imported.trustedNow)
+        let again = try b.grantee.importBundle(path: path)
+        #expect(again.imported.isEmpty && again.alreadyPresent.count == 2)
+
+        for item in b.inScope {
+            let out = dir.path + "/out-\(item.id.hex)"
+            let extracted = try b.grantee.extract(item.id.hex, to: out, force: false)
+            #expect(extracted.sha256 == item.sha256)
+            #expect(Fixtures.read(out) == Fixtures.read(item.path))
+            let provenance = try #require(try b.grantee.index().provenance(of: item.id.hex))
+            #expect(provenance.purpose == "Petition P-1234/26" && provenance.grant == grant.id)
+            #expect(try b.grantee.index().events(of: item.id.hex).map(\.type) == ["import", "extract"])
+            _ = try b.grantee.proveItem(item.id.hex)
+        }
+        #expect(try b.grantee.verify(mode: .deep).ok)
+        #expect(try b.grantee.index().grants(item: b.inScope[0].id.hex).map(\.id) == [grant.id])
+        #expect(try b.granter.index().grants(item: b.inScope[0].id.hex).first?.direction == "out")
+        // Re-sharing an imported item is refused with the reason.
+        var reshare = GrantRequest(grantee: try b.third.identity(), expires: Expiry.resolve("1d") ?? "", purpose: "x")
+        reshare.caseID = "COI"
+        let refused = try b.grantee.resolveScope(reshare)
+        #expect(refused.items.isEmpty && refused.excluded.allSatisfy { $0.reason.contains("does not allow") })
+    }
+
+    @Test func nothingOutsideTheScopeLeaks() throws {
+        let b = try bodies()
+        let (grant, _, _) = try b.granter.createGrant(try request(b))
+        let path = dir.path + "/p.bundle"
+        try b.granter.exportBundle(grant: grant.id, to: path)
+        let inBundle = try objects(in: path)
+        #expect(inBundle.isDisjoint(with: try objectNames(b.granter, b.outOfScope + [b.noShare])))
+        #expect(try objectNames(b.granter, b.inScope).isSubset(of: inBundle))
+        // Even holding the granter's whole object store and log, the grantee opens no out-of-scope key.
+        let granteeKeys = try b.grantee.keys()
+        var outside = 0
+        try b.granter.journal.scan(from: .start) { entry in
+            let event = try Event.parse(entry.bytes, publicKey: b.granter.signingPublicKey)
+            guard event.type == "ingest", let item = event.item, let keys = event.keys,
+                !b.inScope.contains(where: { $0.id == item })
+            else { return }
+            outside += 1
+            #expect(throws: ArchiveError.self) { try granteeKeys.unwrap(keys.meta, item: item) }
+        }
+        #expect(outside == 3)
+        // A third body cannot import what was granted to the grantee.
+        let third = #expect(throws: ArchiveError.self) { try b.third.importBundle(path: path, trustGranter: true) }
+        #expect(third?.code == .notAuthorised && third?.problem.contains("addressed to") == true)
+        #expect(try b.third.index().itemCount() == 0)
+    }
+
+    @Test func aMetadataOnlyGrantCarriesNoContent() throws {
+        let b = try bodies()
+        let (grant, _, _) = try b.granter.createGrant(try request(b, metadataOnly: true))
+        #expect(grant.permission == "metadata" && grant.items.allSatisfy { $0.keys.content == nil })
+        let path = dir.path + "/meta.bundle"
+        try b.granter.exportBundle(grant: grant.id, to: path)
+        let metaParts = Set(
+            try b.inScope.map { try b.granter.ingestEvent(of: b.granter.resolveItem($0.id.hex)).objects!.meta.name }
+        )
+        #expect(try objects(in: path) == metaParts)
+        try b.grantee.importBundle(path: path, trustGranter: true)
+        let item = b.inScope[0].id.hex
+        #expect(try b.grantee.resolveItem(item).metadata.sha256 == b.inScope[0].sha256)
+        let error = #expect(throws: ArchiveError.self) {
+            try b.grantee.extract(item, to: dir.path + "/x", force: false)
+        }
+        #expect(error?.code == .notAuthorised && error?.problem.contains("metadata only") == true)
+        #expect(!FileManager.default.fileExists(atPath: dir.path + "/x"))
+        #expect(try b.grantee.verify(mode: .deep).ok)
+    }
+
+    @Test func consentAndSensitivityShapeTheScope() throws {
+        let b = try bodies()
+        var overriding = try request(b)
+        overriding.overrideConsentReason = "the witness consented in writing on 2026-11-02"
+        let (grant, _, scope) = try b.granter.createGrant(overriding)
+        #expect(scope.items.count == 3 && scope.excluded.isEmpty)
+        let terms = try b.granter.terms(of: grant)
+        #expect(terms.consentOverride?.items == [b.noShare.id.hex])
+        #expect(terms.consentOverride?.reason.contains("in writing") == true)
+        var strict = try request(b)
+        strict.maxSensitivity = "medium"
+        let none = try b.granter.resolveScope(strict)
+        #expect(none.items.isEmpty && none.excluded.count == 3)
+        #expect((#expect(throws: ArchiveError.self) { try b.granter.createGrant(strict) })?.code == .badInput)
+        strict.maxSensitivity = "extreme"
+        #expect((#expect(throws: ArchiveError.self) { try b.granter.resolveScope(strict) })?.code == .usage)
+        var empty = try request(b)
+        empty.caseID = nil
+        empty.tags = []
+        #expect((#expect(throws: ArchiveError.self) { try b.granter.resolveScope(empty) })?.code == .usage)
+    }
+
+    @Test func revokedAndExpiredGrantsAreNotExported() throws {
+        let b = try bodies()
+        let (grant, _, _) = try b.granter.createGrant(try request(b))
+        let revoked = try b.granter.revokeGrant(grant.id, reason: "petition withdrawn")
+        #expect(revoked.revokedAt != nil)
+        #expect(
+            (#expect(throws: ArchiveError.self) { try b.granter.revokeGrant(grant.id, reason: "again") })?.code
+                == .badInput
+        )
+        let error = #expect(throws: ArchiveError.self) {
+            try b.granter.exportBundle(grant: grant.id, to: dir.path + "/r.bundle")
+        }
+        #expect(error?.code == .notAuthorised)
+        #expect(!FileManager.default.fileExists(atPath: dir.path + "/r.bundle"))
+        // The revocation's reason is sealed: the public log does not carry it.
+        var log: [UInt8] = []
+        try b.granter.journal.scan(from: .start) { log += $0.bytes }
+        #expect(!contains(log, Array("withdrawn".utf8)))
+        #expect(try b.granter.verify(mode: .standard).ok)
+    }
+
+    // MARK: Bad bundles
+
+    /// A valid bundle's records, for surgery.
+    private func records(_ path: String) throws -> [(Character, [UInt8])] {
+        let reader = try BundleReader(path: path)
+        var out: [(Character, [UInt8])] = []
+        while let record = try reader.next(), record.type != UInt8(ascii: "Z") {
+            out.append((Character(UnicodeScalar(record.type)), record.payload))
+        }
+        return out
+    }
+
+    /// Writes records as a well-formed bundle (a correct end record), so only the deeper checks can object.
+    private func write(_ records: [(Character, [UInt8])], to path: String) throws {
+        let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+        defer { close(fd) }
+        let writer = try BundleWriter(fd: fd)
+        for (type, payload) in records { try writer.record(type, payload) }
+        try writer.finish()
+    }
+
+    private func exported(_ b: Bodies) throws -> String {
+        let (grant, _, _) = try b.granter.createGrant(try request(b))
+        let path = dir.path + "/good.bundle"
+        try b.granter.exportBundle(grant: grant.id, to: path)
+        return path
+    }
+
+    /// Imports `path` into the grantee and expects a refusal that leaves its archive unchanged.
+    private func expectRefused(
+        _ b: Bodies,
+        _ path: String,
+        _ code: ArchiveError.Code = .badInput
+    ) throws -> ArchiveError? {
+        let journal = b.grantee.root + "/journal/entries"
+        let before = Fixtures.read(journal)
+        let error = #expect(throws: ArchiveError.self) { try b.grantee.importBundle(path: path, trustGranter: true) }
+        #expect(error?.code == code, "\(error?.problem ?? "")")
+        #expect(Fixtures.read(journal) == before)
+        #expect(try b.grantee.index().itemCount() == 0)
+        return error
+    }
+
+    @Test func damagedBundlesAreRefusedPrecisely() throws {
+        let b = try bodies()
+        let good = try exported(b)
+        let bytes = Fixtures.read(good)
+        func variant(_ name: String, _ data: [UInt8]) -> String { dir.write(name, data) }
+        func firstProblem(_ path: String) throws -> VerifyProblem? {
+            try BundleVerifier.verify(path: path, at: Int(time(nil))).0.problems.first
+        }
+
+        let truncated = variant("truncated.bundle", Array(bytes.prefix(bytes.count - 700)))
+        #expect(try firstProblem(truncated)?.detail.contains("truncated") == true)
+        #expect(try expectRefused(b, truncated)?.problem.contains("truncated") == true)
+
+        var flipped = bytes
+        flipped[bytes.count / 2] ^= 0x20
+        let flippedPath = variant("flipped.bundle", flipped)
+        #expect(try firstProblem(flippedPath) != nil)
+        _ = try expectRefused(b, flippedPath)
+
+        var oversized = bytes
+        let firstRecord = BundleFormat.magic.count
+        for i in 1...8 { oversized[firstRecord + i] = 0xFF }
+        let oversizedPath = variant("oversized.bundle", oversized)
+        #expect(try firstProblem(oversizedPath)?.detail.contains("over its limit") == true)
+
+        let wrongType = variant("photo.jpg", [0xFF, 0xD8, 0xFF, 0xE0] + randomBytes(500))
+        #expect(
+            (#expect(throws: ArchiveError.self) { try BundleVerifier.verify(path: wrongType, at: 0) })?.code
+                == .badInput
+        )
+        #expect(try expectRefused(b, wrongType)?.problem.contains("not a Custody bundle") == true)
+
+        // Well-formed files with the wrong content: only the deeper checks can object.
+        var recs = try records(good)
+        let objectIndexes = recs.indices.filter { recs[$0].0 == "O" }
+        recs.swapAt(objectIndexes[0], 1)  // an object where the grant should be
+        let reordered = dir.path + "/reordered.bundle"
+        try write(recs, to: reordered)
+        #expect(try firstProblem(reordered)?.detail.contains("out of order") == true)
+        _ = try expectRefused(b, reordered)
+
+        recs = try records(good)
+        recs.remove(at: objectIndexes[0])
+        let missing = dir.path + "/missing.bundle"
+        try write(recs, to: missing)
+        #expect(try firstProblem(missing)?.kind == "object-missing")
+        _ = try expectRefused(b, missing)
+
+        recs = try records(good)
+        recs.append(("O", Encoding.bytes(hex: ObjectName(of: Array("extra".utf8)).hex)! + Array("extra".utf8)))
+        let extra = dir.path + "/extra.bundle"
+        try write(recs, to: extra)
+        #expect(try firstProblem(extra)?.kind == "object-unreferenced")
+
+        // A grant altered after signing (a longer expiry): the signature no longer verifies.
+        recs = try records(good)
+        let signed = recs[1].1
+        let newline = try #require(signed.firstIndex(of: 0x0A))
+        var body = String(decoding: signed[..<newline], as: UTF8.self)
+        body = body.replacingOccurrences(of: "\"expires\":\"20", with: "\"expires\":\"29")
+        recs[1].1 = Array(body.utf8) + Array(signed[newline...])
+        let forged = dir.path + "/forged.bundle"
+        try write(recs, to: forged)
+        #expect(try firstProblem(forged)?.kind == "grant-signature")
+        _ = try expectRefused(b, forged)
+
+        // A grant re-signed by another key under the granter's name: not the bundle's granter.
+        recs = try records(good)
+        var grant = try Grant.parse(recs[1].1)
+        let mallory = try SigningKey(seed: SecretBytes(randomCount: 32))
+        grant.granter.signingKey = Encoding.base64(mallory.publicKey)
+        recs[1].1 = try grant.signed(by: mallory)
+        let impostor = dir.path + "/impostor.bundle"
+        try write(recs, to: impostor)
+        #expect(try firstProblem(impostor)?.kind == "granter-mismatch")
+
+        // An entry altered: its proof no longer leads to the checkpoint.
+        recs = try records(good)
+        let entryIndex = try #require(recs.firstIndex { $0.0 == "E" })
+        var entry = try JSONDecoder().decode(BundleFormat.EntryRecord.self, from: Data(recs[entryIndex].1))
+        var raw = try #require(Encoding.bytes(base64: entry.entry))
+        raw[10] ^= 1
+        entry.entry = Encoding.base64(raw)
+        recs[entryIndex].1 = try Array(JSONEncoder().encode(entry))
+        let badEntry = dir.path + "/entry.bundle"
+        try write(recs, to: badEntry)
+        #expect(try firstProblem(badEntry)?.kind == "proof-invalid")
+    }
+
+    @Test func aBundleForAnotherBodyOrExpiredIsRefused() throws {
+        let b = try bodies()
+        var toThird = try request(b)
+        toThird.grantee = try b.third.identity()
+        let (grant, _, _) = try b.granter.createGrant(toThird)
+        let path = dir.path + "/third.bundle"
+        try b.granter.exportBundle(grant: grant.id, to: path)
+        #expect(try expectRefused(b, path, .notAuthorised)?.problem.contains("addressed to third") == true)
+        // A known granter whose keys changed is refused even with --trust-granter.
+        let good = try exported(b)
+        _ = try b.grantee.importBundle(path: good, trustGranter: true)
+        let impostor = try Archive.create(
+            at: dir.path + "/impostor",
+            name: "ohchr",
+            origin: b.granter.config.origin,
+            passphrase: Fixtures.secret(),
+            kdfPreset: "insecure-test"
+        )
+        dir.write("imp.txt", text: "fake")
+        var options = IngestOptions()
+        options.fields.caseID = "COI"
+        options.fields.tags = ["detention"]
+        _ = try impostor.ingest([dir.path + "/imp.txt"], options: options)
+        let (fake, _, _) = try impostor.createGrant(try request(b))
+        try impostor.exportBundle(grant: fake.id, to: dir.path + "/imp.bundle")
+        let before = try b.grantee.index().itemCount()
+        let error = #expect(throws: ArchiveError.self) {
+            try b.grantee.importBundle(path: dir.path + "/imp.bundle", trustGranter: true)
+        }
+        #expect(error?.code == .notAuthorised && error?.problem.contains("other keys") == true)
+        #expect(try b.grantee.index().itemCount() == before)
+    }
+
+    @Test func randomMutationsNeverPassAndNeverCrash() throws {
+        let b = try bodies()
+        let good = Fixtures.read(try exported(b))
+        var generator = SystemRandomNumberGenerator()
+        for round in 0..<150 {
+            var mutated = good
+            switch round % 5 {
+            case 0:
+                mutated[Int.random(in: 0..<mutated.count, using: &generator)] ^= UInt8.random(
+                    in: 1...255,
+                    using: &generator
+                )
+            case 1: mutated.removeSubrange(Int.random(in: 0..<mutated.count, using: &generator)...)
+            case 2:
+                let at = Int.random(in: 0..<mutated.count, using: &generator)
+                mutated.insert(contentsOf: randomBytes(Int.random(in: 1...64, using: &generator)), at: at)
+            case 3:
+                let at = Int.random(in: 0..<(mutated.count - 16), using: &generator)
+                mutated.removeSubrange(at..<(at + Int.random(in: 1...16, using: &generator)))
+            default:
+                let a = Int.random(in: 0..<(mutated.count - 64), using: &generator)
+                let c = Int.random(in: 0..<(mutated.count - 64), using: &generator)
+                let chunk = Array(mutated[a..<(a + 32)])
+                mutated.replaceSubrange(c..<(c + 32), with: chunk)
+            }
+            guard mutated != good else { continue }
+            let path = dir.write("fuzz.bundle", mutated)
+            if let report = try? BundleVerifier.verify(path: path, at: Int(time(nil))).0 {
+                #expect(!report.ok, "round \(round): a mutated bundle verified")
+            }
+        }
+        #expect(try b.grantee.index().itemCount() == 0)
+    }
+}
