@@ -113,7 +113,7 @@ final class BundleReader {
                 fix: "check the bundle's path"
             )
         }
-        guard let magic = try read(BundleFormat.magic.count), magic == BundleFormat.magic else {
+        guard let magic = try? read(BundleFormat.magic.count), magic == BundleFormat.magic else {
             close(fd)
             throw ArchiveError(
                 .badInput,

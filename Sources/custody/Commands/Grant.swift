@@ -250,6 +250,17 @@ struct GrantCreateJSON: Encodable {
         case dryRun = "dry_run"
         case granteeFingerprint = "grantee_fingerprint"
     }
+
+    func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(id, forKey: .id)  // null on a dry run
+        try c.encode(dryRun, forKey: .dryRun)
+        try c.encode(grantee, forKey: .grantee)
+        try c.encode(granteeFingerprint, forKey: .granteeFingerprint)
+        try c.encode(expires, forKey: .expires)
+        try c.encode(items, forKey: .items)
+        try c.encode(excluded, forKey: .excluded)
+    }
 }
 
 struct GrantListJSON: Encodable {
