@@ -15,7 +15,8 @@ struct CustodyCommand: ParsableCommand {
         version: "0.1.0",
         subcommands: [
             Init.self, Ingest.self, List.self, Search.self, Show.self, Extract.self, Verify.self, GC.self,
-            Reindex.self, Tag.self, Note.self, GrantCommand.self, BundleCommand.self, Log.self, CheckpointCommand.self,
+            Reindex.self, Tag.self, Note.self, GrantCommand.self, BundleCommand.self, Submit.self, Log.self,
+            CheckpointCommand.self,
             Prove.self,
             Witness.self, ID.self,
             Passphrase.self, Demo.self, Bench.self,

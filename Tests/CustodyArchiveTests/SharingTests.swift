@@ -390,6 +390,50 @@ import Glibc
         #expect(try b.grantee.index().itemCount() == before)
     }
 
+    @Test func submissionsArriveAsSubmissionsNamedOrAnonymous() throws {
+        let b = try bodies()
+        let mechanism = try b.grantee.identity()
+        var options = IngestOptions()
+        options.fields.caseID = "NGO-7"
+        options.fields.source = "field team 3"
+        let named = try b.granter.submit(
+            [dir.write("sub/report.txt", text: "field report")],
+            options: options,
+            to: mechanism,
+            expires: Expiry.resolve("30d") ?? "",
+            purpose: "monthly submission",
+            output: dir.path + "/named.bundle"
+        )
+        let anonymous = try Archive.submitAnonymously(
+            [dir.write("sub/leak.txt", text: "a document from a source")],
+            options: options,
+            to: mechanism,
+            expires: Expiry.resolve("30d") ?? "",
+            purpose: "tip",
+            output: dir.path + "/anonymous.bundle"
+        )
+        #expect(anonymous.fingerprint != (try b.granter.identity().fingerprint))
+        // An anonymous submission needs no trusted granter; a named one does.
+        let registry = try b.grantee.knownBodies().count
+        _ = try b.grantee.importBundle(path: dir.path + "/anonymous.bundle")
+        #expect(try b.grantee.knownBodies().count == registry)
+        #expect(
+            (#expect(throws: ArchiveError.self) { try b.grantee.importBundle(path: dir.path + "/named.bundle") })?.code
+                == .notAuthorised
+        )
+        _ = try b.grantee.importBundle(path: dir.path + "/named.bundle", trustGranter: true)
+        let anonymousItem = try #require(anonymous.items.first).id.hex
+        #expect(try b.grantee.index().provenance(of: anonymousItem)?.kind == "anonymous-submission")
+        #expect(try b.grantee.resolveItem(anonymousItem).metadata.source == nil)
+        let namedItem = try #require(named.items.first).id.hex
+        let provenance = try #require(try b.grantee.index().provenance(of: namedItem))
+        #expect(
+            provenance.kind == "submission" && provenance.granter == "ohchr"
+                && provenance.purpose == "monthly submission"
+        )
+        #expect(try b.grantee.index().grants().map(\.kind).sorted() == ["anonymous-submission", "submission"])
+    }
+
     @Test func randomMutationsNeverPassAndNeverCrash() throws {
         let b = try bodies()
         let good = Fixtures.read(try exported(b))

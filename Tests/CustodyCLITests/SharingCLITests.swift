@@ -136,6 +136,58 @@ import Testing
         )
     }
 
+    @Test func aKilledImportLeavesNoItemAndCanBeRepeated() throws {
+        let (bundle, inScope, _) = try scenario()
+        for point in ["import-objects-stored", "journal-appended"] {
+            var crashing = env("iachr")
+            crashing["CUSTODY_TEST_CRASH_AT"] = point
+            let killed = CLI.run(["bundle", "import", bundle, "--trust-granter"], environment: crashing)
+            #expect(killed.signal == SIGKILL, "\(point): not killed (\(killed.status))")
+            let ls = CLI.run(["ls", "--json"], environment: env("iachr")).json?["items"] as? [[String: Any]] ?? []
+            // Before the events: nothing visible. After them: everything (the index catches up).
+            #expect(ls.count == (point == "journal-appended" ? inScope.count : 0), "\(point): \(ls.count) items")
+            #expect(CLI.run(["verify"], environment: env("iachr")).status == 0)
+        }
+        let again = CLI.run(["bundle", "import", bundle, "--json"], environment: env("iachr"))
+        #expect(again.status == 0 && (again.json?["imported"] as? [String])?.isEmpty == true)
+        #expect(CLI.run(["verify", "--deep"], environment: env("iachr")).status == 0)
+        #expect(CLI.run(["gc"], environment: env("iachr")).status == 0)
+    }
+
+    @Test func submitSendsEvidenceNamedOrAnonymously() throws {
+        _ = try scenario()
+        dir.write("ngo/report.txt", text: "NGO field report")
+        let named = CLI.run(
+            [
+                "submit", dir.path + "/ngo", "--to", dir.path + "/iachr.identity.json", "--case", "NGO-1", "-o",
+                dir.path + "/n.bundle", "--json",
+            ],
+            environment: env("ohchr")
+        )
+        #expect(named.status == 0, "\(named.stderr)")
+        let anonymous = CLI.run(
+            [
+                "submit", dir.path + "/ngo/report.txt", "--anonymous", "--to", dir.path + "/iachr.identity.json", "-o",
+                dir.path + "/a.bundle",
+            ],
+            environment: ["CUSTODY_PASSPHRASE": "unused"]
+        )
+        #expect(anonymous.status == 0, "\(anonymous.stderr)")
+        #expect(CLI.run(["bundle", "import", dir.path + "/a.bundle"], environment: env("iachr")).status == 0)
+        #expect(
+            CLI.run(["bundle", "import", dir.path + "/n.bundle", "--trust-granter"], environment: env("iachr")).status
+                == 0
+        )
+        let shown = CLI.run(["ls", "--json"], environment: env("iachr")).json?["items"] as? [[String: Any]] ?? []
+        #expect(shown.count == 2)
+        #expect(
+            CLI.run(
+                ["submit", dir.path + "/ngo", "--to", dir.path + "/missing.id", "-o", dir.path + "/x.bundle"],
+                environment: env("ohchr")
+            ).status == 66
+        )
+    }
+
     @Test(.enabled(if: CLI.pythonHasNaCl, "needs python3 with PyNaCl (Scripts/test.sh installs it)"))
     func anIndependentVerifierAndDecryptorAgree() throws {
         let (bundle, inScope, _) = try scenario()

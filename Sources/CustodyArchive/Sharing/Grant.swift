@@ -141,6 +141,8 @@ package struct Grant: Codable, Sendable, Equatable {
         }
         let body = Array(signed[..<newline])
         guard let grant = try? JSONDecoder().decode(Grant.self, from: Data(body)), grant.version == 1,
+            ["grant", "submission", "anonymous-submission"].contains(grant.kind),
+            ["content", "metadata"].contains(grant.permission),
             let key = Encoding.bytes(base64: grant.granter.signingKey), key.count == 32,
             let signature = Encoding.bytes(base64: String(decoding: signed[(newline + 1)...], as: UTF8.self)),
             SigningKey.isValidSignature(signature, for: signatureDomain + body, publicKey: key)

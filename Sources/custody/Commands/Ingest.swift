@@ -16,15 +16,7 @@ extension CustodyCommand {
 
         @OptionGroup var global: GlobalOptions
         @Argument(help: "Files or folders to ingest.", completion: .file()) var paths: [String]
-        @Option(name: .customLong("case"), help: "Case identifier.") var caseID: String?
-        @Option(help: "A tag (repeat for several).") var tag: [String] = []
-        @Option(help: "Who or what the evidence came from.") var source: String?
-        @Option(help: "When it was collected (RFC 3339, e.g. 2026-03-02T10:00:00Z).") var collectedAt: String?
-        @Option(help: "Where it was collected.") var location: String?
-        @Option(help: "The consent under which it may be used.") var consent: String?
-        @Option(help: "Sensitivity label.") var sensitivity: String?
-        @Option(help: "A free note.") var note: String?
-        @Option(help: ArgumentHelp("Extra metadata (repeatable).", valueName: "key=value")) var meta: [String] = []
+        @OptionGroup var metadata: MetadataOptions
         @Option(help: ArgumentHelp("Refuse the file unless its SHA-256 is this (one file only).", valueName: "hex"))
         var expectSha256: String?
         @Option(help: ArgumentHelp("A sha256sum-style list; every file must match its line.", valueName: "file"))
@@ -40,24 +32,7 @@ extension CustodyCommand {
                 }
                 var options = IngestOptions()
                 options.skipProblems = skipProblems
-                options.fields.caseID = caseID
-                options.fields.tags = tag
-                options.fields.source = source
-                options.fields.collectedAt = collectedAt
-                options.fields.location = location
-                options.fields.consent = consent
-                options.fields.sensitivity = sensitivity
-                options.fields.note = note
-                for pair in meta {
-                    guard let eq = pair.firstIndex(of: "="), eq != pair.startIndex else {
-                        throw ArchiveError(
-                            .usage,
-                            "--meta \(pair.prefix(40)) is not key=value",
-                            fix: "write --meta key=value"
-                        )
-                    }
-                    options.fields.meta[String(pair[..<eq])] = String(pair[pair.index(after: eq)...])
-                }
+                options.fields = try metadata.fields()
                 if let expectSha256 {
                     guard paths.count == 1, expectSha256.count == 64, expectSha256.allSatisfy(\.isHexDigit) else {
                         throw ArchiveError(
@@ -167,6 +142,39 @@ struct IngestJSON: Encodable {
 }
 
 /// A one-line progress bar on standard error, redrawn at most ten times a second; safe to call from any thread.
+/// The submission metadata flags `ingest` and `submit` share.
+struct MetadataOptions: ParsableArguments {
+    @Option(name: .customLong("case"), help: "Case identifier.") var caseID: String?
+    @Option(help: "A tag (repeat for several).") var tag: [String] = []
+    @Option(help: "Who or what the evidence came from.") var source: String?
+    @Option(help: "When it was collected (RFC 3339, e.g. 2026-03-02T10:00:00Z).") var collectedAt: String?
+    @Option(help: "Where it was collected.") var location: String?
+    @Option(help: "The consent under which it may be used (no-share keeps it from every grant).") var consent: String?
+    @Option(help: "Sensitivity label (public, low, medium, high, critical).") var sensitivity: String?
+    @Option(help: "A free note.") var note: String?
+    @Option(help: ArgumentHelp("Extra metadata (repeatable).", valueName: "key=value")) var meta: [String] = []
+
+    /// The fields, with `--meta` pairs parsed.
+    func fields() throws -> SubmissionFields {
+        var fields = SubmissionFields()
+        fields.caseID = caseID
+        fields.tags = tag
+        fields.source = source
+        fields.collectedAt = collectedAt
+        fields.location = location
+        fields.consent = consent
+        fields.sensitivity = sensitivity
+        fields.note = note
+        for pair in meta {
+            guard let eq = pair.firstIndex(of: "="), eq != pair.startIndex else {
+                throw ArchiveError(.usage, "--meta \(pair.prefix(40)) is not key=value", fix: "write --meta key=value")
+            }
+            fields.meta[String(pair[..<eq])] = String(pair[pair.index(after: eq)...])
+        }
+        return fields
+    }
+}
+
 final class ProgressBar: Sendable {
     private struct State {
         var lastDraw = 0.0
