@@ -28,7 +28,7 @@ import nacl.signing  # noqa: E402
 from decrypt_item import Archive, CheckFailed, aead_open, blake2b_256, check, padme  # noqa: E402
 from verify_proof import leaf_hash, root_from_inclusion  # noqa: E402
 
-LIMITS = {b"I": 64 << 10, b"G": 64 << 20, b"C": 64 << 10, b"E": 1 << 20, b"O": (256 << 20) + 32, b"Z": 1024}
+LIMITS = {b"I": 64 << 10, b"G": 64 << 20, b"P": 64 << 20, b"C": 64 << 10, b"E": 1 << 20, b"O": (256 << 20) + 32, b"Z": 1024}
 MAGIC = b"custody-bundle/v1\n"
 
 
@@ -43,7 +43,8 @@ def records(path):
         check(f.read(len(MAGIC)) == MAGIC, "the file starts with the bundle magic")
         digest.update(MAGIC)
         count = 0
-        order = b"IGCEOZ"
+        order = b"IGPCEOZ"
+        mandatory = {0, 1, 3, 6}  # I, G, C, Z once each; P, E, O any number
         stage = -1
         while True:
             header = f.read(9)
@@ -53,10 +54,10 @@ def records(path):
             check(length <= LIMITS[kind], "record %r is within its size limit" % kind)
             position = order.index(kind)
             if position == stage:
-                check(kind in (b"E", b"O"), "only E and O records repeat")
+                check(position not in mandatory, "only P, E and O records repeat")
             else:
-                check(position > stage, "records are in order I G C E* O* Z")
-                check(position == stage + 1 if position <= 3 else stage >= 2, "I, G and C come first, in order")
+                check(position > stage, "records are in order I G P* C E* O* Z")
+                check(not any(stage < m < position for m in mandatory), "no mandatory record is missing")
             stage = position
             payload = f.read(length)
             check(len(payload) == length, "the bundle is not truncated (a record is whole)")
@@ -108,23 +109,45 @@ def verify_note(note, identity):
     raise CheckFailed("checkpoint signed by the granter's log key")
 
 
+def parse_grant(payload):
+    """SHARING.md section 2: the grant, its signature checked with the granter key it names."""
+    body, _, signature = payload.partition(b"\n")
+    grant = json.loads(body)
+    nacl.signing.VerifyKey(base64.b64decode(grant["granter"]["signing_key"])).verify(
+        b"custody/grant/v1\n" + body, base64.b64decode(signature)
+    )
+    return grant
+
+
+def check_chain(grant, ancestors):
+    """SHARING.md section 4, step 3: a re-share's chain, each link never wider or longer than its parent."""
+    child = grant
+    while child.get("parent"):
+        parent = ancestors.get(child["parent"]["hash"])
+        check(parent is not None and parent["id"] == child["parent"]["id"], "the parent grant is in the bundle")
+        check(parent["reshare"], "the parent allows re-sharing")
+        check(parent["grantee"]["signing_key"] == child["granter"]["signing_key"], "the parent was granted to the re-sharer")
+        check(parse_time(child["expires"]) <= parse_time(parent["expires"]), "the re-share does not outlast its parent")
+        check(parent["permission"] == "content" or child["permission"] == "metadata", "the re-share is not wider")
+        check({i["id"] for i in child["items"]} <= {i["id"] for i in parent["items"]}, "the re-share names only the parent's items")
+        child = parent
+
+
 def verify(path, granter_path=None, at=None):
     """Section 4. Returns (identity, grant, events by item, objects by name) for decryption."""
     identity = grant = None
     signed_grant = b""
     size = root = None
-    origins, named, objects = {}, {}, {}
+    origins, named, objects, ancestors = {}, {}, {}, {}
     grant_logged = False
     last_index = -1
     for kind, payload in records(path):
         if kind == b"I":
             identity = read_identity(payload)
+        elif kind == b"P":
+            ancestors[hashlib.sha256(payload).hexdigest()] = parse_grant(payload)
         elif kind == b"G":
-            body, _, signature = payload.partition(b"\n")
-            grant = json.loads(body)
-            nacl.signing.VerifyKey(base64.b64decode(grant["granter"]["signing_key"])).verify(
-                b"custody/grant/v1\n" + body, base64.b64decode(signature)
-            )
+            grant = parse_grant(payload)
             check(
                 grant["granter"]["signing_key"] == identity["signing_key"]
                 and grant["granter"]["box_key"] == identity["box_key"],
@@ -157,6 +180,7 @@ def verify(path, granter_path=None, at=None):
             check(name not in objects, "object %s appears once" % name[:16])
             objects[name] = data
     check(grant_logged, "the grant's event is proved in the granter's log")
+    check_chain(grant, ancestors)
     released = {}
     for item in grant["items"]:
         for ref in item["objects"]:

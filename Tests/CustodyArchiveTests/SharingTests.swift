@@ -434,6 +434,49 @@ import Glibc
         #expect(try b.grantee.index().grants().map(\.kind).sorted() == ["anonymous-submission", "submission"])
     }
 
+    @Test func aReshareIsAChildGrantNeverWiderOrLonger() throws {
+        let b = try bodies()
+        var parentRequest = try request(b)
+        parentRequest.reshare = true
+        parentRequest.expires = Expiry.resolve("30d") ?? ""
+        let (parent, _, _) = try b.granter.createGrant(parentRequest)
+        try b.granter.exportBundle(grant: parent.id, to: dir.path + "/parent.bundle")
+        _ = try b.grantee.importBundle(path: dir.path + "/parent.bundle", trustGranter: true)
+
+        var child = GrantRequest(
+            grantee: try b.third.identity(),
+            expires: Expiry.resolve("60d") ?? "",
+            purpose: "onward"
+        )
+        child.caseID = "COI"
+        let tooLong = #expect(throws: ArchiveError.self) { try b.grantee.createGrant(child) }
+        #expect(tooLong?.problem.contains("cannot outlast its parent") == true)
+        child.expires = Expiry.resolve("10d") ?? ""
+        let (grant, _, scope) = try b.grantee.createGrant(child)
+        #expect(grant.parent?.id == parent.id && scope.parent == parent.id && grant.items.count == 2)
+        let path = dir.path + "/child.bundle"
+        try b.grantee.exportBundle(grant: grant.id, to: path)
+        let (report, _) = try BundleVerifier.verify(path: path, granter: try b.grantee.identity(), at: Int(time(nil)))
+        #expect(report.ok, "\(report.problems)")
+        _ = try b.third.importBundle(path: path, trustGranter: true)
+        for item in b.inScope {
+            let out = dir.path + "/third-\(item.id.hex)"
+            #expect(try b.third.extract(item.id.hex, to: out, force: false).sha256 == item.sha256)
+        }
+        #expect(try b.third.verify(mode: .deep).ok)
+
+        // Without its parent the chain cannot be checked.
+        var recs = try records(path)
+        recs.removeAll { $0.0 == "P" }
+        let orphan = dir.path + "/orphan.bundle"
+        try write(recs, to: orphan)
+        #expect(try BundleVerifier.verify(path: orphan, at: Int(time(nil))).0.problems.first?.kind == "parent-missing")
+        // The third body may not re-share further: its parent grant said no.
+        var onward = GrantRequest(grantee: try b.granter.identity(), expires: Expiry.resolve("1d") ?? "", purpose: "x")
+        onward.caseID = "COI"
+        #expect(try b.third.resolveScope(onward).items.isEmpty)
+    }
+
     @Test func randomMutationsNeverPassAndNeverCrash() throws {
         let b = try bodies()
         let good = Fixtures.read(try exported(b))

@@ -115,6 +115,20 @@ extension Archive {
         let writer = try BundleWriter(fd: fd)
         try writer.record("I", try POSIX.readFile(Self.identityPath(root), limit: 64 * 1024))
         try writer.record("G", signed)
+        // A re-share carries its chain of ancestor grants, parent first, back to the original holder.
+        var ancestor = grant.parent
+        while let reference = ancestor {
+            let bytes = try POSIX.readFile(grantsDirectory + "/\(reference.id).grant", limit: Grant.maxBytes)
+            guard Grant.hash(bytes) == reference.hash else {
+                throw ArchiveError(
+                    .damaged,
+                    "grants/\(reference.id).grant is not the parent grant",
+                    fix: "restore grants/ from a backup"
+                )
+            }
+            try writer.record("P", bytes)
+            ancestor = try Grant.parse(bytes).parent
+        }
         try writer.record("C", Array(checkpoint.note.utf8))
         for (index, entry) in entries {
             let proof = try ledger.inclusionProof(index: index, entry: entry, at: checkpoint)
@@ -299,6 +313,10 @@ extension Archive {
         let code = POSIX.makeDirectories(grantsDirectory)
         guard code == 0 else { throw ArchiveError.writeFailed("cannot create \(grantsDirectory)", errno: code) }
         try POSIX.writeFileAtomically(grantsDirectory + "/\(grant.id).grant", contents.signedGrant)
+        for ancestor in contents.ancestors {
+            let parsed = try Grant.parse(ancestor)
+            try POSIX.writeFileAtomically(grantsDirectory + "/\(parsed.id).grant", ancestor)
+        }
         _ = try record(annotated)
         return BundleImport(
             grant: grant.id,

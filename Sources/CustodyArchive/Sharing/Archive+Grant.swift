@@ -48,6 +48,8 @@ package struct GrantScope: Sendable {
     package var items: [(item: IndexedItem, why: String)] = []
     /// Items the query matched that are left out, with why.
     package var excluded: [(id: String, reason: String)] = []
+    /// For a re-share: the grant the items were imported under.
+    package var parent: String?
 }
 
 /// One grant as `grant list` shows it.
@@ -130,13 +132,37 @@ extension Archive {
             if !candidates.contains(where: { $0.0.id == item.id }) { candidates.append((item, "named with --item")) }
         }
         let imported = try index().importedItems()
+        let grants = Dictionary(try index().grants().map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
         var scope = GrantScope()
         for (item, why) in candidates {
             let m = item.metadata
-            if let grant = imported[item.id] {
-                scope.excluded.append(
-                    (item.id, "imported under grant \(grant), which does not allow this archive to re-share it")
-                )
+            if let parent = imported[item.id] {
+                // A re-share: a child grant of the grant the item came under, which must allow it.
+                guard let summary = grants[parent], summary.reshare, summary.revokedAt == nil else {
+                    scope.excluded.append(
+                        (item.id, "imported under grant \(parent), which does not allow this archive to re-share it")
+                    )
+                    continue
+                }
+                if let first = scope.parent, first != parent {
+                    scope.excluded.append(
+                        (
+                            item.id,
+                            "imported under grant \(parent); a re-share has one parent grant (\(first)): make one grant per source"
+                        )
+                    )
+                    continue
+                }
+                if scope.items.contains(where: { imported[$0.item.id] == nil }) {
+                    scope.excluded.append((item.id, "a re-share cannot mix imported items with this archive's own"))
+                    continue
+                }
+                scope.parent = parent
+                scope.items.append((item, why + "; re-shared under grant \(parent)"))
+                continue
+            }
+            if scope.parent != nil {
+                scope.excluded.append((item.id, "a re-share cannot mix imported items with this archive's own"))
                 continue
             }
             if let consent = m.consent, Self.noShareConsents.contains(consent.lowercased()),
@@ -193,11 +219,32 @@ extension Archive {
         guard let granteeBox = Encoding.bytes(base64: request.grantee.boxKey), granteeBox.count == 32 else {
             throw ArchiveError(.badInput, "the grantee's box key is malformed", fix: "ask for a fresh identity file")
         }
+        var parent: GrantReference?
+        var permissionOnlyMetadata = request.metadataOnly
+        if let parentID = scope.parent {
+            let (parentGrant, parentSigned) = try storedGrant(parentID)
+            guard expires <= (RFC3339.parse(parentGrant.expires) ?? 0) else {
+                throw ArchiveError(
+                    .usage,
+                    "a re-share cannot outlast its parent grant \(parentID), which expires at \(parentGrant.expires)",
+                    fix: "give --expires \(parentGrant.expires) or earlier"
+                )
+            }
+            guard parentGrant.isValid(at: Int(time(nil))) else {
+                throw ArchiveError(
+                    .notAuthorised,
+                    "the parent grant \(parentID) is not valid now",
+                    fix: "ask its granter for a new one"
+                )
+            }
+            if parentGrant.permission == "metadata" { permissionOnlyMetadata = true }
+            parent = GrantReference(id: parentGrant.id, hash: Grant.hash(parentSigned))
+        }
         let keys = try keys()
         var items: [GrantedItem] = []
         for (indexed, _) in scope.items {
             let ingest = try ingestEvent(of: indexed)
-            items.append(try grantedItem(indexed, ingest: ingest, metadataOnly: request.metadataOnly, to: granteeBox))
+            items.append(try grantedItem(indexed, ingest: ingest, metadataOnly: permissionOnlyMetadata, to: granteeBox))
         }
         var query: [String: String] = [:]
         query["case"] = request.caseID
@@ -221,9 +268,9 @@ extension Archive {
             expires: RFC3339.format(expires),
             granter: GrantParty(me),
             grantee: GrantParty(request.grantee),
-            permission: request.metadataOnly ? "metadata" : "content",
+            permission: permissionOnlyMetadata ? "metadata" : "content",
             reshare: request.reshare,
-            parent: nil,
+            parent: parent,
             kind: request.kind,
             items: items,
             termsForGrantee: Encoding.base64(try BoxKey.seal(termsJSON, to: granteeBox)),

@@ -12,6 +12,7 @@ import Glibc
 /// record = type (1 byte) ‖ BE64(length) ‖ payload
 ///   I  the granter's identity file                 (exactly one, first)
 ///   G  the signed grant                             (exactly one)
+///   P  a signed ancestor grant, for a re-share      (one per ancestor, parent first)
 ///   C  the granter's signed checkpoint (+cosignatures) (exactly one)
 ///   E  a ledger entry with its inclusion proof      (zero or more, by index)
 ///   O  an object: name (32 bytes) ‖ stored bytes    (zero or more)
@@ -25,7 +26,7 @@ package enum BundleFormat {
     static func limit(_ type: UInt8) -> Int? {
         switch type {
         case UInt8(ascii: "I"), UInt8(ascii: "C"): 64 * 1024
-        case UInt8(ascii: "G"): Grant.maxBytes
+        case UInt8(ascii: "G"), UInt8(ascii: "P"): Grant.maxBytes
         case UInt8(ascii: "E"): 1 << 20
         case UInt8(ascii: "O"): 32 + SealedPart.maxContentStoredBytes
         case UInt8(ascii: "Z"): 1024
@@ -284,6 +285,8 @@ package struct BundleContents: Sendable {
     package var origins: [ItemID: Event]
     /// Each item's annotation events, in log order.
     package var annotations: [ItemID: [Event]]
+    /// Signed ancestor grants of a re-share.
+    package var ancestors: [[UInt8]] = []
 }
 
 /// Checks a bundle as a stream: no keys and no archive needed.
@@ -323,7 +326,8 @@ package enum BundleVerifier {
         var annotations: [ItemID: [Event]] = [:]
         var grantLogged = false
         var lastIndex = -1
-        let order: [UInt8] = Array("IGCEOZ".utf8)
+        let order: [UInt8] = Array("IGPCEOZ".utf8)
+        var ancestors: [String: (grant: Grant, signed: [UInt8])] = [:]
         var stage = -1
         readLoop: while true {
             let record: BundleReader.Record
@@ -338,14 +342,13 @@ package enum BundleVerifier {
                 break
             }
             let name = Character(UnicodeScalar(record.type))
-            // I, G and C exactly once and in that order; then any E records, any O records, and Z.
+            // I, G, then any P, then C; then any E records, any O records, and Z.
             let position = order.firstIndex(of: record.type) ?? 0
+            let mandatory: Set<Int> = [0, 1, 3, 6]
             let inOrder =
-                position < stage
-                ? false
-                : position == stage
-                    ? (position == 3 || position == 4)
-                    : position <= 3 ? position == stage + 1 || (position == 3 && stage == 2) : stage >= 2
+                position == stage
+                ? !mandatory.contains(position)
+                : position > stage && !mandatory.contains(where: { $0 > stage && $0 < position })
             guard inOrder else {
                 problem(
                     "bundle-damaged",
@@ -385,6 +388,12 @@ package enum BundleVerifier {
                     problem("grant-signature", error.problem)
                     break readLoop
                 }
+            case "P":
+                guard let parsed = try? Grant.parse(record.payload) else {
+                    problem("grant-signature", "an ancestor grant in the bundle is not validly signed")
+                    break readLoop
+                }
+                ancestors[Grant.hash(record.payload)] = (parsed, record.payload)
             case "C":
                 guard let identity, let key = VerifierKey(identity.logVerifierKey),
                     let parsed = Checkpoint.verified(
@@ -482,9 +491,41 @@ package enum BundleVerifier {
             }
             if name == "Z" { break }
         }
-        guard let identity, let grant, let checkpoint, stage == 5 else {
+        guard let identity, let grant, let checkpoint, stage == 6 else {
             if report.problems.isEmpty { problem("bundle-damaged", "the bundle is incomplete") }
             return (report, nil)
+        }
+        // A re-share: the chain of grants back to the original holder, each link never wider or longer.
+        var child = grant
+        var depth = 0
+        while let reference = child.parent {
+            depth += 1
+            guard depth <= 16, let parent = ancestors[reference.hash], parent.grant.id == reference.id else {
+                problem("parent-missing", "the bundle lacks the parent grant \(reference.id) this grant re-shares from")
+                break
+            }
+            let p = parent.grant
+            var faults: [String] = []
+            if !p.reshare { faults.append("the parent does not allow re-sharing") }
+            if p.grantee.signingKey != child.granter.signingKey {
+                faults.append("the parent was not granted to this granter")
+            }
+            if (RFC3339.parse(child.expires) ?? .max) > (RFC3339.parse(p.expires) ?? 0) {
+                faults.append("it outlasts the parent")
+            }
+            if p.permission == "metadata" && child.permission != "metadata" {
+                faults.append("it gives content the parent does not")
+            }
+            if !Set(child.items.map(\.id)).isSubset(of: Set(p.items.map(\.id))) {
+                faults.append("it names items the parent does not")
+            }
+            if !faults.isEmpty {
+                problem(
+                    "reshare-invalid",
+                    "grant \(child.id) is not a valid re-share of \(p.id): " + faults.joined(separator: "; ")
+                )
+            }
+            child = p
         }
         if !grantLogged {
             problem("grant-unlogged", "the bundle does not prove that the grant is in the granter's log")
@@ -549,7 +590,8 @@ package enum BundleVerifier {
             signedGrant: signedGrant,
             checkpoint: checkpoint,
             origins: origins,
-            annotations: annotations
+            annotations: annotations,
+            ancestors: ancestors.values.map(\.signed)
         )
         return (report, report.integrityOK ? contents : nil)
     }
