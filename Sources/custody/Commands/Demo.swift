@@ -11,8 +11,9 @@ extension CustodyCommand {
                 Creates an archive, ingests generated sample evidence, lists, searches, extracts, verifies, then flips \
                 one byte of a stored object and shows verify catching it. Then tags and annotates an item, checks an \
                 inclusion proof against the signed checkpoint, has a second body witness the log, and shows a forged \
-                history refused by the witness and a rewritten journal caught by verify. Exits 0 when every step \
-                behaved as expected.
+                history refused by the witness and a rewritten journal caught by verify. Finally a second body \
+                receives a scoped grant as a bundle, an auditor verifies it with no keys, and the body imports it and \
+                extracts an item. Exits 0 when every step behaved as expected.
                 """
         )
 
@@ -173,7 +174,80 @@ extension CustodyCommand {
             print("(byte flipped back)")
 
             try runLedgerDemo(archive: archive, video: video, base: base, passphrase: passphrase)
+            try runSharingDemo(archive: archive, base: base, passphrase: passphrase)
             print("\nDemo complete.")
+        }
+
+        /// Steps 15–18: a second body receives a scoped grant as a bundle, an auditor verifies it, the body imports it.
+        private func runSharingDemo(archive: Archive, base: String, passphrase: SecretBytes) throws {
+            step("15. a second body: custody id export at the Inter-American Commission")
+            let iachr = try Archive.create(
+                at: base + "/iachr",
+                name: "Inter-American Commission (demo)",
+                passphrase: passphrase
+            )
+            let iachrIdentity = try iachr.identity()
+            print("identity \(iachrIdentity.name), fingerprint \(iachrIdentity.fingerprint)")
+
+            step("16. custody grant create --to iachr.identity.json --case COI-2026-04 --tag statement --expires 90d …")
+            var request = GrantRequest(
+                grantee: iachrIdentity,
+                expires: Expiry.resolve("90d") ?? "",
+                purpose: "Petition P-1234/26"
+            )
+            request.caseID = "COI-2026-04"
+            request.tags = ["statement"]
+            let (grant, _, scope) = try archive.createGrant(request)
+            print("grant \(grant.id): \(scope.items.count) statement(s) in scope, the videos and photo are not")
+            for (item, why) in scope.items { print("  \(item.id.prefix(12))…  \(item.metadata.name)  — \(why)") }
+            let bundlePath = base + "/p1234.custody-bundle"
+            let export = try archive.exportBundle(grant: grant.id, to: bundlePath)
+            print(
+                "custody bundle export → \(formatBytes(export.bytes)), \(export.objects) objects, \(export.entries) proved log entries"
+            )
+
+            step(
+                "17. an auditor with no keys: custody bundle verify p1234.custody-bundle --granter ohchr.identity.json"
+            )
+            let (report, _) = try BundleVerifier.verify(
+                path: bundlePath,
+                granter: try archive.identity(),
+                at: Int(Date().timeIntervalSince1970)
+            )
+            print(
+                "integrity \(report.integrityOK ? "OK" : "FAILED"), valid now \(report.validNow), granter matches \(report.granterTrusted)"
+            )
+            var tampered = try [UInt8](Data(contentsOf: URL(fileURLWithPath: bundlePath)))
+            tampered[tampered.count - 200] ^= 0x01
+            let tamperedPath = base + "/tampered.custody-bundle"
+            try Data(tampered).write(to: URL(fileURLWithPath: tamperedPath))
+            let (bad, _) = try BundleVerifier.verify(path: tamperedPath, at: Int(Date().timeIntervalSince1970))
+            print("one flipped byte: \(bad.problems.first.map { "\($0.kind): \($0.detail)" } ?? "NOT CAUGHT")")
+            guard report.ok, !bad.ok else {
+                throw ArchiveError(.damaged, "demo: bundle verification misbehaved", fix: "report this bug")
+            }
+
+            step("18. the Inter-American Commission imports it (--trust-granter) and extracts a statement")
+            let imported = try iachr.importBundle(path: bundlePath, trustGranter: true)
+            print(
+                "\(imported.imported.count) item(s) imported from \(imported.granter); every SHA-256 re-checked first"
+            )
+            guard let first = imported.imported.first else {
+                throw ArchiveError(.damaged, "demo: nothing imported", fix: "report this bug")
+            }
+            let out = try iachr.extract(first, to: base + "/iachr-statement.txt", force: false)
+            print("extracted \(out.path.split(separator: "/").last ?? "") (\(out.size) bytes), SHA-256 verified")
+            if let provenance = try iachr.index().provenance(of: first) {
+                print(
+                    "provenance: from \(provenance.granter) under grant \(provenance.grant.prefix(12))…, purpose \"\(provenance.purpose)\""
+                )
+            }
+            let outside = try archive.index().search("roof").first?.id ?? ""
+            let leaked = (try? iachr.resolveItem(outside)) != nil
+            print("the video (out of scope) is not in the second archive: \(leaked ? "LEAKED" : "correct")")
+            guard !leaked else {
+                throw ArchiveError(.damaged, "demo: an out-of-scope item leaked", fix: "report this bug")
+            }
         }
 
         /// Steps 10–14: annotations, a proof checked as an outsider would, a witness, and a forged history caught.
