@@ -579,11 +579,12 @@ extension Archive {
     }
 }
 
-/// Lends the archive to the serial commit queue of one ingest.
+/// Lends the archive to the serial commit queue of one ingest, or to the workers that decrypt an import.
 ///
 /// `@unchecked Sendable`: while an ingest runs, only its commit queue uses the archive (the reading thread
 /// only dispatches work), and ``Archive/ingest(_:options:progress:)`` waits for that queue before returning.
-private struct UncheckedArchive: @unchecked Sendable {
+/// An import's workers only read (objects, and keys loaded before they start), and the import waits for them.
+struct UncheckedArchive: @unchecked Sendable {
     let archive: Archive
     init(_ archive: Archive) { self.archive = archive }
 }

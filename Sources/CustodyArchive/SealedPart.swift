@@ -21,6 +21,8 @@ package enum PartKind: String, Sendable, Codable {
 package enum SealedPart {
     /// The largest sealed metadata part accepted when reading (bounds allocation).
     package static let maxStoredBytes = 8 << 20
+    /// The largest annotation part (a note of 64 KiB, padded and sealed, fits).
+    package static let maxAnnotationBytes = 256 << 10
     /// The largest sealed content part accepted when reading: about 1.5 million chunks (see ``maxItemBytes``).
     package static let maxContentStoredBytes = 256 << 20
     /// The largest single file an item may hold (1 TiB), so that its content part stays readable.

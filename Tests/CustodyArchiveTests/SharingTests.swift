@@ -1,6 +1,7 @@
 import CustodyCrypto
 import CustodyTestSupport
 import Foundation
+import Synchronization
 import Testing
 
 @testable import CustodyArchive
@@ -78,9 +79,11 @@ import Glibc
 
     /// The objects a bundle holds.
     private func objects(in path: String) throws -> Set<ObjectName> {
-        var names = Set<ObjectName>()
-        _ = try BundleVerifier.verify(path: path, at: Int(time(nil))) { name, _ in names.insert(name) }
-        return names
+        let names = Mutex(Set<ObjectName>())
+        _ = try BundleVerifier.verify(path: path, at: Int(time(nil))) { name, _ in
+            _ = names.withLock { $0.insert(name) }
+        }
+        return names.withLock { $0 }
     }
 
     private func objectNames(_ archive: Archive, _ items: [IngestedItem]) throws -> Set<ObjectName> {

@@ -1,5 +1,7 @@
 import CustodyCrypto
+import Dispatch
 import Foundation
+import Synchronization
 
 #if canImport(Glibc)
 import Glibc
@@ -182,7 +184,30 @@ extension Archive {
         progress: ((Int, Int) -> Void)? = nil
     ) throws -> BundleImport {
         let now = Int(time(nil))
-        let (report, verified) = try BundleVerifier.verify(path: path, at: now)
+        // One pass: verify everything and stage every object (annotations also kept in memory). Nothing is
+        // committed until every check below has passed; a refusal discards the staged files.
+        let stagedBox = Mutex<[StagedObject]>([])
+        let smallBox = Mutex<[ObjectName: [UInt8]]>([:])
+        let stagedCount = Atomic<Int>(0)
+        let store = self.store
+        let (report, verified): (BundleReport, BundleContents?)
+        do {
+            (report, verified) = try BundleVerifier.verify(path: path, at: now) { name, bytes in
+                if bytes.count <= SealedPart.maxAnnotationBytes { smallBox.withLock { $0[name] = bytes } }
+                if let s = try bytes.withUnsafeBytes({ try store.stage($0, as: name, checkExisting: true) }) {
+                    stagedBox.withLock { $0.append(s) }
+                }
+                stagedCount.wrappingAdd(1, ordering: .relaxed)
+            }
+        } catch {
+            store.discard(stagedBox.withLock { $0 })
+            throw error
+        }
+        let staged = stagedBox.withLock { $0 }
+        let small = smallBox.withLock { $0 }
+        progress?(stagedCount.load(ordering: .relaxed), stagedCount.load(ordering: .relaxed))
+        var committed = false
+        defer { if !committed { store.discard(staged) } }
         guard let contents = verified else {
             let first = report.problems.first
             throw ArchiveError(
@@ -273,39 +298,33 @@ extension Archive {
                 )
             )
         }
-        // Second pass over the file: stage the objects the new items use (chunks behind a chunk list included:
-        // every released object of a content grant), then commit them together.
-        var staged: [StagedObject] = []
-        var stored = 0
+        // Commit what the new items use; the granter's annotation objects are read from memory, not stored.
         let annotationNames = Set(contents.annotations.values.flatMap { $0 }.compactMap { $0.annotation?.name })
         let wanted = Set(fresh.flatMap(\.objects).map(\.name)).subtracting(annotationNames)
-        var annotationObjects: [ObjectName: [UInt8]] = [:]
-        do {
-            _ = try BundleVerifier.verify(path: path, at: now) { name, bytes in
-                if annotationNames.contains(name) { annotationObjects[name] = bytes }
-                guard wanted.contains(name) else { return }
-                if let s = try bytes.withUnsafeBytes({ try self.store.stage($0, as: name, checkExisting: true) }) {
-                    staged.append(s)
-                }
-                stored += 1
-                progress?(stored, wanted.count)
-            }
-            try store.commit(staged)
-        } catch {
-            store.discard(staged)
-            throw error
-        }
+        store.discard(staged.filter { !wanted.contains($0.name) })
+        try store.commit(staged.filter { wanted.contains($0.name) })
+        committed = true
+        let annotationObjects = small.filter { annotationNames.contains($0.key) }
         CrashPoint.hit("import-objects-stored")
         // Decrypt everything and check every SHA-256 and commitment before anything becomes visible.
-        var annotated: [Event] = []
-        for (event, item) in zip(events, fresh) {
-            if let problem = deepCheck(event, item: item.id) {
-                throw ArchiveError(
-                    .damaged,
-                    "item \(item.id) in the bundle does not check: \(problem.detail)",
-                    fix: "nothing was imported; ask \(grant.granter.name) to verify the item and re-send"
-                )
+        // Items decrypt in parallel, one per core.
+        let checks = Mutex<[Int: VerifyProblem]>([:])
+        let unchecked = UncheckedArchive(self)
+        let pairs = Array(zip(events, fresh))
+        DispatchQueue.concurrentPerform(iterations: pairs.count) { index in
+            if let problem = unchecked.archive.deepCheck(pairs[index].0, item: pairs[index].1.id) {
+                checks.withLock { $0[index] = problem }
             }
+        }
+        if let (index, problem) = checks.withLock({ $0 }).min(by: { $0.key < $1.key }) {
+            throw ArchiveError(
+                .damaged,
+                "item \(fresh[index].id) in the bundle does not check: \(problem.detail)",
+                fix: "nothing was imported; ask \(grant.granter.name) to verify the item and re-send"
+            )
+        }
+        var annotated: [Event] = []
+        for event in events {
             var event = event
             event.annotation = try sealProvenance(for: event, contents: contents, objects: annotationObjects)
             annotated.append(event)

@@ -1,5 +1,7 @@
 import CustodyCrypto
+import Dispatch
 import Foundation
+import Synchronization
 
 #if canImport(Glibc)
 import Glibc
@@ -297,16 +299,23 @@ package enum BundleVerifier {
     ///   - path: The bundle.
     ///   - granter: The identity the granter should have (`--granter`); `nil`: the bundle's own is not trusted.
     ///   - time: The time to check validity at (Unix seconds).
-    ///   - object: Called with each object that checks (name and bytes), in order, for importing.
+    ///   - object: Called with each object that checks (name and bytes), for importing: concurrently, from
+    ///     worker threads, in no particular order.
     /// - Returns: The report, and the contents when the integrity checks pass.
     /// - Throws: ``ArchiveError`` only when the file cannot be opened or is not a bundle at all.
     package static func verify(
         path: String,
         granter expected: Identity? = nil,
         at time: Int,
-        object: ((ObjectName, [UInt8]) throws -> Void)? = nil
+        object: (@Sendable (ObjectName, [UInt8]) throws -> Void)? = nil
     ) throws -> (BundleReport, BundleContents?) {
         let reader = try BundleReader(path: path)
+        let queue = DispatchQueue(label: "custody.bundle.objects", attributes: .concurrent)
+        let workers = DispatchGroup()
+        let slots = DispatchSemaphore(value: 2 * max(1, ProcessInfo.processInfo.activeProcessorCount))
+        let asyncProblems = Mutex<[VerifyProblem]>([])
+        let callbackError = Mutex<(any Error)?>(nil)
+        defer { workers.wait() }
         var report = BundleReport(
             integrityOK: false,
             validNow: false,
@@ -461,10 +470,6 @@ package enum BundleVerifier {
                 }
                 guard let claimed = ObjectName(hex: Encoding.hex(record.payload[0..<32])) else { continue }
                 let bytes = Array(record.payload[32...])
-                guard ObjectName(of: bytes) == claimed else {
-                    problem("object-corrupt", "the object's bytes do not hash to its name", object: claimed.hex)
-                    continue
-                }
                 guard let size = released[claimed] else {
                     problem(
                         "object-unreferenced",
@@ -485,12 +490,37 @@ package enum BundleVerifier {
                     )
                     continue
                 }
-                try object?(claimed, bytes)
+                // Hashing (and the caller's work, e.g. staging) runs on the workers; reading goes on.
+                slots.wait()
+                workers.enter()
+                queue.async {
+                    defer {
+                        slots.signal()
+                        workers.leave()
+                    }
+                    guard ObjectName(of: bytes) == claimed else {
+                        let found = VerifyProblem(
+                            kind: "object-corrupt",
+                            object: claimed.hex,
+                            detail: "the object's bytes do not hash to its name"
+                        )
+                        asyncProblems.withLock { $0.append(found) }
+                        return
+                    }
+                    do {
+                        try object?(claimed, bytes)
+                    } catch {
+                        callbackError.withLock { $0 = $0 ?? error }
+                    }
+                }
             default:
                 break readLoop
             }
             if name == "Z" { break }
         }
+        workers.wait()
+        if let error = callbackError.withLock({ $0 }) { throw error }
+        report.problems += asyncProblems.withLock { $0 }.sorted { ($0.object ?? "") < ($1.object ?? "") }
         guard let identity, let grant, let checkpoint, stage == 6 else {
             if report.problems.isEmpty { problem("bundle-damaged", "the bundle is incomplete") }
             return (report, nil)
