@@ -9,3 +9,14 @@ int CCustodySystem_syncfs(int fd) {
     return fsync(fd);
 #endif
 }
+
+#include <fcntl.h>
+
+int CCustodySystem_start_writeback(int fd, long long offset, long long count) {
+#if defined(__linux__)
+    return sync_file_range(fd, offset, count, SYNC_FILE_RANGE_WRITE);
+#else
+    (void)fd; (void)offset; (void)count;
+    return 0;
+#endif
+}

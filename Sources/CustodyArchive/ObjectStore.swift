@@ -1,3 +1,4 @@
+import CCustodySystem
 import CustodyCrypto
 import Synchronization
 
@@ -84,6 +85,14 @@ package protocol ObjectStore: Sendable {
     func remove(_ name: ObjectName) throws
     /// Removes a leftover temporary file.
     func removeTemporaryFile(_ name: String) throws
+    /// Makes staged objects readable by ``read(_:limit:)`` before they are committed (an import checks what it
+    /// received while the store is still flushing it), or no longer (`visible: false`, before commit or discard).
+    func expose(_ staged: [StagedObject], visible: Bool)
+}
+
+/// Staged objects made readable before commit, shared by every copy of a store value.
+final class StagedOverlay: Sendable {
+    let paths = Mutex<[ObjectName: String]>([:])
 }
 
 /// Objects as files: `objects/<first 2 hex>/<64 hex>`, temporary files beside them as `.tmp-<64 hex>.<pid>.<n>`.
@@ -93,6 +102,7 @@ package struct FileObjectStore: ObjectStore {
     /// The `objects/` folder.
     package let root: String
     private var tempRoot: String { root + "/tmp" }
+    private let overlay = StagedOverlay()
 
     /// Opens (and creates if needed) the store at `root`.
     package init(root: String) throws {
@@ -130,6 +140,8 @@ package struct FileObjectStore: ObjectStore {
         }
         guard fd >= 0 else { throw ArchiveError.writeFailed("cannot write object \(name)", errno: errno) }
         let code = POSIX.writeAll(fd, bytes)
+        // Large objects start writing back now, so the batch's syncfs has less left to wait for.
+        if code == 0, bytes.count >= 256 << 10 { _ = CCustodySystem_start_writeback(fd, 0, 0) }
         close(fd)
         guard code == 0 else {
             unlink(temp)
@@ -164,8 +176,15 @@ package struct FileObjectStore: ObjectStore {
         for object in objects { unlink(object.tempPath) }
     }
 
+    package func expose(_ staged: [StagedObject], visible: Bool) {
+        overlay.paths.withLock { map in
+            for object in staged { map[object.name] = visible ? object.tempPath : nil }
+        }
+    }
+
     package func read(_ name: ObjectName, limit: Int) throws -> [UInt8]? {
-        let fd = POSIX.open(path(of: name), O_RDONLY)
+        let file = overlay.paths.withLock { $0[name] } ?? path(of: name)
+        let fd = POSIX.open(file, O_RDONLY)
         guard fd >= 0 else {
             if errno == ENOENT { return nil }
             throw ArchiveError(

@@ -184,30 +184,61 @@ extension Archive {
         progress: ((Int, Int) -> Void)? = nil
     ) throws -> BundleImport {
         let now = Int(time(nil))
+        let store = self.store
+        // Plan from the records before the objects: which items are new, and their import events, so each item
+        // is decrypted and checked by a worker as soon as its last object is staged, while the rest streams in.
+        let plan = try importPlan(path: path, now: now)
+        let checkQueue = DispatchQueue(label: "custody.import.check", attributes: .concurrent)
+        let checking = DispatchGroup()
+        let early = Mutex<[ItemID: VerifyProblem?]>([:])
+        let remaining = Mutex(plan?.remaining ?? [:])
+        let unchecked = UncheckedArchive(self)
         // One pass: verify everything and stage every object (annotations also kept in memory). Nothing is
         // committed until every check below has passed; a refusal discards the staged files.
         let stagedBox = Mutex<[StagedObject]>([])
         let smallBox = Mutex<[ObjectName: [UInt8]]>([:])
         let stagedCount = Atomic<Int>(0)
-        let store = self.store
         let (report, verified): (BundleReport, BundleContents?)
+        defer { checking.wait() }
         do {
             (report, verified) = try BundleVerifier.verify(path: path, at: now) { name, bytes in
                 if bytes.count <= SealedPart.maxAnnotationBytes { smallBox.withLock { $0[name] = bytes } }
                 if let s = try bytes.withUnsafeBytes({ try store.stage($0, as: name, checkExisting: true) }) {
+                    store.expose([s], visible: true)
                     stagedBox.withLock { $0.append(s) }
                 }
                 stagedCount.wrappingAdd(1, ordering: .relaxed)
+                guard let plan else { return }
+                for item in plan.itemsByObject[name] ?? [] {
+                    let done = remaining.withLock { counts -> Bool in
+                        counts[item, default: 0] -= 1
+                        return counts[item] == 0
+                    }
+                    guard done, let event = plan.events[item] else { continue }
+                    checking.enter()
+                    checkQueue.async {
+                        defer { checking.leave() }
+                        let problem = unchecked.archive.deepCheck(event, item: item)
+                        early.withLock { $0[item] = .some(problem) }
+                    }
+                }
             }
         } catch {
-            store.discard(stagedBox.withLock { $0 })
+            checking.wait()
+            let all = stagedBox.withLock { $0 }
+            store.expose(all, visible: false)
+            store.discard(all)
             throw error
         }
+        checking.wait()
         let staged = stagedBox.withLock { $0 }
         let small = smallBox.withLock { $0 }
         progress?(stagedCount.load(ordering: .relaxed), stagedCount.load(ordering: .relaxed))
         var committed = false
-        defer { if !committed { store.discard(staged) } }
+        defer {
+            store.expose(staged, visible: false)
+            if !committed { store.discard(staged) }
+        }
         guard let contents = verified else {
             let first = report.problems.first
             throw ArchiveError(
@@ -267,51 +298,51 @@ extension Archive {
             )
         }
         _ = try keys()
-
-        // The import events, before any object is stored: what each item will name.
-        var events: [Event] = []
-        for item in fresh {
-            guard let origin = contents.origins[item.id], let originObjects = origin.objects else {
+        // The import events, from the verified contents: what each item will name.
+        let events = try fresh.map { item in
+            guard
+                let event = importEvent(
+                    item,
+                    grant: grant,
+                    signed: contents.signedGrant,
+                    origin: contents.origins[item.id],
+                    now: now
+                )
+            else {
                 throw ArchiveError(
                     .badInput,
                     "the bundle does not prove item \(item.id)'s origin",
                     fix: "ask for it again"
                 )
             }
-            var objects = IngestObjects(meta: originObjects.meta, content: nil)
-            if grant.permission == "content" {
-                objects = originObjects
-            }
-            events.append(
-                Event(
-                    type: "import",
-                    time: RFC3339.format(now),
-                    actor: config.origin,
-                    item: item.id,
-                    objects: objects,
-                    keys: WrappedKeys(
-                        meta: item.keys.meta,
-                        content: grant.permission == "content" ? item.keys.content : nil
-                    ),
-                    commitment: origin.commitment,
-                    grant: GrantReference(id: grant.id, hash: Grant.hash(contents.signedGrant))
-                )
-            )
+            return event
         }
         // Commit what the new items use; the granter's annotation objects are read from memory, not stored.
         let annotationNames = Set(contents.annotations.values.flatMap { $0 }.compactMap { $0.annotation?.name })
         let wanted = Set(fresh.flatMap(\.objects).map(\.name)).subtracting(annotationNames)
-        store.discard(staged.filter { !wanted.contains($0.name) })
-        try store.commit(staged.filter { wanted.contains($0.name) })
-        committed = true
+        let unwanted = staged.filter { !wanted.contains($0.name) }
+        store.expose(unwanted, visible: false)
+        store.discard(unwanted)
+        let toCommit = staged.filter { wanted.contains($0.name) }
         let annotationObjects = small.filter { annotationNames.contains($0.key) }
-        CrashPoint.hit("import-objects-stored")
-        // Decrypt everything and check every SHA-256 and commitment before anything becomes visible.
-        // Items decrypt in parallel, one per core.
+        // Every item decrypted and its SHA-256 and commitment checked before anything becomes visible: the
+        // checks made while streaming count only if they were of exactly the event now recorded.
         let checks = Mutex<[Int: VerifyProblem]>([:])
-        let unchecked = UncheckedArchive(self)
         let pairs = Array(zip(events, fresh))
-        DispatchQueue.concurrentPerform(iterations: pairs.count) { index in
+        let done = early.withLock { $0 }
+        var pending: [Int] = []
+        for (index, (event, item)) in pairs.enumerated() {
+            if let result = done[item.id], let planned = plan?.events[item.id],
+                (try? Event.encoder.encode(planned)) == (try? Event.encoder.encode(event))
+            {
+                if let problem = result { checks.withLock { $0[index] = problem } }
+            } else {
+                pending.append(index)
+            }
+        }
+        let late = pending
+        DispatchQueue.concurrentPerform(iterations: late.count) { position in
+            let index = late[position]
             if let problem = unchecked.archive.deepCheck(pairs[index].0, item: pairs[index].1.id) {
                 checks.withLock { $0[index] = problem }
             }
@@ -323,6 +354,10 @@ extension Archive {
                 fix: "nothing was imported; ask \(grant.granter.name) to verify the item and re-send"
             )
         }
+        store.expose(toCommit, visible: false)  // committing renames the staged files to their names
+        try store.commit(toCommit)
+        committed = true
+        CrashPoint.hit("import-objects-stored")
         var annotated: [Event] = []
         for event in events {
             var event = event
@@ -343,6 +378,59 @@ extension Archive {
             imported: fresh.map(\.id.hex),
             alreadyPresent: grant.items.map(\.id.hex).filter { present.contains($0) },
             trustedNow: trustedNow
+        )
+    }
+
+    /// What an import can know before its verifying pass (from ``BundleVerifier/preview(path:)``).
+    struct ImportPlan {
+        /// The import event each new item would get.
+        var events: [ItemID: Event]
+        /// The new items each stored object belongs to.
+        var itemsByObject: [ObjectName: [ItemID]]
+        /// How many objects of each new item are still to come.
+        var remaining: [ItemID: Int]
+    }
+
+    /// Plans an import from the bundle's leading records; `nil` (no early checks) when there is nothing to plan.
+    func importPlan(path: String, now: Int) throws -> ImportPlan? {
+        guard let preview = BundleVerifier.preview(path: path), preview.grant.grantee.boxKey == config.boxKey else {
+            return nil
+        }
+        let present = Set(try index().items(ids: preview.grant.items.map(\.id.hex)).map(\.id))
+        var plan = ImportPlan(events: [:], itemsByObject: [:], remaining: [:])
+        for item in preview.grant.items where !present.contains(item.id.hex) {
+            guard
+                let event = importEvent(
+                    item,
+                    grant: preview.grant,
+                    signed: preview.signed,
+                    origin: preview.origins[item.id],
+                    now: now
+                )
+            else { continue }
+            plan.events[item.id] = event
+            let names = Set(item.objects.map(\.name)).subtracting(preview.annotations)
+            plan.remaining[item.id] = names.count
+            for name in names { plan.itemsByObject[name, default: []].append(item.id) }
+        }
+        guard !plan.events.isEmpty else { return nil }
+        _ = try keys()  // the workers that check items need the keys loaded before they start
+        return plan
+    }
+
+    /// The `import` event of a granted item, from its origin event in the granter's log.
+    func importEvent(_ item: GrantedItem, grant: Grant, signed: [UInt8], origin: Event?, now: Int) -> Event? {
+        guard let origin, let originObjects = origin.objects else { return nil }
+        let content = grant.permission == "content"
+        return Event(
+            type: "import",
+            time: RFC3339.format(now),
+            actor: config.origin,
+            item: item.id,
+            objects: content ? originObjects : IngestObjects(meta: originObjects.meta, content: nil),
+            keys: WrappedKeys(meta: item.keys.meta, content: content ? item.keys.content : nil),
+            commitment: origin.commitment,
+            grant: GrantReference(id: grant.id, hash: Grant.hash(signed))
         )
     }
 

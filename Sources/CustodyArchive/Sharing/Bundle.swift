@@ -1,3 +1,4 @@
+import CCustodySystem
 import CustodyCrypto
 import Dispatch
 import Foundation
@@ -67,11 +68,18 @@ final class BundleWriter {
         try put(BundleFormat.magic)
     }
 
+    private var writtenBack: Int64 = 0
+
     private func put(_ data: [UInt8]) throws {
         hasher.update(data)
         let code = data.withUnsafeBytes { POSIX.writeAll(fd, $0) }
         guard code == 0 else { throw ArchiveError.writeFailed("cannot write the bundle", errno: code) }
         bytes += Int64(data.count)
+        // Start writing back every 32 MiB, so the final fsync of a multi-GB bundle does not wait for all of it.
+        if bytes - writtenBack >= 32 << 20 {
+            _ = CCustodySystem_start_writeback(fd, writtenBack, bytes - writtenBack)
+            writtenBack = bytes
+        }
     }
 
     /// Writes one record.
@@ -293,6 +301,43 @@ package struct BundleContents: Sendable {
 
 /// Checks a bundle as a stream: no keys and no archive needed.
 package enum BundleVerifier {
+    /// The grant and the granter's events, read from the records before the first object — unchecked but for
+    /// signatures — so an import can plan its work before the verifying pass. `nil` when they cannot be read.
+    static func preview(
+        path: String
+    ) -> (grant: Grant, signed: [UInt8], origins: [ItemID: Event], annotations: Set<ObjectName>)? {
+        guard let reader = try? BundleReader(path: path) else { return nil }
+        var signingKey: [UInt8]?
+        var grant: (Grant, [UInt8])?
+        var origins: [ItemID: Event] = [:]
+        var annotations = Set<ObjectName>()
+        while let record = try? reader.next(), record.type != UInt8(ascii: "O"), record.type != UInt8(ascii: "Z") {
+            switch record.type {
+            case UInt8(ascii: "I"):
+                signingKey = (try? JSONDecoder().decode(Identity.self, from: Data(record.payload)))
+                    .flatMap { Encoding.bytes(base64: $0.signingKey) }
+            case UInt8(ascii: "G"):
+                grant = (try? Grant.parse(record.payload)).map { ($0, record.payload) }
+            case UInt8(ascii: "E"):
+                guard let signingKey,
+                    let entryRecord = try? JSONDecoder().decode(
+                        BundleFormat.EntryRecord.self,
+                        from: Data(record.payload)
+                    ),
+                    let entry = Encoding.bytes(base64: entryRecord.entry),
+                    let event = try? Event.parse(entry, publicKey: signingKey), let item = event.item
+                else { continue }
+                if event.type == "ingest" || event.type == "import" { origins[item] = origins[item] ?? event }
+                if let ref = event.annotation, event.type == "tag" || event.type == "note" {
+                    annotations.insert(ref.name)
+                }
+            default: continue
+            }
+        }
+        guard let (parsed, signed) = grant else { return nil }
+        return (parsed, signed, origins, annotations)
+    }
+
     /// Verifies the bundle at `path`.
     ///
     /// - Parameters:
