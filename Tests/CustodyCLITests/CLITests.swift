@@ -20,7 +20,7 @@ import Testing
         #expect(result.status == 0)
         for command in [
             "init", "ingest", "ls", "search", "show", "extract", "verify", "gc", "reindex", "log", "id", "passphrase",
-            "demo",
+            "demo", "tag", "note", "checkpoint", "prove", "witness", "grant", "bundle", "submit", "bench",
         ] {
             #expect(result.stdout.contains(command), "--help does not mention \(command)")
         }

@@ -122,6 +122,10 @@ import Testing
             show.contains("received from OHCHR") && show.contains("Petition P-1234/26") && show.contains("import  by")
         )
         #expect(CLI.run(["verify", "--deep"], environment: env("iachr")).status == 0)
+        let received = try #require(
+            CLI.run(["grant", "list", "--json"], environment: env("iachr")).json?["grants"] as? [[String: Any]]
+        )
+        #expect(received.first?["direction"] as? String == "in" && received.first?["grantee"] as? String == "IACHR")
         let held = try #require(
             CLI.run(["grant", "list", "--item", video, "--json"], environment: env("ohchr")).json?["grants"]
                 as? [[String: Any]]

@@ -130,7 +130,7 @@ extension CustodyCommand {
                     let itemID = try item.map { try archive.resolveItem($0).id }
                     let grants = try archive.index().grants(item: itemID)
                     if json {
-                        try printJSON(["grants": grants.map(GrantListJSON.init)])
+                        try printJSON(["grants": grants.map { GrantListJSON($0, me: archive.config.name) }])
                         return
                     }
                     for grant in grants {
@@ -220,9 +220,10 @@ extension CustodyCommand {
 
             func run() throws {
                 try runReportingErrors {
-                    let summary = try global.openArchive().revokeGrant(grant, reason: reason)
+                    let archive = try global.openArchive()
+                    let summary = try archive.revokeGrant(grant, reason: reason)
                     if json {
-                        try printJSON(GrantListJSON(summary))
+                        try printJSON(GrantListJSON(summary, me: archive.config.name))
                     } else {
                         print("revoked \(summary.id) at \(summary.revokedAt ?? "")")
                     }
@@ -278,11 +279,12 @@ struct GrantListJSON: Encodable {
     var revokedAt: String?
     var kind: String
 
-    init(_ s: GrantSummary) {
+    /// A row; `me` is this archive's name (the grantee of grants received, the granter of grants made).
+    init(_ s: GrantSummary, me: String) {
         id = s.id
         direction = s.direction
-        grantee = s.direction == "out" ? s.party : nil
-        granter = s.direction == "in" ? s.party : nil
+        grantee = s.direction == "out" ? s.party : me
+        granter = s.direction == "in" ? s.party : me
         fingerprint = s.partyFingerprint
         items = s.items
         created = s.created
