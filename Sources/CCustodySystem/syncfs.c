@@ -20,3 +20,14 @@ int CCustodySystem_start_writeback(int fd, long long offset, long long count) {
     return 0;
 #endif
 }
+
+#include <malloc.h>
+
+int CCustodySystem_limit_malloc_arenas(int count) {
+#if defined(__GLIBC__)
+    return mallopt(M_ARENA_MAX, count);
+#else
+    (void)count;
+    return 1;
+#endif
+}

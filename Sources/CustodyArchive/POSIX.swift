@@ -215,3 +215,12 @@ package func canonicalPath(_ path: String) -> String {
     defer { free(resolved) }
     return String(cString: resolved)
 }
+
+/// Process-wide settings every command applies at start.
+package enum ProcessSetup {
+    /// Caps the C allocator's arenas: glibc otherwise gives each of many worker threads its own arena, each
+    /// keeping freed chunk buffers, and peak memory then follows thread scheduling rather than the work in flight.
+    package static func limitAllocatorArenas() {
+        _ = CCustodySystem_limit_malloc_arenas(2)
+    }
+}

@@ -133,6 +133,7 @@ enum Terminal {
 func runReportingErrors(_ body: () throws -> Void) throws {
     // Everything custody creates (index, temporary files, extracted evidence) is for the owner only.
     umask(0o077)
+    ProcessSetup.limitAllocatorArenas()
     do {
         try body()
     } catch let error as ArchiveError {

@@ -10,4 +10,7 @@ int CCustodySystem_syncfs(int fd);
 /// it makes nothing durable. Returns 0 on success, -1 with errno set otherwise.
 int CCustodySystem_start_writeback(int fd, long long offset, long long count);
 
+/// Caps glibc's malloc arenas (`mallopt(M_ARENA_MAX, count)`). Returns 1 on success, 0 otherwise.
+int CCustodySystem_limit_malloc_arenas(int count);
+
 #endif
