@@ -40,6 +40,11 @@ let package = Package(
             ],
             swiftSettings: strictSettings
         ),
+        .target(
+            name: "CustodyNode",
+            dependencies: ["CustodyArchive", "CustodyCrypto"],
+            swiftSettings: strictSettings
+        ),
         .executableTarget(
             name: "custody",
             dependencies: [
@@ -63,6 +68,12 @@ let package = Package(
         .testTarget(
             name: "CustodyArchiveTests",
             dependencies: ["CustodyArchive", "CustodyCrypto", "CustodyTestSupport"],
+            exclude: ["Vectors"],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "CustodyNodeTests",
+            dependencies: ["CustodyNode", "CustodyCrypto"],
             swiftSettings: strictSettings
         ),
         .testTarget(
