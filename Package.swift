@@ -15,6 +15,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-crypto", from: "4.5.2"),
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
     ],
     targets: [
         .systemLibrary(
@@ -42,13 +43,18 @@ let package = Package(
         ),
         .target(
             name: "CustodyNode",
-            dependencies: ["CustodyArchive", "CustodyCrypto"],
+            dependencies: [
+                "CustodyArchive",
+                "CustodyCrypto",
+                .product(name: "Hummingbird", package: "hummingbird"),
+            ],
             swiftSettings: strictSettings
         ),
         .executableTarget(
             name: "custody",
             dependencies: [
                 "CustodyArchive",
+                "CustodyNode",
                 "CustodyCrypto",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
@@ -78,7 +84,7 @@ let package = Package(
         ),
         .testTarget(
             name: "CustodyCLITests",
-            dependencies: ["CustodyArchive", "CustodyTestSupport"],
+            dependencies: ["CustodyArchive", "CustodyNode", "CustodyCrypto", "CustodyTestSupport"],
             swiftSettings: strictSettings
         ),
     ]

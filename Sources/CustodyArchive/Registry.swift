@@ -9,6 +9,10 @@ package struct KnownBody: Codable, Sendable, Equatable {
     package var roles: [String]
     /// When it was added (RFC 3339 UTC).
     package var added: String
+    /// For a peer: the name this archive calls it by (`custody peer add NAME`).
+    package var alias: String?
+    /// For a peer: its node's base URL.
+    package var url: String?
 
     /// Its log's verifier key.
     package var logKey: VerifierKey? { VerifierKey(identity.logVerifierKey) }
@@ -106,6 +110,46 @@ extension Archive {
         file.bodies.append(body)
         try writeRegistry(file)
         return (body, false)
+    }
+
+    /// Adds a peer node: trusted as a granter (its bundles import without `--trust-granter`) and reachable at `url`.
+    package func addPeer(alias: String, url: String, identity: Identity) throws -> KnownBody {
+        guard !alias.isEmpty, alias.utf8.count <= 64,
+            alias.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" })
+        else {
+            throw ArchiveError(.usage, "the peer name \(alias) is not valid", fix: "use letters, digits, - and _")
+        }
+        guard let parsed = URL(string: url), ["http", "https"].contains(parsed.scheme ?? ""), parsed.host != nil else {
+            throw ArchiveError(.usage, "\(url) is not an http(s) URL", fix: "give e.g. https://node.example.org:8443")
+        }
+        _ = try trust(identity, role: "granter")
+        _ = try trust(identity, role: "peer")
+        let lock = try FileLock(path: root + "/bodies.lock", mode: .exclusive)
+        defer { withExtendedLifetime(lock) {} }
+        var file = RegistryFile()
+        file.bodies = try knownBodies()
+        guard let index = file.bodies.firstIndex(where: { $0.identity == identity }) else {
+            throw ArchiveError(.damaged, "the registry lost the peer just added", fix: "retry")
+        }
+        if let other = file.bodies.firstIndex(where: { $0.alias == alias }), other != index {
+            throw ArchiveError(.usage, "another peer is already called \(alias)", fix: "choose another name")
+        }
+        file.bodies[index].alias = alias
+        file.bodies[index].url = url.hasSuffix("/") ? String(url.dropLast()) : url
+        try writeRegistry(file)
+        return file.bodies[index]
+    }
+
+    /// The peer called `alias`.
+    package func peer(_ alias: String) throws -> KnownBody {
+        guard let body = try knownBodies().first(where: { $0.alias == alias && $0.roles.contains("peer") }) else {
+            throw ArchiveError(
+                .notFound,
+                "no peer called \(alias)",
+                fix: "add it with custody peer add NAME URL --identity FILE"
+            )
+        }
+        return body
     }
 
     private func writeRegistry(_ file: RegistryFile) throws {

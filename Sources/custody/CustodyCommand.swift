@@ -1,7 +1,7 @@
 import ArgumentParser
 
 @main
-struct CustodyCommand: ParsableCommand {
+struct CustodyCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "custody",
         abstract: "An encrypted, verifiable evidence archive for human rights work.",
@@ -15,7 +15,8 @@ struct CustodyCommand: ParsableCommand {
         version: "0.1.0",
         subcommands: [
             Init.self, Ingest.self, List.self, Search.self, Show.self, Extract.self, Verify.self, GC.self,
-            Reindex.self, Tag.self, Note.self, GrantCommand.self, BundleCommand.self, Submit.self, Log.self,
+            Reindex.self, Tag.self, Note.self, GrantCommand.self, BundleCommand.self, Submit.self, Serve.self,
+            Peer.self, Pull.self, Log.self,
             CheckpointCommand.self,
             Prove.self,
             Witness.self, ID.self,

@@ -147,6 +147,18 @@ func runReportingErrors(_ body: () throws -> Void) throws {
     }
 }
 
+/// ``runReportingErrors(_:)`` for async commands.
+func runReportingErrorsAsync(_ body: () async throws -> Void) async throws {
+    umask(0o077)
+    ProcessSetup.limitAllocatorArenas()
+    do {
+        try await body()
+    } catch let error as ArchiveError {
+        FileHandle.standardError.write(Data("custody: \(error)\n".utf8))
+        throw ExitCode(error.code.exitCode)
+    }
+}
+
 /// Prints `value` as pretty JSON with sorted keys.
 func printJSON(_ value: some Encodable) throws {
     let encoder = JSONEncoder()

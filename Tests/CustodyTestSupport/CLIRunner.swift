@@ -42,6 +42,9 @@ package enum CLI {
         let out: String
         let err: String
 
+        /// What it has written to standard output so far.
+        package var outputSoFar: String { (try? String(contentsOfFile: out, encoding: .utf8)) ?? "" }
+
         /// Waits for it to exit and collects the result.
         package func wait() -> CLIResult {
             var status: Int32 = 0

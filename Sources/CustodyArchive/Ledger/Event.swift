@@ -65,10 +65,14 @@ package struct Event: Codable, Sendable {
     package var grant: GrantReference?
     /// Revoke: the reason, sealed (`crypto_box_seal`) to this archive's box key.
     package var sealed: ObjectRef?
+    /// Access: the requesting body's signing key, base64.
+    package var requester: String?
+    /// Access: the Merkle root (RFC 9162, leaves = object names) of the objects served, hex.
+    package var served: String?
 
     enum CodingKeys: String, CodingKey {
         case version = "v"
-        case type, time, actor, item, objects, keys, commitment, annotation, grant, sealed
+        case type, time, actor, item, objects, keys, commitment, annotation, grant, sealed, requester, served
     }
 
     /// Every object the event names, given the decoded chunk list where there is one.

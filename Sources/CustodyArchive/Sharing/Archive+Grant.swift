@@ -421,6 +421,25 @@ extension Archive {
     }
 }
 
+extension Archive {
+    /// Records that a peer fetched a grant's objects online: one `access` event per (grant, requester, session),
+    /// naming the Merkle root of the object names served rather than each object.
+    package func recordAccess(grant reference: GrantReference, requester: [UInt8]) throws {
+        let (grant, _) = try storedGrant(reference.id)
+        let leaves = grant.releasedObjects.map { Merkle.leafHash(Encoding.bytes(hex: $0.name.hex) ?? []) }
+        let root = Merkle.subtreeHash(start: 0, count: leaves.count) { leaves[$0] }
+        let event = Event(
+            type: "access",
+            time: RFC3339.now(),
+            actor: config.origin,
+            grant: reference,
+            requester: Encoding.base64(requester),
+            served: Encoding.hex(root)
+        )
+        _ = try record([event])
+    }
+}
+
 /// Durations and times for `--expires`: `90d`, `12h`, `30m`, or an RFC 3339 time.
 package enum Expiry {
     /// The absolute time `text` means, counted from `now`; `nil` when it is neither form.

@@ -55,6 +55,11 @@ package struct GrantReference: Codable, Sendable, Equatable, Hashable {
     package var id: String
     /// SHA-256 of the signed grant, hex.
     package var hash: String
+
+    package init(id: String, hash: String) {
+        self.id = id
+        self.hash = hash
+    }
 }
 
 /// The human terms of a grant: sealed to the grantee and to the granter, never public.

@@ -1,0 +1,101 @@
+import ArgumentParser
+import CustodyArchive
+import CustodyNode
+import Foundation
+
+extension CustodyCommand {
+    struct Serve: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Run this archive as a node: serve its identity, log and grants to peers (Docs/PROTOCOL.md).",
+            discussion: """
+                Plain HTTP: put a TLS-terminating reverse proxy in front of it on a network (content is already \
+                end-to-end encrypted to each grantee). Prints "listening on HOST:PORT" when ready; stops cleanly \
+                on SIGTERM or SIGINT. Needs the passphrase (use --passphrase-file for a long-running server).
+                """
+        )
+        @OptionGroup var global: GlobalOptions
+        @Option(help: "Address and port to listen on (port 0 picks a free one).") var listen = "127.0.0.1:8443"
+
+        func run() async throws {
+            try await runReportingErrorsAsync {
+                guard let colon = listen.lastIndex(of: ":"), let port = Int(listen[listen.index(after: colon)...]),
+                    (0...65535).contains(port)
+                else {
+                    throw ArchiveError(.usage, "--listen \(listen) is not HOST:PORT", fix: "use e.g. 127.0.0.1:8443")
+                }
+                let host = String(listen[..<colon])
+                let archive = try global.openArchive()
+                let server = try NodeServer(archive: archive)
+                try await server.run(host: host, port: port) { address in
+                    FileHandle.standardOutput.write(Data("listening on \(address)\n".utf8))
+                }
+            }
+        }
+    }
+
+    struct Peer: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Manage the peer nodes this archive pulls from.",
+            subcommands: [Add.self]
+        )
+
+        struct Add: ParsableCommand {
+            static let configuration = CommandConfiguration(
+                abstract: "Add a peer node: its name here, its URL, and its identity file (trusted as a granter)."
+            )
+            @OptionGroup var global: GlobalOptions
+            @Argument(help: "A short name for the peer.") var name: String
+            @Argument(help: "The peer node's URL, e.g. https://node.example.org:8443.") var url: String
+            @Option(help: "The peer's identity file (custody id export).", completion: .file()) var identity: String
+
+            func run() throws {
+                try runReportingErrors {
+                    let archive = try global.openArchive()
+                    let body = try archive.addPeer(alias: name, url: url, identity: try Archive.readIdentity(identity))
+                    print("peer \(name): \(body.identity.name) at \(body.url ?? url)")
+                    print("fingerprint  \(body.identity.fingerprint)  — compare it with them out of band")
+                }
+            }
+        }
+    }
+
+    struct Pull: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Fetch, verify and import the grants a peer made to this archive (like bundle import).",
+            discussion: "Without --grant, every valid grant addressed to this archive. Needs the passphrase."
+        )
+        @OptionGroup var global: GlobalOptions
+        @Argument(help: "The peer's name (custody peer add).") var peer: String
+        @Option(help: "Only this grant.") var grant: String?
+        @Flag(help: "Print JSON.") var json = false
+
+        func run() async throws {
+            try await runReportingErrorsAsync {
+                let archive = try global.openArchive()
+                let results = try await Puller.pull(archive: archive, peer: peer, grant: grant)
+                if json {
+                    try printJSON(
+                        [
+                            "grants": results.map {
+                                BundleImportJSON(
+                                    grant: $0.grant,
+                                    granter: $0.granter,
+                                    imported: $0.imported,
+                                    alreadyPresent: $0.alreadyPresent,
+                                    granterTrustedNow: $0.trustedNow
+                                )
+                            }
+                        ]
+                    )
+                    return
+                }
+                for result in results {
+                    print(
+                        "grant \(result.grant) from \(result.granter): \(result.imported.count) item(s) imported, \(result.alreadyPresent.count) already here"
+                    )
+                }
+                if results.isEmpty { print("nothing to pull from \(peer)") }
+            }
+        }
+    }
+}

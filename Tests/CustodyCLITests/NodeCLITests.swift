@@ -1,0 +1,107 @@
+import CustodyCrypto
+import CustodyNode
+import CustodyTestSupport
+import Foundation
+import Testing
+
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+
+/// Two real nodes on loopback: a grant pulled online, and the refusals the protocol requires.
+@Suite(.serialized) struct NodeCLITests {
+    let dir = TempDirectory("node")
+    func env(_ name: String) -> [String: String] {
+        ["CUSTODY_ARCHIVE": dir.path + "/" + name, "CUSTODY_PASSPHRASE": "node test"]
+    }
+
+    /// Starts `custody serve` for `name` on a free port and returns the child and its base URL.
+    private func serve(_ name: String) throws -> (CLI.Child, String) {
+        let child = CLI.start(["serve", "--listen", "127.0.0.1:0"], environment: env(name))
+        for _ in 0..<200 {
+            let out = child.outputSoFar
+            if let range = out.range(of: "listening on ") {
+                let address = out[range.upperBound...].prefix { !$0.isWhitespace }
+                return (child, "http://" + address)
+            }
+            usleep(50_000)
+        }
+        kill(child.pid, SIGTERM)
+        _ = child.wait()
+        throw ArchiveErrorForTest("the server did not start")
+    }
+
+    struct ArchiveErrorForTest: Error {
+        var message: String
+        init(_ message: String) { self.message = message }
+    }
+
+    @Test func aGrantIsPulledOnlineAndTheServerRefusesWhatItMust() async throws {
+        for name in ["ohchr", "iachr", "third"] {
+            #expect(
+                CLI.run(["init", "--name", name.uppercased(), "--kdf", "insecure-test"], environment: env(name)).status
+                    == 0
+            )
+            #expect(CLI.run(["id", "export", "-o", dir.path + "/\(name).id"], environment: env(name)).status == 0)
+        }
+        dir.write("case/a.txt", text: "statement A")
+        dir.write("case/b.bin", randomBytes(300_000))
+        let ingest = CLI.run(["ingest", dir.path + "/case", "--case", "C1", "--json"], environment: env("ohchr"))
+        let ids = (ingest.json?["items"] as? [[String: Any]] ?? []).compactMap { $0["id"] as? String }
+        dir.write("other/x.txt", text: "other case")
+        #expect(CLI.run(["ingest", dir.path + "/other", "--case", "C2"], environment: env("ohchr")).status == 0)
+        func grant(_ to: String, _ caseID: String) throws -> String {
+            let made = CLI.run(
+                [
+                    "grant", "create", "--to", dir.path + "/\(to).id", "--case", caseID, "--expires", "1d", "--purpose",
+                    "p", "--json",
+                ],
+                environment: env("ohchr")
+            )
+            return try #require(made.json?["id"] as? String, "\(made.stderr)")
+        }
+        let granted = try grant("iachr", "C1")
+        let toThird = try grant("third", "C2")
+
+        let (server, url) = try serve("ohchr")
+        defer {
+            kill(server.pid, SIGTERM)
+            let stopped = server.wait()
+            #expect(stopped.status == 0, "serve did not stop cleanly on SIGTERM: \(stopped.stderr)")
+        }
+        #expect(
+            CLI.run(["peer", "add", "ohchr", url, "--identity", dir.path + "/ohchr.id"], environment: env("iachr"))
+                .status == 0
+        )
+        let pulled = CLI.run(["pull", "ohchr", "--grant", granted, "--json"], environment: env("iachr"))
+        #expect(pulled.status == 0, "\(pulled.stderr)")
+        let listed = CLI.run(["ls", "--json"], environment: env("iachr")).json?["items"] as? [[String: Any]] ?? []
+        #expect(Set(listed.compactMap { $0["id"] as? String }) == Set(ids))
+        #expect(CLI.run(["verify", "--deep"], environment: env("iachr")).status == 0)
+        // Pulling again imports nothing new; the server logs one access event per pull session, not per object.
+        let again = CLI.run(["pull", "ohchr", "--json"], environment: env("iachr"))
+        #expect(again.status == 0, "\(again.stderr)")
+        let log = CLI.run(["log", "--json"], environment: env("ohchr")).json?["entries"] as? [[String: Any]] ?? []
+        #expect(log.filter { $0["type"] as? String == "access" }.count == 2)
+        let imports = CLI.run(["log", "--json"], environment: env("iachr")).json?["entries"] as? [[String: Any]] ?? []
+        #expect(imports.filter { $0["type"] as? String == "import" }.count == ids.count)
+        #expect(CLI.run(["verify"], environment: env("ohchr")).status == 0)
+
+        // Refusals, as the grantee and as nobody.
+        let key = try SigningKey(seed: SecretBytes(randomCount: 32))
+        let stranger = NodeClient(base: try #require(URL(string: url)), key: key)
+        #expect(try await stranger.get("v1/grants").status == 401)
+        var plain = URLRequest(url: try #require(URL(string: url + "/v1/grants")))
+        plain.httpMethod = "GET"
+        let (_, response) = try await URLSession.shared.data(for: plain)
+        #expect((response as? HTTPURLResponse)?.statusCode == 401)
+        #expect((try await URLSession.shared.data(from: try #require(URL(string: url + "/v1/identity")))).0.count > 100)
+        // Another body's grant looks like no grant at all.
+        let notMine = CLI.run(["pull", "ohchr", "--grant", toThird], environment: env("iachr"))
+        #expect(notMine.status == 66)
+        // Revoked: 410 with the reason.
+        #expect(CLI.run(["grant", "revoke", granted, "--reason", "withdrawn"], environment: env("ohchr")).status == 0)
+        let revoked = CLI.run(["pull", "ohchr", "--grant", granted], environment: env("iachr"))
+        #expect(revoked.status == 77 && revoked.stderr.contains("revoked"), "\(revoked.stderr)")
+    }
+}
