@@ -163,6 +163,11 @@ package struct NodeServer: Sendable {
         _ = try? FileManager.default.createDirectory(atPath: cache, withIntermediateDirectories: true)
         let path = cache + "/\(id)-\(size).bundle"
         if !FileManager.default.fileExists(atPath: path) {
+            // Older bundles of this grant (earlier checkpoints) go: the cache holds one bundle per grant.
+            for name in (try? FileManager.default.contentsOfDirectory(atPath: cache)) ?? []
+            where name.hasPrefix(id + "-") && name.hasSuffix(".bundle") {
+                try? FileManager.default.removeItem(atPath: cache + "/" + name)
+            }
             _ = try archive.exportBundle(grant: id, to: path, force: true)
             try archive.recordAccess(
                 grant: GrantReference(id: grant.id, hash: Grant.hash(signed)),

@@ -86,6 +86,8 @@ import FoundationNetworking
         let imports = CLI.run(["log", "--json"], environment: env("iachr")).json?["entries"] as? [[String: Any]] ?? []
         #expect(imports.filter { $0["type"] as? String == "import" }.count == ids.count)
         #expect(CLI.run(["verify"], environment: env("ohchr")).status == 0)
+        let cached = (try? FileManager.default.contentsOfDirectory(atPath: dir.path + "/ohchr/serve-cache")) ?? []
+        #expect(cached.filter { $0.hasPrefix(granted) }.count == 1, "the serve cache keeps one bundle per grant")
 
         // Refusals, as the grantee and as nobody.
         let key = try SigningKey(seed: SecretBytes(randomCount: 32))
