@@ -123,6 +123,7 @@ extension Archive {
             throw ArchiveError(.usage, "\(url) is not an http(s) URL", fix: "give e.g. https://node.example.org:8443")
         }
         _ = try trust(identity, role: "granter")
+        _ = try trust(identity, role: "witness")
         _ = try trust(identity, role: "peer")
         let lock = try FileLock(path: root + "/bodies.lock", mode: .exclusive)
         defer { withExtendedLifetime(lock) {} }

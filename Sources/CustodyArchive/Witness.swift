@@ -216,7 +216,7 @@ extension Archive {
     ///
     /// - Throws: ``ArchiveError``: bad input for text that is not cosignature lines; not authorised for a witness
     ///   not added with `witness add`; damaged (exit 1) for a line that cosigns none of our checkpoints.
-    package func attachCosignatures(_ input: [UInt8]) throws -> [AttachedCosignature] {
+    package func attachCosignatures(_ input: [UInt8], alsoFrom grantees: Bool = false) throws -> [AttachedCosignature] {
         guard input.count <= Self.maxWitnessInput, let text = String(validating: input, as: UTF8.self) else {
             throw ArchiveError(
                 .badInput,
@@ -236,14 +236,19 @@ extension Archive {
         let sizes = ledger.checkpointSizes().reversed()
         var attached: [AttachedCosignature] = []
         for signature in signatures {
-            guard let witness = try knownBody(origin: signature.name, role: "witness"), let key = witness.signingKey
-            else {
+            // A known witness, or (online, from a peer that pulled) the grantee of one of this archive's grants.
+            let registered = try knownBody(origin: signature.name, role: "witness").flatMap { body in
+                body.signingKey.map { (key: $0, fingerprint: body.identity.fingerprint) }
+            }
+            let granted = grantees ? try granteeKey(origin: signature.name) : nil
+            guard let (key, fingerprint) = registered ?? granted else {
                 throw ArchiveError(
                     .notAuthorised,
                     "the cosigner \(signature.name) is not a known witness",
                     fix: "add its identity first: custody witness add <identity-file>"
                 )
             }
+            let witness = (identity: (fingerprint: fingerprint, name: signature.name), signingKey: key)
             var found: AttachedCosignature?
             for size in sizes {
                 var checkpoint = try ledger.storedCheckpoint(size: size)
@@ -278,6 +283,39 @@ extension Archive {
             attached.append(found)
         }
         return attached
+    }
+
+    /// The signing key and fingerprint of the grantee called `origin` in one of this archive's grants.
+    func granteeKey(origin: String) throws -> (key: [UInt8], fingerprint: String)? {
+        for summary in try index().grants() where summary.direction == "out" {
+            let grant = try storedGrant(summary.id).grant
+            if grant.grantee.origin == origin, let key = Encoding.bytes(base64: grant.grantee.signingKey),
+                key.count == 32
+            {
+                return (key, grant.grantee.fingerprint)
+            }
+        }
+        return nil
+    }
+
+    /// The size of the last checkpoint this archive cosigned for the log `origin`, if any.
+    package func witnessedSize(origin: String) -> Int? {
+        guard let bytes = try? POSIX.readFile(witnessStatePath(origin: origin), limit: Checkpoint.maxNoteBytes),
+            let (body, _) = SignedNote.parse(String(decoding: bytes, as: UTF8.self)),
+            let parsed = Checkpoint.parseBody(body)
+        else { return nil }
+        return parsed.size
+    }
+
+    /// The size of our newest checkpoint that the witness `origin` has cosigned, if any.
+    package func sizeCosigned(by origin: String) -> Int? {
+        for size in ledger.checkpointSizes().reversed() {
+            guard let checkpoint = try? ledger.storedCheckpoint(size: size),
+                let (_, signatures) = SignedNote.parse(checkpoint.note)
+            else { continue }
+            if signatures.contains(where: { $0.name == origin }) { return size }
+        }
+        return nil
     }
 
     /// The newest of our checkpoints that carries cosignatures, with them; `nil` when none does yet.

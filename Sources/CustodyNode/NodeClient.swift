@@ -17,22 +17,40 @@ package struct NodeClient: Sendable {
         self.key = key
     }
 
-    /// A signed request for `path` (no body).
-    func request(_ path: String) -> URLRequest {
-        let url = base.appendingPathComponent(path)
+    /// A signed request for `path` (with `query`, and a body for POST).
+    func request(_ path: String, query: String = "", method: String = "GET", body: [UInt8] = []) -> URLRequest {
+        var components = URLComponents(url: base.appendingPathComponent(path), resolvingAgainstBaseURL: false)
+        if !query.isEmpty { components?.percentEncodedQuery = query }
+        let url = components?.url ?? base.appendingPathComponent(path)
         var request = URLRequest(url: url)
-        request.httpMethod = "GET"
+        request.httpMethod = method
         request.timeoutInterval = 300
+        if !body.isEmpty { request.httpBody = Data(body) }
         let authority = (url.host ?? "") + (url.port.map { ":\($0)" } ?? "")
-        let signed = HTTPSignature.Request(method: "GET", authority: authority, path: url.path, query: url.query ?? "")
+        let signed = HTTPSignature.Request(
+            method: method,
+            authority: authority,
+            path: url.path,
+            query: url.query ?? "",
+            body: body
+        )
         for (name, value) in HTTPSignature.sign(signed, key: key) { request.setValue(value, forHTTPHeaderField: name) }
         return request
     }
 
-    /// GETs `path`; returns the status and body.
-    package func get(_ path: String) async throws -> (status: Int, body: Data) {
+    /// Sends a signed request; returns the status and body.
+    package func send(
+        _ path: String,
+        query: String = "",
+        method: String = "GET",
+        body: [UInt8] = []
+    ) async throws
+        -> (status: Int, body: Data)
+    {
         do {
-            let (data, response) = try await URLSession.shared.data(for: request(path))
+            let (data, response) = try await URLSession.shared.data(
+                for: request(path, query: query, method: method, body: body)
+            )
             return ((response as? HTTPURLResponse)?.statusCode ?? 0, data)
         } catch {
             throw ArchiveError(
@@ -64,6 +82,70 @@ package struct NodeClient: Sendable {
 /// `custody pull`: fetches the grants a peer made to this archive and imports them through the same path as
 /// `custody bundle import`.
 package enum Puller {
+    /// What a pull did besides importing: the two cosignatures exchanged.
+    package struct Witnessing: Sendable {
+        /// The size of the peer's checkpoint this archive cosigned (and delivered).
+        package var cosignedPeerSize: Int?
+        /// The size of this archive's checkpoint the peer cosigned.
+        package var peerCosignedSize: Int?
+        /// Why the peer did not cosign, when it did not.
+        package var peerDeclined: String?
+    }
+
+    /// Witnessing on every pull: cosign the peer's checkpoint (after checking it extends the one cosigned before,
+    /// refusing a fork loudly) and deliver the cosignature; have the peer cosign this archive's checkpoint.
+    package static func witness(archive: Archive, peer alias: String) async throws -> Witnessing {
+        let peer = try archive.peer(alias)
+        guard let url = peer.url.flatMap(URL.init(string:)) else {
+            throw ArchiveError(.damaged, "peer \(alias) has no URL", fix: "add it again with custody peer add")
+        }
+        let client = NodeClient(base: url, key: try archive.keys().signing)
+        var report = Witnessing()
+        // Theirs: a consistency request from the size cosigned last (or their bare checkpoint, the first time).
+        let (status, body): (Int, Data)
+        if let stored = archive.witnessedSize(origin: peer.identity.origin) {
+            (status, body) = try await client.send("v1/log/consistency", query: "old=\(stored)")
+        } else {
+            (status, body) = try await client.send("v1/log/checkpoint")
+        }
+        guard status == 200 else { throw refusal(status, body, what: "the peer's checkpoint") }
+        let cosignature = try archive.cosign(Array(body))  // a fork throws here, loudly
+        let (delivered, reply) = try await client.send(
+            "v1/cosignatures",
+            method: "POST",
+            body: Array(cosignature.line.utf8)
+        )
+        guard delivered == 200 else { throw refusal(delivered, reply, what: "the cosignature delivery") }
+        report.cosignedPeerSize = cosignature.size
+        // Ours: from the size the peer cosigned last; a 409 names the size it holds, and we try once more from it.
+        var from = archive.sizeCosigned(by: peer.identity.origin) ?? 0
+        for _ in 0..<2 {
+            let request = try archive.ledger.consistencyProof(from: from).witnessRequest
+            let (answer, text) = try await client.send(
+                "v1/witness/add-checkpoint",
+                method: "POST",
+                body: Array(request.utf8)
+            )
+            switch answer {
+            case 200:
+                report.peerCosignedSize = try archive.attachCosignatures(Array(text)).first?.size
+                return report
+            case 409:
+                from = Int(String(decoding: text, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)) ?? 0
+            case 403:
+                report.peerDeclined =
+                    "the peer does not witness this log yet (it can: custody witness add <this archive's identity file>)"
+                return report
+            default:
+                report.peerDeclined =
+                    "the peer refused to cosign (\(answer)): \(String(decoding: text.prefix(300), as: UTF8.self))"
+                return report
+            }
+        }
+        report.peerDeclined = "the peer and this archive disagree on the size it last cosigned"
+        return report
+    }
+
     /// Pulls `grant` (or every valid grant addressed to this archive) from the peer called `alias`.
     package static func pull(archive: Archive, peer alias: String, grant wanted: String?) async throws -> [BundleImport]
     {
@@ -72,7 +154,7 @@ package enum Puller {
             throw ArchiveError(.damaged, "peer \(alias) has no URL", fix: "add it again with custody peer add")
         }
         let client = NodeClient(base: url, key: try archive.keys().signing)
-        let (status, body) = try await client.get("v1/grants")
+        let (status, body) = try await client.send("v1/grants")
         guard status == 200 else { throw refusal(status, body, what: "the grant list") }
         struct Listing: Decodable { var grants: [GrantListing] }
         guard let listing = try? JSONDecoder().decode(Listing.self, from: body) else {

@@ -69,6 +69,53 @@ package struct NodeServer: Sendable {
             }
             return Self.response(.ok, Array(bytes), type: "application/octet-stream")
         }
+        router.get("v1/log/consistency") { request, _ -> Response in
+            guard let old = request.uri.queryParameters.get("old", as: Int.self), old >= 0 else {
+                return Self.response(.badRequest, Array("give ?old=<size>\n".utf8))
+            }
+            do {
+                let proof = try shared.with { try $0.ledger.consistencyProof(from: old) }
+                return Self.response(.ok, Array(proof.witnessRequest.utf8))
+            } catch let error as ArchiveError {
+                return Self.response(.badRequest, Array((error.problem + "\n").utf8))
+            }
+        }
+        // C2SP tlog-witness add-checkpoint: a log submits its checkpoint with a consistency proof.
+        router.post("v1/witness/add-checkpoint") { request, _ -> Response in
+            var request = request
+            let body = Array(buffer: try await request.collectBody(upTo: 64 * 1024))
+            do {
+                let cosignature = try shared.with { try $0.cosign(body) }
+                return Self.response(.ok, Array(cosignature.line.utf8), type: "text/x.tlog.cosignature")
+            } catch let error as ArchiveError {
+                switch error.code {
+                case .notAuthorised:
+                    return Self.response(.forbidden, Array("unknown log\n".utf8))
+                case .badInput:
+                    // The witness's stored size, so the log can send a proof from it.
+                    let origin = String(decoding: body.split(separator: 0x0A).dropFirst().first ?? [], as: UTF8.self)
+                    let size = shared.with { $0.witnessedSize(origin: origin) } ?? 0
+                    return Self.response(.conflict, Array("\(size)\n".utf8), type: "text/x.tlog.size")
+                default:
+                    let fork = error.problem.hasPrefix("FORK:")
+                    return Self.response(
+                        fork ? .unprocessableContent : .forbidden,
+                        Array((error.problem + "\n").utf8)
+                    )
+                }
+            }
+        }
+        router.post("v1/cosignatures") { request, context -> Response in
+            var request = request
+            let body = Array(buffer: try await request.collectBody(upTo: 64 * 1024))
+            _ = try await authenticate(request, context: context, body: body)
+            do {
+                let attached = try shared.with { try $0.attachCosignatures(body, alsoFrom: true) }
+                return Self.response(.ok, Array("attached \(attached.count)\n".utf8))
+            } catch let error as ArchiveError {
+                return Self.response(.unprocessableContent, Array((error.problem + "\n").utf8))
+            }
+        }
         router.get("v1/grants") { request, context -> Response in
             let requester = try await authenticate(request, context: context)
             let list = try shared.with { archive in
@@ -105,9 +152,20 @@ package struct NodeServer: Sendable {
     }
 
     /// Checks the request's signature; throws a 401 that says nothing else.
-    func authenticate(_ request: Request, context: BasicRequestContext) async throws -> [UInt8] {
+    func authenticate(
+        _ request: Request,
+        context: BasicRequestContext,
+        body given: [UInt8]? = nil
+    ) async throws
+        -> [UInt8]
+    {
         var request = request
-        let body = try await request.collectBody(upTo: 64 * 1024)
+        let body: ByteBuffer
+        if let given {
+            body = ByteBuffer(bytes: given)
+        } else {
+            body = try await request.collectBody(upTo: 64 * 1024)
+        }
         var headers: [String: String] = [:]
         for field in request.headers { headers[field.name.canonicalName] = field.value }
         let signed = HTTPSignature.Request(

@@ -63,6 +63,8 @@ import FoundationNetworking
         let granted = try grant("iachr", "C1")
         let toThird = try grant("third", "C2")
 
+        // OHCHR witnesses IACHR's log too, so each pull exchanges cosignatures both ways.
+        #expect(CLI.run(["witness", "add", dir.path + "/iachr.id"], environment: env("ohchr")).status == 0)
         let (server, url) = try serve("ohchr")
         defer {
             kill(server.pid, SIGTERM)
@@ -75,6 +77,18 @@ import FoundationNetworking
         )
         let pulled = CLI.run(["pull", "ohchr", "--grant", granted, "--json"], environment: env("iachr"))
         #expect(pulled.status == 0, "\(pulled.stderr)")
+        #expect(pulled.stdout.isEmpty || pulled.stdout.contains("grants"))
+        // Mutual witnessing: each side's newest cosigned checkpoint carries the other's cosignature.
+        let ohchrCosigned = CLI.run(["checkpoint", "--cosigned"], environment: env("ohchr"))
+        #expect(ohchrCosigned.status == 0 && ohchrCosigned.stdout.contains("— custody/"), "\(ohchrCosigned.stderr)")
+        let iachrOrigin = try #require(
+            CLI.run(["id", "show", "--json"], environment: env("iachr")).json?["origin"] as? String
+        )
+        let ohchrOrigin = try #require(
+            CLI.run(["id", "show", "--json"], environment: env("ohchr")).json?["origin"] as? String
+        )
+        #expect(ohchrCosigned.stdout.contains("— \(iachrOrigin) "))
+        #expect(CLI.run(["checkpoint", "--cosigned"], environment: env("iachr")).stdout.contains("— \(ohchrOrigin) "))
         let listed = CLI.run(["ls", "--json"], environment: env("iachr")).json?["items"] as? [[String: Any]] ?? []
         #expect(Set(listed.compactMap { $0["id"] as? String }) == Set(ids))
         #expect(CLI.run(["verify", "--deep"], environment: env("iachr")).status == 0)
@@ -92,7 +106,7 @@ import FoundationNetworking
         // Refusals, as the grantee and as nobody.
         let key = try SigningKey(seed: SecretBytes(randomCount: 32))
         let stranger = NodeClient(base: try #require(URL(string: url)), key: key)
-        #expect(try await stranger.get("v1/grants").status == 401)
+        #expect(try await stranger.send("v1/grants").status == 401)
         var plain = URLRequest(url: try #require(URL(string: url + "/v1/grants")))
         plain.httpMethod = "GET"
         let (_, response) = try await URLSession.shared.data(for: plain)
@@ -101,6 +115,31 @@ import FoundationNetworking
         // Another body's grant looks like no grant at all.
         let notMine = CLI.run(["pull", "ohchr", "--grant", toThird], environment: env("iachr"))
         #expect(notMine.status == 66)
+        // A copy of OHCHR's archive, with the same keys, that grows another history: pulling from it is a fork.
+        try FileManager.default.copyItem(atPath: dir.path + "/ohchr", toPath: dir.path + "/fork")
+        dir.write("real.txt", text: "the real history")
+        #expect(CLI.run(["ingest", dir.path + "/real.txt"], environment: env("ohchr")).status == 0)
+        #expect(CLI.run(["pull", "ohchr"], environment: env("iachr")).status == 0)
+        for i in 0..<6 {
+            dir.write("fake-\(i).txt", text: "another history \(i)")
+            #expect(CLI.run(["ingest", dir.path + "/fake-\(i).txt"], environment: env("fork")).status == 0)
+        }
+        let (forkServer, forkURL) = try serve("fork")
+        defer {
+            kill(forkServer.pid, SIGTERM)
+            _ = forkServer.wait()
+        }
+        #expect(
+            CLI.run(["peer", "add", "fork", forkURL, "--identity", dir.path + "/ohchr.id"], environment: env("iachr"))
+                .status == 0
+        )
+        let forked = CLI.run(["pull", "fork"], environment: env("iachr"))
+        #expect(forked.status == 1 && forked.stderr.contains("FORK"), "\(forked.status): \(forked.stderr)")
+        #expect(
+            CLI.run(["peer", "add", "ohchr", url, "--identity", dir.path + "/ohchr.id"], environment: env("iachr"))
+                .status == 0
+        )
+
         // Revoked: 410 with the reason.
         #expect(CLI.run(["grant", "revoke", granted, "--reason", "withdrawn"], environment: env("ohchr")).status == 0)
         let revoked = CLI.run(["pull", "ohchr", "--grant", granted], environment: env("iachr"))

@@ -73,6 +73,15 @@ extension CustodyCommand {
             try await runReportingErrorsAsync {
                 let archive = try global.openArchive()
                 let results = try await Puller.pull(archive: archive, peer: peer, grant: grant)
+                let witnessing = try await Puller.witness(archive: archive, peer: peer)
+                if !json {
+                    if let size = witnessing.cosignedPeerSize { print("cosigned \(peer)'s checkpoint of size \(size)") }
+                    if let size = witnessing.peerCosignedSize {
+                        print("\(peer) cosigned this archive's checkpoint of size \(size)")
+                    } else if let reason = witnessing.peerDeclined {
+                        FileHandle.standardError.write(Data("note: \(reason)\n".utf8))
+                    }
+                }
                 if json {
                     try printJSON(
                         [
