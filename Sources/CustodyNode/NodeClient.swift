@@ -38,6 +38,9 @@ package struct NodeClient: Sendable {
         return request
     }
 
+    /// A signed GET request for `path`, to send as is.
+    package func signedRequest(_ path: String) -> URLRequest { request(path) }
+
     /// Sends a signed request; returns the status and body.
     package func send(
         _ path: String,
@@ -61,19 +64,38 @@ package struct NodeClient: Sendable {
         }
     }
 
-    /// GETs `path` into the file `destination`; returns the status.
+    /// GETs `path` into the file `destination`, resuming a partial file there with a Range request.
+    ///
+    /// - Returns: The status (200 for a whole download, 206 for a resumed one).
     package func download(_ path: String, to destination: String) async throws -> Int {
+        let have = (try? FileManager.default.attributesOfItem(atPath: destination)[.size] as? Int) ?? 0
+        var request = self.request(path)
+        if have > 0 { request.setValue("bytes=\(have)-", forHTTPHeaderField: "Range") }
         do {
-            let (file, response) = try await URLSession.shared.download(for: request(path))
+            let (file, response) = try await URLSession.shared.download(for: request)
+            defer { try? FileManager.default.removeItem(at: file) }
             let status = (response as? HTTPURLResponse)?.statusCode ?? 0
-            try? FileManager.default.removeItem(atPath: destination)
-            try FileManager.default.moveItem(at: file, to: URL(fileURLWithPath: destination))
+            if status == 206, have > 0 {
+                let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: destination))
+                defer { try? handle.close() }
+                try handle.seekToEnd()
+                let input = try FileHandle(forReadingFrom: file)
+                defer { try? input.close() }
+                while let chunk = try input.read(upToCount: 1 << 20), !chunk.isEmpty {
+                    try handle.write(contentsOf: chunk)
+                }
+            } else {
+                try? FileManager.default.removeItem(atPath: destination)
+                try FileManager.default.moveItem(at: file, to: URL(fileURLWithPath: destination))
+            }
             return status
+        } catch let error as ArchiveError {
+            throw error
         } catch {
             throw ArchiveError(
                 .temporary,
                 "cannot download from \(base.absoluteString): \(error.localizedDescription)",
-                fix: "check the peer's URL and that its node is running, then pull again"
+                fix: "check the peer's URL and that its node is running, then pull again (it resumes)"
             )
         }
     }
@@ -175,15 +197,29 @@ package enum Puller {
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         var results: [BundleImport] = []
         for id in ids {
-            let path = directory + "/\(id).bundle"
-            defer { try? FileManager.default.removeItem(atPath: path) }
-            let status = try await client.download("v1/grants/\(id)/bundle", to: path)
-            guard status == 200 else {
-                let reason = (try? Data(contentsOf: URL(fileURLWithPath: path))) ?? Data()
-                if wanted == nil, status == 410 { continue }  // revoked or expired: nothing to pull
-                throw refusal(status, reason, what: "grant \(id)")
+            // A partial download stays in pull-tmp/ and the next pull resumes it.
+            let path = directory + "/\(id).bundle.part"
+            for attempt in 0..<2 {
+                let resumed = ((try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? 0) > 0
+                let status = try await client.download("v1/grants/\(id)/bundle", to: path)
+                guard status == 200 || status == 206 else {
+                    let reason = (try? Data(contentsOf: URL(fileURLWithPath: path))) ?? Data()
+                    try? FileManager.default.removeItem(atPath: path)
+                    if wanted == nil, status == 410 { break }  // revoked or expired: nothing to pull
+                    throw refusal(status, reason, what: "grant \(id)")
+                }
+                do {
+                    results.append(try archive.importBundle(path: path))
+                    try? FileManager.default.removeItem(atPath: path)
+                    break
+                } catch let error as ArchiveError where error.code == .badInput && resumed && attempt == 0 {
+                    // The kept part was of an older bundle: download the whole bundle once more.
+                    try? FileManager.default.removeItem(atPath: path)
+                } catch {
+                    try? FileManager.default.removeItem(atPath: path)
+                    throw error
+                }
             }
-            results.append(try archive.importBundle(path: path))
         }
         return results
     }

@@ -26,6 +26,10 @@ package struct NodeServer: Sendable {
     let shared: SharedArchive
     let nonces = NonceCache()
     let cacheDirectory: String
+    /// Requests in progress per requester key: at most ``maxRequestsPerKey`` at once (429 beyond).
+    let active = ActiveRequests()
+    /// How long a grant's cached bundle is served (and resumable) before it is made again.
+    static let bundleLifetime: TimeInterval = 3600
 
     /// A server for `archive`, whose keys must already be unlocked (the server signs access events).
     package init(archive: Archive) throws {
@@ -132,6 +136,10 @@ package struct NodeServer: Sendable {
         }
         router.get("v1/grants/:id/bundle") { request, context -> Response in
             let requester = try await authenticate(request, context: context)
+            guard active.enter(requester) else {
+                return Self.response(.tooManyRequests, Array("too many requests in progress for this key\n".utf8))
+            }
+            defer { active.leave(requester) }
             let id = context.parameters.get("id") ?? ""
             let outcome = try shared.with { archive in
                 try Self.bundle(for: id, requester: requester, archive: archive, cache: cacheDirectory)
@@ -142,9 +150,23 @@ package struct NodeServer: Sendable {
             case .gone(let reason):
                 return Self.response(.gone, Array((reason + "\n").utf8))
             case .file(let path):
-                let body = try await FileIO().loadFile(path: path, context: context)
+                let size = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? 0
                 var headers = HTTPFields()
                 headers[.contentType] = "application/octet-stream"
+                headers[.acceptRanges] = "bytes"
+                // "Range: bytes=N-" resumes an interrupted download (the only form a client needs).
+                if let range = request.headers[.range], range.hasPrefix("bytes="), range.hasSuffix("-"),
+                    let start = Int(range.dropFirst(6).dropLast()), start >= 0
+                {
+                    guard start < size else {
+                        headers[.contentRange] = "bytes */\(size)"
+                        return Response(status: .rangeNotSatisfiable, headers: headers)
+                    }
+                    headers[.contentRange] = "bytes \(start)-\(size - 1)/\(size)"
+                    let body = try await FileIO().loadFile(path: path, range: start...(size - 1), context: context)
+                    return Response(status: .partialContent, headers: headers, body: body)
+                }
+                let body = try await FileIO().loadFile(path: path, context: context)
                 return Response(status: .ok, headers: headers, body: body)
             }
         }
@@ -217,8 +239,17 @@ package struct NodeServer: Sendable {
         guard grant.isValid(at: Int(Date().timeIntervalSince1970)) else {
             return .gone("grant \(id) is valid from \(grant.created) until \(grant.expires)")
         }
-        let size = try archive.ledger.latestCheckpoint()?.size ?? 0
         _ = try? FileManager.default.createDirectory(atPath: cache, withIntermediateDirectories: true)
+        // One bundle per grant, served for an hour: a pull session, resumable with Range requests.
+        let existing = ((try? FileManager.default.contentsOfDirectory(atPath: cache)) ?? [])
+            .filter { $0.hasPrefix(id + "-") && $0.hasSuffix(".bundle") }.sorted().last.map { cache + "/" + $0 }
+        if let existing,
+            let made = try? FileManager.default.attributesOfItem(atPath: existing)[.modificationDate] as? Date,
+            Date().timeIntervalSince(made) < bundleLifetime
+        {
+            return .file(existing)
+        }
+        let size = try archive.ledger.latestCheckpoint()?.size ?? 0
         let path = cache + "/\(id)-\(size).bundle"
         if !FileManager.default.fileExists(atPath: path) {
             // Older bundles of this grant (earlier checkpoints) go: the cache holds one bundle per grant.
@@ -273,5 +304,27 @@ struct GrantListing: Codable, Sendable {
         expires = summary.expires
         permission = summary.permission
         reshare = summary.reshare
+    }
+}
+
+/// Requests in progress per key.
+final class ActiveRequests: Sendable {
+    /// The most a key may have in progress at once.
+    static let maxPerKey = 8
+    private let counts = Mutex<[[UInt8]: Int]>([:])
+
+    func enter(_ key: [UInt8]) -> Bool {
+        counts.withLock { counts in
+            guard counts[key, default: 0] < Self.maxPerKey else { return false }
+            counts[key, default: 0] += 1
+            return true
+        }
+    }
+
+    func leave(_ key: [UInt8]) {
+        counts.withLock { counts in
+            counts[key, default: 1] -= 1
+            if counts[key] == 0 { counts[key] = nil }
+        }
     }
 }
