@@ -1,10 +1,11 @@
 import ArgumentParser
 import CustodyArchive
 import CustodyCrypto
+import CustodyNode
 import Foundation
 
 extension CustodyCommand {
-    struct Demo: ParsableCommand {
+    struct Demo: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "A narrated run of the whole local flow in a temporary folder.",
             discussion: """
@@ -13,20 +14,21 @@ extension CustodyCommand {
                 inclusion proof against the signed checkpoint, has a second body witness the log, and shows a forged \
                 history refused by the witness and a rewritten journal caught by verify. Finally a second body \
                 receives a scoped grant as a bundle, an auditor verifies it with no keys, and the body imports it and \
-                extracts an item. Exits 0 when every step behaved as expected.
+                extracts an item; then the two exchange online over loopback (serve, peer add, pull) and cosign each \
+                other's checkpoints. Exits 0 when every step behaved as expected.
                 """
         )
 
         @Option(help: "Work in this folder instead of a new temporary one (must not exist).") var directory: String?
         @Flag(help: "Keep the demo folder afterwards.") var keep = false
 
-        func run() throws {
-            try runReportingErrors { try runDemo() }
+        func run() async throws {
+            try await runReportingErrorsAsync { try await runDemo() }
         }
 
         private func step(_ text: String) { print("\n== \(text)") }
 
-        private func runDemo() throws {
+        private func runDemo() async throws {
             let base = directory ?? NSTemporaryDirectory() + "custody-demo-" + Encoding.hex(randomBytes(4))
             guard !FileManager.default.fileExists(atPath: base) else {
                 throw ArchiveError(.cannotCreate, "\(base) already exists", fix: "give a new --directory")
@@ -174,12 +176,13 @@ extension CustodyCommand {
             print("(byte flipped back)")
 
             try runLedgerDemo(archive: archive, video: video, base: base, passphrase: passphrase)
-            try runSharingDemo(archive: archive, base: base, passphrase: passphrase)
+            let iachr = try runSharingDemo(archive: archive, base: base, passphrase: passphrase)
+            try await runNodeDemo(archive: archive, iachr: iachr, passphrase: passphrase)
             print("\nDemo complete.")
         }
 
         /// Steps 15–18: a second body receives a scoped grant as a bundle, an auditor verifies it, the body imports it.
-        private func runSharingDemo(archive: Archive, base: String, passphrase: SecretBytes) throws {
+        private func runSharingDemo(archive: Archive, base: String, passphrase: SecretBytes) throws -> Archive {
             step("15. a second body: custody id export at the Inter-American Commission")
             let iachr = try Archive.create(
                 at: base + "/iachr",
@@ -248,6 +251,46 @@ extension CustodyCommand {
             guard !leaked else {
                 throw ArchiveError(.damaged, "demo: an out-of-scope item leaked", fix: "report this bug")
             }
+            return iachr
+        }
+
+        /// Steps 19–20: the same exchange online over loopback, with mutual witnessing.
+        private func runNodeDemo(archive: Archive, iachr: Archive, passphrase: SecretBytes) async throws {
+            step("19. custody serve --listen 127.0.0.1:0 at the Commission; custody peer add at the IACHR")
+            let photo = try archive.index().search("photo").first
+            var request = GrantRequest(
+                grantee: try iachr.identity(),
+                expires: Expiry.resolve("30d") ?? "",
+                purpose: "Petition P-1234/26, photo"
+            )
+            request.items = [photo?.id].compactMap { $0 }
+            let (grant, _, _) = try archive.createGrant(request)
+            _ = try archive.trust(try iachr.identity(), role: "witness")
+            // The server works on its own handle of the archive, as a separate `custody serve` would.
+            let serving = try Archive.open(at: archive.root)
+            serving.passphraseProvider = { passphrase }
+            let server = try NodeServer(archive: serving)
+            let (addresses, announce) = AsyncStream.makeStream(of: String.self)
+            let running = Task { try await server.run(host: "127.0.0.1", port: 0) { announce.yield($0) } }
+            defer { running.cancel() }
+            var iterator = addresses.makeAsyncIterator()
+            guard let address = await iterator.next() else {
+                throw ArchiveError(.temporary, "demo: the server did not start", fix: "report this bug")
+            }
+            print("listening on \(address)")
+            _ = try iachr.addPeer(alias: "ohchr", url: "http://\(address)", identity: try archive.identity())
+
+            step("20. custody pull ohchr --grant \(grant.id.prefix(12))… (signed requests, then mutual cosigning)")
+            let pulled = try await Puller.pull(archive: iachr, peer: "ohchr", grant: grant.id)
+            print("\(pulled.first?.imported.count ?? 0) item(s) imported online, every SHA-256 re-checked")
+            let witnessing = try await Puller.witness(archive: iachr, peer: "ohchr")
+            print("IACHR cosigned the Commission's checkpoint of size \(witnessing.cosignedPeerSize ?? 0)")
+            print("the Commission cosigned IACHR's checkpoint of size \(witnessing.peerCosignedSize ?? 0)")
+            guard witnessing.cosignedPeerSize != nil, witnessing.peerCosignedSize != nil,
+                pulled.first?.imported.count == 1
+            else { throw ArchiveError(.damaged, "demo: the online exchange misbehaved", fix: "report this bug") }
+            running.cancel()
+            _ = try? await running.value
         }
 
         /// Steps 10–14: annotations, a proof checked as an outsider would, a witness, and a forged history caught.
