@@ -156,6 +156,11 @@ func runReportingErrorsAsync(_ body: () async throws -> Void) async throws {
     } catch let error as ArchiveError {
         FileHandle.standardError.write(Data("custody: \(error)\n".utf8))
         throw ExitCode(error.code.exitCode)
+    } catch let error as SodiumError {
+        FileHandle.standardError.write(
+            Data("custody: cryptography failed (\(error)) — check the libsodium installation\n".utf8)
+        )
+        throw ExitCode(1)
     }
 }
 

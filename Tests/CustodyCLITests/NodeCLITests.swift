@@ -72,6 +72,8 @@ import FoundationNetworking
             let stopped = server.wait()
             #expect(stopped.status == 0, "serve did not stop cleanly on SIGTERM: \(stopped.stderr)")
         }
+        let busy = CLI.run(["serve", "--listen", String(url.dropFirst("http://".count))], environment: env("third"))
+        #expect(busy.status == 73 && busy.stderr.contains("cannot serve on"), "\(busy.stderr)")
         #expect(
             CLI.run(["peer", "add", "ohchr", url, "--identity", dir.path + "/ohchr.id"], environment: env("iachr"))
                 .status == 0

@@ -26,9 +26,23 @@ extension CustodyCommand {
                 let host = String(listen[..<colon])
                 let archive = try global.openArchive()
                 let server = try NodeServer(archive: archive)
-                try await server.run(host: host, port: port) { address in
-                    FileHandle.standardOutput.write(Data("listening on \(address)\n".utf8))
+                do {
+                    try await serveUntilStopped(server, host: host, port: port)
+                } catch let error as ArchiveError {
+                    throw error
+                } catch {
+                    throw ArchiveError(
+                        .cannotCreate,
+                        "cannot serve on \(listen): \(error)",
+                        fix: "choose a free port, or stop what is listening there"
+                    )
                 }
+            }
+        }
+
+        private func serveUntilStopped(_ server: NodeServer, host: String, port: Int) async throws {
+            try await server.run(host: host, port: port) { address in
+                FileHandle.standardOutput.write(Data("listening on \(address)\n".utf8))
             }
         }
     }
