@@ -92,13 +92,16 @@ import Glibc
 
     @Test func aGrantRoundTripsThroughABundle() throws {
         let b = try bodies()
+        // The granter's later tags and notes travel with the items (sealed under their K_meta).
+        try b.granter.tag(b.inScope[0].id.hex, add: ["verified"], remove: [])
+        try b.granter.note(b.inScope[1].id.hex, text: "chain of custody reviewed")
         let (grant, _, scope) = try b.granter.createGrant(try request(b))
         #expect(Set(grant.items.map(\.id)) == Set(b.inScope.map(\.id)))
         #expect(scope.excluded.map(\.id) == [b.noShare.id.hex])
         #expect(scope.excluded[0].reason.contains("no-share"))
         let path = dir.path + "/p.bundle"
         let export = try b.granter.exportBundle(grant: grant.id, to: path)
-        #expect(export.items == 2 && export.entries == 3)
+        #expect(export.items == 2 && export.entries == 5, "the grant event, two ingests, a tag and a note")
 
         let (report, contents) = try BundleVerifier.verify(
             path: path,
@@ -117,6 +120,8 @@ import Glibc
         #expect(Set(imported.imported) == Set(b.inScope.map(\.id.hex)) && imported.trustedNow)
         let again = try b.grantee.importBundle(path: path)
         #expect(again.imported.isEmpty && again.alreadyPresent.count == 2)
+        #expect(try b.grantee.resolveItem(b.inScope[0].id.hex).metadata.tags == ["detention", "verified"])
+        #expect(grant.items.first { $0.id == b.inScope[1].id }?.objects.count == 4, "meta, content, chunk, note")
 
         for item in b.inScope {
             let out = dir.path + "/out-\(item.id.hex)"

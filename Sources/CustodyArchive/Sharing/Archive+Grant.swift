@@ -242,9 +242,12 @@ extension Archive {
         }
         let keys = try keys()
         var items: [GrantedItem] = []
+        let annotations = try annotationObjects(of: scope.items.map(\.item))
         for (indexed, _) in scope.items {
             let ingest = try ingestEvent(of: indexed)
-            items.append(try grantedItem(indexed, ingest: ingest, metadataOnly: permissionOnlyMetadata, to: granteeBox))
+            var granted = try grantedItem(indexed, ingest: ingest, metadataOnly: permissionOnlyMetadata, to: granteeBox)
+            granted.objects += annotations[indexed.id] ?? []
+            items.append(granted)
         }
         var query: [String: String] = [:]
         query["case"] = request.caseID
@@ -286,7 +289,7 @@ extension Archive {
         return (grant, signed, scope)
     }
 
-    /// The released objects and wrapped keys of one item.
+    /// The released objects (without its annotations) and wrapped keys of one item.
     func grantedItem(
         _ indexed: IndexedItem,
         ingest: Event,
@@ -331,18 +334,22 @@ extension Archive {
             var seen = Set(released.map(\.name))
             for chunk in (objects.chunks ?? chunkList) where seen.insert(chunk.name).inserted { released.append(chunk) }
         }
-        released += try annotationObjects(of: indexed.id)
         return GrantedItem(id: item, objects: released, keys: grantKeys)
     }
 
-    /// The sealed annotation objects of an item (its tags and notes), in log order.
-    func annotationObjects(of id: String) throws -> [ObjectRef] {
-        let seqs = Set(try index().events(of: id).filter { $0.annotation != nil }.map(\.seq))
-        guard !seqs.isEmpty else { return [] }
-        var refs: [ObjectRef] = []
-        try journal.scan(from: .start) { entry in
-            guard seqs.contains(entry.index) else { return }
-            if let ref = try Event.parse(entry.bytes, publicKey: signingPublicKey).annotation { refs.append(ref) }
+    /// The sealed annotation objects (tags and notes) of each item, in log order: one read of the journal from the
+    /// earliest item's entry on, whatever the number of items.
+    func annotationObjects(of items: [IndexedItem]) throws -> [String: [ObjectRef]] {
+        var wanted = Set<Int>()
+        for item in items {
+            wanted.formUnion(try index().events(of: item.id).filter { $0.annotation != nil }.map(\.seq))
+        }
+        guard !wanted.isEmpty, let first = items.min(by: { $0.seq < $1.seq }) else { return [:] }
+        var refs: [String: [ObjectRef]] = [:]
+        try journal.scan(from: JournalPosition(count: first.seq, offset: first.entryOffset)) { entry in
+            guard wanted.contains(entry.index) else { return }
+            let event = try Event.parse(entry.bytes, publicKey: signingPublicKey)
+            if let ref = event.annotation, let item = event.item { refs[item.hex, default: []].append(ref) }
         }
         return refs
     }
