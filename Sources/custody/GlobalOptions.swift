@@ -89,6 +89,12 @@ func readSmallFile(_ path: String) throws -> [UInt8] {
     return [UInt8](data)
 }
 
+/// A small input named on the command line: a file, or `-` for standard input (read up to 64 KiB + 1 byte,
+/// so the library's 64 KiB bound still sees an over-long input).
+func readInputArgument(_ file: String) throws -> [UInt8] {
+    file == "-" ? Array(FileHandle.standardInput.readData(ofLength: 64 * 1024 + 1)) : try readSmallFile(file)
+}
+
 /// Terminal helpers: prompts without echo, TTY detection.
 enum Terminal {
     /// Whether standard error is a terminal (progress bars go there).

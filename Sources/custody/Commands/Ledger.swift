@@ -177,9 +177,7 @@ extension CustodyCommand {
             func run() throws {
                 try runReportingErrors {
                     let archive = try global.openArchive()
-                    let input =
-                        file == "-"
-                        ? Array(FileHandle.standardInput.readData(ofLength: 64 * 1024 + 1)) : try readSmallFile(file)
+                    let input = try readInputArgument(file)
                     let result = try archive.cosign(input)
                     FileHandle.standardOutput.write(Data(result.line.utf8))
                     let from =
@@ -205,9 +203,7 @@ extension CustodyCommand {
             func run() throws {
                 try runReportingErrors {
                     let archive = try global.openArchive()
-                    let input =
-                        file == "-"
-                        ? Array(FileHandle.standardInput.readData(ofLength: 64 * 1024 + 1)) : try readSmallFile(file)
+                    let input = try readInputArgument(file)
                     for attached in try archive.attachCosignatures(input) {
                         print(
                             "attached: \(attached.witness) cosigned size \(attached.size) at \(RFC3339.format(Int(attached.timestamp))) (fingerprint \(attached.fingerprint))"
