@@ -21,23 +21,13 @@ import tempfile
 import time
 import urllib.request
 
-MIB = 1 << 20
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-DEFAULT_CUSTODY = os.path.join(REPO_ROOT, ".build-release", "release", "custody")
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from bench_common import DEFAULT_CUSTODY, MIB, REPO_ROOT, write_random_files  # noqa: E402
+from bench_common import run as run_custody  # noqa: E402
 
 
 def run(custody: str, args: list[str], env: dict) -> tuple[float, int, str]:
-    """Runs custody to completion; returns (seconds, peak RSS KiB, stdout)."""
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        start = time.monotonic()
-        child = subprocess.Popen([custody] + args, env=env, stdout=out, stderr=err)
-        _, status, usage = os.wait4(child.pid, 0)
-        seconds = time.monotonic() - start
-        out.seek(0)
-        err.seek(0)
-        if os.waitstatus_to_exitcode(status) != 0:
-            sys.exit(f"bench-pull: custody {' '.join(args[:2])} failed: {err.read().decode()[-2000:]}")
-        return seconds, usage.ru_maxrss, out.read().decode()
+    return run_custody(custody, args, env, "bench-pull")
 
 
 def main() -> int:
@@ -59,14 +49,7 @@ def main() -> int:
             run(args.custody, ["init", "--name", name, "--kdf", "insecure-test"], env)
         run(args.custody, ["id", "export", "-o", os.path.join(work, "node.id")], node)
         data = os.path.join(work, "data")
-        os.makedirs(data)
-        for i in range(args.files):
-            with open(os.path.join(data, f"evidence-{i}.bin"), "wb") as f:
-                left = args.mib * MIB // args.files
-                while left:
-                    block = os.urandom(min(left, 8 * MIB))
-                    f.write(block)
-                    left -= len(block)
+        write_random_files(data, args.mib, args.files)
         ingest, _, _ = run(args.custody, ["ingest", data, "--case", "BENCH"], node)
         for i, client in enumerate(clients):
             identity = os.path.join(work, f"client-{i}.id")

@@ -19,29 +19,17 @@ import argparse
 import json
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
-import time
 
-MIB = 1 << 20
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-DEFAULT_CUSTODY = os.path.join(REPO_ROOT, ".build-release", "release", "custody")
-RSS_TARGET_MIB = 128
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from bench_common import DEFAULT_CUSTODY, MIB, REPO_ROOT, write_random_files  # noqa: E402
+from bench_common import run as run_custody  # noqa: E402
 
 
 def run(custody: str, args: list[str], env: dict) -> tuple[float, int, str]:
-    """Runs custody; returns (seconds, peak RSS KiB, stdout)."""
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        start = time.monotonic()
-        child = subprocess.Popen([custody] + args, env=env, stdout=out, stderr=err)
-        _, status, usage = os.wait4(child.pid, 0)
-        seconds = time.monotonic() - start
-        out.seek(0)
-        err.seek(0)
-        if os.waitstatus_to_exitcode(status) != 0:
-            sys.exit(f"bench-share: custody {' '.join(args[:2])} failed: {err.read().decode()[-2000:]}")
-        return seconds, usage.ru_maxrss, out.read().decode()
+    return run_custody(custody, args, env, "bench-share")
+RSS_TARGET_MIB = 128
 
 
 def main() -> int:
@@ -57,15 +45,7 @@ def main() -> int:
     work = args.work or tempfile.mkdtemp(prefix="bench-share-", dir=os.path.join(REPO_ROOT, ".build-release"))
     try:
         data = os.path.join(work, "data")
-        os.makedirs(data)
-        per_file = args.mib * MIB // args.files
-        for i in range(args.files):
-            with open(os.path.join(data, f"evidence-{i}.bin"), "wb") as f:
-                left = per_file
-                while left:
-                    block = os.urandom(min(left, 8 * MIB))
-                    f.write(block)
-                    left -= len(block)
+        write_random_files(data, args.mib, args.files)
         base = dict(os.environ, CUSTODY_PASSPHRASE="bench-share-not-a-secret")
         granter = dict(base, CUSTODY_ARCHIVE=os.path.join(work, "granter"))
         grantee = dict(base, CUSTODY_ARCHIVE=os.path.join(work, "grantee"))
