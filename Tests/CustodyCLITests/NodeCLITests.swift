@@ -37,6 +37,36 @@ import FoundationNetworking
         init(_ message: String) { self.message = message }
     }
 
+    @Test func badNodeArgumentsAreOneLineErrors() throws {
+        #expect(CLI.run(["init", "--name", "A", "--kdf", "insecure-test"], environment: env("a")).status == 0)
+        #expect(CLI.run(["id", "export", "-o", dir.path + "/a.id"], environment: env("a")).status == 0)
+        #expect(CLI.run(["init", "--name", "B", "--kdf", "insecure-test"], environment: env("b")).status == 0)
+        let cases: [([String], Int32, String)] = [
+            (["serve", "--listen", "nonsense"], 64, "is not HOST:PORT"),
+            (["serve", "--listen", "127.0.0.1:99999"], 64, "is not HOST:PORT"),
+            (["peer", "add", "bad name", "http://x", "--identity", dir.path + "/a.id"], 64, "is not valid"),
+            (["peer", "add", "a", "ftp://x", "--identity", dir.path + "/a.id"], 64, "is not an http(s) URL"),
+            (
+                ["peer", "add", "a", "http://x", "--identity", dir.write("junk.id", text: "{}")], 65,
+                "is not an identity"
+            ),
+            (["pull", "nobody"], 66, "no peer called nobody"),
+        ]
+        for (arguments, status, message) in cases {
+            let result = CLI.run(arguments, environment: env("b"))
+            #expect(result.status == status && result.stderr.contains(message), "\(arguments): \(result.stderr)")
+            #expect(result.stderr.hasPrefix("custody: ") && result.stderr.split(separator: "\n").count == 1)
+        }
+        // A peer that is not running: a temporary failure (75), not a crash.
+        #expect(
+            CLI.run(
+                ["peer", "add", "a", "http://127.0.0.1:9", "--identity", dir.path + "/a.id"],
+                environment: env("b")
+            ).status == 0
+        )
+        #expect(CLI.run(["pull", "a"], environment: env("b")).status == 75)
+    }
+
     @Test func aGrantIsPulledOnlineAndTheServerRefusesWhatItMust() async throws {
         for name in ["ohchr", "iachr", "third"] {
             #expect(
