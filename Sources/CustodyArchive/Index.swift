@@ -569,6 +569,27 @@ package final class ArchiveIndex: Sendable {
     }
 
     /// The log position of a grant's `grant` event.
+    /// One grant's summary, or `nil` when the index has no grant `id` (the exact id).
+    package func grant(_ id: String) throws -> GrantSummary? {
+        do {
+            return try pool.read { db in
+                guard
+                    let row = try Row.fetchOne(
+                        db,
+                        sql: "SELECT summary, revoked_at FROM grants WHERE id = ?",
+                        arguments: [id]
+                    )
+                else { return nil }
+                let json: String = row[0]
+                var summary = try JSONDecoder().decode(GrantSummary.self, from: Data(json.utf8))
+                summary.revokedAt = row[1]
+                return summary
+            }
+        } catch {
+            throw Self.mapped(error)
+        }
+    }
+
     func grantSeq(_ id: String) throws -> Int {
         do {
             return try pool.read { db in

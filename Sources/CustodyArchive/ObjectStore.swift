@@ -183,8 +183,10 @@ package struct FileObjectStore: ObjectStore {
     }
 
     package func read(_ name: ObjectName, limit: Int) throws -> [UInt8]? {
-        let file = overlay.paths.withLock { $0[name] } ?? path(of: name)
-        let fd = POSIX.open(file, O_RDONLY)
+        let staged = overlay.paths.withLock { $0[name] }
+        var fd = POSIX.open(staged ?? path(of: name), O_RDONLY)
+        // A staged object committed meanwhile has moved to its name.
+        if fd < 0, errno == ENOENT, staged != nil { fd = POSIX.open(path(of: name), O_RDONLY) }
         guard fd >= 0 else {
             if errno == ENOENT { return nil }
             throw ArchiveError(

@@ -5,7 +5,7 @@ import Glibc
 #endif
 
 /// Thin, checked wrappers over the POSIX calls the archive needs for crash-safe writes.
-enum POSIX {
+package enum POSIX {
     /// Opens `path`, retrying on EINTR.
     static func open(_ path: String, _ flags: Int32, _ mode: mode_t = 0o600) -> Int32 {
         var fd: Int32
@@ -94,7 +94,7 @@ enum POSIX {
     }
 
     /// Reads a whole small file, refusing anything larger than `limit` bytes.
-    static func readFile(_ path: String, limit: Int) throws -> [UInt8] {
+    package static func readFile(_ path: String, limit: Int) throws -> [UInt8] {
         let fd = open(path, O_RDONLY)
         guard fd >= 0 else {
             let code = errno
@@ -139,8 +139,12 @@ enum POSIX {
     /// Writes `bytes` to `path` atomically: temp file, fsync, rename, fsync of the folder.
     ///
     /// With `durable: false` it skips both fsyncs (for derived files that are checked and rebuilt when lost).
-    static func writeFileAtomically(_ path: String, _ bytes: [UInt8], mode: mode_t = 0o600, durable: Bool = true) throws
-    {
+    package static func writeFileAtomically(
+        _ path: String,
+        _ bytes: [UInt8],
+        mode: mode_t = 0o600,
+        durable: Bool = true
+    ) throws {
         let temp = path + ".tmp-\(getpid())"
         let fd = open(temp, O_WRONLY | O_CREAT | O_TRUNC, mode)
         guard fd >= 0 else { throw ArchiveError.writeFailed(path, errno: errno) }

@@ -208,19 +208,29 @@ package enum HTTPSignature {
 package final class NonceCache: Sendable {
     /// When the server started (Unix seconds).
     package let startedAt: Int
-    private let seen = Mutex<[String: Int]>([:])
+    private let state = Mutex(State())
+    /// The most nonces held; beyond it (after dropping stale ones) requests are refused until some go stale.
+    static let capacity = 100_000
+
+    private struct State {
+        var seen: [String: Int] = [:]
+        var prunedAt = 0
+    }
 
     package init(startedAt: Int = Int(Date().timeIntervalSince1970)) {
         self.startedAt = startedAt
     }
 
-    /// Records `nonce`; `false` when it was seen before. Entries older than twice the allowed skew are dropped,
-    /// since their requests would be refused as stale anyway.
+    /// Records `nonce`; `false` when it was seen before, or when the cache is full. Entries older than twice
+    /// the allowed skew are dropped (at most once a second), since their requests would be refused as stale.
     func admit(_ nonce: String, created: Int, now: Int) -> Bool {
-        seen.withLock { seen in
-            if seen.count > 4096 { seen = seen.filter { now - $0.value <= 2 * HTTPSignature.allowedSkew } }
-            guard seen[nonce] == nil else { return false }
-            seen[nonce] = created
+        state.withLock { state in
+            if state.seen.count > 4096, now != state.prunedAt {
+                state.seen = state.seen.filter { now - $0.value <= 2 * HTTPSignature.allowedSkew }
+                state.prunedAt = now
+            }
+            guard state.seen[nonce] == nil, state.seen.count < Self.capacity else { return false }
+            state.seen[nonce] = created
             return true
         }
     }

@@ -1,45 +1,89 @@
+import AsyncHTTPClient
 import CustodyArchive
 import CustodyCrypto
+import Dispatch
 import Foundation
+import NIOCore
+import NIOHTTP1
+import Synchronization
 
-#if canImport(FoundationNetworking)
-import FoundationNetworking
-#endif
+/// The HTTP client every node request goes through: bounded connect and read timeouts; never shut down (it
+/// lives as long as the process).
+private let nodeHTTPClient: HTTPClient = {
+    var configuration = HTTPClient.Configuration(
+        timeout: .init(connect: .seconds(10), read: .seconds(60))
+    )
+    configuration.connectionPool.concurrentHTTP1ConnectionsPerHostSoftLimit = 8
+    configuration.redirectConfiguration = .disallow  // a signature covers one authority and path
+    return HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: configuration)
+}()
 
 /// A client of another node: every request signed with this archive's signing key (Docs/PROTOCOL.md section 2).
 package struct NodeClient: Sendable {
     /// The node's base URL (`https://host:port`).
     package let base: URL
     let key: SigningKey
+    /// The largest response body read into memory (grant lists, checkpoints, bundle heads).
+    static let maxBody = 64 << 20
 
     package init(base: URL, key: SigningKey) {
         self.base = base
         self.key = key
     }
 
-    /// A signed request for `path` (with `query`, and a body for POST).
-    func request(_ path: String, query: String = "", method: String = "GET", body: [UInt8] = []) -> URLRequest {
-        var components = URLComponents(url: base.appendingPathComponent(path), resolvingAgainstBaseURL: false)
-        if !query.isEmpty { components?.percentEncodedQuery = query }
-        let url = components?.url ?? base.appendingPathComponent(path)
-        var request = URLRequest(url: url)
-        request.httpMethod = method
-        request.timeoutInterval = 300
-        if !body.isEmpty { request.httpBody = Data(body) }
-        let authority = (url.host ?? "") + (url.port.map { ":\($0)" } ?? "")
+    /// The request's URL and the authority its signature covers (host, and the port unless it is the default).
+    func target(_ path: String, query: String) -> (url: String, authority: String, path: String) {
+        var basePath = base.path
+        while basePath.hasSuffix("/") { basePath.removeLast() }
+        let fullPath = basePath + "/" + path
+        let scheme = base.scheme ?? "http"
+        let host = base.host ?? ""
+        let port = base.port
+        let isDefault = port == nil || (scheme == "http" && port == 80) || (scheme == "https" && port == 443)
+        let authority = host + (isDefault ? "" : ":\(port!)")
+        let url = "\(scheme)://\(authority)\(fullPath)" + (query.isEmpty ? "" : "?" + query)
+        return (url, authority, fullPath)
+    }
+
+    /// A signed request for `path` (with `query`, and a body for POST), ready to execute.
+    package func signedRequest(
+        _ path: String,
+        query: String = "",
+        method: String = "GET",
+        body: [UInt8] = [],
+        headers extra: [(String, String)] = []
+    ) -> HTTPClientRequest {
+        let (url, authority, fullPath) = target(path, query: query)
+        var request = HTTPClientRequest(url: url)
+        request.method = HTTPMethod(rawValue: method)
+        request.headers.replaceOrAdd(name: "Host", value: authority)
+        for (name, value) in extra { request.headers.replaceOrAdd(name: name, value: value) }
+        if !body.isEmpty { request.body = .bytes(ByteBuffer(bytes: body)) }
         let signed = HTTPSignature.Request(
             method: method,
             authority: authority,
-            path: url.path,
-            query: url.query ?? "",
+            path: fullPath,
+            query: query.isEmpty ? "" : "?" + query,
             body: body
         )
-        for (name, value) in HTTPSignature.sign(signed, key: key) { request.setValue(value, forHTTPHeaderField: name) }
+        for (name, value) in HTTPSignature.sign(signed, key: key) {
+            request.headers.replaceOrAdd(name: name, value: value)
+        }
         return request
     }
 
-    /// A signed GET request for `path`, to send as is.
-    package func signedRequest(_ path: String) -> URLRequest { request(path) }
+    /// Executes a request as is; the status, headers and body (at most `limit` bytes).
+    package static func execute(
+        _ request: HTTPClientRequest,
+        limit: Int = maxBody,
+        timeout: TimeAmount = .seconds(300)
+    ) async throws -> (status: Int, headers: [String: String], body: [UInt8]) {
+        let response = try await nodeHTTPClient.execute(request, timeout: timeout)
+        let body = try await response.body.collect(upTo: limit)
+        var headers: [String: String] = [:]
+        for (name, value) in response.headers { headers[name.lowercased()] = value }
+        return (Int(response.status.code), headers, Array(buffer: body))
+    }
 
     /// Sends a signed request; returns the status and body.
     package func send(
@@ -47,58 +91,84 @@ package struct NodeClient: Sendable {
         query: String = "",
         method: String = "GET",
         body: [UInt8] = []
-    ) async throws
-        -> (status: Int, body: Data)
-    {
+    ) async throws -> (status: Int, body: Data) {
         do {
-            let (data, response) = try await URLSession.shared.data(
-                for: request(path, query: query, method: method, body: body)
+            let (status, _, bytes) = try await Self.execute(
+                signedRequest(path, query: query, method: method, body: body)
             )
-            return ((response as? HTTPURLResponse)?.statusCode ?? 0, data)
+            return (status, Data(bytes))
         } catch {
-            throw ArchiveError(
-                .temporary,
-                "cannot reach \(base.absoluteString): \(error.localizedDescription)",
-                fix: "check the peer's URL and that its node is running"
-            )
+            throw unreachable(error)
         }
     }
 
-    /// GETs `path` into the file `destination`, resuming a partial file there with a Range request.
+    func unreachable(_ error: any Error) -> ArchiveError {
+        if let error = error as? ArchiveError { return error }
+        return ArchiveError(
+            .temporary,
+            "cannot reach \(base.absoluteString): \(error)",
+            fix: "check the peer's URL and that its node is running, then pull again (it resumes)"
+        )
+    }
+
+    /// GETs one object of a grant, `size` bytes, checking nothing but the length (the caller hashes it). An
+    /// interrupted transfer is retried up to three times, each asking with a Range request only for the bytes
+    /// still missing.
     ///
-    /// - Returns: The status (200 for a whole download, 206 for a resumed one).
-    package func download(_ path: String, to destination: String) async throws -> Int {
-        let have = (try? FileManager.default.attributesOfItem(atPath: destination)[.size] as? Int) ?? 0
-        var request = self.request(path)
-        if have > 0 { request.setValue("bytes=\(have)-", forHTTPHeaderField: "Range") }
-        do {
-            let (file, response) = try await URLSession.shared.download(for: request)
-            defer { try? FileManager.default.removeItem(at: file) }
-            let status = (response as? HTTPURLResponse)?.statusCode ?? 0
-            if status == 206, have > 0 {
-                let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: destination))
-                defer { try? handle.close() }
-                try handle.seekToEnd()
-                let input = try FileHandle(forReadingFrom: file)
-                defer { try? input.close() }
-                while let chunk = try input.read(upToCount: 1 << 20), !chunk.isEmpty {
-                    try handle.write(contentsOf: chunk)
+    /// - Returns: The object's bytes, or a refusal (status and body) when the node does not serve it.
+    func object(grant: String, name: ObjectName, size: Int64) async throws -> Result<[UInt8], Refused> {
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(Int(size))
+        var attempt = 0
+        while true {
+            var request = signedRequest("v1/grants/\(grant)/objects/\(name.hex)")
+            if !bytes.isEmpty { request.headers.replaceOrAdd(name: "Range", value: "bytes=\(bytes.count)-") }
+            do {
+                let response = try await nodeHTTPClient.execute(request, timeout: .seconds(300))
+                let status = Int(response.status.code)
+                guard status == 200 || (status == 206 && !bytes.isEmpty) else {
+                    let text = try await response.body.collect(upTo: 4096)
+                    return .failure(Refused(status: status, body: Data(Array(buffer: text))))
                 }
-            } else {
-                try? FileManager.default.removeItem(atPath: destination)
-                try FileManager.default.moveItem(at: file, to: URL(fileURLWithPath: destination))
+                if status == 200 { bytes.removeAll(keepingCapacity: true) }
+                for try await part in response.body {
+                    guard Int64(bytes.count + part.readableBytes) <= size else {
+                        throw ArchiveError(
+                            .badInput,
+                            "the peer sent more bytes than object \(name) has",
+                            fix: "check the peer's version"
+                        )
+                    }
+                    bytes += part.readableBytesView
+                }
+                if Int64(bytes.count) == size { return .success(bytes) }
+                throw ArchiveError(.temporary, "object \(name) arrived short", fix: "pull again")
+            } catch let error as ArchiveError where error.code == .badInput {
+                throw error
+            } catch {
+                attempt += 1
+                guard attempt < 4 else { throw unreachable(error) }
+                try await Task.sleep(for: .milliseconds(250 << attempt))
             }
-            return status
-        } catch let error as ArchiveError {
-            throw error
-        } catch {
-            throw ArchiveError(
-                .temporary,
-                "cannot download from \(base.absoluteString): \(error.localizedDescription)",
-                fix: "check the peer's URL and that its node is running, then pull again (it resumes)"
-            )
         }
     }
+
+    /// A status and body the node answered instead of an object.
+    struct Refused: Error {
+        var status: Int
+        var body: Data
+    }
+}
+
+/// What a pull fetched and reused, counted from the fetching tasks.
+final class PullCounts: Sendable {
+    let state = Mutex((fetched: 0, reused: 0, bytes: Int64(0)))
+}
+
+/// A value handed to another thread that only one thread uses at a time.
+struct UncheckedBox<Value>: @unchecked Sendable {
+    let value: Value
+    init(_ value: Value) { self.value = value }
 }
 
 /// `custody pull`: fetches the grants a peer made to this archive and imports them through the same path as
@@ -168,9 +238,41 @@ package enum Puller {
         return report
     }
 
-    /// Pulls `grant` (or every valid grant addressed to this archive) from the peer called `alias`.
-    package static func pull(archive: Archive, peer alias: String, grant wanted: String?) async throws -> [BundleImport]
-    {
+    /// One grant pulled.
+    package struct Pulled: Sendable {
+        /// What the import did.
+        package var result: BundleImport
+        /// Objects fetched from the peer now.
+        package var fetched: Int
+        /// Objects already here (kept by an interrupted pull, or shared with other items): not fetched again.
+        package var reused: Int
+        /// Bytes fetched.
+        package var bytes: Int64
+    }
+
+    /// Progress of a pull: objects and bytes done of the grant's total.
+    package struct Progress: Sendable {
+        package var grant: String
+        package var objects: Int
+        package var totalObjects: Int
+        package var bytes: Int64
+        package var totalBytes: Int64
+    }
+
+    /// How many objects are fetched at once (below the node's per-key limit, which counts the head request too).
+    static let parallelFetches = 6
+    /// The most object bytes held in memory at once, besides one object larger than it.
+    static let maxBytesInFlight: Int64 = 96 << 20
+
+    /// Pulls `grant` (or every valid grant addressed to this archive) from the peer called `alias`: for each,
+    /// the bundle head (grant, checkpoint, entries with proofs), then the released objects in parallel, each
+    /// checked and staged as it arrives, through ``Archive/importBundle(path:trustGranter:fetch:progress:)``.
+    package static func pull(
+        archive: Archive,
+        peer alias: String,
+        grant wanted: String?,
+        progress: (@Sendable (Progress) -> Void)? = nil
+    ) async throws -> [Pulled] {
         let peer = try archive.peer(alias)
         guard let url = peer.url.flatMap(URL.init(string:)) else {
             throw ArchiveError(.damaged, "peer \(alias) has no URL", fix: "add it again with custody peer add")
@@ -195,33 +297,115 @@ package enum Puller {
         }
         let directory = archive.root + "/pull-tmp"
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        var results: [BundleImport] = []
+        var results: [Pulled] = []
         for id in ids {
-            // A partial download stays in pull-tmp/ and the next pull resumes it.
-            let path = directory + "/\(id).bundle.part"
-            for attempt in 0..<2 {
-                let resumed = ((try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? 0) > 0
-                let status = try await client.download("v1/grants/\(id)/bundle", to: path)
-                guard status == 200 || status == 206 else {
-                    let reason = (try? Data(contentsOf: URL(fileURLWithPath: path))) ?? Data()
-                    try? FileManager.default.removeItem(atPath: path)
-                    if wanted == nil, status == 410 { break }  // revoked or expired: nothing to pull
-                    throw refusal(status, reason, what: "grant \(id)")
-                }
-                do {
-                    results.append(try archive.importBundle(path: path))
-                    try? FileManager.default.removeItem(atPath: path)
-                    break
-                } catch let error as ArchiveError where error.code == .badInput && resumed && attempt == 0 {
-                    // The kept part was of an older bundle: download the whole bundle once more.
-                    try? FileManager.default.removeItem(atPath: path)
-                } catch {
-                    try? FileManager.default.removeItem(atPath: path)
-                    throw error
+            let (status, head) = try await client.send("v1/grants/\(id)/head")
+            guard status == 200 else {
+                if wanted == nil, status == 410 { continue }  // revoked or expired: nothing to pull
+                throw refusal(status, head, what: "grant \(id)")
+            }
+            let path = directory + "/\(id).head"
+            try POSIX.writeFileAtomically(path, Array(head))
+            defer { try? FileManager.default.removeItem(atPath: path) }
+            let counts = PullCounts()
+            let fetch = fetcher(client: client, grant: id, store: archive.store, counts: counts, progress: progress)
+            let unchecked = UncheckedBox(archive)
+            // The import blocks on the fetches: it runs on its own thread, not on the tasks' pool.
+            let result = try await withCheckedThrowingContinuation { continuation in
+                DispatchQueue.global().async {
+                    continuation.resume(with: Result { try unchecked.value.importBundle(path: path, fetch: fetch) })
                 }
             }
+            let done = counts.state.withLock { $0 }
+            results.append(Pulled(result: result, fetched: done.fetched, reused: done.reused, bytes: done.bytes))
         }
         return results
+    }
+
+    /// The objects of grant `id`: those already in the store are read from it, the others fetched in parallel
+    /// (at most ``parallelFetches`` and ``maxBytesInFlight`` at once); each is delivered to the import's checks.
+    static func fetcher(
+        client: NodeClient,
+        grant id: String,
+        store: any ObjectStore,
+        counts: PullCounts,
+        progress: (@Sendable (Progress) -> Void)?
+    ) -> ObjectFetcher {
+        { objects, deliver in
+            let failure = Mutex<(any Error)?>(nil)
+            let finished = DispatchSemaphore(value: 0)
+            let totalBytes = objects.reduce(Int64(0)) { $0 + $1.size }
+            let checks = DispatchQueue(label: "custody.pull.check", attributes: .concurrent)
+            Task {
+                do {
+                    try await withThrowingTaskGroup(of: Int64.self) { group in
+                        var running = 0
+                        var inFlight: Int64 = 0
+                        var done = (objects: 0, bytes: Int64(0))
+                        func finishOne() async throws {
+                            guard let size = try await group.next() else { return }
+                            running -= 1
+                            inFlight -= size
+                            done.objects += 1
+                            done.bytes += size
+                            progress?(
+                                Progress(
+                                    grant: id,
+                                    objects: done.objects,
+                                    totalObjects: objects.count,
+                                    bytes: done.bytes,
+                                    totalBytes: totalBytes
+                                )
+                            )
+                        }
+                        for ref in objects {
+                            while running > 0, running >= parallelFetches || inFlight + ref.size > maxBytesInFlight {
+                                try await finishOne()
+                            }
+                            running += 1
+                            inFlight += ref.size
+                            group.addTask {
+                                let bytes: [UInt8]
+                                if try store.size(of: ref.name) == ref.size,
+                                    let stored = try store.read(ref.name, limit: Int(ref.size))
+                                {
+                                    bytes = stored
+                                    counts.state.withLock { $0.reused += 1 }
+                                } else {
+                                    switch try await client.object(grant: id, name: ref.name, size: ref.size) {
+                                    case .success(let fetched): bytes = fetched
+                                    case .failure(let refused):
+                                        throw refusal(
+                                            refused.status,
+                                            refused.body,
+                                            what: "object \(ref.name) of grant \(id)"
+                                        )
+                                    }
+                                    counts.state.withLock {
+                                        $0.fetched += 1
+                                        $0.bytes += ref.size
+                                    }
+                                }
+                                // Hashing and staging run off the task pool.
+                                await withCheckedContinuation { continuation in
+                                    checks.async {
+                                        deliver(ref.name, bytes)
+                                        continuation.resume()
+                                    }
+                                }
+                                return ref.size
+                            }
+                        }
+                        while running > 0 { try await finishOne() }
+                    }
+                } catch {
+                    failure.withLock { $0 = error }
+                }
+                finished.signal()
+            }
+            finished.wait()
+            if let error = failure.withLock({ $0 }) { throw error }
+        }
     }
 
     static func refusal(_ status: Int, _ body: Data, what: String) -> ArchiveError {

@@ -2,6 +2,7 @@ import CustodyArchive
 import CustodyCrypto
 import Foundation
 import Hummingbird
+import HummingbirdCore
 import NIOCore
 import Synchronization
 
@@ -26,22 +27,38 @@ package struct NodeServer: Sendable {
     let shared: SharedArchive
     let nonces = NonceCache()
     let cacheDirectory: String
-    /// Requests in progress per requester key: at most ``maxRequestsPerKey`` at once (429 beyond).
+    /// Requests in progress per requester key: at most ``ActiveRequests/maxPerKey`` at once (429 beyond).
     let active = ActiveRequests()
-    /// How long a grant's cached bundle is served (and resumable) before it is made again.
-    static let bundleLifetime: TimeInterval = 3600
+    /// Pull sessions: one `access` event per (grant, requester, session).
+    let sessions = PullSessions()
+    /// Grants as served, parsed once.
+    let grants = GrantCache()
+    /// How long a pull session (and a grant's cached bundle) lasts.
+    static let sessionLifetime: TimeInterval = 3600
 
     /// A server for `archive`, whose keys must already be unlocked (the server signs access events).
     package init(archive: Archive) throws {
         _ = try archive.keys()
         shared = SharedArchive(archive)
         cacheDirectory = archive.root + "/serve-cache"
+        try FileManager.default.createDirectory(atPath: cacheDirectory, withIntermediateDirectories: true)
     }
 
     /// Runs until SIGTERM or SIGINT; calls `ready` with the bound address first.
     package func run(host: String, port: Int, ready: @escaping @Sendable (String) -> Void) async throws {
+        // Bounded headers (16 KiB a field, 64 KiB in all, 100 fields) and idle connections closed after 60 s;
+        // bodies are bounded where each route collects them.
+        let http = HTTP1Channel.Configuration(
+            idleTimeout: .seconds(60),
+            httpDecoderConfiguration: .init(
+                maxHeaderFieldSize: 16 * 1024,
+                maxHeaderListSize: 64 * 1024,
+                maxHeaderFieldCount: 100
+            )
+        )
         let app = Application(
             router: router(),
+            server: .http1(configuration: http),
             configuration: .init(address: .hostname(host, port: port), serverName: "custody"),
             onServerRunning: { channel in
                 ready(channel.localAddress.map { "\($0.ipAddress ?? host):\($0.port ?? port)" } ?? "\(host):\(port)")
@@ -109,6 +126,20 @@ package struct NodeServer: Sendable {
                 }
             }
         }
+        router.get("v1/log/inclusion") { request, _ -> Response in
+            guard let index = request.uri.queryParameters.get("index", as: Int.self), index >= 0 else {
+                return Self.response(.badRequest, Array("give ?index=<entry index>\n".utf8))
+            }
+            do {
+                let proof = try shared.with { try $0.ledger.inclusionProof(index: index) }
+                return Self.response(.ok, Array(proof.text.utf8))
+            } catch let error as ArchiveError {
+                return Self.response(
+                    error.code == .notFound ? .notFound : .internalServerError,
+                    Array((error.problem + "\n").utf8)
+                )
+            }
+        }
         router.post("v1/cosignatures") { request, context -> Response in
             var request = request
             let body = Array(buffer: try await request.collectBody(upTo: 64 * 1024))
@@ -134,40 +165,70 @@ package struct NodeServer: Sendable {
             let body = try JSONEncoder().encode(["grants": list])
             return Self.response(.ok, Array(body), type: "application/json")
         }
+        router.get("v1/grants/:id/head") { request, context -> Response in
+            let requester = try await authenticate(request, context: context)
+            let id = context.parameters.get("id") ?? ""
+            return try await limited(requester) {
+                switch try access(id, requester: requester) {
+                case .refused(let response): return response
+                case .granted:
+                    let bytes = try shared.with { archive in
+                        let path = cacheDirectory + "/.head-\(id)-" + Encoding.hex(randomBytes(8))
+                        defer { unlink(path) }
+                        _ = try archive.exportBundle(grant: id, to: path, force: true, objects: false)
+                        return try POSIX.readFile(path, limit: 64 << 20)
+                    }
+                    return Self.response(.ok, bytes, type: "application/vnd.custody.bundle")
+                }
+            }
+        }
+        router.get("v1/grants/:id/objects/:name") { request, context -> Response in
+            let requester = try await authenticate(request, context: context)
+            let id = context.parameters.get("id") ?? ""
+            return try await limited(requester) {
+                let served: ServedGrant
+                switch try access(id, requester: requester) {
+                case .refused(let response): return response
+                case .granted(let grant): served = grant
+                }
+                // Only the objects the grant releases, named exactly: anything else is no object at all.
+                guard let hex = context.parameters.get("name"), let name = ObjectName(hex: hex),
+                    let size = served.released[name]
+                else { return Self.notFound }
+                let store = shared.with { $0.store }
+                guard let bytes = try store.read(name, limit: Int(size)), Int64(bytes.count) == size else {
+                    return Self.response(.internalServerError, Array("the object cannot be read here\n".utf8))
+                }
+                return Self.ranged(bytes, range: request.headers[.range])
+            }
+        }
         router.get("v1/grants/:id/bundle") { request, context -> Response in
             let requester = try await authenticate(request, context: context)
-            guard active.enter(requester) else {
-                return Self.response(.tooManyRequests, Array("too many requests in progress for this key\n".utf8))
-            }
-            defer { active.leave(requester) }
             let id = context.parameters.get("id") ?? ""
-            let outcome = try shared.with { archive in
-                try Self.bundle(for: id, requester: requester, archive: archive, cache: cacheDirectory)
-            }
-            switch outcome {
-            case .notFound:
-                return Self.response(.notFound, Array("no such grant\n".utf8))
-            case .gone(let reason):
-                return Self.response(.gone, Array((reason + "\n").utf8))
-            case .file(let path):
+            return try await limited(requester) {
+                if case .refused(let response) = try access(id, requester: requester) { return response }
+                let path = try shared.with { archive in
+                    try Self.bundle(for: id, archive: archive, cache: cacheDirectory)
+                }
                 let size = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? 0
                 var headers = HTTPFields()
-                headers[.contentType] = "application/octet-stream"
+                headers[.contentType] = "application/vnd.custody.bundle"
                 headers[.acceptRanges] = "bytes"
-                // "Range: bytes=N-" resumes an interrupted download (the only form a client needs).
-                if let range = request.headers[.range], range.hasPrefix("bytes="), range.hasSuffix("-"),
-                    let start = Int(range.dropFirst(6).dropLast()), start >= 0
-                {
-                    guard start < size else {
-                        headers[.contentRange] = "bytes */\(size)"
-                        return Response(status: .rangeNotSatisfiable, headers: headers)
-                    }
-                    headers[.contentRange] = "bytes \(start)-\(size - 1)/\(size)"
-                    let body = try await FileIO().loadFile(path: path, range: start...(size - 1), context: context)
+                switch Self.byteRange(request.headers[.range], size: size) {
+                case .whole:
+                    return Response(
+                        status: .ok,
+                        headers: headers,
+                        body: try await FileIO().loadFile(path: path, context: context)
+                    )
+                case .unsatisfiable:
+                    headers[.contentRange] = "bytes */\(size)"
+                    return Response(status: .rangeNotSatisfiable, headers: headers)
+                case .part(let range):
+                    headers[.contentRange] = "bytes \(range.lowerBound)-\(range.upperBound)/\(size)"
+                    let body = try await FileIO().loadFile(path: path, range: range, context: context)
                     return Response(status: .partialContent, headers: headers, body: body)
                 }
-                let body = try await FileIO().loadFile(path: path, context: context)
-                return Response(status: .ok, headers: headers, body: body)
             }
         }
         return router
@@ -220,50 +281,133 @@ package struct NodeServer: Sendable {
         return grants.contains { (try? archive.storedGrant($0.id).grant.grantee.signingKey) == text }
     }
 
-    enum BundleOutcome {
-        case notFound
-        case gone(String)
-        case file(String)
+    static let notFound = response(.notFound, Array("no such grant or object for this requester\n".utf8))
+
+    /// Runs `body` as one of the requester's requests in progress: 429 beyond ``ActiveRequests/maxPerKey``.
+    func limited(_ requester: [UInt8], _ body: () async throws -> Response) async throws -> Response {
+        guard active.enter(requester) else {
+            return Self.response(.tooManyRequests, Array("too many requests in progress for this key\n".utf8))
+        }
+        defer { active.leave(requester) }
+        return try await body()
     }
 
-    /// The bundle of a grant for its grantee, written once per checkpoint into the serve cache (so a client can
-    /// resume an interrupted download), and one `access` event per (grant, requester, checkpoint).
-    static func bundle(for id: String, requester: [UInt8], archive: Archive, cache: String) throws -> BundleOutcome {
-        guard id.utf8.count == 32, Encoding.isLowercaseHex(id, count: 32),
-            let summary = try archive.index().grants().first(where: { $0.id == id && $0.direction == "out" })
-        else { return .notFound }
-        let (grant, signed) = try archive.storedGrant(summary.id)
-        // Not addressed to the requester: the same answer as a grant that does not exist.
-        guard Encoding.bytes(base64: grant.grantee.signingKey) == requester else { return .notFound }
-        if let revoked = summary.revokedAt { return .gone("grant \(id) was revoked at \(revoked)") }
-        guard grant.isValid(at: Int(Date().timeIntervalSince1970)) else {
-            return .gone("grant \(id) is valid from \(grant.created) until \(grant.expires)")
+    enum Access {
+        /// 404 or 410, ready to send.
+        case refused(Response)
+        case granted(ServedGrant)
+    }
+
+    /// Whether `requester` may have grant `id`'s parts now; opens its pull session (one `access` event) when it may.
+    ///
+    /// Served only when the grant was made here, is addressed to the requester, is neither revoked nor expired,
+    /// and, for a re-share, every ancestor grant is still held, unexpired and (as far as this node knows) unrevoked.
+    /// Another body's grant, or none, is 404; the requester's own revoked or expired grant is 410 with the reason.
+    func access(_ id: String, requester: [UInt8]) throws -> Access {
+        let now = Int(Date().timeIntervalSince1970)
+        let grants = self.grants
+        let sessions = self.sessions
+        return try shared.with { archive -> Access in
+            guard id.utf8.count == 32, Encoding.isLowercaseHex(id, count: 32),
+                let summary = try archive.index().grant(id), summary.direction == "out"
+            else { return .refused(Self.notFound) }
+            let served = try grants.get(id, archive: archive)
+            guard served.grantee == requester else { return .refused(Self.notFound) }
+            func gone(_ reason: String) -> Access { .refused(Self.response(.gone, Array((reason + "\n").utf8))) }
+            if let revoked = summary.revokedAt { return gone("grant \(id) was revoked at \(revoked)") }
+            guard served.grant.isValid(at: now) else {
+                return gone("grant \(id) is valid from \(served.grant.created) until \(served.grant.expires)")
+            }
+            for ancestor in served.ancestors {
+                guard let ancestor else { return gone("grant \(id) re-shares a grant this node no longer holds") }
+                if let revoked = try archive.index().grant(ancestor.id)?.revokedAt {
+                    return gone("grant \(id) re-shares grant \(ancestor.id), which was revoked at \(revoked)")
+                }
+                guard ancestor.isValid(at: now) else {
+                    return gone("grant \(id) re-shares grant \(ancestor.id), which expired at \(ancestor.expires)")
+                }
+            }
+            if sessions.open(grant: id, requester: requester, lifetime: Self.sessionLifetime) {
+                do {
+                    try archive.recordAccess(grant: served.reference, requester: requester)
+                } catch {
+                    sessions.close(grant: id, requester: requester)
+                    throw error
+                }
+            }
+            return .granted(served)
         }
+    }
+
+    /// The whole bundle of a grant, written once per session into the serve cache so a client can resume an
+    /// interrupted download with Range requests.
+    static func bundle(for id: String, archive: Archive, cache: String) throws -> String {
         _ = try? FileManager.default.createDirectory(atPath: cache, withIntermediateDirectories: true)
-        // One bundle per grant, served for an hour: a pull session, resumable with Range requests.
         let existing = ((try? FileManager.default.contentsOfDirectory(atPath: cache)) ?? [])
             .filter { $0.hasPrefix(id + "-") && $0.hasSuffix(".bundle") }.sorted().last.map { cache + "/" + $0 }
         if let existing,
             let made = try? FileManager.default.attributesOfItem(atPath: existing)[.modificationDate] as? Date,
-            Date().timeIntervalSince(made) < bundleLifetime
+            Date().timeIntervalSince(made) < sessionLifetime
         {
-            return .file(existing)
+            return existing
         }
         let size = try archive.ledger.latestCheckpoint()?.size ?? 0
         let path = cache + "/\(id)-\(size).bundle"
-        if !FileManager.default.fileExists(atPath: path) {
-            // Older bundles of this grant (earlier checkpoints) go: the cache holds one bundle per grant.
-            for name in (try? FileManager.default.contentsOfDirectory(atPath: cache)) ?? []
-            where name.hasPrefix(id + "-") && name.hasSuffix(".bundle") {
-                try? FileManager.default.removeItem(atPath: cache + "/" + name)
-            }
-            _ = try archive.exportBundle(grant: id, to: path, force: true)
-            try archive.recordAccess(
-                grant: GrantReference(id: grant.id, hash: Grant.hash(signed)),
-                requester: requester
+        // Older bundles of this grant go: the cache holds one bundle per grant.
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: cache)) ?? []
+        where name.hasPrefix(id + "-") && name.hasSuffix(".bundle") && cache + "/" + name != path {
+            try? FileManager.default.removeItem(atPath: cache + "/" + name)
+        }
+        _ = try archive.exportBundle(grant: id, to: path, force: true)
+        return path
+    }
+
+    enum ByteRange: Equatable {
+        case whole
+        case unsatisfiable
+        case part(ClosedRange<Int>)
+    }
+
+    /// One `Range: bytes=…` of RFC 9110 (`a-b`, `a-`, `-n`); a missing, multiple or malformed range means the
+    /// whole representation (RFC 9110 lets a server ignore Range), a range starting past the end is unsatisfiable.
+    static func byteRange(_ header: String?, size: Int) -> ByteRange {
+        guard let header, header.hasPrefix("bytes="), !header.contains(",") else { return .whole }
+        let spec = header.dropFirst(6).trimmingCharacters(in: .whitespaces)
+        let parts = spec.split(separator: "-", maxSplits: 1, omittingEmptySubsequences: false)
+        guard parts.count == 2, parts.allSatisfy({ $0.count <= 19 && $0.allSatisfy(\.isASCII) }) else {
+            return .whole
+        }
+        if parts[0].isEmpty {
+            guard let suffix = Int(parts[1]), suffix > 0 else { return .whole }
+            return size == 0 ? .unsatisfiable : .part(max(0, size - suffix)...(size - 1))
+        }
+        guard let start = Int(parts[0]), start >= 0 else { return .whole }
+        let end = parts[1].isEmpty ? size - 1 : Int(parts[1]).map { min($0, size - 1) }
+        guard let end else { return .whole }
+        guard start < size else { return .unsatisfiable }
+        guard end >= start else { return .whole }
+        return .part(start...end)
+    }
+
+    /// An object's bytes, whole (200) or the requested range (206), or 416.
+    static func ranged(_ bytes: [UInt8], range: String?) -> Response {
+        var headers = HTTPFields()
+        headers[.contentType] = "application/octet-stream"
+        headers[.acceptRanges] = "bytes"
+        switch byteRange(range, size: bytes.count) {
+        case .whole:
+            return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: bytes)))
+        case .unsatisfiable:
+            headers[.contentRange] = "bytes */\(bytes.count)"
+            return Response(status: .rangeNotSatisfiable, headers: headers)
+        case .part(let r):
+            headers[.contentRange] = "bytes \(r.lowerBound)-\(r.upperBound)/\(bytes.count)"
+            return Response(
+                status: .partialContent,
+                headers: headers,
+                body: .init(byteBuffer: ByteBuffer(bytes: bytes[r]))
             )
         }
-        return .file(path)
     }
 
     /// Tile paths as C2SP tlog-tiles writes them: `<L>/<N>[.p/<W>]` or `entries/<N>[.p/<W>]`.
@@ -326,5 +470,69 @@ final class ActiveRequests: Sendable {
             counts[key, default: 1] -= 1
             if counts[key] == 0 { counts[key] = nil }
         }
+    }
+}
+
+/// A grant as the server serves it, parsed once.
+struct ServedGrant: Sendable {
+    var grant: Grant
+    var reference: GrantReference
+    /// The grantee's signing key.
+    var grantee: [UInt8]
+    /// The objects it releases, with their sizes.
+    var released: [ObjectName: Int64]
+    /// Its ancestor grants for a re-share, parent first; `nil` for one this node no longer holds intact.
+    var ancestors: [Grant?]
+}
+
+/// Grants parsed once per server run (a signed grant never changes; its revocation is read from the index).
+final class GrantCache: Sendable {
+    private let grants = Mutex<[String: ServedGrant]>([:])
+
+    func get(_ id: String, archive: Archive) throws -> ServedGrant {
+        if let cached = grants.withLock({ $0[id] }) { return cached }
+        let (grant, signed) = try archive.storedGrant(id)
+        var ancestors: [Grant?] = []
+        var parent = grant.parent
+        while let reference = parent, ancestors.count < 16 {
+            let stored = try? archive.storedGrant(reference.id)
+            guard let stored, Grant.hash(stored.signed) == reference.hash else {
+                ancestors.append(nil)
+                break
+            }
+            ancestors.append(stored.grant)
+            parent = stored.grant.parent
+        }
+        let served = ServedGrant(
+            grant: grant,
+            reference: GrantReference(id: grant.id, hash: Grant.hash(signed)),
+            grantee: Encoding.bytes(base64: grant.grantee.signingKey) ?? [],
+            released: Dictionary(grant.releasedObjects.map { ($0.name, $0.size) }) { first, _ in first },
+            ancestors: ancestors
+        )
+        grants.withLock { $0[id] = served }
+        return served
+    }
+}
+
+/// Open pull sessions, per (grant, requester): a session opens with its first request and lasts an hour.
+final class PullSessions: Sendable {
+    private let opened = Mutex<[String: Date]>([:])
+
+    /// Opens a session unless one is open; `true` when this call opened it.
+    func open(grant: String, requester: [UInt8], lifetime: TimeInterval) -> Bool {
+        let key = grant + ":" + Encoding.hex(requester)
+        let now = Date()
+        return opened.withLock { map in
+            if let since = map[key], now.timeIntervalSince(since) < lifetime { return false }
+            map = map.filter { now.timeIntervalSince($0.value) < lifetime }
+            map[key] = now
+            return true
+        }
+    }
+
+    /// Forgets a session (its access event could not be recorded).
+    func close(grant: String, requester: [UInt8]) {
+        _ = opened.withLock { $0.removeValue(forKey: grant + ":" + Encoding.hex(requester)) }
     }
 }

@@ -80,9 +80,11 @@ import Glibc
     /// The objects a bundle holds.
     private func objects(in path: String) throws -> Set<ObjectName> {
         let names = Mutex(Set<ObjectName>())
-        _ = try BundleVerifier.verify(path: path, at: Int(time(nil))) { name, _ in
-            _ = names.withLock { $0.insert(name) }
-        }
+        _ = try BundleVerifier.verify(
+            path: path,
+            at: Int(time(nil)),
+            object: { name, _ in _ = names.withLock { $0.insert(name) } }
+        )
         return names.withLock { $0 }
     }
 

@@ -1,13 +1,10 @@
+import AsyncHTTPClient
 import CustodyArchive
 import CustodyCrypto
 import CustodyNode
 import CustodyTestSupport
 import Foundation
 import Testing
-
-#if canImport(FoundationNetworking)
-import FoundationNetworking
-#endif
 
 /// Two real nodes on loopback: a grant pulled online, and the refusals the protocol requires.
 @Suite(.serialized) struct NodeCLITests {
@@ -76,7 +73,7 @@ import FoundationNetworking
             #expect(CLI.run(["id", "export", "-o", dir.path + "/\(name).id"], environment: env(name)).status == 0)
         }
         dir.write("case/a.txt", text: "statement A")
-        dir.write("case/b.bin", randomBytes(300_000))
+        dir.write("case/b.bin", randomBytes(3_500_000))  // four 1 MiB chunks: a pull fetches several objects
         let ingest = CLI.run(["ingest", dir.path + "/case", "--case", "C1", "--json"], environment: env("ohchr"))
         let ids = (ingest.json?["items"] as? [[String: Any]] ?? []).compactMap { $0["id"] as? String }
         dir.write("other/x.txt", text: "other case")
@@ -108,9 +105,20 @@ import FoundationNetworking
             CLI.run(["peer", "add", "ohchr", url, "--identity", dir.path + "/ohchr.id"], environment: env("iachr"))
                 .status == 0
         )
+        // A pull killed after its first batch of fetched objects was stored imports nothing; the next pull
+        // resumes: it reads those objects from the store instead of fetching them again.
+        var crashing = env("iachr")
+        crashing["CUSTODY_TEST_CRASH_AT"] = "pull-objects-committed"
+        let killed = CLI.run(["pull", "ohchr", "--grant", granted], environment: crashing)
+        #expect(killed.status != 0)
+        #expect((CLI.run(["ls", "--json"], environment: env("iachr")).json?["items"] as? [Any])?.isEmpty == true)
         let pulled = CLI.run(["pull", "ohchr", "--grant", granted, "--json"], environment: env("iachr"))
         #expect(pulled.status == 0, "\(pulled.stderr)")
-        #expect(pulled.stdout.isEmpty || pulled.stdout.contains("grants"))
+        let report = try #require((pulled.json?["grants"] as? [[String: Any]])?.first, "\(pulled.stdout)")
+        let fetched = report["objects_fetched"] as? Int ?? 0
+        let reused = report["objects_reused"] as? Int ?? 0
+        #expect(reused >= 1 && fetched >= 1, "fetched \(fetched), reused \(reused)")
+        #expect((report["imported"] as? [String]).map(Set.init) == Set(ids))
         // Mutual witnessing: each side's newest cosigned checkpoint carries the other's cosignature.
         let ohchrCosigned = CLI.run(["checkpoint", "--cosigned"], environment: env("ohchr"))
         #expect(ohchrCosigned.status == 0 && ohchrCosigned.stdout.contains("— custody/"), "\(ohchrCosigned.stderr)")
@@ -125,57 +133,80 @@ import FoundationNetworking
         let listed = CLI.run(["ls", "--json"], environment: env("iachr")).json?["items"] as? [[String: Any]] ?? []
         #expect(Set(listed.compactMap { $0["id"] as? String }) == Set(ids))
         #expect(CLI.run(["verify", "--deep"], environment: env("iachr")).status == 0)
-        // Pulling again imports nothing new; the server logs one access event per pull session (a served bundle's
-        // lifetime), not one per object or per request.
+        // Pulling again imports nothing new; the server logs one access event per pull session (an hour per grant
+        // and requester), not one per object or per request.
         let again = CLI.run(["pull", "ohchr", "--json"], environment: env("iachr"))
         #expect(again.status == 0, "\(again.stderr)")
         let log = CLI.run(["log", "--json"], environment: env("ohchr")).json?["entries"] as? [[String: Any]] ?? []
         #expect(log.filter { $0["type"] as? String == "access" }.count == 1)
+        let imports = CLI.run(["log", "--json"], environment: env("iachr")).json?["entries"] as? [[String: Any]] ?? []
+        #expect(imports.filter { $0["type"] as? String == "import" }.count == ids.count)
+        #expect(CLI.run(["verify"], environment: env("ohchr")).status == 0)
 
-        // An interrupted download resumes from what it has; a kept part of another bundle is fetched whole again.
-        let cachedBundle = try #require(
-            (try FileManager.default.contentsOfDirectory(atPath: dir.path + "/ohchr/serve-cache")).first {
-                $0.hasPrefix(granted)
-            }
-        )
-        let full = Fixtures.read(dir.path + "/ohchr/serve-cache/" + cachedBundle)
-        let part = dir.path + "/iachr/pull-tmp/\(granted).bundle.part"
-        for seed in [Array(full.prefix(full.count / 2)), randomBytes(1000)] {
-            try FileManager.default.createDirectory(
-                atPath: dir.path + "/iachr/pull-tmp",
-                withIntermediateDirectories: true
-            )
-            #expect(FileManager.default.createFile(atPath: part, contents: Data(seed)))
-            let resumed = CLI.run(["pull", "ohchr", "--grant", granted, "--json"], environment: env("iachr"))
-            #expect(resumed.status == 0, "\(resumed.stderr)")
-            #expect(!FileManager.default.fileExists(atPath: part))
-        }
-        // The same signed request twice: the second is a replay.
+        // Raw requests as IACHR, as a stranger and as nobody.
         let signing: SigningKey = try {
             let iachr = try Archive.open(at: dir.path + "/iachr")
             iachr.passphraseProvider = { try SecretBytes(copying: Array("node test".utf8)) }
             return try iachr.keys().signing
         }()
-        let once = NodeClient(base: try #require(URL(string: url)), key: signing).signedRequest("v1/grants")
-        let (_, first) = try await URLSession.shared.data(for: once)
-        let (_, second) = try await URLSession.shared.data(for: once)
-        #expect((first as? HTTPURLResponse)?.statusCode == 200)
-        #expect((second as? HTTPURLResponse)?.statusCode == 401)
-        let imports = CLI.run(["log", "--json"], environment: env("iachr")).json?["entries"] as? [[String: Any]] ?? []
-        #expect(imports.filter { $0["type"] as? String == "import" }.count == ids.count)
-        #expect(CLI.run(["verify"], environment: env("ohchr")).status == 0)
-        let cached = (try? FileManager.default.contentsOfDirectory(atPath: dir.path + "/ohchr/serve-cache")) ?? []
-        #expect(cached.filter { $0.hasPrefix(granted) }.count == 1, "the serve cache keeps one bundle per grant")
-
-        // Refusals, as the grantee and as nobody.
+        let base = try #require(URL(string: url))
+        let client = NodeClient(base: base, key: signing)
+        // The same signed request twice: the second is a replay.
+        let once = client.signedRequest("v1/grants")
+        #expect(try await NodeClient.execute(once).status == 200)
+        #expect(try await NodeClient.execute(once).status == 401)
+        // Objects: one the grant releases, whole and as a range; any other name, or another body's grant, is 404.
+        let released = try {
+            let ohchr = try Archive.open(at: dir.path + "/ohchr")
+            return try ohchr.storedGrant(granted).grant.releasedObjects
+        }()
+        let object = try #require(released.max { $0.size < $1.size })
+        let whole = try await client.send("v1/grants/\(granted)/objects/\(object.name.hex)")
+        #expect(whole.status == 200 && Int64(whole.body.count) == object.size)
+        #expect(ObjectName(of: Array(whole.body)) == object.name)
+        let ranged = client.signedRequest(
+            "v1/grants/\(granted)/objects/\(object.name.hex)",
+            headers: [("Range", "bytes=10-19")]
+        )
+        let part = try await NodeClient.execute(ranged)
+        #expect(part.status == 206 && part.body == Array(whole.body[10..<20]))
+        #expect(part.headers["content-range"] == "bytes 10-19/\(object.size)")
+        let beyond = client.signedRequest(
+            "v1/grants/\(granted)/objects/\(object.name.hex)",
+            headers: [("Range", "bytes=\(object.size)-")]
+        )
+        #expect(try await NodeClient.execute(beyond).status == 416)
+        let unreleased = Encoding.hex(randomBytes(32))
+        #expect(try await client.send("v1/grants/\(granted)/objects/\(unreleased)").status == 404)
+        #expect(try await client.send("v1/grants/\(granted)/objects/..%2F..%2Fkeys").status == 404)
+        #expect(try await client.send("v1/grants/\(toThird)/objects/\(object.name.hex)").status == 404)
+        #expect(try await client.send("v1/grants/\(toThird)/head").status == 404)
+        #expect(try await client.send("v1/grants/\(Encoding.hex(randomBytes(16)))/head").status == 404)
+        // The whole bundle, resumable with Range.
+        let bundleStart = client.signedRequest("v1/grants/\(granted)/bundle", headers: [("Range", "bytes=0-17")])
+        let bundlePart = try await NodeClient.execute(bundleStart)
+        #expect(bundlePart.status == 206 && bundlePart.body == Array("custody-bundle/v1\n".utf8))
+        // Inclusion proofs are public, like the tiles.
+        let proof = try await NodeClient.execute(HTTPClientRequest(url: url + "/v1/log/inclusion?index=0"))
+        #expect(
+            proof.status == 200
+                && String(decoding: proof.body, as: UTF8.self).hasPrefix("c2sp.org/tlog-proof@v1\nindex 0\n")
+        )
+        #expect(
+            try await NodeClient.execute(HTTPClientRequest(url: url + "/v1/log/inclusion?index=99999")).status == 404
+        )
         let key = try SigningKey(seed: SecretBytes(randomCount: 32))
-        let stranger = NodeClient(base: try #require(URL(string: url)), key: key)
+        let stranger = NodeClient(base: base, key: key)
         #expect(try await stranger.send("v1/grants").status == 401)
-        var plain = URLRequest(url: try #require(URL(string: url + "/v1/grants")))
-        plain.httpMethod = "GET"
-        let (_, response) = try await URLSession.shared.data(for: plain)
-        #expect((response as? HTTPURLResponse)?.statusCode == 401)
-        #expect((try await URLSession.shared.data(from: try #require(URL(string: url + "/v1/identity")))).0.count > 100)
+        #expect(try await stranger.send("v1/grants/\(granted)/objects/\(object.name.hex)").status == 401)
+        #expect(try await NodeClient.execute(HTTPClientRequest(url: url + "/v1/grants")).status == 401)
+        #expect(
+            try await NodeClient.execute(
+                HTTPClientRequest(url: url + "/v1/grants/\(granted)/objects/\(object.name.hex)")
+            ).status
+                == 401
+        )
+        #expect(try await NodeClient.execute(HTTPClientRequest(url: url + "/v1/identity")).body.count > 100)
         // Another body's grant looks like no grant at all.
         let notMine = CLI.run(["pull", "ohchr", "--grant", toThird], environment: env("iachr"))
         #expect(notMine.status == 66)
@@ -208,5 +239,7 @@ import FoundationNetworking
         #expect(CLI.run(["grant", "revoke", granted, "--reason", "withdrawn"], environment: env("ohchr")).status == 0)
         let revoked = CLI.run(["pull", "ohchr", "--grant", granted], environment: env("iachr"))
         #expect(revoked.status == 77 && revoked.stderr.contains("revoked"), "\(revoked.stderr)")
+        let gone = try await client.send("v1/grants/\(granted)/objects/\(object.name.hex)")
+        #expect(gone.status == 410 && String(decoding: gone.body, as: UTF8.self).contains("revoked"))
     }
 }

@@ -371,6 +371,37 @@ package final class Ledger: Sendable {
         return InclusionProof(index: index, leafHash: leafHash, proof: proof, checkpoint: checkpoint)
     }
 
+    /// Proves that leaf `index` (its hash read from the tiles) is in the tree of the latest checkpoint, for a
+    /// client that has the entry from elsewhere (the entry tiles, a bundle).
+    ///
+    /// - Throws: ``ArchiveError``: not found when the latest checkpoint does not cover `index`.
+    package func inclusionProof(index: Int) throws -> InclusionProof {
+        let lock = try journal.lockForReading()
+        defer { withExtendedLifetime(lock) {} }
+        let checkpoint = try requireCheckpoint()
+        guard index >= 0, index < checkpoint.size else {
+            throw ArchiveError(
+                .notFound,
+                "log entry \(index) is not covered by the latest checkpoint (size \(checkpoint.size))",
+                fix: "give an index below \(checkpoint.size)"
+            )
+        }
+        let reader = TileReader(directory: logDirectory, size: checkpoint.size)
+        let leafHash = try reader.subtree(index, 1)
+        let proof = try Merkle.inclusionProof(index: index, size: checkpoint.size, subtree: reader.subtree)
+        guard
+            let root = Merkle.root(fromInclusionProof: proof, leafHash: leafHash, index: index, size: checkpoint.size),
+            constantTimeEqual(root, checkpoint.root)
+        else {
+            throw ArchiveError(
+                .damaged,
+                "the log's tiles do not prove entry \(index) against the signed checkpoint",
+                fix: "run custody verify; custody reindex rebuilds the tiles from the journal"
+            )
+        }
+        return InclusionProof(index: index, leafHash: leafHash, proof: proof, checkpoint: checkpoint)
+    }
+
     /// Proves that the tree of the latest checkpoint extends the tree of its first `first` entries.
     ///
     /// - Throws: ``ArchiveError`` (usage) when `first` is larger than the latest checkpoint's size.

@@ -46,7 +46,8 @@ struct ProvenanceRecord: Codable {
 
 extension Archive {
     /// Writes the bundle of a grant this archive made: granter identity, signed grant, checkpoint, the ledger
-    /// entries of the grant and its items with inclusion proofs, and every released object — streamed.
+    /// entries of the grant and its items with inclusion proofs, and every released object — streamed. Without
+    /// `objects`, the bundle's head: every record but the objects (a node serves the objects one by one).
     ///
     /// - Throws: ``ArchiveError``: not found; not authorised for a grant of another body, a revoked or expired one;
     ///   cannot create when `output` exists (without `force`) or cannot be written. Nothing is left at `output` on failure.
@@ -54,6 +55,7 @@ extension Archive {
         grant id: String,
         to output: String,
         force: Bool = false,
+        objects includeObjects: Bool = true,
         progress: ((Int, Int) -> Void)? = nil
     ) throws -> BundleExport {
         let (grant, signed) = try storedGrant(id)
@@ -141,7 +143,7 @@ extension Archive {
             )
             try writer.record("E", try Array(Event.encoder.encode(record)))
         }
-        let objects = grant.releasedObjects
+        let objects = includeObjects ? grant.releasedObjects : []
         for (number, ref) in objects.enumerated() {
             guard let bytes = try store.read(ref.name, limit: SealedPart.maxContentStoredBytes),
                 Int64(bytes.count) == ref.size
@@ -178,9 +180,14 @@ extension Archive {
     ///   addressed to another body, an expired grant, or an unknown granter (without `trustGranter`); damaged when
     ///   an item does not decrypt to its recorded SHA-256. The archive is unchanged in every case (objects staged
     ///   before a failure are orphans that `gc` removes).
+    ///
+    /// With `fetch`, `path` is a bundle head and the objects come from `fetch` (``Puller``): each is checked as an
+    /// object record would be, and the new items' objects are committed in batches as they arrive, so that a killed
+    /// pull resumes without fetching them again (until the import event names them, they are orphans).
     package func importBundle(
         path: String,
         trustGranter: Bool = false,
+        fetch: ObjectFetcher? = nil,
         progress: ((Int, Int) -> Void)? = nil
     ) throws -> BundleImport {
         let now = Int(time(nil))
@@ -198,14 +205,37 @@ extension Archive {
         let stagedBox = Mutex<[StagedObject]>([])
         let smallBox = Mutex<[ObjectName: [UInt8]]>([:])
         let stagedCount = Atomic<Int>(0)
+        let pendingBytes = Mutex<Int64>(0)
+        // At least four batches, so that even a small pull resumes part-way; at most 128 MiB each.
+        let commitEvery = min(Self.pullCommitBytes, max((plan?.bytes ?? 0) / 4, 64 << 10))
         let (report, verified): (BundleReport, BundleContents?)
         defer { checking.wait() }
         do {
-            (report, verified) = try BundleVerifier.verify(path: path, at: now) { name, bytes in
+            (report, verified) = try BundleVerifier.verify(path: path, at: now, fetch: fetch) { name, bytes in
                 if bytes.count <= SealedPart.maxAnnotationBytes { smallBox.withLock { $0[name] = bytes } }
                 if let s = try bytes.withUnsafeBytes({ try store.stage($0, as: name, checkExisting: true) }) {
                     store.expose([s], visible: true)
-                    stagedBox.withLock { $0.append(s) }
+                    if fetch != nil, plan?.itemsByObject[name] != nil {
+                        // Fetched objects of new items are kept as they come: a killed pull resumes from them.
+                        let batch = stagedBox.withLock { staged -> [StagedObject] in
+                            staged.append(s)
+                            let full = pendingBytes.withLock { pending -> Bool in
+                                pending += Int64(bytes.count)
+                                guard pending >= commitEvery else { return false }
+                                pending = 0
+                                return true
+                            }
+                            guard full else { return [] }
+                            let ready = staged.filter { plan?.itemsByObject[$0.name] != nil }
+                            staged.removeAll { plan?.itemsByObject[$0.name] != nil }
+                            return ready
+                        }
+                        try store.commit(batch)
+                        store.expose(batch, visible: false)
+                        if !batch.isEmpty { CrashPoint.hit("pull-objects-committed") }
+                    } else {
+                        stagedBox.withLock { $0.append(s) }
+                    }
                 }
                 stagedCount.wrappingAdd(1, ordering: .relaxed)
                 guard let plan else { return }
@@ -381,6 +411,9 @@ extension Archive {
         )
     }
 
+    /// A pull commits the objects it fetched whenever this many bytes are staged.
+    static let pullCommitBytes: Int64 = 128 << 20
+
     /// What an import can know before its verifying pass (from ``BundleVerifier/preview(path:)``).
     struct ImportPlan {
         /// The import event each new item would get.
@@ -389,6 +422,8 @@ extension Archive {
         var itemsByObject: [ObjectName: [ItemID]]
         /// How many objects of each new item are still to come.
         var remaining: [ItemID: Int]
+        /// The bytes of the new items' objects.
+        var bytes: Int64 = 0
     }
 
     /// Plans an import from the bundle's leading records; `nil` (no early checks) when there is nothing to plan.
@@ -413,6 +448,8 @@ extension Archive {
             plan.remaining[item.id] = names.count
             for name in names { plan.itemsByObject[name, default: []].append(item.id) }
         }
+        let sizes = Dictionary(preview.grant.releasedObjects.map { ($0.name, $0.size) }) { first, _ in first }
+        plan.bytes = plan.itemsByObject.keys.reduce(0) { $0 + (sizes[$1] ?? 0) }
         guard !plan.events.isEmpty else { return nil }
         _ = try keys()  // the workers that check items need the keys loaded before they start
         return plan

@@ -299,6 +299,14 @@ package struct BundleContents: Sendable {
     package var ancestors: [[UInt8]] = []
 }
 
+/// Delivers a grant's released objects from outside a bundle file: given the objects, calls the delivery closure
+/// with each one's name and bytes (from any thread) and returns when all are delivered or throws.
+package typealias ObjectFetcher =
+    @Sendable (
+        _ objects: [ObjectRef],
+        _ deliver: @escaping @Sendable (ObjectName, [UInt8]) -> Void
+    ) throws -> Void
+
 /// Checks a bundle as a stream: no keys and no archive needed.
 package enum BundleVerifier {
     /// The grant and the granter's events, read from the records before the first object — unchecked but for
@@ -346,12 +354,17 @@ package enum BundleVerifier {
     ///   - time: The time to check validity at (Unix seconds).
     ///   - object: Called with each object that checks (name and bytes), for importing: concurrently, from
     ///     worker threads, in no particular order.
+    ///   - fetch: For a bundle head (a bundle without object records, as a node serves it): called once the head's
+    ///     records are read, with the objects the grant releases; it delivers each object's bytes from elsewhere
+    ///     (a peer, over the network), from any thread, and each delivered object is checked exactly like an
+    ///     object record. Its errors are thrown.
     /// - Returns: The report, and the contents when the integrity checks pass.
-    /// - Throws: ``ArchiveError`` only when the file cannot be opened or is not a bundle at all.
+    /// - Throws: ``ArchiveError`` when the file cannot be opened or is not a bundle at all; what `fetch` throws.
     package static func verify(
         path: String,
         granter expected: Identity? = nil,
         at time: Int,
+        fetch: ObjectFetcher? = nil,
         object: (@Sendable (ObjectName, [UInt8]) throws -> Void)? = nil
     ) throws -> (BundleReport, BundleContents?) {
         let reader = try BundleReader(path: path)
@@ -375,7 +388,32 @@ package enum BundleVerifier {
         var signedGrant: [UInt8] = []
         var checkpoint: Checkpoint?
         var released: [ObjectName: Int64] = [:]
-        var seenObjects = Set<ObjectName>()
+        let seenObjects = Mutex<Set<ObjectName>>([])
+        let objectCount = Atomic<Int>(0)
+        // Every object, from a record or delivered by `fetch`: released, once, of its size, hashing to its name.
+        let admit: @Sendable ([ObjectName: Int64], ObjectName, [UInt8]) -> Void = { released, claimed, bytes in
+            objectCount.wrappingAdd(1, ordering: .relaxed)
+            func fail(_ kind: String, _ detail: String) {
+                asyncProblems.withLock { $0.append(VerifyProblem(kind: kind, object: claimed.hex, detail: detail)) }
+            }
+            guard let size = released[claimed] else {
+                return fail("object-unreferenced", "the bundle holds an object the grant does not release")
+            }
+            guard seenObjects.withLock({ $0.insert(claimed).inserted }) else {
+                return fail("object-duplicate", "the object appears twice")
+            }
+            guard Int64(bytes.count) == size else {
+                return fail("object-corrupt", "the object is \(bytes.count) bytes, the grant says \(size)")
+            }
+            guard ObjectName(of: bytes) == claimed else {
+                return fail("object-corrupt", "the object's bytes do not hash to its name")
+            }
+            do {
+                try object?(claimed, bytes)
+            } catch {
+                callbackError.withLock { $0 = $0 ?? error }
+            }
+        }
         var origins: [ItemID: Event] = [:]
         var annotations: [ItemID: [Event]] = [:]
         var grantLogged = false
@@ -508,33 +546,14 @@ package enum BundleVerifier {
                     annotations[item, default: []].append(event)
                 }
             case "O":
-                report.objects += 1
                 guard record.payload.count >= 32 else {
+                    report.objects += 1
                     problem("bundle-damaged", "the object record at byte \(record.offset) is too short")
                     continue
                 }
                 guard let claimed = ObjectName(hex: Encoding.hex(record.payload[0..<32])) else { continue }
                 let bytes = Array(record.payload[32...])
-                guard let size = released[claimed] else {
-                    problem(
-                        "object-unreferenced",
-                        "the bundle holds an object the grant does not release",
-                        object: claimed.hex
-                    )
-                    continue
-                }
-                guard seenObjects.insert(claimed).inserted else {
-                    problem("object-duplicate", "the object appears twice", object: claimed.hex)
-                    continue
-                }
-                guard Int64(bytes.count) == size else {
-                    problem(
-                        "object-corrupt",
-                        "the object is \(bytes.count) bytes, the grant says \(size)",
-                        object: claimed.hex
-                    )
-                    continue
-                }
+                let releasedNow = released
                 // Hashing (and the caller's work, e.g. staging) runs on the workers; reading goes on.
                 slots.wait()
                 workers.enter()
@@ -543,20 +562,7 @@ package enum BundleVerifier {
                         slots.signal()
                         workers.leave()
                     }
-                    guard ObjectName(of: bytes) == claimed else {
-                        let found = VerifyProblem(
-                            kind: "object-corrupt",
-                            object: claimed.hex,
-                            detail: "the object's bytes do not hash to its name"
-                        )
-                        asyncProblems.withLock { $0.append(found) }
-                        return
-                    }
-                    do {
-                        try object?(claimed, bytes)
-                    } catch {
-                        callbackError.withLock { $0 = $0 ?? error }
-                    }
+                    admit(releasedNow, claimed, bytes)
                 }
             default:
                 break readLoop
@@ -564,8 +570,14 @@ package enum BundleVerifier {
             if name == "Z" { break }
         }
         workers.wait()
+        if let fetch, stage == 6, let grant, callbackError.withLock({ $0 }) == nil {
+            let releasedNow = released
+            try fetch(grant.releasedObjects) { name, bytes in admit(releasedNow, name, bytes) }
+        }
         if let error = callbackError.withLock({ $0 }) { throw error }
+        report.objects += objectCount.load(ordering: .relaxed)
         report.problems += asyncProblems.withLock { $0 }.sorted { ($0.object ?? "") < ($1.object ?? "") }
+        let seen = seenObjects.withLock { $0 }
         guard let identity, let grant, let checkpoint, stage == 6 else {
             if report.problems.isEmpty { problem("bundle-damaged", "the bundle is incomplete") }
             return (report, nil)
@@ -605,7 +617,7 @@ package enum BundleVerifier {
         if !grantLogged {
             problem("grant-unlogged", "the bundle does not prove that the grant is in the granter's log")
         }
-        for name in Set(released.keys).subtracting(seenObjects).sorted() {
+        for name in Set(released.keys).subtracting(seen).sorted() {
             problem("object-missing", "an object the grant releases is not in the bundle", object: name.hex)
         }
         for item in grant.items {

@@ -131,9 +131,11 @@ extension CustodyCommand {
                 try runReportingErrors {
                     let archive = try global.openArchive()
                     let bar = ProgressBar(enabled: Terminal.stderrIsTTY && !json, label: "import")
-                    let result = try archive.importBundle(path: file, trustGranter: trustGranter) { done, total in
-                        bar.update(done: done, total: total, unit: "objects")
-                    }
+                    let result = try archive.importBundle(
+                        path: file,
+                        trustGranter: trustGranter,
+                        progress: { done, total in bar.update(done: done, total: total, unit: "objects") }
+                    )
                     bar.finish()
                     if json {
                         try printJSON(

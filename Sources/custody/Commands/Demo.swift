@@ -282,12 +282,14 @@ extension CustodyCommand {
 
             step("20. custody pull ohchr --grant \(grant.id.prefix(12))… (signed requests, then mutual cosigning)")
             let pulled = try await Puller.pull(archive: iachr, peer: "ohchr", grant: grant.id)
-            print("\(pulled.first?.imported.count ?? 0) item(s) imported online, every SHA-256 re-checked")
+            print(
+                "\(pulled.first?.result.imported.count ?? 0) item(s) imported online (\(pulled.first?.fetched ?? 0) objects fetched in parallel), every SHA-256 re-checked"
+            )
             let witnessing = try await Puller.witness(archive: iachr, peer: "ohchr")
             print("IACHR cosigned the Commission's checkpoint of size \(witnessing.cosignedPeerSize ?? 0)")
             print("the Commission cosigned IACHR's checkpoint of size \(witnessing.peerCosignedSize ?? 0)")
             guard witnessing.cosignedPeerSize != nil, witnessing.peerCosignedSize != nil,
-                pulled.first?.imported.count == 1
+                pulled.first?.result.imported.count == 1
             else { throw ArchiveError(.damaged, "demo: the online exchange misbehaved", fix: "report this bug") }
             running.cancel()
             _ = try? await running.value

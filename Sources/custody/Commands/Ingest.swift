@@ -198,6 +198,13 @@ final class ProgressBar: Sendable {
         }
     }
 
+    /// Transfer progress: bytes and objects.
+    func update(done: Int64, total: Int64, objects: Int, of totalObjects: Int) {
+        draw(done: done, total: total, final: objects == totalObjects) { rate in
+            "\(objects)/\(totalObjects) objects  \(formatBytes(done))/\(formatBytes(total))  \(formatBytes(rate))/s"
+        }
+    }
+
     /// Progress in counted units (objects, items).
     func update(done: Int, total: Int, unit: String) {
         draw(done: Int64(done), total: Int64(total), final: done == total) { _ in "\(done)/\(total) \(unit)" }

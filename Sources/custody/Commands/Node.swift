@@ -86,7 +86,17 @@ extension CustodyCommand {
         func run() async throws {
             try await runReportingErrorsAsync {
                 let archive = try global.openArchive()
-                let results = try await Puller.pull(archive: archive, peer: peer, grant: grant)
+                let bar = ProgressBar(enabled: Terminal.stderrIsTTY && !json, label: "pull")
+                let pulled = try await Puller.pull(archive: archive, peer: peer, grant: grant) { progress in
+                    bar.update(
+                        done: progress.bytes,
+                        total: progress.totalBytes,
+                        objects: progress.objects,
+                        of: progress.totalObjects
+                    )
+                }
+                bar.finish()
+                let results = pulled.map(\.result)
                 let witnessing = try await Puller.witness(archive: archive, peer: peer)
                 if !json {
                     if let size = witnessing.cosignedPeerSize { print("cosigned \(peer)'s checkpoint of size \(size)") }
@@ -99,26 +109,51 @@ extension CustodyCommand {
                 if json {
                     try printJSON(
                         [
-                            "grants": results.map {
-                                BundleImportJSON(
-                                    grant: $0.grant,
-                                    granter: $0.granter,
-                                    imported: $0.imported,
-                                    alreadyPresent: $0.alreadyPresent,
-                                    granterTrustedNow: $0.trustedNow
+                            "grants": pulled.map {
+                                PullJSON(
+                                    grant: $0.result.grant,
+                                    granter: $0.result.granter,
+                                    imported: $0.result.imported,
+                                    alreadyPresent: $0.result.alreadyPresent,
+                                    granterTrustedNow: $0.result.trustedNow,
+                                    objectsFetched: $0.fetched,
+                                    objectsReused: $0.reused,
+                                    bytesFetched: $0.bytes
                                 )
                             }
                         ]
                     )
                     return
                 }
-                for result in results {
+                for one in pulled {
+                    let result = one.result
                     print(
-                        "grant \(result.grant) from \(result.granter): \(result.imported.count) item(s) imported, \(result.alreadyPresent.count) already here"
+                        "grant \(result.grant) from \(result.granter): \(result.imported.count) item(s) imported, \(result.alreadyPresent.count) already here; \(one.fetched) object(s) fetched (\(formatBytes(one.bytes))), \(one.reused) already here"
                     )
                 }
                 if results.isEmpty { print("nothing to pull from \(peer)") }
             }
         }
+    }
+}
+
+/// One pulled grant in `pull --json`.
+struct PullJSON: Encodable {
+    var grant: String
+    var granter: String
+    var imported: [String]
+    var alreadyPresent: [String]
+    var granterTrustedNow: Bool
+    var objectsFetched: Int
+    var objectsReused: Int
+    var bytesFetched: Int64
+
+    enum CodingKeys: String, CodingKey {
+        case grant, granter, imported
+        case alreadyPresent = "already_present"
+        case granterTrustedNow = "granter_trusted_now"
+        case objectsFetched = "objects_fetched"
+        case objectsReused = "objects_reused"
+        case bytesFetched = "bytes_fetched"
     }
 }
