@@ -39,6 +39,7 @@ let package = Package(
                 "CustodyCrypto",
                 "CCustodySystem",
                 .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
             ],
             swiftSettings: strictSettings
         ),

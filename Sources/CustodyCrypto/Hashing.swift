@@ -37,6 +37,20 @@ package struct SHA256Hasher: Sendable {
     }
 }
 
+/// HMAC-SHA-256 (RFC 2104), for AWS Signature Version 4 (swift-crypto).
+package enum HMACSHA256 {
+    /// The 32-byte MAC of `data` under `key`.
+    package static func mac(key: UnsafeRawBufferPointer, _ data: [UInt8]) -> [UInt8] {
+        let symmetric = SymmetricKey(data: key)
+        return Array(Crypto.HMAC<Crypto.SHA256>.authenticationCode(for: data, using: symmetric))
+    }
+
+    /// The 32-byte MAC of `data` under `key`.
+    package static func mac(key: [UInt8], _ data: [UInt8]) -> [UInt8] {
+        key.withUnsafeBytes { mac(key: $0, data) }
+    }
+}
+
 /// BLAKE2b-256 (libsodium `crypto_generichash`), the name of every stored object and the convergent key function.
 package enum BLAKE2b {
     /// The digest length used throughout Custody.
