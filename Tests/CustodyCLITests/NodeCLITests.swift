@@ -130,6 +130,9 @@ import Testing
         )
         #expect(ohchrCosigned.stdout.contains("— \(iachrOrigin) "))
         #expect(CLI.run(["checkpoint", "--cosigned"], environment: env("iachr")).stdout.contains("— \(ohchrOrigin) "))
+        // The checkpoint the node serves (as tlog-tiles clients fetch it) carries the cosignature too.
+        let served = try await NodeClient.execute(HTTPClientRequest(url: url + "/v1/log/checkpoint"))
+        #expect(String(decoding: served.body, as: UTF8.self).contains("— \(iachrOrigin) "))
         let listed = CLI.run(["ls", "--json"], environment: env("iachr")).json?["items"] as? [[String: Any]] ?? []
         #expect(Set(listed.compactMap { $0["id"] as? String }) == Set(ids))
         #expect(CLI.run(["verify", "--deep"], environment: env("iachr")).status == 0)

@@ -105,6 +105,10 @@ package final class Ledger: Sendable {
         let current = try storedCheckpoint(size: checkpoint.size)
         precondition(current.body == checkpoint.body, "only signature lines may change")
         try POSIX.writeFileAtomically(historyDirectory + "/\(checkpoint.size)", Array(checkpoint.note.utf8))
+        // The latest checkpoint, as tlog-tiles clients fetch it, carries its cosignatures too.
+        if let latest = try latestCheckpoint(), latest.body == checkpoint.body {
+            try POSIX.writeFileAtomically(logDirectory + "/checkpoint", Array(checkpoint.note.utf8))
+        }
     }
 
     // MARK: Appending
