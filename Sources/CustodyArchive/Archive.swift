@@ -47,6 +47,20 @@ package final class Archive {
     static func configPath(_ root: String) -> String { root + "/archive.json" }
     static func keysPath(_ root: String) -> String { root + "/keys.json" }
     static func identityPath(_ root: String) -> String { root + "/identity.json" }
+    /// Where the objects are when not in `objects/`: an S3 bucket (no credentials in it).
+    static func objectsPath(_ root: String) -> String { root + "/objects.json" }
+
+    /// The archive's object store: the S3 bucket `objects.json` names, else the folder `objects/`.
+    static func openStore(_ root: String) throws -> any ObjectStore {
+        let path = objectsPath(root)
+        guard POSIX.statPath(path) != nil else { return try FileObjectStore(root: root + "/objects") }
+        let bytes = try POSIX.readFile(path, limit: 64 * 1024)
+        guard let settings = try? JSONDecoder().decode(S3Settings.self, from: Data(bytes)), settings.backend == "s3"
+        else {
+            throw ArchiveError(.damaged, "\(path) is not a valid object store setting", fix: "restore it from a backup")
+        }
+        return S3ObjectStore(client: try S3Client(settings: settings))
+    }
     var indexPath: String { root + "/index.sqlite" }
 
     private init(root: String, config: ArchiveConfig, access: Access) throws {
@@ -67,7 +81,7 @@ package final class Archive {
         signingPublicKey = signing
         boxPublicKey = box
         lock = try FileLock(path: root + "/lock", mode: access == .shared ? .shared : .exclusive)
-        store = try FileObjectStore(root: root + "/objects")
+        store = try Self.openStore(root)
         journal = try Journal(directory: root + "/journal")
         ledger = Ledger(root: root, origin: config.origin, logPublicKey: logKey, journal: journal)
     }
@@ -113,7 +127,8 @@ package final class Archive {
         origin: String? = nil,
         passphrase: SecretBytes,
         kdfPreset: String = "interactive",
-        chunkSize: Int = 1 << 20
+        chunkSize: Int = 1 << 20,
+        objects: S3Settings? = nil
     ) throws -> Archive {
         try validateName(name)
         if let origin { try validateOrigin(origin) }
@@ -142,6 +157,8 @@ package final class Archive {
                 throw ArchiveError(.cannotCreate, "\(root) is not empty", fix: "choose an empty or new folder")
             }
         }
+        // An S3 store is checked first (endpoint, credentials, bucket), so a mistake there leaves nothing behind.
+        if let objects { try S3Client(settings: objects).checkBucket() }
         let code = POSIX.makeDirectories(root)
         guard code == 0 else { throw ArchiveError.writeFailed("cannot create \(root)", errno: code) }
         guard chmod(root, 0o700) == 0 else { throw ArchiveError.writeFailed("cannot protect \(root)", errno: errno) }
@@ -181,7 +198,11 @@ package final class Archive {
         encoder.outputFormatting = [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]
         try POSIX.writeFileAtomically(keysPath(root), Array(encoder.encode(keyFile)) + [0x0A], mode: 0o600)
         try POSIX.writeFileAtomically(identityPath(root), identity.jsonBytes(), mode: 0o644)
-        _ = try FileObjectStore(root: root + "/objects")
+        if let objects {
+            try POSIX.writeFileAtomically(objectsPath(root), Array(encoder.encode(objects)) + [0x0A], mode: 0o644)
+        } else {
+            _ = try FileObjectStore(root: root + "/objects")
+        }
         _ = try Journal(directory: root + "/journal")
         // archive.json is written last: its presence marks a complete archive.
         try POSIX.writeFileAtomically(configPath(root), Array(encoder.encode(config)) + [0x0A], mode: 0o644)

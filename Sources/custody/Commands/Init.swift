@@ -18,18 +18,41 @@ extension CustodyCommand {
             )
         )
         var kdf = "interactive"
+        @Option(
+            help: ArgumentHelp(
+                "Keep the encrypted objects in an S3 bucket instead of objects/ (the ledger, index and keys stay here). Credentials come from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY and are never stored.",
+                valueName: "s3://bucket/prefix"
+            )
+        )
+        var objects: String?
+        @Option(help: "The S3 endpoint URL, stored with the archive (default: $AWS_ENDPOINT_URL_S3, else AWS).")
+        var s3Endpoint: String?
+        @Option(help: "The S3 region, stored with the archive (default: $AWS_REGION, else us-east-1).")
+        var s3Region: String?
         @Flag(help: "Print JSON.") var json = false
 
         func run() throws {
             try runReportingErrors {
                 let path = try global.archivePath()
+                var settings = try objects.map { try S3Settings.parse($0) }
+                let environment = S3Environment.current()
+                settings?.endpoint = s3Endpoint ?? environment.endpoint
+                settings?.region = s3Region ?? environment.region
+                if settings == nil, s3Endpoint != nil || s3Region != nil {
+                    throw ArchiveError(
+                        .usage,
+                        "--s3-endpoint and --s3-region go with --objects",
+                        fix: "add --objects s3://BUCKET/PREFIX"
+                    )
+                }
                 let passphrase = try global.readPassphrase(prompt: "New passphrase: ", confirm: true)
                 let archive = try Archive.create(
                     at: path,
                     name: name,
                     origin: origin,
                     passphrase: passphrase,
-                    kdfPreset: kdf
+                    kdfPreset: kdf,
+                    objects: settings
                 )
                 let identity = try archive.identity()
                 if json {
@@ -38,6 +61,7 @@ extension CustodyCommand {
                     print("Created archive \"\(identity.name)\" at \(path)")
                     print("  origin       \(identity.origin)")
                     print("  fingerprint  \(identity.fingerprint)")
+                    if let settings { print("  objects      \(settings.url)") }
                     if kdf == "insecure-test" {
                         print("  WARNING: insecure-test KDF — for tests only, never for evidence")
                     }

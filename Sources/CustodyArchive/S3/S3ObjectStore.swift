@@ -1,0 +1,260 @@
+import CustodyCrypto
+import Foundation
+import NIOHTTP1
+import Synchronization
+
+/// Objects on an S3-compatible store: `<prefix>/<64 hex>` in one bucket (Docs/OPERATIONS.md section "Objects
+/// on S3"). The ledger, index and keys stay on the node.
+///
+/// S3 has no rename, so staging writes the object under its final name at once, with `If-None-Match: *` so a
+/// concurrent writer never replaces an object (412 means it is already there); commit has nothing left to do,
+/// and an object staged by an operation that then fails is an orphan, as after the filesystem store's
+/// `objects-committed` crash point (`gc` removes it). Objects are content-addressed and immutable, so an
+/// orphan is harmless ciphertext.
+package struct S3ObjectStore: ObjectStore {
+    package let client: S3Client
+    /// Whether the store honours `If-None-Match: *` on PUT (answered once, by the first conditional write).
+    private let conditional = ConditionalSupport()
+
+    package init(client: S3Client) {
+        self.client = client
+    }
+
+    var settings: S3Settings { client.settings }
+
+    package func contains(_ name: ObjectName) throws -> Bool { try size(of: name) != nil }
+
+    package func stage(
+        _ bytes: UnsafeRawBufferPointer,
+        as name: ObjectName,
+        checkExisting: Bool
+    ) throws
+        -> StagedObject?
+    {
+        let key = client.key(name.hex)
+        let body = Array(bytes)
+        if Int64(body.count) > settings.multipartThreshold {
+            if try contains(name) { return nil }
+            try uploadInParts(body, key: key, name: name)
+            return StagedObject(name: name, tempPath: "")
+        }
+        if conditional.supported != false {
+            let response = try client.send(
+                .PUT,
+                key: key,
+                headers: [("If-None-Match", "*")],
+                body: body,
+                accept: [200, 412, 501],
+                what: "object \(name)"
+            )
+            switch response.status {
+            case 200:
+                conditional.record(true)
+                return StagedObject(name: name, tempPath: "")
+            case 412:
+                conditional.record(true)
+                return nil  // already stored
+            default:
+                conditional.record(false)  // 501: not supported here; check with HEAD instead
+            }
+        }
+        if checkExisting, try contains(name) { return nil }
+        _ = try client.send(.PUT, key: key, body: body, what: "object \(name)")
+        return StagedObject(name: name, tempPath: "")
+    }
+
+    /// A multipart upload: parts of ``S3Settings/partSize``, aborted if any part fails.
+    private func uploadInParts(_ body: [UInt8], key: String, name: ObjectName) throws {
+        let created = try client.send(
+            .POST,
+            key: key,
+            query: [("uploads", "")],
+            accept: [200],
+            what: "starting the upload of object \(name)"
+        )
+        guard let upload = XMLFields.parse(created.body, elements: ["UploadId"])["UploadId"]?.first, !upload.isEmpty
+        else {
+            throw ArchiveError(.badInput, "the S3 store gave no upload id for object \(name)", fix: "check the store")
+        }
+        do {
+            var parts: [(Int, String)] = []
+            let size = Int(max(settings.partSize, 5 << 20))
+            var offset = 0
+            while offset < body.count {
+                let number = parts.count + 1
+                let part = Array(body[offset..<min(offset + size, body.count)])
+                let response = try client.send(
+                    .PUT,
+                    key: key,
+                    query: [("partNumber", String(number)), ("uploadId", upload)],
+                    body: part,
+                    what: "part \(number) of object \(name)"
+                )
+                guard let etag = response.headers.first(name: "ETag") else {
+                    throw ArchiveError(.badInput, "the S3 store gave no ETag for a part", fix: "check the store")
+                }
+                parts.append((number, etag))
+                offset += size
+            }
+            let manifest =
+                "<CompleteMultipartUpload>"
+                + parts.map { "<Part><PartNumber>\($0.0)</PartNumber><ETag>\(Self.escaped($0.1))</ETag></Part>" }
+                .joined() + "</CompleteMultipartUpload>"
+            let completed = try client.send(
+                .POST,
+                key: key,
+                query: [("uploadId", upload)],
+                body: Array(manifest.utf8),
+                what: "completing the upload of object \(name)"
+            )
+            // S3 can answer 200 with an error document for a failed completion.
+            if let code = S3Client.errorCode(completed.body), !code.isEmpty {
+                throw ArchiveError(
+                    .temporary,
+                    "the S3 store could not complete the upload of object \(name) (\(code))",
+                    fix: "run the command again"
+                )
+            }
+        } catch {
+            _ = try? client.send(
+                .DELETE,
+                key: key,
+                query: [("uploadId", upload)],
+                accept: [200, 204, 404],
+                what: "aborting the upload of object \(name)"
+            )
+            throw error
+        }
+    }
+
+    static func escaped(_ text: String) -> String {
+        text.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;")
+            .replacingOccurrences(of: ">", with: "&gt;").replacingOccurrences(of: "\"", with: "&quot;")
+    }
+
+    package func commit(_ objects: [StagedObject]) throws {
+        // Each PUT was durable when the store answered it.
+    }
+
+    package func discard(_ objects: [StagedObject]) {
+        // Never delete: another writer may have found the object present and now rely on it. Orphans are
+        // removed by gc, under the archive's exclusive lock.
+    }
+
+    package func expose(_ staged: [StagedObject], visible: Bool) {
+        // Staged objects are readable under their names already.
+    }
+
+    package func read(_ name: ObjectName, limit: Int) throws -> [UInt8]? {
+        let response = try client.send(
+            .GET,
+            key: client.key(name.hex),
+            accept: [200, 404],
+            what: "object \(name)"
+        )
+        guard response.status == 200 else { return nil }
+        guard response.body.count <= limit else {
+            throw ArchiveError(.damaged, "object \(name) is larger than any valid object", fix: "run custody verify")
+        }
+        return response.body
+    }
+
+    /// Bytes `range` of an object (a ranged GET), or `nil` when it is absent.
+    package func read(_ name: ObjectName, range: ClosedRange<Int64>) throws -> [UInt8]? {
+        let response = try client.send(
+            .GET,
+            key: client.key(name.hex),
+            headers: [("Range", "bytes=\(range.lowerBound)-\(range.upperBound)")],
+            accept: [200, 206, 404],
+            what: "object \(name)"
+        )
+        switch response.status {
+        case 206: return response.body
+        case 200:
+            let upper = min(Int(range.upperBound) + 1, response.body.count)
+            return Int(range.lowerBound) < upper ? Array(response.body[Int(range.lowerBound)..<upper]) : []
+        default: return nil
+        }
+    }
+
+    package func size(of name: ObjectName) throws -> Int64? {
+        let response = try client.send(
+            .HEAD,
+            key: client.key(name.hex),
+            accept: [200, 404],
+            what: "object \(name)"
+        )
+        guard response.status == 200 else { return nil }
+        return response.headers.first(name: "Content-Length").flatMap { Int64($0) }
+    }
+
+    package func forEachObject(_ body: (ObjectName, Int64) throws -> Void) throws {
+        let prefix = settings.prefix.isEmpty ? "" : settings.prefix + "/"
+        var token: String?
+        repeat {
+            var query = [("list-type", "2"), ("prefix", prefix), ("max-keys", "1000")]
+            if let token { query.append(("continuation-token", token)) }
+            let response = try client.send(.GET, key: nil, query: query, what: "the listing of \(settings.url)")
+            let fields = XMLFields.parse(
+                response.body,
+                elements: ["Key", "Size", "IsTruncated", "NextContinuationToken"]
+            )
+            let keys = fields["Key"] ?? []
+            let sizes = fields["Size"] ?? []
+            guard keys.count == sizes.count else {
+                throw ArchiveError(.badInput, "the S3 store sent a malformed listing", fix: "check the store")
+            }
+            for (key, size) in zip(keys, sizes) {
+                let rest = key.dropFirst(prefix.count)
+                guard key.hasPrefix(prefix), let name = ObjectName(hex: String(rest)), let bytes = Int64(size) else {
+                    continue
+                }
+                try body(name, bytes)
+            }
+            token = fields["IsTruncated"]?.first == "true" ? fields["NextContinuationToken"]?.first : nil
+        } while token != nil
+    }
+
+    /// Multipart uploads left unfinished under the prefix, as `multipart/<upload id>/<key>`.
+    package func leftoverTemporaryFiles() throws -> [String] {
+        let prefix = settings.prefix.isEmpty ? "" : settings.prefix + "/"
+        let response = try client.send(
+            .GET,
+            key: nil,
+            query: [("uploads", ""), ("prefix", prefix)],
+            what: "the unfinished uploads of \(settings.url)"
+        )
+        let fields = XMLFields.parse(response.body, elements: ["Key", "UploadId"])
+        return zip(fields["Key"] ?? [], fields["UploadId"] ?? []).map { "multipart/\($0.1)/\($0.0)" }.sorted()
+    }
+
+    package func remove(_ name: ObjectName) throws {
+        _ = try client.send(
+            .DELETE,
+            key: client.key(name.hex),
+            accept: [200, 204, 404],
+            what: "removing object \(name)"
+        )
+    }
+
+    package func removeTemporaryFile(_ name: String) throws {
+        let parts = name.split(separator: "/", maxSplits: 2)
+        guard parts.count == 3, parts[0] == "multipart" else { return }
+        let prefix = settings.prefix.isEmpty ? "" : settings.prefix + "/"
+        guard parts[2].hasPrefix(prefix) else { return }
+        _ = try client.send(
+            .DELETE,
+            key: String(parts[2]),
+            query: [("uploadId", String(parts[1]))],
+            accept: [200, 204, 404],
+            what: "aborting an unfinished upload"
+        )
+    }
+}
+
+/// Whether the store honours conditional PUT, learned from its first answer.
+final class ConditionalSupport: Sendable {
+    private let state = Mutex<Bool?>(nil)
+    var supported: Bool? { state.withLock { $0 } }
+    func record(_ value: Bool) { state.withLock { $0 = value } }
+}
