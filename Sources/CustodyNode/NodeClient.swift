@@ -366,9 +366,18 @@ package enum Puller {
                             inFlight += ref.size
                             group.addTask {
                                 let bytes: [UInt8]
-                                if try store.size(of: ref.name) == ref.size,
-                                    let stored = try store.read(ref.name, limit: Int(ref.size))
-                                {
+                                // The store may block (S3): ask it off the task pool.
+                                let stored = try await withCheckedThrowingContinuation { continuation in
+                                    checks.async {
+                                        continuation.resume(
+                                            with: Result {
+                                                try store.size(of: ref.name) == ref.size
+                                                    ? try store.read(ref.name, limit: Int(ref.size)) : nil
+                                            }
+                                        )
+                                    }
+                                }
+                                if let stored {
                                     bytes = stored
                                     counts.state.withLock { $0.reused += 1 }
                                 } else {

@@ -1,5 +1,6 @@
 import CustodyArchive
 import CustodyCrypto
+import Dispatch
 import Foundation
 import Hummingbird
 import HummingbirdCore
@@ -196,7 +197,9 @@ package struct NodeServer: Sendable {
                     let size = served.released[name]
                 else { return Self.notFound }
                 let store = shared.with { $0.store }
-                guard let bytes = try store.read(name, limit: Int(size)), Int64(bytes.count) == size else {
+                // A store may block (S3): read off the task pool.
+                let read = try await Self.offload { try store.read(name, limit: Int(size)) }
+                guard let bytes = read, Int64(bytes.count) == size else {
                     return Self.response(.internalServerError, Array("the object cannot be read here\n".utf8))
                 }
                 return Self.ranged(bytes, range: request.headers[.range])
@@ -207,8 +210,8 @@ package struct NodeServer: Sendable {
             let id = context.parameters.get("id") ?? ""
             return try await limited(requester) {
                 if case .refused(let response) = try access(id, requester: requester) { return response }
-                let path = try shared.with { archive in
-                    try Self.bundle(for: id, archive: archive, cache: cacheDirectory)
+                let path = try await Self.offload {
+                    try shared.with { archive in try Self.bundle(for: id, archive: archive, cache: cacheDirectory) }
                 }
                 let size = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? 0
                 var headers = HTTPFields()
@@ -279,6 +282,13 @@ package struct NodeServer: Sendable {
         if (try? archive.knownBodies().contains { $0.identity.signingKey == text }) == true { return true }
         let grants = (try? archive.index().grants().filter { $0.direction == "out" }) ?? []
         return grants.contains { (try? archive.storedGrant($0.id).grant.grantee.signingKey) == text }
+    }
+
+    /// Runs blocking work (an object store that waits on the network) on a dispatch thread, not the task pool.
+    static func offload<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+        try await withCheckedThrowingContinuation { continuation in
+            DispatchQueue.global().async { continuation.resume(with: Result { try body() }) }
+        }
     }
 
     static let notFound = response(.notFound, Array("no such grant or object for this requester\n".utf8))

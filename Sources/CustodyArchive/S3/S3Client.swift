@@ -301,6 +301,16 @@ package final class S3Client: Sendable {
         }
     }
 
+    /// Creates the bucket (tests, benchmarks); an existing bucket of these credentials is fine.
+    package func createBucket() throws {
+        _ = try send(.PUT, key: nil, accept: [200, 409], what: "creating bucket \(settings.bucket)")
+    }
+
+    /// Writes `body` at `key` (under no prefix), replacing what is there: for tests that damage a store.
+    package func put(key: String, body: [UInt8]) throws {
+        _ = try send(.PUT, key: key, body: body, what: "key \(key)")
+    }
+
     /// The `<Code>` of an S3 error body.
     static func errorCode(_ body: [UInt8]) -> String? {
         guard !body.isEmpty, body.count < 64 * 1024 else { return nil }

@@ -1,0 +1,174 @@
+import CustodyArchive
+import CustodyCrypto
+import CustodyTestSupport
+import Foundation
+import Testing
+
+/// The S3 endpoint and credentials of the test store, from the environment `Scripts/ceph-s3.sh env` prints.
+enum S3TestStore {
+    static let environment = ProcessInfo.processInfo.environment
+    /// `CUSTODY_TEST_S3=1`: a real S3 store (the project's single-node Ceph) is running; CI always sets it.
+    static let enabled = environment["CUSTODY_TEST_S3"] == "1"
+    static let notice: Comment =
+        "S3 tests need a running S3 store: Scripts/ceph-s3.sh start, then eval \"$(Scripts/ceph-s3.sh env)\" (CI does both)"
+
+    /// The AWS_* variables, for the CLI's clean environment.
+    static var variables: [String: String] {
+        environment.filter { $0.key.hasPrefix("AWS_") }
+    }
+
+    /// A new bucket for one test.
+    static func makeBucket(_ label: String) throws -> String {
+        let bucket = "custody-\(label)-\(Encoding.hex(randomBytes(4)))"
+        try S3Client(settings: S3Settings(bucket: bucket, prefix: "")).createBucket()
+        return bucket
+    }
+
+    static func client(_ bucket: String, prefix: String) throws -> S3Client {
+        try S3Client(settings: S3Settings(bucket: bucket, prefix: prefix))
+    }
+}
+
+/// The S3 object store against a real Ceph radosgw on loopback (Scripts/ceph-s3.sh).
+@Suite(.serialized, .enabled(if: S3TestStore.enabled, S3TestStore.notice))
+struct S3Tests {
+    let dir = TempDirectory("s3")
+    func env(_ name: String, _ extra: [String: String] = [:]) -> [String: String] {
+        S3TestStore.variables.merging(
+            ["CUSTODY_ARCHIVE": dir.path + "/" + name, "CUSTODY_PASSPHRASE": "s3 test"].merging(extra) { $1 }
+        ) { $1 }
+    }
+
+    @Test func anArchiveOnS3IngestsExtractsVerifiesAndShares() throws {
+        let bucket = try S3TestStore.makeBucket("share")
+        let initialised = CLI.run(
+            ["init", "--name", "S3 Body", "--kdf", "insecure-test", "--objects", "s3://\(bucket)/evidence", "--json"],
+            environment: env("s3")
+        )
+        #expect(initialised.status == 0, "\(initialised.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: dir.path + "/s3/objects"))
+        let settings = Fixtures.read(dir.path + "/s3/objects.json")
+        #expect(
+            !String(decoding: settings, as: UTF8.self).contains(S3TestStore.environment["AWS_SECRET_ACCESS_KEY"] ?? "-")
+        )
+        dir.write("case/video.bin", randomBytes(3_300_000))
+        dir.write("case/note.txt", text: "a witness statement")
+        let ingest = CLI.run(["ingest", dir.path + "/case", "--case", "S3-1", "--json"], environment: env("s3"))
+        #expect(ingest.status == 0, "\(ingest.stderr)")
+        let items = (ingest.json?["items"] as? [[String: Any]] ?? []).compactMap { $0["id"] as? String }
+        #expect(items.count == 2)
+        // Every object is in the bucket under the prefix, named by its hash; none is on the node.
+        var listed: [String: Int64] = [:]
+        let store = S3ObjectStore(client: try S3TestStore.client(bucket, prefix: "evidence"))
+        try store.forEachObject { listed[$0.hex] = $1 }
+        #expect(listed.count >= 6)
+        let deep = CLI.run(["verify", "--deep", "--json"], environment: env("s3"))
+        #expect(deep.status == 0, "\(deep.stdout) \(deep.stderr)")
+        for id in items {
+            let out = dir.path + "/out-\(id)"
+            #expect(CLI.run(["extract", id, "-o", out], environment: env("s3")).status == 0)
+        }
+        let extracted = Set(items.map { Fixtures.read(dir.path + "/out-\($0)") })
+        #expect(
+            extracted == Set([Fixtures.read(dir.path + "/case/video.bin"), Fixtures.read(dir.path + "/case/note.txt")])
+        )
+
+        // A bundle from the S3 archive imports into a filesystem archive.
+        #expect(CLI.run(["init", "--name", "Peer", "--kdf", "insecure-test"], environment: env("fs")).status == 0)
+        #expect(CLI.run(["id", "export", "-o", dir.path + "/fs.id"], environment: env("fs")).status == 0)
+        let grant = CLI.run(
+            [
+                "grant", "create", "--to", dir.path + "/fs.id", "--case", "S3-1", "--expires", "1d", "--purpose", "p",
+                "--json",
+            ],
+            environment: env("s3")
+        )
+        let grantID = try #require(grant.json?["id"] as? String, "\(grant.stderr)")
+        let bundle = dir.path + "/s3.bundle"
+        #expect(CLI.run(["bundle", "export", grantID, "-o", bundle], environment: env("s3")).status == 0)
+        let imported = CLI.run(["bundle", "import", bundle, "--trust-granter"], environment: env("fs"))
+        #expect(imported.status == 0, "\(imported.stderr)")
+        #expect(CLI.run(["verify", "--deep"], environment: env("fs")).status == 0)
+
+        // Damage on the store is found without keys: an object replaced, then one removed.
+        let victim = try #require(listed.keys.sorted().first)
+        let name = try #require(ObjectName(hex: victim))
+        let original = try #require(try store.read(name, limit: 64 << 20))
+        try store.client.put(key: "evidence/\(victim)", body: randomBytes(original.count))
+        let tampered = CLI.run(["verify", "--json"], environment: env("s3"))
+        #expect(tampered.status != 0 && tampered.stdout.contains(victim), "\(tampered.stdout)")
+        try store.remove(name)
+        let missing = CLI.run(["verify", "--json"], environment: env("s3"))
+        #expect(missing.status != 0 && missing.stdout.contains(victim))
+        try store.client.put(key: "evidence/\(victim)", body: original)
+        #expect(CLI.run(["verify"], environment: env("s3")).status == 0)
+    }
+
+    @Test func wrongCredentialsAMissingBucketAndNoCredentialsAreClearErrors() throws {
+        let bucket = try S3TestStore.makeBucket("errors")
+        let missing = CLI.run(
+            ["init", "--name", "X", "--kdf", "insecure-test", "--objects", "s3://\(bucket)-absent/p"],
+            environment: env("a")
+        )
+        #expect(missing.status == 66 && missing.stderr.contains("does not exist"), "\(missing.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: dir.path + "/a"))
+        let refused = CLI.run(
+            ["init", "--name", "X", "--kdf", "insecure-test", "--objects", "s3://\(bucket)/p"],
+            environment: env("a", ["AWS_SECRET_ACCESS_KEY": "not-the-secret"])
+        )
+        #expect(refused.status == 77 && refused.stderr.contains("refused the credentials"), "\(refused.stderr)")
+        #expect(!refused.stderr.contains("not-the-secret"))
+        #expect(!FileManager.default.fileExists(atPath: dir.path + "/a"))
+        let made = CLI.run(
+            ["init", "--name", "X", "--kdf", "insecure-test", "--objects", "s3://\(bucket)/p"],
+            environment: env("a")
+        )
+        #expect(made.status == 0, "\(made.stderr)")
+        dir.write("f.txt", text: "evidence")
+        #expect(CLI.run(["ingest", dir.path + "/f.txt"], environment: env("a")).status == 0)
+        let wrong = CLI.run(["verify"], environment: env("a", ["AWS_SECRET_ACCESS_KEY": "not-the-secret"]))
+        #expect(wrong.status == 77 && wrong.stderr.split(separator: "\n").count == 1, "\(wrong.stderr)")
+        var bare = env("a")
+        bare["AWS_ACCESS_KEY_ID"] = nil
+        bare["AWS_SECRET_ACCESS_KEY"] = nil
+        let none = CLI.run(["ingest", dir.path + "/f.txt"], environment: bare)
+        #expect(none.status == 64 && none.stderr.contains("AWS_SECRET_ACCESS_KEY"), "\(none.stderr)")
+        // Commands that need no objects work without credentials.
+        #expect(CLI.run(["ls"], environment: bare).status == 0)
+        #expect(CLI.run(["verify"], environment: env("a")).status == 0)
+        for bad in ["s3://", "s3://Bad_Bucket/x", "s3://ok-bucket/../x", "file:///tmp/x"] {
+            let rejected = CLI.run(["init", "--name", "X", "--objects", bad], environment: env("b"))
+            #expect(rejected.status == 64, "\(bad): \(rejected.stderr)")
+        }
+    }
+
+    @Test func conditionalCreateNeverClobbersAndLargeObjectsGoInParts() throws {
+        let bucket = try S3TestStore.makeBucket("store")
+        var settings = S3Settings(bucket: bucket, prefix: "p/q")
+        settings.multipartThreshold = 6 << 20
+        settings.partSize = 5 << 20
+        let store = S3ObjectStore(client: try S3Client(settings: settings))
+        let large = randomBytes(12 << 20 + 123)
+        let name = ObjectName(of: large)
+        let staged = try large.withUnsafeBytes { try store.stage($0, as: name, checkExisting: true) }
+        #expect(staged != nil)
+        try store.commit(staged.map { [$0] } ?? [])
+        #expect(try store.size(of: name) == Int64(large.count))
+        #expect(try store.read(name, limit: 64 << 20) == large)
+        #expect(try store.read(name, range: 5_000_000...5_000_099) == Array(large[5_000_000...5_000_099]))
+        #expect(try store.leftoverTemporaryFiles().isEmpty)
+        // Small objects: a second write of a present name changes nothing, even with other bytes.
+        let small = randomBytes(1000)
+        let smallName = ObjectName(of: small)
+        #expect(try small.withUnsafeBytes { try store.stage($0, as: smallName, checkExisting: false) } != nil)
+        let other = randomBytes(1000)
+        #expect(try other.withUnsafeBytes { try store.stage($0, as: smallName, checkExisting: false) } == nil)
+        #expect(try store.read(smallName, limit: 4096) == small)
+        var names: Set<String> = []
+        try store.forEachObject { found, _ in names.insert(found.hex) }
+        #expect(names == [name.hex, smallName.hex])
+        try store.remove(smallName)
+        #expect(try store.read(smallName, limit: 4096) == nil)
+        #expect(try !store.contains(smallName))
+    }
+}
