@@ -15,18 +15,10 @@ import Testing
 
     /// Starts `custody serve` for `name` on a free port and returns the child and its base URL.
     private func serve(_ name: String) throws -> (CLI.Child, String) {
-        let child = CLI.start(["serve", "--listen", "127.0.0.1:0"], environment: env(name))
-        for _ in 0..<200 {
-            let out = child.outputSoFar
-            if let range = out.range(of: "listening on ") {
-                let address = out[range.upperBound...].prefix { !$0.isWhitespace }
-                return (child, "http://" + address)
-            }
-            usleep(50_000)
+        guard let (child, url) = CLI.serve(environment: env(name)) else {
+            throw ArchiveErrorForTest("the server did not start")
         }
-        kill(child.pid, SIGTERM)
-        _ = child.wait()
-        throw ArchiveErrorForTest("the server did not start")
+        return (child, url)
     }
 
     struct ArchiveErrorForTest: Error {

@@ -171,4 +171,55 @@ struct S3Tests {
         #expect(try store.read(smallName, limit: 4096) == nil)
         #expect(try !store.contains(smallName))
     }
+
+    @Test func anArchiveOnS3ServesAPullAndCollectsItsOrphans() throws {
+        let bucket = try S3TestStore.makeBucket("serve")
+        #expect(
+            CLI.run(
+                ["init", "--name", "Node", "--kdf", "insecure-test", "--objects", "s3://\(bucket)/n"],
+                environment: env("node")
+            ).status == 0
+        )
+        #expect(CLI.run(["init", "--name", "Peer", "--kdf", "insecure-test"], environment: env("peer")).status == 0)
+        for name in ["node", "peer"] {
+            #expect(CLI.run(["id", "export", "-o", dir.path + "/\(name).id"], environment: env(name)).status == 0)
+        }
+        dir.write("case/a.bin", randomBytes(2_500_000))
+        #expect(CLI.run(["ingest", dir.path + "/case", "--case", "N-1"], environment: env("node")).status == 0)
+        let grant = CLI.run(
+            ["grant", "create", "--to", dir.path + "/peer.id", "--case", "N-1", "--expires", "1d", "--purpose", "p", "--json"],
+            environment: env("node")
+        )
+        let grantID = try #require(grant.json?["id"] as? String, "\(grant.stderr)")
+        let (server, url) = try #require(CLI.serve(environment: env("node")))
+        var running = true
+        defer {
+            if running {
+                kill(server.pid, SIGTERM)
+                _ = server.wait()
+            }
+        }
+        #expect(
+            CLI.run(["peer", "add", "node", url, "--identity", dir.path + "/node.id"], environment: env("peer")).status
+                == 0
+        )
+        let pulled = CLI.run(["pull", "node", "--grant", grantID, "--json"], environment: env("peer"))
+        #expect(pulled.status == 0, "\(pulled.stderr)")
+        #expect(CLI.run(["verify", "--deep"], environment: env("peer")).status == 0)
+        #expect(CLI.run(["ls"], environment: env("peer")).stdout.contains("a.bin"))
+        kill(server.pid, SIGTERM)
+        #expect(server.wait().status == 0)
+        running = false
+
+        // An orphan in the bucket (an object no event names) is reported by verify and removed by gc.
+        let store = S3ObjectStore(client: try S3TestStore.client(bucket, prefix: "n"))
+        let orphan = randomBytes(500)
+        _ = try orphan.withUnsafeBytes { try store.stage($0, as: ObjectName(of: orphan), checkExisting: true) }
+        let report = CLI.run(["verify", "--json"], environment: env("node"))
+        #expect((report.json?["orphans"] as? [String])?.contains(ObjectName(of: orphan).hex) == true, "\(report.stdout)")
+        let collected = CLI.run(["gc"], environment: env("node"))
+        #expect(collected.status == 0, "\(collected.stderr)")
+        #expect(try !store.contains(ObjectName(of: orphan)))
+        #expect(CLI.run(["verify", "--deep"], environment: env("node")).status == 0)
+    }
 }

@@ -111,6 +111,24 @@ package enum CLI {
         return Child(pid: pid, out: out, err: err)
     }
 
+    /// Starts `custody serve` on a free loopback port and waits for it to listen; its child and base URL.
+    ///
+    /// - Returns: `nil` when it did not start within ten seconds (the child is stopped).
+    package static func serve(environment: [String: String]) -> (child: Child, url: String)? {
+        let child = start(["serve", "--listen", "127.0.0.1:0"], environment: environment)
+        for _ in 0..<200 {
+            let out = child.outputSoFar
+            if let range = out.range(of: "listening on ") {
+                let address = out[range.upperBound...].prefix { !$0.isWhitespace }
+                return (child, "http://" + address)
+            }
+            usleep(50_000)
+        }
+        kill(child.pid, SIGTERM)
+        _ = child.wait()
+        return nil
+    }
+
     /// Runs any program to completion.
     package static func run(executable: String, _ arguments: [String], environment: [String: String] = [:]) -> CLIResult
     {
