@@ -48,6 +48,36 @@ package struct VerifyReport: Sendable {
     package var checkpointSize: Int?
     /// Signed checkpoints whose roots were recomputed from the entries.
     package var checkpointsChecked = 0
+    /// For `--sample`: the slice of the name space checked in this run.
+    package var sample: VerifySample?
+}
+
+/// The slice of object names one `verify --sample P%` run re-hashes: names whose first two bytes, read as a
+/// number 0–65535, fall in `[start, start + count)` modulo 65536. Each run starts where the last one ended
+/// (`verify-sample.json` in the archive folder), so ⌈100 / P⌉ runs cover every object, as restic's
+/// `--read-data-subset n/t` does.
+package struct VerifySample: Sendable, Codable, Equatable {
+    /// The first position (0–65535).
+    package var start: Int
+    /// How many positions (1–65536).
+    package var count: Int
+    /// Where the next run starts.
+    package var next: Int { (start + count) % 65536 }
+    /// The objects of the archive that fall in it.
+    package var objects = 0
+    /// All objects the journal names.
+    package var totalObjects = 0
+
+    enum CodingKeys: String, CodingKey {
+        case start, count, objects
+        case totalObjects = "total_objects"
+    }
+
+    /// Whether `name` falls in the slice.
+    func contains(_ name: ObjectName) -> Bool {
+        let position = Int(name.hex.prefix(4), radix: 16) ?? 0
+        return (position - start + 65536) % 65536 < count
+    }
 }
 
 /// The objects the journal names, and which items use them.
@@ -179,8 +209,14 @@ extension Archive {
     ///     `"objects"` first, then, in deep mode, `"items"`.
     /// - Returns: What was checked and every problem found.
     /// - Throws: ``ArchiveError`` when the journal cannot be read, or (deep) the passphrase is wrong.
+    ///
+    /// - Parameter samplePercent: Re-hash only a rotating slice of about this share of the objects (standard
+    ///   mode): see ``VerifySample``.
+    /// - Throws: ``ArchiveError`` when the store cannot be used at all (refused credentials, unreachable): that is
+    ///   not damage to the evidence, and the report would say nothing true.
     package func verify(
         mode: VerifyMode,
+        samplePercent: Double? = nil,
         progress: (@Sendable (String, Int, Int) -> Void)? = nil
     ) throws -> VerifyReport {
         // Deep mode needs the secrets: ask once, up front, so a wrong passphrase is exit 77, not damage.
@@ -201,28 +237,60 @@ extension Archive {
                 "the journal ends with \(count) bytes of an interrupted append at byte \(offset); the next write sets them aside"
             )
         }
-        let names = map.sizes.keys.sorted()
-        let found = Mutex<[VerifyProblem]>([])
-        let done = Atomic<Int>(0)
+        var names = map.sizes.keys.sorted()
         let store = self.store
         let sizes = map.sizes
         let users = map.users
-        DispatchQueue.concurrentPerform(iterations: max(1, ProcessInfo.processInfo.activeProcessorCount)) { worker in
-            let workers = max(1, ProcessInfo.processInfo.activeProcessorCount)
+        var listed: [ObjectName: Int64]?
+        if mode == .quick {
+            // One listing of the store gives every name and size (one request per thousand objects on S3).
+            var found: [ObjectName: Int64] = [:]
+            try store.forEachObject { found[$0] = $1 }
+            listed = found
+        }
+        if let samplePercent {
+            let count = max(1, min(65536, Int((samplePercent / 100 * 65536).rounded(.up))))
+            var sample = VerifySample(start: storedSampleStart(), count: count)
+            sample.totalObjects = names.count
+            names = names.filter(sample.contains)
+            sample.objects = names.count
+            report.sample = sample
+        }
+        let checked = names
+        let listing = listed
+        let found = Mutex<[VerifyProblem]>([])
+        let failure = Mutex<ArchiveError?>(nil)
+        let done = Atomic<Int>(0)
+        let workerCount = store is S3ObjectStore ? 16 : max(1, ProcessInfo.processInfo.activeProcessorCount)
+        DispatchQueue.concurrentPerform(iterations: workerCount) { worker in
             var local: [VerifyProblem] = []
             var index = worker
-            while index < names.count {
-                let name = names[index]
-                index += workers
+            while index < checked.count, failure.withLock({ $0 }) == nil {
+                let name = checked[index]
+                index += workerCount
                 let expected = sizes[name] ?? -1
-                if let (kind, detail) = Self.check(name, expectedSize: expected, mode: mode, in: store) {
-                    local.append(VerifyProblem(kind: kind, object: name.hex, item: users[name]?.first, detail: detail))
+                do {
+                    let problem =
+                        try listing.map { Self.checkListed(name, expectedSize: expected, listed: $0) }
+                        ?? Self.check(name, expectedSize: expected, in: store)
+                    if let (kind, detail) = problem {
+                        local.append(
+                            VerifyProblem(kind: kind, object: name.hex, item: users[name]?.first, detail: detail)
+                        )
+                    }
+                } catch let error as ArchiveError {
+                    failure.withLock { $0 = $0 ?? error }
+                } catch {
+                    failure.withLock {
+                        $0 = $0 ?? ArchiveError(.temporary, "cannot read the objects: \(error)", fix: "retry")
+                    }
                 }
-                progress?("objects", done.wrappingAdd(1, ordering: .relaxed).newValue, names.count)
+                progress?("objects", done.wrappingAdd(1, ordering: .relaxed).newValue, checked.count)
             }
             let result = local
             found.withLock { $0 += result }
         }
+        if let error = failure.withLock({ $0 }) { throw error }
         report.objectsChecked = names.count
         // Name every affected item: an object shared by several items damages all of them.
         for problem in found.withLock({ $0 }).sorted(by: { ($0.object ?? "") < ($1.object ?? "") }) {
@@ -234,11 +302,24 @@ extension Archive {
                 report.problems.append(copy)
             }
         }
-        try store.forEachObject { name, _ in
-            if sizes[name] == nil { report.orphans.append(name.hex) }
+        if let listed {
+            report.orphans += listed.keys.filter { sizes[$0] == nil }.map(\.hex)
+        } else {
+            try store.forEachObject { name, _ in
+                if sizes[name] == nil { report.orphans.append(name.hex) }
+            }
         }
         report.orphans.sort()
         report.orphans += try store.leftoverTemporaryFiles()
+        if let sample = report.sample {
+            // The next run goes on from here; written only once this run has checked its whole slice.
+            try POSIX.writeFileAtomically(
+                root + "/verify-sample.json",
+                Array("{\"next\": \(sample.next)}\n".utf8),
+                mode: 0o600,
+                durable: false
+            )
+        }
         if mode == .deep {
             let damaged = Set(report.problems.compactMap(\.item))
             for (number, (_, event)) in map.ingests.enumerated() {
@@ -267,31 +348,50 @@ extension Archive {
         }
     }
 
-    /// Checks one object: presence and size (quick), or its bytes against its name (standard and deep).
+    /// Where the next `--sample` run starts (0 the first time, or when the file is unreadable).
+    private func storedSampleStart() -> Int {
+        struct Stored: Decodable { var next: Int }
+        guard let bytes = try? POSIX.readFile(root + "/verify-sample.json", limit: 1024),
+            let stored = try? JSONDecoder().decode(Stored.self, from: Data(bytes)), (0..<65536).contains(stored.next)
+        else { return 0 }
+        return stored.next
+    }
+
+    /// Checks one object against a listing of the store: presence and size (quick).
+    private static func checkListed(
+        _ name: ObjectName,
+        expectedSize: Int64,
+        listed: [ObjectName: Int64]
+    ) -> (String, String)? {
+        guard let size = listed[name] else { return ("missing", "object is missing") }
+        return size == expectedSize
+            ? nil : ("size-mismatch", "object is \(size) bytes, the journal says \(expectedSize)")
+    }
+
+    /// Checks one object's bytes against its name (standard and deep).
     ///
     /// - Returns: The problem's kind and detail, or `nil` when the object is sound.
+    /// - Throws: ``ArchiveError`` when the store cannot be used (refused credentials, unreachable, no bucket).
     private static func check(
         _ name: ObjectName,
         expectedSize: Int64,
-        mode: VerifyMode,
         in store: any ObjectStore
-    ) -> (String, String)? {
+    ) throws -> (
+        String, String
+    )? {
         do {
-            let size: Int64
-            if mode == .quick {
-                guard let found = try store.size(of: name) else { return ("missing", "object is missing") }
-                size = found
-            } else {
-                guard let bytes = try store.read(name, limit: max(Int(expectedSize), 0) + 1) else {
-                    return ("missing", "object is missing")
-                }
-                guard ObjectName(of: bytes) == name else { return ("corrupt", "content does not hash to its name") }
-                size = Int64(bytes.count)
+            guard let bytes = try store.read(name, limit: max(Int(expectedSize), 0) + 1) else {
+                return ("missing", "object is missing")
             }
+            guard ObjectName(of: bytes) == name else { return ("corrupt", "content does not hash to its name") }
+            let size = Int64(bytes.count)
             return size == expectedSize
                 ? nil : ("size-mismatch", "object is \(size) bytes, the journal says \(expectedSize)")
         } catch let error as ArchiveError {
-            return ("corrupt", error.problem)
+            switch error.code {
+            case .notAuthorised, .temporary, .usage, .notFound: throw error
+            default: return ("corrupt", error.problem)
+            }
         } catch {
             return ("corrupt", "unreadable")
         }

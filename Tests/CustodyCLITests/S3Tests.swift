@@ -187,7 +187,10 @@ struct S3Tests {
         dir.write("case/a.bin", randomBytes(2_500_000))
         #expect(CLI.run(["ingest", dir.path + "/case", "--case", "N-1"], environment: env("node")).status == 0)
         let grant = CLI.run(
-            ["grant", "create", "--to", dir.path + "/peer.id", "--case", "N-1", "--expires", "1d", "--purpose", "p", "--json"],
+            [
+                "grant", "create", "--to", dir.path + "/peer.id", "--case", "N-1", "--expires", "1d", "--purpose", "p",
+                "--json",
+            ],
             environment: env("node")
         )
         let grantID = try #require(grant.json?["id"] as? String, "\(grant.stderr)")
@@ -216,7 +219,10 @@ struct S3Tests {
         let orphan = randomBytes(500)
         _ = try orphan.withUnsafeBytes { try store.stage($0, as: ObjectName(of: orphan), checkExisting: true) }
         let report = CLI.run(["verify", "--json"], environment: env("node"))
-        #expect((report.json?["orphans"] as? [String])?.contains(ObjectName(of: orphan).hex) == true, "\(report.stdout)")
+        #expect(
+            (report.json?["orphans"] as? [String])?.contains(ObjectName(of: orphan).hex) == true,
+            "\(report.stdout)"
+        )
         let collected = CLI.run(["gc"], environment: env("node"))
         #expect(collected.status == 0, "\(collected.stderr)")
         #expect(try !store.contains(ObjectName(of: orphan)))

@@ -15,12 +15,29 @@ extension CustodyCommand {
         )
 
         @OptionGroup var global: GlobalOptions
-        @Flag(help: "Presence and sizes only.") var quick = false
+        @Flag(help: "Presence and sizes only, from one listing of the object store.") var quick = false
         @Flag(help: "Decrypt everything and re-check every SHA-256.") var deep = false
+        @Option(
+            help: ArgumentHelp(
+                "Re-hash only a rotating slice of about P% of the objects; each run continues where the last ended, so 100/P runs cover all (for huge archives on S3).",
+                valueName: "P%"
+            )
+        )
+        var sample: String?
         @Flag(help: "Print JSON.") var json = false
 
         func validate() throws {
             if quick && deep { throw ValidationError("--quick and --deep exclude each other") }
+            if sample != nil && (quick || deep) { throw ValidationError("--sample goes without --quick and --deep") }
+            if let sample, samplePercent(sample) == nil {
+                throw ValidationError("--sample takes a percentage between 0 and 100, e.g. --sample 10%")
+            }
+        }
+
+        func samplePercent(_ text: String) -> Double? {
+            let number = text.hasSuffix("%") ? String(text.dropLast()) : text
+            guard let value = Double(number), value > 0, value <= 100 else { return nil }
+            return value
         }
 
         func run() throws {
@@ -28,7 +45,9 @@ extension CustodyCommand {
                 let mode: VerifyMode = quick ? .quick : deep ? .deep : .standard
                 let archive = try global.openArchive()
                 let bar = ProgressBar(enabled: Terminal.stderrIsTTY, label: "verify")
-                let report = try archive.verify(mode: mode) { bar.update(done: $1, total: $2, unit: $0) }
+                let report = try archive.verify(mode: mode, samplePercent: sample.flatMap(samplePercent)) {
+                    bar.update(done: $1, total: $2, unit: $0)
+                }
                 bar.finish()
                 if json {
                     try printJSON(VerifyJSON(report))
@@ -36,6 +55,11 @@ extension CustodyCommand {
                     print(
                         "checked \(report.entries) journal entries, \(report.items) items, \(report.objectsChecked) objects (\(mode.rawValue))"
                     )
+                    if let sample = report.sample {
+                        print(
+                            "sample: \(sample.objects) of \(sample.totalObjects) objects re-hashed (name slice \(String(format: "%04x", sample.start))–\(String(format: "%04x", (sample.start + sample.count - 1) % 65536))); the next run continues from \(String(format: "%04x", sample.next))"
+                        )
+                    }
                     if let size = report.checkpointSize {
                         print(
                             "ledger: \(report.checkpointsChecked) signed checkpoint(s) checked against the entries; the latest covers \(size)"
@@ -121,9 +145,10 @@ struct VerifyJSON: Encodable {
     var warnings: [String]
     var checkpointSize: Int?
     var checkpointsChecked: Int
+    var sample: VerifySample?
 
     enum CodingKeys: String, CodingKey {
-        case ok, entries, items, problems, orphans, warnings
+        case ok, entries, items, problems, orphans, warnings, sample
         case objectsChecked = "objects_checked"
         case checkpointSize = "checkpoint_size"
         case checkpointsChecked = "checkpoints_checked"
@@ -139,6 +164,7 @@ struct VerifyJSON: Encodable {
         warnings = report.warnings
         checkpointSize = report.checkpointSize
         checkpointsChecked = report.checkpointsChecked
+        sample = report.sample
     }
 }
 
