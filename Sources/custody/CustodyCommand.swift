@@ -16,7 +16,7 @@ struct CustodyCommand: AsyncParsableCommand {
         subcommands: [
             Init.self, Ingest.self, List.self, Search.self, Show.self, Extract.self, Verify.self, GC.self,
             Reindex.self, Tag.self, Note.self, GrantCommand.self, BundleCommand.self, Submit.self, Serve.self,
-            Peer.self, Pull.self, Log.self,
+            Peer.self, Pull.self, Log.self, MigrateObjects.self,
             CheckpointCommand.self,
             Prove.self,
             Witness.self, ID.self,

@@ -228,4 +228,39 @@ struct S3Tests {
         #expect(try !store.contains(ObjectName(of: orphan)))
         #expect(CLI.run(["verify", "--deep"], environment: env("node")).status == 0)
     }
+
+    @Test func aLocalArchiveMigratesToS3AndResumesAfterAKill() throws {
+        let bucket = try S3TestStore.makeBucket("migrate")
+        #expect(CLI.run(["init", "--name", "Local", "--kdf", "insecure-test"], environment: env("m")).status == 0)
+        for i in 0..<5 { dir.write("in/f\(i).bin", randomBytes(200_000 + i)) }
+        #expect(CLI.run(["ingest", dir.path + "/in", "--case", "M"], environment: env("m")).status == 0)
+        // A tag: its sealed object must move too.
+        let first = try #require(
+            (CLI.run(["ls", "--json"], environment: env("m")).json?["items"] as? [[String: Any]])?.first?["id"]
+                as? String
+        )
+        #expect(CLI.run(["tag", first, "--add", "moved"], environment: env("m")).status == 0)
+        let target = "s3://\(bucket)/migrated"
+        // Killed after its first copy: the archive still uses its local objects, and verifies.
+        var crashing = env("m")
+        crashing["CUSTODY_TEST_CRASH_AT"] = "migrate-object-copied"
+        #expect(CLI.run(["migrate-objects", "--to", target], environment: crashing).status != 0)
+        #expect(!FileManager.default.fileExists(atPath: dir.path + "/m/objects.json"))
+        #expect(CLI.run(["verify"], environment: env("m")).status == 0)
+        let resumed = CLI.run(["migrate-objects", "--to", target, "--json"], environment: env("m"))
+        #expect(resumed.status == 0, "\(resumed.stderr)")
+        let total = resumed.json?["objects"] as? Int ?? 0
+        #expect((resumed.json?["already_there"] as? Int ?? 0) >= 1)
+        #expect((resumed.json?["uploaded"] as? Int ?? 0) + (resumed.json?["already_there"] as? Int ?? 0) == total)
+        #expect(FileManager.default.fileExists(atPath: dir.path + "/m/objects.json"))
+        #expect(!FileManager.default.fileExists(atPath: dir.path + "/m/objects"))
+        #expect(FileManager.default.fileExists(atPath: dir.path + "/m/objects-before-s3"))
+        let deep = CLI.run(["verify", "--deep", "--json"], environment: env("m"))
+        #expect(deep.status == 0 && deep.json?["objects_checked"] as? Int == total, "\(deep.stdout)")
+        #expect(CLI.run(["extract", first, "-o", dir.path + "/back.bin"], environment: env("m")).status == 0)
+        #expect(CLI.run(["show", first], environment: env("m")).stdout.contains("moved"))
+        // Once on S3, a second migration is refused.
+        let again = CLI.run(["migrate-objects", "--to", target], environment: env("m"))
+        #expect(again.status == 64 && again.stderr.contains("already on S3"), "\(again.stderr)")
+    }
 }
