@@ -295,6 +295,8 @@ extension Archive {
                     // A large file: this thread reads and hashes in order while workers encrypt its chunks in parallel.
                     let fileGroup = DispatchGroup()
                     try job.read(chunkSize: chunkSize, convergence: convergence) { index, plaintext in
+                        // Once anything failed (a full disk, an object store gone), stop reading the file.
+                        if let failed = state.inner.withLock({ $0.error }) { throw failed }
                         inFlight.wait()
                         fileGroup.enter()
                         group.enter()

@@ -24,6 +24,22 @@ enum S3TestStore {
         return bucket
     }
 
+    /// The repository's Scripts folder.
+    static let scripts = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent().appendingPathComponent("Scripts").path
+
+    /// The running radosgw's pid (from the cluster folder `Scripts/ceph-s3.sh env` names).
+    static func radosgwPID() -> pid_t? {
+        let dir = environment["CUSTODY_TEST_CEPH_DIR"] ?? "/tmp/custody-ceph"
+        let text = (try? String(contentsOfFile: dir + "/run/client.rgw.a.pid", encoding: .utf8)) ?? ""
+        return pid_t(text.trimmingCharacters(in: .whitespacesAndNewlines))
+    }
+
+    /// Starts whatever part of the cluster is not running (radosgw after a test killed it).
+    static func restartCluster() -> Bool {
+        CLI.run(executable: "/bin/bash", [scripts + "/ceph-s3.sh", "start"], environment: environment).status == 0
+    }
+
     static func client(_ bucket: String, prefix: String) throws -> S3Client {
         try S3Client(settings: S3Settings(bucket: bucket, prefix: prefix))
     }
@@ -262,5 +278,103 @@ struct S3Tests {
         // Once on S3, a second migration is refused.
         let again = CLI.run(["migrate-objects", "--to", target], environment: env("m"))
         #expect(again.status == 64 && again.stderr.contains("already on S3"), "\(again.stderr)")
+    }
+
+    @Test func radosgwKilledMidIngestLeavesAValidArchive() throws {
+        let bucket = try S3TestStore.makeBucket("kill")
+        #expect(
+            CLI.run(
+                ["init", "--name", "K", "--kdf", "insecure-test", "--objects", "s3://\(bucket)/k"],
+                environment: env("k")
+            ).status == 0
+        )
+        dir.write("big/video.bin", randomBytes(96 << 20))
+        // A killed server can leave a connection half-closed: the request watchdog turns it into a retry.
+        var env = env("k")
+        env["CUSTODY_S3_REQUEST_TIMEOUT"] = "3"
+        // Killed for good: the ingest gives up after its retries with a temporary failure, and nothing of the
+        // item is recorded.
+        let ingest = CLI.start(["ingest", dir.path + "/big", "--json"], environment: env)
+        usleep(600_000)
+        let pid = try #require(S3TestStore.radosgwPID())
+        #expect(kill(pid, SIGKILL) == 0)
+        let failed = ingest.wait()
+        #expect(S3TestStore.restartCluster(), "radosgw did not come back")
+        if failed.status == 0 {
+            Issue.record("the ingest finished before radosgw was killed; the test proves nothing on this machine")
+        } else {
+            #expect(failed.status == 75 && failed.stderr.contains("kept failing"), "\(failed.status) \(failed.stderr)")
+            #expect((CLI.run(["ls", "--json"], environment: env).json?["items"] as? [Any])?.isEmpty == true)
+        }
+        let verify = CLI.run(["verify", "--json"], environment: env)
+        #expect(verify.status == 0, "\(verify.stdout)")
+        // Killed and back within the retries: the same ingest succeeds.
+        let second = CLI.start(["ingest", dir.path + "/big", "--json"], environment: env)
+        usleep(600_000)
+        if let again = S3TestStore.radosgwPID() { kill(again, SIGKILL) }
+        #expect(S3TestStore.restartCluster())
+        let done = second.wait()
+        #expect(done.status == 0, "\(done.stderr)")
+        #expect(CLI.run(["verify", "--deep"], environment: env).status == 0)
+    }
+
+    @Test func a503StormIsRetriedOrFailsCleanly() throws {
+        let bucket = try S3TestStore.makeBucket("storm")
+        let control = dir.write("proxy-mode", text: "every 3")
+        let upstream = (S3TestStore.environment["AWS_ENDPOINT_URL_S3"] ?? "http://127.0.0.1:7480").dropFirst(7)
+        let proxy = CLI.start(
+            executable: "/usr/bin/env",
+            [
+                "python3", S3TestStore.scripts + "/s3-fault-proxy.py", "--upstream", String(upstream), "--control",
+                control,
+            ]
+        )
+        defer {
+            kill(proxy.pid, SIGTERM)
+            _ = proxy.wait()
+        }
+        var address = ""
+        for _ in 0..<100 where address.isEmpty {
+            if let range = proxy.outputSoFar.range(of: "listening on ") {
+                address = String(proxy.outputSoFar[range.upperBound...].prefix { !$0.isWhitespace })
+            }
+            usleep(50_000)
+        }
+        try #require(!address.isEmpty, "the fault proxy did not start")
+        let endpoint = "http://" + address
+        // Every third request fails with 503 SlowDown: the retries absorb it.
+        #expect(
+            CLI.run(
+                [
+                    "init", "--name", "P", "--kdf", "insecure-test", "--objects", "s3://\(bucket)/p", "--s3-endpoint",
+                    endpoint,
+                ],
+                environment: env("p")
+            ).status == 0
+        )
+        for i in 0..<4 { dir.write("in/f\(i).bin", randomBytes(300_000)) }
+        let ingest = CLI.run(["ingest", dir.path + "/in", "--json"], environment: env("p"))
+        #expect(ingest.status == 0, "\(ingest.stderr)")
+        let faults = try NodeClientFreeHTTP.get(endpoint + "/__faults")
+        #expect((Int(faults) ?? 0) > 0, "no fault was injected")
+        #expect(CLI.run(["verify", "--deep"], environment: env("p")).status == 0)
+        // A storm (every request fails): a clean temporary failure, and the archive unchanged.
+        try Data("all".utf8).write(to: URL(fileURLWithPath: control))
+        dir.write("more/g.txt", text: "during the storm")
+        let stormy = CLI.run(["ingest", dir.path + "/more"], environment: env("p"))
+        #expect(stormy.status == 75 && stormy.stderr.contains("kept failing"), "\(stormy.stderr)")
+        #expect(stormy.stderr.split(separator: "\n").count == 1)
+        try Data("none".utf8).write(to: URL(fileURLWithPath: control))
+        #expect((CLI.run(["ls", "--json"], environment: env("p")).json?["items"] as? [Any])?.count == 4)
+        #expect(CLI.run(["verify"], environment: env("p")).status == 0)
+        #expect(CLI.run(["ingest", dir.path + "/more"], environment: env("p")).status == 0)
+    }
+}
+
+/// One plain GET, for the fault proxy's counter.
+enum NodeClientFreeHTTP {
+    static func get(_ url: String) throws -> String {
+        let result = CLI.run(executable: "/usr/bin/env", ["curl", "-sf", url])
+        return result.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
     }
 }

@@ -106,7 +106,20 @@ package enum CLI {
         defer {
             for pointer in cArgs + cEnv { free(pointer) }
         }
-        let rc = posix_spawn(&pid, executable, &actions, nil, cArgs, cEnv)
+        // The child starts with no blocked signals and default handlers, whatever the test thread had: a
+        // child that inherited a blocked SIGTERM would never stop.
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        var none = sigset_t()
+        sigemptyset(&none)
+        posix_spawnattr_setsigmask(&attributes, &none)
+        var defaults = sigset_t()
+        sigemptyset(&defaults)
+        for signal in [SIGTERM, SIGINT, SIGPIPE, SIGHUP] { sigaddset(&defaults, signal) }
+        posix_spawnattr_setsigdefault(&attributes, &defaults)
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
+        let rc = posix_spawn(&pid, executable, &actions, &attributes, cArgs, cEnv)
         precondition(rc == 0, "cannot start \(executable): run `swift build` first")
         return Child(pid: pid, out: out, err: err)
     }

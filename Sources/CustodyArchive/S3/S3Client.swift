@@ -137,6 +137,9 @@ package final class S3Client: Sendable {
     let port: Int
     let region: String
     private let credentials: Mutex<S3Credentials?>
+    /// Set when a request exhausted its retries: the store is down, and every later request of this command
+    /// fails at once instead of waiting through its own retries.
+    private let givenUp = Mutex<ArchiveError?>(nil)
     private let environment: S3Environment
     /// Retries after the first attempt, with exponential backoff from ``firstBackoff`` (and jitter).
     static let retries = 6
@@ -211,6 +214,7 @@ package final class S3Client: Sendable {
         what: @autoclosure () -> String
     ) throws -> S3Response {
         let credentials = try resolvedCredentials()
+        if let failure = givenUp.withLock({ $0 }) { throw failure }
         let path = "/" + settings.bucket + (key.map { "/" + $0 } ?? "")
         let payloadHash = body.map { Encoding.hex(SHA256Hasher.hash($0)) } ?? SigV4.emptyPayloadHash
         var attempt = 0
@@ -241,7 +245,7 @@ package final class S3Client: Sendable {
                 } else if method == .PUT || method == .POST {
                     request.headers.replaceOrAdd(name: "Content-Length", value: "0")
                 }
-                let response = try s3HTTPClient.execute(request: request, deadline: .now() + .seconds(300)).wait()
+                let response = try Self.execute(request, timeout: requestTimeout(bytes: body?.count ?? 0))
                 let status = Int(response.status.code)
                 let bytes = response.body.map { Array(buffer: $0) } ?? []
                 if accept.contains(status) { return S3Response(status: status, headers: response.headers, body: bytes) }
@@ -276,12 +280,15 @@ package final class S3Client: Sendable {
             }
             attempt += 1
             guard attempt <= Self.retries else {
-                throw ArchiveError(
+                let error = ArchiveError(
                     .temporary,
                     "the S3 store at \(endpoint) kept failing for \(what()) (\(attempt) attempts; last: \(failure))",
                     fix: "check that the store is up; the command can be run again"
                 )
+                givenUp.withLock { $0 = $0 ?? error }
+                throw error
             }
+            if let failure = givenUp.withLock({ $0 }) { throw failure }
             let delay = Self.firstBackoff * pow(2, Double(attempt - 1)) * Double.random(in: 0.75...1.25)
             Thread.sleep(forTimeInterval: delay)
         }
@@ -309,6 +316,31 @@ package final class S3Client: Sendable {
     /// Writes `body` at `key` (under no prefix), replacing what is there: for tests that damage a store.
     package func put(key: String, body: [UInt8]) throws {
         _ = try send(.PUT, key: key, body: body, what: "key \(key)")
+    }
+
+    /// How long one request may take before it is abandoned and retried: `CUSTODY_S3_REQUEST_TIMEOUT` seconds
+    /// (default 60), plus a second per MiB of body, so a slow but moving upload is not cut off.
+    func requestTimeout(bytes: Int) -> Double {
+        let base = Double(ProcessInfo.processInfo.environment["CUSTODY_S3_REQUEST_TIMEOUT"] ?? "") ?? 60
+        return max(1, base) + Double(bytes) / Double(1 << 20)
+    }
+
+    /// Runs one request with a watchdog: a connection the store dropped without a word (a killed server can
+    /// leave one half-closed) must fail the request, not hang the command.
+    static func execute(_ request: HTTPClient.Request, timeout: Double) throws -> HTTPClient.Response {
+        let task = s3HTTPClient.execute(request: request, delegate: ResponseAccumulator(request: request))
+        let finished = DispatchSemaphore(value: 0)
+        task.futureResult.whenComplete { _ in finished.signal() }
+        guard finished.wait(timeout: .now() + timeout) == .success else {
+            task.cancel()
+            throw S3Timeout(seconds: timeout)
+        }
+        return try task.futureResult.wait()
+    }
+
+    struct S3Timeout: Error, CustomStringConvertible {
+        var seconds: Double
+        var description: String { "no answer within \(Int(seconds)) s" }
     }
 
     /// The `<Code>` of an S3 error body.
