@@ -3,8 +3,8 @@ import Foundation
 import NIOHTTP1
 import Synchronization
 
-/// Objects on an S3-compatible store: `<prefix>/<64 hex>` in one bucket (Docs/OPERATIONS.md section "Objects
-/// on S3"). The ledger, index and keys stay on the node.
+/// Objects on an S3-compatible store: `<prefix>/<64 hex>` in one bucket (Docs/FORMAT.md section 7, and
+/// Docs/OPERATIONS.md section 16). The ledger, index and keys stay on the node.
 ///
 /// S3 has no rename, so staging writes the object under its final name at once, with `If-None-Match: *` so a
 /// concurrent writer never replaces an object (412 means it is already there); commit has nothing left to do,
