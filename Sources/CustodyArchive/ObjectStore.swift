@@ -75,6 +75,8 @@ package protocol ObjectStore: Sendable {
     func discard(_ objects: [StagedObject])
     /// Reads an object, refusing one larger than `limit` bytes.
     func read(_ name: ObjectName, limit: Int) throws -> [UInt8]?
+    /// Reads bytes `range` of an object (fewer when it ends sooner), or `nil` when it is absent.
+    func read(_ name: ObjectName, range: ClosedRange<Int64>) throws -> [UInt8]?
     /// The stored size of an object, or `nil` when it is absent.
     func size(of name: ObjectName) throws -> Int64?
     /// Calls `body` for every stored object.
@@ -207,6 +209,35 @@ package struct FileObjectStore: ObjectStore {
         let n = bytes.withUnsafeMutableBytes { POSIX.readFull(fd, $0) }
         guard n == bytes.count else {
             throw ArchiveError(.damaged, "object \(name) could not be read in full", fix: "run custody verify")
+        }
+        return bytes
+    }
+
+    package func read(_ name: ObjectName, range: ClosedRange<Int64>) throws -> [UInt8]? {
+        let staged = overlay.paths.withLock { $0[name] }
+        var fd = POSIX.open(staged ?? path(of: name), O_RDONLY)
+        if fd < 0, errno == ENOENT, staged != nil { fd = POSIX.open(path(of: name), O_RDONLY) }
+        guard fd >= 0 else {
+            if errno == ENOENT { return nil }
+            throw ArchiveError(
+                .cannotCreate,
+                "cannot read object \(name): \(errnoDescription(errno))",
+                fix: "check the disk"
+            )
+        }
+        defer { close(fd) }
+        var st = stat()
+        guard fstat(fd, &st) == 0 else {
+            throw ArchiveError(.cannotCreate, "cannot stat object \(name)", fix: "check the disk")
+        }
+        let end = min(range.upperBound + 1, Int64(st.st_size))
+        guard range.lowerBound < end else { return [] }
+        var bytes = [UInt8](repeating: 0, count: Int(end - range.lowerBound))
+        let n = bytes.withUnsafeMutableBytes { buffer in
+            Glibc.pread(fd, buffer.baseAddress, buffer.count, off_t(range.lowerBound))
+        }
+        guard n == bytes.count else {
+            throw ArchiveError(.damaged, "object \(name) could not be read", fix: "run custody verify")
         }
         return bytes
     }

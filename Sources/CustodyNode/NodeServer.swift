@@ -197,12 +197,30 @@ package struct NodeServer: Sendable {
                     let size = served.released[name]
                 else { return Self.notFound }
                 let store = shared.with { $0.store }
-                // A store may block (S3): read off the task pool.
-                let read = try await Self.offload { try store.read(name, limit: Int(size)) }
-                guard let bytes = read, Int64(bytes.count) == size else {
-                    return Self.response(.internalServerError, Array("the object cannot be read here\n".utf8))
+                var headers = HTTPFields()
+                headers[.contentType] = "application/octet-stream"
+                headers[.acceptRanges] = "bytes"
+                // A store may block (S3): read off the task pool; a range reads only its bytes.
+                switch Self.byteRange(request.headers[.range], size: Int(size)) {
+                case .unsatisfiable:
+                    headers[.contentRange] = "bytes */\(size)"
+                    return Response(status: .rangeNotSatisfiable, headers: headers)
+                case .part(let r):
+                    let read = try await Self.offload {
+                        try store.read(name, range: Int64(r.lowerBound)...Int64(r.upperBound))
+                    }
+                    guard let bytes = read, bytes.count == r.count else { return Self.unreadable }
+                    headers[.contentRange] = "bytes \(r.lowerBound)-\(r.upperBound)/\(size)"
+                    return Response(
+                        status: .partialContent,
+                        headers: headers,
+                        body: .init(byteBuffer: ByteBuffer(bytes: bytes))
+                    )
+                case .whole:
+                    let read = try await Self.offload { try store.read(name, limit: Int(size)) }
+                    guard let bytes = read, Int64(bytes.count) == size else { return Self.unreadable }
+                    return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: bytes)))
                 }
-                return Self.ranged(bytes, range: request.headers[.range])
             }
         }
         router.get("v1/grants/:id/bundle") { request, context -> Response in
@@ -290,6 +308,8 @@ package struct NodeServer: Sendable {
             DispatchQueue.global().async { continuation.resume(with: Result { try body() }) }
         }
     }
+
+    static let unreadable = response(.internalServerError, Array("the object cannot be read here\n".utf8))
 
     static let notFound = response(.notFound, Array("no such grant or object for this requester\n".utf8))
 
@@ -397,27 +417,6 @@ package struct NodeServer: Sendable {
         guard start < size else { return .unsatisfiable }
         guard end >= start else { return .whole }
         return .part(start...end)
-    }
-
-    /// An object's bytes, whole (200) or the requested range (206), or 416.
-    static func ranged(_ bytes: [UInt8], range: String?) -> Response {
-        var headers = HTTPFields()
-        headers[.contentType] = "application/octet-stream"
-        headers[.acceptRanges] = "bytes"
-        switch byteRange(range, size: bytes.count) {
-        case .whole:
-            return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: bytes)))
-        case .unsatisfiable:
-            headers[.contentRange] = "bytes */\(bytes.count)"
-            return Response(status: .rangeNotSatisfiable, headers: headers)
-        case .part(let r):
-            headers[.contentRange] = "bytes \(r.lowerBound)-\(r.upperBound)/\(bytes.count)"
-            return Response(
-                status: .partialContent,
-                headers: headers,
-                body: .init(byteBuffer: ByteBuffer(bytes: bytes[r]))
-            )
-        }
     }
 
     /// Tile paths as C2SP tlog-tiles writes them: `<L>/<N>[.p/<W>]` or `entries/<N>[.p/<W>]`.

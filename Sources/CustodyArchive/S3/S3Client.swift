@@ -211,6 +211,7 @@ package final class S3Client: Sendable {
         headers extra: [(String, String)] = [],
         body: [UInt8]? = nil,
         accept: Set<Int> = [200],
+        maxBody: Int = 1 << 20,
         what: @autoclosure () -> String
     ) throws -> S3Response {
         let credentials = try resolvedCredentials()
@@ -245,7 +246,11 @@ package final class S3Client: Sendable {
                 } else if method == .PUT || method == .POST {
                     request.headers.replaceOrAdd(name: "Content-Length", value: "0")
                 }
-                let response = try Self.execute(request, timeout: requestTimeout(bytes: body?.count ?? 0))
+                let response = try Self.execute(
+                    request,
+                    maxBody: maxBody,
+                    timeout: requestTimeout(bytes: max(body?.count ?? 0, method == .GET ? maxBody : 0))
+                )
                 let status = Int(response.status.code)
                 let bytes = response.body.map { Array(buffer: $0) } ?? []
                 if accept.contains(status) { return S3Response(status: status, headers: response.headers, body: bytes) }
@@ -275,6 +280,12 @@ package final class S3Client: Sendable {
                 }
             } catch let error as ArchiveError {
                 throw error
+            } catch is ResponseAccumulator.ResponseTooBigError {
+                throw ArchiveError(
+                    .damaged,
+                    "the S3 store sent more than \(maxBody) bytes for \(what())",
+                    fix: "run custody verify; check the store"
+                )
             } catch {
                 failure = "\(error)"
             }
@@ -327,8 +338,13 @@ package final class S3Client: Sendable {
 
     /// Runs one request with a watchdog: a connection the store dropped without a word (a killed server can
     /// leave one half-closed) must fail the request, not hang the command.
-    static func execute(_ request: HTTPClient.Request, timeout: Double) throws -> HTTPClient.Response {
-        let task = s3HTTPClient.execute(request: request, delegate: ResponseAccumulator(request: request))
+    static func execute(_ request: HTTPClient.Request, maxBody: Int, timeout: Double) throws -> HTTPClient.Response {
+        // Every answer is bounded before it is held: an object by the size its event records, the rest by 1 MiB
+        // (a listing of 1000 keys is about 300 KiB).
+        let task = s3HTTPClient.execute(
+            request: request,
+            delegate: ResponseAccumulator(request: request, maxBodySize: maxBody)
+        )
         let finished = DispatchSemaphore(value: 0)
         task.futureResult.whenComplete { _ in finished.signal() }
         guard finished.wait(timeout: .now() + timeout) == .success else {

@@ -150,6 +150,7 @@ package struct S3ObjectStore: ObjectStore {
             .GET,
             key: client.key(name.hex),
             accept: [200, 404],
+            maxBody: limit + 1,
             what: "object \(name)"
         )
         guard response.status == 200 else { return nil }
@@ -166,6 +167,7 @@ package struct S3ObjectStore: ObjectStore {
             key: client.key(name.hex),
             headers: [("Range", "bytes=\(range.lowerBound)-\(range.upperBound)")],
             accept: [200, 206, 404],
+            maxBody: Int(range.upperBound) + 1,
             what: "object \(name)"
         )
         switch response.status {
