@@ -321,12 +321,26 @@ extension Archive {
             )
         }
         if mode == .deep {
+            // Items are decrypted and checked in parallel (the keys are loaded above); problems keep log order.
             let damaged = Set(report.problems.compactMap(\.item))
-            for (number, (_, event)) in map.ingests.enumerated() {
-                progress?("items", number + 1, map.ingests.count)
-                guard let item = event.item, !damaged.contains(item.hex) else { continue }
-                if let problem = deepCheck(event, item: item) { report.problems.append(problem) }
+            let ingests = map.ingests
+            let unchecked = UncheckedArchive(self)
+            let deepProblems = Mutex<[Int: VerifyProblem]>([:])
+            let checkedItems = Atomic<Int>(0)
+            DispatchQueue.concurrentPerform(iterations: workerCount) { worker in
+                var index = worker
+                while index < ingests.count {
+                    let event = ingests[index].event
+                    if let item = event.item, !damaged.contains(item.hex),
+                        let problem = unchecked.archive.deepCheck(event, item: item)
+                    {
+                        deepProblems.withLock { $0[index] = problem }
+                    }
+                    progress?("items", checkedItems.wrappingAdd(1, ordering: .relaxed).newValue, ingests.count)
+                    index += workerCount
+                }
             }
+            report.problems += deepProblems.withLock { $0 }.sorted { $0.key < $1.key }.map(\.value)
         }
         return report
     }

@@ -184,7 +184,8 @@ package struct FileObjectStore: ObjectStore {
         }
     }
 
-    package func read(_ name: ObjectName, limit: Int) throws -> [UInt8]? {
+    /// Opens an object for reading (its staged file while exposed) with its size; `nil` when it is absent.
+    private func openForReading(_ name: ObjectName) throws -> (fd: Int32, size: Int64)? {
         let staged = overlay.paths.withLock { $0[name] }
         var fd = POSIX.open(staged ?? path(of: name), O_RDONLY)
         // A staged object committed meanwhile has moved to its name.
@@ -197,15 +198,21 @@ package struct FileObjectStore: ObjectStore {
                 fix: "check the disk"
             )
         }
-        defer { close(fd) }
         var st = stat()
         guard fstat(fd, &st) == 0 else {
+            close(fd)
             throw ArchiveError(.cannotCreate, "cannot stat object \(name)", fix: "check the disk")
         }
-        guard st.st_size <= limit else {
+        return (fd, Int64(st.st_size))
+    }
+
+    package func read(_ name: ObjectName, limit: Int) throws -> [UInt8]? {
+        guard let (fd, size) = try openForReading(name) else { return nil }
+        defer { close(fd) }
+        guard size <= limit else {
             throw ArchiveError(.damaged, "object \(name) is larger than any valid object", fix: "run custody verify")
         }
-        var bytes = [UInt8](repeating: 0, count: Int(st.st_size))
+        var bytes = [UInt8](repeating: 0, count: Int(size))
         let n = bytes.withUnsafeMutableBytes { POSIX.readFull(fd, $0) }
         guard n == bytes.count else {
             throw ArchiveError(.damaged, "object \(name) could not be read in full", fix: "run custody verify")
@@ -214,23 +221,9 @@ package struct FileObjectStore: ObjectStore {
     }
 
     package func read(_ name: ObjectName, range: ClosedRange<Int64>) throws -> [UInt8]? {
-        let staged = overlay.paths.withLock { $0[name] }
-        var fd = POSIX.open(staged ?? path(of: name), O_RDONLY)
-        if fd < 0, errno == ENOENT, staged != nil { fd = POSIX.open(path(of: name), O_RDONLY) }
-        guard fd >= 0 else {
-            if errno == ENOENT { return nil }
-            throw ArchiveError(
-                .cannotCreate,
-                "cannot read object \(name): \(errnoDescription(errno))",
-                fix: "check the disk"
-            )
-        }
+        guard let (fd, size) = try openForReading(name) else { return nil }
         defer { close(fd) }
-        var st = stat()
-        guard fstat(fd, &st) == 0 else {
-            throw ArchiveError(.cannotCreate, "cannot stat object \(name)", fix: "check the disk")
-        }
-        let end = min(range.upperBound + 1, Int64(st.st_size))
+        let end = min(range.upperBound + 1, size)
         guard range.lowerBound < end else { return [] }
         var bytes = [UInt8](repeating: 0, count: Int(end - range.lowerBound))
         let n = bytes.withUnsafeMutableBytes { buffer in

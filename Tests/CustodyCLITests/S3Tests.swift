@@ -176,13 +176,26 @@ struct S3Tests {
         // Small objects: a second write of a present name changes nothing, even with other bytes.
         let small = randomBytes(1000)
         let smallName = ObjectName(of: small)
-        #expect(try small.withUnsafeBytes { try store.stage($0, as: smallName, checkExisting: false) } != nil)
+        #expect(try store.put(small, as: smallName))
         let other = randomBytes(1000)
-        #expect(try other.withUnsafeBytes { try store.stage($0, as: smallName, checkExisting: false) } == nil)
+        #expect(try !store.put(other, as: smallName))
         #expect(try store.read(smallName, limit: 4096) == small)
+        // Staging runs in the background; committing waits for it, and a read waits for its upload.
+        let restaged = try other.withUnsafeBytes { try store.stage($0, as: smallName, checkExisting: true) }
+        try store.commit(restaged.map { [$0] } ?? [])
+        #expect(try store.read(smallName, limit: 4096) == small)
+        let batch = (0..<40).map { _ in randomBytes(3000) }
+        let stagedBatch = try batch.map { bytes in
+            try #require(
+                try bytes.withUnsafeBytes { try store.stage($0, as: ObjectName(of: bytes), checkExisting: true) }
+            )
+        }
+        #expect(try store.read(ObjectName(of: batch[39]), limit: 4096) == batch[39])
+        try store.commit(stagedBatch)
+        for bytes in batch { #expect(try store.size(of: ObjectName(of: bytes)) == 3000) }
         var names: Set<String> = []
         try store.forEachObject { found, _ in names.insert(found.hex) }
-        #expect(names == [name.hex, smallName.hex])
+        #expect(names == Set([name.hex, smallName.hex] + batch.map { ObjectName(of: $0).hex }))
         try store.remove(smallName)
         #expect(try store.read(smallName, limit: 4096) == nil)
         #expect(try !store.contains(smallName))
@@ -233,7 +246,7 @@ struct S3Tests {
         // An orphan in the bucket (an object no event names) is reported by verify and removed by gc.
         let store = S3ObjectStore(client: try S3TestStore.client(bucket, prefix: "n"))
         let orphan = randomBytes(500)
-        _ = try orphan.withUnsafeBytes { try store.stage($0, as: ObjectName(of: orphan), checkExisting: true) }
+        #expect(try store.put(orphan, as: ObjectName(of: orphan)))
         let report = CLI.run(["verify", "--json"], environment: env("node"))
         #expect(
             (report.json?["orphans"] as? [String])?.contains(ObjectName(of: orphan).hex) == true,

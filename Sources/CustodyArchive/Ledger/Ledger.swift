@@ -359,8 +359,12 @@ package final class Ledger: Sendable {
                 fix: "run custody checkpoint --sign"
             )
         }
+        return try checkedInclusionProof(index: index, leafHash: Merkle.leafHash(entry), checkpoint: checkpoint)
+    }
+
+    /// The inclusion proof of leaf `index` from the tiles, checked against `checkpoint` before it is returned.
+    private func checkedInclusionProof(index: Int, leafHash: [UInt8], checkpoint: Checkpoint) throws -> InclusionProof {
         let reader = TileReader(directory: logDirectory, size: checkpoint.size)
-        let leafHash = Merkle.leafHash(entry)
         let proof = try Merkle.inclusionProof(index: index, size: checkpoint.size, subtree: reader.subtree)
         guard
             let root = Merkle.root(fromInclusionProof: proof, leafHash: leafHash, index: index, size: checkpoint.size),
@@ -390,20 +394,8 @@ package final class Ledger: Sendable {
                 fix: "give an index below \(checkpoint.size)"
             )
         }
-        let reader = TileReader(directory: logDirectory, size: checkpoint.size)
-        let leafHash = try reader.subtree(index, 1)
-        let proof = try Merkle.inclusionProof(index: index, size: checkpoint.size, subtree: reader.subtree)
-        guard
-            let root = Merkle.root(fromInclusionProof: proof, leafHash: leafHash, index: index, size: checkpoint.size),
-            constantTimeEqual(root, checkpoint.root)
-        else {
-            throw ArchiveError(
-                .damaged,
-                "the log's tiles do not prove entry \(index) against the signed checkpoint",
-                fix: "run custody verify; custody reindex rebuilds the tiles from the journal"
-            )
-        }
-        return InclusionProof(index: index, leafHash: leafHash, proof: proof, checkpoint: checkpoint)
+        let leafHash = try TileReader(directory: logDirectory, size: checkpoint.size).subtree(index, 1)
+        return try checkedInclusionProof(index: index, leafHash: leafHash, checkpoint: checkpoint)
     }
 
     /// Proves that the tree of the latest checkpoint extends the tree of its first `first` entries.

@@ -124,7 +124,7 @@ extension Archive {
                     fix: "run custody verify, and restore the object from a backup first"
                 )
             }
-            if try bytes.withUnsafeBytes({ try target.stage($0, as: name, checkExisting: false) }) == nil {
+            if try !target.put(bytes, as: name) {
                 // Present after all (412), yet the size differed: a wrong object under this name.
                 throw ArchiveError(
                     .damaged,

@@ -1,4 +1,5 @@
 import CustodyCrypto
+import Dispatch
 import Foundation
 import NIOHTTP1
 import Synchronization
@@ -6,15 +7,19 @@ import Synchronization
 /// Objects on an S3-compatible store: `<prefix>/<64 hex>` in one bucket (Docs/FORMAT.md section 7, and
 /// Docs/OPERATIONS.md section 16). The ledger, index and keys stay on the node.
 ///
-/// S3 has no rename, so staging writes the object under its final name at once, with `If-None-Match: *` so a
-/// concurrent writer never replaces an object (412 means it is already there); commit has nothing left to do,
-/// and an object staged by an operation that then fails is an orphan, as after the filesystem store's
+/// S3 has no rename, so staging starts the upload of the object under its final name at once, with
+/// `If-None-Match: *` so a concurrent writer never replaces an object (412 means it is already there), and
+/// returns while it runs: up to 16 uploads (and 128 MiB) are in flight, so a command's workers go on
+/// encrypting. Commit waits for a batch's uploads and fails if any failed; a read of an object waits for its
+/// upload. An object staged by an operation that then fails is an orphan, as after the filesystem store's
 /// `objects-committed` crash point (`gc` removes it). Objects are content-addressed and immutable, so an
 /// orphan is harmless ciphertext.
 package struct S3ObjectStore: ObjectStore {
     package let client: S3Client
     /// Whether the store honours `If-None-Match: *` on PUT (answered once, by the first conditional write).
     private let conditional = ConditionalSupport()
+    /// Uploads in flight.
+    private let uploads = Uploads()
 
     package init(client: S3Client) {
         self.client = client
@@ -31,12 +36,22 @@ package struct S3ObjectStore: ObjectStore {
     ) throws
         -> StagedObject?
     {
-        let key = client.key(name.hex)
         let body = Array(bytes)
+        uploads.start(name, bytes: Int64(body.count)) { try self.put(body, as: name) }
+        return StagedObject(name: name, tempPath: "")
+    }
+
+    /// Writes one object now (conditionally), waiting for the answer.
+    ///
+    /// - Returns: `true` when it was written, `false` when an object of that name was already there.
+    package func put(_ body: [UInt8], as name: ObjectName) throws -> Bool {
+        let key = client.key(name.hex)
         if Int64(body.count) > settings.multipartThreshold {
-            if try contains(name) { return nil }
+            if try client.send(.HEAD, key: key, accept: [200, 404], what: "object \(name)").status == 200 {
+                return false
+            }
             try uploadInParts(body, key: key, name: name)
-            return StagedObject(name: name, tempPath: "")
+            return true
         }
         if conditional.supported != false {
             let response = try client.send(
@@ -50,17 +65,17 @@ package struct S3ObjectStore: ObjectStore {
             switch response.status {
             case 200:
                 conditional.record(true)
-                return StagedObject(name: name, tempPath: "")
+                return true
             case 412:
                 conditional.record(true)
-                return nil  // already stored
+                return false  // already stored
             default:
                 conditional.record(false)  // 501: not supported here; check with HEAD instead
             }
         }
-        if checkExisting, try contains(name) { return nil }
+        if try client.send(.HEAD, key: key, accept: [200, 404], what: "object \(name)").status == 200 { return false }
         _ = try client.send(.PUT, key: key, body: body, what: "object \(name)")
-        return StagedObject(name: name, tempPath: "")
+        return true
     }
 
     /// A multipart upload: parts of ``S3Settings/partSize``, aborted if any part fails.
@@ -133,12 +148,14 @@ package struct S3ObjectStore: ObjectStore {
     }
 
     package func commit(_ objects: [StagedObject]) throws {
-        // Each PUT was durable when the store answered it.
+        // Each PUT was durable when the store answered it: wait for the answers.
+        try uploads.finish(objects.map(\.name))
     }
 
     package func discard(_ objects: [StagedObject]) {
-        // Never delete: another writer may have found the object present and now rely on it. Orphans are
-        // removed by gc, under the archive's exclusive lock.
+        // Let the uploads end, but never delete: another writer may have found the object present and now rely
+        // on it. Orphans are removed by gc, under the archive's exclusive lock.
+        try? uploads.finish(objects.map(\.name))
     }
 
     package func expose(_ staged: [StagedObject], visible: Bool) {
@@ -146,6 +163,7 @@ package struct S3ObjectStore: ObjectStore {
     }
 
     package func read(_ name: ObjectName, limit: Int) throws -> [UInt8]? {
+        uploads.wait(name)
         let response = try client.send(
             .GET,
             key: client.key(name.hex),
@@ -162,6 +180,7 @@ package struct S3ObjectStore: ObjectStore {
 
     /// Bytes `range` of an object (a ranged GET), or `nil` when it is absent.
     package func read(_ name: ObjectName, range: ClosedRange<Int64>) throws -> [UInt8]? {
+        uploads.wait(name)
         let response = try client.send(
             .GET,
             key: client.key(name.hex),
@@ -180,6 +199,7 @@ package struct S3ObjectStore: ObjectStore {
     }
 
     package func size(of name: ObjectName) throws -> Int64? {
+        uploads.wait(name)
         let response = try client.send(
             .HEAD,
             key: client.key(name.hex),
@@ -259,4 +279,81 @@ final class ConditionalSupport: Sendable {
     private let state = Mutex<Bool?>(nil)
     var supported: Bool? { state.withLock { $0 } }
     func record(_ value: Bool) { state.withLock { $0 = value } }
+}
+
+/// Uploads in flight: at most ``maxCount`` and ``maxBytes`` at once (one larger object alone), each tracked
+/// by name until its batch is committed or discarded.
+final class Uploads: Sendable {
+    static let maxCount = 16
+    static let maxBytes: Int64 = 128 << 20
+
+    private final class Upload: Sendable {
+        let done = DispatchGroup()
+        let error = Mutex<(any Error)?>(nil)
+    }
+
+    private struct State {
+        var uploads: [ObjectName: Upload] = [:]
+        var count = 0
+        var bytes: Int64 = 0
+    }
+
+    private let state = Mutex(State())
+    private let room = NSCondition()
+    private let queue = DispatchQueue(label: "custody.s3.uploads", attributes: .concurrent)
+
+    /// Starts `work` for `name` once there is room (unless an upload of it is already tracked).
+    func start(_ name: ObjectName, bytes: Int64, _ work: @escaping @Sendable () throws -> Bool) {
+        let upload = Upload()
+        let fresh = state.withLock { state -> Bool in
+            guard state.uploads[name] == nil else { return false }
+            state.uploads[name] = upload
+            return true
+        }
+        guard fresh else { return }
+        room.lock()
+        while state.withLock({ $0.count > 0 && ($0.count >= Self.maxCount || $0.bytes + bytes > Self.maxBytes) }) {
+            room.wait()
+        }
+        state.withLock {
+            $0.count += 1
+            $0.bytes += bytes
+        }
+        room.unlock()
+        upload.done.enter()
+        queue.async {
+            do {
+                _ = try work()
+            } catch {
+                upload.error.withLock { $0 = error }
+            }
+            self.room.lock()
+            self.state.withLock {
+                $0.count -= 1
+                $0.bytes -= bytes
+            }
+            self.room.broadcast()
+            self.room.unlock()
+            upload.done.leave()
+        }
+    }
+
+    /// Waits for the upload of `name`, if one is in flight.
+    func wait(_ name: ObjectName) {
+        state.withLock { $0.uploads[name] }?.done.wait()
+    }
+
+    /// Waits for the uploads of `names` and stops tracking them; throws the first failure.
+    func finish(_ names: [ObjectName]) throws {
+        var failure: (any Error)?
+        for name in names {
+            guard let upload = state.withLock({ $0.uploads[name] }) else { continue }
+            upload.done.wait()
+            if failure == nil { failure = upload.error.withLock { $0 } }
+        }
+        state.withLock { state in
+            for name in names { state.uploads[name] = nil }
+        }
+        if let failure { throw failure }
+    }
 }

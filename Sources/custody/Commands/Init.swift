@@ -25,20 +25,14 @@ extension CustodyCommand {
             )
         )
         var objects: String?
-        @Option(help: "The S3 endpoint URL, stored with the archive (default: $AWS_ENDPOINT_URL_S3, else AWS).")
-        var s3Endpoint: String?
-        @Option(help: "The S3 region, stored with the archive (default: $AWS_REGION, else us-east-1).")
-        var s3Region: String?
+        @OptionGroup var s3: S3Options
         @Flag(help: "Print JSON.") var json = false
 
         func run() throws {
             try runReportingErrors {
                 let path = try global.archivePath()
-                var settings = try objects.map { try S3Settings.parse($0) }
-                let environment = S3Environment.current()
-                settings?.endpoint = s3Endpoint ?? environment.endpoint
-                settings?.region = s3Region ?? environment.region
-                if settings == nil, s3Endpoint != nil || s3Region != nil {
+                let settings = try objects.map { try s3.settings(for: $0) }
+                if settings == nil, s3.s3Endpoint != nil || s3.s3Region != nil {
                     throw ArchiveError(
                         .usage,
                         "--s3-endpoint and --s3-region go with --objects",
@@ -103,5 +97,23 @@ struct IdentityJSON: Encodable {
         case boxKey = "box_key"
         case logVerifierKey = "log_verifier_key"
         case logOrigin = "log_origin"
+    }
+}
+
+/// Where an S3 store is, for `init --objects` and `migrate-objects`: stored with the archive (no credentials).
+struct S3Options: ParsableArguments {
+    @Option(help: "The S3 endpoint URL, stored with the archive (default: $AWS_ENDPOINT_URL_S3, else AWS).")
+    var s3Endpoint: String?
+    @Option(help: "The S3 region, stored with the archive (default: $AWS_REGION, else us-east-1).")
+    var s3Region: String?
+
+    /// The settings for `url` (`s3://bucket/prefix`), with the endpoint and region from the options, else the
+    /// environment.
+    func settings(for url: String) throws -> S3Settings {
+        var settings = try S3Settings.parse(url)
+        let environment = S3Environment.current()
+        settings.endpoint = s3Endpoint ?? environment.endpoint
+        settings.region = s3Region ?? environment.region
+        return settings
     }
 }

@@ -18,18 +18,12 @@ extension CustodyCommand {
 
         @OptionGroup var global: GlobalOptions
         @Option(help: ArgumentHelp("The bucket and prefix.", valueName: "s3://bucket/prefix")) var to: String
-        @Option(help: "The S3 endpoint URL, stored with the archive (default: $AWS_ENDPOINT_URL_S3, else AWS).")
-        var s3Endpoint: String?
-        @Option(help: "The S3 region, stored with the archive (default: $AWS_REGION, else us-east-1).")
-        var s3Region: String?
+        @OptionGroup var s3: S3Options
         @Flag(help: "Print JSON.") var json = false
 
         func run() throws {
             try runReportingErrors {
-                var settings = try S3Settings.parse(to)
-                let environment = S3Environment.current()
-                settings.endpoint = s3Endpoint ?? environment.endpoint
-                settings.region = s3Region ?? environment.region
+                let settings = try s3.settings(for: to)
                 let archive = try global.openArchive(access: .exclusive)
                 let bar = ProgressBar(enabled: Terminal.stderrIsTTY && !json, label: "migrate")
                 let report = try archive.migrateObjects(to: settings) { done, total, _ in
