@@ -262,7 +262,7 @@ extension Archive {
         let failure = Mutex<ArchiveError?>(nil)
         let done = Atomic<Int>(0)
         let workerCount = store is S3ObjectStore ? 16 : max(1, ProcessInfo.processInfo.activeProcessorCount)
-        DispatchQueue.concurrentPerform(iterations: workerCount) { worker in
+        Self.forEachWorker(workerCount, onThreads: store is S3ObjectStore) { worker in
             var local: [VerifyProblem] = []
             var index = worker
             while index < checked.count, failure.withLock({ $0 }) == nil {
@@ -327,7 +327,7 @@ extension Archive {
             let unchecked = UncheckedArchive(self)
             let deepProblems = Mutex<[Int: VerifyProblem]>([:])
             let checkedItems = Atomic<Int>(0)
-            DispatchQueue.concurrentPerform(iterations: workerCount) { worker in
+            Self.forEachWorker(workerCount, onThreads: store is S3ObjectStore) { worker in
                 var index = worker
                 while index < ingests.count {
                     let event = ingests[index].event
@@ -359,6 +359,16 @@ extension Archive {
                     detail:
                         "the index lists item \(id) at log entry \(seq), which is not its ingest event; custody reindex rebuilds the index"
                 )
+        }
+    }
+
+    /// Runs `body` for each of `count` workers: on threads of their own when they wait on a network store,
+    /// else on Dispatch's pool.
+    static func forEachWorker(_ count: Int, onThreads: Bool, _ body: @escaping @Sendable (Int) -> Void) {
+        if onThreads {
+            BlockingWork.run(workers: count, body)
+        } else {
+            DispatchQueue.concurrentPerform(iterations: count, execute: body)
         }
     }
 

@@ -61,8 +61,8 @@ extension Archive {
         report.objects = names.count
         let counts = Mutex((uploaded: 0, already: 0, bytes: Int64(0), done: 0))
         let failure = Mutex<ArchiveError?>(nil)
-        let workers = 8
-        DispatchQueue.concurrentPerform(iterations: workers) { worker in
+        let workers = 16
+        BlockingWork.run(workers: workers) { worker in
             var index = worker
             while index < names.count, failure.withLock({ $0 }) == nil {
                 let (name, size) = names[index]

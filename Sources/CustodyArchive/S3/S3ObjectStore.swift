@@ -300,7 +300,8 @@ final class Uploads: Sendable {
 
     private let state = Mutex(State())
     private let room = NSCondition()
-    private let queue = DispatchQueue(label: "custody.s3.uploads", attributes: .concurrent)
+    /// One thread per upload in flight (they block on the network).
+    private static let pool = BlockingPool(threads: maxCount)
 
     /// Starts `work` for `name` once there is room (unless an upload of it is already tracked).
     func start(_ name: ObjectName, bytes: Int64, _ work: @escaping @Sendable () throws -> Bool) {
@@ -321,7 +322,7 @@ final class Uploads: Sendable {
         }
         room.unlock()
         upload.done.enter()
-        queue.async {
+        Self.pool.submit {
             do {
                 _ = try work()
             } catch {
