@@ -45,8 +45,9 @@ extension Archive {
         let output = try PlaintextOutput(directory: directory, finalPath: output)
         var hasher = SHA256Hasher()
         var remaining = manifest.size
-        for chunk in manifest.chunks where remaining > 0 {
-            var plaintext = try decryptChunk(chunk, item: item)
+        let ahead = chunkReadAhead(manifest)
+        for (index, chunk) in manifest.chunks.enumerated() where remaining > 0 {
+            var plaintext = try decryptChunk(chunk, item: item, readAhead: ahead, at: index)
             defer { wipe(&plaintext) }
             let take = Int(min(Int64(plaintext.count), remaining))
             try plaintext.withUnsafeBytes { buffer in
@@ -67,6 +68,16 @@ extension Archive {
         _ = try record([Event(type: "extract", time: RFC3339.now(), actor: config.origin, item: item)])
         try output.publish(replacing: force)
         return ExtractResult(item: item, path: output.finalPath, sha256: metadata.sha256, size: metadata.size)
+    }
+
+    /// Reading ahead for an item's chunks, when the store is remote (S3); `nil` for local files.
+    func chunkReadAhead(_ manifest: ContentManifest) -> ReadAhead? {
+        guard store is S3ObjectStore, manifest.chunks.count > 1 else { return nil }
+        return ReadAhead(
+            store: store,
+            names: manifest.chunks.map(\.object),
+            limit: config.chunkSize + XChaCha20Poly1305.tagByteCount
+        )
     }
 
     /// Decrypts the content part an ingest event names.
@@ -101,8 +112,16 @@ extension Archive {
     }
 
     /// Reads, name-checks and decrypts one chunk.
-    func decryptChunk(_ chunk: ContentManifest.Chunk, item: ItemID) throws -> [UInt8] {
-        guard let stored = try store.read(chunk.object, limit: config.chunkSize + XChaCha20Poly1305.tagByteCount) else {
+    func decryptChunk(
+        _ chunk: ContentManifest.Chunk,
+        item: ItemID,
+        readAhead: ReadAhead? = nil,
+        at index: Int = 0
+    )
+        throws -> [UInt8]
+    {
+        let limit = config.chunkSize + XChaCha20Poly1305.tagByteCount
+        guard let stored = try readAhead.map({ try $0.take(index) }) ?? store.read(chunk.object, limit: limit) else {
             throw ArchiveError(.damaged, "chunk \(chunk.object) of item \(item) is missing", fix: "run custody verify")
         }
         guard ObjectName(of: stored) == chunk.object else {

@@ -431,8 +431,9 @@ extension Archive {
             var hasher = SHA256Hasher()
             var remaining = manifest.size
             let convergence = try keys().convergence
-            for chunk in manifest.chunks {
-                var plaintext = try decryptChunk(chunk, item: item)
+            let ahead = chunkReadAhead(manifest)
+            for (index, chunk) in manifest.chunks.enumerated() {
+                var plaintext = try decryptChunk(chunk, item: item, readAhead: ahead, at: index)
                 // Imported chunks were keyed with the granter's convergence secret, which never leaves it.
                 let imported = event.type == "import"
                 let derived =

@@ -45,3 +45,50 @@ final class BlockingPool: Sendable {
         ready.signal()
     }
 }
+
+/// Reads objects ahead of a sequential consumer (an item's chunks, on extract and `verify --deep`), a few at
+/// a time, so a network store's latency is paid once per window rather than once per chunk.
+final class ReadAhead: Sendable {
+    private static let pool = BlockingPool(threads: 8)
+    private let store: any ObjectStore
+    private let names: [ObjectName]
+    private let limit: Int
+    private let window: Int
+    private let slots: [Slot]
+
+    private final class Slot: Sendable {
+        let done = DispatchGroup()
+        let result = Mutex<Result<[UInt8]?, any Error>?>(nil)
+    }
+
+    /// Starts reading the first `window` of `names`.
+    init(store: any ObjectStore, names: [ObjectName], limit: Int, window: Int = 8) {
+        self.store = store
+        self.names = names
+        self.limit = limit
+        self.window = window
+        slots = names.map { _ in Slot() }
+        for index in 0..<min(window, names.count) { start(index) }
+    }
+
+    private func start(_ index: Int) {
+        let slot = slots[index]
+        slot.done.enter()
+        let (store, name, limit) = (store, names[index], limit)
+        Self.pool.submit {
+            slot.result.withLock { $0 = Result { try store.read(name, limit: limit) } }
+            slot.done.leave()
+        }
+    }
+
+    /// The bytes of object `index` (`nil` when absent), waiting for them; starts reading one more ahead.
+    func take(_ index: Int) throws -> [UInt8]? {
+        if index + window < names.count { start(index + window) }
+        slots[index].done.wait()
+        let result = slots[index].result.withLock { value -> Result<[UInt8]?, any Error>? in
+            defer { value = nil }
+            return value
+        }
+        return try result?.get() ?? nil
+    }
+}
