@@ -555,20 +555,13 @@ package final class ArchiveIndex: Sendable {
                 } else {
                     rows = try Row.fetchAll(db, sql: "SELECT summary, revoked_at FROM grants ORDER BY seq")
                 }
-                let decoder = JSONDecoder()
-                return try rows.map { row in
-                    let json: String = row[0]
-                    var summary = try decoder.decode(GrantSummary.self, from: Data(json.utf8))
-                    summary.revokedAt = row[1]
-                    return summary
-                }
+                return try rows.map(Self.grantSummary)
             }
         } catch {
             throw Self.mapped(error)
         }
     }
 
-    /// The log position of a grant's `grant` event.
     /// One grant's summary, or `nil` when the index has no grant `id` (the exact id).
     package func grant(_ id: String) throws -> GrantSummary? {
         do {
@@ -580,16 +573,22 @@ package final class ArchiveIndex: Sendable {
                         arguments: [id]
                     )
                 else { return nil }
-                let json: String = row[0]
-                var summary = try JSONDecoder().decode(GrantSummary.self, from: Data(json.utf8))
-                summary.revokedAt = row[1]
-                return summary
+                return try Self.grantSummary(row)
             }
         } catch {
             throw Self.mapped(error)
         }
     }
 
+    /// A grant summary from a `SELECT summary, revoked_at` row.
+    private static func grantSummary(_ row: Row) throws -> GrantSummary {
+        let json: String = row[0]
+        var summary = try JSONDecoder().decode(GrantSummary.self, from: Data(json.utf8))
+        summary.revokedAt = row[1]
+        return summary
+    }
+
+    /// The log position of a grant's `grant` event.
     func grantSeq(_ id: String) throws -> Int {
         do {
             return try pool.read { db in
