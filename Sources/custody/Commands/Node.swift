@@ -77,7 +77,13 @@ extension CustodyCommand {
         static let configuration = CommandConfiguration(
             abstract: "Fetch, verify and import the grants a peer made to this archive (like bundle import).",
             discussion: """
-                Without --grant, every valid grant addressed to this archive. For each grant: the bundle head                 (grant, checkpoint, entries with proofs), then the released objects, six at a time, each checked                 as it arrives and every item decrypted and its SHA-256 re-checked before one atomic import. A pull                 that is interrupted keeps the objects it already verified: run it again and it fetches only the                 rest. Afterwards both archives cosign each other's checkpoints; a fork is refused (exit 1, FORK).                 Exits 66 for a grant the peer does not have for this archive, 77 for a revoked or expired one, 75                 when the peer cannot be reached. Needs the passphrase.
+                Without --grant, every valid grant addressed to this archive. For each grant: the bundle head \
+                (grant, checkpoint, entries with proofs), then the released objects, six at a time, each checked as \
+                it arrives and every item decrypted and its SHA-256 re-checked before one atomic import. A pull that \
+                is interrupted keeps the objects it already verified: run it again and it fetches only the rest. \
+                Afterwards both archives cosign each other's checkpoints; a fork is refused (exit 1, FORK). Exits 66 \
+                for a grant the peer does not have for this archive, 77 for a revoked or expired one, 75 when the \
+                peer cannot be reached. Needs the passphrase.
                 """
         )
         @OptionGroup var global: GlobalOptions
