@@ -154,12 +154,10 @@ package struct NodeServer: Sendable {
         }
         router.get("v1/grants") { request, context -> Response in
             let requester = try await authenticate(request, context: context)
+            let grants = self.grants
             let list = try shared.with { archive in
                 try archive.index().grants().filter { $0.direction == "out" }.compactMap { summary -> GrantListing? in
-                    let (grant, _) = try archive.storedGrant(summary.id)
-                    guard let key = Encoding.bytes(base64: grant.grantee.signingKey), key == requester else {
-                        return nil
-                    }
+                    guard try grants.get(summary.id, archive: archive).grantee == requester else { return nil }
                     return GrantListing(summary)
                 }
             }
@@ -280,6 +278,7 @@ package struct NodeServer: Sendable {
             body: Array(buffer: body)
         )
         let shared = self.shared
+        let grants = self.grants
         do {
             return try HTTPSignature.verify(
                 signed,
@@ -287,7 +286,7 @@ package struct NodeServer: Sendable {
                 now: Int(Date().timeIntervalSince1970),
                 nonces: nonces
             ) {
-                key in shared.with { Self.isKnown(key, archive: $0) }
+                key in shared.with { Self.isKnown(key, archive: $0, grants: grants) }
             }
         } catch {
             throw HTTPError(.unauthorized, message: "the request is not signed by a key this node knows\n")
@@ -295,11 +294,12 @@ package struct NodeServer: Sendable {
     }
 
     /// A key may make requests when it belongs to a known body or is the grantee of one of this archive's grants.
-    static func isKnown(_ key: [UInt8], archive: Archive) -> Bool {
+    /// Grants are read through the server's cache: this runs for every signed request.
+    static func isKnown(_ key: [UInt8], archive: Archive, grants: GrantCache) -> Bool {
         let text = Encoding.base64(key)
         if (try? archive.knownBodies().contains { $0.identity.signingKey == text }) == true { return true }
-        let grants = (try? archive.index().grants().filter { $0.direction == "out" }) ?? []
-        return grants.contains { (try? archive.storedGrant($0.id).grant.grantee.signingKey) == text }
+        let outgoing = (try? archive.index().grants().filter { $0.direction == "out" }) ?? []
+        return outgoing.contains { (try? grants.get($0.id, archive: archive).grantee) == key }
     }
 
     /// Runs blocking work (an object store that waits on the network) on a dispatch thread, not the task pool.

@@ -218,6 +218,7 @@ package final class S3Client: Sendable {
         if let failure = givenUp.withLock({ $0 }) { throw failure }
         let path = "/" + settings.bucket + (key.map { "/" + $0 } ?? "")
         let payloadHash = body.map { Encoding.hex(SHA256Hasher.hash($0)) } ?? SigV4.emptyPayloadHash
+        let buffer = body.map { ByteBuffer(bytes: $0) }  // copied once, shared by every attempt
         var attempt = 0
         while true {
             let signed = SigV4.sign(
@@ -241,8 +242,8 @@ package final class S3Client: Sendable {
                 request.headers.replaceOrAdd(name: "Host", value: hostHeader)
                 request.headers.replaceOrAdd(name: "x-amz-content-sha256", value: payloadHash)
                 for (name, value) in extra + signed.headers { request.headers.replaceOrAdd(name: name, value: value) }
-                if let body {
-                    request.body = .byteBuffer(ByteBuffer(bytes: body))
+                if let buffer {
+                    request.body = .byteBuffer(buffer)
                 } else if method == .PUT || method == .POST {
                     request.headers.replaceOrAdd(name: "Content-Length", value: "0")
                 }

@@ -356,7 +356,9 @@ extension Archive {
 
     /// A stored signed grant made by this archive, or imported into it.
     package func storedGrant(_ id: String) throws -> (grant: Grant, signed: [UInt8]) {
-        let matches = try index().grants().filter { $0.id.hasPrefix(id.lowercased()) }
+        // A whole id is looked up directly; a prefix needs the list.
+        let exact = id.utf8.count == 32 ? try index().grant(id.lowercased()).map { [$0] } : nil
+        let matches = try exact ?? index().grants().filter { $0.id.hasPrefix(id.lowercased()) }
         guard id.utf8.count >= 8, let summary = matches.first else {
             throw ArchiveError(.notFound, "no grant \(id)", fix: "list grants with custody grant list")
         }
