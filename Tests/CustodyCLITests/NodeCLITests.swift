@@ -190,6 +190,10 @@ import Testing
         #expect(
             try await NodeClient.execute(HTTPClientRequest(url: url + "/v1/log/inclusion?index=99999")).status == 404
         )
+        for bad in ["abc", "-1", ""] {
+            let refused = try await NodeClient.execute(HTTPClientRequest(url: url + "/v1/log/inclusion?index=\(bad)"))
+            #expect(refused.status == 400, "index=\(bad)")
+        }
         let key = try SigningKey(seed: SecretBytes(randomCount: 32))
         let stranger = NodeClient(base: base, key: key)
         #expect(try await stranger.send("v1/grants").status == 401)

@@ -391,3 +391,53 @@ enum NodeClientFreeHTTP {
         return result.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
     }
 }
+
+/// Bad S3 arguments and settings, refused before any request (no S3 store needed).
+@Suite struct S3ArgumentTests {
+    let dir = TempDirectory("s3-args")
+    func env(_ name: String) -> [String: String] {
+        [
+            "CUSTODY_ARCHIVE": dir.path + "/" + name, "CUSTODY_PASSPHRASE": "args", "AWS_ACCESS_KEY_ID": "k",
+            "AWS_SECRET_ACCESS_KEY": "s", "AWS_ENDPOINT_URL_S3": "http://127.0.0.1:9",
+        ]
+    }
+
+    @Test func badURLsEndpointsAndSettingsAreOneLineErrorsThatChangeNothing() throws {
+        for bad in [
+            "s3://", "s3://Bad_Bucket/x", "s3://ok-bucket/../x", "s3://ok-bucket/a/./b", "file:///tmp/x", "s3://ab",
+        ] {
+            let rejected = CLI.run(
+                ["init", "--name", "X", "--kdf", "insecure-test", "--objects", bad],
+                environment: env("a")
+            )
+            #expect(
+                rejected.status == 64 && rejected.stderr.split(separator: "\n").count == 1,
+                "\(bad): \(rejected.stderr)"
+            )
+        }
+        for endpoint in ["ftp://host", "http://", "http://host/path", "not a url"] {
+            let rejected = CLI.run(
+                [
+                    "init", "--name", "X", "--kdf", "insecure-test", "--objects", "s3://ok-bucket/p", "--s3-endpoint",
+                    endpoint,
+                ],
+                environment: env("a")
+            )
+            #expect(rejected.status == 64 && rejected.stderr.contains("endpoint"), "\(endpoint): \(rejected.stderr)")
+        }
+        let alone = CLI.run(["init", "--name", "X", "--s3-region", "eu-west-1"], environment: env("a"))
+        #expect(alone.status == 64 && alone.stderr.contains("--objects"), "\(alone.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: dir.path + "/a"))
+
+        // On an existing local archive: a bad target is refused and the archive keeps its objects.
+        #expect(CLI.run(["init", "--name", "L", "--kdf", "insecure-test"], environment: env("l")).status == 0)
+        let migrate = CLI.run(["migrate-objects", "--to", "s3://Nope"], environment: env("l"))
+        #expect(migrate.status == 64, "\(migrate.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: dir.path + "/l/objects.json"))
+        #expect(FileManager.default.fileExists(atPath: dir.path + "/l/objects"))
+        // A damaged objects.json is named, not guessed around.
+        dir.write("l/objects.json", text: "{\"backend\": \"tape\"}")
+        let damaged = CLI.run(["ls"], environment: env("l"))
+        #expect(damaged.status != 0 && damaged.stderr.contains("objects.json"), "\(damaged.stderr)")
+    }
+}
