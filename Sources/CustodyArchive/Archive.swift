@@ -215,24 +215,20 @@ package final class Archive {
     }
 
     static func validateName(_ name: String) throws {
-        guard !name.isEmpty, name.utf8.count <= 200,
-            !name.unicodeScalars.contains(where: { $0.properties.generalCategory == .control })
-        else {
+        guard OutsideInput.isDisplayName(name) else {
             throw ArchiveError(
                 .usage,
-                "the name must be 1 to 200 bytes without control characters",
+                "the name must be 1 to 200 bytes of NFC text without control, format or line-separator characters",
                 fix: "choose another --name"
             )
         }
     }
 
     static func validateOrigin(_ origin: String) throws {
-        guard !origin.isEmpty, origin.utf8.count <= 200,
-            origin.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F && $0 != 0x2B })
-        else {
+        guard OutsideInput.isOrigin(origin) else {
             throw ArchiveError(
                 .usage,
-                "the origin \(origin.prefix(60)) is not valid",
+                "the origin \(TerminalText.escape(String(origin.prefix(60)))) is not valid",
                 fix: "use printable ASCII without spaces or '+', e.g. example.org/custody"
             )
         }
