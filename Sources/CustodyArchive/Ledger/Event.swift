@@ -7,6 +7,30 @@ package struct ObjectRef: Codable, Sendable, Hashable {
     package var name: ObjectName
     /// Its stored size in bytes.
     package var size: Int64
+
+    /// The largest object there is (a content part; chunks and chunk lists are smaller): every decoded size is
+    /// within `0...maxSize`, so sizes from outside cannot be negative or overflow a sum of a bounded count.
+    package static let maxSize = Int64(SealedPart.maxContentStoredBytes)
+
+    package init(name: ObjectName, size: Int64) {
+        self.name = name
+        self.size = size
+    }
+
+    enum CodingKeys: String, CodingKey { case name, size }
+
+    package init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        name = try container.decode(ObjectName.self, forKey: .name)
+        size = try container.decode(Int64.self, forKey: .size)
+        guard (0...Self.maxSize).contains(size) else {
+            throw DecodingError.dataCorruptedError(
+                forKey: .size,
+                in: container,
+                debugDescription: "an object size outside 0...\(Self.maxSize)"
+            )
+        }
+    }
 }
 
 /// The objects an ingest event names.

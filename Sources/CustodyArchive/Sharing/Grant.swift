@@ -20,6 +20,19 @@ package struct GrantParty: Codable, Sendable, Equatable {
         case boxKey = "box_key"
     }
 
+    /// What is wrong with the party's form, or `nil`: a display name and origin by the `init` rules, two
+    /// 32-byte keys, and the fingerprint of those keys.
+    var formFault: String? {
+        guard OutsideInput.isDisplayName(name), OutsideInput.isOrigin(origin) else {
+            return "has a name or origin that breaks the naming rules (control or format characters, length)"
+        }
+        guard let signing = Encoding.bytes(base64: signingKey), signing.count == 32,
+            let box = Encoding.bytes(base64: boxKey), box.count == 32,
+            fingerprint == Identity.fingerprint(signingKey: signing, boxKey: box)
+        else { return "has malformed keys or a fingerprint that is not theirs" }
+        return nil
+    }
+
     /// The party of an identity.
     package init(_ identity: Identity) {
         name = identity.name
@@ -158,7 +171,59 @@ package struct Grant: Codable, Sendable, Equatable {
                 fix: "do not use it; ask the granter for the bundle again"
             )
         }
+        if let fault = grant.formFault {
+            throw ArchiveError(.damaged, "the grant is malformed: \(fault)", fix: "do not use it; ask the granter again")
+        }
         return grant
+    }
+
+    /// The most items one grant releases.
+    package static let maxItems = 1_000_000
+    /// The most bytes one grant releases (1 PiB): with each object at most ``ObjectRef/maxSize``, sums stay far
+    /// from overflowing.
+    package static let maxReleasedBytes: Int64 = 1 << 50
+
+    /// What is wrong with the grant's form, or `nil`: every field a signature alone does not make safe to use
+    /// (Docs/SHARING.md section 2, "Form"). A validly signed grant is still outside input.
+    var formFault: String? {
+        guard OutsideInput.isID(id) else { return "its id is not 32 lowercase hex digits" }
+        guard let start = RFC3339.parse(created), let end = RFC3339.parse(expires), start <= end else {
+            return "its created and expires times are not RFC 3339 times in order"
+        }
+        for (role, party) in [("granter", granter), ("grantee", grantee)] {
+            if let fault = party.formFault { return "its \(role) \(fault)" }
+        }
+        if let parent {
+            guard OutsideInput.isID(parent.id), Encoding.isLowercaseHex(parent.hash, count: 64) else {
+                return "its parent reference is not a grant id and a SHA-256"
+            }
+            guard parent.id != id else { return "it names itself as its parent" }
+        }
+        guard !items.isEmpty, items.count <= Self.maxItems, Set(items.map(\.id)).count == items.count else {
+            return "it names no item, more than \(Self.maxItems), or one item twice"
+        }
+        for item in items {
+            guard !item.objects.isEmpty, Set(item.objects.map(\.name)).count == item.objects.count else {
+                return "item \(item.id) releases no object or one object twice"
+            }
+            guard Self.isWrappedKey(item.keys.meta), item.keys.content.map(Self.isWrappedKey) ?? true,
+                (item.keys.content == nil) == (permission == "metadata")
+            else { return "item \(item.id)'s wrapped keys are malformed or do not match the permission" }
+        }
+        guard OutsideInput.checkedTotal(releasedObjects.map(\.size), limit: Self.maxReleasedBytes) != nil else {
+            return "its objects add up to more than \(Self.maxReleasedBytes) bytes"
+        }
+        for terms in [termsForGrantee, termsForGranter] {
+            guard terms.utf8.count <= 64 * 1024, Encoding.bytes(base64: terms) != nil else {
+                return "its sealed terms are malformed"
+            }
+        }
+        return nil
+    }
+
+    /// A key wrapped with `crypto_box_seal(item id ‖ key)`: 48 + 48 bytes, base64.
+    static func isWrappedKey(_ text: String) -> Bool {
+        text.utf8.count <= 200 && Encoding.bytes(base64: text)?.count == 96
     }
 
     /// Whether the grant is valid at `time` (Unix seconds): created ≤ time < expires.
