@@ -37,6 +37,13 @@ package enum BundleFormat {
         }
     }
 
+    /// The longest re-share chain: ancestor grants (`P` records) a bundle may carry.
+    package static let maxAncestors = 8
+    /// The most bytes the ancestor grants of one bundle may hold together (they are kept while reading).
+    package static let maxAncestorBytes = 128 << 20
+    /// The most annotation events (tags, notes) of one item a bundle may prove.
+    package static let maxAnnotationsPerItem = 4096
+
     /// A ledger entry record's payload.
     package struct EntryRecord: Codable, Sendable {
         /// Its index in the granter's log.
@@ -228,8 +235,13 @@ final class BundleReader {
 
 /// What `bundle verify` found (its `--json` shape).
 package struct BundleReport: Encodable, Sendable {
-    /// Integrity and validity at the checked time.
-    package var ok: Bool { integrityOK && validNow }
+    /// Integrity and validity at the checked time, and — when the caller named the granter — that it is the
+    /// granter.
+    package var ok: Bool { integrityOK && validNow && (!granterGiven || granterTrusted) }
+    /// Whether the caller named the granter (`--granter`): then a mismatch fails the check.
+    package var granterGiven = false
+    /// The checkpoint's cosignatures, each checked against the witnesses the caller knows.
+    package var cosignatures: [CosignatureCheck] = []
     /// Signatures, hashes, proofs and references all check.
     package var integrityOK: Bool
     /// The grant is valid at the checked time.
@@ -256,7 +268,7 @@ package struct BundleReport: Encodable, Sendable {
     package var problems: [VerifyProblem] = []
 
     enum CodingKeys: String, CodingKey {
-        case ok, grant, granter, grantee, items, objects, permission, expires, problems
+        case ok, grant, granter, grantee, items, objects, permission, expires, problems, cosignatures
         case integrityOK = "integrity_ok"
         case validNow = "valid_now"
         case granterTrusted = "granter_trusted"
@@ -277,8 +289,20 @@ package struct BundleReport: Encodable, Sendable {
         try c.encode(checkedAt, forKey: .checkedAt)
         try c.encode(permission, forKey: .permission)
         try c.encode(expires, forKey: .expires)
+        try c.encode(cosignatures, forKey: .cosignatures)
         try c.encode(problems, forKey: .problems)
     }
+}
+
+/// One cosignature line of a bundle's checkpoint, as checked.
+package struct CosignatureCheck: Encodable, Sendable, Equatable {
+    /// The key name of the line (a witness's origin).
+    package var witness: String
+    /// `valid` (a known witness's key signed this checkpoint), `invalid` (it names a known witness, or the log
+    /// itself, and does not verify with that key), or `unchecked` (no key is known for that name).
+    package var status: String
+    /// The cosignature's time (RFC 3339), when valid.
+    package var time: String?
 }
 
 /// What a verified bundle holds, for `bundle import`.
@@ -351,6 +375,8 @@ package enum BundleVerifier {
     /// - Parameters:
     ///   - path: The bundle.
     ///   - granter: The identity the granter should have (`--granter`); `nil`: the bundle's own is not trusted.
+    ///   - witnesses: Signing keys by origin, to check the checkpoint's cosignatures with (others are listed as
+    ///     unchecked).
     ///   - time: The time to check validity at (Unix seconds).
     ///   - object: Called with each object that checks (name and bytes), for importing: concurrently, from
     ///     worker threads, in no particular order.
@@ -363,6 +389,7 @@ package enum BundleVerifier {
     package static func verify(
         path: String,
         granter expected: Identity? = nil,
+        witnesses: [String: [UInt8]] = [:],
         at time: Int,
         fetch: ObjectFetcher? = nil,
         object: (@Sendable (ObjectName, [UInt8]) throws -> Void)? = nil
@@ -390,6 +417,8 @@ package enum BundleVerifier {
         var released: [ObjectName: Int64] = [:]
         let seenObjects = Mutex<Set<ObjectName>>([])
         let objectCount = Atomic<Int>(0)
+        // Chunk lists the grant releases, with the chunks each item's objects list behind it (SHARING.md section 4).
+        let chunkListChecks = Mutex<[ObjectName: (item: ItemID, chunks: [ObjectName])]>([:])
         // Every object, from a record or delivered by `fetch`: released, once, of its size, hashing to its name.
         let admit: @Sendable ([ObjectName: Int64], ObjectName, [UInt8]) -> Void = { released, claimed, bytes in
             objectCount.wrappingAdd(1, ordering: .relaxed)
@@ -408,6 +437,22 @@ package enum BundleVerifier {
             guard ObjectName(of: bytes) == claimed else {
                 return fail("object-corrupt", "the object's bytes do not hash to its name")
             }
+            if let check = chunkListChecks.withLock({ $0[claimed] }) {
+                var seen = Set<ObjectName>()
+                let distinct = decodeChunkList(bytes)?.map(\.name).filter { seen.insert($0).inserted }
+                if distinct != check.chunks {
+                    asyncProblems.withLock {
+                        $0.append(
+                            VerifyProblem(
+                                kind: "scope-mismatch",
+                                object: claimed.hex,
+                                item: check.item.hex,
+                                detail: "the item's released chunks are not its chunk list's distinct chunks in order"
+                            )
+                        )
+                    }
+                }
+            }
             do {
                 try object?(claimed, bytes)
             } catch {
@@ -416,10 +461,19 @@ package enum BundleVerifier {
         }
         var origins: [ItemID: Event] = [:]
         var annotations: [ItemID: [Event]] = [:]
+        // Per item, the objects its proved tag and note events name, in log order (the tail of its released objects).
+        var tails: [ItemID: [ObjectRef]] = [:]
         var grantLogged = false
         var lastIndex = -1
         let order: [UInt8] = Array("IGPCEOZ".utf8)
-        var ancestors: [String: (grant: Grant, signed: [UInt8])] = [:]
+        // The ancestor chain, parent first: each P must be the next grant up the chain, and nothing else.
+        var ancestors: [(grant: Grant, signed: [UInt8])] = []
+        var ancestorBytes = 0
+        var expectedParent: GrantReference?
+        var grantedItems = Set<ItemID>()
+        var expectedPositions: [ObjectName: Int] = [:]
+        var nextObject = 0
+        var layoutsKnown = false
         var stage = -1
         readLoop: while true {
             let record: BundleReader.Record
@@ -448,6 +502,10 @@ package enum BundleVerifier {
                 )
                 break
             }
+            if position > 2, stage <= 2, let missing = expectedParent {
+                problem("parent-missing", "the bundle lacks the parent grant \(missing.id) this grant re-shares from")
+                break
+            }
             stage = position
             switch name {
             case "I":
@@ -461,14 +519,21 @@ package enum BundleVerifier {
                 report.granter = "\(parsed.name) (\(parsed.fingerprint))"
             case "G":
                 do {
-                    let parsed = try Grant.parse(record.payload)
+                    let parsed = try Grant.parseSignature(record.payload)
                     guard let identity, parsed.granter.signingKey == identity.signingKey,
                         parsed.granter.boxKey == identity.boxKey
                     else {
                         problem("granter-mismatch", "the grant names another granter than the bundle's identity")
                         break readLoop
                     }
+                    if let fault = parsed.formFault {
+                        problem("grant-malformed", "the grant is malformed: \(fault)")
+                        break readLoop
+                    }
                     grant = parsed
+                    expectedParent = parsed.parent
+                    grantedItems = Set(parsed.items.map(\.id))
+                    for (position, ref) in parsed.releasedObjects.enumerated() { expectedPositions[ref.name] = position }
                     signedGrant = record.payload
                     report.grant = parsed.id
                     report.grantee = "\(parsed.grantee.name) (\(parsed.grantee.fingerprint))"
@@ -481,11 +546,35 @@ package enum BundleVerifier {
                     break readLoop
                 }
             case "P":
-                guard let parsed = try? Grant.parse(record.payload) else {
-                    problem("grant-signature", "an ancestor grant in the bundle is not validly signed")
+                // Exactly the chain from G's parent up, in order: any other grant is refused at once, unread.
+                guard let reference = expectedParent else {
+                    problem(
+                        "reshare-invalid",
+                        "the P record at byte \(record.offset) is not on the grant's parent chain (the chain has ended)"
+                    )
                     break readLoop
                 }
-                ancestors[Grant.hash(record.payload)] = (parsed, record.payload)
+                ancestorBytes += record.payload.count
+                guard ancestors.count < BundleFormat.maxAncestors, ancestorBytes <= BundleFormat.maxAncestorBytes else {
+                    problem(
+                        "reshare-invalid",
+                        "the re-share chain is longer than \(BundleFormat.maxAncestors) grants or \(BundleFormat.maxAncestorBytes >> 20) MiB"
+                    )
+                    break readLoop
+                }
+                guard Grant.hash(record.payload) == reference.hash else {
+                    problem(
+                        "parent-missing",
+                        "the P record at byte \(record.offset) is not the parent grant \(reference.id) (its hash differs)"
+                    )
+                    break readLoop
+                }
+                guard let parsed = try? Grant.parse(record.payload), parsed.id == reference.id else {
+                    problem("grant-signature", "the ancestor grant \(reference.id) is malformed or not validly signed")
+                    break readLoop
+                }
+                ancestors.append((parsed, record.payload))
+                expectedParent = parsed.parent
             case "C":
                 guard let identity, let key = VerifierKey(identity.logVerifierKey),
                     let parsed = Checkpoint.verified(
@@ -498,6 +587,13 @@ package enum BundleVerifier {
                     break readLoop
                 }
                 checkpoint = parsed
+                report.cosignatures = checkCosignatures(parsed, logKey: key, witnesses: witnesses)
+                for bad in report.cosignatures where bad.status == "invalid" {
+                    problem(
+                        "cosignature-invalid",
+                        "the checkpoint's cosignature by \(TerminalText.escape(bad.witness)) does not verify with that witness's key"
+                    )
+                }
             case "E":
                 guard let identity, let checkpoint, let grant,
                     let signing = Encoding.bytes(base64: identity.signingKey)
@@ -540,10 +636,24 @@ package enum BundleVerifier {
                 }
                 if event.type == "grant", event.grant == GrantReference(id: grant.id, hash: Grant.hash(signedGrant)) {
                     grantLogged = true
-                } else if event.type == "ingest" || event.type == "import", let item = event.item {
-                    origins[item] = origins[item] ?? event
-                } else if event.annotation != nil, let item = event.item {
+                    continue
+                }
+                // Only events of the grant's items are kept, a bounded number of each: memory stays bounded.
+                guard let item = event.item, grantedItems.contains(item) else { continue }
+                guard (tails[item]?.count ?? 0) <= BundleFormat.maxAnnotationsPerItem else {
+                    problem(
+                        "entry-invalid",
+                        "the bundle proves more than \(BundleFormat.maxAnnotationsPerItem) annotations of one item",
+                        item: item.hex,
+                        entry: index
+                    )
+                    continue
+                }
+                if event.type == "ingest" || event.type == "import" {
+                    if origins[item] == nil { origins[item] = event }
+                } else if let ref = event.annotation {
                     annotations[item, default: []].append(event)
+                    tails[item, default: []].append(ref)
                 }
             case "O":
                 guard record.payload.count >= 32 else {
@@ -552,6 +662,21 @@ package enum BundleVerifier {
                     continue
                 }
                 guard let claimed = ObjectName(hex: Encoding.hex(record.payload[0..<32])) else { continue }
+                if !layoutsKnown, let grant {
+                    chunkListChecks.withLock { $0 = chunkListLayouts(grant, origins: origins, tails: tails) }
+                    layoutsKnown = true
+                }
+                // In the grant's order (SHARING.md section 3): each O is a released object after the one before it
+                // (skipped ones are reported missing unless they come later: then they are out of order).
+                if let position = expectedPositions[claimed], position >= nextObject {
+                    nextObject = position + 1
+                } else if expectedPositions[claimed] != nil, !seenObjects.withLock({ $0.contains(claimed) }) {
+                    problem(
+                        "object-order",
+                        "the object record at byte \(record.offset) is not the next object the grant releases",
+                        object: claimed.hex
+                    )
+                }
                 let bytes = Array(record.payload[32...])
                 let releasedNow = released
                 // Hashing (and the caller's work, e.g. staging) runs on the workers; reading goes on.
@@ -571,6 +696,9 @@ package enum BundleVerifier {
         }
         workers.wait()
         if let fetch, stage == 6, let grant, callbackError.withLock({ $0 }) == nil {
+            if !layoutsKnown {
+                chunkListChecks.withLock { $0 = chunkListLayouts(grant, origins: origins, tails: tails) }
+            }
             let releasedNow = released
             try fetch(grant.releasedObjects) { name, bytes in admit(releasedNow, name, bytes) }
         }
@@ -582,19 +710,16 @@ package enum BundleVerifier {
             if report.problems.isEmpty { problem("bundle-damaged", "the bundle is incomplete") }
             return (report, nil)
         }
-        // A re-share: the chain of grants back to the original holder, each link never wider or longer.
+        // A re-share: the chain of grants back to the original holder (exactly the P records, checked as they
+        // came), each link never wider or longer, and never substituting: every object a child releases for an
+        // item is one its parent released for that item — only the re-sharer's own proved annotations (its
+        // tags, notes and import provenance, in its signed log) come in addition.
         var child = grant
-        var depth = 0
-        while let reference = child.parent {
-            depth += 1
-            guard depth <= 16, let parent = ancestors[reference.hash], parent.grant.id == reference.id else {
-                problem("parent-missing", "the bundle lacks the parent grant \(reference.id) this grant re-shares from")
-                break
-            }
+        for (depth, parent) in ancestors.enumerated() {
             let p = parent.grant
             var faults: [String] = []
             if !p.reshare { faults.append("the parent does not allow re-sharing") }
-            if p.grantee.signingKey != child.granter.signingKey {
+            if p.grantee.signingKey != child.granter.signingKey || p.grantee.boxKey != child.granter.boxKey {
                 faults.append("the parent was not granted to this granter")
             }
             if (RFC3339.parse(child.expires) ?? .max) > (RFC3339.parse(p.expires) ?? 0) {
@@ -603,8 +728,20 @@ package enum BundleVerifier {
             if p.permission == "metadata" && child.permission != "metadata" {
                 faults.append("it gives content the parent does not")
             }
-            if !Set(child.items.map(\.id)).isSubset(of: Set(p.items.map(\.id))) {
+            let parentItems = Dictionary(p.items.map { ($0.id, Set($0.objects)) }) { first, _ in first }
+            if !child.items.allSatisfy({ parentItems[$0.id] != nil }) {
                 faults.append("it names items the parent does not")
+            }
+            for item in child.items {
+                guard let allowed = parentItems[item.id] else { continue }
+                // The granter's own additions are known only for the first link, from its proved events.
+                let own = depth == 0 ? Set(tails[item.id] ?? []) : []
+                let core = Set(origins[item.id].map { coreObjects(of: $0, permission: grant.permission) } ?? [])
+                let extra = Set(item.objects).subtracting(allowed).subtracting(own)
+                if !extra.isEmpty || (!core.isEmpty && !core.isSubset(of: allowed)) {
+                    faults.append("it releases objects for item \(item.id) that the parent did not release")
+                    break
+                }
             }
             if !faults.isEmpty {
                 problem(
@@ -621,7 +758,7 @@ package enum BundleVerifier {
             problem("object-missing", "an object the grant releases is not in the bundle", object: name.hex)
         }
         for item in grant.items {
-            guard let origin = origins[item.id], let objects = origin.objects else {
+            guard let origin = origins[item.id], origin.objects != nil else {
                 problem(
                     "item-unproven",
                     "no ingest event of the item is proved in the granter's log",
@@ -629,24 +766,11 @@ package enum BundleVerifier {
                 )
                 continue
             }
-            var named = Set(origin.namedObjects().map(\.name))
-            if let list = objects.chunkList, grant.permission == "content" { named.insert(list.name) }
-            for event in annotations[item.id] ?? [] { named.formUnion(event.namedObjects().map(\.name)) }
-            let metadataOnly = Set(
-                [objects.meta.name] + (annotations[item.id] ?? []).compactMap { $0.annotation?.name }
-            )
-            for ref in item.objects {
-                let allowed =
-                    grant.permission == "metadata" ? metadataOnly.contains(ref.name) : named.contains(ref.name)
-                // Chunks behind a chunk list are checked against the list when the item is decrypted.
-                if !allowed && !(grant.permission == "content" && objects.chunkList != nil) {
-                    problem(
-                        "scope-mismatch",
-                        "the grant releases an object the item's signed events do not name\(grant.permission == "metadata" ? " (or content in a metadata-only grant)" : "")",
-                        object: ref.name.hex,
-                        item: item.id.hex
-                    )
-                }
+            // The documented layout (SHARING.md section 2): the origin's objects in order, then every annotation
+            // object its proved events name, in log order; chunks behind a chunk list are checked against the
+            // list when it arrives.
+            if let fault = layoutFault(item, origin: origin, tail: tails[item.id] ?? [], permission: grant.permission) {
+                problem("scope-mismatch", fault, item: item.id.hex)
             }
             if grant.permission == "metadata", item.keys.content != nil {
                 problem("scope-mismatch", "a metadata-only grant carries a content key", item: item.id.hex)
@@ -661,6 +785,7 @@ package enum BundleVerifier {
             )
         }
         if let expected {
+            report.granterGiven = true
             report.granterTrusted =
                 expected.signingKey == identity.signingKey && expected.boxKey == identity.boxKey
                 && expected.logVerifierKey == identity.logVerifierKey
@@ -678,8 +803,88 @@ package enum BundleVerifier {
             checkpoint: checkpoint,
             origins: origins,
             annotations: annotations,
-            ancestors: ancestors.values.map(\.signed)
+            ancestors: ancestors.map(\.signed)
         )
         return (report, report.integrityOK ? contents : nil)
+    }
+
+    /// The objects of an item's origin event that a grant of `permission` releases first, in order: the metadata
+    /// part, then (content) the content part, the chunk list if any, and the inline chunks' distinct names in
+    /// stream order.
+    static func coreObjects(of origin: Event, permission: String) -> [ObjectRef] {
+        guard let objects = origin.objects else { return [] }
+        guard permission == "content", let content = objects.content else { return [objects.meta] }
+        var core = [objects.meta, content]
+        if let list = objects.chunkList { core.append(list) }
+        var seen = Set(core.map(\.name))
+        for chunk in objects.chunks ?? [] where seen.insert(chunk.name).inserted { core.append(chunk) }
+        return core
+    }
+
+    /// What is wrong with the order and extent of an item's released objects, or `nil`.
+    static func layoutFault(_ item: GrantedItem, origin: Event, tail: [ObjectRef], permission: String) -> String? {
+        let core = coreObjects(of: origin, permission: permission)
+        let objects = item.objects
+        let chunked = permission == "content" && origin.objects?.chunkList != nil
+        guard objects.count >= core.count + tail.count, Array(objects.prefix(core.count)) == core,
+            Array(objects.suffix(tail.count)) == tail, chunked || objects.count == core.count + tail.count
+        else {
+            return "the grant's objects for the item are not its signed events' objects in the documented order"
+        }
+        return nil
+    }
+
+    /// For each released chunk list, its item and the chunks the item releases behind it (to compare with the
+    /// list's distinct chunks when the list itself arrives).
+    static func chunkListLayouts(
+        _ grant: Grant,
+        origins: [ItemID: Event],
+        tails: [ItemID: [ObjectRef]]
+    ) -> [ObjectName: (item: ItemID, chunks: [ObjectName])] {
+        guard grant.permission == "content" else { return [:] }
+        var layouts: [ObjectName: (item: ItemID, chunks: [ObjectName])] = [:]
+        for item in grant.items {
+            guard let origin = origins[item.id], let list = origin.objects?.chunkList else { continue }
+            let core = coreObjects(of: origin, permission: grant.permission).count
+            let tail = tails[item.id]?.count ?? 0
+            guard item.objects.count >= core + tail else { continue }
+            let chunks = item.objects[core..<(item.objects.count - tail)].map(\.name)
+            layouts[list.name] = (item.id, chunks)
+        }
+        return layouts
+    }
+
+    /// Checks each cosignature line of `checkpoint` with the key of the witness it names.
+    static func checkCosignatures(
+        _ checkpoint: Checkpoint,
+        logKey: VerifierKey,
+        witnesses: [String: [UInt8]]
+    ) -> [CosignatureCheck] {
+        guard let (body, signatures) = SignedNote.parse(checkpoint.note) else { return [] }
+        let logID = SignedNote.keyID(name: logKey.name, publicKey: logKey.publicKey, type: SignedNote.ed25519Type)
+        var checks: [CosignatureCheck] = []
+        for signature in signatures {
+            if signature.name == logKey.name, signature.payload.count == 68, Array(signature.payload.prefix(4)) == logID,
+                SigningKey.isValidSignature(
+                    Array(signature.payload.dropFirst(4)),
+                    for: Array(body.utf8),
+                    publicKey: logKey.publicKey
+                )
+            {
+                continue  // the log's own signature
+            }
+            guard let key = witnesses[signature.name] else {
+                let status = signature.name == logKey.name ? "invalid" : "unchecked"
+                checks.append(CosignatureCheck(witness: signature.name, status: status))
+                continue
+            }
+            if let time = SignedNote.cosignatureTime(signature, body: body, name: signature.name, publicKey: key) {
+                let seconds = Int(clamping: time)
+                checks.append(CosignatureCheck(witness: signature.name, status: "valid", time: RFC3339.format(seconds)))
+            } else {
+                checks.append(CosignatureCheck(witness: signature.name, status: "invalid"))
+            }
+        }
+        return checks
     }
 }

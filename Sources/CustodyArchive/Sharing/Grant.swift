@@ -150,10 +150,21 @@ package struct Grant: Codable, Sendable, Equatable {
     /// SHA-256 of signed grant bytes, hex: how events and child grants name a grant.
     package static func hash(_ signed: [UInt8]) -> String { Encoding.hex(SHA256Hasher.hash(signed)) }
 
-    /// Parses signed grant bytes and checks the signature by the granter key the grant names.
+    /// Parses signed grant bytes, checks the signature by the granter key the grant names, and checks its form
+    /// (``formFault``).
     ///
     /// - Throws: ``ArchiveError`` (damaged) when it is malformed or the signature does not verify.
     package static func parse(_ signed: [UInt8]) throws -> Grant {
+        let grant = try parseSignature(signed)
+        if let fault = grant.formFault {
+            throw ArchiveError(.damaged, "the grant is malformed: \(fault)", fix: "do not use it; ask the granter again")
+        }
+        return grant
+    }
+
+    /// Parses signed grant bytes and checks only the signature by the granter key the grant names: the fields
+    /// are not yet safe to use (``parse(_:)`` also checks them).
+    static func parseSignature(_ signed: [UInt8]) throws -> Grant {
         guard signed.count <= maxBytes, let newline = signed.firstIndex(of: 0x0A) else {
             throw ArchiveError(.damaged, "the grant is malformed", fix: "ask the granter for the bundle again")
         }
@@ -170,9 +181,6 @@ package struct Grant: Codable, Sendable, Equatable {
                 "the grant's signature does not verify with the granter key it names",
                 fix: "do not use it; ask the granter for the bundle again"
             )
-        }
-        if let fault = grant.formFault {
-            throw ArchiveError(.damaged, "the grant is malformed: \(fault)", fix: "do not use it; ask the granter again")
         }
         return grant
     }
