@@ -459,8 +459,7 @@ package final class Archive {
         guard Encoding.isLowercaseHex(reference.id, count: 32) else {
             throw ArchiveError(.damaged, "log entry \(seq) names a malformed grant id", fix: "run custody verify")
         }
-        let path = grantsDirectory + "/\(reference.id).grant"
-        let signed = try POSIX.readFile(path, limit: Grant.maxBytes)
+        let signed = try POSIX.readFile(try grantPath(reference.id), limit: Grant.maxBytes)
         guard Grant.hash(signed) == reference.hash else {
             throw ArchiveError(
                 .damaged,
@@ -474,7 +473,7 @@ package final class Archive {
         let summary = GrantSummary(
             id: grant.id,
             direction: outgoing ? "out" : "in",
-            party: party.name,
+            party: !outgoing && grant.kind == "anonymous-submission" ? Self.anonymousGranter : party.name,
             partyFingerprint: party.fingerprint,
             items: grant.items.count,
             created: grant.created,

@@ -580,6 +580,17 @@ package final class ArchiveIndex: Sendable {
         }
     }
 
+    /// The hash (hex SHA-256 of the signed grant) that the log recorded for grant `id`, or `nil`.
+    func grantHash(_ id: String) throws -> String? {
+        do {
+            return try pool.read { db in
+                try String.fetchOne(db, sql: "SELECT hash FROM grants WHERE id = ?", arguments: [id])
+            }
+        } catch {
+            throw Self.mapped(error)
+        }
+    }
+
     /// A grant summary from a `SELECT summary, revoked_at` row.
     private static func grantSummary(_ row: Row) throws -> GrantSummary {
         let json: String = row[0]

@@ -122,7 +122,7 @@ extension Archive {
         // A re-share carries its chain of ancestor grants, parent first, back to the original holder.
         var ancestor = grant.parent
         while let reference = ancestor {
-            let bytes = try POSIX.readFile(grantsDirectory + "/\(reference.id).grant", limit: Grant.maxBytes)
+            let bytes = try POSIX.readFile(try grantPath(reference.id), limit: Grant.maxBytes)
             guard Grant.hash(bytes) == reference.hash else {
                 throw ArchiveError(
                     .damaged,
@@ -187,6 +187,7 @@ extension Archive {
     package func importBundle(
         path: String,
         trustGranter: Bool = false,
+        expected: ExpectedGrant? = nil,
         fetch: ObjectFetcher? = nil,
         progress: ((Int, Int) -> Void)? = nil
     ) throws -> BundleImport {
@@ -293,26 +294,43 @@ extension Archive {
                 fix: "ask \(grant.granter.name) for a new grant"
             )
         }
-        var trustedNow = false
-        let known = try knownBodies().first {
-            $0.identity.origin == contents.identity.origin && $0.roles.contains("granter")
-        }
-        if grant.kind == "anonymous-submission" {
-            // A throw-away identity that claims no one: nothing to trust; the items are recorded as anonymous.
-        } else if let known {
-            guard known.identity == contents.identity else {
+        if let expected {
+            guard grant.id == expected.grant, contents.identity == expected.granter else {
                 throw ArchiveError(
-                    .notAuthorised,
-                    "the bundle's granter uses the origin of \(known.identity.name) with other keys (fingerprint \(contents.identity.fingerprint), known: \(known.identity.fingerprint))",
-                    fix: "do not import it; check with \(known.identity.name) through a trusted channel"
+                    .badInput,
+                    "the peer sent grant \(grant.id) of \(TerminalText.escape(contents.identity.name)) (\(contents.identity.fingerprint)) for grant \(expected.grant) of \(TerminalText.escape(expected.granter.name)) (\(expected.granter.fingerprint))",
+                    fix: "nothing was imported; report the peer's operators"
                 )
             }
+        }
+        var trustedNow = false
+        let bodies = try knownBodies()
+        // Whatever the grant's kind: a bundle whose identity shares an origin or a key with a known body but is
+        // not that body's identity is an impostor.
+        if let clash = bodies.first(where: { known in
+            known.identity != contents.identity
+                && (known.identity.origin == contents.identity.origin
+                    || known.identity.signingKey == contents.identity.signingKey
+                    || known.identity.boxKey == contents.identity.boxKey)
+        }) {
+            throw ArchiveError(
+                .notAuthorised,
+                "the bundle's granter shares the origin or a key of \(TerminalText.escape(clash.identity.name)) but has other keys (fingerprint \(contents.identity.fingerprint), known: \(clash.identity.fingerprint))",
+                fix: "do not import it; check with \(TerminalText.escape(clash.identity.name)) through a trusted channel"
+            )
+        }
+        let known = bodies.first { $0.identity == contents.identity && $0.roles.contains("granter") }
+        if grant.kind == "anonymous-submission" {
+            // A throw-away identity that claims no one: nothing to trust, and nothing it says about itself is
+            // shown; the items are recorded as an anonymous, unverified submission.
+        } else if let known {
+            _ = known  // the same identity, already trusted as a granter
         } else if trustGranter {
             trustedNow = !(try trust(contents.identity, role: "granter")).alreadyKnown
         } else {
             throw ArchiveError(
                 .notAuthorised,
-                "the granter \(contents.identity.name) (\(contents.identity.origin), fingerprint \(contents.identity.fingerprint)) is not known to this archive",
+                "the granter \(TerminalText.escape(contents.identity.name)) (\(contents.identity.origin), fingerprint \(contents.identity.fingerprint)) is not known to this archive",
                 fix: "compare the fingerprint with the granter out of band, then import with --trust-granter"
             )
         }
@@ -321,7 +339,7 @@ extension Archive {
         guard !fresh.isEmpty else {
             return BundleImport(
                 grant: grant.id,
-                granter: "\(contents.identity.name) (\(contents.identity.fingerprint))",
+                granter: Self.granterLabel(contents),
                 imported: [],
                 alreadyPresent: grant.items.map(\.id.hex),
                 trustedNow: trustedNow
@@ -384,6 +402,8 @@ extension Archive {
                 fix: "nothing was imported; ask \(grant.granter.name) to verify the item and re-send"
             )
         }
+        // No stored grant may be replaced: checked before anything is committed.
+        for signed in [contents.signedGrant] + contents.ancestors { _ = try storablePath(signed) }
         store.expose(toCommit, visible: false)  // committing renames the staged files to their names
         try store.commit(toCommit)
         committed = true
@@ -394,21 +414,37 @@ extension Archive {
             event.annotation = try sealProvenance(for: event, contents: contents, objects: annotationObjects)
             annotated.append(event)
         }
-        let code = POSIX.makeDirectories(grantsDirectory)
-        guard code == 0 else { throw ArchiveError.writeFailed("cannot create \(grantsDirectory)", errno: code) }
-        try POSIX.writeFileAtomically(grantsDirectory + "/\(grant.id).grant", contents.signedGrant)
-        for ancestor in contents.ancestors {
-            let parsed = try Grant.parse(ancestor)
-            try POSIX.writeFileAtomically(grantsDirectory + "/\(parsed.id).grant", ancestor)
-        }
+        // Never replacing a stored grant: the chain was checked before anything was committed (below, first).
+        for signed in [contents.signedGrant] + contents.ancestors { try storeSignedGrant(signed) }
         _ = try record(annotated)
         return BundleImport(
             grant: grant.id,
-            granter: "\(contents.identity.name) (\(contents.identity.fingerprint))",
+            granter: Self.granterLabel(contents),
             imported: fresh.map(\.id.hex),
             alreadyPresent: grant.items.map(\.id.hex).filter { present.contains($0) },
             trustedNow: trustedNow
         )
+    }
+
+    /// How an import names the granter: its name and fingerprint, or — for an anonymous submission, whose
+    /// self-description is never shown — ``anonymousGranter``.
+    static func granterLabel(_ contents: BundleContents) -> String {
+        contents.grant.kind == "anonymous-submission"
+            ? anonymousGranter : "\(contents.identity.name) (\(contents.identity.fingerprint))"
+    }
+
+    /// The name provenance gives the sender of an anonymous submission, whatever its bundle calls itself.
+    package static let anonymousGranter = "anonymous submitter (unverified)"
+
+    /// What a pull asked for: the grant id it listed and the peer it asked (the granter it must come from).
+    package struct ExpectedGrant: Sendable {
+        package var grant: String
+        package var granter: Identity
+
+        package init(grant: String, granter: Identity) {
+            self.grant = grant
+            self.granter = granter
+        }
     }
 
     /// A pull commits the objects it fetched whenever this many bytes are staged.
@@ -486,8 +522,8 @@ extension Archive {
         let kind = contents.grant.kind
         let record = ProvenanceRecord(
             provenance: Provenance(
-                granter: contents.identity.name,
-                granterOrigin: contents.identity.origin,
+                granter: kind == "anonymous-submission" ? Self.anonymousGranter : contents.identity.name,
+                granterOrigin: kind == "anonymous-submission" ? "anonymous" : contents.identity.origin,
                 granterFingerprint: contents.identity.fingerprint,
                 grant: contents.grant.id,
                 purpose: terms.purpose,

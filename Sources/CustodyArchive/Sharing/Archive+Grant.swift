@@ -280,10 +280,8 @@ extension Archive {
             termsForGranter: Encoding.base64(try BoxKey.seal(termsJSON, to: boxPublicKey))
         )
         let signed = try grant.signed(by: keys.signing)
-        let code = POSIX.makeDirectories(grantsDirectory)
-        guard code == 0 else { throw ArchiveError.writeFailed("cannot create \(grantsDirectory)", errno: code) }
         // The signed grant is durable before the event that names it.
-        try POSIX.writeFileAtomically(grantsDirectory + "/\(grant.id).grant", signed)
+        try storeSignedGrant(signed)
         let reference = GrantReference(id: grant.id, hash: Grant.hash(signed))
         _ = try record([Event(type: "grant", time: grant.created, actor: config.origin, grant: reference)])
         return (grant, signed, scope)
@@ -365,8 +363,58 @@ extension Archive {
         guard matches.count == 1 else {
             throw ArchiveError(.usage, "the grant id prefix \(id) is ambiguous", fix: "give more characters")
         }
-        let signed = try POSIX.readFile(grantsDirectory + "/\(summary.id).grant", limit: Grant.maxBytes)
+        // The file must be the grant the log recorded: grants/ is only as trustworthy as whoever can write to it.
+        let signed = try POSIX.readFile(try grantPath(summary.id), limit: Grant.maxBytes)
+        guard let hash = try index().grantHash(summary.id), Grant.hash(signed) == hash else {
+            throw ArchiveError(
+                .damaged,
+                "grants/\(summary.id).grant is not the grant this archive's log recorded",
+                fix: "run custody verify and restore the grants/ folder from a backup"
+            )
+        }
         return (try Grant.parse(signed), signed)
+    }
+
+    /// Where the signed grant `id` is kept. Grant ids are the only outside values a path is made from here, and
+    /// only once they are 32 lowercase hex digits.
+    func grantPath(_ id: String) throws -> String {
+        guard OutsideInput.isID(id) else {
+            throw ArchiveError(
+                .badInput,
+                "\(TerminalText.escape(String(id.prefix(64)))) is not a grant id (32 lowercase hex digits)",
+                fix: "give a grant id as custody grant list shows it"
+            )
+        }
+        return grantsDirectory + "/\(id).grant"
+    }
+
+    /// Stores signed grant bytes as `grants/<id>.grant`, never replacing a different grant stored under that id:
+    /// the same bytes again are a no-op; other bytes are refused, whoever signed them.
+    ///
+    /// - Throws: ``ArchiveError``: damaged for a grant that does not parse; not authorised when another grant is
+    ///   stored under its id; cannot create when it cannot be written.
+    func storeSignedGrant(_ signed: [UInt8]) throws {
+        guard let path = try storablePath(signed) else { return }
+        let code = POSIX.makeDirectories(grantsDirectory)
+        guard code == 0 else { throw ArchiveError.writeFailed("cannot create \(grantsDirectory)", errno: code) }
+        try POSIX.writeFileAtomically(path, signed)
+    }
+
+    /// Where signed grant bytes would be stored, `nil` when exactly they are stored already.
+    ///
+    /// - Throws: ``ArchiveError`` (not authorised) when another grant is stored under its id.
+    func storablePath(_ signed: [UInt8]) throws -> String? {
+        let grant = try Grant.parse(signed)
+        let path = try grantPath(grant.id)
+        guard POSIX.lstatPath(path) != nil else { return path }
+        guard let existing = try? POSIX.readFile(path, limit: Grant.maxBytes), existing == signed else {
+            throw ArchiveError(
+                .notAuthorised,
+                "another grant is already stored under the id \(grant.id); a stored grant is never replaced",
+                fix: "do not import it: it reuses the id of a grant this archive holds; ask its sender"
+            )
+        }
+        return nil
     }
 
     /// The terms of a grant this archive made or received, decrypted.
