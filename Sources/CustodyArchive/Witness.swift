@@ -116,7 +116,7 @@ extension Archive {
     }
 
     /// Splits a tlog-witness request into its old size, proof and note; a bare note has neither.
-    static func parseWitnessRequest(_ text: String) throws -> (oldSize: Int?, proof: [[UInt8]], note: String) {
+    package static func parseWitnessRequest(_ text: String) throws -> (oldSize: Int?, proof: [[UInt8]], note: String) {
         guard text.hasPrefix("old ") else { return (nil, [], text) }
         let bad = ArchiveError(
             .badInput,
@@ -191,7 +191,7 @@ extension Archive {
     }
 
     /// Saves two conflicting signed checkpoints, as proof of the conflict anyone can check.
-    private func saveConflict(_ previous: Checkpoint, _ checkpoint: Checkpoint) throws -> String {
+    func saveConflict(_ previous: Checkpoint, _ checkpoint: Checkpoint) throws -> String {
         let directory = witnessDirectory + "/conflicts"
         let code = POSIX.makeDirectories(directory)
         guard code == 0 else { throw ArchiveError.writeFailed("cannot create \(directory)", errno: code) }

@@ -117,8 +117,11 @@ package struct NodeClient: Sendable {
     ///
     /// - Returns: The object's bytes, or a refusal (status and body) when the node does not serve it.
     func object(grant: String, name: ObjectName, size: Int64) async throws -> Result<[UInt8], Refused> {
+        guard (0...ObjectRef.maxSize).contains(size) else {
+            throw ArchiveError(.badInput, "object \(name) has an impossible size \(size)", fix: "check the grant")
+        }
         var bytes: [UInt8] = []
-        bytes.reserveCapacity(Int(size))
+        bytes.reserveCapacity(Int(min(size, 1 << 20)))  // grows as the bytes arrive; never on the peer's word
         var attempt = 0
         while true {
             var request = signedRequest("v1/grants/\(grant)/objects/\(name.hex)")
@@ -193,22 +196,7 @@ package enum Puller {
         }
         let client = NodeClient(base: url, key: try archive.keys().signing)
         var report = Witnessing()
-        // Theirs: a consistency request from the size cosigned last (or their bare checkpoint, the first time).
-        let (status, body): (Int, Data)
-        if let stored = archive.witnessedSize(origin: peer.identity.origin) {
-            (status, body) = try await client.send("v1/log/consistency", query: "old=\(stored)")
-        } else {
-            (status, body) = try await client.send("v1/log/checkpoint")
-        }
-        guard status == 200 else { throw refusal(status, body, what: "the peer's checkpoint") }
-        let cosignature = try archive.cosign(Array(body))  // a fork throws here, loudly
-        let (delivered, reply) = try await client.send(
-            "v1/cosignatures",
-            method: "POST",
-            body: Array(cosignature.line.utf8)
-        )
-        guard delivered == 200 else { throw refusal(delivered, reply, what: "the cosignature delivery") }
-        report.cosignedPeerSize = cosignature.size
+        report.cosignedPeerSize = try await cosignPeer(archive: archive, client: client, peer: peer)
         // Ours: from the size the peer cosigned last; a 409 names the size it holds, and we try once more from it.
         var from = archive.sizeCosigned(by: peer.identity.origin) ?? 0
         for _ in 0..<2 {
@@ -238,6 +226,107 @@ package enum Puller {
         return report
     }
 
+    /// Theirs: cosigns the peer's current checkpoint — a consistency request from the size cosigned last (or
+    /// its bare checkpoint, the first time), so a fork throws here, loudly — and delivers the cosignature.
+    ///
+    /// - Returns: The size cosigned.
+    static func cosignPeer(archive: Archive, client: NodeClient, peer: KnownBody) async throws -> Int {
+        let (status, body): (Int, Data)
+        if let stored = archive.witnessedSize(origin: peer.identity.origin) {
+            (status, body) = try await client.send("v1/log/consistency", query: "old=\(stored)")
+        } else {
+            (status, body) = try await client.send("v1/log/checkpoint")
+        }
+        guard status == 200 else { throw refusal(status, body, what: "the peer's checkpoint") }
+        let cosignature = try archive.cosign(Array(body))
+        let (delivered, reply) = try await client.send(
+            "v1/cosignatures",
+            method: "POST",
+            body: Array(cosignature.line.utf8)
+        )
+        guard delivered == 200 else { throw refusal(delivered, reply, what: "the cosignature delivery") }
+        return cosignature.size
+    }
+
+    /// Checks the checkpoint a grant's head carries against the peer's log as this archive witnesses it, before
+    /// anything of the grant is imported: the head must show the witnessed log or a prefix of it that the peer
+    /// proves consistent. The witness is brought forward first when the head is newer than what it cosigned.
+    ///
+    /// - Throws: ``ArchiveError``: damaged (`FORK:`, both checkpoints saved under `witness/conflicts/`) for a head
+    ///   of the witnessed size with another root; bad input for a head that is not signed by the peer's log key,
+    ///   or that the peer cannot prove consistent (`proof-invalid`); temporary when the peer's log keeps moving.
+    static func checkHead(
+        _ note: String?,
+        archive: Archive,
+        client: NodeClient,
+        peer: KnownBody,
+        grant id: String
+    ) async throws {
+        guard let note, let logKey = peer.logKey,
+            let shown = Checkpoint.verified(note, origin: peer.identity.origin, publicKey: logKey.publicKey)
+        else {
+            throw ArchiveError(
+                .badInput,
+                "the head of grant \(id) carries no checkpoint signed by the peer's log key",
+                fix: "nothing was imported; report the peer's operators"
+            )
+        }
+        for _ in 0..<3 {
+            guard let witnessed = try archive.witnessedCheckpoint(origin: shown.origin), witnessed.size >= shown.size
+            else {
+                _ = try await cosignPeer(archive: archive, client: client, peer: peer)
+                continue
+            }
+            try archive.refuseFork(shown, witnessed: witnessed)
+            if witnessed.size == shown.size { return }
+            // An older head: the peer proves it is a prefix of its log, whose checkpoint must be the witnessed one
+            // or extend it.
+            let (status, body) = try await client.send("v1/log/consistency", query: "old=\(shown.size)")
+            guard status == 200 else { throw refusal(status, body, what: "the consistency of grant \(id)'s head") }
+            guard let text = String(validating: Array(body), as: UTF8.self),
+                let (oldSize, proof, latestNote) = try? Archive.parseWitnessRequest(text), oldSize == shown.size,
+                let latest = Checkpoint.verified(latestNote, origin: shown.origin, publicKey: logKey.publicKey)
+            else {
+                throw ArchiveError(
+                    .badInput,
+                    "the peer answered the consistency request for grant \(id)'s head with no valid proof",
+                    fix: "nothing was imported; report the peer's operators"
+                )
+            }
+            try archive.refuseFork(latest, witnessed: witnessed)
+            guard
+                Merkle.isConsistent(
+                    proof,
+                    first: shown.size,
+                    second: latest.size,
+                    firstRoot: shown.root,
+                    secondRoot: latest.root
+                )
+            else {
+                throw ArchiveError(
+                    .badInput,
+                    "proof-invalid: the peer cannot prove the checkpoint of grant \(id)'s head (size \(shown.size)) consistent with its log (size \(latest.size))",
+                    fix: "nothing was imported; report the peer's operators"
+                )
+            }
+            if latest.size == witnessed.size { return }
+            guard latest.size > witnessed.size else {
+                throw ArchiveError(
+                    .badInput,
+                    "the peer's log (size \(latest.size)) is older than the one this archive witnessed (size \(witnessed.size))",
+                    fix: "nothing was imported; report the peer's operators"
+                )
+            }
+            // Its log grew since it was witnessed: witness it forward, and check again against the new state.
+            _ = try await cosignPeer(archive: archive, client: client, peer: peer)
+        }
+        throw ArchiveError(
+            .temporary,
+            "the peer's log kept growing while grant \(id)'s head was checked against it",
+            fix: "pull again"
+        )
+    }
+
     /// One grant pulled.
     package struct Pulled: Sendable {
         /// What the import did.
@@ -259,6 +348,8 @@ package enum Puller {
         package var totalBytes: Int64
     }
 
+    /// The most grants a peer's listing may name.
+    static let maxListedGrants = 100_000
     /// How many objects are fetched at once (below the node's per-key limit, which counts the head request too).
     static let parallelFetches = 6
     /// The most object bytes held in memory at once, besides one object larger than it.
@@ -281,8 +372,15 @@ package enum Puller {
         let (status, body) = try await client.send("v1/grants")
         guard status == 200 else { throw refusal(status, body, what: "the grant list") }
         struct Listing: Decodable { var grants: [GrantListing] }
-        guard let listing = try? JSONDecoder().decode(Listing.self, from: body) else {
-            throw ArchiveError(.badInput, "peer \(alias) sent a malformed grant list", fix: "check the peer's version")
+        // The listing is outside input: bounded, and every id a grant id before it is used at all.
+        guard let listing = try? JSONDecoder().decode(Listing.self, from: body),
+            listing.grants.count <= maxListedGrants, listing.grants.allSatisfy({ OutsideInput.isID($0.id) })
+        else {
+            throw ArchiveError(
+                .badInput,
+                "peer \(alias) sent a malformed grant list (over \(maxListedGrants) grants, or an id that is not 32 lowercase hex digits)",
+                fix: "check the peer's version"
+            )
         }
         var ids = listing.grants.map(\.id)
         if let wanted {
@@ -304,16 +402,23 @@ package enum Puller {
                 if wanted == nil, status == 410 { continue }  // revoked or expired: nothing to pull
                 throw refusal(status, head, what: "grant \(id)")
             }
-            let path = directory + "/\(id).head"
+            // A name of our own: nothing the peer sends becomes part of a path.
+            let path = directory + "/head-" + Encoding.hex(randomBytes(16))
             try POSIX.writeFileAtomically(path, Array(head))
-            defer { try? FileManager.default.removeItem(atPath: path) }
+            defer { unlink(path) }
+            // Before anything is imported: the head's checkpoint against the log this archive witnesses.
+            let note = BundleVerifier.checkpointNote(path: path)
+            try await checkHead(note, archive: archive, client: client, peer: peer, grant: id)
+            let expected = Archive.ExpectedGrant(grant: id, granter: peer.identity, checkpoint: note)
             let counts = PullCounts()
             let fetch = fetcher(client: client, grant: id, store: archive.store, counts: counts, progress: progress)
             let unchecked = UncheckedBox(archive)
             // The import blocks on the fetches: it runs on its own thread, not on the tasks' pool.
             let result = try await withCheckedThrowingContinuation { continuation in
                 DispatchQueue.global().async {
-                    continuation.resume(with: Result { try unchecked.value.importBundle(path: path, fetch: fetch) })
+                    continuation.resume(
+                        with: Result { try unchecked.value.importBundle(path: path, expected: expected, fetch: fetch) }
+                    )
                 }
             }
             let done = counts.state.withLock { $0 }
@@ -334,7 +439,7 @@ package enum Puller {
         { objects, deliver in
             let failure = Mutex<(any Error)?>(nil)
             let finished = DispatchSemaphore(value: 0)
-            let totalBytes = objects.reduce(Int64(0)) { $0 + $1.size }
+            let totalBytes = OutsideInput.checkedTotal(objects.map(\.size)) ?? .max
             let checks = DispatchQueue(label: "custody.pull.check", attributes: .concurrent)
             Task {
                 do {

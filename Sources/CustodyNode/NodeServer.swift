@@ -157,7 +157,7 @@ package struct NodeServer: Sendable {
             let grants = self.grants
             let list = try shared.with { archive in
                 try archive.index().grants().filter { $0.direction == "out" }.compactMap { summary -> GrantListing? in
-                    guard try grants.get(summary.id, archive: archive).grantee == requester else { return nil }
+                    guard (try? grants.get(summary.id, archive: archive))?.grantee == requester else { return nil }
                     return GrantListing(summary)
                 }
             }
@@ -341,8 +341,9 @@ package struct NodeServer: Sendable {
             guard id.utf8.count == 32, Encoding.isLowercaseHex(id, count: 32),
                 let summary = try archive.index().grant(id), summary.direction == "out"
             else { return .refused(Self.notFound) }
-            let served = try grants.get(id, archive: archive)
-            guard served.grantee == requester else { return .refused(Self.notFound) }
+            guard let served = try? grants.get(id, archive: archive), served.grantee == requester else {
+                return .refused(Self.notFound)
+            }
             func gone(_ reason: String) -> Access { .refused(Self.response(.gone, Array((reason + "\n").utf8))) }
             if let revoked = summary.revokedAt { return gone("grant \(id) was revoked at \(revoked)") }
             guard served.grant.isValid(at: now) else {
@@ -501,6 +502,12 @@ final class GrantCache: Sendable {
     func get(_ id: String, archive: Archive) throws -> ServedGrant {
         if let cached = grants.withLock({ $0[id] }) { return cached }
         let (grant, signed) = try archive.storedGrant(id)
+        // A node serves only grants it made: a stored grant of another granter (imported, or planted) is none of
+        // its business to hand out, whoever it names as grantee.
+        guard grant.granter.signingKey == archive.config.signingKey, grant.granter.boxKey == archive.config.boxKey
+        else {
+            throw ArchiveError(.notFound, "grant \(id) was not made by this node", fix: "ask its granter")
+        }
         var ancestors: [Grant?] = []
         var parent = grant.parent
         while let reference = parent, ancestors.count < 16 {

@@ -212,7 +212,12 @@ extension Archive {
         let (report, verified): (BundleReport, BundleContents?)
         defer { checking.wait() }
         do {
-            (report, verified) = try BundleVerifier.verify(path: path, at: now, fetch: fetch) { name, bytes in
+            (report, verified) = try BundleVerifier.verify(
+                path: path,
+                witnesses: try witnessKeys(),
+                at: now,
+                fetch: fetch
+            ) { name, bytes in
                 if bytes.count <= SealedPart.maxAnnotationBytes { smallBox.withLock { $0[name] = bytes } }
                 if let s = try bytes.withUnsafeBytes({ try store.stage($0, as: name, checkExisting: true) }) {
                     store.expose([s], visible: true)
@@ -295,7 +300,9 @@ extension Archive {
             )
         }
         if let expected {
-            guard grant.id == expected.grant, contents.identity == expected.granter else {
+            guard grant.id == expected.grant, contents.identity == expected.granter,
+                expected.checkpoint.map({ $0 == contents.checkpoint.note }) ?? true
+            else {
                 throw ArchiveError(
                     .badInput,
                     "the peer sent grant \(grant.id) of \(TerminalText.escape(contents.identity.name)) (\(contents.identity.fingerprint)) for grant \(expected.grant) of \(TerminalText.escape(expected.granter.name)) (\(expected.granter.fingerprint))",
@@ -303,6 +310,7 @@ extension Archive {
                 )
             }
         }
+        try checkAgainstWitnessed(contents.checkpoint)
         var trustedNow = false
         let bodies = try knownBodies()
         // Whatever the grant's kind: a bundle whose identity shares an origin or a key with a known body but is
@@ -440,10 +448,13 @@ extension Archive {
     package struct ExpectedGrant: Sendable {
         package var grant: String
         package var granter: Identity
+        /// The head's checkpoint, as checked against the witnessed log before the import.
+        package var checkpoint: String?
 
-        package init(grant: String, granter: Identity) {
+        package init(grant: String, granter: Identity, checkpoint: String? = nil) {
             self.grant = grant
             self.granter = granter
+            self.checkpoint = checkpoint
         }
     }
 

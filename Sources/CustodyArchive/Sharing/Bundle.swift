@@ -370,6 +370,20 @@ package enum BundleVerifier {
         return (parsed, signed, origins, annotations)
     }
 
+    /// The text of the bundle's `C` record (the granter's checkpoint), unchecked: a pull compares it with the
+    /// witnessed log before importing. `nil` when the records before it cannot be read.
+    package static func checkpointNote(path: String) -> String? {
+        guard let reader = try? BundleReader(path: path) else { return nil }
+        while let record = try? reader.next() {
+            switch record.type {
+            case UInt8(ascii: "I"), UInt8(ascii: "G"), UInt8(ascii: "P"): continue
+            case UInt8(ascii: "C"): return String(validating: record.payload, as: UTF8.self)
+            default: return nil
+            }
+        }
+        return nil
+    }
+
     /// Verifies the bundle at `path`.
     ///
     /// - Parameters:

@@ -1,5 +1,6 @@
 import ArgumentParser
 import CustodyArchive
+import CustodyCrypto
 import Foundation
 
 extension CustodyCommand {
@@ -55,20 +56,32 @@ extension CustodyCommand {
             static let configuration = CommandConfiguration(
                 abstract: "Check a bundle: signatures, hashes, proofs, references and validity. No keys, no archive.",
                 discussion: """
-                    Without --granter the check cannot know that the granter is who the bundle says, and says so. \
-                    --at checks validity at another time (a court, years later). Exit 0 when the bundle is intact \
-                    and valid at that time, 1 otherwise.
+                    Without --granter the check cannot know that the granter is who the bundle says, and says so; \
+                    with it, a bundle from another granter fails. --witness checks the checkpoint's cosignatures \
+                    by those bodies (others are listed as unchecked). --at checks validity at another time (a \
+                    court, years later). Exit 0 when the bundle is intact, from the named granter, and valid at \
+                    that time; 1 otherwise.
                     """
             )
             @Argument(help: "The bundle file.", completion: .file()) var file: String
             @Option(help: "The granter's identity file, obtained independently.", completion: .file()) var granter:
                 String?
+            @Option(
+                name: .customLong("witness"),
+                help: "A witness's identity file, to check its cosignature of the checkpoint (repeatable).",
+                completion: .file()
+            ) var witnesses: [String] = []
             @Option(help: "Check validity at this time (RFC 3339) instead of now.") var at: String?
             @Flag(help: "Print JSON.") var json = false
 
             func run() throws {
                 try runReportingErrors {
                     let expected = try granter.map(Archive.readIdentity)
+                    var witnessKeys: [String: [UInt8]] = [:]
+                    for path in witnesses {
+                        let identity = try Archive.readIdentity(path)
+                        witnessKeys[identity.origin] = Encoding.bytes(base64: identity.signingKey)
+                    }
                     var time = Int(Date().timeIntervalSince1970)
                     if let at {
                         guard let parsed = RFC3339.parse(at) else {
@@ -80,7 +93,12 @@ extension CustodyCommand {
                         }
                         time = parsed
                     }
-                    let (report, _) = try BundleVerifier.verify(path: file, granter: expected, at: time)
+                    let (report, _) = try BundleVerifier.verify(
+                        path: file,
+                        granter: expected,
+                        witnesses: witnessKeys,
+                        at: time
+                    )
                     if json {
                         try printJSON(report)
                     } else {
@@ -91,6 +109,10 @@ extension CustodyCommand {
                         print("grantee   \(report.grantee ?? "?")")
                         print("items     \(report.items), objects \(report.objects), \(report.permission ?? "?")")
                         print("expires   \(report.expires ?? "?")")
+                        for cosignature in report.cosignatures {
+                            let when = cosignature.time.map { " at \($0)" } ?? ""
+                            print("cosigned  by \(TerminalText.escape(cosignature.witness)): \(cosignature.status)\(when)")
+                        }
                         for problem in report.problems {
                             let at = [
                                 problem.item.map { "item \($0)" }, problem.object.map { "object \($0)" },
@@ -105,6 +127,8 @@ extension CustodyCommand {
                             print(
                                 "granter: NOT CHECKED — without --granter FILE the bundle's own identity is taken at its word"
                             )
+                        } else if !report.granterTrusted {
+                            print("granter: MISMATCH — the bundle is not from the body of --granter")
                         }
                     }
                     if !report.ok { throw ExitCode(1) }
