@@ -532,8 +532,14 @@ package enum BundleVerifier {
                 identity = parsed
                 report.granter = "\(parsed.name) (\(parsed.fingerprint))"
             case "G":
-                do {
-                    let parsed = try Grant.parseSignature(record.payload)
+                switch Grant.parseSignature(record.payload) {
+                case .failure(.malformed(let fault)):
+                    problem("grant-malformed", "the grant is malformed: \(fault)")
+                    break readLoop
+                case .failure(.signature):
+                    problem("grant-signature", Grant.Fault.signature.error.problem)
+                    break readLoop
+                case .success(let parsed):
                     guard let identity, parsed.granter.signingKey == identity.signingKey,
                         parsed.granter.boxKey == identity.boxKey
                     else {
@@ -555,9 +561,6 @@ package enum BundleVerifier {
                     report.permission = parsed.permission
                     report.expires = parsed.expires
                     for ref in parsed.releasedObjects { released[ref.name] = ref.size }
-                } catch let error as ArchiveError {
-                    problem("grant-signature", error.problem)
-                    break readLoop
                 }
             case "P":
                 // Exactly the chain from G's parent up, in order: any other grant is refused at once, unread.

@@ -155,34 +155,52 @@ package struct Grant: Codable, Sendable, Equatable {
     ///
     /// - Throws: ``ArchiveError`` (damaged) when it is malformed or the signature does not verify.
     package static func parse(_ signed: [UInt8]) throws -> Grant {
-        let grant = try parseSignature(signed)
-        if let fault = grant.formFault {
-            throw ArchiveError(.damaged, "the grant is malformed: \(fault)", fix: "do not use it; ask the granter again")
+        let grant: Grant
+        switch parseSignature(signed) {
+        case .success(let parsed): grant = parsed
+        case .failure(let fault): throw fault.error
         }
+        if let fault = grant.formFault { throw Fault.malformed(fault).error }
         return grant
+    }
+
+    /// Why signed grant bytes are refused.
+    enum Fault: Error, Equatable {
+        /// Not a grant of this format (the text says what).
+        case malformed(String)
+        /// Well formed, but the signature does not verify with the granter key it names.
+        case signature
+
+        var error: ArchiveError {
+            switch self {
+            case .malformed(let what):
+                ArchiveError(.damaged, "the grant is malformed: \(what)", fix: "do not use it; ask the granter again")
+            case .signature:
+                ArchiveError(
+                    .damaged,
+                    "the grant's signature does not verify with the granter key it names",
+                    fix: "do not use it; ask the granter for the bundle again"
+                )
+            }
+        }
     }
 
     /// Parses signed grant bytes and checks only the signature by the granter key the grant names: the fields
     /// are not yet safe to use (``parse(_:)`` also checks them).
-    static func parseSignature(_ signed: [UInt8]) throws -> Grant {
+    static func parseSignature(_ signed: [UInt8]) -> Result<Grant, Fault> {
         guard signed.count <= maxBytes, let newline = signed.firstIndex(of: 0x0A) else {
-            throw ArchiveError(.damaged, "the grant is malformed", fix: "ask the granter for the bundle again")
+            return .failure(.malformed("it is not a signed body"))
         }
         let body = Array(signed[..<newline])
         guard let grant = try? JSONDecoder().decode(Grant.self, from: Data(body)), grant.version == 1,
             ["grant", "submission", "anonymous-submission"].contains(grant.kind),
-            ["content", "metadata"].contains(grant.permission),
-            let key = Encoding.bytes(base64: grant.granter.signingKey), key.count == 32,
+            ["content", "metadata"].contains(grant.permission)
+        else { return .failure(.malformed("its body is not a version 1 grant (fields, types or bounds)")) }
+        guard let key = Encoding.bytes(base64: grant.granter.signingKey), key.count == 32,
             let signature = Encoding.bytes(base64: String(decoding: signed[(newline + 1)...], as: UTF8.self)),
             SigningKey.isValidSignature(signature, for: signatureDomain + body, publicKey: key)
-        else {
-            throw ArchiveError(
-                .damaged,
-                "the grant's signature does not verify with the granter key it names",
-                fix: "do not use it; ask the granter for the bundle again"
-            )
-        }
-        return grant
+        else { return .failure(.signature) }
+        return .success(grant)
     }
 
     /// The most items one grant releases.
