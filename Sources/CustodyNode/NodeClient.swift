@@ -272,10 +272,18 @@ package enum Puller {
             )
         }
         for _ in 0..<3 {
-            guard let witnessed = try archive.witnessedCheckpoint(origin: shown.origin), witnessed.size >= shown.size
-            else {
+            var witnessed = try archive.witnessedCheckpoint(origin: shown.origin)
+            if (witnessed?.size ?? -1) < shown.size {
+                // A head newer than the log witnessed: witness the peer's current log first (a fork throws there).
                 _ = try await cosignPeer(archive: archive, client: client, peer: peer)
-                continue
+                witnessed = try archive.witnessedCheckpoint(origin: shown.origin)
+            }
+            guard let witnessed, witnessed.size >= shown.size else {
+                throw ArchiveError(
+                    .badInput,
+                    "the head of grant \(id) shows a checkpoint of size \(shown.size), beyond the peer's log as it shows it to witnesses: it shows different logs to different parties",
+                    fix: "nothing was imported; report the peer's operators"
+                )
             }
             try archive.refuseFork(shown, witnessed: witnessed)
             if witnessed.size == shown.size { return }

@@ -215,6 +215,7 @@ extension Archive {
             (report, verified) = try BundleVerifier.verify(
                 path: path,
                 witnesses: try witnessKeys(),
+                expectedGrant: expected?.grant,
                 at: now,
                 fetch: fetch
             ) { name, bytes in

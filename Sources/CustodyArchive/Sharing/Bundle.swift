@@ -391,6 +391,7 @@ package enum BundleVerifier {
     ///   - granter: The identity the granter should have (`--granter`); `nil`: the bundle's own is not trusted.
     ///   - witnesses: Signing keys by origin, to check the checkpoint's cosignatures with (others are listed as
     ///     unchecked).
+    ///   - expectedGrant: The grant id the caller asked for (a pull): another grant stops the check at once.
     ///   - time: The time to check validity at (Unix seconds).
     ///   - object: Called with each object that checks (name and bytes), for importing: concurrently, from
     ///     worker threads, in no particular order.
@@ -404,6 +405,7 @@ package enum BundleVerifier {
         path: String,
         granter expected: Identity? = nil,
         witnesses: [String: [UInt8]] = [:],
+        expectedGrant: String? = nil,
         at time: Int,
         fetch: ObjectFetcher? = nil,
         object: (@Sendable (ObjectName, [UInt8]) throws -> Void)? = nil
@@ -548,6 +550,10 @@ package enum BundleVerifier {
                     }
                     if let fault = parsed.formFault {
                         problem("grant-malformed", "the grant is malformed: \(fault)")
+                        break readLoop
+                    }
+                    if let expectedGrant, parsed.id != expectedGrant {
+                        problem("grant-unexpected", "the peer sent grant \(parsed.id) for grant \(expectedGrant)")
                         break readLoop
                     }
                     grant = parsed
