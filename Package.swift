@@ -83,7 +83,7 @@ let package = Package(
         ),
         .testTarget(
             name: "CustodyNodeTests",
-            dependencies: ["CustodyNode", "CustodyCrypto"],
+            dependencies: ["CustodyNode", "CustodyArchive", "CustodyCrypto"],
             swiftSettings: strictSettings
         ),
         .testTarget(

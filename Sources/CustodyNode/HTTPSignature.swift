@@ -112,7 +112,14 @@ package enum HTTPSignature {
         case replayed
         case unknownKey
         case badSignature
+        /// The replay cache could not record the nonce (its journal cannot be written): refused, 503.
+        case unavailable
     }
+
+    /// The key an unknown `keyid`'s signature is checked against, so that a request from an unknown key costs the
+    /// same Ed25519 verification as one from a known key (RFC 8032 section 7.1, test 1's public key).
+    static let standIn: [UInt8] =
+        Encoding.bytes(hex: "d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a") ?? []
 
     /// Checks a request's signature in Custody's profile and returns the requester's public key.
     ///
@@ -121,7 +128,10 @@ package enum HTTPSignature {
     ///   - headers: Its header fields, names in any case.
     ///   - now: The verifier's clock (Unix seconds).
     ///   - nonces: The server's replay cache.
-    ///   - isKnown: Whether a key may make requests at all (unknown keys are refused before the signature check).
+    ///   - isKnown: Whether a key may make requests at all. It is asked for every well-formed request, and a
+    ///     signature is verified whether the key is known or not (an unknown key's against a stand-in key), so the
+    ///     answer's timing does not tell whether a key is known.
+    /// - Returns: The requester's public key.
     /// - Throws: ``Refusal``.
     package static func verify(
         _ request: Request,
@@ -152,16 +162,21 @@ package enum HTTPSignature {
         }
         guard abs(now - parsed.created) <= allowedSkew, parsed.created >= nonces.startedAt else { throw .stale }
         guard let key = Encoding.bytes(base64: parsed.keyID), key.count == 32 else { throw .malformed("keyid") }
-        guard isKnown(key) else { throw .unknownKey }
         let encoded = signatureField.dropFirst(label.count + 2).dropLast()
         guard let signature = Encoding.bytes(base64: String(encoded)), signature.count == 64 else {
             throw .malformed("signature")
         }
+        let known = isKnown(key)
         let base = signatureBase(components: request.components(digest: digest), parameters: params)
-        guard SigningKey.isValidSignature(signature, for: Array(base.utf8), publicKey: key) else { throw .badSignature }
+        let valid = SigningKey.isValidSignature(signature, for: Array(base.utf8), publicKey: known ? key : standIn)
+        guard known else { throw .unknownKey }
+        guard valid else { throw .badSignature }
         // Only a valid signature spends its nonce: an attacker cannot burn another requester's nonces.
-        guard nonces.admit(parsed.nonce, created: parsed.created, now: now) else { throw .replayed }
-        return key
+        switch nonces.admit(parsed.nonce, created: parsed.created, now: now) {
+        case .admitted: return key
+        case .seen: throw .replayed
+        case .unrecorded: throw .unavailable
+        }
     }
 
     struct Parameters {
@@ -192,46 +207,72 @@ package enum HTTPSignature {
             values[name] = value
         }
         guard Set(values.keys) == ["created", "keyid", "alg", "nonce"] else { throw .malformed("parameters") }
-        guard let createdText = values["created"], let created = Int(createdText), created > 0 else {
-            throw .malformed("created")
+        // An RFC 8941 integer of ASCII digits only (no sign, at most 15 digits); a nonce of ASCII hex only
+        // (`Character.isHexDigit` would also take fullwidth digits).
+        func isDigit(_ byte: UInt8) -> Bool { (0x30...0x39).contains(byte) }
+        func isHex(_ byte: UInt8) -> Bool {
+            isDigit(byte) || (0x61...0x66).contains(byte) || (0x41...0x46).contains(byte)
         }
+        guard let createdText = values["created"], (1...15).contains(createdText.utf8.count),
+            createdText.utf8.allSatisfy(isDigit), let created = Int(createdText), created > 0
+        else { throw .malformed("created") }
         guard values["alg"] == "ed25519" else { throw .malformed("alg") }
-        guard let nonce = values["nonce"], nonce.utf8.count >= 32, nonce.utf8.count <= 128,
-            nonce.allSatisfy({ $0.isHexDigit })
+        guard let nonce = values["nonce"], nonce.utf8.count >= 32, nonce.utf8.count <= 128, nonce.utf8.allSatisfy(isHex)
         else { throw .malformed("nonce") }
         return Parameters(components: components, created: created, keyID: values["keyid"] ?? "", nonce: nonce)
     }
 }
 
-/// The nonces a server has seen, and when it started: a replayed nonce, or a request signed before the start
-/// (so a restart opens no replay window), is refused.
+/// The nonces a server has seen, and when it started: a replayed nonce, or a request signed before the start,
+/// is refused. With a ``NonceJournal`` the nonces outlive the process: each one admitted is appended to it, and
+/// a server started on the same archive reloads them, so a request dated ahead of the clock cannot be replayed
+/// after a restart either (PROTOCOL.md section 2).
 package final class NonceCache: Sendable {
     /// When the server started (Unix seconds).
     package let startedAt: Int
-    private let state = Mutex(State())
+    private let state: Mutex<State>
     /// The most nonces held; beyond it (after dropping stale ones) requests are refused until some go stale.
     static let capacity = 100_000
 
     private struct State {
         var seen: [String: Int] = [:]
         var prunedAt = 0
+        var journal: NonceJournal?
     }
 
-    package init(startedAt: Int = Int(Date().timeIntervalSince1970)) {
+    /// What ``admit(_:created:now:)`` did.
+    enum Admission {
+        case admitted
+        /// Seen before, or the cache is full.
+        case seen
+        /// New, but the journal could not record it: refused, as it could be replayed after a restart.
+        case unrecorded
+    }
+
+    /// A cache holding the journal's nonces, which records every new one in it.
+    package init(startedAt: Int = Int(Date().timeIntervalSince1970), journal: NonceJournal? = nil) {
         self.startedAt = startedAt
+        state = Mutex(State(seen: journal?.loaded ?? [:], journal: journal))
     }
 
-    /// Records `nonce`; `false` when it was seen before, or when the cache is full. Entries older than twice
-    /// the allowed skew are dropped (at most once a second), since their requests would be refused as stale.
-    func admit(_ nonce: String, created: Int, now: Int) -> Bool {
+    /// Records `nonce` (and appends it to the journal). Entries older than twice the allowed skew are dropped (at
+    /// most once a second), since their requests would be refused as stale; the journal is compacted to the
+    /// entries kept when it has grown to more than twice their number.
+    func admit(_ nonce: String, created: Int, now: Int) -> Admission {
         state.withLock { state in
             if state.seen.count > 4096, now != state.prunedAt {
                 state.seen = state.seen.filter { now - $0.value <= 2 * HTTPSignature.allowedSkew }
                 state.prunedAt = now
             }
-            guard state.seen[nonce] == nil, state.seen.count < Self.capacity else { return false }
+            guard state.seen[nonce] == nil, state.seen.count < Self.capacity else { return .seen }
+            if let journal = state.journal {
+                if journal.appended > max(4096, 2 * state.seen.count) {
+                    guard journal.compact(to: state.seen) else { return .unrecorded }
+                }
+                guard journal.append(nonce, created: created) else { return .unrecorded }
+            }
             state.seen[nonce] = created
-            return true
+            return .admitted
         }
     }
 }

@@ -26,7 +26,10 @@ final class SharedArchive: @unchecked Sendable {
 /// grants addressed to the requester and their bundles.
 package struct NodeServer: Sendable {
     let shared: SharedArchive
-    let nonces = NonceCache()
+    /// The nonces seen, kept across restarts in `serve-state/nonces` (PROTOCOL.md section 2).
+    let nonces: NonceCache
+    /// The authorities (`host[:port]`) this node answers signed requests for: those of its public URLs.
+    let authorities = PublicAuthorities()
     let cacheDirectory: String
     /// Requests in progress per requester key: at most ``ActiveRequests/maxPerKey`` at once (429 beyond).
     let active = ActiveRequests()
@@ -38,15 +41,73 @@ package struct NodeServer: Sendable {
     static let sessionLifetime: TimeInterval = 3600
 
     /// A server for `archive`, whose keys must already be unlocked (the server signs access events).
+    ///
+    /// It reloads the nonces of requests accepted before (by an earlier run, even one that crashed), so none
+    /// of them can be replayed.
     package init(archive: Archive) throws {
         _ = try archive.keys()
         shared = SharedArchive(archive)
         cacheDirectory = archive.root + "/serve-cache"
         try FileManager.default.createDirectory(atPath: cacheDirectory, withIntermediateDirectories: true)
+        let now = Int(Date().timeIntervalSince1970)
+        let journal = try NonceJournal(
+            path: archive.root + "/serve-state/nonces",
+            now: now,
+            window: 2 * HTTPSignature.allowedSkew
+        )
+        nonces = NonceCache(startedAt: now, journal: journal)
+    }
+
+    /// The authorities a node with these public URLs answers for, or — with none — the one of
+    /// `http://<host>:<port>`, its listening address.
+    ///
+    /// - Throws: ``ArchiveError`` (usage) for a URL that is not `http(s)://host[:port]` with at most a `/` path,
+    ///   or for a wildcard listening address (`0.0.0.0`, `::`) without public URLs: peers cannot reach that.
+    package static func authorities(publicURLs: [String], host: String, port: Int) throws -> Set<String> {
+        guard !publicURLs.isEmpty else {
+            let wildcard = ["", "0.0.0.0", "::", "[::]", "*"].contains(host)
+            guard !wildcard, let url = URL(string: "http://\(host):\(port)"),
+                let authority = NodeClient.authority(of: url)
+            else {
+                throw ArchiveError(
+                    .usage,
+                    "--listen \(host):\(port) is not an address peers can use",
+                    fix: "give the URL peers use to reach this node: --public-url https://node.example.org"
+                )
+            }
+            return [authority]
+        }
+        return Set(
+            try publicURLs.map { text in
+                guard let url = URL(string: text), url.path.isEmpty || url.path == "/", url.query == nil,
+                    url.fragment == nil, url.user == nil, url.password == nil,
+                    let authority = NodeClient.authority(of: url)
+                else {
+                    throw ArchiveError(
+                        .usage,
+                        "--public-url \(TerminalText.escape(text)) is not http(s)://HOST[:PORT]",
+                        fix: "give the URL peers add this node with, e.g. https://node.example.org"
+                    )
+                }
+                return authority
+            }
+        )
     }
 
     /// Runs until SIGTERM or SIGINT; calls `ready` with the bound address first.
-    package func run(host: String, port: Int, ready: @escaping @Sendable (String) -> Void) async throws {
+    ///
+    /// Signed requests are answered only when their `@authority` is one of `publicURLs`' (or, with none, the
+    /// listening address's, as ``authorities(publicURLs:host:port:)`` derives it once the port is bound).
+    package func run(
+        host: String,
+        port: Int,
+        publicURLs: [String] = [],
+        ready: @escaping @Sendable (String) -> Void
+    ) async throws {
+        if !publicURLs.isEmpty {
+            authorities.set(try Self.authorities(publicURLs: publicURLs, host: host, port: port))
+        }
+        let authorities = self.authorities
         // Bounded headers (16 KiB a field, 64 KiB in all, 100 fields) and idle connections closed after 60 s;
         // bodies are bounded where each route collects them.
         let http = HTTP1Channel.Configuration(
@@ -62,6 +123,10 @@ package struct NodeServer: Sendable {
             server: .http1(configuration: http),
             configuration: .init(address: .hostname(host, port: port), serverName: "custody"),
             onServerRunning: { channel in
+                let bound = channel.localAddress?.port ?? port
+                if publicURLs.isEmpty, let derived = try? Self.authorities(publicURLs: [], host: host, port: bound) {
+                    authorities.set(derived)
+                }
                 ready(channel.localAddress.map { "\($0.ipAddress ?? host):\($0.port ?? port)" } ?? "\(host):\(port)")
             }
         )
@@ -71,6 +136,7 @@ package struct NodeServer: Sendable {
     /// The routes.
     func router() -> Router<BasicRequestContext> {
         let router = Router()
+        router.middlewares.add(ReasonMiddleware())
         let shared = self.shared
         router.get("v1/identity") { _, _ -> Response in
             let bytes = try shared.with { try $0.identity().jsonBytes() }
@@ -78,28 +144,28 @@ package struct NodeServer: Sendable {
         }
         router.get("v1/log/checkpoint") { _, _ -> Response in
             guard let checkpoint = try shared.with({ try $0.ledger.latestCheckpoint() }) else {
-                return Self.response(.notFound, Array("no checkpoint yet\n".utf8))
+                throw ServerRefusal(.notFound)
             }
             return Self.response(.ok, Array(checkpoint.note.utf8), type: "text/plain; charset=utf-8")
         }
         router.get("v1/log/tile/**") { request, context -> Response in
-            let path = context.parameters.getCatchAll().joined(separator: "/")
-            guard Self.isTilePath(path) else { return Self.response(.notFound, Array("no such tile\n".utf8)) }
-            let file = shared.with { $0.ledger.logDirectory } + "/tile/" + path
-            guard let bytes = try? Data(contentsOf: URL(fileURLWithPath: file)) else {
-                return Self.response(.notFound, Array("no such tile\n".utf8))
+            // The file's path is made from the numbers parsed, never from the request's text.
+            guard let tile = Self.tilePath(context.parameters.getCatchAll().joined(separator: "/")) else {
+                throw ServerRefusal(.notFound)
             }
-            return Self.response(.ok, Array(bytes), type: "application/octet-stream")
+            let file = shared.with { $0.ledger.logDirectory } + "/" + tile
+            guard let bytes = try? POSIX.readFile(file, limit: Self.maxTileBytes) else {
+                throw ServerRefusal(.notFound)
+            }
+            return Self.response(.ok, bytes, type: "application/octet-stream")
         }
         router.get("v1/log/consistency") { request, _ -> Response in
-            guard let old = request.uri.queryParameters.get("old", as: Int.self), old >= 0 else {
-                return Self.response(.badRequest, Array("give ?old=<size>\n".utf8))
-            }
+            guard let old = Self.count(request, "old") else { throw ServerRefusal(.badRequest) }
             do {
                 let proof = try shared.with { try $0.ledger.consistencyProof(from: old) }
                 return Self.response(.ok, Array(proof.witnessRequest.utf8))
             } catch let error as ArchiveError {
-                return Self.response(.badRequest, Array((error.problem + "\n").utf8))
+                throw ServerRefusal(.badRequest, detail: error.problem)
             }
         }
         // C2SP tlog-witness add-checkpoint: a log submits its checkpoint with a consistency proof.
@@ -112,33 +178,26 @@ package struct NodeServer: Sendable {
             } catch let error as ArchiveError {
                 switch error.code {
                 case .notAuthorised:
-                    return Self.response(.forbidden, Array("unknown log\n".utf8))
+                    throw ServerRefusal(.unknownLog, detail: error.problem)
                 case .badInput:
-                    // The witness's stored size, so the log can send a proof from it.
-                    let origin = String(decoding: body.split(separator: 0x0A).dropFirst().first ?? [], as: UTF8.self)
-                    let size = shared.with { $0.witnessedSize(origin: origin) } ?? 0
+                    // The witness's stored size, so the log can send a proof from it (C2SP tlog-witness).
+                    let origin = Self.checkpointOrigin(body)
+                    let size = origin.flatMap { origin in shared.with { $0.witnessedSize(origin: origin) } } ?? 0
+                    ServerLog.refusal(.badRequest, request: request, detail: error.problem)
                     return Self.response(.conflict, Array("\(size)\n".utf8), type: "text/x.tlog.size")
                 default:
                     let fork = error.problem.hasPrefix("FORK:")
-                    return Self.response(
-                        fork ? .unprocessableContent : .forbidden,
-                        Array((error.problem + "\n").utf8)
-                    )
+                    throw ServerRefusal(fork ? .proofFailed : .checkpointRefused, detail: error.problem)
                 }
             }
         }
         router.get("v1/log/inclusion") { request, _ -> Response in
-            guard let index = request.uri.queryParameters.get("index", as: Int.self), index >= 0 else {
-                return Self.response(.badRequest, Array("give ?index=<entry index>\n".utf8))
-            }
+            guard let index = Self.count(request, "index") else { throw ServerRefusal(.badRequest) }
             do {
                 let proof = try shared.with { try $0.ledger.inclusionProof(index: index) }
                 return Self.response(.ok, Array(proof.text.utf8))
             } catch let error as ArchiveError {
-                return Self.response(
-                    error.code == .notFound ? .notFound : .internalServerError,
-                    Array((error.problem + "\n").utf8)
-                )
+                throw ServerRefusal(error.code == .notFound ? .notFound : .internalError, detail: error.problem)
             }
         }
         router.post("v1/cosignatures") { request, context -> Response in
@@ -149,7 +208,7 @@ package struct NodeServer: Sendable {
                 let attached = try shared.with { try $0.attachCosignatures(body, alsoFrom: true) }
                 return Self.response(.ok, Array("attached \(attached.count)\n".utf8))
             } catch let error as ArchiveError {
-                return Self.response(.unprocessableContent, Array((error.problem + "\n").utf8))
+                throw ServerRefusal(.noSuchCheckpoint, detail: error.problem)
             }
         }
         router.get("v1/grants") { request, context -> Response in
@@ -201,8 +260,7 @@ package struct NodeServer: Sendable {
                 // A store may block (S3): read off the task pool; a range reads only its bytes.
                 switch Self.byteRange(request.headers[.range], size: Int(size)) {
                 case .unsatisfiable:
-                    headers[.contentRange] = "bytes */\(size)"
-                    return Response(status: .rangeNotSatisfiable, headers: headers)
+                    return Reason.rangeNotSatisfiable.response(headers: [.contentRange: "bytes */\(size)"])
                 case .part(let r):
                     let read = try await Self.offload {
                         try store.read(name, range: Int64(r.lowerBound)...Int64(r.upperBound))
@@ -241,8 +299,7 @@ package struct NodeServer: Sendable {
                         body: try await FileIO().loadFile(path: path, context: context)
                     )
                 case .unsatisfiable:
-                    headers[.contentRange] = "bytes */\(size)"
-                    return Response(status: .rangeNotSatisfiable, headers: headers)
+                    return Reason.rangeNotSatisfiable.response(headers: [.contentRange: "bytes */\(size)"])
                 case .part(let range):
                     headers[.contentRange] = "bytes \(range.lowerBound)-\(range.upperBound)/\(size)"
                     let body = try await FileIO().loadFile(path: path, range: range, context: context)
@@ -253,7 +310,8 @@ package struct NodeServer: Sendable {
         return router
     }
 
-    /// Checks the request's signature; throws a 401 that says nothing else.
+    /// Checks the request's signature (PROTOCOL.md section 2) and that it was signed for this node's own
+    /// authority; every failure is the same 401 `unauthenticated` (its kind goes to the server's log only).
     func authenticate(
         _ request: Request,
         context: BasicRequestContext,
@@ -268,8 +326,14 @@ package struct NodeServer: Sendable {
         } else {
             body = try await request.collectBody(upTo: 64 * 1024)
         }
+        // Each field at most once: a second Signature or Signature-Input is not a profile this node speaks.
         var headers: [String: String] = [:]
-        for field in request.headers { headers[field.name.canonicalName] = field.value }
+        var repeated = false
+        for field in request.headers {
+            let name = field.name.canonicalName
+            repeated = repeated || headers[name] != nil
+            headers[name] = field.value
+        }
         let signed = HTTPSignature.Request(
             method: request.method.rawValue,
             authority: request.head.authority ?? "",
@@ -277,6 +341,10 @@ package struct NodeServer: Sendable {
             query: request.uri.query.map { "?" + $0 } ?? "",
             body: Array(buffer: body)
         )
+        // A request signed for another node (relayed here) is refused: @authority must be this node's own.
+        guard !repeated, authorities.contains(signed.authority) else {
+            throw ServerRefusal(.unauthenticated, detail: repeated ? "repeated header field" : "foreign authority")
+        }
         let shared = self.shared
         let grants = self.grants
         do {
@@ -288,18 +356,28 @@ package struct NodeServer: Sendable {
             ) {
                 key in shared.with { Self.isKnown(key, archive: $0, grants: grants) }
             }
+        } catch .unavailable {
+            throw ServerRefusal(.unavailable, detail: "the nonce journal (serve-state/nonces) cannot be written")
         } catch {
-            throw HTTPError(.unauthorized, message: "the request is not signed by a key this node knows\n")
+            throw ServerRefusal(.unauthenticated, detail: "\(error)")
         }
     }
 
     /// A key may make requests when it belongs to a known body or is the grantee of one of this archive's grants.
     /// Grants are read through the server's cache: this runs for every signed request.
+    ///
+    /// Every body and every grant is looked at whatever the answer (no early return), so the time it takes does
+    /// not tell a stranger whether its key is known.
     static func isKnown(_ key: [UInt8], archive: Archive, grants: GrantCache) -> Bool {
         let text = Encoding.base64(key)
-        if (try? archive.knownBodies().contains { $0.identity.signingKey == text }) == true { return true }
-        let outgoing = (try? archive.index().grants().filter { $0.direction == "out" }) ?? []
-        return outgoing.contains { (try? grants.get($0.id, archive: archive).grantee) == key }
+        var known = false
+        for body in (try? archive.knownBodies()) ?? [] {
+            known = (body.identity.signingKey == text) || known
+        }
+        for summary in (try? archive.index().grants()) ?? [] where summary.direction == "out" {
+            known = ((try? grants.get(summary.id, archive: archive).grantee) == key) || known
+        }
+        return known
     }
 
     /// Runs blocking work (an object store that waits on the network) on a dispatch thread, not the task pool.
@@ -309,15 +387,16 @@ package struct NodeServer: Sendable {
         }
     }
 
-    static let unreadable = response(.internalServerError, Array("the object cannot be read here\n".utf8))
+    static var unreadable: Response { Reason.internalError.response() }
 
-    static let notFound = response(.notFound, Array("no such grant or object for this requester\n".utf8))
+    static var notFound: Response { Reason.notFound.response() }
+
+    /// The 410 answer for the requester's own grant that is no longer valid: its reason code only.
+    static func gone(_ reason: Reason) -> Response { reason.response() }
 
     /// Runs `body` as one of the requester's requests in progress: 429 beyond ``ActiveRequests/maxPerKey``.
     func limited(_ requester: [UInt8], _ body: () async throws -> Response) async throws -> Response {
-        guard active.enter(requester) else {
-            return Self.response(.tooManyRequests, Array("too many requests in progress for this key\n".utf8))
-        }
+        guard active.enter(requester) else { return Reason.tooManyRequests.response() }
         defer { active.leave(requester) }
         return try await body()
     }
@@ -344,19 +423,13 @@ package struct NodeServer: Sendable {
             guard let served = try? grants.get(id, archive: archive), served.grantee == requester else {
                 return .refused(Self.notFound)
             }
-            func gone(_ reason: String) -> Access { .refused(Self.response(.gone, Array((reason + "\n").utf8))) }
-            if let revoked = summary.revokedAt { return gone("grant \(id) was revoked at \(revoked)") }
-            guard served.grant.isValid(at: now) else {
-                return gone("grant \(id) is valid from \(served.grant.created) until \(served.grant.expires)")
-            }
+            func gone(_ reason: Reason) -> Access { .refused(Self.gone(reason)) }
+            if summary.revokedAt != nil { return gone(.grantRevoked) }
+            guard served.grant.isValid(at: now) else { return gone(.grantExpired) }
             for ancestor in served.ancestors {
-                guard let ancestor else { return gone("grant \(id) re-shares a grant this node no longer holds") }
-                if let revoked = try archive.index().grant(ancestor.id)?.revokedAt {
-                    return gone("grant \(id) re-shares grant \(ancestor.id), which was revoked at \(revoked)")
-                }
-                guard ancestor.isValid(at: now) else {
-                    return gone("grant \(id) re-shares grant \(ancestor.id), which expired at \(ancestor.expires)")
-                }
+                guard let ancestor else { return gone(.ancestorMissing) }
+                if try archive.index().grant(ancestor.id)?.revokedAt != nil { return gone(.ancestorRevoked) }
+                guard ancestor.isValid(at: now) else { return gone(.ancestorExpired) }
             }
             if sessions.open(grant: id, requester: requester, lifetime: Self.sessionLifetime) {
                 do {
@@ -405,9 +478,10 @@ package struct NodeServer: Sendable {
         guard let header, header.hasPrefix("bytes="), !header.contains(",") else { return .whole }
         let spec = header.dropFirst(6).trimmingCharacters(in: .whitespaces)
         let parts = spec.split(separator: "-", maxSplits: 1, omittingEmptySubsequences: false)
-        guard parts.count == 2, parts.allSatisfy({ $0.count <= 19 && $0.allSatisfy(\.isASCII) }) else {
-            return .whole
-        }
+        // ASCII digits only (`Int` alone would also take a sign: `bytes=+5-`), at most 18 so nothing overflows.
+        guard parts.count == 2,
+            parts.allSatisfy({ $0.utf8.count <= 18 && $0.utf8.allSatisfy { (0x30...0x39).contains($0) } })
+        else { return .whole }
         if parts[0].isEmpty {
             guard let suffix = Int(parts[1]), suffix > 0 else { return .whole }
             return size == 0 ? .unsatisfiable : .part(max(0, size - suffix)...(size - 1))
@@ -420,15 +494,70 @@ package struct NodeServer: Sendable {
         return .part(start...end)
     }
 
-    /// Tile paths as C2SP tlog-tiles writes them: `<L>/<N>[.p/<W>]` or `entries/<N>[.p/<W>]`.
-    static func isTilePath(_ path: String) -> Bool {
-        let parts = path.split(separator: "/", omittingEmptySubsequences: false)
-        guard parts.count >= 2, parts.count <= 8, parts.allSatisfy({ !$0.isEmpty && $0 != "." && $0 != ".." }) else {
-            return false
+    /// The largest tile served: a full entry bundle (256 entries of at most 64 KiB, each with its 2-byte length).
+    static let maxTileBytes = Tiles.width * (Tiles.maxEntryBytes + 2)
+
+    /// The log-relative path of the tile a request names, when it is exactly a C2SP tlog-tiles path —
+    /// `<L>/<N>[.p/<W>]` or `entries/<N>[.p/<W>]`, `L` in 0…63, `N` in groups of three ASCII digits all but the
+    /// last prefixed `x` (at most six groups), `W` in 1…255 without leading zeros — and `nil` for anything else.
+    /// The path returned is written anew from the numbers (``Tiles``), so it holds nothing of the request's text.
+    static func tilePath(_ path: String) -> String? {
+        func digits(_ text: Substring) -> Int? {
+            guard !text.isEmpty, text.utf8.count <= 3, text.utf8.allSatisfy({ (0x30...0x39).contains($0) }) else {
+                return nil
+            }
+            return Int(text)
         }
-        return parts.allSatisfy { part in
-            part.allSatisfy { $0.isNumber || $0 == "x" || $0 == "." || $0 == "p" } || part == "entries"
+        var parts = path.split(separator: "/", omittingEmptySubsequences: false)[...]
+        guard parts.count >= 2, parts.count <= 9, let first = parts.popFirst() else { return nil }
+        let level: Int?  // nil: the entry bundles
+        if first == "entries" {
+            level = nil
+        } else {
+            guard let value = digits(first), value <= 63, String(value) == first else { return nil }
+            level = value
         }
+        var width = Tiles.width
+        if parts.count >= 2, let last = parts.last, parts[parts.endIndex - 2].hasSuffix(".p") {
+            guard let value = digits(last), (1...255).contains(value), String(value) == last else { return nil }
+            width = value
+            parts.removeLast()
+            parts[parts.endIndex - 1] = parts[parts.endIndex - 1].dropLast(2)
+        }
+        guard (1...6).contains(parts.count) else { return nil }
+        var index = 0
+        for (offset, part) in parts.enumerated() {
+            let isLast = offset == parts.count - 1
+            guard isLast ? part.utf8.count == 3 : (part.hasPrefix("x") && part.utf8.count == 4),
+                let group = digits(isLast ? part : part.dropFirst())
+            else { return nil }
+            index = index * 1000 + group
+        }
+        let canonical =
+            level.map { Tiles.hashTilePath(level: $0, index: index, width: width) }
+            ?? Tiles.bundlePath(index: index, width: width)
+        // Only the one spelling Tiles writes is served: "tile/" + the request's path, byte for byte.
+        return canonical == "tile/" + path ? canonical : nil
+    }
+
+    /// A query parameter that must be a count: 1 to 18 ASCII digits, nothing else, given once.
+    static func count(_ request: Request, _ name: String) -> Int? {
+        let values = request.uri.queryParameters.getAll(name)
+        guard values.count == 1, let text = values.first, (1...18).contains(text.utf8.count),
+            text.utf8.allSatisfy({ (0x30...0x39).contains($0) })
+        else { return nil }
+        return Int(text)
+    }
+
+    /// The origin line of the checkpoint in a tlog-witness add-checkpoint body (after the `old` line, the proof
+    /// lines and the blank line), when it is a valid origin.
+    static func checkpointOrigin(_ body: [UInt8]) -> String? {
+        let text = String(decoding: body.prefix(64 * 1024), as: UTF8.self)
+        let note = text.hasPrefix("old ") ? text.range(of: "\n\n").map { text[$0.upperBound...] } : text[...]
+        guard let origin = note?.prefix(while: { $0 != "\n" }), OutsideInput.isOrigin(String(origin)) else {
+            return nil
+        }
+        return String(origin)
     }
 
     static func response(
@@ -440,6 +569,16 @@ package struct NodeServer: Sendable {
         headers[.contentType] = type
         return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: bytes)))
     }
+}
+
+/// The authorities (`host[:port]`, lowercase) a server answers signed requests for: set once it knows them
+/// (a port of 0 is known only once bound); until then, none.
+final class PublicAuthorities: Sendable {
+    private let set = Mutex<Set<String>>([])
+
+    func set(_ authorities: Set<String>) { set.withLock { $0 = authorities } }
+
+    func contains(_ authority: String) -> Bool { set.withLock { $0.contains(authority) } }
 }
 
 /// One grant as `GET /v1/grants` lists it.

@@ -23,16 +23,47 @@ import Glibc
         var description: String
     }
 
-    /// Starts `custody serve` for `name`; the child and its base URL.
-    private func serve(_ name: String) throws -> (CLI.Child, String) {
-        guard let started = CLI.serve(environment: env(name)) else { throw Failure(description: "serve did not start") }
-        return started
+    /// Starts `custody serve` for `name`; the child and its base URL. A node answers only requests signed for its
+    /// own public URLs (PROTOCOL.md section 2.1): `behind` are the ports of proxies in front of it, which the
+    /// peer's operator gives as more `--public-url`s, as a real deployment behind a proxy would.
+    private func serve(_ name: String, behind proxies: [Int] = []) throws -> (CLI.Child, String) {
+        guard !proxies.isEmpty else {
+            guard let started = CLI.serve(environment: env(name)) else {
+                throw Failure(description: "serve did not start")
+            }
+            return started
+        }
+        let port = freePort()
+        let urls = ([port] + proxies).flatMap { ["--public-url", "http://127.0.0.1:\($0)"] }
+        let child = CLI.start(["serve", "--listen", "127.0.0.1:\(port)"] + urls, environment: env(name))
+        for _ in 0..<200 {
+            if child.outputSoFar.contains("listening on ") { return (child, "http://127.0.0.1:\(port)") }
+            usleep(50_000)
+        }
+        stop(child)
+        throw Failure(description: "serve did not start")
     }
 
-    /// Starts the malicious proxy with `arguments`; the child and its base URL.
-    private func proxy(_ arguments: [String]) throws -> (CLI.Child, String) {
+    /// A loopback port that was free a moment ago (bound to port 0, then released).
+    private func freePort() -> Int {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { pointer in
+                bind(fd, pointer, length) == 0 ? getsockname(fd, pointer, &length) : -1
+            }
+        }
+        return Int(UInt16(bigEndian: address.sin_port))
+    }
+
+    /// Starts the malicious proxy with `arguments` on `port`; the child and its base URL.
+    private func proxy(_ arguments: [String], port: Int = 0) throws -> (CLI.Child, String) {
         let script = CLI.packageRoot + "/Scripts/test-peer-proxy.py"
-        let child = CLI.start(executable: "/usr/bin/env", ["python3", script] + arguments)
+        let child = CLI.start(executable: "/usr/bin/env", ["python3", script, "--port", "\(port)"] + arguments)
         for _ in 0..<200 {
             if let range = child.outputSoFar.range(of: "listening on ") {
                 let address = child.outputSoFar[range.upperBound...].prefix { !$0.isWhitespace }
@@ -96,11 +127,15 @@ import Glibc
         }
         #expect(CLI.run(["ingest", dir.path + "/real", "--case", "R"], environment: env("ohchr")).status == 0)
 
-        let (real, realURL) = try serve("ohchr")
+        let splitPort = freePort()
+        let (real, realURL) = try serve("ohchr", behind: [splitPort])
         defer { stop(real) }
-        let (fork, forkURL) = try serve("fork")
+        let (fork, forkURL) = try serve("fork", behind: [splitPort])
         defer { stop(fork) }
-        let (split, splitURL) = try proxy(["--default", hostPort(realURL), "--route", "/v1/grants=" + hostPort(forkURL)])
+        let (split, splitURL) = try proxy(
+            ["--default", hostPort(realURL), "--route", "/v1/grants=" + hostPort(forkURL)],
+            port: splitPort
+        )
         defer { stop(split) }
         #expect(
             CLI.run(["peer", "add", "split", splitURL, "--identity", dir.path + "/ohchr.id"], environment: env("iachr"))
@@ -133,7 +168,8 @@ import Glibc
 
     @Test func aPeersListingAndHeadsAreCheckedBeforeUse() async throws {
         let (c1, c2) = try bodies()
-        let (real, realURL) = try serve("ohchr")
+        let (listerPort, swapperPort) = (freePort(), freePort())
+        let (real, realURL) = try serve("ohchr", behind: [listerPort, swapperPort])
         defer { stop(real) }
 
         // A listing whose ids are paths: refused whole; nothing is written anywhere.
@@ -143,7 +179,10 @@ import Glibc
             "listing.json",
             text: #"{"grants":[{"id":"\#(traversal)","items":1,"created":"2026-01-01T00:00:00Z","expires":"2036-01-01T00:00:00Z","permission":"content","reshare":false}]}"#
         )
-        let (lister, listerURL) = try proxy(["--default", hostPort(realURL), "--canned", "/v1/grants=200:" + listing])
+        let (lister, listerURL) = try proxy(
+            ["--default", hostPort(realURL), "--canned", "/v1/grants=200:" + listing],
+            port: listerPort
+        )
         defer { stop(lister) }
         #expect(
             CLI.run(["peer", "add", "lister", listerURL, "--identity", dir.path + "/ohchr.id"], environment: env("iachr"))
@@ -163,7 +202,7 @@ import Glibc
         let other = dir.write("c2.head", Array(head.body))
         let (swapper, swapperURL) = try proxy([
             "--default", hostPort(realURL), "--canned", "/v1/grants/\(c1)/head=200:" + other,
-        ])
+        ], port: swapperPort)
         defer { stop(swapper) }
         #expect(
             CLI.run(["peer", "add", "lister", swapperURL, "--identity", dir.path + "/ohchr.id"], environment: env("iachr"))

@@ -481,19 +481,47 @@ extension Archive {
 extension Archive {
     /// Records that a peer fetched a grant's objects online: one `access` event per (grant, requester, session),
     /// naming the Merkle root of the object names served rather than each object.
+    ///
+    /// Who pulled is the archive's own to know: the requester's key is sealed to this archive's box key (like a
+    /// revoke reason), in an object the event names as `sealed`, so the public log shows only that the grant was
+    /// accessed, and when (THREAT-MODEL.md, "Online exchange").
     package func recordAccess(grant reference: GrantReference, requester: [UInt8]) throws {
         let (grant, _) = try storedGrant(reference.id)
         let leaves = grant.releasedObjects.map { Merkle.leafHash(Encoding.bytes(hex: $0.name.hex) ?? []) }
         let root = Merkle.subtreeHash(start: 0, count: leaves.count) { leaves[$0] }
+        let plain = try Event.encoder.encode(["requester": Encoding.base64(requester)])
+        let sealed = try BoxKey.seal(Array(plain), to: boxPublicKey)
+        let name = ObjectName(of: sealed)
+        if let staged = try sealed.withUnsafeBytes({ try store.stage($0, as: name, checkExisting: true) }) {
+            try store.commit([staged])
+        }
         let event = Event(
             type: "access",
             time: RFC3339.now(),
             actor: config.origin,
             grant: reference,
-            requester: Encoding.base64(requester),
+            sealed: ObjectRef(name: name, size: Int64(sealed.count)),
             served: Encoding.hex(root)
         )
         _ = try record([event])
+    }
+
+    /// The requester of an `access` event: unsealed from its `sealed` object with this archive's box key, or, for
+    /// an event recorded before requesters were sealed, its plain `requester` field.
+    package func accessRequester(_ event: Event) throws -> String? {
+        if let plain = event.requester { return plain }
+        guard event.type == "access", let ref = event.sealed else { return nil }
+        guard let sealed = try store.read(ref.name, limit: Int(ref.size)), Int64(sealed.count) == ref.size,
+            let opened = try? keys().box.open(sealed),
+            let fields = try? JSONDecoder().decode([String: String].self, from: Data(opened))
+        else {
+            throw ArchiveError(
+                .damaged,
+                "the sealed requester of an access event does not open",
+                fix: "run custody verify"
+            )
+        }
+        return fields["requester"]
     }
 }
 

@@ -10,11 +10,18 @@ extension CustodyCommand {
             discussion: """
                 Plain HTTP: put a TLS-terminating reverse proxy in front of it on a network (content is already \
                 end-to-end encrypted to each grantee). Prints "listening on HOST:PORT" when ready; stops cleanly \
-                on SIGTERM or SIGINT. Needs the passphrase (use --passphrase-file for a long-running server).
+                on SIGTERM or SIGINT. Needs the passphrase (use --passphrase-file for a long-running server). \
+                Signed requests are answered only when signed for this node's own address: give the URL peers \
+                add it with as --public-url (behind a reverse proxy, the proxy's https:// URL); without it, the \
+                address it listens on (http://HOST:PORT), which must then not be a wildcard such as 0.0.0.0.
                 """
         )
         @OptionGroup var global: GlobalOptions
         @Option(help: "Address and port to listen on (port 0 picks a free one).") var listen = "127.0.0.1:8443"
+        @Option(
+            help:
+                "The URL peers reach this node at, http(s)://HOST[:PORT] (repeat for several; default: http://<listen>)."
+        ) var publicURL: [String] = []
 
         func run() async throws {
             try await runReportingErrorsAsync {
@@ -24,6 +31,8 @@ extension CustodyCommand {
                     throw ArchiveError(.usage, "--listen \(listen) is not HOST:PORT", fix: "use e.g. 127.0.0.1:8443")
                 }
                 let host = String(listen[..<colon])
+                // Checked before the passphrase is asked for; the derived default needs the bound port, later.
+                _ = try NodeServer.authorities(publicURLs: publicURL, host: host, port: port)
                 let archive = try global.openArchive()
                 let server = try NodeServer(archive: archive)
                 do {
@@ -41,7 +50,7 @@ extension CustodyCommand {
         }
 
         private func serveUntilStopped(_ server: NodeServer, host: String, port: Int) async throws {
-            try await server.run(host: host, port: port) { address in
+            try await server.run(host: host, port: port, publicURLs: publicURL) { address in
                 FileHandle.standardOutput.write(Data("listening on \(address)\n".utf8))
             }
         }

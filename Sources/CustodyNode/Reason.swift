@@ -1,0 +1,166 @@
+import CustodyArchive
+import Foundation
+import Hummingbird
+import HummingbirdCore
+import NIOCore
+import NIOHTTP1
+
+/// Why a node answers with an error instead of what was asked for: a fixed code, the whole body of every error
+/// response (`{"error":"<code>"}`, Docs/PROTOCOL.md section 3.1), so no internal text, path or detail ever reaches
+/// a remote client. The detail goes to the server's own log.
+package enum Reason: String, Sendable, CaseIterable {
+    /// 400: a malformed path, query or body.
+    case badRequest = "bad-request"
+    /// 401: any failure of request authentication (PROTOCOL.md section 2), whatever it was.
+    case unauthenticated = "unauthenticated"
+    /// 403: `add-checkpoint` for a log this node does not witness.
+    case unknownLog = "unknown-log"
+    /// 403: `add-checkpoint` whose checkpoint is not signed by its log's key.
+    case checkpointRefused = "checkpoint-refused"
+    /// 404: no such grant for this requester, object, tile, checkpoint or route.
+    case notFound = "not-found"
+    /// 410: the requester's grant was revoked.
+    case grantRevoked = "grant-revoked"
+    /// 410: the requester's grant is outside its validity window (expired, or not valid yet).
+    case grantExpired = "grant-expired"
+    /// 410: a re-share whose ancestor grant this node no longer holds intact.
+    case ancestorMissing = "ancestor-missing"
+    /// 410: a re-share whose ancestor grant was revoked.
+    case ancestorRevoked = "ancestor-revoked"
+    /// 410: a re-share whose ancestor grant expired.
+    case ancestorExpired = "ancestor-expired"
+    /// 413: a request body over its route's limit.
+    case tooLarge = "too-large"
+    /// 416: a range that starts at or past the end.
+    case rangeNotSatisfiable = "range-not-satisfiable"
+    /// 422: `add-checkpoint` whose consistency proof fails (a fork or rewritten history, kept as evidence).
+    case proofFailed = "proof-failed"
+    /// 422: `cosignatures` with a line that cosigns none of this node's checkpoints.
+    case noSuchCheckpoint = "no-such-checkpoint"
+    /// 429: the requester already has the most requests in progress.
+    case tooManyRequests = "too-many-requests"
+    /// 500: the node failed; the detail is in its log.
+    case internalError = "internal"
+    /// 503: the node cannot serve signed requests now (its replay state cannot be written).
+    case unavailable = "unavailable"
+
+    /// The HTTP status this reason is sent with.
+    package var status: HTTPResponse.Status {
+        switch self {
+        case .badRequest: return .badRequest
+        case .unauthenticated: return .unauthorized
+        case .unknownLog, .checkpointRefused: return .forbidden
+        case .notFound: return .notFound
+        case .grantRevoked, .grantExpired, .ancestorMissing, .ancestorRevoked, .ancestorExpired: return .gone
+        case .tooLarge: return .contentTooLarge
+        case .rangeNotSatisfiable: return .rangeNotSatisfiable
+        case .proofFailed, .noSuchCheckpoint: return .unprocessableContent
+        case .tooManyRequests: return .tooManyRequests
+        case .internalError: return .internalServerError
+        case .unavailable: return .serviceUnavailable
+        }
+    }
+
+    /// The reason sent for an error status that no route chose a reason for (the router's own 404 and 413).
+    static func forStatus(_ status: HTTPResponse.Status) -> Reason {
+        switch status.code {
+        case 400, 405, 411, 414, 431: return .badRequest
+        case 401: return .unauthenticated
+        case 404: return .notFound
+        case 413: return .tooLarge
+        case 416: return .rangeNotSatisfiable
+        case 429: return .tooManyRequests
+        case 503: return .unavailable
+        default: return .internalError
+        }
+    }
+
+    /// The whole body: `{"error":"<code>"}` and a newline.
+    package var body: [UInt8] { Array("{\"error\":\"\(rawValue)\"}\n".utf8) }
+
+    /// The response for this reason, with `headers` added (e.g. `Content-Range` on 416).
+    package func response(headers extra: HTTPFields = [:]) -> Response {
+        var headers = extra
+        headers[.contentType] = "application/json"
+        return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: body)))
+    }
+
+    /// The reason code in an error body from a peer, when it is one in the documented form (`{"error":"<code>"}`
+    /// with a code of 1 to 64 lowercase letters, digits and hyphens); `nil` for anything else, which is then not
+    /// shown at all: a peer's text never reaches this archive's output.
+    package static func code(inPeerBody body: some Collection<UInt8>) -> String? {
+        guard body.count <= 4096,
+            let object = try? JSONSerialization.jsonObject(with: Data(body)) as? [String: Any],
+            let code = object["error"] as? String, isCode(code)
+        else { return nil }
+        return code
+    }
+
+    /// Whether `text` has the form of a reason code.
+    static func isCode(_ text: String) -> Bool {
+        (1...64).contains(text.utf8.count)
+            && text.utf8.allSatisfy { (0x61...0x7A).contains($0) || (0x30...0x39).contains($0) || $0 == 0x2D }
+    }
+}
+
+/// A refusal thrown inside a route: answered with its reason, its `detail` written to the server's log only.
+struct ServerRefusal: Error, HTTPResponseError {
+    var reason: Reason
+    /// What went wrong, for the operator (may hold paths); never sent.
+    var detail: String?
+    var headers: HTTPFields = [:]
+
+    init(_ reason: Reason, detail: String? = nil) {
+        self.reason = reason
+        self.detail = detail
+    }
+
+    var status: HTTPResponse.Status { reason.status }
+
+    func response(from request: Request, context: some RequestContext) throws -> Response {
+        reason.response(headers: headers)
+    }
+}
+
+/// The server's own log: one line per refusal or failure on standard error, outside text escaped.
+package enum ServerLog {
+    /// Writes `custody serve: <status> <code> <method> <path>[: <detail>]`.
+    static func refusal(_ reason: Reason, request: Request, detail: String?) {
+        var line = "custody serve: \(reason.status.code) \(reason.rawValue) \(request.method.rawValue) "
+        line += TerminalText.escape(String(request.uri.path.prefix(256)))
+        if let detail { line += ": " + TerminalText.escape(detail) }
+        FileHandle.standardError.write(Data((line + "\n").utf8))
+    }
+}
+
+/// Makes every error answer a fixed reason code: a ``ServerRefusal`` as it says, any other `HTTPResponseError` (the
+/// router's 404, a body over its limit) by its status, anything else 500 `internal`. Details are logged, never sent.
+/// (Routes return their own error responses only through ``Reason/response(headers:)``.)
+struct ReasonMiddleware<Context: RequestContext>: RouterMiddleware {
+    func handle(
+        _ request: Request,
+        context: Context,
+        next: (Request, Context) async throws -> Response
+    ) async throws
+        -> Response
+    {
+        do {
+            let response = try await next(request, context)
+            return response
+        } catch let error as HTTPParserError {
+            throw error  // the HTTP server answers a request it could not parse itself, and closes
+        } catch let refusal as ServerRefusal {
+            if refusal.detail != nil || refusal.reason.status.code >= 500 {
+                ServerLog.refusal(refusal.reason, request: request, detail: refusal.detail)
+            }
+            return refusal.reason.response(headers: refusal.headers)
+        } catch let error as any HTTPResponseError {
+            let reason = Reason.forStatus(error.status)
+            if reason == .internalError { ServerLog.refusal(reason, request: request, detail: "\(error)") }
+            return reason.response()
+        } catch {
+            ServerLog.refusal(.internalError, request: request, detail: "\(error)")
+            return Reason.internalError.response()
+        }
+    }
+}

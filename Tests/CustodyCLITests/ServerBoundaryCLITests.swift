@@ -1,0 +1,311 @@
+import AsyncHTTPClient
+import CustodyArchive
+import CustodyCrypto
+import CustodyNode
+import CustodyTestSupport
+import Foundation
+import NIOCore
+import NIOHTTP1
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A real `custody serve` on loopback against a malicious client: relayed, replayed and malformed requests, and
+/// what every refusal and every access event reveals.
+@Suite(.serialized) struct ServerBoundaryCLITests {
+    let dir = TempDirectory("server-boundary")
+    func env(_ name: String) -> [String: String] {
+        ["CUSTODY_ARCHIVE": dir.path + "/" + name, "CUSTODY_PASSPHRASE": "boundary test"]
+    }
+
+    struct Failure: Error {
+        var message: String
+        init(_ message: String) { self.message = message }
+    }
+
+    /// Starts `custody serve --listen 127.0.0.1:<port>` (0: a free one) with `extra` arguments; waits until it listens.
+    func serve(_ name: String, port: Int = 0, _ extra: [String] = []) throws -> (child: CLI.Child, port: Int) {
+        let child = CLI.start(["serve", "--listen", "127.0.0.1:\(port)"] + extra, environment: env(name))
+        for _ in 0..<200 {
+            let out = child.outputSoFar
+            if let range = out.range(of: "listening on 127.0.0.1:") {
+                let digits = out[range.upperBound...].prefix { $0.isNumber }
+                if let bound = Int(digits) { return (child, bound) }
+            }
+            usleep(50_000)
+        }
+        kill(child.pid, SIGKILL)
+        let result = child.wait()
+        throw Failure("serve did not start: \(result.stderr)")
+    }
+
+    func stop(_ child: CLI.Child, _ signal: Int32 = SIGTERM) {
+        kill(child.pid, signal)
+        _ = child.wait()
+    }
+
+    /// Two archives, `node` and `peer`; the node knows the peer (as a witness); the peer's signing key.
+    func twoBodies() throws -> SigningKey {
+        for name in ["node", "peer"] {
+            #expect(CLI.run(["init", "--name", name, "--kdf", "insecure-test"], environment: env(name)).status == 0)
+            #expect(CLI.run(["id", "export", "-o", dir.path + "/\(name).id"], environment: env(name)).status == 0)
+        }
+        #expect(CLI.run(["witness", "add", dir.path + "/peer.id"], environment: env("node")).status == 0)
+        return try signingKey("peer")
+    }
+
+    func signingKey(_ name: String) throws -> SigningKey {
+        let archive = try Archive.open(at: dir.path + "/" + name)
+        archive.passphraseProvider = { try SecretBytes(copying: Array("boundary test".utf8)) }
+        return try archive.keys().signing
+    }
+
+    /// A request for `path` signed by `key` for `authority`, sent to the server on `port` with that `Host`.
+    func signed(
+        _ path: String,
+        key: SigningKey,
+        authority: String,
+        port: Int,
+        created: Int = Int(Date().timeIntervalSince1970),
+        method: String = "GET",
+        body: [UInt8] = []
+    ) -> HTTPClientRequest {
+        var request = HTTPClientRequest(url: "http://127.0.0.1:\(port)/\(path)")
+        request.method = .init(rawValue: method)
+        request.headers.replaceOrAdd(name: "Host", value: authority)
+        if !body.isEmpty { request.body = .bytes(ByteBuffer(bytes: body)) }
+        let message = HTTPSignature.Request(method: method, authority: authority, path: "/" + path, body: body)
+        for (name, value) in HTTPSignature.sign(message, key: key, created: created) {
+            request.headers.replaceOrAdd(name: name, value: value)
+        }
+        return request
+    }
+
+    static let unauthenticated = Array(#"{"error":"unauthenticated"}"#.utf8) + [0x0A]
+
+    @Test func aRequestSignedForAnotherNodeIsRefused() async throws {
+        let key = try twoBodies()
+        let (server, port) = try serve("node")
+        defer { stop(server) }
+        let own = "127.0.0.1:\(port)"
+        #expect(try await NodeClient.execute(signed("v1/grants", key: key, authority: own, port: port)).status == 200)
+        // Signed for another node (the relay's victim) and sent here: 401, the same answer as any other failure.
+        for foreign in ["other-node.example:\(port)", "127.0.0.1:\(port + 1)", "localhost:\(port)", "127.0.0.1"] {
+            let relayed = try await NodeClient.execute(signed("v1/grants", key: key, authority: foreign, port: port))
+            #expect(relayed.status == 401 && relayed.body == Self.unauthenticated, "\(foreign)")
+        }
+    }
+
+    @Test func aNodeBehindAProxyAnswersOnlyForItsPublicURL() async throws {
+        let key = try twoBodies()
+        let (server, port) = try serve("node", port: 0, ["--public-url", "https://Node.Example.org"])
+        defer { stop(server) }
+        let proxied = try await NodeClient.execute(
+            signed("v1/grants", key: key, authority: "node.example.org", port: port)
+        )
+        #expect(proxied.status == 200)
+        let direct = try await NodeClient.execute(
+            signed("v1/grants", key: key, authority: "127.0.0.1:\(port)", port: port)
+        )
+        #expect(direct.status == 401 && direct.body == Self.unauthenticated)
+    }
+
+    @Test func badServeAddressesAreUsageErrors() throws {
+        #expect(CLI.run(["init", "--name", "N", "--kdf", "insecure-test"], environment: env("n")).status == 0)
+        for arguments in [
+            ["serve", "--listen", "0.0.0.0:0"],
+            ["serve", "--listen", "127.0.0.1:0", "--public-url", "ftp://x.example"],
+            ["serve", "--listen", "127.0.0.1:0", "--public-url", "https://x.example/custody/"],
+            ["serve", "--listen", "127.0.0.1:0", "--public-url", "https://x\u{1B}[2J.example/a"],
+        ] {
+            let result = CLI.run(arguments, environment: env("n"))
+            #expect(result.status == 64 && result.stderr.hasPrefix("custody: "), "\(arguments): \(result.stderr)")
+            #expect(!result.stderr.contains("\u{1B}") && result.stderr.split(separator: "\n").count == 1)
+        }
+    }
+
+    @Test func aRequestDatedAheadCannotBeReplayedAfterARestart() async throws {
+        let key = try twoBodies()
+        var (server, port) = try serve("node")
+        let ahead = Int(Date().timeIntervalSince1970) + 200
+        let request = signed("v1/grants", key: key, authority: "127.0.0.1:\(port)", port: port, created: ahead)
+        #expect(try await NodeClient.execute(request).status == 200)
+        #expect(try await NodeClient.execute(request).status == 401)
+        // Killed outright (a crash, not a clean stop), then started again on the same port.
+        stop(server, SIGKILL)
+        (server, _) = try serve("node", port: port)
+        defer { stop(server) }
+        let replayed = try await NodeClient.execute(request)
+        #expect(replayed.status == 401 && replayed.body == Self.unauthenticated)
+        // The same time with a fresh nonce is fine: it is the nonce that was refused.
+        let fresh = signed("v1/grants", key: key, authority: "127.0.0.1:\(port)", port: port, created: ahead)
+        #expect(try await NodeClient.execute(fresh).status == 200)
+    }
+
+    @Test func everyRefusalIsAFixedReasonCodeWithNothingInternal() async throws {
+        let key = try twoBodies()
+        let (server, port) = try serve("node")
+        var running = true
+        defer { if running { stop(server) } }
+        let own = "127.0.0.1:\(port)"
+        let base = "http://127.0.0.1:\(port)"
+        // Every authentication failure: the same status and the same bytes.
+        let stranger = try SigningKey(seed: SecretBytes(randomCount: 32))
+        var badSignature = signed("v1/grants", key: key, authority: own, port: port)
+        badSignature.headers.replaceOrAdd(name: "Signature", value: "sig1=:\(Encoding.base64(randomBytes(64))):")
+        var strangerBadSignature = signed("v1/grants", key: stranger, authority: own, port: port)
+        strangerBadSignature.headers.replaceOrAdd(
+            name: "Signature",
+            value: "sig1=:\(Encoding.base64(randomBytes(64))):"
+        )
+        var twice = signed("v1/grants", key: key, authority: own, port: port)
+        twice.headers.add(name: "Signature-Input", value: "sig1=()")
+        let replay = signed("v1/grants", key: key, authority: own, port: port)
+        #expect(try await NodeClient.execute(replay).status == 200)
+        let failures: [(String, HTTPClientRequest)] = [
+            ("unsigned", HTTPClientRequest(url: base + "/v1/grants")),
+            ("unknown key", signed("v1/grants", key: stranger, authority: own, port: port)),
+            ("unknown key, bad signature", strangerBadSignature),
+            ("known key, bad signature", badSignature),
+            ("stale", signed("v1/grants", key: key, authority: own, port: port, created: 1_000_000_000)),
+            ("replayed", replay),
+            ("repeated field", twice),
+            ("foreign authority", signed("v1/grants", key: key, authority: "x.example", port: port)),
+        ]
+        for (what, request) in failures {
+            let answer = try await NodeClient.execute(request)
+            #expect(answer.status == 401 && answer.body == Self.unauthenticated, "\(what): \(answer.status)")
+            #expect(answer.headers["content-type"] == "application/json", "\(what)")
+        }
+        // Other refusals: a documented code, never the archive's text or paths.
+        #expect(CLI.run(["init", "--name", "S", "--kdf", "insecure-test"], environment: env("stranger")).status == 0)
+        dir.write("s.txt", text: "s")
+        #expect(CLI.run(["ingest", dir.path + "/s.txt"], environment: env("stranger")).status == 0)
+        let strangersCheckpoint = CLI.run(["checkpoint"], environment: env("stranger")).stdout
+        // add-checkpoint's 409 is C2SP tlog-witness's own: the size this node holds for the log (none: 0).
+        let malformed = try await NodeClient.execute(
+            signed(
+                "v1/witness/add-checkpoint",
+                key: key,
+                authority: own,
+                port: port,
+                method: "POST",
+                body: Array("old 5\n\n\u{1B}[2J".utf8)
+            )
+        )
+        #expect(malformed.status == 409 && malformed.body == Array("0\n".utf8))
+        let documented = Set(Reason.allCases.map(\.rawValue))
+        let cases: [(HTTPClientRequest, Int, String)] = [
+            (HTTPClientRequest(url: base + "/v1/nothing/here"), 404, "not-found"),
+            (HTTPClientRequest(url: base + "/v1/log/consistency?old=abc"), 400, "bad-request"),
+            (HTTPClientRequest(url: base + "/v1/log/consistency?old=%2B1"), 400, "bad-request"),
+            (HTTPClientRequest(url: base + "/v1/log/consistency?old=999999999"), 400, "bad-request"),
+            (HTTPClientRequest(url: base + "/v1/log/consistency?old=1&old=2"), 400, "bad-request"),
+            (HTTPClientRequest(url: base + "/v1/log/inclusion?index=99999"), 404, "not-found"),
+            (HTTPClientRequest(url: base + "/v1/log/tile/0/٠٠٠"), 404, "not-found"),
+            (HTTPClientRequest(url: base + "/v1/log/tile/0/..%2F..%2Fkeys"), 404, "not-found"),
+            (HTTPClientRequest(url: base + "/v1/log/tile/entries/000.p/1/../../../../keys"), 404, "not-found"),
+            (
+                signed(
+                    "v1/witness/add-checkpoint",
+                    key: key,
+                    authority: own,
+                    port: port,
+                    method: "POST",
+                    body: Array(strangersCheckpoint.utf8)
+                ),
+                403, "unknown-log"
+            ),
+            (
+                signed(
+                    "v1/cosignatures",
+                    key: key,
+                    authority: own,
+                    port: port,
+                    method: "POST",
+                    body: Array("— nobody AAAA\n".utf8)
+                ),
+                422, "no-such-checkpoint"
+            ),
+            (
+                signed(
+                    "v1/cosignatures",
+                    key: key,
+                    authority: own,
+                    port: port,
+                    method: "POST",
+                    body: [UInt8](repeating: 0x41, count: 70_000)
+                ),
+                413, "too-large"
+            ),
+            (
+                signed("v1/grants/\(Encoding.hex(randomBytes(16)))/head", key: key, authority: own, port: port), 404,
+                "not-found"
+            ),
+            (signed("v1/grants/..%2F..%2Fkeys/head", key: key, authority: own, port: port), 404, "not-found"),
+        ]
+        for (request, status, code) in cases {
+            let answer = try await NodeClient.execute(request)
+            let text = String(decoding: answer.body, as: UTF8.self)
+            #expect(
+                answer.status == status && text == #"{"error":"\#(code)"}"# + "\n",
+                "\(request.url): \(answer.status) \(text)"
+            )
+            #expect(documented.contains(code))
+            #expect(!text.contains(dir.path) && !text.contains("custody"), "\(request.url): \(text)")
+        }
+        // The detail is in the server's own log only.
+        running = false
+        kill(server.pid, SIGTERM)
+        let log = server.wait().stderr
+        for detail in [
+            "401 unauthenticated GET /v1/grants: unknownKey", "badSignature", "foreign authority", "replayed",
+        ] {
+            #expect(log.contains(detail), "\(detail) in \(log)")
+        }
+    }
+
+    @Test func theAccessEventDoesNotNameWhoPulled() async throws {
+        for name in ["node", "peer"] {
+            #expect(CLI.run(["init", "--name", name, "--kdf", "insecure-test"], environment: env(name)).status == 0)
+            #expect(CLI.run(["id", "export", "-o", dir.path + "/\(name).id"], environment: env(name)).status == 0)
+        }
+        dir.write("case/a.txt", text: "statement")
+        #expect(CLI.run(["ingest", dir.path + "/case", "--case", "C1"], environment: env("node")).status == 0)
+        let made = CLI.run(
+            [
+                "grant", "create", "--to", dir.path + "/peer.id", "--case", "C1", "--expires", "1d", "--purpose", "p",
+                "--json",
+            ],
+            environment: env("node")
+        )
+        let grant = try #require(made.json?["id"] as? String, "\(made.stderr)")
+        let (server, port) = try serve("node")
+        defer { stop(server) }
+        let url = "http://127.0.0.1:\(port)"
+        #expect(
+            CLI.run(["peer", "add", "node", url, "--identity", dir.path + "/node.id"], environment: env("peer")).status
+                == 0
+        )
+        let pulled = CLI.run(["pull", "node", "--grant", grant], environment: env("peer"))
+        #expect(pulled.status == 0, "\(pulled.stderr)")
+        // The public entry (what auditors and witnesses read) holds no requester, only a sealed object.
+        let archive = try Archive.open(at: dir.path + "/node")
+        archive.passphraseProvider = { try SecretBytes(copying: Array("boundary test".utf8)) }
+        var accesses: [(event: Event, bytes: [UInt8])] = []
+        try archive.forEachLogEntry(from: 0, limit: .max) { entry in
+            if entry.event.type == "access" { accesses.append((entry.event, entry.bytes)) }
+        }
+        let access = try #require(accesses.first)
+        #expect(accesses.count == 1)
+        let peerKey = Encoding.base64(try signingKey("peer").publicKey)
+        let body = String(decoding: access.bytes.prefix { $0 != 0x0A }, as: UTF8.self)
+        #expect(!body.contains("requester") && !body.contains(peerKey) && body.contains("\"sealed\""), "\(body)")
+        #expect(access.event.requester == nil && access.event.sealed != nil)
+        // The node itself can still account for it.
+        #expect(try archive.accessRequester(access.event) == peerKey)
+        #expect(CLI.run(["verify"], environment: env("node")).status == 0)
+    }
+}
