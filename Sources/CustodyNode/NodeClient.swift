@@ -178,6 +178,13 @@ package struct NodeClient: Sendable {
 
     func unreachable(_ error: any Error) -> ArchiveError {
         if let error = error as? ArchiveError { return error }
+        if error is NIOTooManyBytesError {
+            return ArchiveError(
+                .badInput,
+                "\(base.absoluteString) sent an answer larger than the protocol allows (PROTOCOL.md section 4)",
+                fix: "check the peer's version; nothing was imported"
+            )
+        }
         if error is DeadlineExceeded || (error as? HTTPClientError) == .deadlineExceeded {
             return ArchiveError(
                 .temporary,

@@ -170,8 +170,7 @@ package struct NodeServer: Sendable {
         }
         // C2SP tlog-witness add-checkpoint: a log submits its checkpoint with a consistency proof.
         router.post("v1/witness/add-checkpoint") { request, _ -> Response in
-            var request = request
-            let body = Array(buffer: try await request.collectBody(upTo: 64 * 1024))
+            let body = try await Self.body(of: request)
             do {
                 let cosignature = try shared.with { try $0.cosign(body) }
                 return Self.response(.ok, Array(cosignature.line.utf8), type: "text/x.tlog.cosignature")
@@ -201,8 +200,7 @@ package struct NodeServer: Sendable {
             }
         }
         router.post("v1/cosignatures") { request, context -> Response in
-            var request = request
-            let body = Array(buffer: try await request.collectBody(upTo: 64 * 1024))
+            let body = try await Self.body(of: request)
             _ = try await authenticate(request, context: context, body: body)
             do {
                 let attached = try shared.with { try $0.attachCosignatures(body, alsoFrom: true) }
@@ -319,12 +317,11 @@ package struct NodeServer: Sendable {
     ) async throws
         -> [UInt8]
     {
-        var request = request
-        let body: ByteBuffer
+        let body: [UInt8]
         if let given {
-            body = ByteBuffer(bytes: given)
+            body = given
         } else {
-            body = try await request.collectBody(upTo: 64 * 1024)
+            body = try await Self.body(of: request)
         }
         // Each field at most once: a second Signature or Signature-Input is not a profile this node speaks.
         var headers: [String: String] = [:]
@@ -339,7 +336,7 @@ package struct NodeServer: Sendable {
             authority: request.head.authority ?? "",
             path: request.uri.path,
             query: request.uri.query.map { "?" + $0 } ?? "",
-            body: Array(buffer: body)
+            body: body
         )
         // A request signed for another node (relayed here) is refused: @authority must be this node's own.
         guard !repeated, authorities.contains(signed.authority) else {
@@ -360,6 +357,30 @@ package struct NodeServer: Sendable {
             throw ServerRefusal(.unavailable, detail: "the nonce journal (serve-state/nonces) cannot be written")
         } catch {
             throw ServerRefusal(.unauthenticated, detail: "\(error)")
+        }
+    }
+
+    /// The most a request body may hold, and how long it may take to arrive.
+    static let maxBodyBytes = 64 * 1024
+    static let bodyDeadline: Duration = .seconds(20)
+
+    /// A request's body: at most ``maxBodyBytes`` (413 `too-large` beyond) and in full within ``bodyDeadline``
+    /// (408 `request-timeout` after it), so a client trickling a body cannot hold a request open.
+    static func body(of request: Request) async throws -> [UInt8] {
+        try await withThrowingTaskGroup(of: [UInt8]?.self) { group in
+            group.addTask {
+                var request = request
+                return Array(buffer: try await request.collectBody(upTo: maxBodyBytes))
+            }
+            group.addTask {
+                try await Task.sleep(for: bodyDeadline)
+                return nil
+            }
+            defer { group.cancelAll() }
+            guard let first = try await group.next(), let bytes = first else {
+                throw ServerRefusal(.requestTimeout, detail: "the body did not arrive within \(bodyDeadline)")
+            }
+            return bytes
         }
     }
 

@@ -19,6 +19,8 @@ package enum Reason: String, Sendable, CaseIterable {
     case checkpointRefused = "checkpoint-refused"
     /// 404: no such grant for this requester, object, tile, checkpoint or route.
     case notFound = "not-found"
+    /// 408: a request body that did not arrive in full within 20 s.
+    case requestTimeout = "request-timeout"
     /// 410: the requester's grant was revoked.
     case grantRevoked = "grant-revoked"
     /// 410: the requester's grant is outside its validity window (expired, or not valid yet).
@@ -51,6 +53,7 @@ package enum Reason: String, Sendable, CaseIterable {
         case .unauthenticated: return .unauthorized
         case .unknownLog, .checkpointRefused: return .forbidden
         case .notFound: return .notFound
+        case .requestTimeout: return .requestTimeout
         case .grantRevoked, .grantExpired, .ancestorMissing, .ancestorRevoked, .ancestorExpired: return .gone
         case .tooLarge: return .contentTooLarge
         case .rangeNotSatisfiable: return .rangeNotSatisfiable
@@ -67,6 +70,7 @@ package enum Reason: String, Sendable, CaseIterable {
         case 400, 405, 411, 414, 431: return .badRequest
         case 401: return .unauthenticated
         case 404: return .notFound
+        case 408: return .requestTimeout
         case 413: return .tooLarge
         case 416: return .rangeNotSatisfiable
         case 429: return .tooManyRequests

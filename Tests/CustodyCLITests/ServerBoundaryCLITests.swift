@@ -267,6 +267,45 @@ import Glibc
         }
     }
 
+    @Test func aClientTricklingARequestBodyIsCutOff() throws {
+        _ = try twoBodies()
+        let (server, port) = try serve("node")
+        defer { stop(server) }
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        #expect(fd >= 0)
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = UInt16(port).bigEndian
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+            }
+        }
+        #expect(connected == 0)
+        let head = Array(
+            "POST /v1/witness/add-checkpoint HTTP/1.1\r\nHost: 127.0.0.1:\(port)\r\nContent-Length: 1000\r\n\r\n".utf8
+        )
+        #expect(head.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) } == head.count)
+        // One byte a second, for at most 40 s, until the server answers.
+        var answer: [UInt8] = []
+        let started = Date()
+        while Date().timeIntervalSince(started) < 40, !answer.contains(0x7D) {  // "}" ends the reason body
+            var one: UInt8 = 0x41
+            _ = send(fd, &one, 1, Int32(MSG_NOSIGNAL))
+            var poller = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+            if poll(&poller, 1, 1000) > 0 {
+                var buffer = [UInt8](repeating: 0, count: 4096)
+                let n = read(fd, &buffer, buffer.count)
+                if n <= 0 { break }
+                answer += buffer[..<n]
+            }
+        }
+        let text = String(decoding: answer, as: UTF8.self)
+        #expect(text.hasPrefix("HTTP/1.1 408") && text.contains(#"{"error":"request-timeout"}"#), "\(text)")
+    }
+
     @Test func theAccessEventDoesNotNameWhoPulled() async throws {
         for name in ["node", "peer"] {
             #expect(CLI.run(["init", "--name", name, "--kdf", "insecure-test"], environment: env(name)).status == 0)

@@ -110,6 +110,13 @@ final class TricklingPeer: @unchecked Sendable {
         #expect(error?.problem.contains("did not send object \(name)") == true, "\(String(describing: error))")
     }
 
+    @Test func aPeerAnsweringMoreThanTheLimitIsBadInput() async throws {
+        let peer = try TricklingPeer(prefix: "HTTP/1.1 200 OK\r\n\r\n" + String(repeating: "y", count: 5000), bytes: 0)
+        let client = try client(peer.port)
+        let error = await #expect(throws: ArchiveError.self) { _ = try await client.send("v1/grants", limit: 1000) }
+        #expect(error?.code == .badInput, "\(String(describing: error))")
+    }
+
     @Test func objectDeadlinesGrowWithTheObjectsSize() {
         let standard = NodeClient.Deadlines.standard
         #expect(standard.object(size: 0) == .seconds(300))
