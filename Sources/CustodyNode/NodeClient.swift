@@ -64,9 +64,11 @@ package struct NodeClient: Sendable {
     /// `url` signs as `@authority` and sends as `Host`; a node serving at `url` answers only requests signed for it.
     /// `nil` for a URL that is not http(s) with a host.
     package static func authority(of url: URL) -> String? {
-        guard let scheme = url.scheme?.lowercased(), scheme == "http" || scheme == "https", let host = url.host,
+        guard let scheme = url.scheme?.lowercased(), scheme == "http" || scheme == "https", var host = url.host,
             !host.isEmpty
         else { return nil }
+        // An IPv6 literal keeps its brackets, as in a URL and a Host field (RFC 3986 section 3.2.2).
+        if host.contains(":"), !host.hasPrefix("[") { host = "[" + host + "]" }
         let port = url.port
         let isDefault = port == nil || (scheme == "http" && port == 80) || (scheme == "https" && port == 443)
         return (host + (isDefault ? "" : ":\(port ?? 0)")).lowercased()

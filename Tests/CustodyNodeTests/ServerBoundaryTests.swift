@@ -260,6 +260,8 @@ final class TricklingPeer: @unchecked Sendable {
             ) == ["a.example", "b.example:8443"]
         )
         #expect(try NodeServer.authorities(publicURLs: [], host: "127.0.0.1", port: 8443) == ["127.0.0.1:8443"])
+        #expect(try NodeServer.authorities(publicURLs: [], host: "[::1]", port: 8443) == ["[::1]:8443"])
+        #expect(try NodeServer.authorities(publicURLs: ["https://[FE80::1]/"], host: "::", port: 1) == ["[fe80::1]"])
         for urls in [
             ["ftp://x.example"], ["https://x.example/custody"], ["https://u:p@x.example"], ["https://x.example/?a"],
             ["x.example"],
