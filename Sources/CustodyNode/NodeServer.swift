@@ -323,12 +323,13 @@ package struct NodeServer: Sendable {
         } else {
             body = try await Self.body(of: request)
         }
-        // Each field at most once: a second Signature or Signature-Input is not a profile this node speaks.
+        // The fields the signature rests on at most once each: a second Signature, Signature-Input,
+        // Content-Digest or Host is not a request this node can read one way only. Other fields may repeat.
         var headers: [String: String] = [:]
         var repeated = false
         for field in request.headers {
             let name = field.name.canonicalName
-            repeated = repeated || headers[name] != nil
+            if headers[name] != nil, Self.singleFields.contains(name) { repeated = true }
             headers[name] = field.value
         }
         let signed = HTTPSignature.Request(
@@ -359,6 +360,9 @@ package struct NodeServer: Sendable {
             throw ServerRefusal(.unauthenticated, detail: "\(error)")
         }
     }
+
+    /// The header fields (lowercase) a signed request may carry only once.
+    static let singleFields: Set<String> = ["signature", "signature-input", "content-digest", "host"]
 
     /// The most a request body may hold, and how long it may take to arrive.
     static let maxBodyBytes = 64 * 1024
