@@ -350,6 +350,6 @@ import Glibc
         #expect(access.event.requester == nil && access.event.sealed != nil)
         // The node itself can still account for it.
         #expect(try archive.accessRequester(access.event) == peerKey)
-        #expect(CLI.run(["verify"], environment: env("node")).status == 0)
+        #expect(CLI.run(["verify", "--deep"], environment: env("node")).status == 0)
     }
 }
