@@ -651,8 +651,9 @@ package enum Puller {
         case 401:
             return ArchiveError(
                 .notAuthorised,
-                "the peer refused the request (401): it does not know this archive's key",
-                fix: "have the peer add this archive's identity"
+                "the peer refused the request (401): it does not know this archive's key, or it does not serve at the URL it was added with",
+                fix:
+                    "have the peer add this archive's identity, and check that the URL given to peer add is one the node serves as (serve --public-url)"
             )
         case 404:
             return ArchiveError(.notFound, "the peer has no \(what) for this archive (404)", fix: "check the grant id")

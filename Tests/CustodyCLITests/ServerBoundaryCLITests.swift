@@ -110,6 +110,15 @@ import Glibc
             signed("v1/grants", key: key, authority: "127.0.0.1:\(port)", port: port)
         )
         #expect(direct.status == 401 && direct.body == Self.unauthenticated)
+        // A peer added with the direct URL is told which setting to check, in one line.
+        let url = "http://127.0.0.1:\(port)"
+        #expect(
+            CLI.run(["peer", "add", "node", url, "--identity", dir.path + "/node.id"], environment: env("peer")).status
+                == 0
+        )
+        let pulled = CLI.run(["pull", "node"], environment: env("peer"))
+        #expect(pulled.status == 77 && pulled.stderr.contains("--public-url"), "\(pulled.stderr)")
+        #expect(pulled.stderr.split(separator: "\n").count == 1)
     }
 
     @Test func badServeAddressesAreUsageErrors() throws {
