@@ -16,7 +16,7 @@ final class TricklingPeer: @unchecked Sendable {
     let port: Int
     private let listener: Int32
 
-    init(prefix: String, interval: TimeInterval = 0.2, bytes: Int = 200, lifetime: TimeInterval = 20) throws {
+    init(prefix: String, interval: TimeInterval = 0.2, bytes: Int = 600, lifetime: TimeInterval = 120) throws {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { throw PeerError.socket }
         var yes: Int32 = 1
@@ -77,9 +77,11 @@ final class TricklingPeer: @unchecked Sendable {
 @Suite struct ServerBoundaryTests {
     static let fast = NodeClient.Deadlines(request: .seconds(1), objectBase: .seconds(1), objectRate: 1 << 20)
 
-    func client(_ port: Int) throws -> NodeClient {
+    /// A client of the peer on `port`, with deadlines of a second (the trickling peer outlasts them by far, so
+    /// even a test process whose threads are busy elsewhere sees the deadline, not the peer, end the request).
+    func client(_ port: Int, deadlines: NodeClient.Deadlines = Self.fast) throws -> NodeClient {
         let key = try SigningKey(seed: SecretBytes(randomCount: 32))
-        return NodeClient(base: try #require(URL(string: "http://127.0.0.1:\(port)")), key: key, deadlines: Self.fast)
+        return NodeClient(base: try #require(URL(string: "http://127.0.0.1:\(port)")), key: key, deadlines: deadlines)
     }
 
     @Test func aPeerTricklingAResponseBodyIsCutOffAtTheDeadline() async throws {
@@ -112,7 +114,7 @@ final class TricklingPeer: @unchecked Sendable {
 
     @Test func aPeerAnsweringMoreThanTheLimitIsBadInput() async throws {
         let peer = try TricklingPeer(prefix: "HTTP/1.1 200 OK\r\n\r\n" + String(repeating: "y", count: 5000), bytes: 0)
-        let client = try client(peer.port)
+        let client = try client(peer.port, deadlines: .standard)
         let error = await #expect(throws: ArchiveError.self) { _ = try await client.send("v1/grants", limit: 1000) }
         #expect(error?.code == .badInput, "\(String(describing: error))")
     }
