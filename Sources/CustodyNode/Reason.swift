@@ -128,11 +128,11 @@ struct ServerRefusal: Error, HTTPResponseError {
 
 /// The server's own log: one line per refusal or failure on standard error, outside text escaped.
 package enum ServerLog {
-    /// Writes `custody serve: <status> <code> <method> <path>[: <detail>]`.
+    /// Writes `custody serve: <status> <code> <method> <path>[: <detail>]`, path and detail escaped and cut short.
     static func refusal(_ reason: Reason, request: Request, detail: String?) {
         var line = "custody serve: \(reason.status.code) \(reason.rawValue) \(request.method.rawValue) "
         line += TerminalText.escape(String(request.uri.path.prefix(256)))
-        if let detail { line += ": " + TerminalText.escape(detail) }
+        if let detail { line += ": " + TerminalText.escape(String(detail.prefix(1000))) }
         FileHandle.standardError.write(Data((line + "\n").utf8))
     }
 }
