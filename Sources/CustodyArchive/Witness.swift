@@ -23,7 +23,7 @@ extension Archive {
     }
 
     /// The largest `witness cosign` input read.
-    static let maxWitnessInput = 64 * 1024
+    package static let maxWitnessInput = 64 * 1024
 
     var witnessDirectory: String { root + "/witness" }
 

@@ -314,7 +314,8 @@ package enum Puller {
             let (answer, text) = try await client.send(
                 "v1/witness/add-checkpoint",
                 method: "POST",
-                body: Array(request.utf8)
+                body: Array(request.utf8),
+                limit: Archive.maxWitnessInput
             )
             switch answer {
             case 200:
@@ -342,16 +343,21 @@ package enum Puller {
     static func cosignPeer(archive: Archive, client: NodeClient, peer: KnownBody) async throws -> Int {
         let (status, body): (Int, Data)
         if let stored = archive.witnessedSize(origin: peer.identity.origin) {
-            (status, body) = try await client.send("v1/log/consistency", query: "old=\(stored)")
+            (status, body) = try await client.send(
+                "v1/log/consistency",
+                query: "old=\(stored)",
+                limit: Archive.maxWitnessInput
+            )
         } else {
-            (status, body) = try await client.send("v1/log/checkpoint")
+            (status, body) = try await client.send("v1/log/checkpoint", limit: Archive.maxWitnessInput)
         }
         guard status == 200 else { throw refusal(status, body, what: "the peer's checkpoint") }
         let cosignature = try archive.cosign(Array(body))
         let (delivered, reply) = try await client.send(
             "v1/cosignatures",
             method: "POST",
-            body: Array(cosignature.line.utf8)
+            body: Array(cosignature.line.utf8),
+            limit: Archive.maxWitnessInput
         )
         guard delivered == 200 else { throw refusal(delivered, reply, what: "the cosignature delivery") }
         return cosignature.size
@@ -398,7 +404,11 @@ package enum Puller {
             if witnessed.size == shown.size { return }
             // An older head: the peer proves it is a prefix of its log, whose checkpoint must be the witnessed one
             // or extend it.
-            let (status, body) = try await client.send("v1/log/consistency", query: "old=\(shown.size)")
+            let (status, body) = try await client.send(
+                "v1/log/consistency",
+                query: "old=\(shown.size)",
+                limit: Archive.maxWitnessInput
+            )
             guard status == 200 else { throw refusal(status, body, what: "the consistency of grant \(id)'s head") }
             guard let text = String(validating: Array(body), as: UTF8.self),
                 let (oldSize, proof, latestNote) = try? Archive.parseWitnessRequest(text), oldSize == shown.size,
