@@ -152,10 +152,19 @@ extension Archive {
                     "ask \(checkpoint.origin) for its current checkpoint with custody prove --consistency \(previous.size)"
             )
         }
-        let consistent: Bool
-        if checkpoint.size == previous.size {
-            consistent = false
-        } else if let oldSize {
+        // What proves a fork: two checkpoints signed by the log key that cannot both be prefixes of one history —
+        // the same size with different roots, or a proof that leads to the new signed root while showing that its
+        // first `previous.size` leaves have another root. A proof that does not lead to the new root proves
+        // nothing (it was damaged or forged on the way; the log key never signs proofs): refused, nothing filed.
+        var proofText: String?
+        if checkpoint.size > previous.size {
+            guard let oldSize else {
+                throw ArchiveError(
+                    .badInput,
+                    "a checkpoint of size \(checkpoint.size) without a consistency proof from size \(previous.size), the last one cosigned for \(checkpoint.origin)",
+                    fix: "ask \(checkpoint.origin) for custody prove --consistency \(previous.size)"
+                )
+            }
             guard oldSize == previous.size else {
                 throw ArchiveError(
                     .badInput,
@@ -163,40 +172,46 @@ extension Archive {
                     fix: "ask \(checkpoint.origin) for custody prove --consistency \(previous.size)"
                 )
             }
-            consistent =
-                checkpoint.size > previous.size
-                && Merkle.isConsistent(
-                    proof,
-                    first: previous.size,
-                    second: checkpoint.size,
-                    firstRoot: previous.root,
-                    secondRoot: checkpoint.root
+            let outcome = Merkle.consistency(
+                proof,
+                first: previous.size,
+                second: checkpoint.size,
+                firstRoot: previous.root,
+                secondRoot: checkpoint.root
+            )
+            switch outcome {
+            case .consistent:
+                return
+            case .invalid:
+                throw ArchiveError(
+                    .badInput,
+                    "proof-invalid: the consistency proof from size \(previous.size) to \(checkpoint.origin)'s checkpoint of size \(checkpoint.size) does not lead to that checkpoint's root (damaged or altered on the way); it proves neither consistency nor a fork; not cosigned",
+                    fix:
+                        "ask \(checkpoint.origin) again for custody prove --consistency \(previous.size), over another channel if it fails again"
                 )
-        } else {
-            throw ArchiveError(
-                .badInput,
-                "a checkpoint of size \(checkpoint.size) without a consistency proof from size \(previous.size), the last one cosigned for \(checkpoint.origin)",
-                fix: "ask \(checkpoint.origin) for custody prove --consistency \(previous.size)"
-            )
+            case .inconsistent:
+                proofText = "old \(previous.size)\n" + proof.map { Encoding.base64($0) + "\n" }.joined() + "\n"
+            }
         }
-        guard consistent else {
-            let evidence = try saveConflict(previous, checkpoint)
-            throw ArchiveError(
-                .damaged,
-                "FORK: \(checkpoint.origin)'s checkpoint of size \(checkpoint.size) (root \(Encoding.base64(checkpoint.root))) is inconsistent with its checkpoint of size \(previous.size) (root \(Encoding.base64(previous.root))) cosigned before: the log was forked or its history rewritten; not cosigned",
-                fix:
-                    "keep both signed checkpoints (saved in \(evidence)) as evidence and alert \(checkpoint.origin)'s operators"
-            )
-        }
+        let evidence = try saveConflict(previous, checkpoint, proof: proofText)
+        throw ArchiveError(
+            .damaged,
+            "FORK: \(checkpoint.origin)'s checkpoint of size \(checkpoint.size) (root \(Encoding.base64(checkpoint.root))) is inconsistent with its checkpoint of size \(previous.size) (root \(Encoding.base64(previous.root))) cosigned before: the log was forked or its history rewritten; not cosigned",
+            fix:
+                "keep both signed checkpoints (saved in \(evidence)) as evidence and alert \(checkpoint.origin)'s operators"
+        )
     }
 
     /// Saves two conflicting signed checkpoints, as proof of the conflict anyone can check.
-    func saveConflict(_ previous: Checkpoint, _ checkpoint: Checkpoint) throws -> String {
+    ///
+    /// The file is the earlier note, an empty line, then the later one — preceded, when the proof is what shows the
+    /// conflict, by that proof as a tlog-witness request header (`old <size>`, its hashes, an empty line).
+    func saveConflict(_ previous: Checkpoint, _ checkpoint: Checkpoint, proof: String? = nil) throws -> String {
         let directory = witnessDirectory + "/conflicts"
         let code = POSIX.makeDirectories(directory)
         guard code == 0 else { throw ArchiveError.writeFailed("cannot create \(directory)", errno: code) }
         let path = directory + "/\(time(nil))-\(previous.size)-\(checkpoint.size).txt"
-        try POSIX.writeFileAtomically(path, Array((previous.note + "\n" + checkpoint.note).utf8))
+        try POSIX.writeFileAtomically(path, Array((previous.note + "\n" + (proof ?? "") + checkpoint.note).utf8))
         return path
     }
 

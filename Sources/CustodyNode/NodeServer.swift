@@ -113,6 +113,9 @@ package struct NodeServer: Sendable {
                 switch error.code {
                 case .notAuthorised:
                     return Self.response(.forbidden, Array("unknown log\n".utf8))
+                case .badInput where error.problem.hasPrefix("proof-invalid:"):
+                    // C2SP tlog-witness: a proof that does not verify is 422 (not a fork: nothing was filed).
+                    return Self.response(.unprocessableContent, Array("proof-invalid\n".utf8))
                 case .badInput:
                     // The witness's stored size, so the log can send a proof from it.
                     let origin = String(decoding: body.split(separator: 0x0A).dropFirst().first ?? [], as: UTF8.self)
