@@ -48,6 +48,236 @@ import Testing
             .sorted { $0.width < $1.width }
     }
 
+    // MARK: identity.json
+
+    @Test func anAlteredIdentityFileIsReported() throws {
+        let archive = try grownArchive(notes: 0)
+        #expect(try archive.verify(mode: .quick).ok)
+        let path = root + "/identity.json"
+        let text = String(decoding: Fixtures.read(path), as: UTF8.self)
+        // One letter of the display name changed: still JSON, no longer validly self-signed.
+        try POSIX.writeFileAtomically(path, Array(text.replacingOccurrences(of: "Test Body", with: "Test Bodx").utf8))
+        let problems = try archive.verify(mode: .quick).problems
+        let problem = try #require(problems.first { $0.kind == "identity-invalid" })
+        #expect(problem.detail.contains("identity.json") && problem.detail.contains("self-signed"))
+        // A byte flipped anywhere: also reported, as what it is.
+        try POSIX.writeFileAtomically(path, Array(text.utf8))
+        try flipByte(path, at: 3)
+        #expect(try archive.verify(mode: .quick).problems.contains { $0.kind == "identity-invalid" })
+    }
+
+    @Test func anotherBodysValidIdentitySwappedInIsReported() throws {
+        let archive = try grownArchive(notes: 0)
+        let other = try witness(of: archive)
+        #expect(try other.identity().isValid)
+        try POSIX.writeFileAtomically(root + "/identity.json", Fixtures.read(dir.path + "/w/identity.json"))
+        let report = try archive.verify(mode: .quick)
+        let problem = try #require(report.problems.first { $0.kind == "identity-invalid" })
+        #expect(problem.detail.contains("is not this archive's identity"))
+        // And nothing serves it as this archive's identity.
+        #expect((#expect(throws: ArchiveError.self) { try archive.identity() })?.code == .damaged)
+    }
+
+    // MARK: Stored cosignatures
+
+    @Test func aForgedCosignatureIsReported() throws {
+        let archive = try grownArchive(notes: 0)
+        let w = try witness(of: archive)
+        let checkpoint = try #require(try archive.ledger.latestCheckpoint())
+        let genuine = try w.cosign(Array(checkpoint.note.utf8), now: 1_800_000_000)
+        _ = try archive.attachCosignatures(Array(genuine.line.utf8))
+        #expect(try archive.verify(mode: .quick).ok, "a genuine cosignature is sound")
+
+        // The same witness's name on a line whose signature was altered, planted straight into the files.
+        let line = try #require(SignedNote.parseSignatureLine(Substring(genuine.line.dropLast())))
+        var forged = line
+        forged.payload[forged.payload.count - 1] ^= 0x01
+        let history = root + "/journal/checkpoints/\(checkpoint.size)"
+        let stored = String(decoding: Fixtures.read(history), as: UTF8.self)
+        try POSIX.writeFileAtomically(history, Array((stored + SignedNote.line(forged)).utf8))
+        var problems = try archive.verify(mode: .quick).problems
+        let invalid = try #require(problems.first { $0.kind == "cosignature-invalid" })
+        #expect(invalid.detail.contains("journal/checkpoints/\(checkpoint.size)"))
+        #expect(invalid.detail.contains(w.config.origin))
+
+        // A well-formed line by a body this archive never added as a witness.
+        let stranger = try SigningKey(seed: SecretBytes(randomCount: 32))
+        let planted = SignedNote.cosignatureLine(
+            body: checkpoint.body,
+            name: "custody/stranger",
+            key: stranger,
+            timestamp: 1_800_000_000
+        )
+        try POSIX.writeFileAtomically(root + "/log/checkpoint", Array((checkpoint.note + planted).utf8))
+        problems = try archive.verify(mode: .quick).problems
+        let unknown = try #require(problems.first { $0.kind == "cosignature-unknown" })
+        #expect(unknown.detail.contains("log/checkpoint") && unknown.detail.contains("custody/stranger"))
+    }
+
+    @Test func aCosignatureMovedToAnotherCheckpointIsReported() throws {
+        let archive = try grownArchive(notes: 1)
+        let w = try witness(of: archive)
+        let latest = try #require(try archive.ledger.latestCheckpoint())
+        let genuine = try w.cosign(Array(latest.note.utf8), now: 1_800_000_000)
+        // Valid for the latest checkpoint, pasted under an earlier one: it does not cosign that tree.
+        let earlier = try #require(archive.ledger.checkpointSizes().dropLast().last)
+        let path = root + "/journal/checkpoints/\(earlier)"
+        try POSIX.writeFileAtomically(path, Fixtures.read(path) + Array(genuine.line.utf8))
+        let problem = try #require(
+            try archive.verify(mode: .quick).problems.first { $0.kind == "cosignature-invalid" }
+        )
+        #expect(problem.detail.contains("journal/checkpoints/\(earlier)"))
+    }
+
+    @Test func aSecondSignatureUnderTheLogsOwnNameIsReported() throws {
+        let archive = try grownArchive(notes: 0)
+        let checkpoint = try #require(try archive.ledger.latestCheckpoint())
+        let impostor = try SigningKey(seed: SecretBytes(randomCount: 32))
+        let line = SignedNote.signatureLine(body: checkpoint.body, name: archive.config.origin, key: impostor)
+        try POSIX.writeFileAtomically(root + "/log/checkpoint", Array((checkpoint.note + line).utf8))
+        let problem = try #require(
+            try archive.verify(mode: .quick).problems.first { $0.kind == "cosignature-invalid" }
+        )
+        #expect(problem.detail.contains("log's own name"))
+    }
+
+    // MARK: Tiles
+
+    @Test func anEditedEntryInAStalePartialBundleIsCaught() throws {
+        let oldest: (width: Int, path: String)
+        do {
+            let archive = try grownArchive()
+            let stale = partials("log/tile/entries/000")
+            let size = try #require(try archive.ledger.latestCheckpoint()).size
+            // The log grew in steps: bundles of older widths are still served to clients with older checkpoints.
+            oldest = try #require(stale.first)
+            #expect(stale.count >= 2 && oldest.width < size)
+            #expect(try archive.verify(mode: .quick).ok)
+            // One byte of an entry inside the stale bundle (past its 2-byte length).
+            try flipByte(oldest.path, at: 10)
+            let report = try archive.verify(mode: .quick)
+            let problem = try #require(report.problems.first { $0.kind == "tile-mismatch" })
+            #expect(problem.detail.contains("log/tile/entries/000.p/\(oldest.width)"))
+            #expect(!report.problems.contains { $0.kind == "ledger-mismatch" || $0.kind == "bad-entry" })
+        }
+        // reindex rewrites the stale versions too, so what verify reports, reindex repairs.
+        let damaged = Fixtures.read(oldest.path)
+        let exclusive = try Fixtures.reopen(dir, access: .exclusive)
+        try exclusive.reindex()
+        #expect(Fixtures.read(oldest.path) != damaged)
+        #expect(try exclusive.verify(mode: .quick).ok)
+    }
+
+    @Test func aFlippedByteInAHashTileIsATileMismatchNotJournalTampering() throws {
+        let archive = try grownArchive()
+        let all = partials("log/tile/0/000")
+        #expect(all.count >= 2, "the stale partial tiles are checked too")
+        for (width, path) in all {
+            let relative = "log/tile/0/000.p/\(width)"
+            try flipByte(path, at: 0)  // the leaf hash of entry 0
+            let report = try archive.verify(mode: .quick)
+            #expect(report.problems.count == 1, "\(relative): \(report.problems)")
+            let problem = try #require(report.problems.first)
+            #expect(problem.kind == "tile-mismatch" && problem.detail.contains(relative) && problem.entry == nil)
+            try flipByte(path, at: 0)
+            #expect(try archive.verify(mode: .quick).ok, "\(relative) restored")
+        }
+        // An altered journal entry is still named as such, precisely.
+        var entries: [[UInt8]] = []
+        try archive.journal.scan(from: .start) { entries.append($0.bytes) }
+        entries[2][20] ^= 0x01
+        try POSIX.writeFileAtomically(root + "/journal/entries", entries.flatMap(Journal.frame))
+        let report = try archive.verify(mode: .quick)
+        #expect(report.problems.contains { $0.kind == "ledger-mismatch" && $0.entry == 2 })
+        #expect(!report.problems.contains { $0.kind == "tile-mismatch" })
+    }
+
+    @Test func aMissingOrPlantedTileIsReported() throws {
+        let archive = try grownArchive()
+        let size = try #require(try archive.ledger.latestCheckpoint()).size
+        let latest = root + "/log/tile/0/000.p/\(size)"
+        let saved = Fixtures.read(latest)
+        try FileManager.default.removeItem(atPath: latest)
+        var problems = try archive.verify(mode: .quick).problems
+        #expect(problems.contains { $0.kind == "tile-mismatch" && $0.detail.contains("000.p/\(size) is missing") })
+        try POSIX.writeFileAtomically(latest, saved)
+        // Wider than the tree, at a path that is no tile, and a link: none of them is a tile of this log.
+        try POSIX.writeFileAtomically(root + "/log/tile/0/000.p/200", [UInt8](repeating: 7, count: 200 * 32))
+        try POSIX.writeFileAtomically(root + "/log/tile/0/notes.txt", Array("hello".utf8))
+        try FileManager.default.createSymbolicLink(atPath: root + "/log/tile/0/001", withDestinationPath: "/etc/passwd")
+        problems = try archive.verify(mode: .quick).problems
+        let unexpected = problems.filter { $0.kind == "tile-unexpected" }.map(\.detail)
+        #expect(unexpected.count == 3, "\(problems)")
+        #expect(unexpected.contains { $0.contains("log/tile/0/000.p/200") })
+        #expect(unexpected.contains { $0.contains("log/tile/0/notes.txt") })
+        #expect(unexpected.contains { $0.contains("log/tile/0/001") })
+        #expect(problems.count == 3)
+    }
+
+    // MARK: Checkpoints in log/ and journal/checkpoints/
+
+    @Test func filesPlantedBesideTheServedLogAndItsHistoryAreReported() throws {
+        let archive = try grownArchive(notes: 0)
+        let size = try #require(try archive.ledger.latestCheckpoint()).size
+        // Served as it is, so nothing but the checkpoint and the tiles belongs in log/.
+        try POSIX.writeFileAtomically(root + "/log/index.html", Array("<script>".utf8))
+        // A copy of a checkpoint under a name that is not its size is no checkpoint of the history.
+        try POSIX.writeFileAtomically(
+            root + "/journal/checkpoints/0\(size)",
+            Fixtures.read(root + "/journal/checkpoints/\(size)")
+        )
+        let problems = try archive.verify(mode: .quick).problems
+        #expect(problems.count == 2, "\(problems)")
+        #expect(problems.contains { $0.kind == "tile-unexpected" && $0.detail.contains("log/index.html") })
+        #expect(
+            problems.contains { $0.kind == "checkpoint-invalid" && $0.detail.contains("journal/checkpoints/0\(size)") }
+        )
+    }
+
+    @Test func aRolledBackServedCheckpointIsNotTakenAsTheNewest() throws {
+        let archive = try grownArchive()
+        let sizes = archive.ledger.checkpointSizes()
+        let older = try #require(sizes.dropLast().last)
+        try POSIX.writeFileAtomically(
+            root + "/log/checkpoint",
+            Fixtures.read(root + "/journal/checkpoints/\(older)")
+        )
+        // The journal is still checked up to the newest signed size: removing its last entry is caught.
+        var entries: [[UInt8]] = []
+        try archive.journal.scan(from: .start) { entries.append($0.bytes) }
+        try POSIX.writeFileAtomically(root + "/journal/entries", entries.dropLast().flatMap(Journal.frame))
+        let report = try archive.verify(mode: .quick)
+        #expect(report.warnings.contains { $0.contains("log/checkpoint (size \(older)) is older") })
+        #expect(report.problems.contains { $0.kind == "ledger-truncated" })
+    }
+
+    // MARK: Witness state
+
+    @Test func aTamperedOrPlantedWitnessStateIsReported() throws {
+        let archive = try grownArchive(notes: 0)
+        let w = try witness(of: archive)
+        _ = try w.cosign(Array(try #require(try archive.ledger.latestCheckpoint()).note.utf8))
+        #expect(try w.verify(mode: .quick).ok)
+        let state = w.witnessStatePath(origin: archive.config.origin)
+        let note = String(decoding: Fixtures.read(state), as: UTF8.self)
+        // The stored root replaced: the note no longer verifies with the peer's log key.
+        let lines = note.split(separator: "\n", omittingEmptySubsequences: false)
+        let otherRoot = Encoding.base64([UInt8](repeating: 1, count: 32))
+        let edited = ([lines[0], lines[1], Substring(otherRoot)] + lines[3...]).joined(separator: "\n")
+        try POSIX.writeFileAtomically(state, Array(edited.utf8))
+        var problems = try w.verify(mode: .quick).problems
+        #expect(problems.contains { $0.kind == "witness-state-invalid" && $0.detail.contains("signed by its log key") })
+        // A state file for a log nobody added.
+        try POSIX.writeFileAtomically(state, Array(note.utf8))
+        try POSIX.writeFileAtomically(
+            dir.path + "/w/witness/00112233445566778899aabbccddeeff.checkpoint",
+            Array(note.utf8)
+        )
+        problems = try w.verify(mode: .quick).problems
+        #expect(problems.count == 1 && problems[0].kind == "witness-state-invalid")
+        #expect(problems[0].detail.contains("no known witness"))
+    }
+
     // MARK: Proofs sent to witness cosign
 
     /// `archive`'s consistency request from `size`, with the proof hash at `flip` altered by one bit.
@@ -111,6 +341,15 @@ import Testing
         #expect(sameSize.root != real.root)
         let again = #expect(throws: ArchiveError.self) { try w.cosign(Array(sameSize.note.utf8)) }
         #expect(again?.code == .damaged && again?.problem.hasPrefix("FORK:") == true)
+        // verify checks the evidence: both records prove a fork by themselves.
+        let report = try w.verify(mode: .quick)
+        #expect(report.ok && !report.warnings.contains { $0.contains("prove a fork") }, "\(report.problems)")
+        // Evidence edited to accuse the log of a fork it never signed is reported.
+        let path = try #require(conflicts.first)
+        let edited = evidence.replacingOccurrences(of: Encoding.base64(real.root), with: Encoding.base64(sameSize.root))
+        try POSIX.writeFileAtomically(path, Array(edited.utf8))
+        let problems = try w.verify(mode: .quick).problems
+        #expect(problems.count == 1 && problems.first?.kind == "witness-conflict-invalid", "\(problems)")
     }
 
     @Test func consistencyOutcomesSeparateInvalidProofsFromForks() throws {

@@ -31,6 +31,38 @@ import Testing
         #expect(CLI.run(["witness", "add", dir.path + "/b.id"], environment: env("a")).status == 0)
     }
 
+    @Test func verifyFailsOnASwappedIdentityAndAForgedCosignature() throws {
+        pair()
+        #expect(CLI.run(["verify"], environment: env("a")).status == 0)
+        // b's own, valid identity file put in place of a's.
+        try FileManager.default.removeItem(atPath: dir.path + "/a/identity.json")
+        try FileManager.default.copyItem(atPath: dir.path + "/b/identity.json", toPath: dir.path + "/a/identity.json")
+        let swapped = CLI.run(["verify", "--json"], environment: env("a"))
+        #expect(swapped.status == 1)
+        let problems = try #require(swapped.json?["problems"] as? [[String: Any]])
+        #expect(problems.contains { $0["kind"] as? String == "identity-invalid" })
+        try FileManager.default.removeItem(atPath: dir.path + "/a/identity.json")
+        #expect(CLI.run(["id", "export", "-o", dir.path + "/a/identity.json"], environment: env("a")).status != 0)
+        try FileManager.default.copyItem(atPath: dir.path + "/a.id", toPath: dir.path + "/a/identity.json")
+        #expect(CLI.run(["verify"], environment: env("a")).status == 0)
+
+        // A cosignature line by b, its signature altered, planted in a's served checkpoint.
+        let first = CLI.run(
+            ["witness", "cosign", "-"],
+            environment: env("b"),
+            input: Fixtures.read(dir.path + "/a/log/checkpoint")
+        )
+        #expect(first.status == 0, "\(first.stderr)")
+        var line = first.stdout
+        let last = line.index(line.endIndex, offsetBy: -3)
+        line.replaceSubrange(last...last, with: line[last] == "A" ? "B" : "A")
+        let served = String(decoding: Fixtures.read(dir.path + "/a/log/checkpoint"), as: UTF8.self)
+        dir.write("a/log/checkpoint", text: served + line)
+        let forged = CLI.run(["verify"], environment: env("a"))
+        #expect(forged.status == 1)
+        #expect(forged.stdout.contains("cosignature-invalid") || forged.stderr.contains("cosignature-invalid"))
+    }
+
     /// Grows `a` after `b` cosigned its checkpoint; returns a's consistency request from that size, and the same
     /// request with one bit of its first proof hash flipped.
     private func requests() throws -> (genuine: String, damaged: String) {
