@@ -214,6 +214,33 @@ import Testing
         #expect(problems.count == 3)
     }
 
+    @Test func aLogOfManyTilesIsCheckedAtEveryLevel() throws {
+        // A bare ledger grown to 3000 entries in steps of 500: level-1 partial tiles of widths 1, 3, 5, … 11.
+        let key = try SigningKey(seed: SecretBytes(randomCount: 32))
+        let folder = dir.path + "/bare"
+        let ledger = Ledger(
+            root: folder,
+            origin: "custody/bare0000",
+            logPublicKey: key.publicKey,
+            journal: try Journal(directory: folder + "/journal")
+        )
+        for step in 0..<6 {
+            try ledger.append((0..<500).map { Array("entry \(step * 500 + $0)".utf8) }, logKey: key)
+        }
+        #expect(try ledger.audit().problems.isEmpty)
+        let level1 = folder + "/log/tile/1/000.p"
+        let widths = try FileManager.default.contentsOfDirectory(atPath: level1).compactMap(Int.init).sorted()
+        #expect(widths == [1, 3, 5, 7, 9, 11])
+        for width in [3, 11] {
+            try flipByte(level1 + "/\(width)", at: 40)
+            let problems = try ledger.audit().problems
+            #expect(problems.count == 1 && problems.first?.kind == "tile-mismatch", "\(problems)")
+            #expect(problems.first?.detail.contains("log/tile/1/000.p/\(width)") == true)
+            try flipByte(level1 + "/\(width)", at: 40)
+        }
+        #expect(try ledger.audit().problems.isEmpty)
+    }
+
     // MARK: Checkpoints in log/ and journal/checkpoints/
 
     @Test func filesPlantedBesideTheServedLogAndItsHistoryAreReported() throws {

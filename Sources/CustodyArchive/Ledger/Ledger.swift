@@ -482,6 +482,8 @@ struct LedgerAudit {
     private var differingTiles: [(path: String, what: String)] = []
     /// Tile files compared with the journal.
     private var checkedTiles: Set<String> = []
+    /// The newest partial version of each tile or bundle not full yet, by its full path, to compare at the end.
+    private var pendingPartials: [String: TreeBuilder.TileFile] = [:]
     private(set) var problems: [VerifyProblem] = []
     private(set) var warnings: [String] = []
 
@@ -576,7 +578,22 @@ struct LedgerAudit {
     /// Compares every stored version of the tiles and bundles completed so far (at the end: all of them) with the
     /// journal: the full file and every partial one under `<path>.p/`, each a prefix of what the journal gives.
     private mutating func compareTiles(final: Bool) {
-        for file in builder.drainChangedTiles() where file.isFull || final {
+        // A partial tile is compared once it is final: when its group turns full, or at the journal's end. (A
+        // higher level's partial tile may be drained long before the end, so the newest one is kept till then.)
+        var files: [TreeBuilder.TileFile] = []
+        for file in builder.drainChangedTiles() {
+            if file.isFull {
+                pendingPartials[file.fullPath] = nil
+                files.append(file)
+            } else {
+                pendingPartials[file.fullPath] = file
+            }
+        }
+        if final {
+            files += pendingPartials.values.sorted { $0.path < $1.path }
+            pendingPartials = [:]
+        }
+        for file in files {
             let full = file.fullPath
             // Only canonical widths 1–255 name a partial tile; anything else stays unchecked (unexpected).
             let widths =
