@@ -716,7 +716,9 @@ extension Archive {
                 )
                 continue
             }
-            let bytes = try? POSIX.readFile(witnessDirectory + "/" + name, limit: Checkpoint.maxNoteBytes)
+            let path = witnessDirectory + "/" + name
+            let regular = POSIX.lstatPath(path).map { POSIX.isRegular($0.st_mode) } ?? false
+            let bytes = regular ? try? POSIX.readFile(path, limit: Checkpoint.maxNoteBytes) : nil
             guard let bytes,
                 Checkpoint.verified(
                     String(decoding: bytes, as: UTF8.self),

@@ -114,6 +114,32 @@ import Testing
         #expect(unknown.detail.contains("log/checkpoint") && unknown.detail.contains("custody/stranger"))
     }
 
+    @Test func aGranteesCosignatureIsAcceptedAndAForgedOneIsNot() throws {
+        let archive = try grownArchive(notes: 0)
+        let grantee = try Archive.create(
+            at: dir.path + "/grantee",
+            name: "Grantee",
+            passphrase: Fixtures.secret(),
+            kdfPreset: "insecure-test"
+        )
+        var request = GrantRequest(grantee: try grantee.identity(), expires: Expiry.resolve("30d") ?? "", purpose: "p")
+        request.items = [try archive.index().list(ItemFilter())[0].id]
+        _ = try archive.createGrant(request)
+        // The grantee cosigns (online, after a pull) without ever being added as a witness here.
+        _ = try grantee.trust(try archive.identity(), role: "witness")
+        let checkpoint = try #require(try archive.ledger.latestCheckpoint())
+        let line = try grantee.cosign(Array(checkpoint.note.utf8)).line
+        _ = try archive.attachCosignatures(Array(line.utf8), alsoFrom: true)
+        #expect(try archive.verify(mode: .quick).ok)
+        // The grantee's name on a line that is not its signature.
+        var forged = try #require(SignedNote.parseSignatureLine(Substring(line.dropLast())))
+        forged.payload[20] ^= 0x01
+        let path = root + "/journal/checkpoints/\(checkpoint.size)"
+        try POSIX.writeFileAtomically(path, Fixtures.read(path) + Array(SignedNote.line(forged).utf8))
+        let problems = try archive.verify(mode: .quick).problems
+        #expect(problems.count == 1 && problems.first?.kind == "cosignature-invalid", "\(problems)")
+    }
+
     @Test func aCosignatureMovedToAnotherCheckpointIsReported() throws {
         let archive = try grownArchive(notes: 1)
         let w = try witness(of: archive)
