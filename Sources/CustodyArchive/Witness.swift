@@ -322,23 +322,47 @@ extension Archive {
         return parsed.size
     }
 
-    /// The size of our newest checkpoint that the witness `origin` has cosigned, if any.
+    /// The size of our newest checkpoint that the witness `origin` has validly cosigned, if any.
     package func sizeCosigned(by origin: String) -> Int? {
+        var keys: [String: [UInt8]?] = [:]
         for size in ledger.checkpointSizes().reversed() {
-            guard let checkpoint = try? ledger.storedCheckpoint(size: size),
-                let (_, signatures) = SignedNote.parse(checkpoint.note)
-            else { continue }
-            if signatures.contains(where: { $0.name == origin }) { return size }
+            guard let checkpoint = try? ledger.storedCheckpoint(size: size) else { continue }
+            if verifiedCosignatures(of: checkpoint, keys: &keys).contains(where: { $0.name == origin }) { return size }
         }
         return nil
     }
 
-    /// The newest of our checkpoints that carries cosignatures, with them; `nil` when none does yet.
+    /// The newest of our checkpoints that carries valid cosignatures, with only those (and the log's signature);
+    /// `nil` when none does yet. A line that does not verify with the key of the witness it names is left out:
+    /// what is printed or put in a bundle as cosigned was cosigned.
     package func cosignedCheckpoint() throws -> Checkpoint? {
+        var keys: [String: [UInt8]?] = [:]
         for size in ledger.checkpointSizes().reversed() {
-            let checkpoint = try ledger.storedCheckpoint(size: size)
-            if let (_, signatures) = SignedNote.parse(checkpoint.note), signatures.count > 1 { return checkpoint }
+            var checkpoint = try ledger.storedCheckpoint(size: size)
+            let cosignatures = verifiedCosignatures(of: checkpoint, keys: &keys)
+            guard !cosignatures.isEmpty, let (body, signatures) = SignedNote.parse(checkpoint.note) else { continue }
+            let own = signatures.filter {
+                SignedNote.isValid($0, body: body, name: config.origin, publicKey: ledger.logPublicKey)
+            }
+            checkpoint.note = body + "\n" + (own.prefix(1) + cosignatures).map(SignedNote.line).joined()
+            return checkpoint
         }
         return nil
+    }
+
+    /// The cosignature lines of `checkpoint` that verify over its body with the key of the cosigner they name: a
+    /// known witness, or the grantee of one of this archive's grants (the cosigners ``attachCosignatures(_:alsoFrom:)``
+    /// accepts). `keys` caches the lookups by name (`nil`: no such cosigner).
+    func verifiedCosignatures(of checkpoint: Checkpoint, keys: inout [String: [UInt8]?]) -> [SignedNote.Signature] {
+        guard let (body, signatures) = SignedNote.parse(checkpoint.note) else { return [] }
+        return signatures.filter { signature in
+            guard signature.name != config.origin else { return false }
+            if keys[signature.name] == nil {
+                let witness = (try? knownBody(origin: signature.name, role: "witness"))??.signingKey
+                keys[signature.name] = .some(witness ?? (try? granteeKey(origin: signature.name))??.key)
+            }
+            guard let key = keys[signature.name] ?? nil else { return false }
+            return SignedNote.cosignatureTime(signature, body: body, name: signature.name, publicKey: key) != nil
+        }
     }
 }

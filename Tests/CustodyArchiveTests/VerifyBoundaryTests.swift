@@ -99,6 +99,12 @@ import Testing
         let invalid = try #require(problems.first { $0.kind == "cosignature-invalid" })
         #expect(invalid.detail.contains("journal/checkpoints/\(checkpoint.size)"))
         #expect(invalid.detail.contains(w.config.origin))
+        // What is printed (checkpoint --cosigned) and put in bundles as cosigned leaves the forged line out.
+        #expect(try archive.cosignedCheckpoint()?.note == checkpoint.note + genuine.line)
+        #expect(archive.sizeCosigned(by: w.config.origin) == checkpoint.size)
+        try POSIX.writeFileAtomically(history, Array((checkpoint.note + SignedNote.line(forged)).utf8))
+        #expect(try archive.cosignedCheckpoint() == nil)
+        #expect(archive.sizeCosigned(by: w.config.origin) == nil)
 
         // A well-formed line by a body this archive never added as a witness.
         let stranger = try SigningKey(seed: SecretBytes(randomCount: 32))
