@@ -312,16 +312,23 @@ package final class Archive {
     }
 
     /// The archive's self-signed public identity.
+    ///
+    /// - Throws: ``ArchiveError`` (damaged) naming what is wrong: not an identity file, not validly self-signed, or
+    ///   not this archive's (its name, origin, signing, box or log key differ from `archive.json`).
     package func identity() throws -> Identity {
         let bytes = try POSIX.readFile(Self.identityPath(root), limit: 64 * 1024)
-        guard let identity = try? JSONDecoder().decode(Identity.self, from: Data(bytes)), identity.isValid,
-            identity.signingKey == config.signingKey, identity.boxKey == config.boxKey
+        func bad(_ why: String) -> ArchiveError {
+            ArchiveError(.damaged, "identity.json \(why)", fix: "restore it from a backup")
+        }
+        guard let identity = try? JSONDecoder().decode(Identity.self, from: Data(bytes)) else {
+            throw bad("is not an identity file")
+        }
+        guard identity.isValid else { throw bad("is not validly self-signed (altered)") }
+        guard identity.signingKey == config.signingKey, identity.boxKey == config.boxKey,
+            identity.logVerifierKey == Identity.verifierKey(origin: config.origin, publicKey: ledger.logPublicKey),
+            identity.origin == config.origin, identity.name == config.name
         else {
-            throw ArchiveError(
-                .damaged,
-                "identity.json is not a valid identity of this archive",
-                fix: "restore it from a backup"
-            )
+            throw bad("is not this archive's identity: its name, origin or keys differ from archive.json")
         }
         return identity
     }

@@ -152,10 +152,19 @@ extension Archive {
                     "ask \(checkpoint.origin) for its current checkpoint with custody prove --consistency \(previous.size)"
             )
         }
-        let consistent: Bool
-        if checkpoint.size == previous.size {
-            consistent = false
-        } else if let oldSize {
+        // What proves a fork: two checkpoints signed by the log key that cannot both be prefixes of one history —
+        // the same size with different roots, or a proof that leads to the new signed root while showing that its
+        // first `previous.size` leaves have another root. A proof that does not lead to the new root proves
+        // nothing (it was damaged or forged on the way; the log key never signs proofs): refused, nothing filed.
+        var proofText: String?
+        if checkpoint.size > previous.size {
+            guard let oldSize else {
+                throw ArchiveError(
+                    .badInput,
+                    "a checkpoint of size \(checkpoint.size) without a consistency proof from size \(previous.size), the last one cosigned for \(checkpoint.origin)",
+                    fix: "ask \(checkpoint.origin) for custody prove --consistency \(previous.size)"
+                )
+            }
             guard oldSize == previous.size else {
                 throw ArchiveError(
                     .badInput,
@@ -163,40 +172,46 @@ extension Archive {
                     fix: "ask \(checkpoint.origin) for custody prove --consistency \(previous.size)"
                 )
             }
-            consistent =
-                checkpoint.size > previous.size
-                && Merkle.isConsistent(
-                    proof,
-                    first: previous.size,
-                    second: checkpoint.size,
-                    firstRoot: previous.root,
-                    secondRoot: checkpoint.root
+            let outcome = Merkle.consistency(
+                proof,
+                first: previous.size,
+                second: checkpoint.size,
+                firstRoot: previous.root,
+                secondRoot: checkpoint.root
+            )
+            switch outcome {
+            case .consistent:
+                return
+            case .invalid:
+                throw ArchiveError(
+                    .badInput,
+                    "proof-invalid: the consistency proof from size \(previous.size) to \(checkpoint.origin)'s checkpoint of size \(checkpoint.size) does not lead to that checkpoint's root (damaged or altered on the way); it proves neither consistency nor a fork; not cosigned",
+                    fix:
+                        "ask \(checkpoint.origin) again for custody prove --consistency \(previous.size), over another channel if it fails again"
                 )
-        } else {
-            throw ArchiveError(
-                .badInput,
-                "a checkpoint of size \(checkpoint.size) without a consistency proof from size \(previous.size), the last one cosigned for \(checkpoint.origin)",
-                fix: "ask \(checkpoint.origin) for custody prove --consistency \(previous.size)"
-            )
+            case .inconsistent:
+                proofText = "old \(previous.size)\n" + proof.map { Encoding.base64($0) + "\n" }.joined() + "\n"
+            }
         }
-        guard consistent else {
-            let evidence = try saveConflict(previous, checkpoint)
-            throw ArchiveError(
-                .damaged,
-                "FORK: \(checkpoint.origin)'s checkpoint of size \(checkpoint.size) (root \(Encoding.base64(checkpoint.root))) is inconsistent with its checkpoint of size \(previous.size) (root \(Encoding.base64(previous.root))) cosigned before: the log was forked or its history rewritten; not cosigned",
-                fix:
-                    "keep both signed checkpoints (saved in \(evidence)) as evidence and alert \(checkpoint.origin)'s operators"
-            )
-        }
+        let evidence = try saveConflict(previous, checkpoint, proof: proofText)
+        throw ArchiveError(
+            .damaged,
+            "FORK: \(checkpoint.origin)'s checkpoint of size \(checkpoint.size) (root \(Encoding.base64(checkpoint.root))) is inconsistent with its checkpoint of size \(previous.size) (root \(Encoding.base64(previous.root))) cosigned before: the log was forked or its history rewritten; not cosigned",
+            fix:
+                "keep both signed checkpoints (saved in \(evidence)) as evidence and alert \(checkpoint.origin)'s operators"
+        )
     }
 
     /// Saves two conflicting signed checkpoints, as proof of the conflict anyone can check.
-    func saveConflict(_ previous: Checkpoint, _ checkpoint: Checkpoint) throws -> String {
+    ///
+    /// The file is the earlier note, an empty line, then the later one — preceded, when the proof is what shows the
+    /// conflict, by that proof as a tlog-witness request header (`old <size>`, its hashes, an empty line).
+    func saveConflict(_ previous: Checkpoint, _ checkpoint: Checkpoint, proof: String? = nil) throws -> String {
         let directory = witnessDirectory + "/conflicts"
         let code = POSIX.makeDirectories(directory)
         guard code == 0 else { throw ArchiveError.writeFailed("cannot create \(directory)", errno: code) }
         let path = directory + "/\(time(nil))-\(previous.size)-\(checkpoint.size).txt"
-        try POSIX.writeFileAtomically(path, Array((previous.note + "\n" + checkpoint.note).utf8))
+        try POSIX.writeFileAtomically(path, Array((previous.note + "\n" + (proof ?? "") + checkpoint.note).utf8))
         return path
     }
 
@@ -307,23 +322,47 @@ extension Archive {
         return parsed.size
     }
 
-    /// The size of our newest checkpoint that the witness `origin` has cosigned, if any.
+    /// The size of our newest checkpoint that the witness `origin` has validly cosigned, if any.
     package func sizeCosigned(by origin: String) -> Int? {
+        var keys: [String: [UInt8]?] = [:]
         for size in ledger.checkpointSizes().reversed() {
-            guard let checkpoint = try? ledger.storedCheckpoint(size: size),
-                let (_, signatures) = SignedNote.parse(checkpoint.note)
-            else { continue }
-            if signatures.contains(where: { $0.name == origin }) { return size }
+            guard let checkpoint = try? ledger.storedCheckpoint(size: size) else { continue }
+            if verifiedCosignatures(of: checkpoint, keys: &keys).contains(where: { $0.name == origin }) { return size }
         }
         return nil
     }
 
-    /// The newest of our checkpoints that carries cosignatures, with them; `nil` when none does yet.
+    /// The newest of our checkpoints that carries valid cosignatures, with only those (and the log's signature);
+    /// `nil` when none does yet. A line that does not verify with the key of the witness it names is left out:
+    /// what is printed or put in a bundle as cosigned was cosigned.
     package func cosignedCheckpoint() throws -> Checkpoint? {
+        var keys: [String: [UInt8]?] = [:]
         for size in ledger.checkpointSizes().reversed() {
-            let checkpoint = try ledger.storedCheckpoint(size: size)
-            if let (_, signatures) = SignedNote.parse(checkpoint.note), signatures.count > 1 { return checkpoint }
+            var checkpoint = try ledger.storedCheckpoint(size: size)
+            let cosignatures = verifiedCosignatures(of: checkpoint, keys: &keys)
+            guard !cosignatures.isEmpty, let (body, signatures) = SignedNote.parse(checkpoint.note) else { continue }
+            let own = signatures.filter {
+                SignedNote.isValid($0, body: body, name: config.origin, publicKey: ledger.logPublicKey)
+            }
+            checkpoint.note = body + "\n" + (own.prefix(1) + cosignatures).map(SignedNote.line).joined()
+            return checkpoint
         }
         return nil
+    }
+
+    /// The cosignature lines of `checkpoint` that verify over its body with the key of the cosigner they name: a
+    /// known witness, or the grantee of one of this archive's grants (the cosigners ``attachCosignatures(_:alsoFrom:)``
+    /// accepts). `keys` caches the lookups by name (`nil`: no such cosigner).
+    func verifiedCosignatures(of checkpoint: Checkpoint, keys: inout [String: [UInt8]?]) -> [SignedNote.Signature] {
+        guard let (body, signatures) = SignedNote.parse(checkpoint.note) else { return [] }
+        return signatures.filter { signature in
+            guard signature.name != config.origin else { return false }
+            if keys[signature.name] == nil {
+                let witness = (try? knownBody(origin: signature.name, role: "witness"))??.signingKey
+                keys[signature.name] = .some(witness ?? (try? granteeKey(origin: signature.name))??.key)
+            }
+            guard let key = keys[signature.name] ?? nil else { return false }
+            return SignedNote.cosignatureTime(signature, body: body, name: signature.name, publicKey: key) != nil
+        }
     }
 }

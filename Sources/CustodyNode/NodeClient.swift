@@ -421,15 +421,19 @@ package enum Puller {
                 )
             }
             try archive.refuseFork(latest, witnessed: witnessed)
-            guard
-                Merkle.isConsistent(
-                    proof,
-                    first: shown.size,
-                    second: latest.size,
-                    firstRoot: shown.root,
-                    secondRoot: latest.root
-                )
-            else {
+            switch Merkle.consistency(
+                proof,
+                first: shown.size,
+                second: latest.size,
+                firstRoot: shown.root,
+                secondRoot: latest.root
+            ) {
+            case .consistent:
+                break
+            case .inconsistent:
+                // The peer's own proof shows its head is no prefix of its log: two signed logs, a fork.
+                try archive.refuseFork(latest, shown: shown, proof: proof)
+            case .invalid:
                 throw ArchiveError(
                     .badInput,
                     "proof-invalid: the peer cannot prove the checkpoint of grant \(id)'s head (size \(shown.size)) consistent with its log (size \(latest.size))",

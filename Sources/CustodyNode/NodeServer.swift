@@ -178,6 +178,9 @@ package struct NodeServer: Sendable {
                 switch error.code {
                 case .notAuthorised:
                     throw ServerRefusal(.unknownLog, detail: error.problem)
+                case .badInput where error.problem.hasPrefix("proof-invalid:"):
+                    // C2SP tlog-witness: a proof that does not verify is 422 (not a fork: nothing was filed).
+                    throw ServerRefusal(.proofInvalid, detail: error.problem)
                 case .badInput:
                     // The witness's stored size, so the log can send a proof from it (C2SP tlog-witness).
                     let origin = Self.checkpointOrigin(body)

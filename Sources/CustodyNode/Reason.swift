@@ -35,8 +35,12 @@ package enum Reason: String, Sendable, CaseIterable {
     case tooLarge = "too-large"
     /// 416: a range that starts at or past the end.
     case rangeNotSatisfiable = "range-not-satisfiable"
-    /// 422: `add-checkpoint` whose consistency proof fails (a fork or rewritten history, kept as evidence).
+    /// 422: `add-checkpoint` whose checkpoint is provably inconsistent with the one cosigned before (a fork or
+    /// rewritten history, kept as evidence).
     case proofFailed = "proof-failed"
+    /// 422: `add-checkpoint` whose consistency proof does not lead to the checkpoint's root: it proves nothing,
+    /// nothing is stored or filed (send a proof again).
+    case proofInvalid = "proof-invalid"
     /// 422: `cosignatures` with a line that cosigns none of this node's checkpoints.
     case noSuchCheckpoint = "no-such-checkpoint"
     /// 429: the requester already has the most requests in progress.
@@ -57,7 +61,7 @@ package enum Reason: String, Sendable, CaseIterable {
         case .grantRevoked, .grantExpired, .ancestorMissing, .ancestorRevoked, .ancestorExpired: return .gone
         case .tooLarge: return .contentTooLarge
         case .rangeNotSatisfiable: return .rangeNotSatisfiable
-        case .proofFailed, .noSuchCheckpoint: return .unprocessableContent
+        case .proofFailed, .proofInvalid, .noSuchCheckpoint: return .unprocessableContent
         case .tooManyRequests: return .tooManyRequests
         case .internalError: return .internalServerError
         case .unavailable: return .serviceUnavailable

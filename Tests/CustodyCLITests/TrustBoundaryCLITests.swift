@@ -141,10 +141,13 @@ import Glibc
             CLI.run(["peer", "add", "split", splitURL, "--identity", dir.path + "/ohchr.id"], environment: env("iachr"))
                 .status == 0
         )
-        // The head's checkpoint is older than the witnessed log, and no proof can join them.
+        // The head's checkpoint is older than the witnessed log, and the peer's own proof from it to its log shows
+        // it is no prefix of it: a fork, filed with that proof.
         let older = CLI.run(["pull", "split", "--grant", forkedGrant], environment: env("iachr"))
-        #expect(older.status == 65 && older.stderr.contains("proof-invalid"), "\(older.status): \(older.stderr)")
+        #expect(older.status == 1 && older.stderr.contains("FORK"), "\(older.status): \(older.stderr)")
         #expect(itemCount("iachr") == 0)
+        let conflicts = dir.path + "/iachr/witness/conflicts"
+        #expect(((try? FileManager.default.contentsOfDirectory(atPath: conflicts)) ?? []).count == 1)
 
         // The forked log outgrows the real one: its head is beyond the log the witnesses are shown.
         for i in 0..<12 {

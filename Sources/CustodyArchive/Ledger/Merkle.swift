@@ -142,7 +142,19 @@ package enum Merkle {
         return sn == 0 ? r : nil
     }
 
-    /// Checks a consistency proof between two roots (RFC 9162 §2.1.4.2).
+    /// What a consistency proof shows about two signed roots.
+    package enum ConsistencyOutcome: Sendable, Equatable {
+        /// The later tree extends the earlier one.
+        case consistent
+        /// The proof leads to the later root, but the first `first` leaves of that tree have another root than
+        /// the earlier one: proof that the two trees are inconsistent (a fork), since every proof hash enters
+        /// the later root and so cannot be forged without a SHA-256 collision.
+        case inconsistent(firstRootOfSecond: [UInt8])
+        /// The proof has the wrong shape or does not lead to the later root: it proves nothing either way.
+        case invalid
+    }
+
+    /// Checks a consistency proof between two roots (RFC 9162 §2.1.4.2) and says what it shows.
     ///
     /// - Parameters:
     ///   - proof: The proof.
@@ -150,20 +162,23 @@ package enum Merkle {
     ///   - second: The later size.
     ///   - firstRoot: The earlier root.
     ///   - secondRoot: The later root.
-    /// - Returns: Whether the later tree extends the earlier one.
-    package static func isConsistent(
+    /// - Returns: Whether the proof shows consistency, shows a fork, or shows nothing.
+    package static func consistency(
         _ proof: [[UInt8]],
         first: Int,
         second: Int,
         firstRoot: [UInt8],
         secondRoot: [UInt8]
-    ) -> Bool {
-        guard first >= 0, first <= second, proof.allSatisfy({ $0.count == hashByteCount }) else { return false }
-        if first == second { return proof.isEmpty && firstRoot == secondRoot }
-        if first == 0 { return proof.isEmpty }
+    ) -> ConsistencyOutcome {
+        guard first >= 0, first <= second, proof.allSatisfy({ $0.count == hashByteCount }) else { return .invalid }
+        if first == second {
+            guard proof.isEmpty else { return .invalid }
+            return constantTimeEqual(firstRoot, secondRoot) ? .consistent : .inconsistent(firstRootOfSecond: secondRoot)
+        }
+        if first == 0 { return proof.isEmpty ? .consistent : .invalid }
         var path = proof
         if first & (first - 1) == 0 { path.insert(firstRoot, at: 0) }  // a complete first tree is not in the proof
-        guard !path.isEmpty else { return false }
+        guard !path.isEmpty else { return .invalid }
         var fn = first - 1
         var sn = second - 1
         while fn & 1 == 1 {
@@ -173,7 +188,7 @@ package enum Merkle {
         var fr = path[0]
         var sr = path[0]
         for c in path.dropFirst() {
-            guard sn > 0 else { return false }
+            guard sn > 0 else { return .invalid }
             if fn & 1 == 1 || fn == sn {
                 fr = nodeHash(c, fr)
                 sr = nodeHash(c, sr)
@@ -187,6 +202,22 @@ package enum Merkle {
             fn >>= 1
             sn >>= 1
         }
-        return sn == 0 && constantTimeEqual(fr, firstRoot) && constantTimeEqual(sr, secondRoot)
+        // Every hash of the path enters `sr`; `fr` is built from a subset of them. So when `sr` is the signed later
+        // root, `fr` is the true root of that tree's first `first` leaves.
+        guard sn == 0, constantTimeEqual(sr, secondRoot) else { return .invalid }
+        return constantTimeEqual(fr, firstRoot) ? .consistent : .inconsistent(firstRootOfSecond: fr)
+    }
+
+    /// Checks a consistency proof between two roots (RFC 9162 §2.1.4.2).
+    ///
+    /// - Returns: Whether the later tree extends the earlier one.
+    package static func isConsistent(
+        _ proof: [[UInt8]],
+        first: Int,
+        second: Int,
+        firstRoot: [UInt8],
+        secondRoot: [UInt8]
+    ) -> Bool {
+        consistency(proof, first: first, second: second, firstRoot: firstRoot, secondRoot: secondRoot) == .consistent
     }
 }

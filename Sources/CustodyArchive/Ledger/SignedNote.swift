@@ -91,15 +91,18 @@ package enum SignedNote {
     /// Whether `note` carries a valid Ed25519 signature by `publicKey` under `name`.
     package static func isSigned(_ note: String, name: String, publicKey: [UInt8]) -> Bool {
         guard let (body, signatures) = parse(note) else { return false }
-        let id = keyID(name: name, publicKey: publicKey, type: ed25519Type)
-        return signatures.contains { signature in
-            signature.name == name && signature.payload.count == 68 && Array(signature.payload.prefix(4)) == id
-                && SigningKey.isValidSignature(
-                    Array(signature.payload.dropFirst(4)),
-                    for: Array(body.utf8),
-                    publicKey: publicKey
-                )
-        }
+        return signatures.contains { isValid($0, body: body, name: name, publicKey: publicKey) }
+    }
+
+    /// Whether one signature line is a valid Ed25519 note signature of `body` by `publicKey` under `name`.
+    package static func isValid(_ signature: Signature, body: String, name: String, publicKey: [UInt8]) -> Bool {
+        signature.name == name && signature.payload.count == 68
+            && Array(signature.payload.prefix(4)) == keyID(name: name, publicKey: publicKey, type: ed25519Type)
+            && SigningKey.isValidSignature(
+                Array(signature.payload.dropFirst(4)),
+                for: Array(body.utf8),
+                publicKey: publicKey
+            )
     }
 
     /// The timestamp of a valid cosignature of `body` by `publicKey` under `name`, or `nil`.

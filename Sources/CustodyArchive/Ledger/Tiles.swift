@@ -56,6 +56,24 @@ package enum Tiles {
         return out
     }
 
+    /// The first `count` entries of a well-formed bundle, as a bundle (a byte prefix of it).
+    package static func bundlePrefix(_ bytes: [UInt8], entries count: Int) -> [UInt8] {
+        var end = 0
+        for _ in 0..<count where end + 2 <= bytes.count {
+            end = min(bytes.count, end + 2 + (Int(bytes[end]) << 8 | Int(bytes[end + 1])))
+        }
+        return Array(bytes.prefix(end))
+    }
+
+    /// The stored partial versions of a tile or bundle whose full version is at `fullPath` (under `directory`):
+    /// each canonical width 1–255 under `<fullPath>.p/`, with its path relative to `directory`.
+    static func partialVersions(directory: String, fullPath: String) -> [(path: String, width: Int)] {
+        ((try? listDirectory(directory + "/" + fullPath + ".p")) ?? []).compactMap { name in
+            guard let width = Int(name), width > 0, width < Tiles.width, String(width) == name else { return nil }
+            return (fullPath + ".p/" + name, width)
+        }
+    }
+
     /// The entries of a bundle, or `nil` when it is malformed.
     package static func entries(ofBundle bytes: [UInt8]) -> [[UInt8]]? {
         var out: [[UInt8]] = []
@@ -176,6 +194,17 @@ struct TreeBuilder {
         var bytes: [UInt8]
         /// The tile is full, so its partial versions (`<path>.p/`) can go.
         var isFull: Bool
+        /// The tile level, or `nil` for an entry bundle.
+        var level: Int?
+        /// The tile (or bundle) index.
+        var index: Int
+        /// How many hashes (or entries) it holds.
+        var width: Int
+        /// The path of its full version (without `.p/<width>`).
+        var fullPath: String {
+            level.map { Tiles.hashTilePath(level: $0, index: index, width: Tiles.width) }
+                ?? Tiles.bundlePath(index: index, width: Tiles.width)
+        }
     }
 
     /// The tiles and bundles that changed since the last call, then forgets the full ones.
@@ -192,7 +221,10 @@ struct TreeBuilder {
                     TileFile(
                         path: Tiles.hashTilePath(level: level, index: start / Tiles.width, width: width),
                         bytes: slice.flatMap { $0 },
-                        isFull: width == Tiles.width
+                        isFull: width == Tiles.width,
+                        level: level,
+                        index: start / Tiles.width,
+                        width: width
                     )
                 )
                 start += width
@@ -210,7 +242,10 @@ struct TreeBuilder {
                     TileFile(
                         path: Tiles.bundlePath(index: start / Tiles.width, width: width),
                         bytes: Tiles.bundle(entries[(start - entryBase)..<(start - entryBase + width)]),
-                        isFull: width == Tiles.width
+                        isFull: width == Tiles.width,
+                        level: nil,
+                        index: start / Tiles.width,
+                        width: width
                     )
                 )
                 start += width

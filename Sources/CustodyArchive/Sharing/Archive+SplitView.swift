@@ -39,6 +39,20 @@ extension Archive {
         )
     }
 
+    /// Refuses, as a fork, a checkpoint `shown` that a consistency proof leading to the signed `later` shows is no
+    /// prefix of it, and saves both with that proof as evidence.
+    ///
+    /// - Throws: ``ArchiveError`` (damaged, `FORK:`), always.
+    package func refuseFork(_ later: Checkpoint, shown: Checkpoint, proof: [[UInt8]]) throws -> Never {
+        let proofText = "old \(shown.size)\n" + proof.map { Encoding.base64($0) + "\n" }.joined() + "\n"
+        let evidence = try saveConflict(shown, later, proof: proofText)
+        throw ArchiveError(
+            .damaged,
+            "FORK: \(shown.origin) shows a checkpoint of size \(shown.size) that its own log of size \(later.size) proves it never had: it shows different logs to different parties; nothing was imported",
+            fix: "keep both signed checkpoints (saved in \(evidence)) as evidence and alert \(shown.origin)'s operators"
+        )
+    }
+
     /// Checks a bundle's checkpoint against what this archive witnessed of the granter's log, as far as that is
     /// possible offline: a checkpoint of the witnessed size must have the witnessed root.
     func checkAgainstWitnessed(_ checkpoint: Checkpoint) throws {
