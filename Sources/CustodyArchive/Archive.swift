@@ -397,7 +397,10 @@ package final class Archive {
                     batch.grants.append(try indexedGrant(reference, seq: entry.index))
                 }
                 if event.type == "revoke", let reference = event.grant {
-                    batch.revocations.append((reference.id, event.time))
+                    batch.revocations.append((reference.id, event.time, entry.index, entry.offset))
+                }
+                if event.type == "revocation-received", let received = receivedRevocation(of: event, seq: entry.index) {
+                    batch.receivedRevocations.append(received)
                 }
                 if event.type == "ingest" || event.type == "import", let item = event.item {
                     ingests[item] = event

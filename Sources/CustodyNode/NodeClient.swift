@@ -407,7 +407,10 @@ package enum Puller {
         for id in ids {
             let (status, head) = try await client.send("v1/grants/\(id)/head")
             guard status == 200 else {
-                if wanted == nil, status == 410 { continue }  // revoked or expired: nothing to pull
+                if status == 410 {  // revoked (a notice is checked and recorded) or expired: nothing to pull
+                    try gone(archive: archive, peer: alias, grant: id, body: head, wanted: wanted != nil)
+                    continue
+                }
                 throw refusal(status, head, what: "grant \(id)")
             }
             // A name of our own: nothing the peer sends becomes part of a path.

@@ -345,14 +345,16 @@ package struct NodeServer: Sendable {
                 return .refused(Self.notFound)
             }
             func gone(_ reason: String) -> Access { .refused(Self.response(.gone, Array((reason + "\n").utf8))) }
-            if let revoked = summary.revokedAt { return gone("grant \(id) was revoked at \(revoked)") }
+            if let revoked = summary.revokedAt {
+                return .refused(Self.revokedResponse(grant: id, at: revoked, archive: archive))
+            }
             guard served.grant.isValid(at: now) else {
                 return gone("grant \(id) is valid from \(served.grant.created) until \(served.grant.expires)")
             }
             for ancestor in served.ancestors {
                 guard let ancestor else { return gone("grant \(id) re-shares a grant this node no longer holds") }
-                if let revoked = try archive.index().grant(ancestor.id)?.revokedAt {
-                    return gone("grant \(id) re-shares grant \(ancestor.id), which was revoked at \(revoked)")
+                if let summary = try archive.index().grant(ancestor.id), summary.revokedAt != nil {
+                    return .refused(Self.revokedAncestorResponse(grant: id, ancestor: summary, archive: archive))
                 }
                 guard ancestor.isValid(at: now) else {
                     return gone("grant \(id) re-shares grant \(ancestor.id), which expired at \(ancestor.expires)")

@@ -95,6 +95,7 @@ extension CustodyCommand {
             try await runReportingErrorsAsync {
                 let archive = try global.openArchive()
                 let bar = ProgressBar(enabled: Terminal.stderrIsTTY && !json, label: "pull")
+                let knownRevoked = Set(try archive.index().grants().filter { $0.revocation != nil }.map(\.id))
                 let pulled = try await Puller.pull(archive: archive, peer: peer, grant: grant) { progress in
                     bar.update(
                         done: progress.bytes,
@@ -105,6 +106,20 @@ extension CustodyCommand {
                 }
                 bar.finish()
                 let results = pulled.map(\.result)
+                // Revocations this pull learned (verified notices, recorded).
+                let learned = try archive.index().grants().filter {
+                    $0.revocation != nil && !knownRevoked.contains($0.id)
+                }.compactMap { summary in summary.revocation.map { RevocationJSON(grant: summary.id, $0) } }
+                if !json {
+                    for one in learned {
+                        FileHandle.standardError.write(
+                            Data(
+                                "grant \(one.grant) was REVOKED by \(TerminalText.escape(one.revokedBy)) at \(one.revokedAt): the signed notice is verified and recorded\n"
+                                    .utf8
+                            )
+                        )
+                    }
+                }
                 let witnessing = try await Puller.witness(archive: archive, peer: peer)
                 if !json {
                     if let size = witnessing.cosignedPeerSize { print("cosigned \(peer)'s checkpoint of size \(size)") }
@@ -116,8 +131,8 @@ extension CustodyCommand {
                 }
                 if json {
                     try printJSON(
-                        [
-                            "grants": pulled.map {
+                        PullReportJSON(
+                            grants: pulled.map {
                                 PullJSON(
                                     grant: $0.result.grant,
                                     granter: $0.result.granter,
@@ -128,8 +143,9 @@ extension CustodyCommand {
                                     objectsReused: $0.reused,
                                     bytesFetched: $0.bytes
                                 )
-                            }
-                        ]
+                            },
+                            revocationsReceived: learned
+                        )
                     )
                     return
                 }
@@ -139,9 +155,21 @@ extension CustodyCommand {
                         "grant \(result.grant) from \(result.granter): \(result.imported.count) item(s) imported, \(result.alreadyPresent.count) already here; \(one.fetched) object(s) fetched (\(formatBytes(one.bytes))), \(one.reused) already here"
                     )
                 }
-                if results.isEmpty { print("nothing to pull from \(peer)") }
+                if results.isEmpty && learned.isEmpty { print("nothing to pull from \(peer)") }
             }
         }
+    }
+}
+
+/// `pull --json`.
+struct PullReportJSON: Encodable {
+    var grants: [PullJSON]
+    /// Grants this pull learned were revoked (verified revocation notices, now recorded).
+    var revocationsReceived: [RevocationJSON]
+
+    enum CodingKeys: String, CodingKey {
+        case grants
+        case revocationsReceived = "revocations_received"
     }
 }
 

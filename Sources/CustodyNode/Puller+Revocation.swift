@@ -1,0 +1,75 @@
+import CustodyArchive
+import Foundation
+
+extension Puller {
+    /// A peer answered 410 for grant `id`: when the answer carries a revocation notice, checks it against what this
+    /// archive knows (``Archive/verifyRevocationNotice(_:grant:)``: the granter's registered keys, the grant as
+    /// stored here) and records it (``Archive/recordRevocation(_:)``); a notice that does not verify fails the pull
+    /// loudly and records nothing. Without a notice (an expired grant, a grant never imported here, an older
+    /// peer), nothing is recorded.
+    ///
+    /// - Parameters:
+    ///   - archive: The pulling archive.
+    ///   - peer: The peer's name (for messages).
+    ///   - id: The grant the peer refused.
+    ///   - body: The 410 answer's body.
+    ///   - wanted: The pull asked for this grant alone: a revoked or expired grant is then an error (77).
+    /// - Throws: ``ArchiveError``: bad input (65) for a malformed notice, verification failed (1) for a forged
+    ///   one, not authorised (77) when the grant was asked for by id.
+    static func gone(archive: Archive, peer: String, grant id: String, body: Data, wanted: Bool) throws {
+        let bytes = Array(body.prefix(RevocationNotice.maxBytes + 1))
+        var recorded: ReceivedRevocation?
+        var unrecorded: RevocationNotice?
+        if bytes.first(where: { $0 != 0x20 && $0 != 0x0A && $0 != 0x0D && $0 != 0x09 }) == UInt8(ascii: "{") {
+            do {
+                // The notice of this grant, or (from a re-sharer) of an ancestor grant this archive also holds.
+                let verified = try archive.verifyRevocationNotice(bytes)
+                guard verified.grant.id == id || isAncestor(verified.grant.id, of: id, archive: archive) else {
+                    throw ArchiveError(
+                        .damaged,
+                        "peer \(peer) answered 410 for grant \(id) with a revocation notice of grant \(verified.grant.id), which it does not re-share; nothing was recorded",
+                        fix: "check the peer; pull again"
+                    )
+                }
+                recorded = try archive.recordRevocation(verified)
+            } catch let error as ArchiveError where error.code == .notFound {
+                // A grant this archive never received: it holds nothing to mark.
+                unrecorded = RevocationNotice.parse(bytes)
+            } catch let error as ArchiveError {
+                throw ArchiveError(
+                    error.code,
+                    "peer \(peer) answered 410 for grant \(id): \(error.problem)",
+                    fix: error.fix
+                )
+            }
+        }
+        guard wanted else { return }
+        if let recorded {
+            throw ArchiveError(
+                .notAuthorised,
+                "grant \(id) is no longer valid: revoked by \(TerminalText.escape(recorded.revokedBy)) at \(recorded.revokedAt) (the signed revocation notice is recorded here)",
+                fix: "ask the granting body for a new grant"
+            )
+        }
+        if let unrecorded {
+            throw ArchiveError(
+                .notAuthorised,
+                "grant \(id) is no longer valid: the peer sent a revocation notice of grant \(unrecorded.grant) (revoked at \(TerminalText.escape(unrecorded.revokedAt))), which this archive did not receive, so it was not recorded",
+                fix: "ask the granting body for a new grant"
+            )
+        }
+        throw refusal(410, body, what: "grant \(id)")
+    }
+
+    /// Whether `ancestor` is on the parent chain of grant `id` as stored here.
+    static func isAncestor(_ ancestor: String, of id: String, archive: Archive) -> Bool {
+        var parent = (try? archive.storedGrant(id))?.grant.parent
+        var depth = 0
+        while let reference = parent, depth < 16 {
+            if reference.id == ancestor { return true }
+            parent = (try? archive.storedGrant(reference.id))?.grant.parent
+            depth += 1
+        }
+        return false
+    }
+}
