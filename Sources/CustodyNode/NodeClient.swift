@@ -408,7 +408,14 @@ package enum Puller {
             let (status, head) = try await client.send("v1/grants/\(id)/head")
             guard status == 200 else {
                 if status == 410 {  // revoked (a notice is checked and recorded) or expired: nothing to pull
-                    try gone(archive: archive, peer: alias, grant: id, body: head, wanted: wanted != nil)
+                    try await gone(
+                        archive: archive,
+                        client: client,
+                        peer: peer,
+                        grant: id,
+                        body: head,
+                        wanted: wanted != nil
+                    )
                     continue
                 }
                 throw refusal(status, head, what: "grant \(id)")

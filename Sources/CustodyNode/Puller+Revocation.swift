@@ -4,19 +4,30 @@ import Foundation
 extension Puller {
     /// A peer answered 410 for grant `id`: when the answer carries a revocation notice, checks it against what this
     /// archive knows (``Archive/verifyRevocationNotice(_:grant:)``: the granter's registered keys, the grant as
-    /// stored here) and records it (``Archive/recordRevocation(_:)``); a notice that does not verify fails the pull
+    /// stored here), checks the notice's checkpoint of the peer's own log against what this archive witnesses of
+    /// it, exactly like a head's (``checkHead(_:archive:client:peer:grant:)``: a revocation shown on a forked log is
+    /// a fork), and records it (``Archive/recordRevocation(_:)``); a notice that does not verify fails the pull
     /// loudly and records nothing. Without a notice (an expired grant, a grant never imported here, an older
     /// peer), nothing is recorded.
     ///
     /// - Parameters:
     ///   - archive: The pulling archive.
-    ///   - peer: The peer's name (for messages).
+    ///   - client: The client of the peer's node.
+    ///   - peer: The peer.
     ///   - id: The grant the peer refused.
     ///   - body: The 410 answer's body.
     ///   - wanted: The pull asked for this grant alone: a revoked or expired grant is then an error (77).
     /// - Throws: ``ArchiveError``: bad input (65) for a malformed notice, verification failed (1) for a forged
     ///   one, not authorised (77) when the grant was asked for by id.
-    static func gone(archive: Archive, peer: String, grant id: String, body: Data, wanted: Bool) throws {
+    static func gone(
+        archive: Archive,
+        client: NodeClient,
+        peer: KnownBody,
+        grant id: String,
+        body: Data,
+        wanted: Bool
+    ) async throws {
+        let alias = peer.alias ?? peer.identity.origin
         let bytes = Array(body.prefix(RevocationNotice.maxBytes + 1))
         var recorded: ReceivedRevocation?
         var unrecorded: RevocationNotice?
@@ -27,8 +38,17 @@ extension Puller {
                 guard verified.grant.id == id || isAncestor(verified.grant.id, of: id, archive: archive) else {
                     throw ArchiveError(
                         .damaged,
-                        "peer \(peer) answered 410 for grant \(id) with a revocation notice of grant \(verified.grant.id), which it does not re-share; nothing was recorded",
+                        "peer \(alias) answered 410 for grant \(id) with a revocation notice of grant \(verified.grant.id), which it does not re-share; nothing was recorded",
                         fix: "check the peer; pull again"
+                    )
+                }
+                if verified.grant.id == id {
+                    try await checkHead(
+                        verified.notice.checkpoint,
+                        archive: archive,
+                        client: client,
+                        peer: peer,
+                        grant: id
                     )
                 }
                 recorded = try archive.recordRevocation(verified)
@@ -38,7 +58,7 @@ extension Puller {
             } catch let error as ArchiveError {
                 throw ArchiveError(
                     error.code,
-                    "peer \(peer) answered 410 for grant \(id): \(error.problem)",
+                    "peer \(alias) answered 410 for grant \(id): \(error.problem)",
                     fix: error.fix
                 )
             }

@@ -181,6 +181,26 @@ import Testing
         #expect(grants("b")[other]?["revoked"] as? Bool == true)
         #expect(grants("b")[parent]?["revoked"] as? Bool == false)
 
+        // Split view: a copy of A with A's keys shows B a revocation of the parent on another history than the one
+        // B witnessed. Every signature in that notice is A's, but its checkpoint is a fork: refused, not recorded.
+        try FileManager.default.copyItem(atPath: dir.path + "/a", toPath: dir.path + "/fork")
+        dir.write("later.txt", text: "the real history goes on")
+        #expect(CLI.run(["ingest", dir.path + "/later.txt"], environment: env("a")).status == 0)
+        #expect(CLI.run(["pull", "a"], environment: env("b")).status == 0, "B witnesses A's real log")
+        #expect(CLI.run(["grant", "revoke", parent, "--reason", "fork"], environment: env("fork")).status == 0)
+        let (forkServer, forkURL) = try serve("fork")
+        defer { stop(forkServer) }
+        #expect(
+            CLI.run(["peer", "add", "a", forkURL, "--identity", dir.path + "/a.id"], environment: env("b")).status == 0
+        )
+        let split = CLI.run(["pull", "a"], environment: env("b"))
+        #expect(split.status == 1 && split.stderr.contains("FORK"), "\(split.status): \(split.stderr)")
+        #expect(grants("b")[parent]?["revoked"] as? Bool == false)
+        #expect(logTypes("b").filter { $0 == "revocation-received" }.count == 1)
+        #expect(
+            CLI.run(["peer", "add", "a", urlA, "--identity", dir.path + "/a.id"], environment: env("b")).status == 0
+        )
+
         // A revokes the re-shared parent; B's next pull learns it.
         #expect(
             CLI.run(["grant", "revoke", parent, "--reason", "consent withdrawn"], environment: env("a")).status == 0
