@@ -30,12 +30,12 @@ extension Puller {
         let alias = peer.alias ?? peer.identity.origin
         let bytes = Array(body.prefix(RevocationNotice.maxBytes + 1))
         var recorded: ReceivedRevocation?
-        var unrecorded: RevocationNotice?
+        var unrecorded: (notice: RevocationNotice, why: String)?
         if bytes.first(where: { $0 != 0x20 && $0 != 0x0A && $0 != 0x0D && $0 != 0x09 }) == UInt8(ascii: "{") {
             do {
                 // The notice of this grant, or (from a re-sharer) of an ancestor grant this archive also holds.
                 let verified = try archive.verifyRevocationNotice(bytes)
-                guard verified.grant.id == id || isAncestor(verified.grant.id, of: id, archive: archive) else {
+                guard verified.grant.id == id || verified.descendants.contains(id) else {
                     throw ArchiveError(
                         .damaged,
                         "peer \(alias) answered 410 for grant \(id) with a revocation notice of grant \(verified.grant.id), which it does not re-share; nothing was recorded",
@@ -54,7 +54,12 @@ extension Puller {
                 recorded = try archive.recordRevocation(verified)
             } catch let error as ArchiveError where error.code == .notFound {
                 // A grant this archive never received: it holds nothing to mark.
-                unrecorded = RevocationNotice.parse(bytes)
+                unrecorded = RevocationNotice.parse(bytes).map { ($0, "this archive holds nothing under it") }
+            } catch let error as ArchiveError
+                where error.code == .notAuthorised && RevocationNotice.parse(bytes)?.grant != id
+            {
+                // A re-sharer relays its parent's notice, whose granter this archive does not know: not checkable.
+                unrecorded = RevocationNotice.parse(bytes).map { ($0, "its granter is not a body this archive knows") }
             } catch let error as ArchiveError {
                 throw ArchiveError(
                     error.code,
@@ -74,22 +79,10 @@ extension Puller {
         if let unrecorded {
             throw ArchiveError(
                 .notAuthorised,
-                "grant \(id) is no longer valid: the peer sent a revocation notice of grant \(unrecorded.grant) (revoked at \(TerminalText.escape(unrecorded.revokedAt))), which this archive did not receive, so it was not recorded",
+                "grant \(id) is no longer valid: the peer sent a revocation notice of grant \(unrecorded.notice.grant) (revoked at \(TerminalText.escape(unrecorded.notice.revokedAt))), not recorded: \(unrecorded.why)",
                 fix: "ask the granting body for a new grant"
             )
         }
         throw refusal(410, body, what: "grant \(id)")
-    }
-
-    /// Whether `ancestor` is on the parent chain of grant `id` as stored here.
-    static func isAncestor(_ ancestor: String, of id: String, archive: Archive) -> Bool {
-        var parent = (try? archive.storedGrant(id))?.grant.parent
-        var depth = 0
-        while let reference = parent, depth < 16 {
-            if reference.id == ancestor { return true }
-            parent = (try? archive.storedGrant(reference.id))?.grant.parent
-            depth += 1
-        }
-        return false
     }
 }

@@ -122,17 +122,36 @@ import Testing
         #expect(throws: ArchiveError.self) { try b.grantee.createGrant(try childRequest(b)) }
     }
 
-    @Test func aChildMadeBeforeTheRevocationIsRefusedByItsGranterOnceItKnows() throws {
+    @Test func theParentsRevocationReachesTheChildsGranteeWhenItKnowsTheOriginalGranter() throws {
         let b = try bodies()
         let (child, _, _) = try b.grantee.createGrant(try childRequest(b))
         _ = try b.grantee.exportBundle(grant: child.id, to: dir.path + "/child.bundle")
+        _ = try b.third.importBundle(path: dir.path + "/child.bundle", trustGranter: true)
         _ = try b.granter.revokeGrant(b.parent.id, reason: "withdrawn")
-        try b.grantee.recordRevocation(
-            try b.grantee.verifyRevocationNotice(try b.granter.revocationNotice(grant: b.parent.id))
-        )
+        let notice = try b.granter.revocationNotice(grant: b.parent.id)
+        try b.grantee.recordRevocation(try b.grantee.verifyRevocationNotice(notice))
         // The re-sharer's index now says the child's parent is revoked (what its node checks on every request).
         let parent = try #require(try b.grantee.storedGrant(child.id).grant.parent)
         #expect(try b.grantee.index().grant(parent.id)?.revokedAt != nil)
+
+        // The child's grantee holds the parent only as part of its grant's chain; it cannot check a notice whose
+        // granter it does not know, and records nothing.
+        let size = try logSize(b.third)
+        let unknown = #expect(throws: ArchiveError.self) { try b.third.verifyRevocationNotice(notice) }
+        #expect(unknown?.code == .notAuthorised)
+        #expect(try logSize(b.third) == size && b.third.index().grant(child.id)?.revocation == nil)
+        // Once it trusts the original granter, the notice verifies against it and marks the child revoked.
+        _ = try b.third.trust(try b.granter.identity(), role: "granter")
+        let verified = try b.third.verifyRevocationNotice(notice)
+        #expect(verified.grant.id == b.parent.id && verified.descendants == [child.id])
+        try b.third.recordRevocation(verified)
+        let marked = try #require(try b.third.index().grant(child.id)?.revocation)
+        #expect(marked.ancestor == b.parent.id && marked.revokedBy == "A")
+        let item = b.items[0].id.hex
+        #expect(throws: ArchiveError.self) { try b.third.checkExtractAllowed(item, despiteRevocation: false) }
+        try b.third.reindex()
+        #expect(try b.third.index().grant(child.id)?.revocation == marked)
+        #expect(try b.third.verify(mode: .deep).ok)
     }
 
     /// The notice of `grant`'s revocation, as JSON to tamper with.
@@ -272,7 +291,7 @@ import Testing
             to: URL(fileURLWithPath: registry)
         )
         let unknown = #expect(throws: ArchiveError.self) { try b.grantee.verifyRevocationNotice(notice) }
-        #expect(unknown?.code == .damaged && unknown?.problem.contains("not a body this archive knows") == true)
+        #expect(unknown?.code == .notAuthorised && unknown?.problem.contains("not a body this archive knows") == true)
         try saved.write(to: URL(fileURLWithPath: registry))
         #expect(try b.grantee.verifyRevocationNotice(notice).grant.id == b.other.id)
     }

@@ -213,7 +213,7 @@ import Testing
         #expect(row["revoked"] as? Bool == true && revocation["revoked_by"] as? String == "A")
         #expect(revocation["revoked_at"] as? String == row["revoked_at"] as? String)
         let listText = CLI.run(["grant", "list"], environment: env("b")).stdout
-        #expect(listText.contains("\(parent)  from A") && listText.contains("REVOKED by A"), "\(listText)")
+        #expect(listText.contains("\(parent)  from A") && listText.contains("REVOKED: revoked by A"), "\(listText)")
         let shown = CLI.run(["grant", "show", parent], environment: env("b"))
         #expect(shown.status == 0 && shown.stdout.contains("REVOKED") && shown.stdout.contains("by A"))
         let showJSON = CLI.run(["grant", "show", parent, "--json"], environment: env("b")).json
@@ -244,6 +244,16 @@ import Testing
         let gone = try await NodeClient.execute(client.signedRequest("v1/grants/\(child)/head"))
         #expect(gone.status == 410 && gone.headers["content-type"] == "application/vnd.custody.revocation+json")
         #expect(RevocationNotice.parse(gone.body)?.grant == parent)
+        #expect(grants("c")[child]?["revoked"] as? Bool == false, "C cannot check A's notice: it does not know A")
+        // Once C knows A (fingerprint compared out of band), the relayed notice verifies and marks C's grant.
+        #expect(
+            CLI.run(["peer", "add", "a", urlA, "--identity", dir.path + "/a.id"], environment: env("c")).status == 0
+        )
+        let cAgain = CLI.run(["pull", "b"], environment: env("c"))
+        #expect(cAgain.status == 0 && cAgain.stderr.contains("was REVOKED by A"), "\(cAgain.stderr)")
+        let cRevocation = grants("c")[child]?["revocation"] as? [String: Any]
+        #expect(cRevocation?["ancestor"] as? String == parent && cRevocation?["revoked_by"] as? String == "A")
+        #expect(CLI.run(["extract", item, "-o", dir.path + "/c-out.txt"], environment: env("c")).status == 77)
 
         // No new child under the revoked parent.
         let refusedChild = grant("b", to: "c", "C1", reshare: false)

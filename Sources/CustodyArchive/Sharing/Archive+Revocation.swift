@@ -73,9 +73,11 @@ package struct ReceivedRevocation: Codable, Sendable, Equatable {
     package var notice: String
     /// The position of this archive's `revocation-received` event.
     package var seq: Int
+    /// For a grant received as a re-share: the ancestor grant whose revocation this is (it ends this one too).
+    package var ancestor: String?
 
     enum CodingKeys: String, CodingKey {
-        case entry, notice, seq
+        case entry, notice, seq, ancestor
         case revokedAt = "revoked_at"
         case revokedBy = "revoked_by"
         case revokedByOrigin = "revoked_by_origin"
@@ -96,6 +98,8 @@ package struct VerifiedRevocation: Sendable {
     package var notice: RevocationNotice
     /// Its bytes, as they will be stored.
     package var bytes: [UInt8]
+    /// The grants received here that re-share the revoked grant (it is one of their ancestors).
+    package var descendants: [String]
 }
 
 extension Archive {
@@ -158,7 +162,8 @@ extension Archive {
     ///   - expected: The grant the notice must be about (the one the peer refused), if any.
     /// - Returns: The grant, its reference, the granter's event and the notice.
     /// - Throws: ``ArchiveError``: bad input for a malformed notice, not found when the grant is not held here,
-    ///   damaged (verification failed, exit 1) when a signature, the proof or the grant does not match.
+    ///   not authorised when its granter is not a known body, damaged (verification failed, exit 1) when a
+    ///   signature, the proof or the grant does not match.
     package func verifyRevocationNotice(_ bytes: [UInt8], grant expected: String? = nil) throws -> VerifiedRevocation {
         func forged(_ why: String) -> ArchiveError {
             ArchiveError(
@@ -175,21 +180,36 @@ extension Archive {
             )
         }
         if let expected, notice.grant != expected { throw forged("it names grant \(notice.grant), not \(expected)") }
-        guard let summary = try index().grant(notice.grant), summary.direction == "in" else {
+        let indexed = try index()
+        let received = try indexed.grants().filter { $0.direction == "in" }.compactMap { summary in
+            try indexed.grantHash(summary.id).map { (summary.id, $0) }
+        }
+        let descendants = grantsReSharing(notice.grant, among: received)
+        let held: (grant: Grant, signed: [UInt8])
+        if let summary = try index().grant(notice.grant), summary.direction == "in" {
+            held = try storedGrant(notice.grant)
+        } else if let ancestor = descendants.first?.ancestor {
+            held = ancestor
+        } else {
             throw ArchiveError(
                 .notFound,
                 "the revocation notice names grant \(notice.grant), which this archive did not receive",
                 fix: "nothing to record: this archive holds nothing under that grant"
             )
         }
-        let (grant, signed) = try storedGrant(notice.grant)
+        let (grant, signed) = held
         let reference = GrantReference(id: grant.id, hash: Grant.hash(signed))
         guard
             let body = try knownBodies().first(where: {
                 $0.identity.signingKey == grant.granter.signingKey && $0.identity.origin == grant.granter.origin
             }), let logKey = body.logKey, let signingKey = body.signingKey
         else {
-            throw forged("its granter \(grant.granter.origin) is not a body this archive knows")
+            throw ArchiveError(
+                .notAuthorised,
+                "the revocation notice of grant \(grant.id) cannot be checked: its granter \(grant.granter.origin) is not a body this archive knows; nothing was recorded",
+                fix:
+                    "trust the granter's identity (custody peer add or witness add, fingerprint compared out of band), then pull again"
+            )
         }
         guard
             let checkpoint = Checkpoint.verified(
@@ -224,8 +244,42 @@ extension Archive {
             reference: reference,
             event: event,
             notice: notice,
-            bytes: try notice.encoded()
+            bytes: try notice.encoded(),
+            descendants: descendants.map(\.id)
         )
+    }
+
+    /// Which of the grants `received` here (id and the hash the log recorded) have grant `ancestor` in their chain of
+    /// ancestors (as stored with them, each file checked against the hash its child names), with that ancestor's
+    /// signed grant. Reads only grant files: the index may be catching up.
+    func grantsReSharing(
+        _ ancestor: String,
+        among received: [(id: String, hash: String)]
+    ) -> [(id: String, ancestor: (grant: Grant, signed: [UInt8]))] {
+        guard OutsideInput.isID(ancestor) else { return [] }
+        func stored(_ id: String, hash: String) -> Grant? {
+            guard let path = try? grantPath(id), let signed = try? POSIX.readFile(path, limit: Grant.maxBytes),
+                Grant.hash(signed) == hash
+            else { return nil }
+            return try? Grant.parse(signed)
+        }
+        var found: [(id: String, ancestor: (grant: Grant, signed: [UInt8]))] = []
+        for (id, hash) in received where id != ancestor {
+            guard var parent = stored(id, hash: hash)?.parent else { continue }
+            for _ in 0..<16 {
+                guard let path = try? grantPath(parent.id),
+                    let signed = try? POSIX.readFile(path, limit: Grant.maxBytes), Grant.hash(signed) == parent.hash,
+                    let grant = try? Grant.parse(signed)
+                else { break }
+                if parent.id == ancestor {
+                    found.append((id, (grant, signed)))
+                    break
+                }
+                guard let next = grant.parent else { break }
+                parent = next
+            }
+        }
+        return found
     }
 
     /// Records a verified revocation: the notice stored as an object, and a `revocation-received` event naming
@@ -234,7 +288,11 @@ extension Archive {
     /// - Returns: The revocation as the index now holds it.
     @discardableResult
     package func recordRevocation(_ verified: VerifiedRevocation) throws -> ReceivedRevocation {
-        if let existing = try index().grant(verified.grant.id)?.revocation { return existing }
+        let targets = [verified.grant.id] + verified.descendants
+        let summaries = try targets.compactMap { try index().grant($0) }
+        if let existing = summaries.first?.revocation, summaries.allSatisfy({ $0.revocation != nil }) {
+            return existing
+        }
         let name = ObjectName(of: verified.bytes)
         if let staged = try verified.bytes.withUnsafeBytes({ try store.stage($0, as: name, checkExisting: true) }) {
             try store.commit([staged])
@@ -247,7 +305,7 @@ extension Archive {
             notice: ObjectRef(name: name, size: Int64(verified.bytes.count))
         )
         _ = try record([event])
-        guard let recorded = try index().grant(verified.grant.id)?.revocation else {
+        guard let recorded = try targets.lazy.compactMap({ try self.index().grant($0)?.revocation }).first else {
             throw ArchiveError(.damaged, "the received revocation is not indexed", fix: "run custody reindex")
         }
         return recorded
@@ -256,9 +314,15 @@ extension Archive {
     /// What the index holds for a `revocation-received` event: the granter's time and name from the stored notice
     /// and grant (already verified when it was recorded); a notice that cannot be read any more still marks the
     /// grant revoked, at the time it was received (`verify` reports the missing object).
-    func receivedRevocation(of event: Event, seq: Int) -> (id: String, revocation: ReceivedRevocation)? {
-        guard let reference = event.grant, OutsideInput.isID(reference.id), let ref = event.notice else { return nil }
-        let grant = (try? POSIX.readFile(grantsDirectory + "/\(reference.id).grant", limit: Grant.maxBytes))
+    ///
+    /// - Returns: The grant and each grant received here that re-shares it, with what to mark them with.
+    func receivedRevocation(
+        of event: Event,
+        seq: Int,
+        received: [(id: String, hash: String)]
+    ) -> [(id: String, revocation: ReceivedRevocation)] {
+        guard let reference = event.grant, OutsideInput.isID(reference.id), let ref = event.notice else { return [] }
+        let grant = (try? grantPath(reference.id)).flatMap { try? POSIX.readFile($0, limit: Grant.maxBytes) }
             .flatMap { try? Grant.parse($0) }
         var revokedAt = event.time
         var entry = -1
@@ -278,7 +342,13 @@ extension Archive {
             notice: ref.name.hex,
             seq: seq
         )
-        return (reference.id, revocation)
+        var marked = [(reference.id, revocation)]
+        for descendant in grantsReSharing(reference.id, among: received) {
+            var inherited = revocation
+            inherited.ancestor = reference.id
+            marked.append((descendant.id, inherited))
+        }
+        return marked
     }
 
     /// The revocation of the grant an imported item came under, when this archive received one.

@@ -136,8 +136,9 @@ extension CustodyCommand {
                     for grant in grants {
                         var state = grant.revokedAt.map { "revoked \($0)" } ?? "until \(grant.expires)"
                         if let received = grant.revocation {
+                            let via = received.ancestor.map { "its parent grant \($0) was " } ?? ""
                             state =
-                                "REVOKED by \(TerminalText.escape(received.revokedBy)) at \(received.revokedAt) (notice received \(received.receivedAt))"
+                                "REVOKED: \(via)revoked by \(TerminalText.escape(received.revokedBy)) at \(received.revokedAt) (notice received \(received.receivedAt))"
                         }
                         let arrow = grant.direction == "out" ? "to" : "from"
                         print(
@@ -197,7 +198,7 @@ extension CustodyCommand {
                     print("permission   \(grant.permission)\(grant.reshare ? ", may re-share" : ", no re-share")")
                     if let received = summary?.revocation {
                         print(
-                            "REVOKED      \(received.revokedAt) by \(TerminalText.escape(received.revokedBy)) \(received.revokedByFingerprint) (signed notice received \(received.receivedAt), entry \(received.entry) of its log)"
+                            "REVOKED      \(received.revokedAt) by \(TerminalText.escape(received.revokedBy)) \(received.revokedByFingerprint) (signed notice received \(received.receivedAt), entry \(received.entry) of its log)\(received.ancestor.map { "; its parent grant \($0) was revoked" } ?? "")"
                         )
                     } else if let revoked = summary?.revokedAt {
                         print("REVOKED      \(revoked)")
@@ -342,6 +343,8 @@ struct RevocationJSON: Encodable {
     var receivedAt: String
     var entry: Int
     var notice: String
+    /// For a re-share received here: the ancestor grant that was revoked.
+    var ancestor: String?
 
     init(grant: String, _ r: ReceivedRevocation) {
         self.grant = grant
@@ -352,10 +355,11 @@ struct RevocationJSON: Encodable {
         receivedAt = r.receivedAt
         entry = r.entry
         notice = r.notice
+        ancestor = r.ancestor
     }
 
     enum CodingKeys: String, CodingKey {
-        case grant, entry, notice
+        case grant, entry, notice, ancestor
         case revokedAt = "revoked_at"
         case revokedBy = "revoked_by"
         case revokedByOrigin = "revoked_by_origin"

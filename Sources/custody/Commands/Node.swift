@@ -114,7 +114,7 @@ extension CustodyCommand {
                     for one in learned {
                         FileHandle.standardError.write(
                             Data(
-                                "grant \(one.grant) was REVOKED by \(TerminalText.escape(one.revokedBy)) at \(one.revokedAt): the signed notice is verified and recorded\n"
+                                "grant \(one.grant) was REVOKED by \(TerminalText.escape(one.revokedBy)) at \(one.revokedAt)\(one.ancestor.map { " (its parent grant \($0))" } ?? ""): the signed notice is verified and recorded\n"
                                     .utf8
                             )
                         )
