@@ -117,6 +117,10 @@ import Testing
 
         // The notice object is checked by verify, and reindex rebuilds the revocation from the log.
         #expect(try b.grantee.verify(mode: .deep).ok)
+        // A bundle written before the revocation brings nothing in after it.
+        let oldBundle = dir.path + "/\(b.parent.id).bundle"
+        let reimport = #expect(throws: ArchiveError.self) { try b.grantee.importBundle(path: oldBundle) }
+        #expect(reimport?.code == .notAuthorised && reimport?.problem.contains("was revoked by A") == true)
         try b.grantee.reindex()
         #expect(try b.grantee.index().grant(b.parent.id)?.revocation == recorded)
         #expect(throws: ArchiveError.self) { try b.grantee.createGrant(try childRequest(b)) }

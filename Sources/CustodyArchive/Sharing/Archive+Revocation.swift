@@ -351,6 +351,20 @@ extension Archive {
         return marked
     }
 
+    /// Refuses to import under a grant (or a re-share of a grant) whose revocation this archive received: a bundle
+    /// written before the revocation must not bring its items in after it.
+    func refuseRevoked(_ grant: Grant, ancestors: [[UInt8]]) throws {
+        let ids = [grant.id] + ancestors.compactMap { try? Grant.parse($0).id }
+        for id in ids {
+            guard let revocation = try index().grant(id)?.revocation else { continue }
+            throw ArchiveError(
+                .notAuthorised,
+                "grant \(id == grant.id ? id : "\(grant.id) re-shares \(id), which") was revoked by \(TerminalText.escape(revocation.revokedBy)) at \(revocation.revokedAt) (a verified notice is recorded here)",
+                fix: "nothing was imported; ask the granting body for a new grant"
+            )
+        }
+    }
+
     /// The revocation of the grant an imported item came under, when this archive received one.
     package func revocation(ofItem id: String) throws -> (grant: String, revocation: ReceivedRevocation)? {
         guard let provenance = try index().provenance(of: id),
