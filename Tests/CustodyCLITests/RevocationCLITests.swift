@@ -212,7 +212,10 @@ import Testing
         let revocation = try #require(row["revocation"] as? [String: Any])
         #expect(row["revoked"] as? Bool == true && revocation["revoked_by"] as? String == "A")
         #expect(revocation["revoked_at"] as? String == row["revoked_at"] as? String)
+        let childRow = grants("b")[child]?["parent_revoked"] as? [String: Any]
+        #expect(childRow?["grant"] as? String == parent, "B's listing says its node refuses the child")
         let listText = CLI.run(["grant", "list"], environment: env("b")).stdout
+        #expect(listText.contains("REFUSED by this node: its parent grant \(parent) was revoked"))
         #expect(listText.contains("\(parent)  from A") && listText.contains("REVOKED: revoked by A"), "\(listText)")
         let shown = CLI.run(["grant", "show", parent], environment: env("b"))
         #expect(shown.status == 0 && shown.stdout.contains("REVOKED") && shown.stdout.contains("by A"))

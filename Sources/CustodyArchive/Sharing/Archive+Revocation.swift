@@ -365,6 +365,20 @@ extension Archive {
         }
     }
 
+    /// For a grant this archive made as a re-share: the nearest ancestor known here to be revoked (its id and
+    /// time) — its node refuses the grant for that reason.
+    package func revokedAncestor(of id: String) -> (grant: String, revokedAt: String)? {
+        var parent = (try? storedGrant(id))?.grant.parent
+        var depth = 0
+        while let reference = parent, depth < 16 {
+            guard let summary = try? index().grant(reference.id) else { return nil }
+            if let revoked = summary.revokedAt { return (reference.id, revoked) }
+            parent = (try? storedGrant(reference.id))?.grant.parent
+            depth += 1
+        }
+        return nil
+    }
+
     /// The revocation of the grant an imported item came under, when this archive received one.
     package func revocation(ofItem id: String) throws -> (grant: String, revocation: ReceivedRevocation)? {
         guard let provenance = try index().provenance(of: id),

@@ -130,11 +130,26 @@ extension CustodyCommand {
                     let itemID = try item.map { try archive.resolveItem($0).id }
                     let grants = try archive.index().grants(item: itemID)
                     if json {
-                        try printJSON(["grants": grants.map { GrantListJSON($0, me: archive.config.name) }])
+                        try printJSON([
+                            "grants": grants.map { summary in
+                                var row = GrantListJSON(summary, me: archive.config.name)
+                                if summary.direction == "out" {
+                                    row.parentRevoked = archive.revokedAncestor(of: summary.id).map {
+                                        .init(grant: $0.grant, revokedAt: $0.revokedAt)
+                                    }
+                                }
+                                return row
+                            }
+                        ])
                         return
                     }
                     for grant in grants {
                         var state = grant.revokedAt.map { "revoked \($0)" } ?? "until \(grant.expires)"
+                        if grant.direction == "out", grant.revokedAt == nil,
+                            let (ancestor, when) = archive.revokedAncestor(of: grant.id)
+                        {
+                            state = "REFUSED by this node: its parent grant \(ancestor) was revoked at \(when)"
+                        }
                         if let received = grant.revocation {
                             let via = received.ancestor.map { "its parent grant \($0) was " } ?? ""
                             state =
@@ -415,6 +430,18 @@ struct GrantListJSON: Encodable {
     var kind: String
     /// A grant received whose granter's signed revocation notice this archive recorded.
     var revocation: RevocationJSON?
+    /// A re-share made here whose ancestor is known to be revoked (this node refuses it).
+    var parentRevoked: ParentRevoked?
+
+    struct ParentRevoked: Encodable {
+        var grant: String
+        var revokedAt: String
+
+        enum CodingKeys: String, CodingKey {
+            case grant
+            case revokedAt = "revoked_at"
+        }
+    }
 
     /// A row; `me` is this archive's name (the grantee of grants received, the granter of grants made).
     init(_ s: GrantSummary, me: String) {
@@ -438,6 +465,7 @@ struct GrantListJSON: Encodable {
         case id, direction, grantee, granter, fingerprint, items, created, expires, permission, reshare, revoked, kind
         case revocation
         case revokedAt = "revoked_at"
+        case parentRevoked = "parent_revoked"
     }
 }
 
