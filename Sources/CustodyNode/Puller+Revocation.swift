@@ -32,26 +32,13 @@ extension Puller {
         var recorded: ReceivedRevocation?
         var unrecorded: (notice: RevocationNotice, why: String)?
         if bytes.first(where: { $0 != 0x20 && $0 != 0x0A && $0 != 0x0D && $0 != 0x09 }) == UInt8(ascii: "{") {
+            func relayed(_ error: ArchiveError) -> ArchiveError {
+                ArchiveError(error.code, "peer \(alias) answered 410 for grant \(id): \(error.problem)", fix: error.fix)
+            }
+            // The notice of this grant, or (from a re-sharer) of an ancestor grant this archive also holds.
+            var verified: VerifiedRevocation?
             do {
-                // The notice of this grant, or (from a re-sharer) of an ancestor grant this archive also holds.
-                let verified = try archive.verifyRevocationNotice(bytes)
-                guard verified.grant.id == id || verified.descendants.contains(id) else {
-                    throw ArchiveError(
-                        .damaged,
-                        "peer \(alias) answered 410 for grant \(id) with a revocation notice of grant \(verified.grant.id), which it does not re-share; nothing was recorded",
-                        fix: "check the peer; pull again"
-                    )
-                }
-                if verified.grant.id == id {
-                    try await checkHead(
-                        verified.notice.checkpoint,
-                        archive: archive,
-                        client: client,
-                        peer: peer,
-                        grant: id
-                    )
-                }
-                recorded = try archive.recordRevocation(verified)
+                verified = try archive.verifyRevocationNotice(bytes)
             } catch let error as ArchiveError where error.code == .notFound {
                 // A grant this archive never received: it holds nothing to mark.
                 unrecorded = RevocationNotice.parse(bytes).map { ($0, "this archive holds nothing under it") }
@@ -61,11 +48,30 @@ extension Puller {
                 // A re-sharer relays its parent's notice, whose granter this archive does not know: not checkable.
                 unrecorded = RevocationNotice.parse(bytes).map { ($0, "its granter is not a body this archive knows") }
             } catch let error as ArchiveError {
-                throw ArchiveError(
-                    error.code,
-                    "peer \(alias) answered 410 for grant \(id): \(error.problem)",
-                    fix: error.fix
-                )
+                throw relayed(error)
+            }
+            if let verified {
+                guard verified.grant.id == id || verified.descendants.contains(id) else {
+                    throw ArchiveError(
+                        .damaged,
+                        "peer \(alias) answered 410 for grant \(id) with a revocation notice of grant \(verified.grant.id), which it does not re-share; nothing was recorded",
+                        fix: "check the peer; pull again"
+                    )
+                }
+                do {
+                    if verified.grant.id == id {
+                        try await checkHead(
+                            verified.notice.checkpoint,
+                            archive: archive,
+                            client: client,
+                            peer: peer,
+                            grant: id
+                        )
+                    }
+                    recorded = try archive.recordRevocation(verified)
+                } catch let error as ArchiveError {
+                    throw relayed(error)
+                }
             }
         }
         guard wanted else { return }

@@ -109,24 +109,24 @@ extension Archive {
     /// - Throws: ``ArchiveError``: not found when the grant is not one of this archive's revoked grants.
     package func revocationNotice(grant id: String) throws -> [UInt8] {
         guard OutsideInput.isID(id), let summary = try index().grant(id), summary.direction == "out",
-            let revokedAt = summary.revokedAt
+            summary.revokedAt != nil
         else {
             throw ArchiveError(.notFound, "no revoked grant \(id) made by this archive", fix: "check the grant id")
         }
         let (_, signed) = try storedGrant(id)
         let reference = GrantReference(id: id, hash: Grant.hash(signed))
-        var found: (index: Int, bytes: [UInt8])?
+        var found: (index: Int, bytes: [UInt8], time: String)?
         func take(_ entry: JournalEntry) throws {
             guard found == nil, let event = try? Event.parse(entry.bytes, publicKey: signingPublicKey),
                 event.type == "revoke", event.grant == reference
             else { return }
-            found = (entry.index, entry.bytes)
+            found = (entry.index, entry.bytes, event.time)
         }
         if let position = try index().revokeEntry(id) {
             _ = try journal.scan(from: position, limit: 1, take)
         }
         if found == nil {
-            // An index built before it recorded where revoke entries are: read the journal.
+            // An index built before it recorded where revoke entries are (reindex records them): read the journal.
             _ = try journal.scan(from: .start) { try take($0) }
         }
         guard let found else {
@@ -144,7 +144,7 @@ extension Archive {
         return try RevocationNotice(
             format: RevocationNotice.formatName,
             grant: id,
-            revokedAt: revokedAt,
+            revokedAt: found.time,
             index: found.index,
             entry: Encoding.base64(found.bytes),
             proof: proof.proof.map { Encoding.base64($0) },
