@@ -313,14 +313,7 @@ extension CustodyCommand.GrantCommand {
             func run() throws {
                 try runReportingErrors {
                     let archive = try global.openArchive()
-                    let bytes = try POSIX.readFile(file, limit: RevocationNotice.maxBytes + 1)
-                    guard bytes.count <= RevocationNotice.maxBytes else {
-                        throw ArchiveError(
-                            .badInput,
-                            "\(file) is over \(RevocationNotice.maxBytes) bytes: not a revocation notice",
-                            fix: "give the file custody grant revoke -o wrote"
-                        )
-                    }
+                    let bytes = try POSIX.readFile(file, limit: RevocationNotice.maxBytes)
                     let verified = try archive.verifyRevocationNotice(bytes)
                     let recorded = try archive.recordRevocation(verified)
                     if json {
