@@ -370,7 +370,8 @@ package enum Puller {
         archive: Archive,
         peer alias: String,
         grant wanted: String?,
-        progress: (@Sendable (Progress) -> Void)? = nil
+        progress: (@Sendable (Progress) -> Void)? = nil,
+        notes: (@Sendable (String) -> Void)? = nil
     ) async throws -> [Pulled] {
         let peer = try archive.peer(alias)
         guard let url = peer.url.flatMap(URL.init(string:)) else {
@@ -414,7 +415,8 @@ package enum Puller {
                         peer: peer,
                         grant: id,
                         body: head,
-                        wanted: wanted != nil
+                        wanted: wanted != nil,
+                        notes: notes
                     )
                     continue
                 }

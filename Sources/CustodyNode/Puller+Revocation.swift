@@ -17,6 +17,7 @@ extension Puller {
     ///   - id: The grant the peer refused.
     ///   - body: The 410 answer's body.
     ///   - wanted: The pull asked for this grant alone: a revoked or expired grant is then an error (77).
+    ///   - notes: Told why, when the grant is skipped without a revocation being recorded.
     /// - Throws: ``ArchiveError``: bad input (65) for a malformed notice, verification failed (1) for a forged
     ///   one, not authorised (77) when the grant was asked for by id.
     static func gone(
@@ -25,7 +26,8 @@ extension Puller {
         peer: KnownBody,
         grant id: String,
         body: Data,
-        wanted: Bool
+        wanted: Bool,
+        notes: (@Sendable (String) -> Void)? = nil
     ) async throws {
         let alias = peer.alias ?? peer.identity.origin
         let bytes = Array(body.prefix(RevocationNotice.maxBytes + 1))
@@ -74,7 +76,22 @@ extension Puller {
                 }
             }
         }
-        guard wanted else { return }
+        guard wanted else {
+            // Nothing recorded and nothing to pull: the operator is still told why.
+            if recorded == nil {
+                let why =
+                    unrecorded.map {
+                        "the peer sent a revocation notice of grant \($0.notice.grant) (revoked at \(TerminalText.escape($0.notice.revokedAt))), not recorded: \($0.why)"
+                    }
+                    ?? TerminalText.escape(
+                        String(decoding: body.prefix(300), as: UTF8.self).trimmingCharacters(
+                            in: .whitespacesAndNewlines
+                        )
+                    )
+                notes?("grant \(id) is no longer valid (410): \(why)")
+            }
+            return
+        }
         if let recorded {
             throw ArchiveError(
                 .notAuthorised,

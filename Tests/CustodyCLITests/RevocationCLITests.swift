@@ -248,6 +248,12 @@ import Testing
         #expect(gone.status == 410 && gone.headers["content-type"] == "application/vnd.custody.revocation+json")
         #expect(RevocationNotice.parse(gone.body)?.grant == parent)
         #expect(grants("c")[child]?["revoked"] as? Bool == false, "C cannot check A's notice: it does not know A")
+        let cAll = CLI.run(["pull", "b"], environment: env("c"))
+        #expect(
+            cAll.status == 0 && cAll.stderr.contains("note: grant \(child) is no longer valid (410)"),
+            "\(cAll.stderr)"
+        )
+        #expect(cAll.stderr.contains("not a body this archive knows"))
         // Once C knows A (fingerprint compared out of band), the relayed notice verifies and marks C's grant.
         #expect(
             CLI.run(["peer", "add", "a", urlA, "--identity", dir.path + "/a.id"], environment: env("c")).status == 0

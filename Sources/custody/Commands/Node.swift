@@ -96,14 +96,20 @@ extension CustodyCommand {
                 let archive = try global.openArchive()
                 let bar = ProgressBar(enabled: Terminal.stderrIsTTY && !json, label: "pull")
                 let knownRevoked = Set(try archive.index().grants().filter { $0.revocation != nil }.map(\.id))
-                let pulled = try await Puller.pull(archive: archive, peer: peer, grant: grant) { progress in
-                    bar.update(
-                        done: progress.bytes,
-                        total: progress.totalBytes,
-                        objects: progress.objects,
-                        of: progress.totalObjects
-                    )
-                }
+                let pulled = try await Puller.pull(
+                    archive: archive,
+                    peer: peer,
+                    grant: grant,
+                    progress: { progress in
+                        bar.update(
+                            done: progress.bytes,
+                            total: progress.totalBytes,
+                            objects: progress.objects,
+                            of: progress.totalObjects
+                        )
+                    },
+                    notes: { note in FileHandle.standardError.write(Data("note: \(note)\n".utf8)) }
+                )
                 bar.finish()
                 let results = pulled.map(\.result)
                 // Revocations this pull learned (verified notices, recorded).
