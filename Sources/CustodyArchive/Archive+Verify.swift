@@ -130,6 +130,7 @@ extension Archive {
                     map.add(ref, item: item.hex)
                 }
                 if let ref = event.sealed { map.add(ref, item: event.grant?.id ?? "-") }
+                if let ref = event.notice { map.add(ref, item: event.grant?.id ?? "-") }
                 if event.type == "grant", let reference = event.grant,
                     (try? indexedGrant(reference, seq: entry.index)) != nil
                 {

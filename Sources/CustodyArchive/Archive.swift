@@ -404,7 +404,15 @@ package final class Archive {
                     batch.grants.append(try indexedGrant(reference, seq: entry.index))
                 }
                 if event.type == "revoke", let reference = event.grant {
-                    batch.revocations.append((reference.id, event.time))
+                    batch.revocations.append((reference.id, event.time, entry.index, entry.offset))
+                }
+                if event.type == "revocation-received" {
+                    // The grants received so far, indexed or in this batch: a revocation reaches their re-shares.
+                    let received =
+                        try index.grants().filter { $0.direction == "in" }.compactMap { summary in
+                            try index.grantHash(summary.id).map { (summary.id, $0) }
+                        } + batch.grants.filter { $0.summary.direction == "in" }.map { ($0.summary.id, $0.hash) }
+                    batch.receivedRevocations += receivedRevocation(of: event, seq: entry.index, received: received)
                 }
                 if event.type == "ingest" || event.type == "import", let item = event.item {
                     ingests[item] = event

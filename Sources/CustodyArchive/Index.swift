@@ -102,7 +102,9 @@ struct IndexBatch {
     var events: [IndexedEvent] = []
     var annotations: [IndexedAnnotation] = []
     var grants: [IndexedGrant] = []
-    var revocations: [(id: String, time: String)] = []
+    var revocations: [(id: String, time: String, seq: Int, offset: Int64)] = []
+    /// Verified revocations received for grants this archive holds (`revocation-received` events).
+    var receivedRevocations: [(id: String, revocation: ReceivedRevocation)] = []
     var provenance: [(item: String, provenance: Provenance)] = []
     var end: JournalPosition
 }
@@ -239,6 +241,14 @@ package final class ArchiveIndex: Sendable {
                 t.column("annotation", .text).notNull()
             }
         }
+        // Additive: where each revoke entry is (to prove it in a revocation notice), and revocations received.
+        migrator.registerMigration("v4-revocations") { db in
+            try db.alter(table: "grants") { t in
+                t.add(column: "revoked_seq", .integer)
+                t.add(column: "revoked_offset", .integer)
+                t.add(column: "revocation", .text)
+            }
+        }
         return migrator
     }
 
@@ -329,10 +339,24 @@ package final class ArchiveIndex: Sendable {
                         )
                     }
                 }
-                for (id, time) in batch.revocations {
+                for (id, time, seq, offset) in batch.revocations {
                     try db.execute(
-                        sql: "UPDATE grants SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
-                        arguments: [time, id]
+                        sql: """
+                            UPDATE grants SET revoked_at = coalesce(revoked_at, ?), revoked_seq = ?, revoked_offset = ?
+                            WHERE id = ? AND revoked_seq IS NULL
+                            """,
+                        arguments: [time, seq, offset, id]
+                    )
+                }
+                for (id, revocation) in batch.receivedRevocations {
+                    try db.execute(
+                        sql: """
+                            UPDATE grants SET revoked_at = coalesce(revoked_at, ?), revocation = ?
+                            WHERE id = ? AND revocation IS NULL
+                            """,
+                        arguments: [
+                            revocation.revokedAt, String(decoding: try encoder.encode(revocation), as: UTF8.self), id,
+                        ]
                     )
                 }
                 for (item, provenance) in batch.provenance {
@@ -547,13 +571,13 @@ package final class ArchiveIndex: Sendable {
                     rows = try Row.fetchAll(
                         db,
                         sql: """
-                            SELECT summary, revoked_at FROM grants JOIN grant_items ON grant_items.grant_id = grants.id
+                            SELECT summary, revoked_at, revocation FROM grants JOIN grant_items ON grant_items.grant_id = grants.id
                             WHERE grant_items.item_id = ? ORDER BY seq
                             """,
                         arguments: [item]
                     )
                 } else {
-                    rows = try Row.fetchAll(db, sql: "SELECT summary, revoked_at FROM grants ORDER BY seq")
+                    rows = try Row.fetchAll(db, sql: "SELECT summary, revoked_at, revocation FROM grants ORDER BY seq")
                 }
                 return try rows.map(Self.grantSummary)
             }
@@ -569,7 +593,7 @@ package final class ArchiveIndex: Sendable {
                 guard
                     let row = try Row.fetchOne(
                         db,
-                        sql: "SELECT summary, revoked_at FROM grants WHERE id = ?",
+                        sql: "SELECT summary, revoked_at, revocation FROM grants WHERE id = ?",
                         arguments: [id]
                     )
                 else { return nil }
@@ -591,12 +615,33 @@ package final class ArchiveIndex: Sendable {
         }
     }
 
-    /// A grant summary from a `SELECT summary, revoked_at` row.
+    /// A grant summary from a `SELECT summary, revoked_at, revocation` row.
     private static func grantSummary(_ row: Row) throws -> GrantSummary {
         let json: String = row[0]
         var summary = try JSONDecoder().decode(GrantSummary.self, from: Data(json.utf8))
         summary.revokedAt = row[1]
+        summary.revocation = (row[2] as String?).flatMap {
+            try? JSONDecoder().decode(ReceivedRevocation.self, from: Data($0.utf8))
+        }
         return summary
+    }
+
+    /// Where this archive's `revoke` entry of grant `id` is in the journal, when the index recorded it.
+    func revokeEntry(_ id: String) throws -> JournalPosition? {
+        do {
+            return try pool.read { db in
+                guard
+                    let row = try Row.fetchOne(
+                        db,
+                        sql: "SELECT revoked_seq, revoked_offset FROM grants WHERE id = ?",
+                        arguments: [id]
+                    ), let seq = row[0] as Int?, let offset = row[1] as Int64?
+                else { return nil }
+                return JournalPosition(count: seq, offset: offset)
+            }
+        } catch {
+            throw Self.mapped(error)
+        }
     }
 
     /// The log position of a grant's `grant` event.

@@ -493,7 +493,8 @@ package enum Puller {
         archive: Archive,
         peer alias: String,
         grant wanted: String?,
-        progress: (@Sendable (Progress) -> Void)? = nil
+        progress: (@Sendable (Progress) -> Void)? = nil,
+        notes: (@Sendable (String) -> Void)? = nil
     ) async throws -> [Pulled] {
         let peer = try archive.peer(alias)
         guard let url = peer.url.flatMap(URL.init(string:)) else {
@@ -530,7 +531,18 @@ package enum Puller {
         for id in ids {
             let (status, head) = try await client.send("v1/grants/\(id)/head")
             guard status == 200 else {
-                if wanted == nil, status == 410 { continue }  // revoked or expired: nothing to pull
+                if status == 410 {  // revoked (a notice is checked and recorded) or expired: nothing to pull
+                    try await gone(
+                        archive: archive,
+                        client: client,
+                        peer: peer,
+                        grant: id,
+                        body: head,
+                        wanted: wanted != nil,
+                        notes: notes
+                    )
+                    continue
+                }
                 throw refusal(status, head, what: "grant \(id)")
             }
             // A name of our own: nothing the peer sends becomes part of a path.

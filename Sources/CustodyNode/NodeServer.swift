@@ -452,11 +452,15 @@ package struct NodeServer: Sendable {
                 return .refused(Self.notFound)
             }
             func gone(_ reason: Reason) -> Access { .refused(Self.gone(reason)) }
-            if summary.revokedAt != nil { return gone(.grantRevoked) }
+            if let revoked = summary.revokedAt {
+                return .refused(Self.revokedResponse(grant: id, at: revoked, archive: archive))
+            }
             guard served.grant.isValid(at: now) else { return gone(.grantExpired) }
             for ancestor in served.ancestors {
                 guard let ancestor else { return gone(.ancestorMissing) }
-                if try archive.index().grant(ancestor.id)?.revokedAt != nil { return gone(.ancestorRevoked) }
+                if let summary = try archive.index().grant(ancestor.id), summary.revokedAt != nil {
+                    return .refused(Self.revokedAncestorResponse(grant: id, ancestor: summary, archive: archive))
+                }
                 guard ancestor.isValid(at: now) else { return gone(.ancestorExpired) }
             }
             if sessions.open(grant: id, requester: requester, lifetime: Self.sessionLifetime) {

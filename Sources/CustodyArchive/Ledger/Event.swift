@@ -93,15 +93,17 @@ package struct Event: Codable, Sendable {
     package var requester: String?
     /// Access: the Merkle root (RFC 9162, leaves = object names) of the objects served, hex.
     package var served: String?
+    /// Revocation-received: the object holding the granter's revocation notice (SHARING.md section 2).
+    package var notice: ObjectRef?
 
     enum CodingKeys: String, CodingKey {
         case version = "v"
-        case type, time, actor, item, objects, keys, commitment, annotation, grant, sealed, requester, served
+        case type, time, actor, item, objects, keys, commitment, annotation, grant, sealed, requester, served, notice
     }
 
     /// Every object the event names, given the decoded chunk list where there is one.
     package func namedObjects(chunkList: [ObjectRef] = []) -> [ObjectRef] {
-        var refs = [annotation, sealed].compactMap { $0 }
+        var refs = [annotation, sealed, notice].compactMap { $0 }
         guard let objects else { return refs }
         refs += [objects.meta] + [objects.content].compactMap { $0 }
         if let list = objects.chunkList { refs.append(list) }

@@ -300,6 +300,7 @@ extension Archive {
                 fix: "ask \(grant.granter.name) for a new grant"
             )
         }
+        try refuseRevoked(grant, ancestors: contents.ancestors)
         if let expected {
             guard grant.id == expected.grant, contents.identity == expected.granter,
                 expected.checkpoint.map({ $0 == contents.checkpoint.note }) ?? true

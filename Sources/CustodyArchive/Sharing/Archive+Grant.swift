@@ -50,6 +50,8 @@ package struct GrantScope: Sendable {
     package var excluded: [(id: String, reason: String)] = []
     /// For a re-share: the grant the items were imported under.
     package var parent: String?
+    /// Parent grants of matched items that their granters revoked (a verified notice was received), by id.
+    package var revokedParents: [String: GrantSummary] = [:]
 }
 
 /// One grant as `grant list` shows it.
@@ -72,10 +74,13 @@ package struct GrantSummary: Sendable, Equatable, Codable {
     package var permission: String
     /// May be re-shared.
     package var reshare: Bool
-    /// When it was revoked, if it was.
+    /// When it was revoked, if it was (for a grant received: when its granter revoked it, as a verified
+    /// revocation notice showed).
     package var revokedAt: String?
     /// `grant` or `submission`.
     package var kind: String
+    /// For a grant received: the verified revocation notice this archive recorded, if any.
+    package var revocation: ReceivedRevocation?
 }
 
 extension Archive {
@@ -138,7 +143,15 @@ extension Archive {
             let m = item.metadata
             if let parent = imported[item.id] {
                 // A re-share: a child grant of the grant the item came under, which must allow it.
-                guard let summary = grants[parent], summary.reshare, summary.revokedAt == nil else {
+                if let summary = grants[parent], let revoked = summary.revokedAt {
+                    scope.revokedParents[parent] = summary
+                    let by = summary.revocation.map { " by " + TerminalText.escape($0.revokedBy) } ?? ""
+                    scope.excluded.append(
+                        (item.id, "imported under grant \(parent), which was revoked\(by) at \(revoked)")
+                    )
+                    continue
+                }
+                guard let summary = grants[parent], summary.reshare else {
                     scope.excluded.append(
                         (item.id, "imported under grant \(parent), which does not allow this archive to re-share it")
                     )
@@ -199,6 +212,14 @@ extension Archive {
     /// - Throws: ``ArchiveError``: bad input when no item remains in scope or the expiry is not in the future.
     package func createGrant(_ request: GrantRequest) throws -> (grant: Grant, signed: [UInt8], scope: GrantScope) {
         let scope = try resolveScope(request)
+        if scope.items.isEmpty, let (parent, summary) = scope.revokedParents.min(by: { $0.key < $1.key }) {
+            let by = summary.revocation.map { TerminalText.escape($0.revokedBy) } ?? "its granter"
+            throw ArchiveError(
+                .notAuthorised,
+                "the parent grant \(parent) was revoked by \(by) at \(summary.revokedAt ?? "?"); its items cannot be re-shared",
+                fix: "ask \(by) for a new grant"
+            )
+        }
         guard !scope.items.isEmpty else {
             throw ArchiveError(
                 .badInput,
@@ -228,6 +249,13 @@ extension Archive {
                     .usage,
                     "a re-share cannot outlast its parent grant \(parentID), which expires at \(parentGrant.expires)",
                     fix: "give --expires \(parentGrant.expires) or earlier"
+                )
+            }
+            if let revoked = try index().grant(parentID)?.revokedAt {
+                throw ArchiveError(
+                    .notAuthorised,
+                    "the parent grant \(parentID) was revoked at \(revoked); its items cannot be re-shared",
+                    fix: "ask its granter for a new grant"
                 )
             }
             guard parentGrant.isValid(at: Int(time(nil))) else {

@@ -1,22 +1,39 @@
 import ArgumentParser
 import CustodyArchive
+import Foundation
 
 extension CustodyCommand {
     struct Extract: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Decrypt an item to a file, re-verifying its SHA-256 first. Recorded as a custody event.",
-            discussion: "The file appears only after its SHA-256 matched. An existing file is kept unless --force."
+            discussion: """
+                The file appears only after its SHA-256 matched. An existing file is kept unless --force. An item \
+                whose grant its granter revoked (a verified revocation notice is recorded) is refused unless \
+                --despite-revocation: revocation cannot take back what was delivered, but it withdraws the \
+                granter's consent to its use.
+                """
         )
 
         @OptionGroup var global: GlobalOptions
         @Argument(help: "Item id or unique prefix.") var item: String
         @Option(name: .shortAndLong, help: "The file to write.", completion: .file()) var output: String
         @Flag(help: "Replace an existing file.") var force = false
+        @Flag(help: "Extract an item whose grant was revoked (warned on stderr; the extract is recorded).")
+        var despiteRevocation = false
         @Flag(help: "Print JSON.") var json = false
 
         func run() throws {
             try runReportingErrors {
-                let result = try global.openArchive().extract(item, to: output, force: force)
+                let archive = try global.openArchive()
+                if let (grant, revoked) = try archive.checkExtractAllowed(item, despiteRevocation: despiteRevocation) {
+                    FileHandle.standardError.write(
+                        Data(
+                            "custody: WARNING: grant \(grant), under which this item came, was revoked by \(TerminalText.escape(revoked.revokedBy)) at \(revoked.revokedAt); extracting it anyway\n"
+                                .utf8
+                        )
+                    )
+                }
+                let result = try archive.extract(item, to: output, force: force)
                 if json {
                     try printJSON([
                         "id": result.item.hex, "path": result.path, "sha256": result.sha256, "size": "\(result.size)",

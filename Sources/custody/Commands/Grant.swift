@@ -13,7 +13,7 @@ extension CustodyCommand {
                 expiry. Its purpose and query are sealed to the two bodies. Export it with custody bundle export. \
                 Keys already delivered cannot be taken back by a revocation (Docs/SHARING.md).
                 """,
-            subcommands: [Create.self, List.self, Show.self, Revoke.self]
+            subcommands: [Create.self, List.self, Show.self, Revoke.self, Revocation.self]
         )
 
         struct Create: ParsableCommand {
@@ -130,11 +130,31 @@ extension CustodyCommand {
                     let itemID = try item.map { try archive.resolveItem($0).id }
                     let grants = try archive.index().grants(item: itemID)
                     if json {
-                        try printJSON(["grants": grants.map { GrantListJSON($0, me: archive.config.name) }])
+                        try printJSON([
+                            "grants": grants.map { summary in
+                                var row = GrantListJSON(summary, me: archive.config.name)
+                                if summary.direction == "out" {
+                                    row.parentRevoked = archive.revokedAncestor(of: summary.id).map {
+                                        .init(grant: $0.grant, revokedAt: $0.revokedAt)
+                                    }
+                                }
+                                return row
+                            }
+                        ])
                         return
                     }
                     for grant in grants {
-                        let state = grant.revokedAt.map { "revoked \($0)" } ?? "until \(grant.expires)"
+                        var state = grant.revokedAt.map { "revoked \($0)" } ?? "until \(grant.expires)"
+                        if grant.direction == "out", grant.revokedAt == nil,
+                            let (ancestor, when) = archive.revokedAncestor(of: grant.id)
+                        {
+                            state = "REFUSED by this node: its parent grant \(ancestor) was revoked at \(when)"
+                        }
+                        if let received = grant.revocation {
+                            let via = received.ancestor.map { "its parent grant \($0) was " } ?? ""
+                            state =
+                                "REVOKED: \(via)revoked by \(TerminalText.escape(received.revokedBy)) at \(received.revokedAt) (notice received \(received.receivedAt))"
+                        }
                         let arrow = grant.direction == "out" ? "to" : "from"
                         print(
                             "\(grant.id)  \(arrow) \(grant.party)  \(grant.items) item(s)  \(grant.permission)  \(state)"
@@ -175,6 +195,7 @@ extension CustodyCommand {
                                 permission: grant.permission,
                                 reshare: grant.reshare,
                                 revokedAt: summary?.revokedAt,
+                                revocation: summary?.revocation,
                                 purpose: terms.purpose,
                                 query: terms.query,
                                 consentOverride: terms.consentOverride,
@@ -190,7 +211,13 @@ extension CustodyCommand {
                     print("created      \(grant.created)")
                     print("expires      \(grant.expires)")
                     print("permission   \(grant.permission)\(grant.reshare ? ", may re-share" : ", no re-share")")
-                    if let revoked = summary?.revokedAt { print("REVOKED      \(revoked)") }
+                    if let received = summary?.revocation {
+                        print(
+                            "REVOKED      \(received.revokedAt) by \(TerminalText.escape(received.revokedBy)) \(received.revokedByFingerprint) (signed notice received \(received.receivedAt), entry \(received.entry) of its log)\(received.ancestor.map { "; its parent grant \($0) was revoked" } ?? "")"
+                        )
+                    } else if let revoked = summary?.revokedAt {
+                        print("REVOKED      \(revoked)")
+                    }
                     print("query        \(why)")
                     if let override = terms.consentOverride {
                         print("consent overridden for \(override.items.count) item(s): \(override.reason)")
@@ -216,12 +243,20 @@ extension CustodyCommand {
             @OptionGroup var global: GlobalOptions
             @Argument(help: "Grant id or unique prefix.") var grant: String
             @Option(help: "Why (recorded, sealed).") var reason: String
+            @Option(
+                name: .shortAndLong,
+                help:
+                    "Also write the signed revocation notice here, for the grantee (custody grant revocation import).",
+                completion: .file()
+            ) var output: String?
             @Flag(help: "Print JSON.") var json = false
 
             func run() throws {
                 try runReportingErrors {
                     let archive = try global.openArchive()
+                    if let output { try refuseExisting(output) }
                     let summary = try archive.revokeGrant(grant, reason: reason)
+                    if let output { try writeNotice(archive.revocationNotice(grant: summary.id), to: output) }
                     if json {
                         try printJSON(GrantListJSON(summary, me: archive.config.name))
                     } else {
@@ -230,6 +265,114 @@ extension CustodyCommand {
                 }
             }
         }
+    }
+}
+
+extension CustodyCommand.GrantCommand {
+    struct Revocation: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Carry a revocation notice offline: export it at the granter, import it at the grantee.",
+            discussion: """
+                A revocation notice is the granter's signed revoke event with its inclusion proof against the \
+                granter's signed checkpoint (Docs/SHARING.md section 2). custody pull receives it online; these \
+                carry it as a file. Importing checks it against the granter's identity in this archive's registry \
+                and the grant as stored here, and records a revocation-received event.
+                """,
+            subcommands: [Export.self, Import.self]
+        )
+
+        struct Export: ParsableCommand {
+            static let configuration = CommandConfiguration(
+                abstract: "Write the revocation notice of a grant this archive made and revoked."
+            )
+            @OptionGroup var global: GlobalOptions
+            @Argument(help: "Grant id or unique prefix.") var grant: String
+            @Option(name: .shortAndLong, help: "The file to write.", completion: .file()) var output: String
+
+            func run() throws {
+                try runReportingErrors {
+                    let archive = try global.openArchive()
+                    try refuseExisting(output)
+                    let id = try archive.storedGrant(grant).grant.id
+                    try writeNotice(archive.revocationNotice(grant: id), to: output)
+                    print("wrote the revocation notice of \(id) to \(output)")
+                }
+            }
+        }
+
+        struct Import: ParsableCommand {
+            static let configuration = CommandConfiguration(
+                abstract: "Check a revocation notice against the granter's known identity and record it.",
+                discussion: "Exit 1 when it does not verify (nothing is recorded), 66 for a grant not held here."
+            )
+            @OptionGroup var global: GlobalOptions
+            @Argument(help: "The notice file (custody grant revoke -o, or revocation export).", completion: .file())
+            var file: String
+            @Flag(help: "Print JSON.") var json = false
+
+            func run() throws {
+                try runReportingErrors {
+                    let archive = try global.openArchive()
+                    let bytes = try POSIX.readFile(file, limit: RevocationNotice.maxBytes)
+                    let verified = try archive.verifyRevocationNotice(bytes)
+                    let recorded = try archive.recordRevocation(verified)
+                    if json {
+                        try printJSON(RevocationJSON(grant: verified.grant.id, recorded))
+                    } else {
+                        print(
+                            "grant \(verified.grant.id): revoked by \(TerminalText.escape(recorded.revokedBy)) at \(recorded.revokedAt); the verified notice is recorded"
+                        )
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Refuses to overwrite `path`.
+private func refuseExisting(_ path: String) throws {
+    if (try? FileManager.default.attributesOfItem(atPath: path)) != nil {  // lstat: a link counts too
+        throw ArchiveError(.cannotCreate, "\(path) already exists", fix: "choose another -o path")
+    }
+}
+
+/// Writes a revocation notice file.
+private func writeNotice(_ bytes: [UInt8], to path: String) throws {
+    try POSIX.writeFileAtomically(path, bytes + [0x0A])
+}
+
+/// A received revocation in `--json` output.
+struct RevocationJSON: Encodable {
+    var grant: String
+    var revokedAt: String
+    var revokedBy: String
+    var revokedByOrigin: String
+    var revokedByFingerprint: String
+    var receivedAt: String
+    var entry: Int
+    var notice: String
+    /// For a re-share received here: the ancestor grant that was revoked.
+    var ancestor: String?
+
+    init(grant: String, _ r: ReceivedRevocation) {
+        self.grant = grant
+        revokedAt = r.revokedAt
+        revokedBy = r.revokedBy
+        revokedByOrigin = r.revokedByOrigin
+        revokedByFingerprint = r.revokedByFingerprint
+        receivedAt = r.receivedAt
+        entry = r.entry
+        notice = r.notice
+        ancestor = r.ancestor
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case grant, entry, notice, ancestor
+        case revokedAt = "revoked_at"
+        case revokedBy = "revoked_by"
+        case revokedByOrigin = "revoked_by_origin"
+        case revokedByFingerprint = "revoked_by_fingerprint"
+        case receivedAt = "received_at"
     }
 }
 
@@ -278,6 +421,20 @@ struct GrantListJSON: Encodable {
     var revoked: Bool
     var revokedAt: String?
     var kind: String
+    /// A grant received whose granter's signed revocation notice this archive recorded.
+    var revocation: RevocationJSON?
+    /// A re-share made here whose ancestor is known to be revoked (this node refuses it).
+    var parentRevoked: ParentRevoked?
+
+    struct ParentRevoked: Encodable {
+        var grant: String
+        var revokedAt: String
+
+        enum CodingKeys: String, CodingKey {
+            case grant
+            case revokedAt = "revoked_at"
+        }
+    }
 
     /// A row; `me` is this archive's name (the grantee of grants received, the granter of grants made).
     init(_ s: GrantSummary, me: String) {
@@ -294,11 +451,14 @@ struct GrantListJSON: Encodable {
         revoked = s.revokedAt != nil
         revokedAt = s.revokedAt
         kind = s.kind
+        revocation = s.revocation.map { RevocationJSON(grant: s.id, $0) }
     }
 
     enum CodingKeys: String, CodingKey {
         case id, direction, grantee, granter, fingerprint, items, created, expires, permission, reshare, revoked, kind
+        case revocation
         case revokedAt = "revoked_at"
+        case parentRevoked = "parent_revoked"
     }
 }
 
@@ -313,6 +473,7 @@ struct GrantShowJSON: Encodable {
     var permission: String
     var reshare: Bool
     var revokedAt: String?
+    var revocation: ReceivedRevocation?
     var purpose: String
     var query: [String: String]
     var consentOverride: GrantTerms.ConsentOverride?
@@ -320,6 +481,7 @@ struct GrantShowJSON: Encodable {
 
     enum CodingKeys: String, CodingKey {
         case id, hash, kind, granter, grantee, created, expires, permission, reshare, purpose, query, items
+        case revocation
         case revokedAt = "revoked_at"
         case consentOverride = "consent_override"
     }

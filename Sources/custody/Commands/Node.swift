@@ -104,16 +104,37 @@ extension CustodyCommand {
             try await runReportingErrorsAsync {
                 let archive = try global.openArchive()
                 let bar = ProgressBar(enabled: Terminal.stderrIsTTY && !json, label: "pull")
-                let pulled = try await Puller.pull(archive: archive, peer: peer, grant: grant) { progress in
-                    bar.update(
-                        done: progress.bytes,
-                        total: progress.totalBytes,
-                        objects: progress.objects,
-                        of: progress.totalObjects
-                    )
-                }
+                let knownRevoked = Set(try archive.index().grants().filter { $0.revocation != nil }.map(\.id))
+                let pulled = try await Puller.pull(
+                    archive: archive,
+                    peer: peer,
+                    grant: grant,
+                    progress: { progress in
+                        bar.update(
+                            done: progress.bytes,
+                            total: progress.totalBytes,
+                            objects: progress.objects,
+                            of: progress.totalObjects
+                        )
+                    },
+                    notes: { note in FileHandle.standardError.write(Data("note: \(note)\n".utf8)) }
+                )
                 bar.finish()
                 let results = pulled.map(\.result)
+                // Revocations this pull learned (verified notices, recorded).
+                let learned = try archive.index().grants().filter {
+                    $0.revocation != nil && !knownRevoked.contains($0.id)
+                }.compactMap { summary in summary.revocation.map { RevocationJSON(grant: summary.id, $0) } }
+                if !json {
+                    for one in learned {
+                        FileHandle.standardError.write(
+                            Data(
+                                "grant \(one.grant) was REVOKED by \(TerminalText.escape(one.revokedBy)) at \(one.revokedAt)\(one.ancestor.map { " (its parent grant \($0))" } ?? ""): the signed notice is verified and recorded\n"
+                                    .utf8
+                            )
+                        )
+                    }
+                }
                 let witnessing = try await Puller.witness(archive: archive, peer: peer)
                 if !json {
                     if let size = witnessing.cosignedPeerSize { print("cosigned \(peer)'s checkpoint of size \(size)") }
@@ -125,8 +146,8 @@ extension CustodyCommand {
                 }
                 if json {
                     try printJSON(
-                        [
-                            "grants": pulled.map {
+                        PullReportJSON(
+                            grants: pulled.map {
                                 PullJSON(
                                     grant: $0.result.grant,
                                     granter: $0.result.granter,
@@ -137,8 +158,9 @@ extension CustodyCommand {
                                     objectsReused: $0.reused,
                                     bytesFetched: $0.bytes
                                 )
-                            }
-                        ]
+                            },
+                            revocationsReceived: learned
+                        )
                     )
                     return
                 }
@@ -148,9 +170,21 @@ extension CustodyCommand {
                         "grant \(result.grant) from \(result.granter): \(result.imported.count) item(s) imported, \(result.alreadyPresent.count) already here; \(one.fetched) object(s) fetched (\(formatBytes(one.bytes))), \(one.reused) already here"
                     )
                 }
-                if results.isEmpty { print("nothing to pull from \(peer)") }
+                if results.isEmpty && learned.isEmpty { print("nothing to pull from \(peer)") }
             }
         }
+    }
+}
+
+/// `pull --json`.
+struct PullReportJSON: Encodable {
+    var grants: [PullJSON]
+    /// Grants this pull learned were revoked (verified revocation notices, now recorded).
+    var revocationsReceived: [RevocationJSON]
+
+    enum CodingKeys: String, CodingKey {
+        case grants
+        case revocationsReceived = "revocations_received"
     }
 }
 

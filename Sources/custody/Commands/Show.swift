@@ -21,7 +21,14 @@ extension CustodyCommand {
                 let m = found.metadata
                 if json {
                     try printJSON(
-                        ShowJSON(item: found, events: events, provenance: try archive.index().provenance(of: found.id))
+                        ShowJSON(
+                            item: found,
+                            events: events,
+                            provenance: try archive.index().provenance(of: found.id),
+                            grantRevocation: try archive.revocation(ofItem: found.id).map {
+                                RevocationJSON(grant: $0.grant, $0.revocation)
+                            }
+                        )
                     )
                     return
                 }
@@ -47,6 +54,12 @@ extension CustodyCommand {
                     )
                     print("purpose".padding(toLength: 14, withPad: " ", startingAt: 0) + provenance.purpose)
                     print("imported at".padding(toLength: 14, withPad: " ", startingAt: 0) + provenance.importedAt)
+                    if let (_, revoked) = try archive.revocation(ofItem: found.id) {
+                        print(
+                            "GRANT REVOKED".padding(toLength: 14, withPad: " ", startingAt: 0)
+                                + "by \(TerminalText.escape(revoked.revokedBy)) at \(revoked.revokedAt) (signed notice received \(revoked.receivedAt))"
+                        )
+                    }
                 }
                 for (key, value) in m.meta.sorted(by: { $0.key < $1.key }) {
                     print("meta".padding(toLength: 14, withPad: " ", startingAt: 0) + "\(key)=\(value)")
@@ -74,6 +87,8 @@ struct ShowJSON: Encodable {
     var item: IndexedItem
     var events: [IndexedEvent]
     var provenance: Provenance?
+    /// The grant the item came under was revoked (a verified notice was recorded).
+    var grantRevocation: RevocationJSON?
 
     enum Key: String, CodingKey {
         case id, name, path
@@ -85,6 +100,7 @@ struct ShowJSON: Encodable {
         case ingestedBy = "ingested_by"
         case duplicateOf = "duplicate_of"
         case events, provenance
+        case grantRevocation = "grant_revocation"
     }
 
     struct EventJSON: Encodable {
@@ -121,6 +137,7 @@ struct ShowJSON: Encodable {
         try c.encode(m.ingestedBy, forKey: .ingestedBy)
         try c.encode(item.duplicateOf, forKey: .duplicateOf)
         try c.encode(provenance, forKey: .provenance)
+        try c.encode(grantRevocation, forKey: .grantRevocation)
         try c.encode(
             events.map {
                 EventJSON(
