@@ -177,11 +177,9 @@ def parse_verifier_key(text):
     fields = text.split("+", 2)
     if len(fields) != 3 or not fields[0] or any(c.isspace() for c in fields[0]):
         return None
-    try:
-        kid = bytes.fromhex(fields[1])
-    except ValueError:
+    if not re.fullmatch(r"[0-9a-fA-F]{8}", fields[1]):
         return None
-    key = b64(fields[2])
+    kid, key = bytes.fromhex(fields[1]), b64(fields[2])
     if len(kid) != 4 or key is None or len(key) != 33 or key[0] != 1:
         return None
     if key_id(fields[0], 1, key[1:]) != kid:
@@ -193,7 +191,7 @@ def read_identity(data):
     """A valid identity (self-signature, fingerprint, log verifier key named by its origin), or None."""
     try:
         ident = json.loads(data)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         return None
     text_fields = ("name", "origin", "signing_key", "box_key", "log_verifier_key", "fingerprint", "self_signature")
     if not isinstance(ident, dict) or not is_int(ident.get("version")) or not all(
@@ -584,7 +582,7 @@ def records(f, report):
         if kind == b"Z":
             try:
                 end = json.loads(payload)
-            except (ValueError, UnicodeDecodeError):
+            except (ValueError, UnicodeDecodeError, RecursionError):
                 end = None
             if not isinstance(end, dict) or end.get("records") != count or end.get("sha256") != digest.hexdigest():
                 report.stop(
@@ -1043,7 +1041,7 @@ def main():
     except Unusable as error:
         print(escape("unusable input: %s" % error), file=sys.stderr)
         sys.exit(2)
-    except (OSError, ValueError, KeyError) as error:
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, IndexError) as error:
         print(escape("unusable input: %s" % error), file=sys.stderr)
         sys.exit(2)
 
