@@ -456,13 +456,7 @@ import Testing
         )
         for v in verdicts(write(made, "shared-list-forged.bundle"), []) {
             #expect(v.status == 1, "\(v.verifier): \(v.output)")
-            guard v.verifier == "custody bundle verify" else {
-                #expect(v.kinds.contains("scope-mismatch"), "\(v.verifier) reports \(v.kinds)")
-                continue
-            }
-            withKnownIssue("custody checks a chunk list only against the last item naming it (chunkListLayouts)") {
-                #expect(v.kinds.contains("scope-mismatch"), "\(v.verifier) reports \(v.kinds)")
-            }
+            #expect(v.kinds.contains("scope-mismatch"), "\(v.verifier) reports \(v.kinds)")
         }
     }
 }

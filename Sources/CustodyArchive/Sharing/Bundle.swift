@@ -434,7 +434,7 @@ package enum BundleVerifier {
         let seenObjects = Mutex<Set<ObjectName>>([])
         let objectCount = Atomic<Int>(0)
         // Chunk lists the grant releases, with the chunks each item's objects list behind it (SHARING.md section 4).
-        let chunkListChecks = Mutex<[ObjectName: (item: ItemID, chunks: [ObjectName])]>([:])
+        let chunkListChecks = Mutex<[ObjectName: [(item: ItemID, chunks: [ObjectName])]]>([:])
         // Every object, from a record or delivered by `fetch`: released, once, of its size, hashing to its name.
         let admit: @Sendable ([ObjectName: Int64], ObjectName, [UInt8]) -> Void = { released, claimed, bytes in
             objectCount.wrappingAdd(1, ordering: .relaxed)
@@ -453,7 +453,8 @@ package enum BundleVerifier {
             guard ObjectName(of: bytes) == claimed else {
                 return fail("object-corrupt", "the object's bytes do not hash to its name")
             }
-            if let check = chunkListChecks.withLock({ $0[claimed] }) {
+            // Every item that names this chunk list (identical files share one) is checked against it.
+            for check in chunkListChecks.withLock({ $0[claimed] ?? [] }) {
                 var seen = Set<ObjectName>()
                 let distinct = decodeChunkList(bytes)?.map(\.name).filter { seen.insert($0).inserted }
                 if distinct != check.chunks {
@@ -663,18 +664,18 @@ package enum BundleVerifier {
                 }
                 // Only events of the grant's items are kept, a bounded number of each: memory stays bounded.
                 guard let item = event.item, grantedItems.contains(item) else { continue }
-                guard (tails[item]?.count ?? 0) <= BundleFormat.maxAnnotationsPerItem else {
-                    problem(
-                        "entry-invalid",
-                        "the bundle proves more than \(BundleFormat.maxAnnotationsPerItem) annotations of one item",
-                        item: item.hex,
-                        entry: index
-                    )
-                    continue
-                }
                 if event.type == "ingest" || event.type == "import" {
                     if origins[item] == nil { origins[item] = event }
-                } else if let ref = event.annotation {
+                } else if event.type == "tag" || event.type == "note", let ref = event.annotation {
+                    guard (tails[item]?.count ?? 0) < BundleFormat.maxAnnotationsPerItem else {
+                        problem(
+                            "entry-invalid",
+                            "the bundle proves more than \(BundleFormat.maxAnnotationsPerItem) annotations of one item",
+                            item: item.hex,
+                            entry: index
+                        )
+                        continue
+                    }
                     annotations[item, default: []].append(event)
                     tails[item, default: []].append(ref)
                 }
@@ -857,22 +858,22 @@ package enum BundleVerifier {
         return nil
     }
 
-    /// For each released chunk list, its item and the chunks the item releases behind it (to compare with the
-    /// list's distinct chunks when the list itself arrives).
+    /// For each released chunk list, every item naming it and the chunks each releases behind it (to compare with
+    /// the list's distinct chunks when the list itself arrives).
     static func chunkListLayouts(
         _ grant: Grant,
         origins: [ItemID: Event],
         tails: [ItemID: [ObjectRef]]
-    ) -> [ObjectName: (item: ItemID, chunks: [ObjectName])] {
+    ) -> [ObjectName: [(item: ItemID, chunks: [ObjectName])]] {
         guard grant.permission == "content" else { return [:] }
-        var layouts: [ObjectName: (item: ItemID, chunks: [ObjectName])] = [:]
+        var layouts: [ObjectName: [(item: ItemID, chunks: [ObjectName])]] = [:]
         for item in grant.items {
             guard let origin = origins[item.id], let list = origin.objects?.chunkList else { continue }
             let core = coreObjects(of: origin, permission: grant.permission).count
             let tail = tails[item.id]?.count ?? 0
             guard item.objects.count >= core + tail else { continue }
             let chunks = item.objects[core..<(item.objects.count - tail)].map(\.name)
-            layouts[list.name] = (item.id, chunks)
+            layouts[list.name, default: []].append((item.id, chunks))
         }
         return layouts
     }

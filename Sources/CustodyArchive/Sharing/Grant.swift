@@ -236,6 +236,10 @@ package struct Grant: Codable, Sendable, Equatable {
                 (item.keys.content == nil) == (permission == "metadata")
             else { return "item \(item.id)'s wrapped keys are malformed or do not match the permission" }
         }
+        var sizes: [ObjectName: Int64] = [:]
+        for ref in items.lazy.flatMap(\.objects) where sizes.updateValue(ref.size, forKey: ref.name) ?? ref.size != ref.size {
+            return "it gives object \(ref.name) two different sizes"
+        }
         guard OutsideInput.checkedTotal(releasedObjects.map(\.size), limit: Self.maxReleasedBytes) != nil else {
             return "its objects add up to more than \(Self.maxReleasedBytes) bytes"
         }
