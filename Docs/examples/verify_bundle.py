@@ -414,6 +414,11 @@ def grant_form_fault(grant):
             return "item %s's wrapped keys are not 96 bytes" % item["id"]
         if (content is not None) != (grant["permission"] == "content"):
             return "item %s's content key does not match the permission" % item["id"]
+    sizes = {}
+    for item in items:
+        for o in item["objects"]:
+            if sizes.setdefault(o["name"], o["size"]) != o["size"]:
+                return "it gives object %s two different sizes" % o["name"]
     total = sum(size for _, size in released_objects(grant))
     if total > MAX_RELEASED:
         return "its objects add up to more than %d bytes" % MAX_RELEASED
