@@ -453,10 +453,10 @@ package struct FileObjectStore: ObjectStore {
     }
 }
 
-/// A process-unique suffix for temporary file names (pid and a counter; no randomness needed).
+/// A process-unique suffix for temporary file names, `<pid>.<n>` (pid and a counter; no randomness needed).
 private let temporaryCounter = Atomic<UInt64>(0)
 
-private func temporarySuffix() -> String {
+func temporarySuffix() -> String {
     let n = temporaryCounter.wrappingAdd(1, ordering: .relaxed).newValue
     return "\(getpid()).\(n)"
 }

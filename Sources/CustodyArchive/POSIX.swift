@@ -140,14 +140,23 @@ package enum POSIX {
     /// Writes `bytes` to `path` atomically: temp file, fsync, rename, fsync of the folder.
     ///
     /// With `durable: false` it skips both fsyncs (for derived files that are checked and rebuilt when lost).
+    /// `suffix` names the temporary file (`<path>.tmp-<suffix>`); the default is unique in the process.
     package static func writeFileAtomically(
         _ path: String,
         _ bytes: [UInt8],
         mode: mode_t = 0o600,
-        durable: Bool = true
+        durable: Bool = true,
+        suffix: String = temporarySuffix()
     ) throws {
-        let temp = path + ".tmp-\(getpid())"
-        let fd = open(temp, O_WRONLY | O_CREAT | O_TRUNC, mode)
+        // A new file of this process's own, never one found there: O_EXCL | O_NOFOLLOW, so a link planted
+        // under the temporary name (inside an archive folder others can write to) is not written through.
+        let temp = path + ".tmp-" + suffix
+        var fd = open(temp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, mode)
+        if fd < 0 && errno == EEXIST {
+            // Left by an earlier process that had the same pid: unlink removes the entry, never a link's target.
+            unlink(temp)
+            fd = open(temp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, mode)
+        }
         guard fd >= 0 else { throw ArchiveError.writeFailed(path, errno: errno) }
         var code = bytes.withUnsafeBytes { writeAll(fd, $0) }
         if code == 0, fchmod(fd, mode) != 0 { code = errno }
@@ -341,7 +350,8 @@ final class FileLock {
     ///
     /// - Throws: ``ArchiveError`` (temporary, exit 75) when the lock is still held after the wait.
     init(path: String, mode: Mode, wait: Bool = true) throws {
-        fd = POSIX.open(path, O_RDWR | O_CREAT, 0o600)
+        // O_NOFOLLOW: a link planted in the lock file's place is refused, not opened (or created) elsewhere.
+        fd = POSIX.open(path, O_RDWR | O_CREAT | O_NOFOLLOW, 0o600)
         guard fd >= 0 else { throw ArchiveError.writeFailed(path, errno: errno) }
         let operation = (mode == .shared ? LOCK_SH : LOCK_EX) | LOCK_NB
         var waited = 0.0

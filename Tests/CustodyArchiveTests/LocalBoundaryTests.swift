@@ -245,6 +245,24 @@ import Glibc
         #expect(access(victim, F_OK) == 0)
     }
 
+    @Test func anAtomicWriteNeverWritesThroughALinkPlantedUnderItsTemporaryName() throws {
+        let victim = dir.write("victim.txt", text: "keep me")
+        let path = dir.path + "/bodies.json"
+        let suffix = temporarySuffix()
+        #expect(symlink(victim, path + ".tmp-" + suffix) == 0)
+        try POSIX.writeFileAtomically(path, Array("new".utf8), suffix: suffix)
+        #expect(String(decoding: Fixtures.read(victim), as: UTF8.self) == "keep me")
+        #expect(String(decoding: Fixtures.read(path), as: UTF8.self) == "new")
+        #expect(POSIX.lstatPath(path).map { POSIX.isRegular($0.st_mode) } == true)
+    }
+
+    @Test func aLockFileThatIsALinkIsRefusedNotFollowed() throws {
+        let target = dir.path + "/elsewhere.lock"
+        #expect(symlink(target, dir.path + "/lock") == 0)
+        #expect(throws: ArchiveError.self) { try FileLock(path: dir.path + "/lock", mode: .shared) }
+        #expect(access(target, F_OK) != 0)
+    }
+
     // MARK: Finding 8: identity names from outside
 
     /// A validly self-signed identity with `name`, as a hostile body would make one.
