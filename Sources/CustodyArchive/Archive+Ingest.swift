@@ -346,23 +346,23 @@ extension Archive {
                     var opened = true
                     do {
                         try job.read(chunkSize: chunkSize, convergence: convergence) { index, plaintext in
-                        // Once anything failed (a full disk, an object store gone), stop reading the file.
-                        if let failed = state.inner.withLock({ $0.error }) { throw failed }
-                        inFlight.wait()
-                        fileGroup.enter()
-                        group.enter()
-                        workers.async {
-                            defer {
-                                inFlight.signal()
-                                fileGroup.leave()
-                                group.leave()
+                            // Once anything failed (a full disk, an object store gone), stop reading the file.
+                            if let failed = state.inner.withLock({ $0.error }) { throw failed }
+                            inFlight.wait()
+                            fileGroup.enter()
+                            group.enter()
+                            workers.async {
+                                defer {
+                                    inFlight.signal()
+                                    fileGroup.leave()
+                                    group.leave()
+                                }
+                                do {
+                                    job.record(try Self.encryptChunk(plaintext, keys: keys, store: store), at: index)
+                                } catch {
+                                    state.fail(error, batch: job.batch)
+                                }
                             }
-                            do {
-                                job.record(try Self.encryptChunk(plaintext, keys: keys, store: store), at: index)
-                            } catch {
-                                state.fail(error, batch: job.batch)
-                            }
-                        }
                         }
                     } catch let error as ChangedSinceScan {
                         // Thrown by the open, before any chunk was handed out.

@@ -321,7 +321,9 @@ extension Archive {
         }
         report.orphans.sort()
         report.orphans += try store.leftoverTemporaryFiles()
-        report.warnings += try store.strayEntries().map { "\($0), left alone (custody never follows links inside the archive)" }
+        report.warnings += try store.strayEntries().map {
+            "\($0), left alone (custody never follows links inside the archive)"
+        }
         if let sample = report.sample {
             // The next run goes on from here; written only once this run has checked its whole slice.
             try POSIX.writeFileAtomically(

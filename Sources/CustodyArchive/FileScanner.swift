@@ -93,7 +93,9 @@ package enum FileScanner {
             if POSIX.isDirectory(st.st_mode) {
                 let fd = POSIX.open(path, O_RDONLY | O_DIRECTORY)
                 guard fd >= 0 else {
-                    problems.append(ScanProblem(path: path, reason: "folder cannot be read: \(errnoDescription(errno))"))
+                    problems.append(
+                        ScanProblem(path: path, reason: "folder cannot be read: \(errnoDescription(errno))")
+                    )
                     continue
                 }
                 defer { close(fd) }
@@ -267,11 +269,15 @@ extension ScannedFolder {
             shown = shownPath
             fd = POSIX.open(shownPath, O_RDONLY | O_DIRECTORY)
         }
-        guard fd >= 0 else { return .failure(ScanProblem(path: shown, reason: FileOpening.reason(errno, folder: true))) }
+        guard fd >= 0 else {
+            return .failure(ScanProblem(path: shown, reason: FileOpening.reason(errno, folder: true)))
+        }
         var st = stat()
         guard fstat(fd, &st) == 0, FileIdentity(st) == identity else {
             close(fd)
-            return .failure(ScanProblem(path: shown, reason: "is another folder than the one scanned (it was replaced)"))
+            return .failure(
+                ScanProblem(path: shown, reason: "is another folder than the one scanned (it was replaced)")
+            )
         }
         return .success(fd)
     }
@@ -308,11 +314,18 @@ extension SourceFile {
         } else {
             fd = POSIX.open(path, O_RDONLY | O_NONBLOCK | O_NOCTTY)
         }
-        guard fd >= 0 else { return .failure(ScanProblem(path: path, reason: FileOpening.reason(errno, folder: false))) }
+        guard fd >= 0 else {
+            return .failure(ScanProblem(path: path, reason: FileOpening.reason(errno, folder: false)))
+        }
         var st = stat()
         guard fstat(fd, &st) == 0, POSIX.isRegular(st.st_mode) else {
             close(fd)
-            return .failure(ScanProblem(path: path, reason: "is no longer a regular file (a pipe, device or folder is in its place)"))
+            return .failure(
+                ScanProblem(
+                    path: path,
+                    reason: "is no longer a regular file (a pipe, device or folder is in its place)"
+                )
+            )
         }
         guard FileIdentity(st) == identity else {
             close(fd)

@@ -68,7 +68,8 @@ package struct Identity: Codable, Sendable, Equatable {
     package var problem: String? {
         guard version == 1 else { return "its version is not 1" }
         guard OutsideInput.isDisplayName(name) else {
-            return "its name is not a valid display name (control, format or line-separator characters, not NFC, or over \(OutsideInput.maxNameBytes) bytes)"
+            return
+                "its name is not a valid display name (control, format or line-separator characters, not NFC, or over \(OutsideInput.maxNameBytes) bytes)"
         }
         guard OutsideInput.isOrigin(origin) else {
             return "its origin is not a valid log origin (printable ASCII without spaces or '+', at most 200 bytes)"
@@ -92,11 +93,15 @@ package struct Identity: Codable, Sendable, Equatable {
 
     /// Parses and checks an identity received from outside: at most 64 KiB of JSON that passes ``problem``.
     ///
-    /// - Parameter source: What to call it in an error (a file name, "the peer's identity").
+    /// - Parameters:
+    ///   - bytes: The identity file's bytes.
+    ///   - source: What to call it in an error (a file name, "the peer's identity").
+    /// - Returns: The identity, checked.
     /// - Throws: ``ArchiveError`` (bad input, exit 65) naming what is wrong.
     package static func parse(_ bytes: [UInt8], source: String) throws -> Identity {
         let shown = TerminalText.escape(source)
-        guard bytes.count <= 64 * 1024, let identity = try? JSONDecoder().decode(Identity.self, from: Data(bytes)) else {
+        guard bytes.count <= 64 * 1024, let identity = try? JSONDecoder().decode(Identity.self, from: Data(bytes))
+        else {
             throw ArchiveError(
                 .badInput,
                 "\(shown) is not an identity file",
@@ -107,7 +112,8 @@ package struct Identity: Codable, Sendable, Equatable {
             throw ArchiveError(
                 .badInput,
                 "\(shown) is refused: \(problem)",
-                fix: "ask the body for a fresh copy of custody id export and compare its fingerprint with them out of band"
+                fix:
+                    "ask the body for a fresh copy of custody id export and compare its fingerprint with them out of band"
             )
         }
         return identity

@@ -187,7 +187,8 @@ package struct FileObjectStore: ObjectStore {
             ArchiveError(
                 .damaged,
                 "objects/\(shard) is a symbolic link; custody never follows links inside the archive",
-                fix: "remove the link (someone with write access to the archive folder planted it) and run custody verify"
+                fix:
+                    "remove the link (someone with write access to the archive folder planted it) and run custody verify"
             )
         case ENOTDIR:
             ArchiveError(.damaged, "objects/\(shard) is not a folder", fix: "move it away and run custody verify")

@@ -66,7 +66,11 @@ extension Archive {
     ///   uses the same origin.
     package func trust(_ identity: Identity, role: String) throws -> (body: KnownBody, alreadyKnown: Bool) {
         if let problem = identity.problem {
-            throw ArchiveError(.badInput, "the identity of \(TerminalText.escape(identity.origin)) is refused: \(problem)", fix: "ask the body for a fresh copy of custody id export")
+            throw ArchiveError(
+                .badInput,
+                "the identity of \(TerminalText.escape(identity.origin)) is refused: \(problem)",
+                fix: "ask the body for a fresh copy of custody id export"
+            )
         }
         guard identity.signingKey != config.signingKey, identity.origin != config.origin else {
             throw ArchiveError(

@@ -31,7 +31,9 @@ struct CustodyCommand: AsyncParsableCommand {
     static func main() async {
         let code = ProcessSetup.disableCoreDumps()
         if code != 0 {
-            printError("custody: cannot turn core dumps off (\(String(cString: strerror(code)))) — check the system's limits")
+            printError(
+                "custody: cannot turn core dumps off (\(String(cString: strerror(code)))) — check the system's limits"
+            )
             Foundation.exit(1)
         }
         do {

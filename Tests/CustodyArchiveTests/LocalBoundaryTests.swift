@@ -3,11 +3,11 @@ import CustodyTestSupport
 import Foundation
 import Testing
 
+@testable import CustodyArchive
+
 #if canImport(Glibc)
 import Glibc
 #endif
-
-@testable import CustodyArchive
 
 /// The local side of the trust boundary (issue 11, findings 8, 9 and 14), each test written as the attack:
 /// directory entries at the edge of mapped memory, files and folders swapped between the scan and the read,
@@ -32,8 +32,14 @@ import Glibc
         let length = (nameOffset + name.count + 1 + 7) & ~7
         let record = base + page - length
         record.initializeMemory(as: UInt8.self, repeating: 0, count: length)
-        record.storeBytes(of: UInt16(length), toByteOffset: MemoryLayout<dirent>.offset(of: \dirent.d_reclen) ?? 16, as: UInt16.self)
-        for (index, byte) in name.enumerated() { record.storeBytes(of: byte, toByteOffset: nameOffset + index, as: UInt8.self) }
+        record.storeBytes(
+            of: UInt16(length),
+            toByteOffset: MemoryLayout<dirent>.offset(of: \dirent.d_reclen) ?? 16,
+            as: UInt16.self
+        )
+        for (index, byte) in name.enumerated() {
+            record.storeBytes(of: byte, toByteOffset: nameOffset + index, as: UInt8.self)
+        }
         #expect(POSIX.entryName(record.assumingMemoryBound(to: dirent.self)) == name)
     }
 
@@ -67,7 +73,10 @@ import Glibc
             #expect(names == Set((0..<1000).map { "file-\($0).txt" }))
         }
         let archive = try Fixtures.archive(in: dir)
-        let report = try archive.ingest([root + "/folder-0", root + "/folder-1", root + "/folder-2"], options: IngestOptions())
+        let report = try archive.ingest(
+            [root + "/folder-0", root + "/folder-1", root + "/folder-2"],
+            options: IngestOptions()
+        )
         #expect(report.items.count == 3000)
         let verified = try archive.verify(mode: .quick)
         #expect(verified.ok)
@@ -163,7 +172,10 @@ import Glibc
     /// A folder outside the archive holding files named like an orphan object and like temporary files.
     private func victim(shard: String) -> (folder: String, files: [String]) {
         let folder = dir.path + "/victim-\(shard)"
-        let names = [shard + String(repeating: "0", count: 62), ".tmp-" + String(repeating: "1", count: 64) + ".1.1", "precious.txt"]
+        let names = [
+            shard + String(repeating: "0", count: 62), ".tmp-" + String(repeating: "1", count: 64) + ".1.1",
+            "precious.txt",
+        ]
         return (folder, names.map { dir.write("victim-\(shard)/\($0)", text: "not the archive's") })
     }
 
@@ -285,7 +297,9 @@ import Glibc
 
     @Test(
         "Names that could recolour a terminal, reorder text or pose as two lines are refused",
-        arguments: ["Body A\u{1B}[30;40m", "Body \u{202E}A ydoB", "Body A\nfingerprint 0000", "Body\u{0}A", "Cafe\u{301}"]
+        arguments: [
+            "Body A\u{1B}[30;40m", "Body \u{202E}A ydoB", "Body A\nfingerprint 0000", "Body\u{0}A", "Cafe\u{301}",
+        ]
     )
     func identityWithAnUnsafeNameIsRefused(name: String) throws {
         let identity = try Self.forgedIdentity(name: name)

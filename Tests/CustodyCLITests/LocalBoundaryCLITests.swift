@@ -100,7 +100,10 @@ import Glibc
         #expect(accepted.status == 0, "\(accepted.stderr)")
         // A link to a private file is fine: the file it reaches is what is checked.
         #expect(symlink(file, dir.path + "/link-to-pass") == 0)
-        #expect(CLI.run(["verify", "--deep", "--passphrase-file", dir.path + "/link-to-pass"], environment: noEnv).status == 0)
+        #expect(
+            CLI.run(["verify", "--deep", "--passphrase-file", dir.path + "/link-to-pass"], environment: noEnv).status
+                == 0
+        )
     }
 
     @Test func passphraseFileThatIsAFIFOOrTooLargeIsRefusedWithoutHanging() throws {
@@ -170,7 +173,11 @@ import Glibc
             #expect(result.stderr.split(separator: "\n").count == 1)
             #expect(!result.stdout.utf8.contains(0x1B))
         }
-        #expect(!((try? String(contentsOfFile: dir.path + "/archive/bodies.json", encoding: .utf8)) ?? "").contains("hostile"))
+        #expect(
+            !((try? String(contentsOfFile: dir.path + "/archive/bodies.json", encoding: .utf8)) ?? "").contains(
+                "hostile"
+            )
+        )
     }
 
     @Test func outsideTextIsEscapedInEveryPrintedLine() throws {

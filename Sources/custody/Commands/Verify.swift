@@ -116,7 +116,9 @@ extension CustodyCommand {
                     )
                 }
                 for stray in report.strays {
-                    printError("custody: left alone \(stray) — custody never follows links inside the archive; remove it by hand and find out who planted it")
+                    printError(
+                        "custody: left alone \(stray) — custody never follows links inside the archive; remove it by hand and find out who planted it"
+                    )
                 }
             }
         }
