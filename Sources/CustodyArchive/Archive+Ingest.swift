@@ -82,6 +82,8 @@ private final class PipelineState: Sendable {
         /// The earliest batch that failed: batches before it still commit, it and later ones do not.
         var failedBatch: Int?
         var orphanStaged: [StagedObject] = []
+        /// Files found changed when opened, skipped (``IngestOptions/skipProblems``).
+        var skipped: [ScanProblem] = []
     }
     let inner = Mutex(Inner())
 
@@ -93,6 +95,13 @@ private final class PipelineState: Sendable {
             $0.failedBatch = min($0.failedBatch ?? batch, batch)
         }
     }
+}
+
+/// A file that is not the one the scan found when ingest opens it: replaced by another file, a link, a FIFO or
+/// a device, or reached through a folder that was replaced. It is a scan problem found late: it stops the
+/// ingest, or is skipped and reported with ``IngestOptions/skipProblems``.
+struct ChangedSinceScan: Error {
+    let problem: ScanProblem
 }
 
 /// One file in flight: its chunk results, filled in by the workers.
@@ -130,11 +139,20 @@ private final class FileJob: Sendable {
         }
     }
 
-    /// Reads the file once (see ``Archive/readChunks(_:chunkSize:convergence:emit:)``) and records its size,
+    /// Reads the file once (see ``Archive/readChunks(_:source:chunkSize:convergence:emit:)``) and records its size,
     /// SHA-256 and first bytes; `emit` receives every padded chunk in order.
+    ///
+    /// - Throws: ``ChangedSinceScan`` when the file cannot be opened as the one scanned; other errors as they come.
     func read(chunkSize: Int, convergence: SecretBytes, emit: (Int, [UInt8]) throws -> Void) throws {
+        let fd: Int32
+        switch source.openForReading() {
+        case .success(let opened): fd = opened
+        case .failure(let problem): throw ChangedSinceScan(problem: problem)
+        }
+        defer { close(fd) }
         let (size, sha256, head) = try Archive.readChunks(
-            source,
+            fd,
+            source: source,
             chunkSize: chunkSize,
             convergence: convergence,
             emit: emit
@@ -162,8 +180,21 @@ extension Archive {
         progress: ((IngestProgress) -> Void)? = nil
     ) throws -> IngestReport {
         var fields = options.fields
-        try fields.validate()
+        try fields.validate()  // before the scan, so a bad flag fails fast (checked again below; cheap)
         let (files, problems) = try FileScanner.scan(paths)
+        return try ingest(scanned: files, problems: problems, options: options, progress: progress)
+    }
+
+    /// Ingests files already scanned (``FileScanner/scan(_:)``); each is opened again only through
+    /// ``SourceFile/openForReading()``, which refuses a file that is no longer the one scanned.
+    func ingest(
+        scanned files: [SourceFile],
+        problems: [ScanProblem],
+        options: IngestOptions,
+        progress: ((IngestProgress) -> Void)? = nil
+    ) throws -> IngestReport {
+        var fields = options.fields
+        try fields.validate()
         if !problems.isEmpty && !options.skipProblems {
             let first = problems[0]
             let more = problems.count > 1 ? " (and \(problems.count - 1) more)" : ""
@@ -242,6 +273,22 @@ extension Archive {
 
         let convergence = keys.convergence
         let submission = fields
+        let skipProblems = options.skipProblems
+        // A file found changed when opened: skipped like a scan problem, or the ingest stops there.
+        let changed: @Sendable (ChangedSinceScan, FileJob) -> Void = { changed, job in
+            guard !skipProblems else {
+                state.inner.withLock { $0.skipped.append(changed.problem) }
+                return
+            }
+            state.fail(
+                ArchiveError(
+                    .badInput,
+                    "cannot ingest \(changed.problem.path): \(changed.problem.reason)",
+                    fix: "find out what is changing the files, then ingest again (or pass --skip-problems)"
+                ),
+                batch: job.batch
+            )
+        }
         // Whatever fails, every dispatched job and the commit queue are waited for before returning.
         do {
             for (order, source) in files.enumerated() {
@@ -287,6 +334,8 @@ extension Archive {
                                 job.record(try Self.encryptChunk(plaintext, keys: keys, store: store), at: index)
                             }
                             finish()
+                        } catch let error as ChangedSinceScan {
+                            changed(error, job)
                         } catch {
                             state.fail(error, batch: job.batch)
                         }
@@ -294,29 +343,38 @@ extension Archive {
                 } else {
                     // A large file: this thread reads and hashes in order while workers encrypt its chunks in parallel.
                     let fileGroup = DispatchGroup()
-                    try job.read(chunkSize: chunkSize, convergence: convergence) { index, plaintext in
-                        // Once anything failed (a full disk, an object store gone), stop reading the file.
-                        if let failed = state.inner.withLock({ $0.error }) { throw failed }
-                        inFlight.wait()
-                        fileGroup.enter()
-                        group.enter()
-                        workers.async {
-                            defer {
-                                inFlight.signal()
-                                fileGroup.leave()
-                                group.leave()
-                            }
-                            do {
-                                job.record(try Self.encryptChunk(plaintext, keys: keys, store: store), at: index)
-                            } catch {
-                                state.fail(error, batch: job.batch)
+                    var opened = true
+                    do {
+                        try job.read(chunkSize: chunkSize, convergence: convergence) { index, plaintext in
+                            // Once anything failed (a full disk, an object store gone), stop reading the file.
+                            if let failed = state.inner.withLock({ $0.error }) { throw failed }
+                            inFlight.wait()
+                            fileGroup.enter()
+                            group.enter()
+                            workers.async {
+                                defer {
+                                    inFlight.signal()
+                                    fileGroup.leave()
+                                    group.leave()
+                                }
+                                do {
+                                    job.record(try Self.encryptChunk(plaintext, keys: keys, store: store), at: index)
+                                } catch {
+                                    state.fail(error, batch: job.batch)
+                                }
                             }
                         }
+                    } catch let error as ChangedSinceScan {
+                        // Thrown by the open, before any chunk was handed out.
+                        opened = false
+                        changed(error, job)
                     }
-                    group.enter()
-                    fileGroup.notify(queue: workers) {
-                        finish()
-                        group.leave()
+                    if opened {
+                        group.enter()
+                        fileGroup.notify(queue: workers) {
+                            finish()
+                            group.leave()
+                        }
                     }
                 }
                 bytesRead += source.size
@@ -338,10 +396,10 @@ extension Archive {
         }
         commit(batch, after: batchGroup)
         committer.sync {}
-        let (committed, refused, error) = state.inner.withLock { inner in
+        let (committed, refused, skipped, error) = state.inner.withLock { inner in
             store.discard(inner.orphanStaged)
             store.discard(inner.pending.values.flatMap { $0.flatMap(\.staged) })
-            return (inner.committed, inner.refused, inner.error)
+            return (inner.committed, inner.refused, inner.skipped, inner.error)
         }
         if let error {
             guard !committed.isEmpty else { throw error }
@@ -353,6 +411,7 @@ extension Archive {
         }
         report.items = committed
         report.refused = refused
+        report.skipped += skipped
         return report
     }
 
@@ -361,25 +420,17 @@ extension Archive {
         return options.expectedSHA256[path] ?? options.expectedSHA256[canonicalPath(path)]
     }
 
-    /// Reads `source` once in chunks of `chunkSize`, hashing it, then pads the stream to Padmé(size) with keystream
+    /// Reads `source` (open as `fd`) once in chunks of `chunkSize`, hashing it, then pads the stream to Padmé(size) with keystream
     /// (see ``ChunkCipher/padding(count:chunkIndex:key:)``) and emits every chunk in order.
     ///
     /// - Returns: The plaintext size, its SHA-256, and its first 4 KiB (for media type sniffing).
     static func readChunks(
-        _ source: SourceFile,
+        _ fd: Int32,
+        source: SourceFile,
         chunkSize: Int,
         convergence: SecretBytes,
         emit: (Int, [UInt8]) throws -> Void
     ) throws -> (Int64, [UInt8], [UInt8]) {
-        let fd = POSIX.open(source.path, O_RDONLY | O_NOFOLLOW)
-        guard fd >= 0 else {
-            throw ArchiveError(
-                .badInput,
-                "cannot read \(source.path): \(errnoDescription(errno))",
-                fix: "check the file"
-            )
-        }
-        defer { close(fd) }
         var hasher = SHA256Hasher()
         var total: Int64 = 0
         var index = 0

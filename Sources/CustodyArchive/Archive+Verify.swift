@@ -322,6 +322,9 @@ extension Archive {
         }
         report.orphans.sort()
         report.orphans += try store.leftoverTemporaryFiles()
+        report.warnings += try store.strayEntries().map {
+            "\($0), left alone (custody never follows links inside the archive)"
+        }
         if let sample = report.sample {
             // The next run goes on from here; written only once this run has checked its whole slice.
             try POSIX.writeFileAtomically(
@@ -500,6 +503,8 @@ extension Archive {
         package var bytes: Int64 = 0
         /// Leftover temporary files removed.
         package var temporaryFiles = 0
+        /// Links and special files found in the object store, left alone (never followed or removed).
+        package var strays: [StrayEntry] = []
     }
 
     /// Removes objects that no journal event names, and leftover temporary files. Needs exclusive access.
@@ -533,6 +538,7 @@ extension Archive {
             if !dryRun { try store.removeTemporaryFile(temp) }
             report.temporaryFiles += 1
         }
+        report.strays = try store.strayEntries()
         return report
     }
 }

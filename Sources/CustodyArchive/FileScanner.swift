@@ -2,6 +2,41 @@
 import Glibc
 #endif
 
+/// Which file a path led to when it was scanned: its device and inode.
+package struct FileIdentity: Sendable, Hashable {
+    /// `st_dev`.
+    package var device: UInt64
+    /// `st_ino`.
+    package var inode: UInt64
+
+    /// The identity in a `stat` result.
+    init(_ st: stat) {
+        device = UInt64(st.st_dev)
+        inode = UInt64(st.st_ino)
+    }
+}
+
+/// A folder the scan walked: how to reach it again from the folder named on the command line, one entry at a
+/// time, and the identity it had. Shared by every file found in it.
+package final class ScannedFolder: Sendable, Equatable {
+    /// The folder it was found in; `nil` for a folder named on the command line.
+    let parent: ScannedFolder?
+    /// Its entry name in `parent`, or the path as given for a folder named on the command line.
+    let name: [UInt8]
+    /// Its device and inode when scanned.
+    let identity: FileIdentity
+
+    init(parent: ScannedFolder?, name: [UInt8], identity: FileIdentity) {
+        self.parent = parent
+        self.name = name
+        self.identity = identity
+    }
+
+    package static func == (lhs: ScannedFolder, rhs: ScannedFolder) -> Bool {
+        lhs === rhs || (lhs.name == rhs.name && lhs.identity == rhs.identity && lhs.parent == rhs.parent)
+    }
+}
+
 /// A file found for ingest.
 package struct SourceFile: Sendable, Equatable {
     /// The path to open.
@@ -10,6 +45,12 @@ package struct SourceFile: Sendable, Equatable {
     package var displayPath: String
     /// Size when scanned.
     package var size: Int64
+    /// The folder it is in (`nil` for a file named on the command line).
+    package var folder: ScannedFolder?
+    /// Its entry name in `folder`, or the path as given for a file named on the command line.
+    package var name: [UInt8]
+    /// Its device and inode when scanned.
+    package var identity: FileIdentity
 }
 
 /// A file or folder that will not be ingested, and why.
@@ -50,9 +91,24 @@ package enum FileScanner {
             }
             let base = path.split(separator: "/").last.map(String.init) ?? path
             if POSIX.isDirectory(st.st_mode) {
-                var visited = Set<[UInt64]>()
+                let fd = POSIX.open(path, O_RDONLY | O_DIRECTORY)
+                guard fd >= 0 else {
+                    problems.append(
+                        ScanProblem(path: path, reason: "folder cannot be read: \(errnoDescription(errno))")
+                    )
+                    continue
+                }
+                defer { close(fd) }
+                var opened = stat()
+                guard fstat(fd, &opened) == 0, FileIdentity(opened) == FileIdentity(st) else {
+                    problems.append(ScanProblem(path: path, reason: "changed while it was scanned"))
+                    continue
+                }
+                var visited = Set<FileIdentity>()
                 walk(
-                    directory: Array(path.utf8),
+                    ScannedFolder(parent: nil, name: Array(path.utf8), identity: FileIdentity(st)),
+                    fd: fd,
+                    path: Array(path.utf8),
                     display: base,
                     depth: 0,
                     visited: &visited,
@@ -60,10 +116,19 @@ package enum FileScanner {
                     problems: &problems
                 )
             } else if POSIX.isRegular(st.st_mode) {
-                if let problem = readabilityProblem(path) {
+                if let problem = readabilityProblem(path, in: AT_FDCWD) {
                     problems.append(ScanProblem(path: path, reason: problem))
                 } else {
-                    files.append(SourceFile(path: path, displayPath: base, size: Int64(st.st_size)))
+                    files.append(
+                        SourceFile(
+                            path: path,
+                            displayPath: base,
+                            size: Int64(st.st_size),
+                            folder: nil,
+                            name: Array(path.utf8),
+                            identity: FileIdentity(st)
+                        )
+                    )
                 }
             } else {
                 problems.append(ScanProblem(path: path, reason: "not a regular file or folder"))
@@ -72,19 +137,24 @@ package enum FileScanner {
         return (files, problems)
     }
 
-    private static func readabilityProblem(_ path: String) -> String? {
+    private static func readabilityProblem(_ name: String, in folder: Int32) -> String? {
         // The effective ids decide, as they will when the file is opened for reading.
-        guard faccessat(AT_FDCWD, path, R_OK, AT_EACCESS) == 0 else {
+        guard faccessat(folder, name, R_OK, AT_EACCESS) == 0 else {
             return "cannot be read: \(errnoDescription(errno))"
         }
         return nil
     }
 
+    /// Walks the open folder `fd` (reached as `folder`): every entry is looked at and opened relative to it,
+    /// never by a path, and a sub-folder is opened without following a link, so what is listed is what was
+    /// found inside the folder given even while others rename things in it.
     private static func walk(
-        directory: [UInt8],
+        _ folder: ScannedFolder,
+        fd: Int32,
+        path directory: [UInt8],
         display: String,
         depth: Int,
-        visited: inout Set<[UInt64]>,
+        visited: inout Set<FileIdentity>,
         files: inout [SourceFile],
         problems: inout [ScanProblem]
     ) {
@@ -93,26 +163,19 @@ package enum FileScanner {
             problems.append(ScanProblem(path: shown, reason: "nested more than \(maxDepth) folders deep"))
             return
         }
-        guard let st = POSIX.statPath(shown) else {
-            problems.append(ScanProblem(path: shown, reason: "cannot be read: \(errnoDescription(errno))"))
-            return
-        }
-        let key = [UInt64(st.st_dev), UInt64(st.st_ino)]
-        guard visited.insert(key).inserted else {
+        guard visited.insert(folder.identity).inserted else {
             problems.append(ScanProblem(path: shown, reason: "folder loop (already visited)"))
             return
         }
-        defer { visited.remove(key) }
-        guard let dir = opendir(shown) else {
-            problems.append(ScanProblem(path: shown, reason: "folder cannot be read: \(errnoDescription(errno))"))
+        defer { visited.remove(folder.identity) }
+        let copy = dup(fd)
+        guard copy >= 0, let dir = fdopendir(copy) else {
+            let code = errno
+            if copy >= 0 { close(copy) }
+            problems.append(ScanProblem(path: shown, reason: "folder cannot be read: \(errnoDescription(code))"))
             return
         }
-        var entries: [[UInt8]] = []
-        while let entry = readdir(dir) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in Array(raw.prefix { $0 != 0 }) }
-            if name == [0x2E] || name == [0x2E, 0x2E] { continue }
-            entries.append(name)
-        }
+        var entries = POSIX.directoryEntries(dir)
         closedir(dir)
         entries.sort { $0.lexicographicallyPrecedes($1) }
         for name in entries {
@@ -122,7 +185,7 @@ package enum FileScanner {
                 problems.append(ScanProblem(path: childShown, reason: "file name is not valid UTF-8 (rename it)"))
                 continue
             }
-            guard let child = POSIX.lstatPath(childShown) else {
+            guard let child = POSIX.lstat(nameText, in: fd) else {
                 problems.append(ScanProblem(path: childShown, reason: "cannot be read: \(errnoDescription(errno))"))
                 continue
             }
@@ -130,23 +193,146 @@ package enum FileScanner {
             if POSIX.isSymlink(child.st_mode) {
                 problems.append(ScanProblem(path: childShown, reason: "symbolic link refused (links are not followed)"))
             } else if POSIX.isDirectory(child.st_mode) {
+                let childFD = POSIX.openDirectory(nameText, in: fd)
+                var opened = stat()
+                guard childFD >= 0, fstat(childFD, &opened) == 0, FileIdentity(opened) == FileIdentity(child) else {
+                    let reason = childFD >= 0 ? "changed while it was scanned" : FileOpening.reason(errno, folder: true)
+                    if childFD >= 0 { close(childFD) }
+                    problems.append(ScanProblem(path: childShown, reason: reason))
+                    continue
+                }
                 walk(
-                    directory: childBytes,
+                    ScannedFolder(parent: folder, name: name, identity: FileIdentity(child)),
+                    fd: childFD,
+                    path: childBytes,
                     display: childDisplay,
                     depth: depth + 1,
                     visited: &visited,
                     files: &files,
                     problems: &problems
                 )
+                close(childFD)
             } else if POSIX.isRegular(child.st_mode) {
-                if let problem = readabilityProblem(childShown) {
+                if let problem = readabilityProblem(nameText, in: fd) {
                     problems.append(ScanProblem(path: childShown, reason: problem))
                 } else {
-                    files.append(SourceFile(path: childShown, displayPath: childDisplay, size: Int64(child.st_size)))
+                    files.append(
+                        SourceFile(
+                            path: childShown,
+                            displayPath: childDisplay,
+                            size: Int64(child.st_size),
+                            folder: folder,
+                            name: name,
+                            identity: FileIdentity(child)
+                        )
+                    )
                 }
             } else {
                 problems.append(ScanProblem(path: childShown, reason: "not a regular file (device, pipe or socket)"))
             }
         }
+    }
+}
+
+/// Opening a scanned file again to read it, the only way ingest opens one.
+enum FileOpening {
+    /// Why an open failed, in the words of a ``ScanProblem``.
+    static func reason(_ code: Int32, folder: Bool) -> String {
+        switch code {
+        case ELOOP: return "a symbolic link is now in its place (links are not followed)"
+        case ENOTDIR where folder: return "is no longer a folder"
+        case ENOENT: return "was removed or renamed since the scan"
+        default: return "cannot be read: \(errnoDescription(code))"
+        }
+    }
+}
+
+extension ScannedFolder {
+    /// Opens this folder again the way the scan reached it: the folder named on the command line by its path
+    /// (following a link there once, as the scan did), every folder below by name relative to its parent with
+    /// `O_NOFOLLOW`, each checked against the device and inode the scan saw.
+    ///
+    /// - Returns: The descriptor, or why it cannot be used (with the path shown).
+    func reopen() -> Result<Int32, ScanProblem> {
+        let fd: Int32
+        let shown: String
+        if let parent {
+            let parentFD: Int32
+            switch parent.reopen() {
+            case .success(let opened): parentFD = opened
+            case .failure(let problem): return .failure(problem)
+            }
+            defer { close(parentFD) }
+            shown = parent.shownPath + "/" + String(decoding: name, as: UTF8.self)
+            fd = POSIX.openDirectory(String(decoding: name, as: UTF8.self), in: parentFD)
+        } else {
+            shown = shownPath
+            fd = POSIX.open(shownPath, O_RDONLY | O_DIRECTORY)
+        }
+        guard fd >= 0 else {
+            return .failure(ScanProblem(path: shown, reason: FileOpening.reason(errno, folder: true)))
+        }
+        var st = stat()
+        guard fstat(fd, &st) == 0, FileIdentity(st) == identity else {
+            close(fd)
+            return .failure(
+                ScanProblem(path: shown, reason: "is another folder than the one scanned (it was replaced)")
+            )
+        }
+        return .success(fd)
+    }
+
+    /// The path shown for this folder.
+    var shownPath: String {
+        let own = String(decoding: name, as: UTF8.self)
+        return parent.map { $0.shownPath + "/" + own } ?? own
+    }
+}
+
+extension SourceFile {
+    /// Opens the file for reading the way the scan found it, and checks it is still that file.
+    ///
+    /// Its folder is reopened (``ScannedFolder/reopen()``) and the file opened relative to it with
+    /// `O_NOFOLLOW | O_NONBLOCK` (a file named on the command line: by its path, following a link once, as the
+    /// scan did), so a link put in its place is refused and a FIFO put in its place cannot make the open wait.
+    /// The open file must be a regular file with the device and inode the scan saw.
+    ///
+    /// - Returns: A descriptor in blocking mode, or why the file cannot be taken.
+    package func openForReading() -> Result<Int32, ScanProblem> {
+        var fd: Int32
+        if let folder {
+            let folderFD: Int32
+            switch folder.reopen() {
+            case .success(let opened): folderFD = opened
+            case .failure(let problem): return .failure(problem)
+            }
+            defer { close(folderFD) }
+            let entry = String(decoding: name, as: UTF8.self)
+            repeat {
+                fd = openat(folderFD, entry, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC)
+            } while fd < 0 && errno == EINTR
+        } else {
+            fd = POSIX.open(path, O_RDONLY | O_NONBLOCK | O_NOCTTY)
+        }
+        guard fd >= 0 else {
+            return .failure(ScanProblem(path: path, reason: FileOpening.reason(errno, folder: false)))
+        }
+        var st = stat()
+        guard fstat(fd, &st) == 0, POSIX.isRegular(st.st_mode) else {
+            close(fd)
+            return .failure(
+                ScanProblem(
+                    path: path,
+                    reason: "is no longer a regular file (a pipe, device or folder is in its place)"
+                )
+            )
+        }
+        guard FileIdentity(st) == identity else {
+            close(fd)
+            return .failure(ScanProblem(path: path, reason: "is another file than the one scanned (it was replaced)"))
+        }
+        // Reads of a regular file never wait for a writer; the flag only mattered for the open.
+        _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK)
+        return .success(fd)
     }
 }

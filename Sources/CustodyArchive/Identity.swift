@@ -55,14 +55,68 @@ package struct Identity: Codable, Sendable, Equatable {
         return "\(origin)+\(Encoding.hex(keyID))+\(Encoding.base64([0x01] + publicKey))"
     }
 
-    /// Checks the self-signature and that the fingerprint matches the keys.
-    package var isValid: Bool {
-        guard let signing = Encoding.bytes(base64: signingKey), let box = Encoding.bytes(base64: boxKey),
-            let signature = Encoding.bytes(base64: selfSignature), version == 1,
-            logOrigin == nil || logOrigin == origin,
-            fingerprint == Self.fingerprint(signingKey: signing, boxKey: box)
-        else { return false }
-        return SigningKey.isValidSignature(signature, for: signedMessage, publicKey: signing)
+    /// What is wrong with this identity, or `nil` when it may be used.
+    ///
+    /// The one check every identity passes before it is used or stored, wherever it came from (an identity
+    /// file given to `grant create --to`, `witness add`, `peer add`, `submit --to`, `bundle verify --granter`;
+    /// a bundle's `I` record, trusted by `--trust-granter`; `bodies.json` and `identity.json` when read back):
+    /// version 1; the name a display name (``OutsideInput/isDisplayName(_:)``: no control, format or
+    /// line-separator character, NFC, 1 to 200 bytes); the origin a log origin (``OutsideInput/isOrigin(_:)``);
+    /// `log_origin` absent or equal to it; 32-byte keys; a log verifier key for that origin; the fingerprint
+    /// of the keys; and a valid self-signature. A name that could recolour a terminal or pose as another body's
+    /// line is refused here, before anything prints it.
+    package var problem: String? {
+        guard version == 1 else { return "its version is not 1" }
+        guard OutsideInput.isDisplayName(name) else {
+            return
+                "its name is not a valid display name (control, format or line-separator characters, not NFC, or over \(OutsideInput.maxNameBytes) bytes)"
+        }
+        guard OutsideInput.isOrigin(origin) else {
+            return "its origin is not a valid log origin (printable ASCII without spaces or '+', at most 200 bytes)"
+        }
+        guard logOrigin == nil || logOrigin == origin else { return "its log_origin differs from its origin" }
+        guard let signing = Encoding.bytes(base64: signingKey), signing.count == 32,
+            let box = Encoding.bytes(base64: boxKey), box.count == 32
+        else { return "its keys are not 32-byte base64 keys" }
+        guard VerifierKey(logVerifierKey)?.name == origin else { return "its log key does not belong to its origin" }
+        guard fingerprint == Self.fingerprint(signingKey: signing, boxKey: box) else {
+            return "its fingerprint does not match its keys"
+        }
+        guard let signature = Encoding.bytes(base64: selfSignature),
+            SigningKey.isValidSignature(signature, for: signedMessage, publicKey: signing)
+        else { return "it is not validly self-signed (altered, or not from custody id export)" }
+        return nil
+    }
+
+    /// Whether the identity passes every check of ``problem``.
+    package var isValid: Bool { problem == nil }
+
+    /// Parses and checks an identity received from outside: at most 64 KiB of JSON that passes ``problem``.
+    ///
+    /// - Parameters:
+    ///   - bytes: The identity file's bytes.
+    ///   - source: What to call it in an error (a file name, "the peer's identity").
+    /// - Returns: The identity, checked.
+    /// - Throws: ``ArchiveError`` (bad input, exit 65) naming what is wrong.
+    package static func parse(_ bytes: [UInt8], source: String) throws -> Identity {
+        let shown = TerminalText.escape(source)
+        guard bytes.count <= 64 * 1024, let identity = try? JSONDecoder().decode(Identity.self, from: Data(bytes))
+        else {
+            throw ArchiveError(
+                .badInput,
+                "\(shown) is not an identity file",
+                fix: "ask the body for the output of custody id export"
+            )
+        }
+        if let problem = identity.problem {
+            throw ArchiveError(
+                .badInput,
+                "\(shown) is refused: \(problem)",
+                fix:
+                    "ask the body for a fresh copy of custody id export and compare its fingerprint with them out of band"
+            )
+        }
+        return identity
     }
 
     /// Pretty JSON with sorted keys.

@@ -1,4 +1,5 @@
 import CCustodySystem
+import CustodyCrypto
 
 #if canImport(Glibc)
 import Glibc
@@ -139,14 +140,23 @@ package enum POSIX {
     /// Writes `bytes` to `path` atomically: temp file, fsync, rename, fsync of the folder.
     ///
     /// With `durable: false` it skips both fsyncs (for derived files that are checked and rebuilt when lost).
+    /// `suffix` names the temporary file (`<path>.tmp-<suffix>`); the default is unique in the process.
     package static func writeFileAtomically(
         _ path: String,
         _ bytes: [UInt8],
         mode: mode_t = 0o600,
-        durable: Bool = true
+        durable: Bool = true,
+        suffix: String = temporarySuffix()
     ) throws {
-        let temp = path + ".tmp-\(getpid())"
-        let fd = open(temp, O_WRONLY | O_CREAT | O_TRUNC, mode)
+        // A new file of this process's own, never one found there: O_EXCL | O_NOFOLLOW, so a link planted
+        // under the temporary name (inside an archive folder others can write to) is not written through.
+        let temp = path + ".tmp-" + suffix
+        var fd = open(temp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, mode)
+        if fd < 0 && errno == EEXIST {
+            // Left by an earlier process that had the same pid: unlink removes the entry, never a link's target.
+            unlink(temp)
+            fd = open(temp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, mode)
+        }
         guard fd >= 0 else { throw ArchiveError.writeFailed(path, errno: errno) }
         var code = bytes.withUnsafeBytes { writeAll(fd, $0) }
         if code == 0, fchmod(fd, mode) != 0 { code = errno }
@@ -161,9 +171,162 @@ package enum POSIX {
     }
 
     /// Removes a folder of plain files (one level deep), ignoring errors.
+    ///
+    /// The folder is opened without following a link and its entries are removed relative to it, so a link
+    /// planted in its place never leads to files elsewhere being removed; links inside it are left alone.
     static func removeTree(_ path: String) {
-        for name in (try? listDirectory(path)) ?? [] { unlink(path + "/" + name) }
+        let fd = openDirectory(path)
+        guard fd >= 0 else { return }
+        defer { close(fd) }
+        for name in (try? directoryEntries(fd, path: path)) ?? [] {
+            guard let st = lstat(name, in: fd), isRegular(st.st_mode) else { continue }
+            unlinkat(fd, name, 0)
+        }
         rmdir(path)
+    }
+
+    /// The byte offset of `d_name` in a `dirent`.
+    private static let direntNameOffset: Int = {
+        guard let offset = MemoryLayout<dirent>.offset(of: \dirent.d_name) else {
+            preconditionFailure("dirent.d_name is a stored field")
+        }
+        return offset
+    }()
+
+    /// The name in a directory entry, as raw bytes.
+    ///
+    /// The one place a directory entry's name is read: through a pointer to the `d_name` field, up to its
+    /// terminating NUL. It is never copied as the whole 256-byte array Swift imports the field as (nor is the
+    /// entry copied through `pointee`): the kernel packs entries at their real length, so the last entry of
+    /// glibc's buffer can end a few bytes after its name, at the end of mapped memory. Copying the whole field
+    /// read past it, and crashed ingest and verify on ordinary trees.
+    static func entryName(_ entry: UnsafePointer<dirent>) -> [UInt8] {
+        // `entry` points at a valid record whose `d_name` is NUL-terminated inside the record.
+        let field = UnsafeRawPointer(entry).advanced(by: direntNameOffset).assumingMemoryBound(to: CChar.self)
+        return Array(UnsafeRawBufferPointer(start: field, count: strlen(field)))
+    }
+
+    /// The names in the open directory stream `dir` (without `.` and `..`), as raw bytes, in the order read.
+    static func directoryEntries(_ dir: OpaquePointer) -> [[UInt8]] {
+        var names: [[UInt8]] = []
+        while let entry = readdir(dir) {
+            // Valid until the next readdir, which is after the name has been copied out.
+            let name = entryName(entry)
+            if name == [0x2E] || name == [0x2E, 0x2E] { continue }
+            names.append(name)
+        }
+        return names
+    }
+
+    /// The UTF-8 names in the open folder `fd`, which stays open; names that are not UTF-8 are skipped.
+    ///
+    /// - Throws: ``ArchiveError`` when the folder cannot be read (`path` names it in the message).
+    static func directoryEntries(_ fd: Int32, path: String) throws -> [String] {
+        let copy = dup(fd)
+        guard copy >= 0, let dir = fdopendir(copy) else {
+            let code = errno
+            if copy >= 0 { close(copy) }
+            throw ArchiveError(
+                .cannotCreate,
+                "cannot list \(path): \(errnoDescription(code))",
+                fix: "check the archive folder"
+            )
+        }
+        defer { closedir(dir) }
+        // The copy shares the file offset with `fd`: start from the first entry whatever was read before.
+        rewinddir(dir)
+        return directoryEntries(dir).compactMap { String(validating: $0, as: UTF8.self) }
+    }
+
+    /// Opens the folder `name` in the open folder `parent` (or a path, with `AT_FDCWD`) without following a
+    /// link in its last component: a link there gives `ELOOP`, anything else that is not a folder `ENOTDIR`.
+    ///
+    /// - Returns: The descriptor, or -1 with errno set.
+    static func openDirectory(_ name: String, in parent: Int32 = AT_FDCWD) -> Int32 {
+        var fd: Int32
+        repeat {
+            fd = openat(parent, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+        } while fd < 0 && errno == EINTR
+        // Linux answers ENOTDIR for a link when O_DIRECTORY is given: tell the two apart.
+        if fd < 0, errno == ENOTDIR, let st = lstat(name, in: parent), isSymlink(st.st_mode) { errno = ELOOP }
+        return fd
+    }
+
+    /// `fstatat` of `name` in the open folder `parent`, not following a link, or `nil` with errno set.
+    static func lstat(_ name: String, in parent: Int32) -> Glibc.stat? {
+        var st = Glibc.stat()
+        return fstatat(parent, name, &st, AT_SYMLINK_NOFOLLOW) == 0 ? st : nil
+    }
+
+    /// Reads a small secret file named on the command line (a passphrase file), checked the way ssh checks
+    /// a private key.
+    ///
+    /// It must be a regular file (a link to one is followed, and the file it reaches is what is checked),
+    /// with no permission bits for group or others, and at most `limit` bytes. The file is opened with
+    /// `O_NONBLOCK`, so a FIFO or device swapped in after the check cannot make the open wait, and the opened
+    /// file is checked again (type, mode, size, device and inode) before a byte is read.
+    ///
+    /// - Returns: The file's bytes; the caller wipes them.
+    /// - Throws: ``ArchiveError``: not found; not authorised (exit 77) for a file group or others may
+    ///   access; bad input for a file that is not regular, is too large, or changed between check and open.
+    package static func readPrivateFile(_ path: String, limit: Int) throws -> [UInt8] {
+        let shown = TerminalText.escape(path)
+        guard let named = statPath(path) else {
+            let code = errno
+            throw ArchiveError(
+                code == ENOENT ? .notFound : .notAuthorised,
+                "cannot read \(shown): \(errnoDescription(code))",
+                fix: "check the path and its permissions"
+            )
+        }
+        func check(_ st: Glibc.stat) throws {
+            guard isRegular(st.st_mode) else {
+                throw ArchiveError(
+                    .badInput,
+                    "\(shown) is not a regular file (a pipe, device or folder)",
+                    fix: "put the passphrase in a plain file only you can read (chmod 600)"
+                )
+            }
+            guard st.st_mode & 0o077 == 0 else {
+                throw ArchiveError(
+                    .notAuthorised,
+                    "\(shown) may be read by group or others (mode \(String(st.st_mode & 0o777, radix: 8)))",
+                    fix: "run chmod 600 on it, and change the passphrase if someone else may have read it"
+                )
+            }
+            guard st.st_size <= limit else {
+                throw ArchiveError(.badInput, "\(shown) is larger than \(limit) bytes", fix: "check the file")
+            }
+        }
+        try check(named)
+        let fd = open(path, O_RDONLY | O_NONBLOCK | O_NOCTTY)
+        guard fd >= 0 else {
+            throw ArchiveError(
+                .notAuthorised,
+                "cannot read \(shown): \(errnoDescription(errno))",
+                fix: "check the path and its permissions"
+            )
+        }
+        defer { close(fd) }
+        var opened = Glibc.stat()
+        guard fstat(fd, &opened) == 0 else {
+            throw ArchiveError(.badInput, "cannot stat \(shown)", fix: "check the file")
+        }
+        try check(opened)
+        guard opened.st_dev == named.st_dev, opened.st_ino == named.st_ino else {
+            throw ArchiveError(.badInput, "\(shown) was replaced while it was opened", fix: "run the command again")
+        }
+        var bytes = [UInt8](repeating: 0, count: limit + 1)
+        let n = bytes.withUnsafeMutableBytes { readFull(fd, $0) }
+        guard n >= 0, n <= limit else {
+            wipe(&bytes)
+            throw n < 0
+                ? ArchiveError(.badInput, "cannot read \(shown): \(errnoDescription(Int32(-n)))", fix: "check the file")
+                : ArchiveError(.badInput, "\(shown) is larger than \(limit) bytes", fix: "check the file")
+        }
+        // Only the first `n` bytes were written: what is cut off is still zero.
+        bytes.removeSubrange(n...)
+        return bytes
     }
 
     /// The folder part of `path`.
@@ -187,7 +350,8 @@ final class FileLock {
     ///
     /// - Throws: ``ArchiveError`` (temporary, exit 75) when the lock is still held after the wait.
     init(path: String, mode: Mode, wait: Bool = true) throws {
-        fd = POSIX.open(path, O_RDWR | O_CREAT, 0o600)
+        // O_NOFOLLOW: a link planted in the lock file's place is refused, not opened (or created) elsewhere.
+        fd = POSIX.open(path, O_RDWR | O_CREAT | O_NOFOLLOW, 0o600)
         guard fd >= 0 else { throw ArchiveError.writeFailed(path, errno: errno) }
         let operation = (mode == .shared ? LOCK_SH : LOCK_EX) | LOCK_NB
         var waited = 0.0
@@ -226,5 +390,17 @@ package enum ProcessSetup {
     /// keeping freed chunk buffers, and peak memory then follows thread scheduling rather than the work in flight.
     package static func limitAllocatorArenas() {
         _ = CCustodySystem_limit_malloc_arenas(2)
+    }
+
+    /// Turns core dumps off for this process and makes it non-dumpable, before any secret is read.
+    ///
+    /// A core file would hold the passphrase (`CUSTODY_PASSPHRASE` is in the process's environment) and the
+    /// unwrapped keys. `RLIMIT_CORE` is set to 0, soft and hard, so nothing later in the process can raise it
+    /// again; `PR_SET_DUMPABLE` 0 also keeps other processes of the same user from attaching a debugger or
+    /// reading `/proc/<pid>/mem` and `/proc/<pid>/environ`.
+    ///
+    /// - Returns: 0, or the `errno` of the call that failed.
+    package static func disableCoreDumps() -> Int32 {
+        CCustodySystem_disable_core_dumps() == 0 ? 0 : errno
     }
 }

@@ -44,7 +44,7 @@ extension Archive {
             throw ArchiveError(.damaged, "\(registryPath) is not valid", fix: "restore it from a backup")
         }
         // Every entry is re-checked: a hand-edited registry must not smuggle in a key.
-        return file.bodies.filter { $0.identity.isValid && $0.logKey?.name == $0.identity.origin }
+        return file.bodies.filter { $0.identity.isValid }
     }
 
     /// The known body with `role` whose origin is `origin`.
@@ -56,24 +56,7 @@ extension Archive {
     ///
     /// - Throws: ``ArchiveError`` (bad input) when it is not a valid, self-signed identity.
     package static func readIdentity(_ path: String) throws -> Identity {
-        let bytes = try POSIX.readFile(path, limit: 64 * 1024)
-        guard let identity = try? JSONDecoder().decode(Identity.self, from: Data(bytes)) else {
-            throw ArchiveError(
-                .badInput,
-                "\(path) is not an identity file",
-                fix: "ask the body for the output of custody id export"
-            )
-        }
-        guard identity.isValid, let key = VerifierKey(identity.logVerifierKey), key.name == identity.origin,
-            (try? validateOrigin(identity.origin)) != nil
-        else {
-            throw ArchiveError(
-                .badInput,
-                "\(path) is not validly self-signed (altered, or not from custody id export)",
-                fix: "ask the body for a fresh copy and compare its fingerprint with them out of band"
-            )
-        }
-        return identity
+        try Identity.parse(try POSIX.readFile(path, limit: 64 * 1024), source: path)
     }
 
     /// Trusts `identity` for `role`, adding it to the registry (or the role to it).
@@ -82,6 +65,13 @@ extension Archive {
     /// - Throws: ``ArchiveError``: usage for the archive's own identity; bad input when another body already
     ///   uses the same origin.
     package func trust(_ identity: Identity, role: String) throws -> (body: KnownBody, alreadyKnown: Bool) {
+        if let problem = identity.problem {
+            throw ArchiveError(
+                .badInput,
+                "the identity of \(TerminalText.escape(identity.origin)) is refused: \(problem)",
+                fix: "ask the body for a fresh copy of custody id export"
+            )
+        }
         guard identity.signingKey != config.signingKey, identity.origin != config.origin else {
             throw ArchiveError(
                 .usage,

@@ -1,4 +1,6 @@
 import ArgumentParser
+import CustodyArchive
+import Foundation
 
 @main
 struct CustodyCommand: AsyncParsableCommand {
@@ -23,4 +25,26 @@ struct CustodyCommand: AsyncParsableCommand {
             Passphrase.self, Demo.self, Bench.self,
         ]
     )
+
+    /// Every command starts here: core dumps go off before the arguments are parsed or a secret is read (a core
+    /// would hold `CUSTODY_PASSPHRASE` and the unlocked keys), then ArgumentParser runs the command as usual.
+    static func main() async {
+        let code = ProcessSetup.disableCoreDumps()
+        if code != 0 {
+            printError(
+                "custody: cannot turn core dumps off (\(String(cString: strerror(code)))) — check the system's limits"
+            )
+            Foundation.exit(1)
+        }
+        do {
+            var command = try parseAsRoot()
+            if var command = command as? any AsyncParsableCommand {
+                try await command.run()
+            } else {
+                try command.run()
+            }
+        } catch {
+            exit(withError: error)
+        }
+    }
 }

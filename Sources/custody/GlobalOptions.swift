@@ -18,7 +18,10 @@ struct GlobalOptions: ParsableArguments {
 
     @Option(
         name: .long,
-        help: ArgumentHelp("Read the passphrase from this file (first line).", valueName: "file"),
+        help: ArgumentHelp(
+            "Read the passphrase from this file (first line); it must be a regular file of mode 0600 or 0400.",
+            valueName: "file"
+        ),
         completion: .file()
     )
     var passphraseFile: String?
@@ -38,10 +41,16 @@ struct GlobalOptions: ParsableArguments {
         return archive
     }
 
+    /// The largest `--passphrase-file` read (its first line is the passphrase, at most 4096 bytes).
+    static let passphraseFileLimit = 64 * 1024
+
     /// Reads the passphrase: --passphrase-file, then $CUSTODY_PASSPHRASE, then a prompt without echo.
+    ///
+    /// A passphrase file must be a regular file that only its owner may access (mode 0600 or 0400), as ssh
+    /// demands of a private key; anything else is refused with exit 77 (``POSIX/readPrivateFile(_:limit:)``).
     func readPassphrase(prompt: String, confirm: Bool = false) throws -> SecretBytes {
         if let passphraseFile {
-            var bytes = try readSmallFile(passphraseFile)
+            var bytes = try POSIX.readPrivateFile(passphraseFile, limit: Self.passphraseFileLimit)
             defer { wipe(&bytes) }
             if let newline = bytes.firstIndex(of: 0x0A) { bytes.removeSubrange(newline...) }
             return try checkedPassphrase(bytes)
@@ -123,7 +132,7 @@ enum Terminal {
             if hasTermios { tcsetattr(fd, TCSAFLUSH, &old) }
             _ = write(fd, "\n", 1)
         }
-        _ = prompt.withCString { write(fd, $0, strlen($0)) }
+        _ = TerminalText.escape(prompt).withCString { write(fd, $0, strlen($0)) }
         var line = [UInt8]()
         defer { wipe(&line) }
         var byte: UInt8 = 0
@@ -143,12 +152,10 @@ func runReportingErrors(_ body: () throws -> Void) throws {
     do {
         try body()
     } catch let error as ArchiveError {
-        FileHandle.standardError.write(Data("custody: \(error)\n".utf8))
+        printError("custody: \(error)")
         throw ExitCode(error.code.exitCode)
     } catch let error as SodiumError {
-        FileHandle.standardError.write(
-            Data("custody: cryptography failed (\(error)) — check the libsodium installation\n".utf8)
-        )
+        printError("custody: cryptography failed (\(error)) — check the libsodium installation")
         throw ExitCode(1)
     }
 }
@@ -160,12 +167,10 @@ func runReportingErrorsAsync(_ body: () async throws -> Void) async throws {
     do {
         try await body()
     } catch let error as ArchiveError {
-        FileHandle.standardError.write(Data("custody: \(error)\n".utf8))
+        printError("custody: \(error)")
         throw ExitCode(error.code.exitCode)
     } catch let error as SodiumError {
-        FileHandle.standardError.write(
-            Data("custody: cryptography failed (\(error)) — check the libsodium installation\n".utf8)
-        )
+        printError("custody: cryptography failed (\(error)) — check the libsodium installation")
         throw ExitCode(1)
     }
 }

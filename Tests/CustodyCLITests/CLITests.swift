@@ -170,12 +170,14 @@ import Testing
 
     @Test func passphraseFileAndPassphraseChange() throws {
         let file = dir.write("pass.txt", text: "from a file\n")
+        chmod(file, 0o600)  // a passphrase file others may read is refused
         let initResult = CLI.run(
             ["init", "--name", "P", "--kdf", "insecure-test", "--passphrase-file", file],
             environment: ["CUSTODY_ARCHIVE": archive]
         )
         #expect(initResult.status == 0, "\(initResult.stderr)")
         let newFile = dir.write("new.txt", text: "the new one")
+        chmod(newFile, 0o600)
         let change = CLI.run(
             ["passphrase", "change", "--passphrase-file", file, "--new-passphrase-file", newFile],
             environment: ["CUSTODY_ARCHIVE": archive]

@@ -13,4 +13,8 @@ int CCustodySystem_start_writeback(int fd, long long offset, long long count);
 /// Caps glibc's malloc arenas (`mallopt(M_ARENA_MAX, count)`). Returns 1 on success, 0 otherwise.
 int CCustodySystem_limit_malloc_arenas(int count);
 
+/// Turns core dumps off for the whole process: RLIMIT_CORE 0 (soft and hard) and PR_SET_DUMPABLE 0 (Linux).
+/// Returns 0 on success, -1 with errno set otherwise.
+int CCustodySystem_disable_core_dumps(void);
+
 #endif

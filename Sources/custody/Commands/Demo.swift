@@ -26,7 +26,7 @@ extension CustodyCommand {
             try await runReportingErrorsAsync { try await runDemo() }
         }
 
-        private func step(_ text: String) { print("\n== \(text)") }
+        private func step(_ text: String) { printBlock("\n== \(text)") }
 
         private func runDemo() async throws {
             let base = directory ?? NSTemporaryDirectory() + "custody-demo-" + Encoding.hex(randomBytes(4))
@@ -36,7 +36,7 @@ extension CustodyCommand {
             try FileManager.default.createDirectory(atPath: base, withIntermediateDirectories: true)
             defer {
                 if keep {
-                    print("\n(demo folder kept at \(base))")
+                    printBlock("\n(demo folder kept at \(base))")
                 } else {
                     try? FileManager.default.removeItem(atPath: base)
                 }
@@ -52,7 +52,7 @@ extension CustodyCommand {
                 passphrase: passphrase
             )
             let identity = try archive.identity()
-            print("archive at \(archivePath)\norigin \(identity.origin)\nfingerprint \(identity.fingerprint)")
+            printBlock("archive at \(archivePath)\norigin \(identity.origin)\nfingerprint \(identity.fingerprint)")
 
             step("2. generate sample evidence in \(upload)")
             try FileManager.default.createDirectory(atPath: upload + "/statements", withIntermediateDirectories: true)
@@ -178,7 +178,7 @@ extension CustodyCommand {
             try runLedgerDemo(archive: archive, video: video, base: base, passphrase: passphrase)
             let iachr = try runSharingDemo(archive: archive, base: base, passphrase: passphrase)
             try await runNodeDemo(archive: archive, iachr: iachr, passphrase: passphrase)
-            print("\nDemo complete.")
+            printBlock("\nDemo complete.")
         }
 
         /// Steps 15–18: a second body receives a scoped grant as a bundle, an auditor verifies it, the body imports it.
@@ -315,7 +315,7 @@ extension CustodyCommand {
 
             step("11. custody prove <video>, checked the way an outside auditor would")
             let proof = try archive.proveItem(video.id)
-            print(proof.text, terminator: "")
+            printBlock(proof.text, terminator: "")
             let identity = try archive.identity()
             guard let logKey = VerifierKey(identity.logVerifierKey),
                 SignedNote.isSigned(proof.checkpoint.note, name: logKey.name, publicKey: logKey.publicKey),
@@ -340,12 +340,12 @@ extension CustodyCommand {
             _ = try witness.trust(identity, role: "witness")
             _ = try archive.trust(try witness.identity(), role: "witness")
             let cosignature = try witness.cosign(Array(proof.checkpoint.note.utf8))
-            print("witness cosigns size \(cosignature.size): \(cosignature.line)", terminator: "")
+            printBlock("witness cosigns size \(cosignature.size): \(cosignature.line)", terminator: "")
             _ = try archive.attachCosignatures(Array(cosignature.line.utf8))
             guard let cosigned = try archive.cosignedCheckpoint() else {
                 throw ArchiveError(.damaged, "demo: the cosignature was not attached", fix: "report this bug")
             }
-            print("custody checkpoint --cosigned:\n" + cosigned.note, terminator: "")
+            printBlock("custody checkpoint --cosigned:\n" + cosigned.note, terminator: "")
 
             step("13. a forged history, signed with the archive's own key, shown to the witness")
             let forgedPath = base + "/forged-copy"
@@ -362,7 +362,7 @@ extension CustodyCommand {
                 _ = try witness.cosign(Array(fake.witnessRequest.utf8))
                 throw ArchiveError(.damaged, "demo: the witness cosigned a fork", fix: "report this bug")
             } catch let error as ArchiveError where error.problem.hasPrefix("FORK:") {
-                print("custody witness cosign (the forged copy's request) → exit 1:\n  \(error.problem)")
+                printBlock("custody witness cosign (the forged copy's request) → exit 1:\n  \(error.problem)")
             }
 
             step("14. the journal rewritten on disk (two entries swapped), then custody verify")

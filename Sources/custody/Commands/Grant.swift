@@ -71,9 +71,7 @@ extension CustodyCommand {
                     request.metadataOnly = metadataOnly
                     request.reshare = reshare
                     request.overrideConsentReason = reason
-                    FileHandle.standardError.write(
-                        Data("grantee: \(grantee.name) (\(grantee.origin)), fingerprint \(grantee.fingerprint)\n".utf8)
-                    )
+                    printError("grantee: \(grantee.name) (\(grantee.origin)), fingerprint \(grantee.fingerprint)")
                     let id: String?
                     let scope: GrantScope
                     if dryRun {

@@ -62,13 +62,11 @@ extension CustodyCommand {
                     print("\(report.items.count) item(s) ingested")
                 }
                 for problem in report.skipped {
-                    FileHandle.standardError.write(Data("custody: skipped \(problem.path): \(problem.reason)\n".utf8))
+                    printError("custody: skipped \(problem.path): \(problem.reason)")
                 }
                 if !report.refused.isEmpty {
                     for problem in report.refused {
-                        FileHandle.standardError.write(
-                            Data("custody: refused \(problem.path): \(problem.reason)\n".utf8)
-                        )
+                        printError("custody: refused \(problem.path): \(problem.reason)")
                     }
                     throw ArchiveError(
                         .badInput,

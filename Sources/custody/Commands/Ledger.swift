@@ -182,11 +182,8 @@ extension CustodyCommand {
                     FileHandle.standardOutput.write(Data(result.line.utf8))
                     let from =
                         result.previousSize.map { "consistent with size \($0) cosigned before" } ?? "first contact"
-                    FileHandle.standardError.write(
-                        Data(
-                            "cosigned \(result.origin) at size \(result.size) (\(from)); fingerprint \(result.fingerprint)\n"
-                                .utf8
-                        )
+                    printError(
+                        "cosigned \(result.origin) at size \(result.size) (\(from)); fingerprint \(result.fingerprint)"
                     )
                 }
             }

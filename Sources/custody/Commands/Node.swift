@@ -141,7 +141,7 @@ extension CustodyCommand {
                     if let size = witnessing.peerCosignedSize {
                         print("\(peer) cosigned this archive's checkpoint of size \(size)")
                     } else if let reason = witnessing.peerDeclined {
-                        FileHandle.standardError.write(Data("note: \(reason)\n".utf8))
+                        printError("note: \(reason)")
                     }
                 }
                 if json {

@@ -124,5 +124,5 @@ func printItems(_ items: [IndexedItem], json: Bool) throws {
         let tags = m.tags.isEmpty ? "" : "  [" + m.tags.joined(separator: ", ") + "]"
         print("\(item.id)  \(m.ingestedAt)  \(m.caseID ?? "-")  \(formatBytes(m.size))  \(m.name)\(tags)")
     }
-    if items.isEmpty { FileHandle.standardError.write(Data("no items match\n".utf8)) }
+    if items.isEmpty { printError("no items match") }
 }

@@ -76,7 +76,7 @@ extension CustodyCommand {
                             line += ": " + text.replacingOccurrences(of: "\n", with: "\n      ")
                         }
                     }
-                    print(line)
+                    printBlock(line)  // a note's own line breaks are indented under it
                 }
             }
         }

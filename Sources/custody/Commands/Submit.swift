@@ -37,11 +37,8 @@ extension CustodyCommand {
                 }
                 var options = IngestOptions()
                 options.fields = try metadata.fields()
-                FileHandle.standardError.write(
-                    Data(
-                        "submitting to \(mechanism.name) (\(mechanism.origin)), fingerprint \(mechanism.fingerprint)\n"
-                            .utf8
-                    )
+                printError(
+                    "submitting to \(mechanism.name) (\(mechanism.origin)), fingerprint \(mechanism.fingerprint)"
                 )
                 let result =
                     anonymous

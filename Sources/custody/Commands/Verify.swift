@@ -104,6 +104,7 @@ extension CustodyCommand {
                             removed: report.objects,
                             bytes: report.bytes,
                             temporaryFiles: report.temporaryFiles,
+                            leftAlone: report.strays.map { "objects/\($0.path)" },
                             dryRun: dryRun
                         )
                     )
@@ -112,6 +113,11 @@ extension CustodyCommand {
                     for name in report.objects { print("\(verb) \(name)") }
                     print(
                         "\(verb) \(report.objects.count) orphan object(s), \(formatBytes(report.bytes)), and \(report.temporaryFiles) temporary file(s)"
+                    )
+                }
+                for stray in report.strays {
+                    printError(
+                        "custody: left alone \(stray) — custody never follows links inside the archive; remove it by hand and find out who planted it"
                     )
                 }
             }
@@ -172,11 +178,13 @@ struct GCJSON: Encodable {
     var removed: [String]
     var bytes: Int64
     var temporaryFiles: Int
+    var leftAlone: [String]
     var dryRun: Bool
 
     enum CodingKeys: String, CodingKey {
         case removed, bytes
         case temporaryFiles = "temporary_files"
+        case leftAlone = "left_alone"
         case dryRun = "dry_run"
     }
 }
