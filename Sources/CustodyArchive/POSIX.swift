@@ -96,7 +96,8 @@ package enum POSIX {
 
     /// Reads a whole small file, refusing anything larger than `limit` bytes.
     package static func readFile(_ path: String, limit: Int) throws -> [UInt8] {
-        let fd = open(path, O_RDONLY)
+        // Non-blocking, so a FIFO or device put where a file is expected cannot hang the open; refused below.
+        let fd = open(path, O_RDONLY | O_NONBLOCK)
         guard fd >= 0 else {
             let code = errno
             throw ArchiveError(
@@ -109,6 +110,13 @@ package enum POSIX {
         var st = Glibc.stat()
         guard fstat(fd, &st) == 0 else {
             throw ArchiveError(.cannotCreate, "cannot stat \(path)", fix: "check the file")
+        }
+        guard st.st_mode & S_IFMT == S_IFREG else {
+            throw ArchiveError(
+                .badInput,
+                "\(TerminalText.escape(path)) is not a regular file",
+                fix: "give a file, not a pipe, device or folder"
+            )
         }
         guard st.st_size <= limit else {
             throw ArchiveError(

@@ -130,6 +130,20 @@ import Glibc
         #expect(CLI.run(["ls"], environment: env).stdout.isEmpty)
     }
 
+    @Test func anIdentityFileThatIsAFIFOIsRefusedWithoutHanging() throws {
+        try initArchive()
+        let fifo = dir.path + "/identity-fifo"
+        #expect(mkfifo(fifo, 0o600) == 0)
+        // Nothing ever writes to the FIFO: opening it for reading as a file would wait forever.
+        for arguments in [
+            ["witness", "add", fifo], ["peer", "add", "p", "http://127.0.0.1:9", "--identity", fifo],
+            ["grant", "create", "--to", fifo, "--case", "C", "--expires", "1d", "--purpose", "p"],
+        ] {
+            let refused = CLI.run(arguments, environment: env)
+            #expect(refused.status == 65 && refused.stderr.contains("is not a regular file"), "\(refused.stderr)")
+        }
+    }
+
     // MARK: Identity names from outside, and escaping at the terminal
 
     /// A validly self-signed identity file with `name`, as a hostile body would make one.
