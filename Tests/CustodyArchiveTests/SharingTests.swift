@@ -238,22 +238,11 @@ import Glibc
     // MARK: Bad bundles
 
     /// A valid bundle's records, for surgery.
-    private func records(_ path: String) throws -> [(Character, [UInt8])] {
-        let reader = try BundleReader(path: path)
-        var out: [(Character, [UInt8])] = []
-        while let record = try reader.next(), record.type != UInt8(ascii: "Z") {
-            out.append((Character(UnicodeScalar(record.type)), record.payload))
-        }
-        return out
-    }
+    private func records(_ path: String) throws -> [(Character, [UInt8])] { try BundleRecords.read(path) }
 
     /// Writes records as a well-formed bundle (a correct end record), so only the deeper checks can object.
     private func write(_ records: [(Character, [UInt8])], to path: String) throws {
-        let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
-        defer { close(fd) }
-        let writer = try BundleWriter(fd: fd)
-        for (type, payload) in records { try writer.record(type, payload) }
-        try writer.finish()
+        try BundleRecords.write(records, to: path)
     }
 
     private func exported(_ b: Bodies) throws -> String {

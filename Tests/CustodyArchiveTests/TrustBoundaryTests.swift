@@ -64,23 +64,12 @@ import Glibc
         return path
     }
 
-    private func records(_ path: String) throws -> [(Character, [UInt8])] {
-        let reader = try BundleReader(path: path)
-        var out: [(Character, [UInt8])] = []
-        while let record = try reader.next(), record.type != UInt8(ascii: "Z") {
-            out.append((Character(UnicodeScalar(record.type)), record.payload))
-        }
-        return out
-    }
+    private func records(_ path: String) throws -> [(Character, [UInt8])] { try BundleRecords.read(path) }
 
-    /// Writes records as a well-formed bundle (a correct end record), so only the deeper checks can object.
+    /// Writes records as a well-formed bundle named `name` in the test folder; its path.
     private func write(_ records: [(Character, [UInt8])], _ name: String) throws -> String {
         let path = dir.path + "/" + name
-        let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
-        defer { close(fd) }
-        let writer = try BundleWriter(fd: fd)
-        for (type, payload) in records { try writer.record(type, payload) }
-        try writer.finish()
+        try BundleRecords.write(records, to: path)
         return path
     }
 
