@@ -6,6 +6,13 @@ let strictSettings: [SwiftSetting] = [
     .enableUpcomingFeature("MemberImportVisibility"),
 ]
 
+// Fuzzing (Docs/FUZZING.md, Scripts/fuzz.sh): only with CUSTODY_FUZZ=1 does the package gain the libFuzzer target
+// `custody-fuzz` and instrument its own modules for coverage and AddressSanitizer (dependencies stay uninstrumented,
+// which keeps the sanitized build cheap). Never set for a normal build: its modules could not link `custody`.
+let fuzzing = Context.environment["CUSTODY_FUZZ"] == "1"
+let fuzzFlags: [String] = ["-sanitize=fuzzer,address"]
+let instrumented: [SwiftSetting] = fuzzing ? [.unsafeFlags(fuzzFlags)] : []
+
 let package = Package(
     name: "Custody",
     products: [
@@ -31,7 +38,7 @@ let package = Package(
                 "CSodium",
                 .product(name: "Crypto", package: "swift-crypto"),
             ],
-            swiftSettings: strictSettings
+            swiftSettings: strictSettings + instrumented
         ),
         .target(
             name: "CustodyArchive",
@@ -41,7 +48,7 @@ let package = Package(
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
             ],
-            swiftSettings: strictSettings
+            swiftSettings: strictSettings + instrumented
         ),
         .target(
             name: "CustodyNode",
@@ -52,7 +59,7 @@ let package = Package(
                 .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
             ],
-            swiftSettings: strictSettings
+            swiftSettings: strictSettings + instrumented
         ),
         .executableTarget(
             name: "custody",
@@ -96,3 +103,18 @@ let package = Package(
         ),
     ]
 )
+
+if fuzzing {
+    package.products.append(.executable(name: "custody-fuzz", targets: ["CustodyFuzz"]))
+    package.targets += [
+        // Declares libFuzzer's driver, which custody-fuzz's main calls (SwiftPM links executables with their own main).
+        .target(name: "CCustodyFuzz", path: "Fuzz/Sources/CCustodyFuzz"),
+        .executableTarget(
+            name: "CustodyFuzz",
+            dependencies: ["CCustodyFuzz", "CustodyArchive", "CustodyNode", "CustodyCrypto"],
+            path: "Fuzz/Sources/CustodyFuzz",
+            swiftSettings: strictSettings + instrumented,
+            linkerSettings: [.unsafeFlags(fuzzFlags + ["-use-ld=lld"])]
+        ),
+    ]
+}

@@ -1,0 +1,217 @@
+import CustodyCrypto
+import Foundation
+
+@testable import CustodyArchive
+@testable import CustodyNode
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// One fuzz target: the outside input it feeds to the package's own parser, and the properties it checks on the
+/// result (a violated property traps, which libFuzzer reports as a crash). Inputs are the bytes as they arrive
+/// from outside; the seeds under Fuzz/corpus/<name>/ are made by the real code (``Seeds``).
+struct FuzzTarget: Sendable {
+    let run: @Sendable ([UInt8]) -> Void
+
+    /// The target this process fuzzes, set once before the first input.
+    nonisolated(unsafe) static var chosen: FuzzTarget?
+
+    static let all: [String: FuzzTarget] = [
+        "bundle": FuzzTarget(run: bundle),
+        "identity": FuzzTarget(run: identity),
+        "note": FuzzTarget(run: note),
+        "witness": FuzzTarget(run: witness),
+        "signature": FuzzTarget(run: signature),
+        "range": FuzzTarget(run: range),
+        "journal": FuzzTarget(run: journal),
+        "grant": FuzzTarget(run: grant),
+    ]
+
+    /// The time every target checks at (Unix seconds): the seeds are signed for it.
+    static let now = 1_800_000_000
+
+    /// A private scratch folder (in /dev/shm, so the per-input files cost no disk I/O).
+    static let scratch: String = {
+        let base = ProcessInfo.processInfo.environment["CUSTODY_FUZZ_SCRATCH"] ?? "/dev/shm/custody-fuzz-\(getpid())"
+        precondition(POSIX.makeDirectories(base) == 0, "custody-fuzz: cannot create \(base)")
+        return base
+    }()
+
+    /// Writes `bytes` to `name` in the scratch folder and returns its path.
+    static func file(_ name: String, _ bytes: [UInt8]) -> String {
+        let path = scratch + "/" + name
+        let fd = POSIX.open(path, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+        precondition(fd >= 0, "custody-fuzz: cannot write \(path)")
+        defer { close(fd) }
+        precondition(bytes.withUnsafeBytes { POSIX.writeAll(fd, $0) } == 0, "custody-fuzz: cannot write \(path)")
+        return path
+    }
+
+    // MARK: - Targets
+
+    /// A bundle file (Docs/SHARING.md), through the preview an import plans with and the full streaming verifier.
+    static func bundle(_ bytes: [UInt8]) {
+        let path = file("bundle", bytes)
+        _ = BundleVerifier.preview(path: path)
+        _ = try? BundleVerifier.verify(path: path, at: now)
+    }
+
+    /// An identity file (`custody id export` of another body), as `witness add` / `peer add` read it.
+    static func identity(_ bytes: [UInt8]) {
+        let path = file("identity.json", bytes)
+        if let identity = try? Archive.readIdentity(path) {
+            precondition(identity.isValid, "readIdentity accepted an identity whose self-signature does not verify")
+            // What is printed of an accepted identity is safe for a terminal.
+            precondition(
+                !TerminalText.escape(identity.name).unicodeScalars.contains(where: OutsideInput.isUnsafeScalar),
+                "an escaped name still holds a terminal control"
+            )
+            // An accepted identity survives a round trip through its own encoding unchanged.
+            let again = try? JSONDecoder().decode(Identity.self, from: Data(identity.jsonBytes()))
+            precondition(again == identity, "an accepted identity does not round-trip")
+        }
+    }
+
+    /// A signed note or checkpoint: zero or more lines `key <verifier key>` (C2SP vkey), then the note. The note is
+    /// parsed, its body read as a checkpoint, and every signature checked against every key, as a signature and as
+    /// a cosignature (tlog-cosignature).
+    static func note(_ bytes: [UInt8]) {
+        guard bytes.count <= 1 << 17, let text = String(validating: bytes, as: UTF8.self) else { return }
+        var rest = Substring(text)
+        var keys: [VerifierKey] = []
+        while rest.hasPrefix("key "), let newline = rest.firstIndex(of: "\n") {
+            if let key = VerifierKey(String(rest[rest.index(rest.startIndex, offsetBy: 4)..<newline])) {
+                keys.append(key)
+            }
+            rest = rest[rest.index(after: newline)...]
+        }
+        let note = String(rest)
+        guard let (body, signatures) = SignedNote.parse(note) else { return }
+        precondition(!signatures.isEmpty, "a note parsed without a signature")
+        let parsed = Checkpoint.parseBody(body)
+        if let parsed {
+            // A parsed body is exactly what Custody would write for it.
+            precondition(
+                SignedNote.checkpointBody(origin: parsed.origin, size: parsed.size, root: parsed.root) == body,
+                "a checkpoint body parsed to different text"
+            )
+        }
+        for key in keys {
+            if let checkpoint = Checkpoint.verified(note, origin: key.name, publicKey: key.publicKey) {
+                precondition(parsed != nil && checkpoint.origin == key.name, "verified a note that is no checkpoint")
+            }
+            _ = SignedNote.isSigned(note, name: key.name, publicKey: key.publicKey)
+            for signature in signatures {
+                _ = SignedNote.cosignatureTime(signature, body: body, name: key.name, publicKey: key.publicKey)
+            }
+        }
+    }
+
+    /// A tlog-witness add-checkpoint request body, as `witness cosign` and a node's witness endpoint read it:
+    /// optionally the checkpoint cosigned before (the witness's state), a 0x1E byte, then the request. The request
+    /// is split into `old N`, the proof and the note, and the proof checked from the previous checkpoint.
+    static func witness(_ bytes: [UInt8]) {
+        let split = bytes.firstIndex(of: 0x1E)
+        let previousBytes = split.map { Array(bytes[..<$0]) } ?? []
+        let requestBytes = split.map { Array(bytes[($0 + 1)...]) } ?? bytes
+        guard requestBytes.count <= Archive.maxWitnessInput,
+            let request = String(validating: requestBytes, as: UTF8.self),
+            let (oldSize, proof, note) = try? Archive.parseWitnessRequest(request)
+        else { return }
+        precondition(proof.count <= 63 && proof.allSatisfy { $0.count == Merkle.hashByteCount }, "proof unbounded")
+        guard let (body, _) = SignedNote.parse(note), let current = Checkpoint.parseBody(body) else { return }
+        guard let previousText = String(validating: previousBytes, as: UTF8.self),
+            let (previousBody, _) = SignedNote.parse(previousText),
+            let previous = Checkpoint.parseBody(previousBody)
+        else { return }
+        _ = Merkle.isConsistent(
+            proof,
+            first: oldSize ?? previous.size,
+            second: current.size,
+            firstRoot: previous.root,
+            secondRoot: current.root
+        )
+    }
+
+    /// A signed HTTP request (RFC 9421 in Custody's profile): a first line `METHOD AUTHORITY PATH [QUERY]`, header
+    /// lines `Name: value`, an empty line, the body. Checked as the node checks it, at ``now``, every key known.
+    static func signature(_ bytes: [UInt8]) {
+        let text = String(decoding: bytes, as: UTF8.self)
+        let (head, body) =
+            text.range(of: "\n\n").map { (String(text[..<$0.lowerBound]), Array(text[$0.upperBound...].utf8)) }
+            ?? (text, [])
+        var lines = head.split(separator: "\n", omittingEmptySubsequences: false)
+        guard !lines.isEmpty else { return }
+        let start = lines.removeFirst().split(separator: " ", omittingEmptySubsequences: false).map(String.init)
+        guard start.count >= 3 else { return }
+        var headers: [String: String] = [:]
+        for line in lines {
+            guard let colon = line.firstIndex(of: ":") else { continue }
+            let value = line[line.index(after: colon)...].drop(while: { $0 == " " })
+            headers[String(line[..<colon])] = String(value)
+        }
+        let request = HTTPSignature.Request(
+            method: start[0],
+            authority: start[1],
+            path: start[2],
+            query: start.count > 3 ? start[3] : "",
+            body: body
+        )
+        let nonces = NonceCache(startedAt: 0)
+        let admitted = try? HTTPSignature.verify(request, headers: headers, now: now, nonces: nonces) { _ in true }
+        if let key = admitted {
+            precondition(key.count == 32, "a verified request names a key that is not 32 bytes")
+            // The same request again is a replay.
+            let replay = Result { () throws(HTTPSignature.Refusal) in
+                try HTTPSignature.verify(request, headers: headers, now: now, nonces: nonces) { _ in true }
+            }
+            precondition(replay == .failure(.replayed), "a replayed request was admitted")
+        }
+    }
+
+    /// A `Range` header for a representation of some size: a first line with the size (decimal), then the header
+    /// value. The answer must lie within the representation.
+    static func range(_ bytes: [UInt8]) {
+        let text = String(decoding: bytes, as: UTF8.self)
+        let newline = text.firstIndex(of: "\n")
+        let size = newline.flatMap { Int(text[..<$0]) }.map { max(0, $0) } ?? 1000
+        let header = newline.map { String(text[text.index(after: $0)...]) } ?? text
+        switch NodeServer.byteRange(header, size: size) {
+        case .whole: break
+        case .unsatisfiable: break
+        case .part(let part):
+            precondition(part.lowerBound >= 0 && part.upperBound < size, "a range outside the representation")
+        }
+    }
+
+    /// A journal file (Docs/LEDGER.md frames): scanned from the start, then made clean as an append would
+    /// (a torn tail set aside), then scanned again: the second scan ends clean where the first ended.
+    static func journal(_ bytes: [UInt8]) {
+        let directory = scratch + "/journal"
+        _ = try? FileManager.default.removeItem(atPath: directory)
+        guard let journal = try? Journal(directory: directory) else { return }
+        _ = file("journal/entries", bytes)
+        var entries = 0
+        guard let (end, tail) = try? journal.scan(from: .start, { entry in
+            precondition(entry.bytes.count <= Journal.maxEntryBytes, "an entry over the limit")
+            entries += 1
+        }) else { return }
+        precondition(end.count == entries && end.offset <= Int64(bytes.count), "scan's end does not match its entries")
+        guard let clean = try? journal.cleanEnd(hint: .start) else {
+            if case .damaged = tail { return }
+            preconditionFailure("cleanEnd failed on a journal that is not damaged")
+        }
+        precondition(clean == end, "cleanEnd disagrees with scan")
+        let (again, againTail) = (try? journal.scan(from: .start) { _ in }) ?? (.start, .damaged(offset: -1))
+        precondition(again == end && againTail == .clean, "a repaired journal does not scan clean")
+    }
+
+    /// Signed grant bytes (a bundle's `G` and `P` records, a node's grant files and heads).
+    static func grant(_ bytes: [UInt8]) {
+        guard let grant = try? Grant.parse(bytes) else { return }
+        _ = grant.isValid(at: now)
+        _ = Grant.hash(bytes)
+        _ = grant.releasedObjects
+    }
+}
