@@ -37,7 +37,9 @@ enum Seeds {
         var options = IngestOptions()
         options.fields.caseID = "C-1"
         options.fields.tags = ["detention"]
-        let files = [("statement.txt", "A short witness statement.\n"), ("photo.bin", String(repeating: "x", count: 600))]
+        let files = [
+            ("statement.txt", "A short witness statement.\n"), ("photo.bin", String(repeating: "x", count: 600)),
+        ]
         for (name, contents) in files {
             try Data(contents.utf8).write(to: URL(fileURLWithPath: work + "/in/" + name))
         }
@@ -65,6 +67,34 @@ enum Seeds {
                 try write("bundle", "\(kind)\(objects ? "" : "-head").bundle", bytes)
             }
         }
+
+        // A re-share: the grantee imports a grant that allows it, and grants the item on to a third body; the
+        // bundle carries the parent grant as a `P` record.
+        let third = try archive("Body C", "body-c.example/log")
+        var reshare = GrantRequest(
+            grantee: granteeIdentity,
+            expires: RFC3339.format(FuzzTarget.now + 90 * 86400),
+            purpose: "Fuzz seed, re-share"
+        )
+        reshare.caseID = "C-1"
+        reshare.reshare = true
+        let parent = try granter.createGrant(reshare)
+        _ = try granter.exportBundle(grant: parent.grant.id, to: work + "/parent.bundle")
+        _ = try grantee.importBundle(path: work + "/parent.bundle", trustGranter: true)
+        var child = GrantRequest(
+            grantee: try third.identity(),
+            expires: RFC3339.format(FuzzTarget.now + 30 * 86400),
+            purpose: "Fuzz seed, child"
+        )
+        child.caseID = "C-1"
+        let childGrant = try grantee.createGrant(child)
+        try write("grant", "child.grant", childGrant.signed)
+        _ = try grantee.exportBundle(grant: childGrant.grant.id, to: work + "/child.bundle", objects: false)
+        try write(
+            "bundle",
+            "reshare-head.bundle",
+            Array(try Data(contentsOf: URL(fileURLWithPath: work + "/child.bundle")))
+        )
 
         // Identities.
         try write("identity", "body-a.identity.json", try granterIdentity.jsonBytes())
@@ -118,15 +148,23 @@ enum Seeds {
             ),
         ]
         for (n, request) in requests.enumerated() {
-            let headers = HTTPSignature.sign(request, key: key, created: FuzzTarget.now, nonce: Encoding.hex(randomBytes(16)))
-            var message = "\(request.method) \(request.authority) \(request.path)\(request.query.isEmpty ? "" : " " + request.query)\n"
+            let headers = HTTPSignature.sign(
+                request,
+                key: key,
+                created: FuzzTarget.now,
+                nonce: Encoding.hex(randomBytes(16))
+            )
+            var message =
+                "\(request.method) \(request.authority) \(request.path)\(request.query.isEmpty ? "" : " " + request.query)\n"
             for (name, value) in headers.sorted(by: { $0.key < $1.key }) { message += "\(name): \(value)\n" }
             message += "\n"
             try write("signature", "request-\(n)", Array(message.utf8) + request.body)
         }
 
         // Range headers (RFC 9110 forms), for a 1000-byte object unless a size line says otherwise.
-        let ranges = ["bytes=0-99", "bytes=500-", "bytes=-20", "bytes=0-0", "bytes=999-999", "0\nbytes=0-", "5\nbytes=-9"]
+        let ranges = [
+            "bytes=0-99", "bytes=500-", "bytes=-20", "bytes=0-0", "bytes=999-999", "0\nbytes=0-", "5\nbytes=-9",
+        ]
         for (n, range) in ranges.enumerated() { try text("range", "range-\(n)", range) }
 
         try check(output)
@@ -143,7 +181,7 @@ enum Seeds {
             Array(try Data(contentsOf: URL(fileURLWithPath: output + "/" + target + "/" + name)))
         }
         func require(_ ok: Bool, _ what: String) throws { if !ok { throw Rejected(description: what) } }
-        for name in ["content.bundle", "content-head.bundle", "metadata-head.bundle"] {
+        for name in ["content.bundle", "content-head.bundle", "metadata-head.bundle", "reshare-head.bundle"] {
             let path = FuzzTarget.file("seed.bundle", try seed("bundle", name))
             let (report, _) = try BundleVerifier.verify(path: path, at: FuzzTarget.now)
             // A head holds no objects (a node serves them one by one): missing objects are its only problems.
@@ -153,7 +191,7 @@ enum Seeds {
                 "bundle seed \(name): \(report.problems.map(\.kind))"
             )
         }
-        for name in ["content.grant", "metadata.grant"] {
+        for name in ["content.grant", "metadata.grant", "child.grant"] {
             _ = try Grant.parse(try seed("grant", name))
         }
         for name in ["body-a.identity.json", "body-b.identity.json"] {
@@ -179,13 +217,23 @@ enum Seeds {
         }
         let request = try seed("witness", "consistency")
         let split = try request.firstIndex(of: 0x1E) ?? { throw Rejected(description: "witness seed") }()
-        let (oldSize, proof, note) = try Archive.parseWitnessRequest(String(decoding: request[(split + 1)...], as: UTF8.self))
-        let previous = SignedNote.parse(String(decoding: request[..<split], as: UTF8.self)).flatMap { Checkpoint.parseBody($0.body) }
+        let (oldSize, proof, note) = try Archive.parseWitnessRequest(
+            String(decoding: request[(split + 1)...], as: UTF8.self)
+        )
+        let previous = SignedNote.parse(String(decoding: request[..<split], as: UTF8.self)).flatMap {
+            Checkpoint.parseBody($0.body)
+        }
         let current = SignedNote.parse(note).flatMap { Checkpoint.parseBody($0.body) }
         if let previous, let current {
             try require(
                 oldSize == previous.size
-                    && Merkle.isConsistent(proof, first: previous.size, second: current.size, firstRoot: previous.root, secondRoot: current.root),
+                    && Merkle.isConsistent(
+                        proof,
+                        first: previous.size,
+                        second: current.size,
+                        firstRoot: previous.root,
+                        secondRoot: current.root
+                    ),
                 "witness seed: the proof does not check"
             )
         } else {
@@ -209,7 +257,12 @@ enum Seeds {
                 body: body
             )
             do {
-                _ = try HTTPSignature.verify(request, headers: headers, now: FuzzTarget.now, nonces: NonceCache(startedAt: 0)) { _ in true }
+                _ = try HTTPSignature.verify(
+                    request,
+                    headers: headers,
+                    now: FuzzTarget.now,
+                    nonces: NonceCache(startedAt: 0)
+                ) { _ in true }
             } catch {
                 throw Rejected(description: "signature seed request-\(n): \(error)")
             }
@@ -221,7 +274,10 @@ enum Seeds {
             _ = FuzzTarget.file("seed-journal/entries", try seed("journal", name))
             var count = 0
             let (_, tail) = try journal.scan(from: .start) { _ in count += 1 }
-            try require((tail == .clean) == expectClean && (count > 0 || !expectClean), "journal seed \(name): \(tail), \(count) entries")
+            try require(
+                (tail == .clean) == expectClean && (count > 0 || !expectClean),
+                "journal seed \(name): \(tail), \(count) entries"
+            )
         }
     }
 }

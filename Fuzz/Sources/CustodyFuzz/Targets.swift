@@ -193,10 +193,15 @@ struct FuzzTarget: Sendable {
         guard let journal = try? Journal(directory: directory) else { return }
         _ = file("journal/entries", bytes)
         var entries = 0
-        guard let (end, tail) = try? journal.scan(from: .start, { entry in
-            precondition(entry.bytes.count <= Journal.maxEntryBytes, "an entry over the limit")
-            entries += 1
-        }) else { return }
+        guard
+            let (end, tail) = try? journal.scan(
+                from: .start,
+                { entry in
+                    precondition(entry.bytes.count <= Journal.maxEntryBytes, "an entry over the limit")
+                    entries += 1
+                }
+            )
+        else { return }
         precondition(end.count == entries && end.offset <= Int64(bytes.count), "scan's end does not match its entries")
         guard let clean = try? journal.cleanEnd(hint: .start) else {
             if case .damaged = tail { return }
