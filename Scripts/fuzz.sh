@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs the libFuzzer targets on their committed seed corpus (Docs/FUZZING.md).
 #
-#   Scripts/fuzz.sh TARGET SECONDS    fuzz one target (bundle identity note witness signature range journal grant)
+#   Scripts/fuzz.sh TARGET SECONDS    fuzz one target (bundle import identity note witness signature range journal
+#                                     grant)
 #   Scripts/fuzz.sh all SECONDS       fuzz each target in turn for SECONDS
 #   Scripts/fuzz.sh TARGET FILE…      run the target once on each FILE (to reproduce a crash)
 #   Scripts/fuzz.sh seeds             remake Fuzz/corpus/ with the real code
@@ -13,7 +14,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-targets=(bundle identity note witness signature range journal grant)
+targets=(bundle import identity note witness signature range journal grant)
 scratch_path=${CUSTODY_FUZZ_SCRATCH_PATH:-.build-fuzz}
 usage() {
     echo "usage: Scripts/fuzz.sh TARGET|all SECONDS | TARGET FILE… | seeds   (targets: ${targets[*]})" >&2
@@ -44,13 +45,16 @@ fuzz() {
     local out="$scratch_path/fuzz/$target"
     mkdir -p "$out/corpus"
     rm -f "$out"/crash-* "$out"/timeout-* "$out"/oom-* "$out"/leak-*
-    local log="$out/fuzz.log" tmp rc=0 started=$SECONDS
+    local log="$out/fuzz.log" tmp rc=0 started=$SECONDS seeds="Fuzz/corpus/$target"
+    # The import planner reads only bundles addressed to its own archive, made afresh for each run (live.bundle);
+    # the bundle seeds give it the records' structure.
+    if [ "$target" = import ]; then seeds=Fuzz/corpus/bundle; fi
     tmp=$(scratch_dir)
     # The fuzzer stops itself after SECONDS; the KILL bounds a hang in its own shutdown.
-    CUSTODY_FUZZ_TARGET=$target CUSTODY_FUZZ_SCRATCH=$tmp ASAN_OPTIONS=detect_leaks=0 \
-        timeout -s KILL $((seconds + 60)) "$(binary)" \
+    CUSTODY_FUZZ_TARGET=$target CUSTODY_FUZZ_SCRATCH=$tmp CUSTODY_FUZZ_LIVE_SEED=$out/corpus/live.bundle \
+        ASAN_OPTIONS=detect_leaks=0 timeout -s KILL $((seconds + 60)) "$(binary)" \
         -max_total_time="$seconds" -close_fd_mask=3 -timeout=20 -rss_limit_mb=2048 -print_final_stats=1 \
-        ${CUSTODY_FUZZ_RUNS:+-runs=$CUSTODY_FUZZ_RUNS} -artifact_prefix="$out/" "$out/corpus" "Fuzz/corpus/$target" >"$log" 2>&1 || rc=$?
+        ${CUSTODY_FUZZ_RUNS:+-runs=$CUSTODY_FUZZ_RUNS} -artifact_prefix="$out/" "$out/corpus" "$seeds" >"$log" 2>&1 || rc=$?
     rm -rf "$tmp"
     local execs crashes
     execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)

@@ -19,31 +19,7 @@ enum Seeds {
         func text(_ target: String, _ name: String, _ string: String) throws {
             try write(target, name, Array(string.utf8))
         }
-        try FileManager.default.createDirectory(atPath: work + "/in", withIntermediateDirectories: true)
-        let passphrase = try SecretBytes(copying: Array("fuzz seeds, not a secret".utf8))
-        func archive(_ name: String, _ origin: String) throws -> Archive {
-            try Archive.create(
-                at: work + "/" + origin,
-                name: name,
-                origin: origin,
-                passphrase: passphrase,
-                kdfPreset: "insecure-test",
-                chunkSize: 4096
-            )
-        }
-        let granter = try archive("Body A", "body-a.example/log")
-        let grantee = try archive("Body B", "body-b.example/log")
-
-        var options = IngestOptions()
-        options.fields.caseID = "C-1"
-        options.fields.tags = ["detention"]
-        let files = [
-            ("statement.txt", "A short witness statement.\n"), ("photo.bin", String(repeating: "x", count: 600)),
-        ]
-        for (name, contents) in files {
-            try Data(contents.utf8).write(to: URL(fileURLWithPath: work + "/in/" + name))
-        }
-        _ = try granter.ingest(files.map { work + "/in/" + $0.0 }, options: options)
+        let (granter, grantee, archive) = try bodies(in: work)
         let first = try granter.signCheckpoint()
 
         // Grants, bundles and heads.
@@ -168,6 +144,69 @@ enum Seeds {
         for (n, range) in ranges.enumerated() { try text("range", "range-\(n)", range) }
 
         try check(output)
+    }
+
+    /// A granter holding two small items of case C-1, a grantee, and a maker of more archives, under `work`.
+    static func bodies(
+        in work: String
+    ) throws -> (granter: Archive, grantee: Archive, archive: (String, String) throws -> Archive) {
+        try FileManager.default.createDirectory(atPath: work + "/in", withIntermediateDirectories: true)
+        let passphrase = try SecretBytes(copying: Array("fuzz seeds, not a secret".utf8))
+        func archive(_ name: String, _ origin: String) throws -> Archive {
+            try Archive.create(
+                at: work + "/" + origin,
+                name: name,
+                origin: origin,
+                passphrase: passphrase,
+                kdfPreset: "insecure-test",
+                chunkSize: 4096
+            )
+        }
+        let granter = try archive("Body A", "body-a.example/log")
+        let grantee = try archive("Body B", "body-b.example/log")
+
+        var options = IngestOptions()
+        options.fields.caseID = "C-1"
+        options.fields.tags = ["detention"]
+        let files = [
+            ("statement.txt", "A short witness statement.\n"), ("photo.bin", String(repeating: "x", count: 600)),
+        ]
+        for (name, contents) in files {
+            try Data(contents.utf8).write(to: URL(fileURLWithPath: work + "/in/" + name))
+        }
+        _ = try granter.ingest(files.map { work + "/in/" + $0.0 }, options: options)
+        return (granter, grantee, archive)
+    }
+
+    /// For the `import` target: a grantee archive under `work` and the key of a granter, and (when `seed` is given)
+    /// a bundle of a content grant from that granter to that grantee, written to `seed` with its grant unsigned
+    /// (the target signs it, ``FuzzTarget/resigned(_:key:)``). The import planner only reads bundles addressed to
+    /// its own archive, so this seed is made afresh for every process.
+    static func importer(in work: String, seed: String?) throws -> (grantee: Archive, granterKey: SigningKey) {
+        _ = try? FileManager.default.removeItem(atPath: work)
+        let (granter, grantee, _) = try bodies(in: work)
+        var request = GrantRequest(
+            grantee: try grantee.identity(),
+            expires: RFC3339.format(FuzzTarget.now + 90 * 86400),
+            purpose: "Fuzz seed"
+        )
+        request.caseID = "C-1"
+        let grant = try granter.createGrant(request)
+        if let seed {
+            let path = work + "/live.bundle"
+            _ = try granter.exportBundle(grant: grant.grant.id, to: path)
+            let bytes = Array(try Data(contentsOf: URL(fileURLWithPath: path)))
+            let key = try granter.keys().signing
+            let unsigned = FuzzTarget.unsigned(bytes)
+            // Signed again as the target signs it, the seed plans an import and verifies.
+            let again = FuzzTarget.file("live.bundle", FuzzTarget.resigned(unsigned, key: key))
+            let (report, _) = try BundleVerifier.verify(path: again, at: FuzzTarget.now)
+            guard try grantee.importPlan(path: again, now: FuzzTarget.now) != nil, report.integrityOK else {
+                throw Rejected(description: "the import seed, signed again, does not plan an import")
+            }
+            try Data(unsigned).write(to: URL(fileURLWithPath: seed))
+        }
+        return (grantee, try granter.keys().signing)
     }
 
     struct Rejected: Error, CustomStringConvertible {

@@ -19,6 +19,7 @@ struct FuzzTarget: Sendable {
 
     static let all: [String: FuzzTarget] = [
         "bundle": FuzzTarget(run: bundle),
+        "import": FuzzTarget(run: importPlan),
         "identity": FuzzTarget(run: identity),
         "note": FuzzTarget(run: note),
         "witness": FuzzTarget(run: witness),
@@ -55,6 +56,80 @@ struct FuzzTarget: Sendable {
         let path = file("bundle", bytes)
         _ = BundleVerifier.preview(path: path)
         _ = try? BundleVerifier.verify(path: path, at: now)
+    }
+
+    /// The grantee archive the `import` target plans imports into, and the key of the granter it signs grants
+    /// with (``prepare(_:)``).
+    nonisolated(unsafe) static var importer: (grantee: Archive, granterKey: SigningKey)?
+
+    /// Sets up what a target needs before the first input: for `import`, a grantee archive in the scratch folder
+    /// and a bundle addressed to it, written to `CUSTODY_FUZZ_LIVE_SEED` (the run's own corpus) when set.
+    static func prepare(_ name: String) throws {
+        guard name == "import" else { return }
+        importer = try Seeds.importer(
+            in: scratch + "/import",
+            seed: ProcessInfo.processInfo.environment["CUSTODY_FUZZ_LIVE_SEED"]
+        )
+    }
+
+    /// A bundle from a stranger, as `bundle import` and `pull` read it: a stranger signs whatever grant they like,
+    /// so the input's `G` and `P` records hold *unsigned* grant bodies, which the target signs with the granter's
+    /// key (and the end record is recomputed) — mutations of every field of the grant then reach the checks
+    /// behind the signature. The result goes through the import plan (made from the records before the objects,
+    /// before any verification: where the review's 3 KB crash was; read-only) and the full verifier.
+    static func importPlan(_ bytes: [UInt8]) {
+        guard let (archive, key) = importer else { return }
+        let path = file("import.bundle", resigned(bytes, key: key))
+        if let plan = try? archive.importPlan(path: path, now: now) {
+            precondition(plan.bytes >= 0, "the planned import size is negative")
+        }
+        _ = try? BundleVerifier.verify(path: path, at: now)
+    }
+
+    /// The records of a bundle: type, payload; and whatever follows the last whole record.
+    static func records(_ bytes: [UInt8]) -> (records: [(UInt8, [UInt8])], rest: [UInt8])? {
+        guard bytes.starts(with: BundleFormat.magic) else { return nil }
+        var records: [(UInt8, [UInt8])] = []
+        var i = BundleFormat.magic.count
+        while bytes.count - i >= 9 {
+            let length = bytes[(i + 1)..<(i + 9)].reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
+            guard length <= UInt64(bytes.count - i - 9) else { break }
+            records.append((bytes[i], Array(bytes[(i + 9)..<(i + 9 + Int(length))])))
+            i += 9 + Int(length)
+        }
+        return (records, Array(bytes[i...]))
+    }
+
+    static func isGrant(_ type: UInt8) -> Bool { type == UInt8(ascii: "G") || type == UInt8(ascii: "P") }
+
+    /// `bytes` with each unsigned grant record (no newline) signed by `key`, and each end record recomputed.
+    static func resigned(_ bytes: [UInt8], key: SigningKey) -> [UInt8] {
+        guard let (records, rest) = records(bytes) else { return bytes }
+        var out = BundleFormat.magic
+        var count = 0
+        for (type, payload) in records {
+            var payload = payload
+            if type == UInt8(ascii: "Z") {
+                let end = BundleFormat.End(records: count, sha256: Encoding.hex(SHA256Hasher.hash(out)))
+                payload = (try? Array(Event.encoder.encode(end))) ?? payload
+            } else if isGrant(type) && !payload.contains(0x0A) {
+                payload += [0x0A] + Array(Encoding.base64(key.signature(for: Grant.signatureDomain + payload)).utf8)
+            }
+            out += [type] + bigEndianBytes(UInt64(payload.count)) + payload
+            if type != UInt8(ascii: "Z") { count += 1 }
+        }
+        return out + rest
+    }
+
+    /// `bytes` with the signature cut off every grant record (the `import` target's seed form).
+    static func unsigned(_ bytes: [UInt8]) -> [UInt8] {
+        guard let (records, rest) = records(bytes) else { return bytes }
+        var out = BundleFormat.magic
+        for (type, payload) in records {
+            let cut = isGrant(type) ? Array(payload.prefix { $0 != 0x0A }) : payload
+            out += [type] + bigEndianBytes(UInt64(cut.count)) + cut
+        }
+        return out + rest
     }
 
     /// An identity file (`custody id export` of another body), as `witness add` / `peer add` read it.

@@ -24,6 +24,12 @@ guard let name = environment["CUSTODY_FUZZ_TARGET"], let target = FuzzTarget.all
     FileHandle.standardError.write(Data("custody-fuzz: set CUSTODY_FUZZ_TARGET to one of: \(names)\n".utf8))
     exit(64)
 }
+do {
+    try FuzzTarget.prepare(name)
+} catch {
+    FileHandle.standardError.write(Data("custody-fuzz: cannot prepare \(name): \(error)\n".utf8))
+    exit(1)
+}
 FuzzTarget.chosen = target
 
 var argc = CommandLine.argc
