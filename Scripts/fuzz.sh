@@ -53,7 +53,7 @@ fuzz() {
     # The fuzzer stops itself after SECONDS; the KILL bounds a hang in its own shutdown.
     CUSTODY_FUZZ_TARGET=$target CUSTODY_FUZZ_SCRATCH=$tmp CUSTODY_FUZZ_LIVE_SEED=$out/corpus/live.bundle \
         ASAN_OPTIONS=detect_leaks=0 timeout -s KILL $((seconds + 60)) "$(binary)" \
-        -max_total_time="$seconds" -close_fd_mask=3 -timeout=20 -rss_limit_mb=2048 -print_final_stats=1 \
+        -max_total_time="$seconds" -close_fd_mask=3 -timeout=20 -rss_limit_mb=2048 -print_final_stats=1 -dict=Fuzz/dict/custody.dict \
         ${CUSTODY_FUZZ_RUNS:+-runs=$CUSTODY_FUZZ_RUNS} -artifact_prefix="$out/" "$out/corpus" "$seeds" >"$log" 2>&1 || rc=$?
     rm -rf "$tmp"
     local execs crashes
