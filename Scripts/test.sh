@@ -17,3 +17,8 @@ trap 'CEPH_S3_PURGE=1 Scripts/ceph-s3.sh stop >/dev/null 2>&1 || true' EXIT
 export CUSTODY_LOCK_TIMEOUT=120
 swift build --build-tests
 swift test --skip-build
+# Then each libFuzzer target briefly on its committed seed corpus (Docs/FUZZING.md); a crash fails the job.
+# The fuzz build reuses .build: only the project's own modules are recompiled with instrumentation (the
+# dependencies are built plain either way), so it costs a few minutes instead of a second cold build. The
+# instrumented modules cannot link `custody`: any later normal build recompiles them (SwiftPM tracks the flags).
+CUSTODY_FUZZ_SCRATCH_PATH=.build Scripts/fuzz.sh all "${CUSTODY_FUZZ_SECONDS:-15}"
