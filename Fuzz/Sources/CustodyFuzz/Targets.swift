@@ -200,13 +200,18 @@ struct FuzzTarget: Sendable {
             let (previousBody, _) = SignedNote.parse(previousText),
             let previous = Checkpoint.parseBody(previousBody)
         else { return }
-        _ = Merkle.isConsistent(
+        // What the witness and a pull's head check decide with: a fork is claimed only with the later tree's own
+        // first root, which then differs from the earlier signed one.
+        let outcome = Merkle.consistency(
             proof,
             first: oldSize ?? previous.size,
             second: current.size,
             firstRoot: previous.root,
             secondRoot: current.root
         )
+        if case .inconsistent(let firstRootOfSecond) = outcome {
+            precondition(firstRootOfSecond != previous.root, "a fork claimed for equal roots")
+        }
     }
 
     /// A signed HTTP request (RFC 9421 in Custody's profile): a first line `METHOD AUTHORITY PATH [QUERY]`, header
