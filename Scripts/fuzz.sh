@@ -77,7 +77,9 @@ case $1 in
 seeds)
     build
     rm -rf Fuzz/corpus
-    CUSTODY_FUZZ_MAKE_SEEDS="$PWD/Fuzz/corpus" ASAN_OPTIONS=detect_leaks=0 "$(binary)"
+    tmp=$(scratch_dir)
+    CUSTODY_FUZZ_MAKE_SEEDS="$PWD/Fuzz/corpus" CUSTODY_FUZZ_SCRATCH=$tmp ASAN_OPTIONS=detect_leaks=0 "$(binary)"
+    rm -rf "$tmp"
     find Fuzz/corpus -type f | sort | xargs ls -l
     ;;
 all)
