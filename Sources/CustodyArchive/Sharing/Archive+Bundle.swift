@@ -329,12 +329,12 @@ extension Archive {
                 fix: "do not import it; check with \(TerminalText.escape(clash.identity.name)) through a trusted channel"
             )
         }
-        let known = bodies.first { $0.identity == contents.identity && $0.roles.contains("granter") }
+        let trusted = bodies.contains { $0.identity == contents.identity && $0.roles.contains("granter") }
         if grant.kind == "anonymous-submission" {
             // A throw-away identity that claims no one: nothing to trust, and nothing it says about itself is
             // shown; the items are recorded as an anonymous, unverified submission.
-        } else if let known {
-            _ = known  // the same identity, already trusted as a granter
+        } else if trusted {
+            // Exactly the identity already trusted as a granter.
         } else if trustGranter {
             trustedNow = !(try trust(contents.identity, role: "granter")).alreadyKnown
         } else {
@@ -424,7 +424,7 @@ extension Archive {
             event.annotation = try sealProvenance(for: event, contents: contents, objects: annotationObjects)
             annotated.append(event)
         }
-        // Never replacing a stored grant: the chain was checked before anything was committed (below, first).
+        // Never replacing a stored grant (checked for each of them before the objects were committed, above).
         for signed in [contents.signedGrant] + contents.ancestors { try storeSignedGrant(signed) }
         _ = try record(annotated)
         return BundleImport(
