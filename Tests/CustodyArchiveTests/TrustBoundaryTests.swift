@@ -355,4 +355,41 @@ import Glibc
         let conflicts = (try? FileManager.default.contentsOfDirectory(atPath: w.partner.root + "/witness/conflicts")) ?? []
         #expect(conflicts.count == 1)
     }
+
+    @Test func aBundleProvingMoreAnnotationsOfAnItemThanTheBoundIsRefused() throws {
+        let w = try world()
+        let item = try #require(w.items.first).id
+        // The victim's log proves 4097 notes of one item (in one append): one more than a bundle may carry.
+        let ingest = try w.victim.ingestEvent(of: try w.victim.resolveItem(item.hex))
+        let key = try w.victim.metaKey(of: ingest)
+        var events: [Event] = []
+        var staged: [StagedObject] = []
+        for n in 0...BundleFormat.maxAnnotationsPerItem {
+            let note = Array(try JSONEncoder().encode(Annotation.note("note \(n)")))
+            let bytes = SealedPart.seal(note, kind: .annotation, item: item, key: key)
+            let name = ObjectName(of: bytes)
+            if let s = try bytes.withUnsafeBytes({ try w.victim.store.stage($0, as: name, checkExisting: true) }) {
+                staged.append(s)
+            }
+            events.append(
+                Event(
+                    type: "note",
+                    time: RFC3339.now(),
+                    actor: w.victim.config.origin,
+                    item: item,
+                    annotation: ObjectRef(name: name, size: Int64(bytes.count))
+                )
+            )
+        }
+        try w.victim.store.commit(staged)
+        _ = try w.victim.record(events)
+        var request = GrantRequest(grantee: try w.partner.identity(), expires: Expiry.resolve("5d") ?? "", purpose: "p")
+        request.items = [item.hex]
+        let (grant, _, _) = try w.victim.createGrant(request)
+        let path = dir.path + "/annotated.bundle"
+        try w.victim.exportBundle(grant: grant.id, to: path)
+        let found = try problems(path)
+        #expect(found.contains { $0.kind == "entry-invalid" && $0.item == item.hex }, "\(found.map(\.kind))")
+        try expectRefused(w.partner, path)
+    }
 }
