@@ -14,8 +14,11 @@ package struct CLIResult: Sendable {
     package var stdout: String
     /// Standard error.
     package var stderr: String
-    /// Peak resident set size in KiB (`ru_maxrss`).
+    /// Peak resident set size in KiB (`ru_maxrss`): code pages included, so it depends on the page cache.
     package var maxRSSKiB: Int
+    /// Peak anonymous resident memory in KiB (heap and stacks, no file-backed pages), sampled from
+    /// `/proc/PID/status` every 2 ms while the child ran; 0 unless started by ``CLI/runSamplingMemory(_:environment:)``.
+    package var peakAnonymousKiB: Int = 0
 
     /// Standard output parsed as a JSON object.
     package var json: [String: Any]? {
@@ -50,6 +53,11 @@ package enum CLI {
             var status: Int32 = 0
             var usage = rusage()
             while wait4(pid, &status, 0, &usage) < 0 && errno == EINTR {}
+            return collect(status: status, usage: usage)
+        }
+
+        /// The result of a child that has exited with `status`.
+        func collect(status: Int32, usage: rusage) -> CLIResult {
             let stdout = (try? String(contentsOfFile: out, encoding: .utf8)) ?? ""
             let stderr = (try? String(contentsOfFile: err, encoding: .utf8)) ?? ""
             unlink(out)
@@ -152,6 +160,41 @@ package enum CLI {
     package static let pythonHasNaCl: Bool = {
         run(executable: "/usr/bin/env", ["python3", "-c", "import nacl.bindings"]).status == 0
     }()
+
+    /// Runs `custody arguments…` to completion, sampling its anonymous resident memory (`RssAnon`) every 2 ms.
+    ///
+    /// Unlike `ru_maxrss`, this does not count the binary's code pages, whose residency depends on what else
+    /// has read the binary lately; it measures what the command itself allocates.
+    package static func runSamplingMemory(_ arguments: [String], environment: [String: String] = [:]) -> CLIResult {
+        let child = start(arguments, environment: environment)
+        var peak = 0
+        var status: Int32 = 0
+        while true {
+            if let anonymous = anonymousKiB(of: child.pid) { peak = max(peak, anonymous) }
+            let reaped = waitpid(child.pid, &status, WNOHANG)
+            if reaped > 0 || (reaped < 0 && errno != EINTR) { break }
+            usleep(2_000)
+        }
+        var result = child.collect(status: status, usage: rusage())
+        result.peakAnonymousKiB = peak
+        return result
+    }
+
+    /// `RssAnon` of a running process in KiB, or `nil` once it has gone.
+    static func anonymousKiB(of pid: pid_t) -> Int? {
+        // Read with read(2): /proc files report a size of 0, which Foundation's readers may take at its word.
+        let fd = open("/proc/\(pid)/status", O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        var bytes = [UInt8](repeating: 0, count: 8192)
+        let count = read(fd, &bytes, bytes.count)
+        guard count > 0 else { return nil }
+        let status = String(decoding: bytes[..<count], as: UTF8.self)
+        for line in status.split(separator: "\n") where line.hasPrefix("RssAnon:") {
+            return Int(line.dropFirst("RssAnon:".count).split(whereSeparator: \.isWhitespace).first ?? "")
+        }
+        return nil
+    }
 
     /// Runs `custody arguments…` to completion.
     package static func run(
