@@ -30,7 +30,10 @@ package struct Annotation: Codable, Sendable, Equatable {
     package static func note(_ text: String) -> Annotation { Annotation(type: "note", text: text) }
 }
 
-extension Archive {
+extension ArchiveContext {
+}
+
+extension Archive.Unlocked {
     /// Adds and removes tags of an item, as a `tag` event.
     ///
     /// - Returns: The item's tags afterwards.
@@ -68,8 +71,36 @@ extension Archive {
         try annotate(try resolveItem(id), with: .note(text), type: "note")
     }
 
+    /// Decrypts the annotation a `tag` or `note` event names, with K_meta from the item's ingest event.
+    func annotation(of event: Event, ingest: Event) throws -> Annotation {
+        guard let item = event.item, let ref = event.annotation, ingest.item == item else {
+            throw ArchiveError(.damaged, "a \(event.type) event is incomplete", fix: "run custody verify")
+        }
+        var key = try metaKey(of: ingest)
+        defer { wipe(&key) }
+        guard let stored = try store.read(ref.name, limit: SealedPart.maxStoredBytes) else {
+            throw ArchiveError(
+                .damaged,
+                "the \(event.type) object of item \(item) is missing",
+                fix: "run custody verify"
+            )
+        }
+        let json = try SealedPart.open(stored, kind: .annotation, item: item, key: key)
+        guard let annotation = try? JSONDecoder().decode(Annotation.self, from: Data(json)),
+            annotation.type == event.type
+        else {
+            throw ArchiveError(
+                .damaged,
+                "the \(event.type) of item \(item) is not valid",
+                fix: "run custody verify --deep"
+            )
+        }
+        return annotation
+    }
+
+
     /// Seals `annotation` under the item's K_meta, stores it durably, then records the event naming it.
-    private func annotate(_ indexed: IndexedItem, with annotation: Annotation, type: String) throws {
+    fileprivate func annotate(_ indexed: IndexedItem, with annotation: Annotation, type: String) throws {
         let ingest = try ingestEvent(of: indexed)
         guard let item = ingest.item else {
             throw ArchiveError(.damaged, "ingest event without item", fix: "run custody verify")
@@ -98,33 +129,6 @@ extension Archive {
         guard let item = ingest.item, let wrapped = ingest.keys else {
             throw ArchiveError(.damaged, "an ingest event is incomplete", fix: "run custody verify")
         }
-        return try keys().unwrap(wrapped.meta, item: item)
-    }
-
-    /// Decrypts the annotation a `tag` or `note` event names, with K_meta from the item's ingest event.
-    func annotation(of event: Event, ingest: Event) throws -> Annotation {
-        guard let item = event.item, let ref = event.annotation, ingest.item == item else {
-            throw ArchiveError(.damaged, "a \(event.type) event is incomplete", fix: "run custody verify")
-        }
-        var key = try metaKey(of: ingest)
-        defer { wipe(&key) }
-        guard let stored = try store.read(ref.name, limit: SealedPart.maxStoredBytes) else {
-            throw ArchiveError(
-                .damaged,
-                "the \(event.type) object of item \(item) is missing",
-                fix: "run custody verify"
-            )
-        }
-        let json = try SealedPart.open(stored, kind: .annotation, item: item, key: key)
-        guard let annotation = try? JSONDecoder().decode(Annotation.self, from: Data(json)),
-            annotation.type == event.type
-        else {
-            throw ArchiveError(
-                .damaged,
-                "the \(event.type) of item \(item) is not valid",
-                fix: "run custody verify --deep"
-            )
-        }
-        return annotation
+        return try keys.unwrap(wrapped.meta, item: item)
     }
 }

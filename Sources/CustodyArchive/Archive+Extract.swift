@@ -17,58 +17,7 @@ package struct ExtractResult: Sendable {
     package var size: Int64
 }
 
-extension Archive {
-    /// Decrypts an item to `output`, re-verifying its SHA-256 before the file appears, and records an `extract` event.
-    ///
-    /// - Parameters:
-    ///   - id: An item id or unique prefix.
-    ///   - output: The file to write.
-    ///   - force: Replace an existing file.
-    /// - Returns: What was written, with its verified SHA-256.
-    /// - Throws: ``ArchiveError``; nothing is left at `output` on failure.
-    package func extract(_ id: String, to output: String, force: Bool) throws -> ExtractResult {
-        let indexed = try resolveItem(id)
-        if !force, POSIX.lstatPath(output) != nil {
-            throw ArchiveError(.cannotCreate, "\(output) already exists", fix: "choose another -o path or pass --force")
-        }
-        if let st = POSIX.lstatPath(output), POSIX.isDirectory(st.st_mode) {
-            throw ArchiveError(.cannotCreate, "\(output) is a folder", fix: "give a file path with -o")
-        }
-        let event = try ingestEvent(of: indexed)
-        guard let item = event.item else {
-            throw ArchiveError(.damaged, "ingest event without item", fix: "run custody verify")
-        }
-        let metadata = try self.metadata(of: event)
-        let manifest = try contentManifest(of: event)
-        let directory = POSIX.parentDirectory(of: output)
-        // An unnamed temporary file (O_TMPFILE): a crash leaves no plaintext behind under any name.
-        let output = try PlaintextOutput(directory: directory, finalPath: output)
-        var hasher = SHA256Hasher()
-        var remaining = manifest.size
-        let ahead = chunkReadAhead(manifest)
-        for (index, chunk) in manifest.chunks.enumerated() where remaining > 0 {
-            var plaintext = try decryptChunk(chunk, item: item, readAhead: ahead, at: index)
-            defer { wipe(&plaintext) }
-            let take = Int(min(Int64(plaintext.count), remaining))
-            try plaintext.withUnsafeBytes { buffer in
-                try output.write(UnsafeRawBufferPointer(rebasing: buffer[0..<take]))
-            }
-            plaintext.withUnsafeBytes { hasher.update(UnsafeRawBufferPointer(rebasing: $0[0..<take])) }
-            remaining -= Int64(take)
-        }
-        guard remaining == 0, Encoding.hex(hasher.finalize()) == metadata.sha256 else {
-            throw ArchiveError(
-                .damaged,
-                "item \(item) decrypted to content whose SHA-256 differs from the recorded one",
-                fix: "do not use this copy; run custody verify --deep"
-            )
-        }
-        try output.sync()
-        // Plaintext is leaving the archive: record it before the file appears under its name.
-        _ = try record([Event(type: "extract", time: RFC3339.now(), actor: config.origin, item: item)])
-        try output.publish(replacing: force)
-        return ExtractResult(item: item, path: output.finalPath, sha256: metadata.sha256, size: metadata.size)
-    }
+extension ArchiveContext {
 
     /// Reading ahead for an item's chunks, when the store is remote (S3); `nil` for local files.
     func chunkReadAhead(_ manifest: ContentManifest) -> ReadAhead? {
@@ -78,37 +27,6 @@ extension Archive {
             names: manifest.chunks.map(\.object),
             limit: config.chunkSize + XChaCha20Poly1305.tagByteCount
         )
-    }
-
-    /// Decrypts the content part an ingest event names.
-    func contentManifest(of event: Event) throws -> ContentManifest {
-        guard let item = event.item, let objects = event.objects, let wrapped = event.keys else {
-            throw ArchiveError(.damaged, "an ingest event is incomplete", fix: "run custody verify")
-        }
-        guard let contentRef = objects.content, let wrappedContent = wrapped.content else {
-            throw ArchiveError(
-                .notAuthorised,
-                "item \(item) was shared with this archive as metadata only: its content is not here",
-                fix: "ask the granting body for a grant with content"
-            )
-        }
-        var key = try keys().unwrap(wrappedContent, item: item)
-        defer { wipe(&key) }
-        guard let stored = try store.read(contentRef.name, limit: SealedPart.maxContentStoredBytes) else {
-            throw ArchiveError(.damaged, "the content object of item \(item) is missing", fix: "run custody verify")
-        }
-        var json = try SealedPart.open(stored, kind: .content, item: item, key: key)
-        defer { wipe(&json) }
-        guard let manifest = try? JSONDecoder().decode(ContentManifest.self, from: Data(json)),
-            manifest.size >= 0, manifest.chunks.count <= Int(manifest.paddedSize / 1024 + 2)
-        else {
-            throw ArchiveError(
-                .damaged,
-                "the content part of item \(item) is not valid",
-                fix: "run custody verify --deep"
-            )
-        }
-        return manifest
     }
 
     /// Reads, name-checks and decrypts one chunk.
@@ -151,10 +69,10 @@ extension Archive {
 private final class PlaintextOutput {
     private static let tmpFileFlag: Int32 = 0o20000000 | O_DIRECTORY  // Linux O_TMPFILE
     let finalPath: String
-    private let directory: String
-    private let fd: Int32
-    private var namedTemp: String?
-    private var published = false
+    fileprivate let directory: String
+    fileprivate let fd: Int32
+    fileprivate var namedTemp: String?
+    fileprivate var published = false
 
     init(directory: String, finalPath: String) throws {
         self.directory = directory
@@ -212,7 +130,7 @@ private final class PlaintextOutput {
         _ = POSIX.syncDirectory(directory)
     }
 
-    private func link(_ source: String, to destination: String) throws {
+    fileprivate func link(_ source: String, to destination: String) throws {
         guard linkat(AT_FDCWD, source, AT_FDCWD, destination, AT_SYMLINK_FOLLOW) == 0 else {
             if errno == EEXIST {
                 throw ArchiveError(
@@ -223,5 +141,90 @@ private final class PlaintextOutput {
             }
             throw ArchiveError.writeFailed("cannot write \(destination)", errno: errno)
         }
+    }
+}
+
+extension Archive.Unlocked {
+    /// Decrypts an item to `output`, re-verifying its SHA-256 before the file appears, and records an `extract` event.
+    ///
+    /// - Parameters:
+    ///   - id: An item id or unique prefix.
+    ///   - output: The file to write.
+    ///   - force: Replace an existing file.
+    /// - Returns: What was written, with its verified SHA-256.
+    /// - Throws: ``ArchiveError``; nothing is left at `output` on failure.
+    package func extract(_ id: String, to output: String, force: Bool) throws -> ExtractResult {
+        let indexed = try resolveItem(id)
+        if !force, POSIX.lstatPath(output) != nil {
+            throw ArchiveError(.cannotCreate, "\(output) already exists", fix: "choose another -o path or pass --force")
+        }
+        if let st = POSIX.lstatPath(output), POSIX.isDirectory(st.st_mode) {
+            throw ArchiveError(.cannotCreate, "\(output) is a folder", fix: "give a file path with -o")
+        }
+        let event = try ingestEvent(of: indexed)
+        guard let item = event.item else {
+            throw ArchiveError(.damaged, "ingest event without item", fix: "run custody verify")
+        }
+        let metadata = try self.metadata(of: event)
+        let manifest = try contentManifest(of: event)
+        let directory = POSIX.parentDirectory(of: output)
+        // An unnamed temporary file (O_TMPFILE): a crash leaves no plaintext behind under any name.
+        let output = try PlaintextOutput(directory: directory, finalPath: output)
+        var hasher = SHA256Hasher()
+        var remaining = manifest.size
+        let ahead = chunkReadAhead(manifest)
+        for (index, chunk) in manifest.chunks.enumerated() where remaining > 0 {
+            var plaintext = try decryptChunk(chunk, item: item, readAhead: ahead, at: index)
+            defer { wipe(&plaintext) }
+            let take = Int(min(Int64(plaintext.count), remaining))
+            try plaintext.withUnsafeBytes { buffer in
+                try output.write(UnsafeRawBufferPointer(rebasing: buffer[0..<take]))
+            }
+            plaintext.withUnsafeBytes { hasher.update(UnsafeRawBufferPointer(rebasing: $0[0..<take])) }
+            remaining -= Int64(take)
+        }
+        guard remaining == 0, Encoding.hex(hasher.finalize()) == metadata.sha256 else {
+            throw ArchiveError(
+                .damaged,
+                "item \(item) decrypted to content whose SHA-256 differs from the recorded one",
+                fix: "do not use this copy; run custody verify --deep"
+            )
+        }
+        try output.sync()
+        // Plaintext is leaving the archive: record it before the file appears under its name.
+        _ = try record([Event(type: "extract", time: RFC3339.now(), actor: config.origin, item: item)])
+        try output.publish(replacing: force)
+        return ExtractResult(item: item, path: output.finalPath, sha256: metadata.sha256, size: metadata.size)
+    }
+
+    /// Decrypts the content part an ingest event names.
+    func contentManifest(of event: Event) throws -> ContentManifest {
+        guard let item = event.item, let objects = event.objects, let wrapped = event.keys else {
+            throw ArchiveError(.damaged, "an ingest event is incomplete", fix: "run custody verify")
+        }
+        guard let contentRef = objects.content, let wrappedContent = wrapped.content else {
+            throw ArchiveError(
+                .notAuthorised,
+                "item \(item) was shared with this archive as metadata only: its content is not here",
+                fix: "ask the granting body for a grant with content"
+            )
+        }
+        var key = try keys.unwrap(wrappedContent, item: item)
+        defer { wipe(&key) }
+        guard let stored = try store.read(contentRef.name, limit: SealedPart.maxContentStoredBytes) else {
+            throw ArchiveError(.damaged, "the content object of item \(item) is missing", fix: "run custody verify")
+        }
+        var json = try SealedPart.open(stored, kind: .content, item: item, key: key)
+        defer { wipe(&json) }
+        guard let manifest = try? JSONDecoder().decode(ContentManifest.self, from: Data(json)),
+            manifest.size >= 0, manifest.chunks.count <= Int(manifest.paddedSize / 1024 + 2)
+        else {
+            throw ArchiveError(
+                .damaged,
+                "the content part of item \(item) is not valid",
+                fix: "run custody verify --deep"
+            )
+        }
+        return manifest
     }
 }

@@ -165,7 +165,226 @@ private final class FileJob: Sendable {
     }
 }
 
-extension Archive {
+extension ArchiveContext {
+
+    fileprivate func expectedHash(_ path: String, _ options: IngestOptions) -> String? {
+        guard !options.expectedSHA256.isEmpty else { return nil }
+        return options.expectedSHA256[path] ?? options.expectedSHA256[canonicalPath(path)]
+    }
+
+    /// Reads `source` (open as `fd`) once in chunks of `chunkSize`, hashing it, then pads the stream to Padmé(size) with keystream
+    /// (see ``ChunkCipher/padding(count:chunkIndex:key:)``) and emits every chunk in order.
+    ///
+    /// - Returns: The plaintext size, its SHA-256, and its first 4 KiB (for media type sniffing).
+    static func readChunks(
+        _ fd: Int32,
+        source: SourceFile,
+        chunkSize: Int,
+        convergence: SecretBytes,
+        emit: (Int, [UInt8]) throws -> Void
+    ) throws -> (Int64, [UInt8], [UInt8]) {
+        var hasher = SHA256Hasher()
+        var total: Int64 = 0
+        var index = 0
+        var head: [UInt8] = []
+        var pending: [UInt8]?
+        while true {
+            let buffer = try readChunk(fd, source: source, chunkSize: chunkSize, expected: source.size - total)
+            if buffer.isEmpty { break }
+            hasher.update(buffer)
+            if head.isEmpty { head = Array(buffer.prefix(4096)) }
+            total += Int64(buffer.count)
+            guard total <= SealedPart.maxItemBytes else {
+                throw ArchiveError(.badInput, "\(source.path) is larger than 1 TiB", fix: "split it before ingesting")
+            }
+            if let previous = pending {
+                try emit(index, previous)
+                index += 1
+            }
+            pending = buffer
+            if buffer.count < chunkSize { break }
+        }
+        let sha256 = hasher.finalize()
+        var padKey = ChunkCipher.paddingKey(sha256: sha256, size: total, convergenceSecret: convergence)
+        defer { wipe(&padKey) }
+        // The padded stream: data, then keystream up to Padmé(total); cut into chunks of `chunkSize`.
+        let padded = Int64(Padme.paddedLength(Int(total), minimum: 512))
+        var last = pending ?? []
+        var position = Int64(index) * Int64(chunkSize)
+        while true {
+            let want = Int(min(Int64(chunkSize), padded - position))
+            if last.count < want {
+                last += ChunkCipher.padding(count: want - last.count, chunkIndex: index, key: padKey)
+            }
+            try emit(index, last)
+            index += 1
+            position += Int64(want)
+            guard position < padded else { break }
+            last = []
+        }
+        return (total, sha256, head)
+    }
+
+    /// Reads up to one chunk without zero-filling a whole chunk-sized buffer first (most files are small).
+    fileprivate static func readChunk(_ fd: Int32, source: SourceFile, chunkSize: Int, expected: Int64) throws -> [UInt8] {
+        var capacity = Int(min(Int64(chunkSize), max(expected + 1, 4096)))
+        var buffer: [UInt8] = []
+        while true {
+            let start = buffer.count
+            var failure: Int32 = 0
+            buffer.reserveCapacity(capacity)
+            let extra = [UInt8](unsafeUninitializedCapacity: capacity - start) { raw, initialized in
+                let n = POSIX.readFull(fd, UnsafeMutableRawBufferPointer(raw))
+                if n < 0 { failure = Int32(-n) }
+                initialized = max(n, 0)
+            }
+            guard failure == 0 else {
+                throw ArchiveError(
+                    .badInput,
+                    "cannot read \(source.path): \(errnoDescription(failure))",
+                    fix: "check the file"
+                )
+            }
+            buffer += extra
+            // A short read means end of file; a full buffer smaller than a chunk means the file grew: read on.
+            if extra.count < capacity - start || buffer.count >= chunkSize { return buffer }
+            capacity = chunkSize
+        }
+    }
+
+    /// Encrypts and stages one chunk.
+    fileprivate static func encryptChunk(
+        _ plaintext: [UInt8],
+        keys: ArchiveKeys,
+        store: any ObjectStore
+    ) throws -> (ContentManifest.Chunk, ObjectRef, StagedObject?) {
+        var key = plaintext.withUnsafeBytes { ChunkCipher.key(for: $0, convergenceSecret: keys.convergence) }
+        defer { wipe(&key) }
+        let sealed = plaintext.withUnsafeBytes { ChunkCipher.seal($0, key: key) }
+        let name = ObjectName(of: sealed)
+        let staged = try sealed.withUnsafeBytes { try store.stage($0, as: name, checkExisting: true) }
+        let ref = ObjectRef(name: name, size: Int64(sealed.count))
+        return (ContentManifest.Chunk(object: name, size: ref.size, key: Encoding.base64(key)), ref, staged)
+    }
+
+    /// Seals the item's two parts, wraps their keys and signs its ingest event.
+    fileprivate static func finishItem(
+        _ job: FileJob,
+        fields: SubmissionFields,
+        expected: String?,
+        keys: ArchiveKeys,
+        selfBox: [UInt8],
+        actor: String,
+        chunkSize: Int,
+        store: any ObjectStore
+    ) throws -> Result<PendingItem, ScanProblem> {
+        let (chunks, refs, size, sha256, head, chunkStaged) = job.inner.withLock {
+            ($0.chunks.compactMap { $0 }, $0.refs.compactMap { $0 }, $0.size, $0.sha256, $0.head, $0.staged)
+        }
+        let shaHex = Encoding.hex(sha256)
+        if let expected, expected.lowercased() != shaHex {
+            return .failure(
+                ScanProblem(path: job.source.path, reason: "SHA-256 is \(shaHex), expected \(expected.lowercased())")
+            )
+        }
+        // One draw of randomness per item: id, commitment opening, two part keys, two part nonces.
+        var random = randomBytes(16 + 32 + 32 + 32 + 24 + 24)
+        defer { wipe(&random) }
+        let item = ItemID(bytes: Array(random[0..<16]))
+        let nonce = Array(random[16..<48])
+        let name = job.source.displayPath.split(separator: "/").last.map(String.init) ?? job.source.displayPath
+        let metadata = ItemMetadata(
+            item: item,
+            name: name,
+            path: job.source.displayPath,
+            mediaType: MediaType.sniff(head, name: name),
+            size: size,
+            sha256: shaHex,
+            commitmentNonce: Encoding.base64(nonce),
+            caseID: fields.caseID,
+            tags: fields.tags,
+            source: fields.source,
+            collectedAt: fields.collectedAt,
+            location: fields.location,
+            consent: fields.consent,
+            sensitivity: fields.sensitivity,
+            note: fields.note,
+            meta: fields.meta,
+            ingestedAt: RFC3339.now(),
+            ingestedBy: actor
+        )
+        let manifest = ContentManifest(
+            size: size,
+            paddedSize: Int64(Padme.paddedLength(Int(size), minimum: 512)),
+            chunkSize: chunkSize,
+            chunks: chunks
+        )
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        var metaKey = Array(random[48..<80])
+        var contentKey = Array(random[80..<112])
+        defer {
+            wipe(&metaKey)
+            wipe(&contentKey)
+        }
+        var metaJSON = Array(try encoder.encode(metadata))
+        var contentJSON = Array(try encoder.encode(manifest))
+        let metaPart = SealedPart.seal(metaJSON, kind: .meta, item: item, key: metaKey, nonce: Array(random[112..<136]))
+        let contentPart = SealedPart.seal(
+            contentJSON,
+            kind: .content,
+            item: item,
+            key: contentKey,
+            nonce: Array(random[136..<160])
+        )
+        wipe(&metaJSON)
+        wipe(&contentJSON)
+        var staged = chunkStaged
+        let metaRef = ObjectRef(name: ObjectName(of: metaPart), size: Int64(metaPart.count))
+        let contentRef = ObjectRef(name: ObjectName(of: contentPart), size: Int64(contentPart.count))
+        var objects = IngestObjects(meta: metaRef, content: contentRef)
+        for (part, ref) in [(metaPart, metaRef), (contentPart, contentRef)] {
+            // Sealed parts use fresh random keys and nonces: their names cannot exist yet.
+            if let s = try part.withUnsafeBytes({ try store.stage($0, as: ref.name, checkExisting: false) }) {
+                staged.append(s)
+            }
+        }
+        if refs.count <= Event.inlineChunkLimit {
+            objects.chunks = refs
+        } else {
+            let list = encodeChunkList(refs)
+            let ref = ObjectRef(name: ObjectName(of: list), size: Int64(list.count))
+            if let s = try list.withUnsafeBytes({ try store.stage($0, as: ref.name, checkExisting: true) }) {
+                staged.append(s)
+            }
+            objects.chunkList = ref
+        }
+        let event = Event(
+            type: "ingest",
+            time: metadata.ingestedAt,
+            actor: actor,
+            item: item,
+            objects: objects,
+            keys: WrappedKeys(
+                meta: try ArchiveKeys.wrap(metaKey, item: item, to: selfBox),
+                content: try ArchiveKeys.wrap(contentKey, item: item, to: selfBox)
+            ),
+            commitment: Event.commitment(nonce: nonce, sha256: sha256, size: size)
+        )
+        return .success(
+            PendingItem(
+                batch: job.batch,
+                order: job.order,
+                source: job.source,
+                metadata: metadata,
+                event: event,
+                staged: staged
+            )
+        )
+    }
+}
+
+extension Archive.Unlocked {
     /// Scans `paths` and ingests every file found.
     ///
     /// Files are read once: the SHA-256 is computed while chunks are encrypted and staged by worker threads.
@@ -184,6 +403,7 @@ extension Archive {
         let (files, problems) = try FileScanner.scan(paths)
         return try ingest(scanned: files, problems: problems, options: options, progress: progress)
     }
+
 
     /// Ingests files already scanned (``FileScanner/scan(_:)``); each is opened again only through
     /// ``SourceFile/openForReading()``, which refuses a file that is no longer the one scanned.
@@ -218,7 +438,6 @@ extension Archive {
             throw ArchiveError(.badInput, "\(large.path) is larger than 1 TiB", fix: "split it before ingesting")
         }
         guard !files.isEmpty else { return report }
-        let keys = try keys()
         let actor = config.origin
         let chunkSize = config.chunkSize
         let store = self.store
@@ -234,7 +453,7 @@ extension Archive {
         var batchFiles = 0
         var batch = 0
         var batchGroup = DispatchGroup()
-        let unchecked = UncheckedArchive(self)
+        let unlocked = self  // Sendable: the commit queue records through it
 
         func commit(_ number: Int, after group: DispatchGroup) {
             committer.async {
@@ -253,7 +472,7 @@ extension Archive {
                     CrashPoint.hit("objects-committed")
                     var known: [ItemID: ItemMetadata] = [:]
                     for item in pending { known[item.metadata.item] = item.metadata }
-                    let duplicates = try unchecked.archive.record(pending.map(\.event), known: known)
+                    let duplicates = try unlocked.record(pending.map(\.event), known: known)
                     let items = pending.map { item in
                         IngestedItem(
                             id: item.metadata.item,
@@ -414,230 +633,4 @@ extension Archive {
         report.skipped += skipped
         return report
     }
-
-    private func expectedHash(_ path: String, _ options: IngestOptions) -> String? {
-        guard !options.expectedSHA256.isEmpty else { return nil }
-        return options.expectedSHA256[path] ?? options.expectedSHA256[canonicalPath(path)]
-    }
-
-    /// Reads `source` (open as `fd`) once in chunks of `chunkSize`, hashing it, then pads the stream to Padmé(size) with keystream
-    /// (see ``ChunkCipher/padding(count:chunkIndex:key:)``) and emits every chunk in order.
-    ///
-    /// - Returns: The plaintext size, its SHA-256, and its first 4 KiB (for media type sniffing).
-    static func readChunks(
-        _ fd: Int32,
-        source: SourceFile,
-        chunkSize: Int,
-        convergence: SecretBytes,
-        emit: (Int, [UInt8]) throws -> Void
-    ) throws -> (Int64, [UInt8], [UInt8]) {
-        var hasher = SHA256Hasher()
-        var total: Int64 = 0
-        var index = 0
-        var head: [UInt8] = []
-        var pending: [UInt8]?
-        while true {
-            let buffer = try readChunk(fd, source: source, chunkSize: chunkSize, expected: source.size - total)
-            if buffer.isEmpty { break }
-            hasher.update(buffer)
-            if head.isEmpty { head = Array(buffer.prefix(4096)) }
-            total += Int64(buffer.count)
-            guard total <= SealedPart.maxItemBytes else {
-                throw ArchiveError(.badInput, "\(source.path) is larger than 1 TiB", fix: "split it before ingesting")
-            }
-            if let previous = pending {
-                try emit(index, previous)
-                index += 1
-            }
-            pending = buffer
-            if buffer.count < chunkSize { break }
-        }
-        let sha256 = hasher.finalize()
-        var padKey = ChunkCipher.paddingKey(sha256: sha256, size: total, convergenceSecret: convergence)
-        defer { wipe(&padKey) }
-        // The padded stream: data, then keystream up to Padmé(total); cut into chunks of `chunkSize`.
-        let padded = Int64(Padme.paddedLength(Int(total), minimum: 512))
-        var last = pending ?? []
-        var position = Int64(index) * Int64(chunkSize)
-        while true {
-            let want = Int(min(Int64(chunkSize), padded - position))
-            if last.count < want {
-                last += ChunkCipher.padding(count: want - last.count, chunkIndex: index, key: padKey)
-            }
-            try emit(index, last)
-            index += 1
-            position += Int64(want)
-            guard position < padded else { break }
-            last = []
-        }
-        return (total, sha256, head)
-    }
-
-    /// Reads up to one chunk without zero-filling a whole chunk-sized buffer first (most files are small).
-    private static func readChunk(_ fd: Int32, source: SourceFile, chunkSize: Int, expected: Int64) throws -> [UInt8] {
-        var capacity = Int(min(Int64(chunkSize), max(expected + 1, 4096)))
-        var buffer: [UInt8] = []
-        while true {
-            let start = buffer.count
-            var failure: Int32 = 0
-            buffer.reserveCapacity(capacity)
-            let extra = [UInt8](unsafeUninitializedCapacity: capacity - start) { raw, initialized in
-                let n = POSIX.readFull(fd, UnsafeMutableRawBufferPointer(raw))
-                if n < 0 { failure = Int32(-n) }
-                initialized = max(n, 0)
-            }
-            guard failure == 0 else {
-                throw ArchiveError(
-                    .badInput,
-                    "cannot read \(source.path): \(errnoDescription(failure))",
-                    fix: "check the file"
-                )
-            }
-            buffer += extra
-            // A short read means end of file; a full buffer smaller than a chunk means the file grew: read on.
-            if extra.count < capacity - start || buffer.count >= chunkSize { return buffer }
-            capacity = chunkSize
-        }
-    }
-
-    /// Encrypts and stages one chunk.
-    private static func encryptChunk(
-        _ plaintext: [UInt8],
-        keys: ArchiveKeys,
-        store: any ObjectStore
-    ) throws -> (ContentManifest.Chunk, ObjectRef, StagedObject?) {
-        var key = plaintext.withUnsafeBytes { ChunkCipher.key(for: $0, convergenceSecret: keys.convergence) }
-        defer { wipe(&key) }
-        let sealed = plaintext.withUnsafeBytes { ChunkCipher.seal($0, key: key) }
-        let name = ObjectName(of: sealed)
-        let staged = try sealed.withUnsafeBytes { try store.stage($0, as: name, checkExisting: true) }
-        let ref = ObjectRef(name: name, size: Int64(sealed.count))
-        return (ContentManifest.Chunk(object: name, size: ref.size, key: Encoding.base64(key)), ref, staged)
-    }
-
-    /// Seals the item's two parts, wraps their keys and signs its ingest event.
-    private static func finishItem(
-        _ job: FileJob,
-        fields: SubmissionFields,
-        expected: String?,
-        keys: ArchiveKeys,
-        selfBox: [UInt8],
-        actor: String,
-        chunkSize: Int,
-        store: any ObjectStore
-    ) throws -> Result<PendingItem, ScanProblem> {
-        let (chunks, refs, size, sha256, head, chunkStaged) = job.inner.withLock {
-            ($0.chunks.compactMap { $0 }, $0.refs.compactMap { $0 }, $0.size, $0.sha256, $0.head, $0.staged)
-        }
-        let shaHex = Encoding.hex(sha256)
-        if let expected, expected.lowercased() != shaHex {
-            return .failure(
-                ScanProblem(path: job.source.path, reason: "SHA-256 is \(shaHex), expected \(expected.lowercased())")
-            )
-        }
-        // One draw of randomness per item: id, commitment opening, two part keys, two part nonces.
-        var random = randomBytes(16 + 32 + 32 + 32 + 24 + 24)
-        defer { wipe(&random) }
-        let item = ItemID(bytes: Array(random[0..<16]))
-        let nonce = Array(random[16..<48])
-        let name = job.source.displayPath.split(separator: "/").last.map(String.init) ?? job.source.displayPath
-        let metadata = ItemMetadata(
-            item: item,
-            name: name,
-            path: job.source.displayPath,
-            mediaType: MediaType.sniff(head, name: name),
-            size: size,
-            sha256: shaHex,
-            commitmentNonce: Encoding.base64(nonce),
-            caseID: fields.caseID,
-            tags: fields.tags,
-            source: fields.source,
-            collectedAt: fields.collectedAt,
-            location: fields.location,
-            consent: fields.consent,
-            sensitivity: fields.sensitivity,
-            note: fields.note,
-            meta: fields.meta,
-            ingestedAt: RFC3339.now(),
-            ingestedBy: actor
-        )
-        let manifest = ContentManifest(
-            size: size,
-            paddedSize: Int64(Padme.paddedLength(Int(size), minimum: 512)),
-            chunkSize: chunkSize,
-            chunks: chunks
-        )
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        var metaKey = Array(random[48..<80])
-        var contentKey = Array(random[80..<112])
-        defer {
-            wipe(&metaKey)
-            wipe(&contentKey)
-        }
-        var metaJSON = Array(try encoder.encode(metadata))
-        var contentJSON = Array(try encoder.encode(manifest))
-        let metaPart = SealedPart.seal(metaJSON, kind: .meta, item: item, key: metaKey, nonce: Array(random[112..<136]))
-        let contentPart = SealedPart.seal(
-            contentJSON,
-            kind: .content,
-            item: item,
-            key: contentKey,
-            nonce: Array(random[136..<160])
-        )
-        wipe(&metaJSON)
-        wipe(&contentJSON)
-        var staged = chunkStaged
-        let metaRef = ObjectRef(name: ObjectName(of: metaPart), size: Int64(metaPart.count))
-        let contentRef = ObjectRef(name: ObjectName(of: contentPart), size: Int64(contentPart.count))
-        var objects = IngestObjects(meta: metaRef, content: contentRef)
-        for (part, ref) in [(metaPart, metaRef), (contentPart, contentRef)] {
-            // Sealed parts use fresh random keys and nonces: their names cannot exist yet.
-            if let s = try part.withUnsafeBytes({ try store.stage($0, as: ref.name, checkExisting: false) }) {
-                staged.append(s)
-            }
-        }
-        if refs.count <= Event.inlineChunkLimit {
-            objects.chunks = refs
-        } else {
-            let list = encodeChunkList(refs)
-            let ref = ObjectRef(name: ObjectName(of: list), size: Int64(list.count))
-            if let s = try list.withUnsafeBytes({ try store.stage($0, as: ref.name, checkExisting: true) }) {
-                staged.append(s)
-            }
-            objects.chunkList = ref
-        }
-        let event = Event(
-            type: "ingest",
-            time: metadata.ingestedAt,
-            actor: actor,
-            item: item,
-            objects: objects,
-            keys: WrappedKeys(
-                meta: try ArchiveKeys.wrap(metaKey, item: item, to: selfBox),
-                content: try ArchiveKeys.wrap(contentKey, item: item, to: selfBox)
-            ),
-            commitment: Event.commitment(nonce: nonce, sha256: sha256, size: size)
-        )
-        return .success(
-            PendingItem(
-                batch: job.batch,
-                order: job.order,
-                source: job.source,
-                metadata: metadata,
-                event: event,
-                staged: staged
-            )
-        )
-    }
-}
-
-/// Lends the archive to the serial commit queue of one ingest, or to the workers that decrypt an import.
-///
-/// `@unchecked Sendable`: while an ingest runs, only its commit queue uses the archive (the reading thread
-/// only dispatches work), and ``Archive/ingest(_:options:progress:)`` waits for that queue before returning.
-/// An import's workers only read (objects, and keys loaded before they start), and the import waits for them.
-struct UncheckedArchive: @unchecked Sendable {
-    let archive: Archive
-    init(_ archive: Archive) { self.archive = archive }
 }

@@ -1,6 +1,6 @@
 import CustodyCrypto
 
-extension Archive {
+extension ArchiveContext {
     /// The inclusion proof of an item's ingest event in the tree of the latest checkpoint.
     ///
     /// - Parameter id: An item id or unique prefix.
@@ -23,11 +23,14 @@ extension Archive {
         }
         return try ledger.inclusionProof(index: indexed.seq, entry: entry)
     }
+}
+
+extension Archive.Unlocked {
 
     /// Signs a checkpoint covering every entry in the journal (after an interrupted append), or returns the
     /// latest one when it already does.
     @discardableResult
     package func signCheckpoint() throws -> Checkpoint {
-        try ledger.append([], logKey: keys().log).checkpoint
+        try ledger.append([], logKey: keys.log).checkpoint
     }
 }

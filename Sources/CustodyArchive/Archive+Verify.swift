@@ -103,6 +103,21 @@ struct ReferenceMap {
 }
 
 extension Archive {
+
+    /// The outcome of `gc`.
+    package struct CollectionReport: Sendable {
+        /// Orphan objects removed (or that would be, with `dryRun`).
+        package var objects: [String] = []
+        /// Bytes they held.
+        package var bytes: Int64 = 0
+        /// Leftover temporary files removed.
+        package var temporaryFiles = 0
+        /// Links and special files found in the object store, left alone (never followed or removed).
+        package var strays: [StrayEntry] = []
+    }
+}
+
+extension ArchiveContext {
     /// Reads the whole journal, checking every signature, and collects every object it names.
     func referenceMap() throws -> ReferenceMap {
         var map = ReferenceMap()
@@ -208,6 +223,179 @@ extension Archive {
         return map
     }
 
+    /// Checks that every item the index lists has its ingest event at the position the index gives.
+    fileprivate func indexProblems(_ map: ReferenceMap) throws -> [VerifyProblem] {
+        guard POSIX.statPath(indexPath) != nil else { return [] }
+        let ingests = Dictionary(map.ingests.map { ($0.index, $0.event.item?.hex) }, uniquingKeysWith: { a, _ in a })
+        return try ArchiveIndex(path: indexPath).itemPositions().compactMap { id, seq in
+            ingests[seq] == id
+                ? nil
+                : VerifyProblem(
+                    kind: "index-mismatch",
+                    item: id,
+                    entry: seq,
+                    detail:
+                        "the index lists item \(id) at log entry \(seq), which is not its ingest event; custody reindex rebuilds the index"
+                )
+        }
+    }
+
+    /// Runs `body` for each of `count` workers: on threads of their own when they wait on a network store,
+    /// else on Dispatch's pool.
+    static func forEachWorker(_ count: Int, onThreads: Bool, _ body: @escaping @Sendable (Int) -> Void) {
+        if onThreads {
+            BlockingWork.run(workers: count, body)
+        } else {
+            DispatchQueue.concurrentPerform(iterations: count, execute: body)
+        }
+    }
+
+    /// Where the next `--sample` run starts (0 the first time, or when the file is unreadable).
+    fileprivate func storedSampleStart() -> Int {
+        guard let bytes = try? POSIX.readFile(root + "/verify-sample.json", limit: 1024),
+            let stored = try? JSONDecoder().decode(StoredSampleStart.self, from: Data(bytes)), (0..<65536).contains(stored.next)
+        else { return 0 }
+        return stored.next
+    }
+
+    /// Checks one object against a listing of the store: presence and size (quick).
+    fileprivate static func checkListed(
+        _ name: ObjectName,
+        expectedSize: Int64,
+        listed: [ObjectName: Int64]
+    ) -> (String, String)? {
+        guard let size = listed[name] else { return ("missing", "object is missing") }
+        return size == expectedSize
+            ? nil : ("size-mismatch", "object is \(size) bytes, the journal says \(expectedSize)")
+    }
+
+    /// Checks one object's bytes against its name (standard and deep).
+    ///
+    /// - Returns: The problem's kind and detail, or `nil` when the object is sound.
+    /// - Throws: ``ArchiveError`` when the store cannot be used (refused credentials, unreachable, no bucket).
+    fileprivate static func check(
+        _ name: ObjectName,
+        expectedSize: Int64,
+        in store: any ObjectStore
+    ) throws -> (
+        String, String
+    )? {
+        do {
+            guard let bytes = try store.read(name, limit: max(Int(expectedSize), 0) + 1) else {
+                return ("missing", "object is missing")
+            }
+            guard ObjectName(of: bytes) == name else { return ("corrupt", "content does not hash to its name") }
+            let size = Int64(bytes.count)
+            return size == expectedSize
+                ? nil : ("size-mismatch", "object is \(size) bytes, the journal says \(expectedSize)")
+        } catch let error as ArchiveError {
+            switch error.code {
+            case .notAuthorised, .temporary, .usage, .notFound: throw error
+            default: return ("corrupt", error.problem)
+            }
+        } catch {
+            return ("corrupt", "unreadable")
+        }
+    }
+
+    /// Removes objects that no journal event names, and leftover temporary files. Needs exclusive access.
+    ///
+    /// - Throws: ``ArchiveError`` (damaged) when the journal cannot be read in full: then nothing is removed.
+    package func collectGarbage(dryRun: Bool) throws -> Archive.CollectionReport {
+        var map = try referenceMap()
+        if case .torn = map.tail {
+            // A torn tail is an append that never completed: set it aside first, as the next write would.
+            try journal.repairTornTail()
+            map = try referenceMap()
+        }
+        guard map.problems.isEmpty, map.tail == .clean else {
+            throw ArchiveError(
+                .damaged,
+                "the journal has problems, so no object is provably unused",
+                fix: "run custody verify first"
+            )
+        }
+        var report = Archive.CollectionReport()
+        var orphans: [(ObjectName, Int64)] = []
+        try store.forEachObject { name, size in
+            if map.sizes[name] == nil { orphans.append((name, size)) }
+        }
+        for (name, size) in orphans.sorted(by: { $0.0 < $1.0 }) {
+            if !dryRun { try store.remove(name) }
+            report.objects.append(name.hex)
+            report.bytes += size
+        }
+        for temp in try store.leftoverTemporaryFiles() {
+            if !dryRun { try store.removeTemporaryFile(temp) }
+            report.temporaryFiles += 1
+        }
+        report.strays = try store.strayEntries()
+        return report
+    }
+}
+
+extension ArchiveContext {
+    /// Every object an item uses, in the order its ingest event names them (meta, content, chunks).
+    package func objectNames(of id: String) throws -> [ObjectName] {
+        let event = try ingestEvent(of: resolveItem(id))
+        var list: [ObjectRef] = []
+        if let ref = event.objects?.chunkList, let bytes = try store.read(ref.name, limit: 64 << 20) {
+            list = decodeChunkList(bytes) ?? []
+        }
+        return event.namedObjects(chunkList: list).map(\.name)
+    }
+}
+
+extension Archive {
+    /// One entry of the custody log, for `custody log`.
+    package struct LogEntry: Sendable {
+        /// Zero-based position in the log.
+        package var index: Int
+        /// The signed event.
+        package var event: Event
+        /// The exact leaf bytes.
+        package var bytes: [UInt8]
+    }
+}
+
+extension ArchiveContext {
+
+    /// Calls `body` for log entries `from..<from+limit`, each with its signature checked.
+    ///
+    /// - Parameters:
+    ///   - from: The first index.
+    ///   - limit: How many entries at most.
+    ///   - body: Receives each entry in order.
+    /// - Throws: ``ArchiveError`` (damaged) at the first entry that is not a validly signed event.
+    package func forEachLogEntry(from: Int = 0, limit: Int = .max, _ body: (Archive.LogEntry) throws -> Void) throws {
+        var seen = 0
+        let (end, tail) = try journal.scan(from: .start) { entry in
+            guard entry.index >= from, seen < limit else { return }
+            seen += 1
+            do {
+                try body(
+                    Archive.LogEntry(
+                        index: entry.index,
+                        event: try Event.parse(entry.bytes, publicKey: signingPublicKey),
+                        bytes: entry.bytes
+                    )
+                )
+            } catch let error as ArchiveError where error.code == .damaged {
+                throw ArchiveError(.damaged, "log entry \(entry.index): \(error.problem)", fix: error.fix)
+            }
+        }
+        if case .damaged(let offset) = tail, seen < limit {
+            throw ArchiveError(
+                .damaged,
+                "the log is damaged at entry \(end.count) (byte \(offset)); later entries cannot be read",
+                fix: "run custody verify"
+            )
+        }
+    }
+}
+
+extension ArchiveContext {
+
     /// Checks the archive; see ``VerifyMode``. Never changes anything.
     ///
     /// - Parameters:
@@ -227,7 +415,7 @@ extension Archive {
         progress: (@Sendable (String, Int, Int) -> Void)? = nil
     ) throws -> VerifyReport {
         // Deep mode needs the secrets: ask once, up front, so a wrong passphrase is exit 77, not damage.
-        if mode == .deep { _ = try keys() }
+        let deepContext = mode == .deep ? try unlocked() : nil
         let map = try referenceMap()
         var report = VerifyReport(entries: map.entries, items: map.ingests.count, problems: map.problems)
         report.problems += identityProblems() + cosignatureProblems(grants: map.grants) + witnessStateProblems()
@@ -338,7 +526,7 @@ extension Archive {
             // Items are decrypted and checked in parallel (the keys are loaded above); problems keep log order.
             let damaged = Set(report.problems.compactMap(\.item))
             let ingests = map.ingests
-            let unchecked = UncheckedArchive(self)
+            guard let unlocked = deepContext else { preconditionFailure("deep mode unlocks the archive first") }
             let deepProblems = Mutex<[Int: VerifyProblem]>([:])
             let checkedItems = Atomic<Int>(0)
             Self.forEachWorker(workerCount, onThreads: store is S3ObjectStore) { worker in
@@ -346,7 +534,7 @@ extension Archive {
                 while index < ingests.count {
                     let event = ingests[index].event
                     if let item = event.item, !damaged.contains(item.hex),
-                        let problem = unchecked.archive.deepCheck(event, item: item)
+                        let problem = unlocked.deepCheck(event, item: item)
                     {
                         deepProblems.withLock { $0[index] = problem }
                     }
@@ -359,248 +547,6 @@ extension Archive {
         return report
     }
 
-    /// Checks that every item the index lists has its ingest event at the position the index gives.
-    private func indexProblems(_ map: ReferenceMap) throws -> [VerifyProblem] {
-        guard POSIX.statPath(indexPath) != nil else { return [] }
-        let ingests = Dictionary(map.ingests.map { ($0.index, $0.event.item?.hex) }, uniquingKeysWith: { a, _ in a })
-        return try ArchiveIndex(path: indexPath).itemPositions().compactMap { id, seq in
-            ingests[seq] == id
-                ? nil
-                : VerifyProblem(
-                    kind: "index-mismatch",
-                    item: id,
-                    entry: seq,
-                    detail:
-                        "the index lists item \(id) at log entry \(seq), which is not its ingest event; custody reindex rebuilds the index"
-                )
-        }
-    }
-
-    /// Runs `body` for each of `count` workers: on threads of their own when they wait on a network store,
-    /// else on Dispatch's pool.
-    static func forEachWorker(_ count: Int, onThreads: Bool, _ body: @escaping @Sendable (Int) -> Void) {
-        if onThreads {
-            BlockingWork.run(workers: count, body)
-        } else {
-            DispatchQueue.concurrentPerform(iterations: count, execute: body)
-        }
-    }
-
-    /// Where the next `--sample` run starts (0 the first time, or when the file is unreadable).
-    private func storedSampleStart() -> Int {
-        struct Stored: Decodable { var next: Int }
-        guard let bytes = try? POSIX.readFile(root + "/verify-sample.json", limit: 1024),
-            let stored = try? JSONDecoder().decode(Stored.self, from: Data(bytes)), (0..<65536).contains(stored.next)
-        else { return 0 }
-        return stored.next
-    }
-
-    /// Checks one object against a listing of the store: presence and size (quick).
-    private static func checkListed(
-        _ name: ObjectName,
-        expectedSize: Int64,
-        listed: [ObjectName: Int64]
-    ) -> (String, String)? {
-        guard let size = listed[name] else { return ("missing", "object is missing") }
-        return size == expectedSize
-            ? nil : ("size-mismatch", "object is \(size) bytes, the journal says \(expectedSize)")
-    }
-
-    /// Checks one object's bytes against its name (standard and deep).
-    ///
-    /// - Returns: The problem's kind and detail, or `nil` when the object is sound.
-    /// - Throws: ``ArchiveError`` when the store cannot be used (refused credentials, unreachable, no bucket).
-    private static func check(
-        _ name: ObjectName,
-        expectedSize: Int64,
-        in store: any ObjectStore
-    ) throws -> (
-        String, String
-    )? {
-        do {
-            guard let bytes = try store.read(name, limit: max(Int(expectedSize), 0) + 1) else {
-                return ("missing", "object is missing")
-            }
-            guard ObjectName(of: bytes) == name else { return ("corrupt", "content does not hash to its name") }
-            let size = Int64(bytes.count)
-            return size == expectedSize
-                ? nil : ("size-mismatch", "object is \(size) bytes, the journal says \(expectedSize)")
-        } catch let error as ArchiveError {
-            switch error.code {
-            case .notAuthorised, .temporary, .usage, .notFound: throw error
-            default: return ("corrupt", error.problem)
-            }
-        } catch {
-            return ("corrupt", "unreadable")
-        }
-    }
-
-    /// Decrypts one item completely and checks its SHA-256 and evidence commitment.
-    func deepCheck(_ event: Event, item: ItemID) -> VerifyProblem? {
-        do {
-            let metadata = try self.metadata(of: event)
-            // An item imported with metadata only has no content here to check.
-            if event.type == "import", event.objects?.content == nil { return nil }
-            let manifest = try contentManifest(of: event)
-            var hasher = SHA256Hasher()
-            var remaining = manifest.size
-            let convergence = try keys().convergence
-            let ahead = chunkReadAhead(manifest)
-            for (index, chunk) in manifest.chunks.enumerated() {
-                var plaintext = try decryptChunk(chunk, item: item, readAhead: ahead, at: index)
-                // Imported chunks were keyed with the granter's convergence secret, which never leaves it.
-                let imported = event.type == "import"
-                let derived =
-                    imported
-                    ? [] : plaintext.withUnsafeBytes { ChunkCipher.key(for: $0, convergenceSecret: convergence) }
-                guard let recorded = Encoding.bytes(base64: chunk.key), imported || constantTimeEqual(derived, recorded)
-                else {
-                    return VerifyProblem(
-                        kind: "chunk-key-mismatch",
-                        object: chunk.object.hex,
-                        item: item.hex,
-                        detail: "the chunk's key is not the convergent key of its plaintext"
-                    )
-                }
-                let take = Int(min(Int64(plaintext.count), remaining))
-                plaintext.withUnsafeBytes { hasher.update(UnsafeRawBufferPointer(rebasing: $0[0..<take])) }
-                wipe(&plaintext)
-                remaining -= Int64(take)
-            }
-            let digest = hasher.finalize()
-            guard remaining == 0, Encoding.hex(digest) == metadata.sha256, manifest.size == metadata.size else {
-                return VerifyProblem(
-                    kind: "sha256-mismatch",
-                    item: item.hex,
-                    detail: "decrypted content does not match its SHA-256"
-                )
-            }
-            guard let nonce = Encoding.bytes(base64: metadata.commitmentNonce),
-                Event.commitment(nonce: nonce, sha256: digest, size: metadata.size) == event.commitment
-            else {
-                return VerifyProblem(
-                    kind: "commitment-mismatch",
-                    item: item.hex,
-                    detail: "the ledger's evidence commitment does not open to this content"
-                )
-            }
-            return nil
-        } catch let error as ArchiveError {
-            if error.code == .notAuthorised {
-                return VerifyProblem(kind: "undecryptable", item: item.hex, detail: error.problem)
-            }
-            return VerifyProblem(kind: "undecryptable", item: item.hex, detail: error.problem)
-        } catch {
-            return VerifyProblem(kind: "undecryptable", item: item.hex, detail: "decryption failed")
-        }
-    }
-
-    /// The outcome of `gc`.
-    package struct CollectionReport: Sendable {
-        /// Orphan objects removed (or that would be, with `dryRun`).
-        package var objects: [String] = []
-        /// Bytes they held.
-        package var bytes: Int64 = 0
-        /// Leftover temporary files removed.
-        package var temporaryFiles = 0
-        /// Links and special files found in the object store, left alone (never followed or removed).
-        package var strays: [StrayEntry] = []
-    }
-
-    /// Removes objects that no journal event names, and leftover temporary files. Needs exclusive access.
-    ///
-    /// - Throws: ``ArchiveError`` (damaged) when the journal cannot be read in full: then nothing is removed.
-    package func collectGarbage(dryRun: Bool) throws -> CollectionReport {
-        var map = try referenceMap()
-        if case .torn = map.tail {
-            // A torn tail is an append that never completed: set it aside first, as the next write would.
-            try journal.repairTornTail()
-            map = try referenceMap()
-        }
-        guard map.problems.isEmpty, map.tail == .clean else {
-            throw ArchiveError(
-                .damaged,
-                "the journal has problems, so no object is provably unused",
-                fix: "run custody verify first"
-            )
-        }
-        var report = CollectionReport()
-        var orphans: [(ObjectName, Int64)] = []
-        try store.forEachObject { name, size in
-            if map.sizes[name] == nil { orphans.append((name, size)) }
-        }
-        for (name, size) in orphans.sorted(by: { $0.0 < $1.0 }) {
-            if !dryRun { try store.remove(name) }
-            report.objects.append(name.hex)
-            report.bytes += size
-        }
-        for temp in try store.leftoverTemporaryFiles() {
-            if !dryRun { try store.removeTemporaryFile(temp) }
-            report.temporaryFiles += 1
-        }
-        report.strays = try store.strayEntries()
-        return report
-    }
-}
-
-extension Archive {
-    /// Every object an item uses, in the order its ingest event names them (meta, content, chunks).
-    package func objectNames(of id: String) throws -> [ObjectName] {
-        let event = try ingestEvent(of: resolveItem(id))
-        var list: [ObjectRef] = []
-        if let ref = event.objects?.chunkList, let bytes = try store.read(ref.name, limit: 64 << 20) {
-            list = decodeChunkList(bytes) ?? []
-        }
-        return event.namedObjects(chunkList: list).map(\.name)
-    }
-}
-
-extension Archive {
-    /// One entry of the custody log, for `custody log`.
-    package struct LogEntry: Sendable {
-        /// Zero-based position in the log.
-        package var index: Int
-        /// The signed event.
-        package var event: Event
-        /// The exact leaf bytes.
-        package var bytes: [UInt8]
-    }
-
-    /// Calls `body` for log entries `from..<from+limit`, each with its signature checked.
-    ///
-    /// - Parameters:
-    ///   - from: The first index.
-    ///   - limit: How many entries at most.
-    ///   - body: Receives each entry in order.
-    /// - Throws: ``ArchiveError`` (damaged) at the first entry that is not a validly signed event.
-    package func forEachLogEntry(from: Int = 0, limit: Int = .max, _ body: (LogEntry) throws -> Void) throws {
-        var seen = 0
-        let (end, tail) = try journal.scan(from: .start) { entry in
-            guard entry.index >= from, seen < limit else { return }
-            seen += 1
-            do {
-                try body(
-                    LogEntry(
-                        index: entry.index,
-                        event: try Event.parse(entry.bytes, publicKey: signingPublicKey),
-                        bytes: entry.bytes
-                    )
-                )
-            } catch let error as ArchiveError where error.code == .damaged {
-                throw ArchiveError(.damaged, "log entry \(entry.index): \(error.problem)", fix: error.fix)
-            }
-        }
-        if case .damaged(let offset) = tail, seen < limit {
-            throw ArchiveError(
-                .damaged,
-                "the log is damaged at entry \(end.count) (byte \(offset)); later entries cannot be read",
-                fix: "run custody verify"
-            )
-        }
-    }
-}
-
-extension Archive {
     /// `identity.json`: an identity file, validly self-signed, naming exactly the name, origin and keys of
     /// `archive.json` (so another body's valid identity swapped in is caught too).
     func identityProblems() -> [VerifyProblem] {
@@ -819,3 +765,69 @@ extension Archive {
         return (problems, warnings)
     }
 }
+
+extension Archive.Unlocked {
+
+    /// Decrypts one item completely and checks its SHA-256 and evidence commitment.
+    func deepCheck(_ event: Event, item: ItemID) -> VerifyProblem? {
+        do {
+            let metadata = try self.metadata(of: event)
+            // An item imported with metadata only has no content here to check.
+            if event.type == "import", event.objects?.content == nil { return nil }
+            let manifest = try contentManifest(of: event)
+            var hasher = SHA256Hasher()
+            var remaining = manifest.size
+            let convergence = keys.convergence
+            let ahead = chunkReadAhead(manifest)
+            for (index, chunk) in manifest.chunks.enumerated() {
+                var plaintext = try decryptChunk(chunk, item: item, readAhead: ahead, at: index)
+                // Imported chunks were keyed with the granter's convergence secret, which never leaves it.
+                let imported = event.type == "import"
+                let derived =
+                    imported
+                    ? [] : plaintext.withUnsafeBytes { ChunkCipher.key(for: $0, convergenceSecret: convergence) }
+                guard let recorded = Encoding.bytes(base64: chunk.key), imported || constantTimeEqual(derived, recorded)
+                else {
+                    return VerifyProblem(
+                        kind: "chunk-key-mismatch",
+                        object: chunk.object.hex,
+                        item: item.hex,
+                        detail: "the chunk's key is not the convergent key of its plaintext"
+                    )
+                }
+                let take = Int(min(Int64(plaintext.count), remaining))
+                plaintext.withUnsafeBytes { hasher.update(UnsafeRawBufferPointer(rebasing: $0[0..<take])) }
+                wipe(&plaintext)
+                remaining -= Int64(take)
+            }
+            let digest = hasher.finalize()
+            guard remaining == 0, Encoding.hex(digest) == metadata.sha256, manifest.size == metadata.size else {
+                return VerifyProblem(
+                    kind: "sha256-mismatch",
+                    item: item.hex,
+                    detail: "decrypted content does not match its SHA-256"
+                )
+            }
+            guard let nonce = Encoding.bytes(base64: metadata.commitmentNonce),
+                Event.commitment(nonce: nonce, sha256: digest, size: metadata.size) == event.commitment
+            else {
+                return VerifyProblem(
+                    kind: "commitment-mismatch",
+                    item: item.hex,
+                    detail: "the ledger's evidence commitment does not open to this content"
+                )
+            }
+            return nil
+        } catch let error as ArchiveError {
+            if error.code == .notAuthorised {
+                return VerifyProblem(kind: "undecryptable", item: item.hex, detail: error.problem)
+            }
+            return VerifyProblem(kind: "undecryptable", item: item.hex, detail: error.problem)
+        } catch {
+            return VerifyProblem(kind: "undecryptable", item: item.hex, detail: "decryption failed")
+        }
+    }
+}
+
+/// The `--sample` rotation kept in `verify-sample.json`.
+private struct StoredSampleStart: Decodable { var next: Int }

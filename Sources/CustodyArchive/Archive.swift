@@ -5,7 +5,7 @@ import Foundation
 import Glibc
 #endif
 
-/// An archive on disk: objects, journal, index, keys. Every operation of the CLI lives here.
+/// An archive on disk: objects, journal, index, keys — opened, not unlocked.
 ///
 /// ```
 /// <archive>/archive.json    public configuration (name, origin, chunk size, public keys)
@@ -16,7 +16,13 @@ import Glibc
 /// <archive>/index.sqlite    the derived search index (plaintext metadata)
 /// <archive>/lock            shared by most commands, exclusive for gc, reindex and passphrase change
 /// ```
-package final class Archive {
+///
+/// An `Archive` is immutable and `Sendable`: everything it holds is fixed when it is opened (the index
+/// included), so one value serves any number of concurrent tasks. Operations that read only public or indexed
+/// data are methods of ``ArchiveContext``, which both an `Archive` and an ``Archive/Unlocked`` are; operations
+/// that need the secrets (sealing, signing, decrypting) are methods of ``Archive/Unlocked`` alone, which only
+/// ``unlock()`` or ``unlock(passphrase:)`` make, so "needs the passphrase" is checked by the compiler.
+package final class Archive: Sendable {
     /// The archive folder.
     package let root: String
     /// The public configuration.
@@ -27,14 +33,38 @@ package final class Archive {
     package let journal: Journal
     /// The custody ledger: the journal as a Merkle log with signed checkpoints.
     package let ledger: Ledger
-    /// Supplies the passphrase when an operation needs the secrets.
-    package var passphraseProvider: (() throws -> SecretBytes)?
+    /// The search index, opened with the archive (catch it up with ``ArchiveContext/index()``), or why it could
+    /// not be: an archive whose index is damaged still opens, verifies and rebuilds it; only uses of the index
+    /// fail, with that error.
+    let openedIndex: Result<ArchiveIndex, ArchiveError>
+    /// Supplies the passphrase for ``unlock()``; `nil` when the caller has none to give.
+    let passphrase: PassphraseSource?
 
     let signingPublicKey: [UInt8]
     let boxPublicKey: [UInt8]
-    private var cachedKeys: ArchiveKeys?
-    private var cachedIndex: ArchiveIndex?
     private let lock: FileLock
+
+    /// Supplies a passphrase (asked of a person, read from a file or the environment), given the archive's
+    /// display name to name in a prompt.
+    package typealias PassphraseSource = @Sendable (_ archiveName: String) throws -> SecretBytes
+
+    /// The archive with its secrets open: what sealing, signing and decrypting operations take.
+    ///
+    /// Made only by ``Archive/unlock()``, ``Archive/unlock(passphrase:)`` and ``Archive/create(at:name:origin:passphrase:kdfPreset:chunkSize:objects:)``.
+    /// The keys live in guarded memory (``SecretBytes``), wiped when the last copy is released.
+    package struct Unlocked: ArchiveContext {
+        /// The archive.
+        package let archive: Archive
+        /// The unlocked secrets.
+        package let keys: ArchiveKeys
+
+        fileprivate init(archive: Archive, keys: ArchiveKeys) {
+            self.archive = archive
+            self.keys = keys
+        }
+
+        package func unlocked() throws -> Unlocked { self }
+    }
 
     /// How an operation holds the archive.
     package enum Access {
@@ -61,9 +91,15 @@ package final class Archive {
         }
         return S3ObjectStore(client: try S3Client(settings: settings))
     }
-    var indexPath: String { root + "/index.sqlite" }
+    static func indexPath(_ root: String) -> String { root + "/index.sqlite" }
 
-    private init(root: String, config: ArchiveConfig, access: Access) throws {
+    private init(
+        root: String,
+        config: ArchiveConfig,
+        access: Access,
+        passphrase: PassphraseSource?,
+        rebuildingIndex: ((ArchiveConfig, Journal, Ledger) throws -> Void)? = nil
+    ) throws {
         guard let signing = Encoding.bytes(base64: config.signingKey), signing.count == 32,
             let box = Encoding.bytes(base64: config.boxKey), box.count == 32,
             let logKey = Encoding.bytes(base64: config.logKey), logKey.count == 32,
@@ -84,12 +120,45 @@ package final class Archive {
         store = try Self.openStore(root)
         journal = try Journal(directory: root + "/journal")
         ledger = Ledger(root: root, origin: config.origin, logPublicKey: logKey, journal: journal)
+        self.passphrase = passphrase
+        if let rebuildingIndex {
+            // Checks first (the journal whole, the Merkle log recomputed): the index is removed only after them.
+            try rebuildingIndex(config, journal, ledger)
+            for suffix in ["", "-wal", "-shm"] {
+                let path = Self.indexPath(root) + suffix
+                guard unlink(path) == 0 || errno == ENOENT else {
+                    throw ArchiveError.writeFailed("cannot remove \(path)", errno: errno)
+                }
+            }
+        }
+        do {
+            openedIndex = .success(try ArchiveIndex(path: Self.indexPath(root)))
+        } catch {
+            openedIndex = .failure(ArchiveIndex.mapped(error))
+        }
     }
 
     /// Opens an existing archive without unlocking its secrets.
     ///
+    /// - Parameters:
+    ///   - root: The archive folder.
+    ///   - access: How the archive lock is held while the value lives.
+    ///   - passphrase: Asked by ``unlock()``, at most once per call, only when an operation needs the secrets.
     /// - Throws: ``ArchiveError`` (not found) when `root` holds no archive.
-    package static func open(at root: String, access: Access = .shared) throws -> Archive {
+    package static func open(
+        at root: String,
+        access: Access = .shared,
+        passphrase: PassphraseSource? = nil
+    ) throws -> Archive {
+        try open(at: root, access: access, passphrase: passphrase, rebuildingIndex: nil)
+    }
+
+    private static func open(
+        at root: String,
+        access: Access,
+        passphrase: PassphraseSource?,
+        rebuildingIndex: ((ArchiveConfig, Journal, Ledger) throws -> Void)?
+    ) throws -> Archive {
         let path = configPath(root)
         guard Glibc.access(path, F_OK) == 0 else {
             throw ArchiveError(
@@ -102,7 +171,13 @@ package final class Archive {
         guard let config = try? JSONDecoder().decode(ArchiveConfig.self, from: Data(bytes)) else {
             throw ArchiveError(.damaged, "\(path) is not valid", fix: "restore it from a backup")
         }
-        return try Archive(root: root, config: config, access: access)
+        return try Archive(
+            root: root,
+            config: config,
+            access: access,
+            passphrase: passphrase,
+            rebuildingIndex: rebuildingIndex
+        )
     }
 
     /// The Argon2id presets `init --kdf` accepts.
@@ -119,7 +194,7 @@ package final class Archive {
     ///   - passphrase: Seals the secrets.
     ///   - kdfPreset: A key of ``kdfPresets``.
     ///   - chunkSize: Plaintext chunk size (default 1 MiB).
-    /// - Returns: The new archive, unlocked.
+    /// - Returns: The new archive, unlocked (``unlock()`` on its ``Unlocked/archive`` asks `passphrase` again).
     /// - Throws: ``ArchiveError`` (cannot create) when an archive or other files are already there.
     package static func create(
         at root: String,
@@ -129,7 +204,7 @@ package final class Archive {
         kdfPreset: String = "interactive",
         chunkSize: Int = 1 << 20,
         objects: S3Settings? = nil
-    ) throws -> Archive {
+    ) throws -> Unlocked {
         try validateName(name)
         if let origin { try validateOrigin(origin) }
         guard let parameters = kdfPresets[kdfPreset] else {
@@ -206,12 +281,12 @@ package final class Archive {
         _ = try Journal(directory: root + "/journal")
         // archive.json is written last: its presence marks a complete archive.
         try POSIX.writeFileAtomically(configPath(root), Array(encoder.encode(config)) + [0x0A], mode: 0o644)
-        let archive = try Archive(root: root, config: config, access: .shared)
-        archive.cachedKeys = keys
+        let archive = try Archive(root: root, config: config, access: .shared, passphrase: { _ in passphrase })
+        let unlocked = Unlocked(archive: archive, keys: keys)
         // The empty tree's checkpoint: a witness can start following the log from its first moment.
         try archive.ledger.append([], logKey: keys.log)
-        _ = try archive.index()
-        return archive
+        _ = try unlocked.index()
+        return unlocked
     }
 
     static func validateName(_ name: String) throws {
@@ -234,30 +309,39 @@ package final class Archive {
         }
     }
 
-    /// The unlocked secrets, asking ``passphraseProvider`` the first time.
+    /// Unlocks the secrets with the passphrase ``passphrase`` supplies (asked again on every call).
     ///
     /// - Throws: ``ArchiveError`` (not authorised) for a wrong or missing passphrase.
-    package func keys() throws -> ArchiveKeys {
-        if let cachedKeys { return cachedKeys }
-        guard let passphraseProvider else {
+    package func unlock() throws -> Unlocked {
+        guard let passphrase else {
             throw ArchiveError(
                 .notAuthorised,
                 "this operation needs the archive's passphrase",
                 fix: "set CUSTODY_PASSPHRASE, pass --passphrase-file, or run in a terminal to be asked"
             )
         }
-        let keys = try unlock(passphrase: passphraseProvider())
-        cachedKeys = keys
-        return keys
+        return try unlock(passphrase: passphrase(config.name))
     }
 
-    private func unlock(passphrase: SecretBytes) throws -> ArchiveKeys {
-        let bytes = try POSIX.readFile(Self.keysPath(root), limit: 64 * 1024)
+    /// Unlocks the secrets with `passphrase`.
+    ///
+    /// - Throws: ``ArchiveError`` (not authorised) for a wrong passphrase, damaged for a key file that is not
+    ///   this archive's.
+    package func unlock(passphrase: SecretBytes) throws -> Unlocked {
+        Unlocked(archive: self, keys: try Self.openKeys(root: root, config: config, passphrase: passphrase))
+    }
+
+    package func unlocked() throws -> Unlocked { try unlock() }
+
+    /// Opens `keys.json` with `passphrase` and checks the secrets are those `config` publishes.
+    private static func openKeys(root: String, config: ArchiveConfig, passphrase: SecretBytes) throws -> ArchiveKeys {
+        let bytes = try POSIX.readFile(keysPath(root), limit: 64 * 1024)
         guard let keyFile = try? JSONDecoder().decode(KeyFile.self, from: Data(bytes)) else {
             throw ArchiveError(.damaged, "the key file keys.json is malformed", fix: "restore it from your backup")
         }
         let keys = try ArchiveKeys(secrets: keyFile.open(passphrase: passphrase, config: config))
-        guard keys.signing.publicKey == signingPublicKey, keys.box.publicKey == boxPublicKey,
+        guard Encoding.base64(keys.signing.publicKey) == config.signingKey,
+            Encoding.base64(keys.box.publicKey) == config.boxKey,
             Encoding.base64(keys.log.publicKey) == config.logKey
         else {
             throw ArchiveError(
@@ -269,7 +353,7 @@ package final class Archive {
         return keys
     }
 
-    /// Re-seals the secrets under a new passphrase; nothing else changes.
+    /// Re-seals the secrets under a new passphrase (the current one asked of ``passphrase``); nothing else changes.
     package func changePassphrase(to newPassphrase: SecretBytes, kdfPreset: String? = nil) throws {
         guard newPassphrase.count >= 1 else {
             throw ArchiveError(.usage, "the new passphrase is empty", fix: "choose a passphrase")
@@ -278,14 +362,14 @@ package final class Archive {
         guard let old = try? JSONDecoder().decode(KeyFile.self, from: Data(bytes)) else {
             throw ArchiveError(.damaged, "the key file keys.json is malformed", fix: "restore it from your backup")
         }
-        guard let passphraseProvider else {
+        guard let passphrase else {
             throw ArchiveError(
                 .notAuthorised,
                 "the current passphrase is needed",
                 fix: "set CUSTODY_PASSPHRASE or --passphrase-file"
             )
         }
-        let secrets = try old.open(passphrase: passphraseProvider(), config: config)
+        let secrets = try old.open(passphrase: passphrase(config.name), config: config)
         let preset = kdfPreset ?? old.kdf.preset
         guard let parameters = Self.kdfPresets[preset] else {
             throw ArchiveError(.usage, "unknown KDF preset \(preset)", fix: "use interactive, moderate or sensitive")
@@ -300,14 +384,49 @@ package final class Archive {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]
         try POSIX.writeFileAtomically(Self.keysPath(root), Array(encoder.encode(sealed)) + [0x0A], mode: 0o600)
-        cachedKeys = try ArchiveKeys(secrets: secrets)
+        let unlocked = Unlocked(archive: self, keys: try ArchiveKeys(secrets: secrets))
         // The keys themselves are unchanged; the log records that the passphrase guarding them changed.
-        _ = try record([Event(type: "passphrase", time: RFC3339.now(), actor: config.origin)])
+        _ = try unlocked.record([Event(type: "passphrase", time: RFC3339.now(), actor: config.origin)])
     }
 
+    /// Rebuilds the index from journal + objects, holding the archive alone; checks the Merkle log first.
+    ///
+    /// The journal must be whole and every log hash must recompute to the signed checkpoint before the old
+    /// index is removed: a failed check leaves it as it was. The index file is removed and made again, so this
+    /// also mends an index SQLite can no longer open.
+    ///
+    /// - Returns: The number of items indexed.
+    @discardableResult
+    package static func reindex(at root: String, passphrase: @escaping PassphraseSource) throws -> Int {
+        var keys: ArchiveKeys?
+        let archive = try open(at: root, access: .exclusive, passphrase: passphrase) { config, journal, ledger in
+            let opened = try openKeys(root: root, config: config, passphrase: passphrase(config.name))
+            try checkBeforeReindex(journal: journal, ledger: ledger, logKey: opened.log)
+            keys = opened
+        }
+        guard let keys else { preconditionFailure("the rebuild step ran without opening the keys") }
+        return try Unlocked(archive: archive, keys: keys).index().itemCount()
+    }
+
+    /// What a rebuild checks first: the journal whole, then every log hash recomputed and checked against the
+    /// signed checkpoint.
+    static func checkBeforeReindex(journal: Journal, ledger: Ledger, logKey: SigningKey) throws {
+        let (_, tail) = try journal.scan(from: .start) { _ in }
+        if case .damaged(let offset) = tail {
+            throw ArchiveError(
+                .damaged,
+                "the journal is damaged at byte \(offset); a rebuilt index would silently miss what follows",
+                fix: "run custody verify and restore the journal from a backup; the index was left as it was"
+            )
+        }
+        try ledger.append([], logKey: logKey, rebuild: true)
+    }
+}
+
+extension ArchiveContext {
     /// The KDF preset recorded in the key file.
     package func kdfPreset() throws -> String {
-        let bytes = try POSIX.readFile(Self.keysPath(root), limit: 64 * 1024)
+        let bytes = try POSIX.readFile(Archive.keysPath(root), limit: 64 * 1024)
         return (try? JSONDecoder().decode(KeyFile.self, from: Data(bytes)))?.kdf.preset ?? "unknown"
     }
 
@@ -316,7 +435,7 @@ package final class Archive {
     /// - Throws: ``ArchiveError`` (damaged) naming what is wrong: not an identity file, not validly self-signed, or
     ///   not this archive's (its name, origin, signing, box or log key differ from `archive.json`).
     package func identity() throws -> Identity {
-        let bytes = try POSIX.readFile(Self.identityPath(root), limit: 64 * 1024)
+        let bytes = try POSIX.readFile(Archive.identityPath(root), limit: 64 * 1024)
         func bad(_ why: String) -> ArchiveError {
             ArchiveError(.damaged, "identity.json \(why)", fix: "restore it from a backup")
         }
@@ -333,20 +452,92 @@ package final class Archive {
         return identity
     }
 
-    /// The index, opened and caught up with the journal.
+    /// The index, caught up with the journal.
+    ///
+    /// Entries the index has not seen yet (another command appended them, or one was interrupted between its
+    /// journal append and its index update) are applied first; that needs the secrets, so a keyless
+    /// ``Archive`` asks its passphrase then, and only then.
     package func index() throws -> ArchiveIndex {
-        let index = try openIndex()
-        try catchUpIndex(known: [:])
+        let index = try archive.openedIndex.get()
+        if try index.position().offset != journal.byteCount() {
+            try unlocked().catchUpIndex(known: [:])
+        }
         return index
     }
 
-    private func openIndex() throws -> ArchiveIndex {
-        if let cachedIndex { return cachedIndex }
-        let index = try ArchiveIndex(path: indexPath)
-        cachedIndex = index
-        return index
+    /// Reads the signed grant a `grant` event names and checks it is the one the event hashed.
+    func indexedGrant(_ reference: GrantReference, seq: Int) throws -> IndexedGrant {
+        guard Encoding.isLowercaseHex(reference.id, count: 32) else {
+            throw ArchiveError(.damaged, "log entry \(seq) names a malformed grant id", fix: "run custody verify")
+        }
+        let signed = try POSIX.readFile(try grantPath(reference.id), limit: Grant.maxBytes)
+        guard Grant.hash(signed) == reference.hash else {
+            throw ArchiveError(
+                .damaged,
+                "grants/\(reference.id).grant is not the grant log entry \(seq) signed",
+                fix: "restore the grants/ folder from a backup"
+            )
+        }
+        let grant = try Grant.parse(signed)
+        let outgoing = grant.granter.signingKey == config.signingKey
+        let party = outgoing ? grant.grantee : grant.granter
+        let summary = GrantSummary(
+            id: grant.id,
+            direction: outgoing ? "out" : "in",
+            party: !outgoing && grant.kind == "anonymous-submission" ? Archive.anonymousGranter : party.name,
+            partyFingerprint: party.fingerprint,
+            items: grant.items.count,
+            created: grant.created,
+            expires: grant.expires,
+            permission: grant.permission,
+            reshare: grant.reshare,
+            revokedAt: nil,
+            kind: grant.kind
+        )
+        return IndexedGrant(seq: seq, summary: summary, hash: reference.hash, items: grant.items.map(\.id.hex))
     }
 
+    /// Resolves an item id or a unique prefix of at least 8 characters.
+    ///
+    /// - Throws: ``ArchiveError``: usage for a short or ambiguous prefix, not found for an unknown one.
+    package func resolveItem(_ text: String) throws -> IndexedItem {
+        let prefix = text.lowercased()
+        guard prefix.utf8.count >= 8, prefix.utf8.count <= 32, Encoding.isLowercaseHex(prefix, count: prefix.utf8.count)
+        else {
+            throw ArchiveError(
+                .usage,
+                "\(text.prefix(40)) is not an item id",
+                fix: "give at least 8 hex characters of an id from custody ls"
+            )
+        }
+        let matches = try index().items(withPrefix: prefix, limit: 2)
+        guard let first = matches.first else {
+            throw ArchiveError(.notFound, "no item \(prefix)", fix: "list items with custody ls")
+        }
+        guard matches.count == 1 else {
+            throw ArchiveError(.usage, "the id prefix \(prefix) is ambiguous", fix: "give more characters of the id")
+        }
+        return first
+    }
+
+    /// The ingest event of an item (read from the journal, the source of truth).
+    func ingestEvent(of item: IndexedItem) throws -> Event {
+        var found: Event?
+        try journal.scan(from: JournalPosition(count: item.seq, offset: item.entryOffset), limit: 1) { entry in
+            found = try Event.parse(entry.bytes, publicKey: signingPublicKey)
+        }
+        guard let found, found.type == "ingest" || found.type == "import", found.item?.hex == item.id else {
+            throw ArchiveError(
+                .damaged,
+                "the journal has no ingest event for item \(item.id)",
+                fix: "run custody verify, then custody reindex"
+            )
+        }
+        return found
+    }
+}
+
+extension Archive.Unlocked {
     /// Applies every journal entry the index has not seen.
     ///
     /// - Parameters:
@@ -356,7 +547,7 @@ package final class Archive {
     /// - Throws: ``ArchiveError`` when an entry is invalid or the index cannot be written.
     @discardableResult
     func catchUpIndex(known: [ItemID: ItemMetadata], trusted: [[UInt8]: Event] = [:]) throws -> [String: String?] {
-        let index = try openIndex()
+        let index = try archive.openedIndex.get()
         var duplicates: [String: String?] = [:]
         while true {
             let start = try index.position()
@@ -469,44 +660,12 @@ package final class Archive {
         return record
     }
 
-    /// Reads the signed grant a `grant` event names and checks it is the one the event hashed.
-    func indexedGrant(_ reference: GrantReference, seq: Int) throws -> IndexedGrant {
-        guard Encoding.isLowercaseHex(reference.id, count: 32) else {
-            throw ArchiveError(.damaged, "log entry \(seq) names a malformed grant id", fix: "run custody verify")
-        }
-        let signed = try POSIX.readFile(try grantPath(reference.id), limit: Grant.maxBytes)
-        guard Grant.hash(signed) == reference.hash else {
-            throw ArchiveError(
-                .damaged,
-                "grants/\(reference.id).grant is not the grant log entry \(seq) signed",
-                fix: "restore the grants/ folder from a backup"
-            )
-        }
-        let grant = try Grant.parse(signed)
-        let outgoing = grant.granter.signingKey == config.signingKey
-        let party = outgoing ? grant.grantee : grant.granter
-        let summary = GrantSummary(
-            id: grant.id,
-            direction: outgoing ? "out" : "in",
-            party: !outgoing && grant.kind == "anonymous-submission" ? Self.anonymousGranter : party.name,
-            partyFingerprint: party.fingerprint,
-            items: grant.items.count,
-            created: grant.created,
-            expires: grant.expires,
-            permission: grant.permission,
-            reshare: grant.reshare,
-            revokedAt: nil,
-            kind: grant.kind
-        )
-        return IndexedGrant(seq: seq, summary: summary, hash: reference.hash, items: grant.items.map(\.id.hex))
-    }
-
     /// Decrypts the metadata part an ingest event names.
     func metadata(of event: Event) throws -> ItemMetadata {
         guard let item = event.item, let objects = event.objects, let wrapped = event.keys else {
             throw ArchiveError(.damaged, "an ingest event is incomplete", fix: "run custody verify")
         }
-        var key = try keys().unwrap(wrapped.meta, item: item)
+        var key = try keys.unwrap(wrapped.meta, item: item)
         defer { wipe(&key) }
         guard let stored = try store.read(objects.meta.name, limit: SealedPart.maxStoredBytes) else {
             throw ArchiveError(.damaged, "the metadata object of item \(item) is missing", fix: "run custody verify")
@@ -519,78 +678,23 @@ package final class Archive {
         return metadata
     }
 
-    /// Rebuilds the index from journal + objects. Needs the passphrase and exclusive access.
-    ///
-    /// - Returns: The number of items indexed.
-    @discardableResult
-    package func reindex() throws -> Int {
-        _ = try keys()
-        let (_, tail) = try journal.scan(from: .start) { _ in }
-        if case .damaged(let offset) = tail {
-            throw ArchiveError(
-                .damaged,
-                "the journal is damaged at byte \(offset); a rebuilt index would silently miss what follows",
-                fix: "run custody verify and restore the journal from a backup; the index was left as it was"
-            )
-        }
-        // The Merkle log first: every hash recomputed from the journal and checked against the signed checkpoint.
-        try ledger.append([], logKey: keys().log, rebuild: true)
-        cachedIndex = nil
-        for suffix in ["", "-wal", "-shm"] {
-            let path = indexPath + suffix
-            guard unlink(path) == 0 || errno == ENOENT else {
-                throw ArchiveError.writeFailed("cannot remove \(path)", errno: errno)
-            }
-        }
-        return try index().itemCount()
-    }
-
-    /// Resolves an item id or a unique prefix of at least 8 characters.
-    ///
-    /// - Throws: ``ArchiveError``: usage for a short or ambiguous prefix, not found for an unknown one.
-    package func resolveItem(_ text: String) throws -> IndexedItem {
-        let prefix = text.lowercased()
-        guard prefix.utf8.count >= 8, prefix.utf8.count <= 32, Encoding.isLowercaseHex(prefix, count: prefix.utf8.count)
-        else {
-            throw ArchiveError(
-                .usage,
-                "\(text.prefix(40)) is not an item id",
-                fix: "give at least 8 hex characters of an id from custody ls"
-            )
-        }
-        let matches = try index().items(withPrefix: prefix, limit: 2)
-        guard let first = matches.first else {
-            throw ArchiveError(.notFound, "no item \(prefix)", fix: "list items with custody ls")
-        }
-        guard matches.count == 1 else {
-            throw ArchiveError(.usage, "the id prefix \(prefix) is ambiguous", fix: "give more characters of the id")
-        }
-        return first
-    }
-
-    /// The ingest event of an item (read from the journal, the source of truth).
-    func ingestEvent(of item: IndexedItem) throws -> Event {
-        var found: Event?
-        try journal.scan(from: JournalPosition(count: item.seq, offset: item.entryOffset), limit: 1) { entry in
-            found = try Event.parse(entry.bytes, publicKey: signingPublicKey)
-        }
-        guard let found, found.type == "ingest" || found.type == "import", found.item?.hex == item.id else {
-            throw ArchiveError(
-                .damaged,
-                "the journal has no ingest event for item \(item.id)",
-                fix: "run custody verify, then custody reindex"
-            )
-        }
-        return found
-    }
-
     /// Appends signed events and applies them to the index.
     func record(_ events: [Event], known: [ItemID: ItemMetadata] = [:]) throws -> [String: String?] {
-        let keys = try keys()
         let entries = try events.map { try $0.entryBytes(signedBy: keys.signing) }
         try ledger.append(entries, logKey: keys.log)
         var trusted: [[UInt8]: Event] = [:]
         for (entry, event) in zip(entries, events) { trusted[entry] = event }
         return try catchUpIndex(known: known, trusted: trusted)
+    }
+
+    /// Rebuilds the index in place from journal + objects, after the checks of
+    /// ``Archive/reindex(at:passphrase:)``; the caller holds the archive alone (opened `.exclusive`).
+    ///
+    /// - Returns: The number of items indexed.
+    @discardableResult
+    package func reindex() throws -> Int {
+        try Archive.checkBeforeReindex(journal: journal, ledger: ledger, logKey: keys.log)
+        try archive.openedIndex.get().erase()
+        return try index().itemCount()
     }
 }

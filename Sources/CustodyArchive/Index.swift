@@ -113,7 +113,7 @@ struct IndexBatch {
 ///
 /// It holds plaintext metadata, so it belongs on an encrypted disk (Docs/THREAT-MODEL.md).
 package final class ArchiveIndex: Sendable {
-    private let pool: DatabasePool
+    let pool: DatabasePool
     /// The database file.
     let path: String
 

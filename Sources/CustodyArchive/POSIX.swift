@@ -345,7 +345,7 @@ package enum POSIX {
 }
 
 /// An advisory `flock` on a file, released when the value is released.
-final class FileLock {
+final class FileLock: Sendable {
     private let fd: Int32
 
     /// The kind of lock.

@@ -31,7 +31,7 @@ struct RegistryFile: Codable {
     var bodies: [KnownBody] = []
 }
 
-extension Archive {
+extension ArchiveContext {
     var registryPath: String { root + "/bodies.json" }
 
     /// Every known body.
@@ -143,7 +143,7 @@ extension Archive {
         return body
     }
 
-    private func writeRegistry(_ file: RegistryFile) throws {
+    fileprivate func writeRegistry(_ file: RegistryFile) throws {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]
         try POSIX.writeFileAtomically(registryPath, Array(try encoder.encode(file)) + [0x0A])

@@ -25,94 +25,25 @@ extension Archive {
     /// The largest `witness cosign` input read.
     package static let maxWitnessInput = 64 * 1024
 
-    var witnessDirectory: String { root + "/witness" }
+
+    /// What `witness attach` did.
+    package struct AttachedCosignature: Sendable {
+        /// The witness's origin (the cosignature's key name).
+        package var witness: String
+        /// Its fingerprint.
+        package var fingerprint: String
+        /// The size of our checkpoint it cosigned.
+        package var size: Int
+        /// The cosignature's time (seconds since the epoch).
+        package var timestamp: UInt64
+    }
+}
+
+extension ArchiveContext {
 
     /// Where the last checkpoint cosigned for `origin` is kept.
     func witnessStatePath(origin: String) -> String {
         witnessDirectory + "/" + Encoding.hex(SHA256Hasher.hash(Array(origin.utf8)).prefix(16)) + ".checkpoint"
-    }
-
-    /// Cosigns a peer's checkpoint: `input` is a bare signed checkpoint or a C2SP tlog-witness add-checkpoint body
-    /// (`old <size>`, proof hashes in base64 one a line, a blank line, the signed checkpoint).
-    ///
-    /// The checkpoint must be signed by the log key of a body added with ``trust(_:role:)`` (role `witness`) and,
-    /// unless it is the first seen for that log, be proved consistent with the last one cosigned. The new
-    /// checkpoint is stored before the cosignature is returned, under `witness/lock`.
-    ///
-    /// - Throws: ``ArchiveError``: not authorised for an unknown log; bad input for malformed input, a stale
-    ///   `old` size or a missing proof; damaged (exit 1) for a bad signature or a checkpoint inconsistent with
-    ///   the one cosigned before — a fork or rewritten history, saved under `witness/conflicts/`.
-    package func cosign(_ input: [UInt8], now: UInt64 = UInt64(time(nil))) throws -> Cosignature {
-        guard input.count <= Self.maxWitnessInput, let text = String(validating: input, as: UTF8.self) else {
-            throw ArchiveError(
-                .badInput,
-                "the input is not a checkpoint (not UTF-8 text of at most 64 KiB)",
-                fix: "give the output of custody checkpoint or custody prove --consistency N"
-            )
-        }
-        let (oldSize, proof, note) = try Self.parseWitnessRequest(text)
-        guard let (body, _) = SignedNote.parse(note), let parsed = Checkpoint.parseBody(body) else {
-            throw ArchiveError(
-                .badInput,
-                "the input holds no signed checkpoint",
-                fix: "give the output of custody checkpoint or custody prove --consistency N"
-            )
-        }
-        guard let peer = try knownBody(origin: parsed.origin, role: "witness"), let logKey = peer.logKey else {
-            throw ArchiveError(
-                .notAuthorised,
-                "the log \(parsed.origin) is not known to this archive",
-                fix: "add its body's identity first: custody witness add <identity-file>"
-            )
-        }
-        guard let checkpoint = Checkpoint.verified(note, origin: parsed.origin, publicKey: logKey.publicKey) else {
-            throw ArchiveError(
-                .damaged,
-                "the checkpoint of \(parsed.origin) (size \(parsed.size)) is not signed by its log key",
-                fix: "do not trust it; ask \(parsed.origin)'s operators for their checkpoint"
-            )
-        }
-        let keys = try keys()
-        let code = POSIX.makeDirectories(witnessDirectory)
-        guard code == 0 else { throw ArchiveError.writeFailed("cannot create \(witnessDirectory)", errno: code) }
-        let lock = try FileLock(path: witnessDirectory + "/lock", mode: .exclusive)
-        defer { withExtendedLifetime(lock) {} }
-        let statePath = witnessStatePath(origin: parsed.origin)
-        var previous: Checkpoint?
-        if POSIX.statPath(statePath) != nil {
-            let bytes = try POSIX.readFile(statePath, limit: Checkpoint.maxNoteBytes)
-            previous = Checkpoint.verified(
-                String(decoding: bytes, as: UTF8.self),
-                origin: parsed.origin,
-                publicKey: logKey.publicKey
-            )
-            guard previous != nil else {
-                throw ArchiveError(
-                    .damaged,
-                    "the stored checkpoint of \(parsed.origin) (\(statePath)) is not valid",
-                    fix: "restore the witness/ folder from a backup"
-                )
-            }
-        }
-        if let previous {
-            try checkExtends(previous, with: checkpoint, oldSize: oldSize, proof: proof)
-        }
-        if previous?.note != checkpoint.note {
-            try POSIX.writeFileAtomically(statePath, Array(checkpoint.note.utf8))
-        }
-        let line = SignedNote.cosignatureLine(
-            body: checkpoint.body,
-            name: config.origin,
-            key: keys.signing,
-            timestamp: now
-        )
-        return Cosignature(
-            line: line,
-            origin: checkpoint.origin,
-            size: checkpoint.size,
-            previousSize: previous?.size,
-            fingerprint: peer.identity.fingerprint
-        )
     }
 
     /// Splits a tlog-witness request into its old size, proof and note; a bare note has neither.
@@ -137,7 +68,7 @@ extension Archive {
     }
 
     /// Checks that `checkpoint` extends `previous`, the last one cosigned for its log.
-    private func checkExtends(
+    fileprivate func checkExtends(
         _ previous: Checkpoint,
         with checkpoint: Checkpoint,
         oldSize: Int?,
@@ -215,24 +146,12 @@ extension Archive {
         return path
     }
 
-    /// What `witness attach` did.
-    package struct AttachedCosignature: Sendable {
-        /// The witness's origin (the cosignature's key name).
-        package var witness: String
-        /// Its fingerprint.
-        package var fingerprint: String
-        /// The size of our checkpoint it cosigned.
-        package var size: Int
-        /// The cosignature's time (seconds since the epoch).
-        package var timestamp: UInt64
-    }
-
     /// Attaches cosignature lines (from `custody witness cosign` at another body) to the checkpoints they cosign.
     ///
     /// - Throws: ``ArchiveError``: bad input for text that is not cosignature lines; not authorised for a witness
     ///   not added with `witness add`; damaged (exit 1) for a line that cosigns none of our checkpoints.
-    package func attachCosignatures(_ input: [UInt8], alsoFrom grantees: Bool = false) throws -> [AttachedCosignature] {
-        guard input.count <= Self.maxWitnessInput, let text = String(validating: input, as: UTF8.self) else {
+    package func attachCosignatures(_ input: [UInt8], alsoFrom grantees: Bool = false) throws -> [Archive.AttachedCosignature] {
+        guard input.count <= Archive.maxWitnessInput, let text = String(validating: input, as: UTF8.self) else {
             throw ArchiveError(
                 .badInput,
                 "the input is not cosignature lines",
@@ -249,7 +168,7 @@ extension Archive {
             )
         }
         let sizes = ledger.checkpointSizes().reversed()
-        var attached: [AttachedCosignature] = []
+        var attached: [Archive.AttachedCosignature] = []
         for signature in signatures {
             // A known witness, or (online, from a peer that pulled) the grantee of one of this archive's grants.
             let registered = try knownBody(origin: signature.name, role: "witness").flatMap { body in
@@ -264,7 +183,7 @@ extension Archive {
                 )
             }
             let witness = (identity: (fingerprint: fingerprint, name: signature.name), signingKey: key)
-            var found: AttachedCosignature?
+            var found: Archive.AttachedCosignature?
             for size in sizes {
                 var checkpoint = try ledger.storedCheckpoint(size: size)
                 guard
@@ -280,7 +199,7 @@ extension Archive {
                     checkpoint.note += line
                     try ledger.replaceStoredCheckpoint(checkpoint)
                 }
-                found = AttachedCosignature(
+                found = Archive.AttachedCosignature(
                     witness: signature.name,
                     fingerprint: witness.identity.fingerprint,
                     size: size,
@@ -364,5 +283,90 @@ extension Archive {
             guard let key = keys[signature.name] ?? nil else { return false }
             return SignedNote.cosignatureTime(signature, body: body, name: signature.name, publicKey: key) != nil
         }
+    }
+}
+
+extension Archive.Unlocked {
+
+    /// Cosigns a peer's checkpoint: `input` is a bare signed checkpoint or a C2SP tlog-witness add-checkpoint body
+    /// (`old <size>`, proof hashes in base64 one a line, a blank line, the signed checkpoint).
+    ///
+    /// The checkpoint must be signed by the log key of a body added with ``trust(_:role:)`` (role `witness`) and,
+    /// unless it is the first seen for that log, be proved consistent with the last one cosigned. The new
+    /// checkpoint is stored before the cosignature is returned, under `witness/lock`.
+    ///
+    /// - Throws: ``ArchiveError``: not authorised for an unknown log; bad input for malformed input, a stale
+    ///   `old` size or a missing proof; damaged (exit 1) for a bad signature or a checkpoint inconsistent with
+    ///   the one cosigned before — a fork or rewritten history, saved under `witness/conflicts/`.
+    package func cosign(_ input: [UInt8], now: UInt64 = UInt64(time(nil))) throws -> Archive.Cosignature {
+        guard input.count <= Archive.maxWitnessInput, let text = String(validating: input, as: UTF8.self) else {
+            throw ArchiveError(
+                .badInput,
+                "the input is not a checkpoint (not UTF-8 text of at most 64 KiB)",
+                fix: "give the output of custody checkpoint or custody prove --consistency N"
+            )
+        }
+        let (oldSize, proof, note) = try Self.parseWitnessRequest(text)
+        guard let (body, _) = SignedNote.parse(note), let parsed = Checkpoint.parseBody(body) else {
+            throw ArchiveError(
+                .badInput,
+                "the input holds no signed checkpoint",
+                fix: "give the output of custody checkpoint or custody prove --consistency N"
+            )
+        }
+        guard let peer = try knownBody(origin: parsed.origin, role: "witness"), let logKey = peer.logKey else {
+            throw ArchiveError(
+                .notAuthorised,
+                "the log \(parsed.origin) is not known to this archive",
+                fix: "add its body's identity first: custody witness add <identity-file>"
+            )
+        }
+        guard let checkpoint = Checkpoint.verified(note, origin: parsed.origin, publicKey: logKey.publicKey) else {
+            throw ArchiveError(
+                .damaged,
+                "the checkpoint of \(parsed.origin) (size \(parsed.size)) is not signed by its log key",
+                fix: "do not trust it; ask \(parsed.origin)'s operators for their checkpoint"
+            )
+        }
+        let code = POSIX.makeDirectories(witnessDirectory)
+        guard code == 0 else { throw ArchiveError.writeFailed("cannot create \(witnessDirectory)", errno: code) }
+        let lock = try FileLock(path: witnessDirectory + "/lock", mode: .exclusive)
+        defer { withExtendedLifetime(lock) {} }
+        let statePath = witnessStatePath(origin: parsed.origin)
+        var previous: Checkpoint?
+        if POSIX.statPath(statePath) != nil {
+            let bytes = try POSIX.readFile(statePath, limit: Checkpoint.maxNoteBytes)
+            previous = Checkpoint.verified(
+                String(decoding: bytes, as: UTF8.self),
+                origin: parsed.origin,
+                publicKey: logKey.publicKey
+            )
+            guard previous != nil else {
+                throw ArchiveError(
+                    .damaged,
+                    "the stored checkpoint of \(parsed.origin) (\(statePath)) is not valid",
+                    fix: "restore the witness/ folder from a backup"
+                )
+            }
+        }
+        if let previous {
+            try checkExtends(previous, with: checkpoint, oldSize: oldSize, proof: proof)
+        }
+        if previous?.note != checkpoint.note {
+            try POSIX.writeFileAtomically(statePath, Array(checkpoint.note.utf8))
+        }
+        let line = SignedNote.cosignatureLine(
+            body: checkpoint.body,
+            name: config.origin,
+            key: keys.signing,
+            timestamp: now
+        )
+        return Archive.Cosignature(
+            line: line,
+            origin: checkpoint.origin,
+            size: checkpoint.size,
+            previousSize: previous?.size,
+            fingerprint: peer.identity.fingerprint
+        )
     }
 }

@@ -278,12 +278,6 @@ final class PullCounts: Sendable {
     let state = Mutex((fetched: 0, reused: 0, bytes: Int64(0)))
 }
 
-/// A value handed to another thread that only one thread uses at a time.
-struct UncheckedBox<Value>: @unchecked Sendable {
-    let value: Value
-    init(_ value: Value) { self.value = value }
-}
-
 /// `custody pull`: fetches the grants a peer made to this archive and imports them through the same path as
 /// `custody bundle import`.
 package enum Puller {
@@ -299,12 +293,12 @@ package enum Puller {
 
     /// Witnessing on every pull: cosign the peer's checkpoint (after checking it extends the one cosigned before,
     /// refusing a fork loudly) and deliver the cosignature; have the peer cosign this archive's checkpoint.
-    package static func witness(archive: Archive, peer alias: String) async throws -> Witnessing {
+    package static func witness(archive: Archive.Unlocked, peer alias: String) async throws -> Witnessing {
         let peer = try archive.peer(alias)
         guard let url = peer.url.flatMap(URL.init(string:)) else {
             throw ArchiveError(.damaged, "peer \(alias) has no URL", fix: "add it again with custody peer add")
         }
-        let client = NodeClient(base: url, key: try archive.keys().signing)
+        let client = NodeClient(base: url, key: try archive.keys.signing)
         var report = Witnessing()
         report.cosignedPeerSize = try await cosignPeer(archive: archive, client: client, peer: peer)
         // Ours: from the size the peer cosigned last; a 409 names the size it holds, and we try once more from it.
@@ -340,7 +334,7 @@ package enum Puller {
     /// its bare checkpoint, the first time), so a fork throws here, loudly — and delivers the cosignature.
     ///
     /// - Returns: The size cosigned.
-    static func cosignPeer(archive: Archive, client: NodeClient, peer: KnownBody) async throws -> Int {
+    static func cosignPeer(archive: Archive.Unlocked, client: NodeClient, peer: KnownBody) async throws -> Int {
         let (status, body): (Int, Data)
         if let stored = archive.witnessedSize(origin: peer.identity.origin) {
             (status, body) = try await client.send(
@@ -372,7 +366,7 @@ package enum Puller {
     ///   or that the peer cannot prove consistent (`proof-invalid`); temporary when the peer's log keeps moving.
     static func checkHead(
         _ note: String?,
-        archive: Archive,
+        archive: Archive.Unlocked,
         client: NodeClient,
         peer: KnownBody,
         grant id: String
@@ -490,7 +484,7 @@ package enum Puller {
     /// the bundle head (grant, checkpoint, entries with proofs), then the released objects in parallel, each
     /// checked and staged as it arrives, through ``Archive/importBundle(path:trustGranter:fetch:progress:)``.
     package static func pull(
-        archive: Archive,
+        archive: Archive.Unlocked,
         peer alias: String,
         grant wanted: String?,
         progress: (@Sendable (Progress) -> Void)? = nil,
@@ -500,7 +494,7 @@ package enum Puller {
         guard let url = peer.url.flatMap(URL.init(string:)) else {
             throw ArchiveError(.damaged, "peer \(alias) has no URL", fix: "add it again with custody peer add")
         }
-        let client = NodeClient(base: url, key: try archive.keys().signing)
+        let client = NodeClient(base: url, key: try archive.keys.signing)
         let (status, body) = try await client.send("v1/grants")
         guard status == 200 else { throw refusal(status, body, what: "the grant list") }
         struct Listing: Decodable { var grants: [GrantListing] }
@@ -555,12 +549,11 @@ package enum Puller {
             let expected = Archive.ExpectedGrant(grant: id, granter: peer.identity, checkpoint: note)
             let counts = PullCounts()
             let fetch = fetcher(client: client, grant: id, store: archive.store, counts: counts, progress: progress)
-            let unchecked = UncheckedBox(archive)
             // The import blocks on the fetches: it runs on its own thread, not on the tasks' pool.
             let result = try await withCheckedThrowingContinuation { continuation in
                 DispatchQueue.global().async {
                     continuation.resume(
-                        with: Result { try unchecked.value.importBundle(path: path, expected: expected, fetch: fetch) }
+                        with: Result { try archive.importBundle(path: path, expected: expected, fetch: fetch) }
                     )
                 }
             }

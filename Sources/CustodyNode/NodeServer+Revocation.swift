@@ -9,7 +9,7 @@ extension NodeServer {
     /// The 410 answer for the requester's own grant that this node revoked: the signed revocation notice (the
     /// `revoke` event with its inclusion proof against this node's checkpoint), so the grantee can record,
     /// verifiably, that the grant was revoked. When no notice can be made, the reason code `grant-revoked`.
-    static func revokedResponse(grant id: String, at time: String, archive: Archive) -> Response {
+    static func revokedResponse(grant id: String, at time: String, archive: some ArchiveContext) -> Response {
         if let notice = try? archive.revocationNotice(grant: id) {
             return response(.gone, notice, type: revocationNoticeType)
         }
@@ -19,7 +19,7 @@ extension NodeServer {
     /// The 410 answer for a child grant whose ancestor `ancestor` was revoked: the ancestor's granter's notice,
     /// as this node received and verified it, when it holds one (the grantee can check it against the ancestor
     /// granter's identity, if it knows it); otherwise the reason code `ancestor-revoked`.
-    static func revokedAncestorResponse(grant id: String, ancestor: GrantSummary, archive: Archive) -> Response {
+    static func revokedAncestorResponse(grant id: String, ancestor: GrantSummary, archive: some ArchiveContext) -> Response {
         if let received = ancestor.revocation, let name = ObjectName(hex: received.notice),
             let bytes = try? archive.store.read(name, limit: RevocationNotice.maxBytes), ObjectName(of: bytes) == name
         {

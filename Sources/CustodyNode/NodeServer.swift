@@ -7,18 +7,15 @@ import HummingbirdCore
 import NIOCore
 import Synchronization
 
-/// The archive a server works on, used by one request at a time (its caches are not thread-safe).
-final class SharedArchive: @unchecked Sendable {
-    private let archive: Archive
-    private let lock = NSLock()
+/// The archive a server works on: immutable and `Sendable`, so requests use it concurrently, without a lock.
+struct SharedArchive: Sendable {
+    private let archive: Archive.Unlocked
 
-    init(_ archive: Archive) { self.archive = archive }
+    init(_ archive: Archive.Unlocked) { self.archive = archive }
 
-    /// Runs `body` with the archive, alone.
-    func with<T>(_ body: (Archive) throws -> T) rethrows -> T {
-        lock.lock()
-        defer { lock.unlock() }
-        return try body(archive)
+    /// Runs `body` with the archive.
+    func with<T>(_ body: (Archive.Unlocked) throws -> T) rethrows -> T {
+        try body(archive)
     }
 }
 
@@ -44,8 +41,7 @@ package struct NodeServer: Sendable {
     ///
     /// It reloads the nonces of requests accepted before (by an earlier run, even one that crashed), so none
     /// of them can be replayed.
-    package init(archive: Archive) throws {
-        _ = try archive.keys()
+    package init(archive: Archive.Unlocked) throws {
         shared = SharedArchive(archive)
         cacheDirectory = archive.root + "/serve-cache"
         try FileManager.default.createDirectory(atPath: cacheDirectory, withIntermediateDirectories: true)
@@ -396,7 +392,7 @@ package struct NodeServer: Sendable {
     ///
     /// Every body and every grant is looked at whatever the answer (no early return), so the time it takes does
     /// not tell a stranger whether its key is known.
-    static func isKnown(_ key: [UInt8], archive: Archive, grants: GrantCache) -> Bool {
+    static func isKnown(_ key: [UInt8], archive: Archive.Unlocked, grants: GrantCache) -> Bool {
         let text = Encoding.base64(key)
         var known = false
         for body in (try? archive.knownBodies()) ?? [] {
@@ -477,7 +473,7 @@ package struct NodeServer: Sendable {
 
     /// The whole bundle of a grant, written once per session into the serve cache so a client can resume an
     /// interrupted download with Range requests.
-    static func bundle(for id: String, archive: Archive, cache: String) throws -> String {
+    static func bundle(for id: String, archive: Archive.Unlocked, cache: String) throws -> String {
         _ = try? FileManager.default.createDirectory(atPath: cache, withIntermediateDirectories: true)
         let existing = ((try? FileManager.default.contentsOfDirectory(atPath: cache)) ?? [])
             .filter { $0.hasPrefix(id + "-") && $0.hasSuffix(".bundle") }.sorted().last.map { cache + "/" + $0 }
@@ -670,7 +666,7 @@ struct ServedGrant: Sendable {
 final class GrantCache: Sendable {
     private let grants = Mutex<[String: ServedGrant]>([:])
 
-    func get(_ id: String, archive: Archive) throws -> ServedGrant {
+    func get(_ id: String, archive: Archive.Unlocked) throws -> ServedGrant {
         if let cached = grants.withLock({ $0[id] }) { return cached }
         let (grant, signed) = try archive.storedGrant(id)
         // A node serves only grants it made: a stored grant of another granter (imported, or planted) is none of

@@ -21,7 +21,7 @@ extension Puller {
     /// - Throws: ``ArchiveError``: bad input (65) for a malformed notice, verification failed (1) for a forged
     ///   one, not authorised (77) when the grant was asked for by id.
     static func gone(
-        archive: Archive,
+        archive: Archive.Unlocked,
         client: NodeClient,
         peer: KnownBody,
         grant id: String,

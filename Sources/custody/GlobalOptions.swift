@@ -33,12 +33,17 @@ struct GlobalOptions: ParsableArguments {
         throw ArchiveError(.usage, "no archive given", fix: "pass --archive PATH or set CUSTODY_ARCHIVE")
     }
 
-    /// Opens the archive with a passphrase provider wired to the options.
+    /// Opens the archive, its passphrase source wired to the options (asked only if something needs the keys).
     func openArchive(access: Archive.Access = .shared) throws -> Archive {
-        let archive = try Archive.open(at: archivePath(), access: access)
-        let name = archive.config.name  // captured by value: the archive must not hold itself through its provider
-        archive.passphraseProvider = { try readPassphrase(prompt: "Passphrase for \(name): ") }
-        return archive
+        let options = self
+        return try Archive.open(at: archivePath(), access: access) { name in
+            try options.readPassphrase(prompt: "Passphrase for \(name): ")
+        }
+    }
+
+    /// Opens the archive and unlocks it: for commands that seal, sign or decrypt.
+    func unlockArchive(access: Archive.Access = .shared) throws -> Archive.Unlocked {
+        try openArchive(access: access).unlock()
     }
 
     /// The largest `--passphrase-file` read (its first line is the passphrase, at most 4096 bytes).

@@ -10,7 +10,7 @@ import Testing
 @Suite struct CustodyLedgerTests {
     let dir = TempDirectory("custody-ledger")
 
-    private func archiveWithItems(_ count: Int = 3) throws -> (Archive, [IngestedItem]) {
+    private func archiveWithItems(_ count: Int = 3) throws -> (Archive.Unlocked, [IngestedItem]) {
         let archive = try Fixtures.archive(in: dir, chunkSize: 4096)
         for i in 0..<count { dir.write("up/\(i).txt", Array("item \(i)".utf8)) }
         var options = IngestOptions()
@@ -21,7 +21,7 @@ import Testing
 
     private var journalPath: String { dir.path + "/archive/journal/entries" }
 
-    private func entries(_ archive: Archive) throws -> [[UInt8]] {
+    private func entries(_ archive: Archive.Unlocked) throws -> [[UInt8]] {
         var out: [[UInt8]] = []
         try archive.journal.scan(from: .start) { out.append($0.bytes) }
         return out
@@ -184,7 +184,7 @@ import Testing
         // An append whose process died before signing: frames only.
         let extract = Event(type: "extract", time: RFC3339.now(), actor: archive.config.origin, item: nil)
         _ = try archive.journal.append(
-            [try extract.entryBytes(signedBy: archive.keys().signing)],
+            [try extract.entryBytes(signedBy: archive.keys.signing)],
             hint: JournalPosition(count: before.count, offset: archive.journal.byteCount())
         )
         let report = try archive.verify(mode: .quick)
@@ -197,7 +197,7 @@ import Testing
     // MARK: Witnesses
 
     /// Two archives that know each other as witnesses.
-    private func witnessPair() throws -> (a: Archive, b: Archive) {
+    private func witnessPair() throws -> (a: Archive.Unlocked, b: Archive.Unlocked) {
         let (a, _) = try archiveWithItems(2)
         let b = try Archive.create(
             at: dir.path + "/b",
@@ -258,8 +258,7 @@ import Testing
         let fork = dir.path + "/fork"
         try FileManager.default.copyItem(atPath: dir.path + "/archive", toPath: fork)
         try a.note(try a.index().list(ItemFilter())[0].id, text: "the real history")
-        let forked = try Archive.open(at: fork)
-        forked.passphraseProvider = { Fixtures.secret() }
+        let forked = try Archive.open(at: fork).unlock(passphrase: Fixtures.secret())
         try forked.note(try forked.index().list(ItemFilter())[0].id, text: "a rewritten history")
         let real = try a.ledger.consistencyProof(from: base.size)
         let fake = try forked.ledger.consistencyProof(from: base.size)

@@ -12,9 +12,9 @@ import Testing
     let dir = TempDirectory("revocation")
 
     struct Bodies {
-        let granter: Archive
-        let grantee: Archive
-        let third: Archive
+        let granter: Archive.Unlocked
+        let grantee: Archive.Unlocked
+        let third: Archive.Unlocked
         /// A re-sharable grant to the grantee, imported.
         let parent: Grant
         /// A second grant to the grantee (case OTHER), imported.
@@ -22,7 +22,7 @@ import Testing
         let items: [IngestedItem]
     }
 
-    private func make(_ name: String) throws -> Archive {
+    private func make(_ name: String) throws -> Archive.Unlocked {
         try Archive.create(
             at: dir.path + "/" + name,
             name: name.uppercased(),
@@ -69,7 +69,7 @@ import Testing
         return child
     }
 
-    private func logSize(_ archive: Archive) throws -> Int { try archive.ledger.latestCheckpoint()?.size ?? 0 }
+    private func logSize(_ archive: Archive.Unlocked) throws -> Int { try archive.ledger.latestCheckpoint()?.size ?? 0 }
 
     @Test func aVerifiedNoticeIsRecordedAndStopsReshareAndExtract() throws {
         let b = try bodies()
@@ -159,7 +159,7 @@ import Testing
     }
 
     /// The notice of `grant`'s revocation, as JSON to tamper with.
-    private func noticeJSON(_ archive: Archive, _ grant: String) throws -> [String: Any] {
+    private func noticeJSON(_ archive: Archive.Unlocked, _ grant: String) throws -> [String: Any] {
         let bytes = try archive.revocationNotice(grant: grant)
         return try #require(try JSONSerialization.jsonObject(with: Data(bytes)) as? [String: Any])
     }
@@ -210,7 +210,7 @@ import Testing
 
         // A notice made by a stranger: a revoke event of the parent signed with its own keys, in a one-entry
         // "log" it signs with its own log key under the granter's origin — structurally perfect, wrong keys.
-        let strangerKeys = try b.third.keys()
+        let strangerKeys = try b.third.keys
         let (_, parentSigned) = try b.grantee.storedGrant(b.parent.id)
         let fakeEvent = Event(
             type: "revoke",
@@ -241,7 +241,7 @@ import Testing
             origin: try b.granter.identity().origin,
             size: 1,
             root: Merkle.leafHash(fakeEntry),
-            key: try b.granter.keys().log
+            key: try b.granter.keys.log
         )
         var unsignedEvent = stranger
         unsignedEvent.checkpoint = realLog.note

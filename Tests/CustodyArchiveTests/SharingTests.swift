@@ -18,16 +18,16 @@ import Glibc
     /// A granter with five items (three in case COI with tag detention, one of them no-share; two elsewhere),
     /// a grantee and a third body.
     struct Bodies {
-        let granter: Archive
-        let grantee: Archive
-        let third: Archive
+        let granter: Archive.Unlocked
+        let grantee: Archive.Unlocked
+        let third: Archive.Unlocked
         let inScope: [IngestedItem]
         let noShare: IngestedItem
         let outOfScope: [IngestedItem]
     }
 
     private func bodies() throws -> Bodies {
-        func make(_ name: String) throws -> Archive {
+        func make(_ name: String) throws -> Archive.Unlocked {
             try Archive.create(
                 at: dir.path + "/" + name,
                 name: name,
@@ -88,7 +88,7 @@ import Glibc
         return names.withLock { $0 }
     }
 
-    private func objectNames(_ archive: Archive, _ items: [IngestedItem]) throws -> Set<ObjectName> {
+    private func objectNames(_ archive: Archive.Unlocked, _ items: [IngestedItem]) throws -> Set<ObjectName> {
         Set(try items.flatMap { try archive.objectNames(of: $0.id.hex) })
     }
 
@@ -154,7 +154,7 @@ import Glibc
         #expect(inBundle.isDisjoint(with: try objectNames(b.granter, b.outOfScope + [b.noShare])))
         #expect(try objectNames(b.granter, b.inScope).isSubset(of: inBundle))
         // Even holding the granter's whole object store and log, the grantee opens no out-of-scope key.
-        let granteeKeys = try b.grantee.keys()
+        let granteeKeys = try b.grantee.keys
         var outside = 0
         try b.granter.journal.scan(from: .start) { entry in
             let event = try Event.parse(entry.bytes, publicKey: b.granter.signingPublicKey)

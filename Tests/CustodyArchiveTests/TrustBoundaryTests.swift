@@ -16,15 +16,15 @@ import Glibc
 
     /// A victim body with two items in case C and a grant of them to a partner; a stranger (mallory).
     struct World {
-        let victim: Archive
-        let partner: Archive
-        let mallory: Archive
+        let victim: Archive.Unlocked
+        let partner: Archive.Unlocked
+        let mallory: Archive.Unlocked
         let items: [IngestedItem]
         /// The victim's grant to its partner.
         let grant: Grant
     }
 
-    private func make(_ name: String) throws -> Archive {
+    private func make(_ name: String) throws -> Archive.Unlocked {
         try Archive.create(
             at: dir.path + "/" + name,
             name: name,
@@ -51,7 +51,7 @@ import Glibc
     }
 
     /// A grant from mallory to `to` of one item of its own, exported: a valid bundle to forge from.
-    private func malloryBundle(_ w: World, to: Archive, kind: String = "grant", name: String) throws -> String {
+    private func malloryBundle(_ w: World, to: Archive.Unlocked, kind: String = "grant", name: String) throws -> String {
         var options = IngestOptions()
         options.fields.caseID = "M"
         _ = try w.mallory.ingest([dir.write("m/\(name).txt", text: "mallory's \(name)")], options: options)
@@ -81,7 +81,7 @@ import Glibc
     /// stored grant are unchanged.
     @discardableResult
     private func expectRefused(
-        _ archive: Archive,
+        _ archive: Archive.Unlocked,
         _ path: String,
         _ code: ArchiveError.Code? = nil
     ) throws -> ArchiveError? {
@@ -96,19 +96,19 @@ import Glibc
         return error
     }
 
-    private func storedGrants(_ archive: Archive) throws -> [String: [UInt8]] {
+    private func storedGrants(_ archive: Archive.Unlocked) throws -> [String: [UInt8]] {
         let directory = archive.root + "/grants"
         let names = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
         return Dictionary(uniqueKeysWithValues: names.map { ($0, Fixtures.read(directory + "/" + $0)) })
     }
 
     /// Mallory's copy of `grant` under its own key, naming itself as grantee (or with another id).
-    private func forged(_ grant: Grant, by mallory: Archive, id: String? = nil) throws -> [UInt8] {
+    private func forged(_ grant: Grant, by mallory: Archive.Unlocked, id: String? = nil) throws -> [UInt8] {
         var copy = grant
         copy.id = id ?? grant.id
         copy.granter = GrantParty(try mallory.identity())
         copy.grantee = GrantParty(try mallory.identity())
-        return try copy.signed(by: try mallory.keys().signing)
+        return try copy.signed(by: try mallory.keys.signing)
     }
 
     @Test func anAncestorRecordOffTheParentChainCannotRewriteAStoredGrant() throws {
@@ -128,7 +128,7 @@ import Glibc
         // The same with a path for an id: refused before anything is written, nowhere.
         var traversal = w.grant
         traversal.id = "../../../../victim-owned"
-        let signed = try traversal.signed(by: try w.mallory.keys().signing)
+        let signed = try traversal.signed(by: try w.mallory.keys.signing)
         recs = try records(path)
         recs.insert(("P", signed), at: 2)
         try expectRefused(w.victim, try write(recs, "traversal-p.bundle"))
@@ -143,7 +143,7 @@ import Glibc
         var recs = try records(path)
         var grant = try Grant.parse(recs[1].1)
         grant.id = w.grant.id
-        recs[1].1 = try grant.signed(by: try w.mallory.keys().signing)
+        recs[1].1 = try grant.signed(by: try w.mallory.keys.signing)
         // Its grant event no longer matches, so re-log it: mallory signs what it likes in its own log.
         let attack = try write(recs, "reused-id.bundle")
         let error = try expectRefused(w.victim, attack)
@@ -165,7 +165,7 @@ import Glibc
             items[0]["objects"] = objects
             json["items"] = items
             let newBody = Array(try JSONSerialization.data(withJSONObject: json, options: [.sortedKeys]))
-            let signature = try w.mallory.keys().signing.signature(for: Grant.signatureDomain + newBody)
+            let signature = try w.mallory.keys.signing.signature(for: Grant.signatureDomain + newBody)
             recs[1].1 = newBody + [0x0A] + Array(Encoding.base64(signature).utf8)
             let attack = try write(recs, "size-\(size).bundle")
             #expect(try problems(attack).first?.kind == "grant-malformed")
@@ -234,7 +234,7 @@ import Glibc
         var recs = try records(path)
         var grant = try Grant.parse(recs[1].1)
         grant.items[0].objects = fakeObjects
-        recs[1].1 = try grant.signed(by: try w.partner.keys().signing)
+        recs[1].1 = try grant.signed(by: try w.partner.keys.signing)
         let attack = try write(recs, "substituted.bundle")
         #expect(try problems(attack).contains { $0.kind == "reshare-invalid" })
         try expectRefused(w.mallory, attack)
@@ -302,7 +302,7 @@ import Glibc
         let forgedLine = SignedNote.cosignatureLine(
             body: body,
             name: partner.origin,
-            key: try w.mallory.keys().signing,
+            key: try w.mallory.keys.signing,
             timestamp: 1
         )
         recs[index].1 += Array(forgedLine.utf8)
@@ -332,8 +332,7 @@ import Glibc
         // A fork: the victim's archive copied, and the two copies grow apart to the same size.
         let fork = dir.path + "/victim-fork"
         try FileManager.default.copyItem(atPath: w.victim.root, toPath: fork)
-        let forked = try Archive.open(at: fork)
-        forked.passphraseProvider = { Fixtures.secret() }
+        let forked = try Archive.open(at: fork).unlock(passphrase: Fixtures.secret())
         var options = IngestOptions()
         options.fields.caseID = "F"
         _ = try w.victim.ingest([dir.write("f/real.txt", text: "the log the witnesses see")], options: options)

@@ -14,7 +14,7 @@ import Testing
     private var root: String { dir.path + "/archive" }
 
     /// An archive whose log grew in several signed steps (so stale partial tiles exist), with `notes` notes.
-    private func grownArchive(notes: Int = 3) throws -> Archive {
+    private func grownArchive(notes: Int = 3) throws -> Archive.Unlocked {
         let archive = try Fixtures.archive(in: dir, chunkSize: 4096)
         for i in 0..<2 { dir.write("up/\(i).txt", Array("item \(i)".utf8)) }
         let report = try archive.ingest([dir.path + "/up"], options: IngestOptions())
@@ -23,7 +23,7 @@ import Testing
     }
 
     /// A second archive, `name`, that knows `archive` as a witness and is known by it.
-    private func witness(of archive: Archive, named name: String = "w") throws -> Archive {
+    private func witness(of archive: Archive.Unlocked, named name: String = "w") throws -> Archive.Unlocked {
         let witness = try Archive.create(
             at: dir.path + "/" + name,
             name: "Witness \(name)",
@@ -340,7 +340,7 @@ import Testing
     // MARK: Proofs sent to witness cosign
 
     /// `archive`'s consistency request from `size`, with the proof hash at `flip` altered by one bit.
-    private func request(_ archive: Archive, from size: Int, flip: Int?) throws -> String {
+    private func request(_ archive: Archive.Unlocked, from size: Int, flip: Int?) throws -> String {
         var proof = try archive.ledger.consistencyProof(from: size)
         if let flip { proof.proof[flip][0] ^= 0x01 }
         return proof.witnessRequest
@@ -381,8 +381,7 @@ import Testing
         try archive.note(item, text: "the real history")
         let real = try #require(try archive.ledger.latestCheckpoint())
         _ = try w.cosign(Array(real.note.utf8))
-        let fork = try Archive.open(at: forkPath)
-        fork.passphraseProvider = { Fixtures.secret() }
+        let fork = try Archive.open(at: forkPath).unlock(passphrase: Fixtures.secret())
         try fork.note(item, text: "a rewritten history")
         try fork.note(item, text: "and more of it")
         // The forked log's honest proof from the size w saw: it leads to the forked root, and its prefix of that

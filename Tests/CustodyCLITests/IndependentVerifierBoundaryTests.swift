@@ -108,9 +108,8 @@ import Testing
 
     /// The signing key of body `name`, to forge as it.
     private func signingKey(_ name: String) throws -> SigningKey {
-        let archive = try Archive.open(at: dir.path + "/" + name)
-        archive.passphraseProvider = { try SecretBytes(copying: Array(Self.passphrase.utf8)) }
-        return try archive.keys().signing
+        let archive = try Archive.open(at: dir.path + "/" + name).unlock(passphrase: try SecretBytes(copying: Array(Self.passphrase.utf8)))
+        return try archive.keys.signing
     }
 
     // MARK: - The bundle format, by hand (Docs/SHARING.md section 3)

@@ -140,9 +140,8 @@ import Testing
 
         // Raw requests as IACHR, as a stranger and as nobody.
         let signing: SigningKey = try {
-            let iachr = try Archive.open(at: dir.path + "/iachr")
-            iachr.passphraseProvider = { try SecretBytes(copying: Array("node test".utf8)) }
-            return try iachr.keys().signing
+            let iachr = try Archive.open(at: dir.path + "/iachr").unlock(passphrase: try SecretBytes(copying: Array("node test".utf8)))
+            return try iachr.keys.signing
         }()
         let base = try #require(URL(string: url))
         let client = NodeClient(base: base, key: signing)

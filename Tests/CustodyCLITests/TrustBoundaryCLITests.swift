@@ -197,9 +197,8 @@ import Glibc
         #expect(!FileManager.default.fileExists(atPath: victim))
 
         // One grant's head answered for another: the import compares the head's grant with the listed id.
-        let iachr = try Archive.open(at: dir.path + "/iachr")
-        iachr.passphraseProvider = { try SecretBytes(copying: Array("boundary test".utf8)) }
-        let client = NodeClient(base: try #require(URL(string: realURL)), key: try iachr.keys().signing)
+        let iachr = try Archive.open(at: dir.path + "/iachr").unlock(passphrase: try SecretBytes(copying: Array("boundary test".utf8)))
+        let client = NodeClient(base: try #require(URL(string: realURL)), key: try iachr.keys.signing)
         let head = try await client.send("v1/grants/\(c2)/head")
         #expect(head.status == 200)
         let other = dir.write("c2.head", Array(head.body))

@@ -50,7 +50,7 @@ package enum Fixtures {
     }
 
     /// A new archive in `dir/archive` with the insecure-test KDF (fast unlocks).
-    package static func archive(in dir: TempDirectory, chunkSize: Int = 1 << 20) throws -> Archive {
+    package static func archive(in dir: TempDirectory, chunkSize: Int = 1 << 20) throws -> Archive.Unlocked {
         let archive = try Archive.create(
             at: dir.path + "/archive",
             name: "Test Body",
@@ -61,11 +61,9 @@ package enum Fixtures {
         return archive
     }
 
-    /// Opens the archive in `dir/archive` with the test passphrase.
-    package static func reopen(_ dir: TempDirectory, access: Archive.Access = .shared) throws -> Archive {
-        let archive = try Archive.open(at: dir.path + "/archive", access: access)
-        archive.passphraseProvider = { secret() }
-        return archive
+    /// Opens the archive in `dir/archive` and unlocks it with the test passphrase.
+    package static func reopen(_ dir: TempDirectory, access: Archive.Access = .shared) throws -> Archive.Unlocked {
+        try Archive.open(at: dir.path + "/archive", access: access, passphrase: { _ in secret() }).unlock()
     }
 
     /// Every regular file under `root`, recursively.

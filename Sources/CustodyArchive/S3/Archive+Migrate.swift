@@ -23,7 +23,7 @@ package struct ObjectMigration: Sendable {
     package var localCopies: String
 }
 
-extension Archive {
+extension ArchiveContext {
     /// Copies every object the journal names to an S3 bucket, verifies each copy by reading it back and
     /// re-hashing it, and only then switches the archive over (`objects.json`); the local `objects/` folder is
     /// kept, renamed `objects-before-s3/`, for the operator to delete once satisfied.
@@ -96,7 +96,7 @@ extension Archive {
         // Every object is on the target and verified: switch over, atomically.
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]
-        try POSIX.writeFileAtomically(Self.objectsPath(root), Array(encoder.encode(settings)) + [0x0A], mode: 0o644)
+        try POSIX.writeFileAtomically(Archive.objectsPath(root), Array(encoder.encode(settings)) + [0x0A], mode: 0o644)
         _ = POSIX.syncDirectory(root)
         if rename(root + "/objects", report.localCopies) != 0 {
             report.localCopies = root + "/objects"
@@ -107,7 +107,7 @@ extension Archive {
     /// Copies one object unless the target has it; reads the copy back and re-hashes it either way.
     ///
     /// - Returns: Whether it was uploaded now.
-    private static func copy(
+    fileprivate static func copy(
         _ name: ObjectName,
         size: Int64,
         from local: FileObjectStore,

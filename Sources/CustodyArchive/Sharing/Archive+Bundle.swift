@@ -45,6 +45,41 @@ struct ProvenanceRecord: Codable {
 }
 
 extension Archive {
+
+    /// The name provenance gives the sender of an anonymous submission, whatever its bundle calls itself.
+    package static let anonymousGranter = "anonymous submitter (unverified)"
+
+    /// What a pull asked for: the grant id it listed and the peer it asked (the granter it must come from).
+    package struct ExpectedGrant: Sendable {
+        package var grant: String
+        package var granter: Identity
+        /// The head's checkpoint, as checked against the witnessed log before the import.
+        package var checkpoint: String?
+
+        package init(grant: String, granter: Identity, checkpoint: String? = nil) {
+            self.grant = grant
+            self.granter = granter
+            self.checkpoint = checkpoint
+        }
+    }
+
+    /// A pull commits the objects it fetched whenever this many bytes are staged.
+    static let pullCommitBytes: Int64 = 128 << 20
+
+    /// What an import can know before its verifying pass (from ``BundleVerifier/preview(path:)``).
+    struct ImportPlan {
+        /// The import event each new item would get.
+        var events: [ItemID: Event]
+        /// The new items each stored object belongs to.
+        var itemsByObject: [ObjectName: [ItemID]]
+        /// How many objects of each new item are still to come.
+        var remaining: [ItemID: Int]
+        /// The bytes of the new items' objects.
+        var bytes: Int64 = 0
+    }
+}
+
+extension ArchiveContext {
     /// Writes the bundle of a grant this archive made: granter identity, signed grant, checkpoint, the ledger
     /// entries of the grant and its items with inclusion proofs, and every released object — streamed. Without
     /// `objects`, the bundle's head: every record but the objects (a node serves the objects one by one).
@@ -117,7 +152,7 @@ extension Archive {
             if !published { unlink(temp) }
         }
         let writer = try BundleWriter(fd: fd)
-        try writer.record("I", try POSIX.readFile(Self.identityPath(root), limit: 64 * 1024))
+        try writer.record("I", try POSIX.readFile(Archive.identityPath(root), limit: 64 * 1024))
         try writer.record("G", signed)
         // A re-share carries its chain of ancestor grants, parent first, back to the original holder.
         var ancestor = grant.parent
@@ -172,6 +207,129 @@ extension Archive {
         )
     }
 
+    /// How an import names the granter: its name and fingerprint, or — for an anonymous submission, whose
+    /// self-description is never shown — ``anonymousGranter``.
+    static func granterLabel(_ contents: BundleContents) -> String {
+        contents.grant.kind == "anonymous-submission"
+            ? Archive.anonymousGranter : "\(contents.identity.name) (\(contents.identity.fingerprint))"
+    }
+
+    /// Plans an import from the bundle's leading records; `nil` (no early checks) when there is nothing to plan.
+    func importPlan(path: String, now: Int) throws -> Archive.ImportPlan? {
+        guard let preview = BundleVerifier.preview(path: path), preview.grant.grantee.boxKey == config.boxKey else {
+            return nil
+        }
+        let present = Set(try index().items(ids: preview.grant.items.map(\.id.hex)).map(\.id))
+        var plan = Archive.ImportPlan(events: [:], itemsByObject: [:], remaining: [:])
+        for item in preview.grant.items where !present.contains(item.id.hex) {
+            guard
+                let event = importEvent(
+                    item,
+                    grant: preview.grant,
+                    signed: preview.signed,
+                    origin: preview.origins[item.id],
+                    now: now
+                )
+            else { continue }
+            plan.events[item.id] = event
+            let names = Set(item.objects.map(\.name)).subtracting(preview.annotations)
+            plan.remaining[item.id] = names.count
+            for name in names { plan.itemsByObject[name, default: []].append(item.id) }
+        }
+        let sizes = Dictionary(preview.grant.releasedObjects.map { ($0.name, $0.size) }) { first, _ in first }
+        plan.bytes = plan.itemsByObject.keys.reduce(0) { $0 + (sizes[$1] ?? 0) }
+        guard !plan.events.isEmpty else { return nil }
+        return plan
+    }
+
+    /// The `import` event of a granted item, from its origin event in the granter's log.
+    func importEvent(_ item: GrantedItem, grant: Grant, signed: [UInt8], origin: Event?, now: Int) -> Event? {
+        guard let origin, let originObjects = origin.objects else { return nil }
+        let content = grant.permission == "content"
+        return Event(
+            type: "import",
+            time: RFC3339.format(now),
+            actor: config.origin,
+            item: item.id,
+            objects: content ? originObjects : IngestObjects(meta: originObjects.meta, content: nil),
+            keys: WrappedKeys(meta: item.keys.meta, content: content ? item.keys.content : nil),
+            commitment: origin.commitment,
+            grant: GrantReference(id: grant.id, hash: Grant.hash(signed))
+        )
+    }
+}
+
+extension Archive.Unlocked {
+
+    /// Seals an imported item's provenance, with the granter's tags and notes decrypted, under its K_meta.
+    fileprivate func sealProvenance(
+        for event: Event,
+        contents: BundleContents,
+        objects: [ObjectName: [UInt8]]
+    ) throws -> ObjectRef {
+        guard let item = event.item else { throw ArchiveError(.damaged, "import without item", fix: "report this bug") }
+        var annotations: [Annotation] = []
+        for annotationEvent in contents.annotations[item] ?? [] {
+            annotations.append(try annotation(of: annotationEvent, keyedLike: event, objects: objects))
+        }
+        let terms = try terms(of: contents.grant)
+        let kind = contents.grant.kind
+        let record = ProvenanceRecord(
+            provenance: Provenance(
+                granter: kind == "anonymous-submission" ? Archive.anonymousGranter : contents.identity.name,
+                granterOrigin: kind == "anonymous-submission" ? "anonymous" : contents.identity.origin,
+                granterFingerprint: contents.identity.fingerprint,
+                grant: contents.grant.id,
+                purpose: terms.purpose,
+                importedAt: event.time,
+                kind: kind
+            ),
+            annotations: annotations
+        )
+        var key = try metaKey(of: event)
+        defer { wipe(&key) }
+        let sealed = SealedPart.seal(Array(try Event.encoder.encode(record)), kind: .provenance, item: item, key: key)
+        let name = ObjectName(of: sealed)
+        if let staged = try sealed.withUnsafeBytes({ try store.stage($0, as: name, checkExisting: true) }) {
+            try store.commit([staged])
+        }
+        return ObjectRef(name: name, size: Int64(sealed.count))
+    }
+
+    /// Decrypts a granter's annotation of an imported item, reading its object from the bundle's released set.
+    fileprivate func annotation(
+        of event: Event,
+        keyedLike importEvent: Event,
+        objects: [ObjectName: [UInt8]]
+    ) throws
+        -> Annotation
+    {
+        guard let ref = event.annotation, let item = event.item else {
+            throw ArchiveError(.badInput, "an annotation in the bundle is incomplete", fix: "ask for it again")
+        }
+        guard let bytes = objects[ref.name] else {
+            throw ArchiveError(
+                .badInput,
+                "the bundle lacks the object of a \(event.type) of item \(item)",
+                fix: "ask for it again"
+            )
+        }
+        var key = try metaKey(of: importEvent)
+        defer { wipe(&key) }
+        let json = try SealedPart.open(bytes, kind: .annotation, item: item, key: key)
+        guard let annotation = try? JSONDecoder().decode(Annotation.self, from: Data(json)),
+            annotation.type == event.type
+        else {
+            throw ArchiveError(
+                .badInput,
+                "a \(event.type) of item \(item) in the bundle is not valid",
+                fix: "ask for it again"
+            )
+        }
+        return annotation
+    }
+
+
     /// Imports a bundle addressed to this archive: verifies it completely, stores the released objects,
     /// decrypts every item and re-checks its SHA-256 and evidence commitment, and only then records one
     /// `import` event per new item — in one append, so a killed import leaves no item half-imported.
@@ -187,7 +345,7 @@ extension Archive {
     package func importBundle(
         path: String,
         trustGranter: Bool = false,
-        expected: ExpectedGrant? = nil,
+        expected: Archive.ExpectedGrant? = nil,
         fetch: ObjectFetcher? = nil,
         progress: ((Int, Int) -> Void)? = nil
     ) throws -> BundleImport {
@@ -200,7 +358,7 @@ extension Archive {
         let checking = DispatchGroup()
         let early = Mutex<[ItemID: VerifyProblem?]>([:])
         let remaining = Mutex(plan?.remaining ?? [:])
-        let unchecked = UncheckedArchive(self)
+        let unlocked = self  // Sendable: the check workers decrypt through it
         // One pass: verify everything and stage every object (annotations also kept in memory). Nothing is
         // committed until every check below has passed; a refusal discards the staged files.
         let stagedBox = Mutex<[StagedObject]>([])
@@ -208,7 +366,7 @@ extension Archive {
         let stagedCount = Atomic<Int>(0)
         let pendingBytes = Mutex<Int64>(0)
         // At least four batches, so that even a small pull resumes part-way; at most 128 MiB each.
-        let commitEvery = min(Self.pullCommitBytes, max((plan?.bytes ?? 0) / 4, 64 << 10))
+        let commitEvery = min(Archive.pullCommitBytes, max((plan?.bytes ?? 0) / 4, 64 << 10))
         let (report, verified): (BundleReport, BundleContents?)
         defer { checking.wait() }
         do {
@@ -255,7 +413,7 @@ extension Archive {
                     checking.enter()
                     checkQueue.async {
                         defer { checking.leave() }
-                        let problem = unchecked.archive.deepCheck(event, item: item)
+                        let problem = unlocked.deepCheck(event, item: item)
                         early.withLock { $0[item] = .some(problem) }
                     }
                 }
@@ -355,7 +513,6 @@ extension Archive {
                 trustedNow: trustedNow
             )
         }
-        _ = try keys()
         // The import events, from the verified contents: what each item will name.
         let events = try fresh.map { item in
             guard
@@ -401,7 +558,7 @@ extension Archive {
         let late = pending
         DispatchQueue.concurrentPerform(iterations: late.count) { position in
             let index = late[position]
-            if let problem = unchecked.archive.deepCheck(pairs[index].0, item: pairs[index].1.id) {
+            if let problem = unlocked.deepCheck(pairs[index].0, item: pairs[index].1.id) {
                 checks.withLock { $0[index] = problem }
             }
         }
@@ -434,157 +591,5 @@ extension Archive {
             alreadyPresent: grant.items.map(\.id.hex).filter { present.contains($0) },
             trustedNow: trustedNow
         )
-    }
-
-    /// How an import names the granter: its name and fingerprint, or — for an anonymous submission, whose
-    /// self-description is never shown — ``anonymousGranter``.
-    static func granterLabel(_ contents: BundleContents) -> String {
-        contents.grant.kind == "anonymous-submission"
-            ? anonymousGranter : "\(contents.identity.name) (\(contents.identity.fingerprint))"
-    }
-
-    /// The name provenance gives the sender of an anonymous submission, whatever its bundle calls itself.
-    package static let anonymousGranter = "anonymous submitter (unverified)"
-
-    /// What a pull asked for: the grant id it listed and the peer it asked (the granter it must come from).
-    package struct ExpectedGrant: Sendable {
-        package var grant: String
-        package var granter: Identity
-        /// The head's checkpoint, as checked against the witnessed log before the import.
-        package var checkpoint: String?
-
-        package init(grant: String, granter: Identity, checkpoint: String? = nil) {
-            self.grant = grant
-            self.granter = granter
-            self.checkpoint = checkpoint
-        }
-    }
-
-    /// A pull commits the objects it fetched whenever this many bytes are staged.
-    static let pullCommitBytes: Int64 = 128 << 20
-
-    /// What an import can know before its verifying pass (from ``BundleVerifier/preview(path:)``).
-    struct ImportPlan {
-        /// The import event each new item would get.
-        var events: [ItemID: Event]
-        /// The new items each stored object belongs to.
-        var itemsByObject: [ObjectName: [ItemID]]
-        /// How many objects of each new item are still to come.
-        var remaining: [ItemID: Int]
-        /// The bytes of the new items' objects.
-        var bytes: Int64 = 0
-    }
-
-    /// Plans an import from the bundle's leading records; `nil` (no early checks) when there is nothing to plan.
-    func importPlan(path: String, now: Int) throws -> ImportPlan? {
-        guard let preview = BundleVerifier.preview(path: path), preview.grant.grantee.boxKey == config.boxKey else {
-            return nil
-        }
-        let present = Set(try index().items(ids: preview.grant.items.map(\.id.hex)).map(\.id))
-        var plan = ImportPlan(events: [:], itemsByObject: [:], remaining: [:])
-        for item in preview.grant.items where !present.contains(item.id.hex) {
-            guard
-                let event = importEvent(
-                    item,
-                    grant: preview.grant,
-                    signed: preview.signed,
-                    origin: preview.origins[item.id],
-                    now: now
-                )
-            else { continue }
-            plan.events[item.id] = event
-            let names = Set(item.objects.map(\.name)).subtracting(preview.annotations)
-            plan.remaining[item.id] = names.count
-            for name in names { plan.itemsByObject[name, default: []].append(item.id) }
-        }
-        let sizes = Dictionary(preview.grant.releasedObjects.map { ($0.name, $0.size) }) { first, _ in first }
-        plan.bytes = plan.itemsByObject.keys.reduce(0) { $0 + (sizes[$1] ?? 0) }
-        guard !plan.events.isEmpty else { return nil }
-        _ = try keys()  // the workers that check items need the keys loaded before they start
-        return plan
-    }
-
-    /// The `import` event of a granted item, from its origin event in the granter's log.
-    func importEvent(_ item: GrantedItem, grant: Grant, signed: [UInt8], origin: Event?, now: Int) -> Event? {
-        guard let origin, let originObjects = origin.objects else { return nil }
-        let content = grant.permission == "content"
-        return Event(
-            type: "import",
-            time: RFC3339.format(now),
-            actor: config.origin,
-            item: item.id,
-            objects: content ? originObjects : IngestObjects(meta: originObjects.meta, content: nil),
-            keys: WrappedKeys(meta: item.keys.meta, content: content ? item.keys.content : nil),
-            commitment: origin.commitment,
-            grant: GrantReference(id: grant.id, hash: Grant.hash(signed))
-        )
-    }
-
-    /// Seals an imported item's provenance, with the granter's tags and notes decrypted, under its K_meta.
-    private func sealProvenance(
-        for event: Event,
-        contents: BundleContents,
-        objects: [ObjectName: [UInt8]]
-    ) throws -> ObjectRef {
-        guard let item = event.item else { throw ArchiveError(.damaged, "import without item", fix: "report this bug") }
-        var annotations: [Annotation] = []
-        for annotationEvent in contents.annotations[item] ?? [] {
-            annotations.append(try annotation(of: annotationEvent, keyedLike: event, objects: objects))
-        }
-        let terms = try terms(of: contents.grant)
-        let kind = contents.grant.kind
-        let record = ProvenanceRecord(
-            provenance: Provenance(
-                granter: kind == "anonymous-submission" ? Self.anonymousGranter : contents.identity.name,
-                granterOrigin: kind == "anonymous-submission" ? "anonymous" : contents.identity.origin,
-                granterFingerprint: contents.identity.fingerprint,
-                grant: contents.grant.id,
-                purpose: terms.purpose,
-                importedAt: event.time,
-                kind: kind
-            ),
-            annotations: annotations
-        )
-        var key = try metaKey(of: event)
-        defer { wipe(&key) }
-        let sealed = SealedPart.seal(Array(try Event.encoder.encode(record)), kind: .provenance, item: item, key: key)
-        let name = ObjectName(of: sealed)
-        if let staged = try sealed.withUnsafeBytes({ try store.stage($0, as: name, checkExisting: true) }) {
-            try store.commit([staged])
-        }
-        return ObjectRef(name: name, size: Int64(sealed.count))
-    }
-
-    /// Decrypts a granter's annotation of an imported item, reading its object from the bundle's released set.
-    private func annotation(
-        of event: Event,
-        keyedLike importEvent: Event,
-        objects: [ObjectName: [UInt8]]
-    ) throws
-        -> Annotation
-    {
-        guard let ref = event.annotation, let item = event.item else {
-            throw ArchiveError(.badInput, "an annotation in the bundle is incomplete", fix: "ask for it again")
-        }
-        guard let bytes = objects[ref.name] else {
-            throw ArchiveError(
-                .badInput,
-                "the bundle lacks the object of a \(event.type) of item \(item)",
-                fix: "ask for it again"
-            )
-        }
-        var key = try metaKey(of: importEvent)
-        defer { wipe(&key) }
-        let json = try SealedPart.open(bytes, kind: .annotation, item: item, key: key)
-        guard let annotation = try? JSONDecoder().decode(Annotation.self, from: Data(json)),
-            annotation.type == event.type
-        else {
-            throw ArchiveError(
-                .badInput,
-                "a \(event.type) of item \(item) in the bundle is not valid",
-                fix: "ask for it again"
-            )
-        }
-        return annotation
     }
 }

@@ -90,7 +90,9 @@ extension Archive {
     /// Consent values that forbid sharing (compared without case).
     package static let noShareConsents: Set<String> = ["no-share", "no-sharing", "do-not-share", "internal-only"]
 
-    var grantsDirectory: String { root + "/grants" }
+}
+
+extension ArchiveContext {
 
     /// Resolves a request to explicit items, with the reason for each inclusion and exclusion.
     ///
@@ -108,11 +110,11 @@ extension Archive {
         }
         var maxLevel: Int?
         if let max = request.maxSensitivity {
-            guard let level = Self.sensitivityScale.firstIndex(of: max.lowercased()) else {
+            guard let level = Archive.sensitivityScale.firstIndex(of: max.lowercased()) else {
                 throw ArchiveError(
                     .usage,
                     "--max-sensitivity \(max) is not a level",
-                    fix: "use one of \(Self.sensitivityScale.joined(separator: ", "))"
+                    fix: "use one of \(Archive.sensitivityScale.joined(separator: ", "))"
                 )
             }
             maxLevel = level
@@ -178,7 +180,7 @@ extension Archive {
                 scope.excluded.append((item.id, "a re-share cannot mix imported items with this archive's own"))
                 continue
             }
-            if let consent = m.consent, Self.noShareConsents.contains(consent.lowercased()),
+            if let consent = m.consent, Archive.noShareConsents.contains(consent.lowercased()),
                 request.overrideConsentReason == nil
             {
                 scope.excluded.append(
@@ -187,7 +189,7 @@ extension Archive {
                 continue
             }
             if let maxLevel {
-                guard let label = m.sensitivity, let level = Self.sensitivityScale.firstIndex(of: label.lowercased())
+                guard let label = m.sensitivity, let level = Archive.sensitivityScale.firstIndex(of: label.lowercased())
                 else {
                     scope.excluded.append(
                         (item.id, "its sensitivity (\(m.sensitivity ?? "none")) is not a level of the scale")
@@ -204,163 +206,6 @@ extension Archive {
             scope.items.append((item, why))
         }
         return scope
-    }
-
-    /// Makes, signs, stores and records a grant (a `grant` event).
-    ///
-    /// - Returns: The grant and what the query matched but left out.
-    /// - Throws: ``ArchiveError``: bad input when no item remains in scope or the expiry is not in the future.
-    package func createGrant(_ request: GrantRequest) throws -> (grant: Grant, signed: [UInt8], scope: GrantScope) {
-        let scope = try resolveScope(request)
-        if scope.items.isEmpty, let (parent, summary) = scope.revokedParents.min(by: { $0.key < $1.key }) {
-            let by = summary.revocation.map { TerminalText.escape($0.revokedBy) } ?? "its granter"
-            throw ArchiveError(
-                .notAuthorised,
-                "the parent grant \(parent) was revoked by \(by) at \(summary.revokedAt ?? "?"); its items cannot be re-shared",
-                fix: "ask \(by) for a new grant"
-            )
-        }
-        guard !scope.items.isEmpty else {
-            throw ArchiveError(
-                .badInput,
-                "no item is in scope (\(scope.excluded.count) matched but were excluded)",
-                fix: "check the scope with --dry-run"
-            )
-        }
-        guard let expires = RFC3339.parse(request.expires), expires > Int(time(nil)) else {
-            throw ArchiveError(
-                .usage,
-                "the expiry \(request.expires) is not in the future",
-                fix: "give --expires 90d or a later time"
-            )
-        }
-        guard !request.purpose.trimmingCharacters(in: .whitespaces).isEmpty, request.purpose.utf8.count <= 4096 else {
-            throw ArchiveError(.usage, "the purpose is empty or over 4096 bytes", fix: "give --purpose \"…\"")
-        }
-        guard let granteeBox = Encoding.bytes(base64: request.grantee.boxKey), granteeBox.count == 32 else {
-            throw ArchiveError(.badInput, "the grantee's box key is malformed", fix: "ask for a fresh identity file")
-        }
-        var parent: GrantReference?
-        var permissionOnlyMetadata = request.metadataOnly
-        if let parentID = scope.parent {
-            let (parentGrant, parentSigned) = try storedGrant(parentID)
-            guard expires <= (RFC3339.parse(parentGrant.expires) ?? 0) else {
-                throw ArchiveError(
-                    .usage,
-                    "a re-share cannot outlast its parent grant \(parentID), which expires at \(parentGrant.expires)",
-                    fix: "give --expires \(parentGrant.expires) or earlier"
-                )
-            }
-            if let revoked = try index().grant(parentID)?.revokedAt {
-                throw ArchiveError(
-                    .notAuthorised,
-                    "the parent grant \(parentID) was revoked at \(revoked); its items cannot be re-shared",
-                    fix: "ask its granter for a new grant"
-                )
-            }
-            guard parentGrant.isValid(at: Int(time(nil))) else {
-                throw ArchiveError(
-                    .notAuthorised,
-                    "the parent grant \(parentID) is not valid now",
-                    fix: "ask its granter for a new one"
-                )
-            }
-            if parentGrant.permission == "metadata" { permissionOnlyMetadata = true }
-            parent = GrantReference(id: parentGrant.id, hash: Grant.hash(parentSigned))
-        }
-        let keys = try keys()
-        var items: [GrantedItem] = []
-        let annotations = try annotationObjects(of: scope.items.map(\.item))
-        for (indexed, _) in scope.items {
-            let ingest = try ingestEvent(of: indexed)
-            var granted = try grantedItem(indexed, ingest: ingest, metadataOnly: permissionOnlyMetadata, to: granteeBox)
-            granted.objects += annotations[indexed.id] ?? []
-            items.append(granted)
-        }
-        var query: [String: String] = [:]
-        query["case"] = request.caseID
-        if !request.tags.isEmpty { query["tags"] = request.tags.joined(separator: ",") }
-        if !request.items.isEmpty { query["items"] = request.items.joined(separator: ",") }
-        query["collected_after"] = request.collectedAfter
-        query["collected_before"] = request.collectedBefore
-        query["max_sensitivity"] = request.maxSensitivity
-        var terms = GrantTerms(purpose: request.purpose, query: query)
-        let overridden = scope.items.filter {
-            $0.item.metadata.consent.map { Self.noShareConsents.contains($0.lowercased()) } ?? false
-        }
-        if let reason = request.overrideConsentReason, !overridden.isEmpty {
-            terms.consentOverride = GrantTerms.ConsentOverride(items: overridden.map(\.item.id), reason: reason)
-        }
-        let termsJSON = try Array(Event.encoder.encode(terms))
-        let me = try identity()
-        let grant = Grant(
-            id: ItemID.random().hex,
-            created: RFC3339.now(),
-            expires: RFC3339.format(expires),
-            granter: GrantParty(me),
-            grantee: GrantParty(request.grantee),
-            permission: permissionOnlyMetadata ? "metadata" : "content",
-            reshare: request.reshare,
-            parent: parent,
-            kind: request.kind,
-            items: items,
-            termsForGrantee: Encoding.base64(try BoxKey.seal(termsJSON, to: granteeBox)),
-            termsForGranter: Encoding.base64(try BoxKey.seal(termsJSON, to: boxPublicKey))
-        )
-        let signed = try grant.signed(by: keys.signing)
-        // The signed grant is durable before the event that names it.
-        try storeSignedGrant(signed)
-        let reference = GrantReference(id: grant.id, hash: Grant.hash(signed))
-        _ = try record([Event(type: "grant", time: grant.created, actor: config.origin, grant: reference)])
-        return (grant, signed, scope)
-    }
-
-    /// The released objects (without its annotations) and wrapped keys of one item.
-    func grantedItem(
-        _ indexed: IndexedItem,
-        ingest: Event,
-        metadataOnly: Bool,
-        to recipient: [UInt8]
-    ) throws
-        -> GrantedItem
-    {
-        guard let item = ingest.item, let objects = ingest.objects, let wrapped = ingest.keys else {
-            throw ArchiveError(.damaged, "the ingest event of \(indexed.id) is incomplete", fix: "run custody verify")
-        }
-        let keys = try keys()
-        var meta = try keys.unwrap(wrapped.meta, item: item)
-        defer { wipe(&meta) }
-        var released = [objects.meta]
-        var grantKeys = GrantKeys(meta: try ArchiveKeys.wrap(meta, item: item, to: recipient))
-        if !metadataOnly {
-            guard let contentRef = objects.content, let wrappedContent = wrapped.content else {
-                throw ArchiveError(
-                    .notAuthorised,
-                    "item \(indexed.id) was shared with this archive as metadata only; its content cannot be granted",
-                    fix: "grant it with --metadata-only"
-                )
-            }
-            var content = try keys.unwrap(wrappedContent, item: item)
-            defer { wipe(&content) }
-            grantKeys.content = try ArchiveKeys.wrap(content, item: item, to: recipient)
-            released.append(contentRef)
-            var chunkList: [ObjectRef] = []
-            if let listRef = objects.chunkList {
-                released.append(listRef)
-                guard let bytes = try store.read(listRef.name, limit: 64 << 20), let list = decodeChunkList(bytes)
-                else {
-                    throw ArchiveError(
-                        .damaged,
-                        "the chunk list of \(indexed.id) is missing",
-                        fix: "run custody verify"
-                    )
-                }
-                chunkList = list
-            }
-            var seen = Set(released.map(\.name))
-            for chunk in (objects.chunks ?? chunkList) where seen.insert(chunk.name).inserted { released.append(chunk) }
-        }
-        return GrantedItem(id: item, objects: released, keys: grantKeys)
     }
 
     /// The sealed annotation objects (tags and notes) of each item, in log order: one read of the journal from the
@@ -444,6 +289,186 @@ extension Archive {
         }
         return nil
     }
+}
+
+extension ArchiveContext {
+}
+
+/// Durations and times for `--expires`: `90d`, `12h`, `30m`, or an RFC 3339 time.
+package enum Expiry {
+    /// The absolute time `text` means, counted from `now`; `nil` when it is neither form.
+    package static func resolve(_ text: String, now: Int = Int(time(nil))) -> String? {
+        if let absolute = RFC3339.parse(text) { return RFC3339.format(absolute) }
+        guard let unit = text.last, let count = Int(text.dropLast()), count > 0, count <= 36_500 * 24 * 60 else {
+            return nil
+        }
+        let seconds: Int
+        switch unit {
+        case "d": seconds = count * 86_400
+        case "h": seconds = count * 3_600
+        case "m": seconds = count * 60
+        default: return nil
+        }
+        return RFC3339.format(now + seconds)
+    }
+}
+
+extension Archive.Unlocked {
+
+    /// Makes, signs, stores and records a grant (a `grant` event).
+    ///
+    /// - Returns: The grant and what the query matched but left out.
+    /// - Throws: ``ArchiveError``: bad input when no item remains in scope or the expiry is not in the future.
+    package func createGrant(_ request: GrantRequest) throws -> (grant: Grant, signed: [UInt8], scope: GrantScope) {
+        let scope = try resolveScope(request)
+        if scope.items.isEmpty, let (parent, summary) = scope.revokedParents.min(by: { $0.key < $1.key }) {
+            let by = summary.revocation.map { TerminalText.escape($0.revokedBy) } ?? "its granter"
+            throw ArchiveError(
+                .notAuthorised,
+                "the parent grant \(parent) was revoked by \(by) at \(summary.revokedAt ?? "?"); its items cannot be re-shared",
+                fix: "ask \(by) for a new grant"
+            )
+        }
+        guard !scope.items.isEmpty else {
+            throw ArchiveError(
+                .badInput,
+                "no item is in scope (\(scope.excluded.count) matched but were excluded)",
+                fix: "check the scope with --dry-run"
+            )
+        }
+        guard let expires = RFC3339.parse(request.expires), expires > Int(time(nil)) else {
+            throw ArchiveError(
+                .usage,
+                "the expiry \(request.expires) is not in the future",
+                fix: "give --expires 90d or a later time"
+            )
+        }
+        guard !request.purpose.trimmingCharacters(in: .whitespaces).isEmpty, request.purpose.utf8.count <= 4096 else {
+            throw ArchiveError(.usage, "the purpose is empty or over 4096 bytes", fix: "give --purpose \"…\"")
+        }
+        guard let granteeBox = Encoding.bytes(base64: request.grantee.boxKey), granteeBox.count == 32 else {
+            throw ArchiveError(.badInput, "the grantee's box key is malformed", fix: "ask for a fresh identity file")
+        }
+        var parent: GrantReference?
+        var permissionOnlyMetadata = request.metadataOnly
+        if let parentID = scope.parent {
+            let (parentGrant, parentSigned) = try storedGrant(parentID)
+            guard expires <= (RFC3339.parse(parentGrant.expires) ?? 0) else {
+                throw ArchiveError(
+                    .usage,
+                    "a re-share cannot outlast its parent grant \(parentID), which expires at \(parentGrant.expires)",
+                    fix: "give --expires \(parentGrant.expires) or earlier"
+                )
+            }
+            if let revoked = try index().grant(parentID)?.revokedAt {
+                throw ArchiveError(
+                    .notAuthorised,
+                    "the parent grant \(parentID) was revoked at \(revoked); its items cannot be re-shared",
+                    fix: "ask its granter for a new grant"
+                )
+            }
+            guard parentGrant.isValid(at: Int(time(nil))) else {
+                throw ArchiveError(
+                    .notAuthorised,
+                    "the parent grant \(parentID) is not valid now",
+                    fix: "ask its granter for a new one"
+                )
+            }
+            if parentGrant.permission == "metadata" { permissionOnlyMetadata = true }
+            parent = GrantReference(id: parentGrant.id, hash: Grant.hash(parentSigned))
+        }
+        var items: [GrantedItem] = []
+        let annotations = try annotationObjects(of: scope.items.map(\.item))
+        for (indexed, _) in scope.items {
+            let ingest = try ingestEvent(of: indexed)
+            var granted = try grantedItem(indexed, ingest: ingest, metadataOnly: permissionOnlyMetadata, to: granteeBox)
+            granted.objects += annotations[indexed.id] ?? []
+            items.append(granted)
+        }
+        var query: [String: String] = [:]
+        query["case"] = request.caseID
+        if !request.tags.isEmpty { query["tags"] = request.tags.joined(separator: ",") }
+        if !request.items.isEmpty { query["items"] = request.items.joined(separator: ",") }
+        query["collected_after"] = request.collectedAfter
+        query["collected_before"] = request.collectedBefore
+        query["max_sensitivity"] = request.maxSensitivity
+        var terms = GrantTerms(purpose: request.purpose, query: query)
+        let overridden = scope.items.filter {
+            $0.item.metadata.consent.map { Archive.noShareConsents.contains($0.lowercased()) } ?? false
+        }
+        if let reason = request.overrideConsentReason, !overridden.isEmpty {
+            terms.consentOverride = GrantTerms.ConsentOverride(items: overridden.map(\.item.id), reason: reason)
+        }
+        let termsJSON = try Array(Event.encoder.encode(terms))
+        let me = try identity()
+        let grant = Grant(
+            id: ItemID.random().hex,
+            created: RFC3339.now(),
+            expires: RFC3339.format(expires),
+            granter: GrantParty(me),
+            grantee: GrantParty(request.grantee),
+            permission: permissionOnlyMetadata ? "metadata" : "content",
+            reshare: request.reshare,
+            parent: parent,
+            kind: request.kind,
+            items: items,
+            termsForGrantee: Encoding.base64(try BoxKey.seal(termsJSON, to: granteeBox)),
+            termsForGranter: Encoding.base64(try BoxKey.seal(termsJSON, to: boxPublicKey))
+        )
+        let signed = try grant.signed(by: keys.signing)
+        // The signed grant is durable before the event that names it.
+        try storeSignedGrant(signed)
+        let reference = GrantReference(id: grant.id, hash: Grant.hash(signed))
+        _ = try record([Event(type: "grant", time: grant.created, actor: config.origin, grant: reference)])
+        return (grant, signed, scope)
+    }
+
+    /// The released objects (without its annotations) and wrapped keys of one item.
+    func grantedItem(
+        _ indexed: IndexedItem,
+        ingest: Event,
+        metadataOnly: Bool,
+        to recipient: [UInt8]
+    ) throws
+        -> GrantedItem
+    {
+        guard let item = ingest.item, let objects = ingest.objects, let wrapped = ingest.keys else {
+            throw ArchiveError(.damaged, "the ingest event of \(indexed.id) is incomplete", fix: "run custody verify")
+        }
+        var meta = try keys.unwrap(wrapped.meta, item: item)
+        defer { wipe(&meta) }
+        var released = [objects.meta]
+        var grantKeys = GrantKeys(meta: try ArchiveKeys.wrap(meta, item: item, to: recipient))
+        if !metadataOnly {
+            guard let contentRef = objects.content, let wrappedContent = wrapped.content else {
+                throw ArchiveError(
+                    .notAuthorised,
+                    "item \(indexed.id) was shared with this archive as metadata only; its content cannot be granted",
+                    fix: "grant it with --metadata-only"
+                )
+            }
+            var content = try keys.unwrap(wrappedContent, item: item)
+            defer { wipe(&content) }
+            grantKeys.content = try ArchiveKeys.wrap(content, item: item, to: recipient)
+            released.append(contentRef)
+            var chunkList: [ObjectRef] = []
+            if let listRef = objects.chunkList {
+                released.append(listRef)
+                guard let bytes = try store.read(listRef.name, limit: 64 << 20), let list = decodeChunkList(bytes)
+                else {
+                    throw ArchiveError(
+                        .damaged,
+                        "the chunk list of \(indexed.id) is missing",
+                        fix: "run custody verify"
+                    )
+                }
+                chunkList = list
+            }
+            var seen = Set(released.map(\.name))
+            for chunk in (objects.chunks ?? chunkList) where seen.insert(chunk.name).inserted { released.append(chunk) }
+        }
+        return GrantedItem(id: item, objects: released, keys: grantKeys)
+    }
 
     /// The terms of a grant this archive made or received, decrypted.
     package func terms(of grant: Grant) throws -> GrantTerms {
@@ -453,7 +478,7 @@ extension Archive {
         }
         let opened: [UInt8]
         do {
-            opened = try keys().box.open(sealed)
+            opened = try keys.box.open(sealed)
         } catch {
             throw ArchiveError(
                 .damaged,
@@ -504,9 +529,6 @@ extension Archive {
         }
         return summary
     }
-}
-
-extension Archive {
     /// Records that a peer fetched a grant's objects online: one `access` event per (grant, requester, session),
     /// naming the Merkle root of the object names served rather than each object.
     ///
@@ -540,7 +562,7 @@ extension Archive {
         if let plain = event.requester { return plain }
         guard event.type == "access", let ref = event.sealed else { return nil }
         guard let sealed = try store.read(ref.name, limit: Int(ref.size)), Int64(sealed.count) == ref.size,
-            let opened = try? keys().box.open(sealed),
+            let opened = try? keys.box.open(sealed),
             let fields = try? JSONDecoder().decode([String: String].self, from: Data(opened))
         else {
             throw ArchiveError(
@@ -550,24 +572,5 @@ extension Archive {
             )
         }
         return fields["requester"]
-    }
-}
-
-/// Durations and times for `--expires`: `90d`, `12h`, `30m`, or an RFC 3339 time.
-package enum Expiry {
-    /// The absolute time `text` means, counted from `now`; `nil` when it is neither form.
-    package static func resolve(_ text: String, now: Int = Int(time(nil))) -> String? {
-        if let absolute = RFC3339.parse(text) { return RFC3339.format(absolute) }
-        guard let unit = text.last, let count = Int(text.dropLast()), count > 0, count <= 36_500 * 24 * 60 else {
-            return nil
-        }
-        let seconds: Int
-        switch unit {
-        case "d": seconds = count * 86_400
-        case "h": seconds = count * 3_600
-        case "m": seconds = count * 60
-        default: return nil
-        }
-        return RFC3339.format(now + seconds)
     }
 }

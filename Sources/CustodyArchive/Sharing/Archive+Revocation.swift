@@ -102,7 +102,7 @@ package struct VerifiedRevocation: Sendable {
     package var descendants: [String]
 }
 
-extension Archive {
+extension ArchiveContext {
     /// The revocation notice of a grant this archive made and revoked: its `revoke` entry, proved against the
     /// newest cosigned checkpoint that covers it, else the latest one.
     ///
@@ -282,35 +282,6 @@ extension Archive {
         return found
     }
 
-    /// Records a verified revocation: the notice stored as an object, and a `revocation-received` event naming
-    /// the grant and the notice object. Recording the same grant's revocation twice records nothing more.
-    ///
-    /// - Returns: The revocation as the index now holds it.
-    @discardableResult
-    package func recordRevocation(_ verified: VerifiedRevocation) throws -> ReceivedRevocation {
-        let targets = [verified.grant.id] + verified.descendants
-        let summaries = try targets.compactMap { try index().grant($0) }
-        if let existing = summaries.first?.revocation, summaries.allSatisfy({ $0.revocation != nil }) {
-            return existing
-        }
-        let name = ObjectName(of: verified.bytes)
-        if let staged = try verified.bytes.withUnsafeBytes({ try store.stage($0, as: name, checkExisting: true) }) {
-            try store.commit([staged])
-        }
-        let event = Event(
-            type: "revocation-received",
-            time: RFC3339.now(),
-            actor: config.origin,
-            grant: verified.reference,
-            notice: ObjectRef(name: name, size: Int64(verified.bytes.count))
-        )
-        _ = try record([event])
-        guard let recorded = try targets.lazy.compactMap({ try self.index().grant($0)?.revocation }).first else {
-            throw ArchiveError(.damaged, "the received revocation is not indexed", fix: "run custody reindex")
-        }
-        return recorded
-    }
-
     /// What the index holds for a `revocation-received` event: the granter's time and name from the stored notice
     /// and grant (already verified when it was recorded); a notice that cannot be read any more still marks the
     /// grant revoked, at the time it was received (`verify` reports the missing object).
@@ -403,5 +374,37 @@ extension Archive {
             )
         }
         return (grant, revocation)
+    }
+}
+
+extension Archive.Unlocked {
+
+    /// Records a verified revocation: the notice stored as an object, and a `revocation-received` event naming
+    /// the grant and the notice object. Recording the same grant's revocation twice records nothing more.
+    ///
+    /// - Returns: The revocation as the index now holds it.
+    @discardableResult
+    package func recordRevocation(_ verified: VerifiedRevocation) throws -> ReceivedRevocation {
+        let targets = [verified.grant.id] + verified.descendants
+        let summaries = try targets.compactMap { try index().grant($0) }
+        if let existing = summaries.first?.revocation, summaries.allSatisfy({ $0.revocation != nil }) {
+            return existing
+        }
+        let name = ObjectName(of: verified.bytes)
+        if let staged = try verified.bytes.withUnsafeBytes({ try store.stage($0, as: name, checkExisting: true) }) {
+            try store.commit([staged])
+        }
+        let event = Event(
+            type: "revocation-received",
+            time: RFC3339.now(),
+            actor: config.origin,
+            grant: verified.reference,
+            notice: ObjectRef(name: name, size: Int64(verified.bytes.count))
+        )
+        _ = try record([event])
+        guard let recorded = try targets.lazy.compactMap({ try self.index().grant($0)?.revocation }).first else {
+            throw ArchiveError(.damaged, "the received revocation is not indexed", fix: "run custody reindex")
+        }
+        return recorded
     }
 }

@@ -4,7 +4,7 @@ import Foundation
 /// Split views: a granter that shows one log to the grant endpoints (in bundles and heads) and another to its
 /// witnesses. Every checkpoint a bundle carries is compared with what this archive has witnessed of that log
 /// before anything is imported (Docs/SHARING.md section 7, Docs/PROTOCOL.md "Pull").
-extension Archive {
+extension ArchiveContext {
     /// The last checkpoint of `origin`'s log this archive cosigned, checked with the log key of the known body
     /// it belongs to; `nil` when it has witnessed none.
     ///

@@ -13,7 +13,38 @@ package struct SubmissionResult: Sendable {
     package var fingerprint: String
 }
 
-extension Archive {
+extension ArchiveContext {
+
+    /// An anonymous submission: a throw-away archive and identity in a private temporary folder, used once and
+    /// deleted; the mechanism records an anonymous submission.
+    package static func submitAnonymously(
+        _ paths: [String],
+        options: IngestOptions,
+        to mechanism: Identity,
+        expires: String,
+        purpose: String,
+        output: String
+    ) throws -> SubmissionResult {
+        let base = NSTemporaryDirectory() + "custody-anonymous-" + Encoding.hex(randomBytes(8))
+        defer { try? FileManager.default.removeItem(atPath: base) }
+        // A random passphrase nobody ever sees: the throw-away keys die with the folder.
+        let passphrase = try SecretBytes(copying: Array(Encoding.hex(randomBytes(32)).utf8))
+        let archive = try Archive.create(at: base, name: "anonymous submitter", passphrase: passphrase)
+        var fields = options
+        fields.fields.source = nil  // an anonymous submission names no source
+        return try archive.submit(
+            paths,
+            options: fields,
+            to: mechanism,
+            expires: expires,
+            purpose: purpose,
+            output: output,
+            kind: "anonymous-submission"
+        )
+    }
+}
+
+extension Archive.Unlocked {
     /// Ingests `paths` and writes a bundle granting them to `mechanism`: full content, no re-share, kind
     /// `submission` — how an NGO or an investigator sends evidence to a mechanism.
     package func submit(
@@ -53,34 +84,6 @@ extension Archive {
             grant: grant.id,
             bundle: bundle,
             fingerprint: try identity().fingerprint
-        )
-    }
-
-    /// An anonymous submission: a throw-away archive and identity in a private temporary folder, used once and
-    /// deleted; the mechanism records an anonymous submission.
-    package static func submitAnonymously(
-        _ paths: [String],
-        options: IngestOptions,
-        to mechanism: Identity,
-        expires: String,
-        purpose: String,
-        output: String
-    ) throws -> SubmissionResult {
-        let base = NSTemporaryDirectory() + "custody-anonymous-" + Encoding.hex(randomBytes(8))
-        defer { try? FileManager.default.removeItem(atPath: base) }
-        // A random passphrase nobody ever sees: the throw-away keys die with the folder.
-        let passphrase = try SecretBytes(copying: Array(Encoding.hex(randomBytes(32)).utf8))
-        let archive = try Archive.create(at: base, name: "anonymous submitter", passphrase: passphrase)
-        var fields = options
-        fields.fields.source = nil  // an anonymous submission names no source
-        return try archive.submit(
-            paths,
-            options: fields,
-            to: mechanism,
-            expires: expires,
-            purpose: purpose,
-            output: output,
-            kind: "anonymous-submission"
         )
     }
 }

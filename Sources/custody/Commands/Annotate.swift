@@ -20,7 +20,7 @@ extension CustodyCommand {
 
         func run() throws {
             try runReportingErrors {
-                let archive = try global.openArchive()
+                let archive = try global.unlockArchive()
                 let tags = try archive.tag(item, add: add, remove: remove)
                 if json {
                     try printJSON(TagJSON(item: archive.resolveItem(item).id, tags: tags))
@@ -46,7 +46,7 @@ extension CustodyCommand {
 
         func run() throws {
             try runReportingErrors {
-                let archive = try global.openArchive()
+                let archive = try global.unlockArchive()
                 try archive.note(item, text: text)
                 print("note added to \(try archive.resolveItem(item).id)")
             }

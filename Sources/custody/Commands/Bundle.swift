@@ -153,7 +153,7 @@ extension CustodyCommand {
 
             func run() throws {
                 try runReportingErrors {
-                    let archive = try global.openArchive()
+                    let archive = try global.unlockArchive()
                     let bar = ProgressBar(enabled: Terminal.stderrIsTTY && !json, label: "import")
                     let result = try archive.importBundle(
                         path: file,

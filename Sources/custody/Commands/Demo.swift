@@ -182,7 +182,7 @@ extension CustodyCommand {
         }
 
         /// Steps 15–18: a second body receives a scoped grant as a bundle, an auditor verifies it, the body imports it.
-        private func runSharingDemo(archive: Archive, base: String, passphrase: SecretBytes) throws -> Archive {
+        private func runSharingDemo(archive: Archive.Unlocked, base: String, passphrase: SecretBytes) throws -> Archive.Unlocked {
             step("15. a second body: custody id export at the Inter-American Commission")
             let iachr = try Archive.create(
                 at: base + "/iachr",
@@ -255,7 +255,7 @@ extension CustodyCommand {
         }
 
         /// Steps 19–20: the same exchange online over loopback, with mutual witnessing.
-        private func runNodeDemo(archive: Archive, iachr: Archive, passphrase: SecretBytes) async throws {
+        private func runNodeDemo(archive: Archive.Unlocked, iachr: Archive.Unlocked, passphrase: SecretBytes) async throws {
             step("19. custody serve --listen 127.0.0.1:0 at the Commission; custody peer add at the IACHR")
             let photo = try archive.index().search("photo").first
             var request = GrantRequest(
@@ -267,8 +267,7 @@ extension CustodyCommand {
             let (grant, _, _) = try archive.createGrant(request)
             _ = try archive.trust(try iachr.identity(), role: "witness")
             // The server works on its own handle of the archive, as a separate `custody serve` would.
-            let serving = try Archive.open(at: archive.root)
-            serving.passphraseProvider = { passphrase }
+            let serving = try Archive.open(at: archive.root).unlock(passphrase: passphrase)
             let server = try NodeServer(archive: serving)
             let (addresses, announce) = AsyncStream.makeStream(of: String.self)
             let running = Task { try await server.run(host: "127.0.0.1", port: 0) { announce.yield($0) } }
@@ -296,7 +295,7 @@ extension CustodyCommand {
         }
 
         /// Steps 10–14: annotations, a proof checked as an outsider would, a witness, and a forged history caught.
-        private func runLedgerDemo(archive: Archive, video: IndexedItem, base: String, passphrase: SecretBytes) throws {
+        private func runLedgerDemo(archive: Archive.Unlocked, video: IndexedItem, base: String, passphrase: SecretBytes) throws {
             step("10. custody tag <video> --add verified --remove video; custody note <video> \"…\"")
             let tags = try archive.tag(video.id, add: ["verified"], remove: ["video"])
             try archive.note(video.id, text: "Hash matched the copy held by witness W-17's lawyer")
@@ -351,8 +350,7 @@ extension CustodyCommand {
             let forgedPath = base + "/forged-copy"
             try FileManager.default.copyItem(atPath: archive.root, toPath: forgedPath)
             try archive.note(video.id, text: "Reviewed by the legal unit")
-            let forged = try Archive.open(at: forgedPath)
-            forged.passphraseProvider = { passphrase }
+            let forged = try Archive.open(at: forgedPath).unlock(passphrase: passphrase)
             try forged.note(video.id, text: "Transferred to an unknown party")  // the rewritten history
             let real = try archive.ledger.consistencyProof(from: cosignature.size)
             let fake = try forged.ledger.consistencyProof(from: cosignature.size)

@@ -24,7 +24,7 @@ extension CustodyCommand {
 
         func run() throws {
             try runReportingErrors {
-                let archive = try global.openArchive()
+                let archive = try global.unlockArchive()
                 if let (grant, revoked) = try archive.checkExtractAllowed(item, despiteRevocation: despiteRevocation) {
                     FileHandle.standardError.write(
                         Data(

@@ -52,7 +52,7 @@ extension CustodyCommand {
 
             func run() throws {
                 try runReportingErrors {
-                    let archive = try global.openArchive()
+                    let archive = try global.unlockArchive()
                     let grantee = try Archive.readIdentity(to)
                     guard let until = Expiry.resolve(expires) else {
                         throw ArchiveError(
@@ -173,7 +173,7 @@ extension CustodyCommand {
 
             func run() throws {
                 try runReportingErrors {
-                    let archive = try global.openArchive()
+                    let archive = try global.unlockArchive()
                     let (grant, signed) = try archive.storedGrant(grant)
                     let terms = try archive.terms(of: grant)
                     let summary = try archive.index().grants().first { $0.id == grant.id }
@@ -251,7 +251,7 @@ extension CustodyCommand {
 
             func run() throws {
                 try runReportingErrors {
-                    let archive = try global.openArchive()
+                    let archive = try global.unlockArchive()
                     if let output { try refuseExisting(output) }
                     let summary = try archive.revokeGrant(grant, reason: reason)
                     if let output { try writeNotice(archive.revocationNotice(grant: summary.id), to: output) }
@@ -310,7 +310,7 @@ extension CustodyCommand.GrantCommand {
 
             func run() throws {
                 try runReportingErrors {
-                    let archive = try global.openArchive()
+                    let archive = try global.unlockArchive()
                     let bytes = try POSIX.readFile(file, limit: RevocationNotice.maxBytes)
                     let verified = try archive.verifyRevocationNotice(bytes)
                     let recorded = try archive.recordRevocation(verified)

@@ -48,7 +48,7 @@ extension CustodyCommand {
                     options.expectedSHA256 = try parseHashList(expectFrom)
                     options.requireExpected = true
                 }
-                let archive = try global.openArchive()
+                let archive = try global.unlockArchive()
                 let bar = ProgressBar(enabled: Terminal.stderrIsTTY, label: "ingest")
                 let report = try archive.ingest(paths, options: options) { bar.update($0) }
                 bar.finish()

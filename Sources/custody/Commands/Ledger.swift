@@ -26,7 +26,7 @@ extension CustodyCommand {
 
         func run() throws {
             try runReportingErrors {
-                let archive = try global.openArchive()
+                let archive = try global.unlockArchive()
                 let checkpoint: CustodyArchive.Checkpoint?
                 if sign {
                     checkpoint = try archive.signCheckpoint()
@@ -176,7 +176,7 @@ extension CustodyCommand {
 
             func run() throws {
                 try runReportingErrors {
-                    let archive = try global.openArchive()
+                    let archive = try global.unlockArchive()
                     let input = try readInputArgument(file)
                     let result = try archive.cosign(input)
                     FileHandle.standardOutput.write(Data(result.line.utf8))

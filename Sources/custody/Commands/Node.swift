@@ -33,7 +33,7 @@ extension CustodyCommand {
                 let host = String(listen[..<colon])
                 // Checked before the passphrase is asked for; the derived default needs the bound port, later.
                 _ = try NodeServer.authorities(publicURLs: publicURL, host: host, port: port)
-                let archive = try global.openArchive()
+                let archive = try global.unlockArchive()
                 let server = try NodeServer(archive: archive)
                 do {
                     try await serveUntilStopped(server, host: host, port: port)
@@ -102,7 +102,7 @@ extension CustodyCommand {
 
         func run() async throws {
             try await runReportingErrorsAsync {
-                let archive = try global.openArchive()
+                let archive = try global.unlockArchive()
                 let bar = ProgressBar(enabled: Terminal.stderrIsTTY && !json, label: "pull")
                 let knownRevoked = Set(try archive.index().grants().filter { $0.revocation != nil }.map(\.id))
                 let pulled = try await Puller.pull(

@@ -50,7 +50,7 @@ extension CustodyCommand {
                         purpose: purpose,
                         output: output
                     )
-                    : try global.openArchive().submit(
+                    : try global.unlockArchive().submit(
                         paths,
                         options: options,
                         to: mechanism,

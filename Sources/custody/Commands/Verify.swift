@@ -134,7 +134,10 @@ extension CustodyCommand {
 
         func run() throws {
             try runReportingErrors {
-                let count = try global.openArchive(access: .exclusive).reindex()
+                let options = global
+                let count = try Archive.reindex(at: global.archivePath()) { name in
+                    try options.readPassphrase(prompt: "Passphrase for \(name): ")
+                }
                 print("index rebuilt: \(count) item(s)")
             }
         }
