@@ -87,7 +87,7 @@ extension Archive.Unlocked {
         }
         let json = try SealedPart.open(stored, kind: .annotation, item: item, key: key)
         guard let annotation = try? JSONDecoder().decode(Annotation.self, from: Data(json)),
-            annotation.type == event.type
+            annotation.type == event.type.rawValue
         else {
             throw ArchiveError(
                 .damaged,
@@ -107,15 +107,13 @@ extension Archive.Unlocked {
         }
         var key = try metaKey(of: ingest)
         defer { wipe(&key) }
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        let sealed = SealedPart.seal(Array(try encoder.encode(annotation)), kind: .annotation, item: item, key: key)
+        let sealed = SealedPart.seal(Array(try JSONFormat.compactEncoder().encode(annotation)), kind: .annotation, item: item, key: key)
         let name = ObjectName(of: sealed)
         if let staged = try sealed.withUnsafeBytes({ try store.stage($0, as: name, checkExisting: true) }) {
             try store.commit([staged])
         }
         let event = Event(
-            type: type,
+            type: Event.Kind(rawValue: type),
             time: RFC3339.now(),
             actor: config.origin,
             item: item,

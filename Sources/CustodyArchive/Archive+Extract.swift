@@ -192,7 +192,7 @@ extension Archive.Unlocked {
         }
         try output.sync()
         // Plaintext is leaving the archive: record it before the file appears under its name.
-        _ = try record([Event(type: "extract", time: RFC3339.now(), actor: config.origin, item: item)])
+        _ = try record([Event(type: .extract, time: RFC3339.now(), actor: config.origin, item: item)])
         try output.publish(replacing: force)
         return ExtractResult(item: item, path: output.finalPath, sha256: metadata.sha256, size: metadata.size)
     }

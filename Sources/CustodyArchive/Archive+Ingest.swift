@@ -319,8 +319,7 @@ extension ArchiveContext {
             chunkSize: chunkSize,
             chunks: chunks
         )
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        let encoder = JSONFormat.compactEncoder()
         var metaKey = Array(random[48..<80])
         var contentKey = Array(random[80..<112])
         defer {
@@ -360,7 +359,7 @@ extension ArchiveContext {
             objects.chunkList = ref
         }
         let event = Event(
-            type: "ingest",
+            type: .ingest,
             time: metadata.ingestedAt,
             actor: actor,
             item: item,
@@ -623,7 +622,7 @@ extension Archive.Unlocked {
         if let error {
             guard !committed.isEmpty else { throw error }
             throw ArchiveError(
-                error.code,
+                error.reason,
                 error.problem + " (\(committed.count) item(s) of earlier batches were ingested before this)",
                 fix: error.fix + "; custody ls shows what is in"
             )

@@ -12,7 +12,7 @@ extension ArchiveContext {
             entry = $0.bytes
         }
         guard let entry, let event = try? Event.parse(entry, publicKey: signingPublicKey),
-            event.type == "ingest" || event.type == "import",
+            event.type == .ingest || event.type == .import,
             event.item?.hex == indexed.id
         else {
             throw ArchiveError(

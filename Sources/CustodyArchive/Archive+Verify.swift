@@ -130,7 +130,7 @@ extension ArchiveContext {
             audit.add(entry.bytes)
             do {
                 let event = try Event.parse(entry.bytes, publicKey: signingPublicKey)
-                if let ref = event.annotation, let item = event.item, event.type != "import" {
+                if let ref = event.annotation, let item = event.item, event.type != .import {
                     guard ingested.contains(item) else {
                         map.problems.append(
                             VerifyProblem(
@@ -146,11 +146,11 @@ extension ArchiveContext {
                 }
                 if let ref = event.sealed { map.add(ref, item: event.grant?.id ?? "-") }
                 if let ref = event.notice { map.add(ref, item: event.grant?.id ?? "-") }
-                if event.type == "grant", let reference = event.grant,
+                if event.type == .grant, let reference = event.grant,
                     (try? indexedGrant(reference, seq: entry.index)) != nil
                 {
                     map.grants.append(reference)
-                } else if event.type == "grant", let reference = event.grant {
+                } else if event.type == .grant, let reference = event.grant {
                     map.problems.append(
                         VerifyProblem(
                             kind: "grant-mismatch",
@@ -159,7 +159,7 @@ extension ArchiveContext {
                         )
                     )
                 }
-                guard event.type == "ingest" || event.type == "import" else { return }
+                guard event.type == .ingest || event.type == .import else { return }
                 if let ref = event.annotation, let item = event.item { map.add(ref, item: item.hex) }
                 guard let item = event.item, let objects = event.objects else {
                     map.problems.append(
@@ -773,7 +773,7 @@ extension Archive.Unlocked {
         do {
             let metadata = try self.metadata(of: event)
             // An item imported with metadata only has no content here to check.
-            if event.type == "import", event.objects?.content == nil { return nil }
+            if event.type == .import, event.objects?.content == nil { return nil }
             let manifest = try contentManifest(of: event)
             var hasher = SHA256Hasher()
             var remaining = manifest.size
@@ -782,7 +782,7 @@ extension Archive.Unlocked {
             for (index, chunk) in manifest.chunks.enumerated() {
                 var plaintext = try decryptChunk(chunk, item: item, readAhead: ahead, at: index)
                 // Imported chunks were keyed with the granter's convergence secret, which never leaves it.
-                let imported = event.type == "import"
+                let imported = event.type == .import
                 let derived =
                     imported
                     ? [] : plaintext.withUnsafeBytes { ChunkCipher.key(for: $0, convergenceSecret: convergence) }

@@ -269,18 +269,16 @@ package final class Archive: Sendable {
             logOrigin: resolvedOrigin
         )
         identity.selfSignature = Encoding.base64(keys.signing.signature(for: identity.signedMessage))
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]
-        try POSIX.writeFileAtomically(keysPath(root), Array(encoder.encode(keyFile)) + [0x0A], mode: 0o600)
+        try POSIX.writeFileAtomically(keysPath(root), JSONFormat.fileBytes(keyFile), mode: 0o600)
         try POSIX.writeFileAtomically(identityPath(root), identity.jsonBytes(), mode: 0o644)
         if let objects {
-            try POSIX.writeFileAtomically(objectsPath(root), Array(encoder.encode(objects)) + [0x0A], mode: 0o644)
+            try POSIX.writeFileAtomically(objectsPath(root), JSONFormat.fileBytes(objects), mode: 0o644)
         } else {
             _ = try FileObjectStore(root: root + "/objects")
         }
         _ = try Journal(directory: root + "/journal")
         // archive.json is written last: its presence marks a complete archive.
-        try POSIX.writeFileAtomically(configPath(root), Array(encoder.encode(config)) + [0x0A], mode: 0o644)
+        try POSIX.writeFileAtomically(configPath(root), JSONFormat.fileBytes(config), mode: 0o644)
         let archive = try Archive(root: root, config: config, access: .shared, passphrase: { _ in passphrase })
         let unlocked = Unlocked(archive: archive, keys: keys)
         // The empty tree's checkpoint: a witness can start following the log from its first moment.
@@ -315,7 +313,7 @@ package final class Archive: Sendable {
     package func unlock() throws -> Unlocked {
         guard let passphrase else {
             throw ArchiveError(
-                .notAuthorised,
+                .passphraseNeeded,
                 "this operation needs the archive's passphrase",
                 fix: "set CUSTODY_PASSPHRASE, pass --passphrase-file, or run in a terminal to be asked"
             )
@@ -364,7 +362,7 @@ package final class Archive: Sendable {
         }
         guard let passphrase else {
             throw ArchiveError(
-                .notAuthorised,
+                .passphraseNeeded,
                 "the current passphrase is needed",
                 fix: "set CUSTODY_PASSPHRASE or --passphrase-file"
             )
@@ -381,12 +379,10 @@ package final class Archive: Sendable {
             preset: preset,
             config: config
         )
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]
-        try POSIX.writeFileAtomically(Self.keysPath(root), Array(encoder.encode(sealed)) + [0x0A], mode: 0o600)
+        try POSIX.writeFileAtomically(Self.keysPath(root), JSONFormat.fileBytes(sealed), mode: 0o600)
         let unlocked = Unlocked(archive: self, keys: try ArchiveKeys(secrets: secrets))
         // The keys themselves are unchanged; the log records that the passphrase guarding them changed.
-        _ = try unlocked.record([Event(type: "passphrase", time: RFC3339.now(), actor: config.origin)])
+        _ = try unlocked.record([Event(type: .passphrase, time: RFC3339.now(), actor: config.origin)])
     }
 
     /// Rebuilds the index from journal + objects, holding the archive alone; checks the Merkle log first.
@@ -526,7 +522,7 @@ extension ArchiveContext {
         try journal.scan(from: JournalPosition(count: item.seq, offset: item.entryOffset), limit: 1) { entry in
             found = try Event.parse(entry.bytes, publicKey: signingPublicKey)
         }
-        guard let found, found.type == "ingest" || found.type == "import", found.item?.hex == item.id else {
+        guard let found, found.type == .ingest || found.type == .import, found.item?.hex == item.id else {
             throw ArchiveError(
                 .damaged,
                 "the journal has no ingest event for item \(item.id)",
@@ -567,13 +563,13 @@ extension Archive.Unlocked {
                 batch.events.append(
                     IndexedEvent(
                         seq: entry.index,
-                        type: event.type,
+                        type: event.type.rawValue,
                         time: event.time,
                         actor: event.actor,
                         item: event.item?.hex
                     )
                 )
-                if event.type == "tag" || event.type == "note", let item = event.item {
+                if event.type == .tag || event.type == .note, let item = event.item {
                     // The item's K_meta opens its annotations: from an ingest earlier in this batch, or the journal.
                     guard let ingest = try ingests[item] ?? index.items(ids: [item.hex]).first.map(ingestEvent(of:))
                     else {
@@ -591,13 +587,13 @@ extension Archive.Unlocked {
                         )
                     )
                 }
-                if event.type == "grant", let reference = event.grant {
+                if event.type == .grant, let reference = event.grant {
                     batch.grants.append(try indexedGrant(reference, seq: entry.index))
                 }
-                if event.type == "revoke", let reference = event.grant {
+                if event.type == .revoke, let reference = event.grant {
                     batch.revocations.append((reference.id, event.time, entry.index, entry.offset))
                 }
-                if event.type == "revocation-received" {
+                if event.type == .revocationReceived {
                     // The grants received so far, indexed or in this batch: a revocation reaches their re-shares.
                     let received =
                         try index.grants().filter { $0.direction == "in" }.compactMap { summary in
@@ -605,13 +601,13 @@ extension Archive.Unlocked {
                         } + batch.grants.filter { $0.summary.direction == "in" }.map { ($0.summary.id, $0.hash) }
                     batch.receivedRevocations += receivedRevocation(of: event, seq: entry.index, received: received)
                 }
-                if event.type == "ingest" || event.type == "import", let item = event.item {
+                if event.type == .ingest || event.type == .import, let item = event.item {
                     ingests[item] = event
                     var metadata = try known[item] ?? metadata(of: event)
-                    if event.type == "import" {
+                    if event.type == .import {
                         let record = try provenanceRecord(of: event)
                         // The granter's tag changes carry over; its notes stay in the sealed provenance.
-                        for annotation in record.annotations where annotation.type == "tag" {
+                        for annotation in record.annotations where annotation.type == Event.Kind.tag.rawValue {
                             metadata.tags = Set(metadata.tags).union(annotation.add ?? [])
                                 .subtracting(annotation.remove ?? []).sorted()
                         }

@@ -121,8 +121,6 @@ package struct Identity: Codable, Sendable, Equatable {
 
     /// Pretty JSON with sorted keys.
     package func jsonBytes() throws -> [UInt8] {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]
-        return Array(try encoder.encode(self)) + [0x0A]
+        try JSONFormat.fileBytes(self)
     }
 }

@@ -140,7 +140,7 @@ package final class ArchiveIndex: Sendable {
         if let db = error as? DatabaseError {
             switch db.resultCode {
             case .SQLITE_CORRUPT, .SQLITE_NOTADB:
-                return ArchiveError(.damaged, "the index (index.sqlite) is corrupt", fix: "run custody reindex")
+                return ArchiveError(.indexDamaged, "the index (index.sqlite) is corrupt", fix: "run custody reindex")
             case .SQLITE_FULL:
                 return ArchiveError(
                     .cannotCreate,

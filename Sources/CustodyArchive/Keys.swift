@@ -126,7 +126,7 @@ package struct KeyFile: Codable, Sendable {
             }
         } catch {
             throw ArchiveError(
-                .notAuthorised,
+                .wrongPassphrase,
                 "wrong passphrase (or keys.json does not belong to this archive.json)",
                 fix: "check the passphrase and try again"
             )

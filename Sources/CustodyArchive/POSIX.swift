@@ -369,7 +369,7 @@ final class FileLock: Sendable {
             guard code == EWOULDBLOCK, wait, waited < Self.waitLimit else {
                 close(fd)
                 throw ArchiveError(
-                    .temporary,
+                    .busy,
                     "the archive is busy (another custody command holds \(path))",
                     fix: "wait for it to finish and run the command again"
                 )

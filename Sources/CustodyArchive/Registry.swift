@@ -144,8 +144,6 @@ extension ArchiveContext {
     }
 
     fileprivate func writeRegistry(_ file: RegistryFile) throws {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]
-        try POSIX.writeFileAtomically(registryPath, Array(try encoder.encode(file)) + [0x0A])
+        try POSIX.writeFileAtomically(registryPath, JSONFormat.fileBytes(file))
     }
 }

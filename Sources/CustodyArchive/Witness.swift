@@ -115,7 +115,7 @@ extension ArchiveContext {
                 return
             case .invalid:
                 throw ArchiveError(
-                    .badInput,
+                    .proofInvalid,
                     "proof-invalid: the consistency proof from size \(previous.size) to \(checkpoint.origin)'s checkpoint of size \(checkpoint.size) does not lead to that checkpoint's root (damaged or altered on the way); it proves neither consistency nor a fork; not cosigned",
                     fix:
                         "ask \(checkpoint.origin) again for custody prove --consistency \(previous.size), over another channel if it fails again"
@@ -126,7 +126,7 @@ extension ArchiveContext {
         }
         let evidence = try saveConflict(previous, checkpoint, proof: proofText)
         throw ArchiveError(
-            .damaged,
+            .fork,
             "FORK: \(checkpoint.origin)'s checkpoint of size \(checkpoint.size) (root \(Encoding.base64(checkpoint.root))) is inconsistent with its checkpoint of size \(previous.size) (root \(Encoding.base64(previous.root))) cosigned before: the log was forked or its history rewritten; not cosigned",
             fix:
                 "keep both signed checkpoints (saved in \(evidence)) as evidence and alert \(checkpoint.origin)'s operators"

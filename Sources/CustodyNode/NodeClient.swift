@@ -429,7 +429,7 @@ package enum Puller {
                 try archive.refuseFork(latest, shown: shown, proof: proof)
             case .invalid:
                 throw ArchiveError(
-                    .badInput,
+                    .proofInvalid,
                     "proof-invalid: the peer cannot prove the checkpoint of grant \(id)'s head (size \(shown.size)) consistent with its log (size \(latest.size))",
                     fix: "nothing was imported; report the peer's operators"
                 )

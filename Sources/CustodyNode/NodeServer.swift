@@ -174,7 +174,7 @@ package struct NodeServer: Sendable {
                 switch error.code {
                 case .notAuthorised:
                     throw ServerRefusal(.unknownLog, detail: error.problem)
-                case .badInput where error.problem.hasPrefix("proof-invalid:"):
+                case .badInput where error.reason == .proofInvalid:
                     // C2SP tlog-witness: a proof that does not verify is 422 (not a fork: nothing was filed).
                     throw ServerRefusal(.proofInvalid, detail: error.problem)
                 case .badInput:
@@ -184,7 +184,7 @@ package struct NodeServer: Sendable {
                     ServerLog.refusal(.badRequest, request: request, detail: error.problem)
                     return Self.response(.conflict, Array("\(size)\n".utf8), type: "text/x.tlog.size")
                 default:
-                    let fork = error.problem.hasPrefix("FORK:")
+                    let fork = error.reason == .fork
                     throw ServerRefusal(fork ? .proofFailed : .checkpointRefused, detail: error.problem)
                 }
             }

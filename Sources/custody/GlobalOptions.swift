@@ -119,7 +119,7 @@ enum Terminal {
         let fd = open("/dev/tty", O_RDWR | O_CLOEXEC)
         guard fd >= 0 else {
             throw ArchiveError(
-                .notAuthorised,
+                .passphraseNeeded,
                 "the passphrase is needed but there is no terminal to ask",
                 fix: "set CUSTODY_PASSPHRASE or pass --passphrase-file"
             )
@@ -182,9 +182,7 @@ func runReportingErrorsAsync(_ body: () async throws -> Void) async throws {
 
 /// Prints `value` as pretty JSON with sorted keys.
 func printJSON(_ value: some Encodable) throws {
-    let encoder = JSONEncoder()
-    encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-    FileHandle.standardOutput.write(try encoder.encode(value) + Data("\n".utf8))
+    FileHandle.standardOutput.write(Data(try JSONFormat.fileBytes(value)))
 }
 
 /// Human-readable byte counts.

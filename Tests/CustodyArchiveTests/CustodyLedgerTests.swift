@@ -182,7 +182,7 @@ import Testing
         let (archive, _) = try archiveWithItems()
         let before = try entries(archive)
         // An append whose process died before signing: frames only.
-        let extract = Event(type: "extract", time: RFC3339.now(), actor: archive.config.origin, item: nil)
+        let extract = Event(type: .extract, time: RFC3339.now(), actor: archive.config.origin, item: nil)
         _ = try archive.journal.append(
             [try extract.entryBytes(signedBy: archive.keys.signing)],
             hint: JournalPosition(count: before.count, offset: archive.journal.byteCount())
@@ -268,7 +268,7 @@ import Testing
         // The forked checkpoint, at the same size, validly signed by the same log key: refused.
         let sameSize = #expect(throws: ArchiveError.self) { try b.cosign(Array(fake.checkpoint.note.utf8)) }
         #expect(sameSize?.code == .damaged)
-        #expect(sameSize?.problem.hasPrefix("FORK:") == true)
+        #expect(sameSize?.reason == .fork)
         #expect(sameSize?.problem.contains(Encoding.base64(real.checkpoint.root)) == true)
         #expect(sameSize?.problem.contains(Encoding.base64(fake.checkpoint.root)) == true)
         let conflicts = Fixtures.allFiles(under: dir.path + "/b/witness/conflicts")
@@ -287,7 +287,7 @@ import Testing
         _ = try c.cosign(Array(fake.witnessRequest.utf8))
         let later = #expect(throws: ArchiveError.self) { try c.cosign(Array(real.witnessRequest.utf8)) }
         #expect(later?.code == .damaged, "c followed the fork first: the real history now contradicts it")
-        #expect(later?.problem.hasPrefix("FORK:") == true)
+        #expect(later?.reason == .fork)
     }
 
     @Test func unknownLogsForgedSignaturesAndStrangersAreRefused() throws {

@@ -120,7 +120,7 @@ import Testing
 
     @Test func eventsRoundTripAndRejectTampering() throws {
         let key = try SigningKey(seed: SecretBytes(randomCount: 32))
-        let event = Event(type: "extract", time: "2026-03-02T10:00:00Z", actor: "custody/test", item: ItemID.random())
+        let event = Event(type: .extract, time: "2026-03-02T10:00:00Z", actor: "custody/test", item: ItemID.random())
         let entry = try event.entryBytes(signedBy: key)
         let parsed = try Event.parse(entry, publicKey: key.publicKey)
         #expect(parsed.item == event.item)

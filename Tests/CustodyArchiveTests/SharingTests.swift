@@ -158,7 +158,7 @@ import Glibc
         var outside = 0
         try b.granter.journal.scan(from: .start) { entry in
             let event = try Event.parse(entry.bytes, publicKey: b.granter.signingPublicKey)
-            guard event.type == "ingest", let item = event.item, let keys = event.keys,
+            guard event.type == .ingest, let item = event.item, let keys = event.keys,
                 !b.inScope.contains(where: { $0.id == item })
             else { return }
             outside += 1

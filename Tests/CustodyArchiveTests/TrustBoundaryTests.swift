@@ -350,7 +350,7 @@ import Glibc
         _ = try w.partner.trust(try w.victim.identity(), role: "witness")
         _ = try w.partner.cosign(Array(real.note.utf8))
         let error = try expectRefused(w.partner, path, .damaged)
-        #expect(error?.problem.hasPrefix("FORK:") == true)
+        #expect(error?.reason == .fork)
         let conflicts = (try? FileManager.default.contentsOfDirectory(atPath: w.partner.root + "/witness/conflicts")) ?? []
         #expect(conflicts.count == 1)
     }
@@ -372,7 +372,7 @@ import Glibc
             }
             events.append(
                 Event(
-                    type: "note",
+                    type: .note,
                     time: RFC3339.now(),
                     actor: w.victim.config.origin,
                     item: item,

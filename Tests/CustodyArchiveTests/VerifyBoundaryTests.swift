@@ -361,8 +361,8 @@ import Testing
                 try w.cosign(Array(try request(archive, from: first.size, flip: index).utf8))
             }
             #expect(error?.code == .badInput, "proof hash \(index)")
-            #expect(error?.problem.hasPrefix("proof-invalid:") == true)
-            #expect(error?.problem.contains("FORK") == false)
+            #expect(error?.reason == .proofInvalid)
+            #expect(error?.reason != .fork)
         }
         #expect(!FileManager.default.fileExists(atPath: dir.path + "/w/witness/conflicts"))
         #expect(Fixtures.read(w.witnessStatePath(origin: archive.config.origin)) == stateBefore)
@@ -388,7 +388,7 @@ import Testing
         // size is not the root w cosigned — provably two histories.
         let forked = try fork.ledger.consistencyProof(from: real.size)
         let error = #expect(throws: ArchiveError.self) { try w.cosign(Array(forked.witnessRequest.utf8)) }
-        #expect(error?.code == .damaged && error?.problem.hasPrefix("FORK:") == true)
+        #expect(error?.code == .damaged && error?.reason == .fork)
         let conflicts = Fixtures.allFiles(under: dir.path + "/w/witness/conflicts")
         #expect(conflicts.count == 1)
         let evidence = String(decoding: Fixtures.read(try #require(conflicts.first)), as: UTF8.self)
@@ -398,7 +398,7 @@ import Testing
         let sameSize = try #require(try fork.ledger.storedCheckpoint(size: real.size))
         #expect(sameSize.root != real.root)
         let again = #expect(throws: ArchiveError.self) { try w.cosign(Array(sameSize.note.utf8)) }
-        #expect(again?.code == .damaged && again?.problem.hasPrefix("FORK:") == true)
+        #expect(again?.code == .damaged && again?.reason == .fork)
         // verify checks the evidence: both records prove a fork by themselves.
         let report = try w.verify(mode: .quick)
         #expect(report.ok && !report.warnings.contains { $0.contains("prove a fork") }, "\(report.problems)")

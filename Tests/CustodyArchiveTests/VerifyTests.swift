@@ -143,7 +143,7 @@ import Testing
         #expect(!report.ok)
         #expect(report.problems.contains { $0.kind == "journal-damaged" })
         // Appends after the damage leave the damaged bytes exactly as they were, for forensics.
-        _ = try Fixtures.reopen(dir).record([Event(type: "extract", time: RFC3339.now(), actor: "t", item: .random())])
+        _ = try Fixtures.reopen(dir).record([Event(type: .extract, time: RFC3339.now(), actor: "t", item: .random())])
         let after = Fixtures.read(journal)
         #expect(SHA256Hasher.hash(Array(after.prefix(bytes.count))) == SHA256Hasher.hash(bytes))
         #expect(!(try Fixtures.reopen(dir).verify(mode: .standard).ok))
@@ -212,7 +212,7 @@ import Testing
         #expect(error?.code == .damaged)
         #expect(error?.fix.contains("reindex") == true)
         // An append with the stale hint writes right after the restored entries, never past the end.
-        let event = try Event(type: "extract", time: RFC3339.now(), actor: "t", item: .random())
+        let event = try Event(type: .extract, time: RFC3339.now(), actor: "t", item: .random())
             .entryBytes(signedBy: archive.keys.signing)
         let position = try archive.journal.append([event], hint: JournalPosition(count: 99, offset: 1 << 30))
         #expect(position.offset == Int64(older.count))
@@ -244,7 +244,7 @@ import Testing
     @Test func forgedEntryWithAValidFrameIsCaughtBySignature() throws {
         let (archive, _) = try archiveWithItems()
         let forger = try SigningKey(seed: SecretBytes(randomCount: 32))
-        let forged = try Event(type: "extract", time: RFC3339.now(), actor: "forger", item: .random()).entryBytes(
+        let forged = try Event(type: .extract, time: RFC3339.now(), actor: "forger", item: .random()).entryBytes(
             signedBy: forger
         )
         _ = try archive.journal.append([forged], hint: .start)
@@ -316,7 +316,7 @@ import Testing
         let journalAfter = Fixtures.read(dir.path + "/archive/journal/entries")
         #expect(journalAfter.starts(with: journalBefore) && journalAfter.count > journalBefore.count)
         var types: [String] = []
-        try Archive.open(at: dir.path + "/archive").forEachLogEntry { types.append($0.event.type) }
+        try Archive.open(at: dir.path + "/archive").forEachLogEntry { types.append($0.event.type.rawValue) }
         #expect(types == ["ingest", "passphrase"])
         let old = try Archive.open(at: dir.path + "/archive")
         #expect(throws: ArchiveError.self) { try old.unlock(passphrase: Fixtures.secret()) }

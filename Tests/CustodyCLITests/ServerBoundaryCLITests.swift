@@ -347,7 +347,7 @@ import Glibc
         let archive = try Archive.open(at: dir.path + "/node").unlock(passphrase: try SecretBytes(copying: Array("boundary test".utf8)))
         var accesses: [(event: Event, bytes: [UInt8])] = []
         try archive.forEachLogEntry(from: 0, limit: .max) { entry in
-            if entry.event.type == "access" { accesses.append((entry.event, entry.bytes)) }
+            if entry.event.type == .access { accesses.append((entry.event, entry.bytes)) }
         }
         let access = try #require(accesses.first)
         #expect(accesses.count == 1)

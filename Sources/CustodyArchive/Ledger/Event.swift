@@ -69,8 +69,8 @@ package struct Event: Codable, Sendable {
 
     /// Format version (1).
     package var version = 1
-    /// `ingest` or `extract` (later issues add more).
-    package var type: String
+    /// What happened (``Kind``).
+    package var type: Kind
     /// When it happened (RFC 3339 UTC).
     package var time: String
     /// Who acted: the archive's log origin, or a person's key.
@@ -148,11 +148,7 @@ package struct Event: Codable, Sendable {
         return Encoding.hex(hasher.finalize())
     }
 
-    static var encoder: JSONEncoder {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        return encoder
-    }
+    static var encoder: JSONEncoder { JSONFormat.compactEncoder() }
 }
 
 /// Decodes a public chunk-list object.
@@ -181,4 +177,45 @@ package func encodeChunkList(_ refs: [ObjectRef]) -> [UInt8] {
         out += bigEndianBytes(UInt64(ref.size))
     }
     return out
+}
+
+extension Event {
+    /// The kind of a custody event: its `type` field (Docs/FORMAT.md lists each kind's fields).
+    ///
+    /// An extensible set rather than a closed enum: a journal written by a later version may hold kinds this
+    /// one does not know, which still parse, verify and are shown by name.
+    package struct Kind: RawRepresentable, Hashable, Sendable, Codable, CustomStringConvertible {
+        /// The name written in the event.
+        package let rawValue: String
+
+        package init(rawValue: String) { self.rawValue = rawValue }
+
+        package var description: String { rawValue }
+
+        /// An item ingested: its objects, wrapped keys and evidence commitment.
+        package static let ingest = Kind(rawValue: "ingest")
+        /// An item received from another body under a grant, with its sealed provenance.
+        package static let `import` = Kind(rawValue: "import")
+        /// Plaintext of an item written out of the archive.
+        package static let extract = Kind(rawValue: "extract")
+        /// Tags added to or removed from an item (sealed).
+        package static let tag = Kind(rawValue: "tag")
+        /// A note on an item (sealed).
+        package static let note = Kind(rawValue: "note")
+        /// A grant made to another body.
+        package static let grant = Kind(rawValue: "grant")
+        /// A grant revoked by this archive.
+        package static let revoke = Kind(rawValue: "revoke")
+        /// A grant's objects served to its grantee (one per pull session).
+        package static let access = Kind(rawValue: "access")
+        /// The passphrase guarding the keys changed.
+        package static let passphrase = Kind(rawValue: "passphrase")
+        /// A granter's verified revocation notice for a grant this archive received.
+        package static let revocationReceived = Kind(rawValue: "revocation-received")
+
+        /// Kinds that bring an item into the archive.
+        package var addsItem: Bool { self == .ingest || self == .import }
+        /// Kinds that annotate an item (opened with its K_meta).
+        package var annotates: Bool { self == .tag || self == .note }
+    }
 }

@@ -103,7 +103,7 @@ package enum LedgerBenchmark {
         let signingCount = 20_000
         let signingStart = DispatchTime.now().uptimeNanoseconds
         for i in 0..<signingCount {
-            _ = try Event(type: "extract", time: RFC3339.now(), actor: "custody/bench000", item: ItemID.random())
+            _ = try Event(type: .extract, time: RFC3339.now(), actor: "custody/bench000", item: ItemID.random())
                 .entryBytes(signedBy: key)
             if i % 1000 == 0 { progress("sign", i, signingCount) }
         }

@@ -120,7 +120,7 @@ extension ArchiveContext {
         wanted.insert(grantSeq)
         for item in grant.items {
             for event in try index().events(of: item.id.hex)
-            where ["ingest", "import", "tag", "note"].contains(event.type) {
+            where Event.Kind(rawValue: event.type).addsItem || Event.Kind(rawValue: event.type).annotates {
                 wanted.insert(event.seq)
             }
         }
@@ -247,7 +247,7 @@ extension ArchiveContext {
         guard let origin, let originObjects = origin.objects else { return nil }
         let content = grant.permission == "content"
         return Event(
-            type: "import",
+            type: .import,
             time: RFC3339.format(now),
             actor: config.origin,
             item: item.id,
@@ -318,7 +318,7 @@ extension Archive.Unlocked {
         defer { wipe(&key) }
         let json = try SealedPart.open(bytes, kind: .annotation, item: item, key: key)
         guard let annotation = try? JSONDecoder().decode(Annotation.self, from: Data(json)),
-            annotation.type == event.type
+            annotation.type == event.type.rawValue
         else {
             throw ArchiveError(
                 .badInput,

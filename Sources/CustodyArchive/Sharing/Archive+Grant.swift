@@ -324,7 +324,7 @@ extension Archive.Unlocked {
         if scope.items.isEmpty, let (parent, summary) = scope.revokedParents.min(by: { $0.key < $1.key }) {
             let by = summary.revocation.map { TerminalText.escape($0.revokedBy) } ?? "its granter"
             throw ArchiveError(
-                .notAuthorised,
+                .grantRevoked,
                 "the parent grant \(parent) was revoked by \(by) at \(summary.revokedAt ?? "?"); its items cannot be re-shared",
                 fix: "ask \(by) for a new grant"
             )
@@ -419,7 +419,7 @@ extension Archive.Unlocked {
         // The signed grant is durable before the event that names it.
         try storeSignedGrant(signed)
         let reference = GrantReference(id: grant.id, hash: Grant.hash(signed))
-        _ = try record([Event(type: "grant", time: grant.created, actor: config.origin, grant: reference)])
+        _ = try record([Event(type: .grant, time: grant.created, actor: config.origin, grant: reference)])
         return (grant, signed, scope)
     }
 
@@ -517,7 +517,7 @@ extension Archive.Unlocked {
             try store.commit([staged])
         }
         let event = Event(
-            type: "revoke",
+            type: .revoke,
             time: RFC3339.now(),
             actor: config.origin,
             grant: GrantReference(id: grant.id, hash: Grant.hash(signed)),
@@ -546,7 +546,7 @@ extension Archive.Unlocked {
             try store.commit([staged])
         }
         let event = Event(
-            type: "access",
+            type: .access,
             time: RFC3339.now(),
             actor: config.origin,
             grant: reference,
@@ -560,7 +560,7 @@ extension Archive.Unlocked {
     /// an event recorded before requesters were sealed, its plain `requester` field.
     package func accessRequester(_ event: Event) throws -> String? {
         if let plain = event.requester { return plain }
-        guard event.type == "access", let ref = event.sealed else { return nil }
+        guard event.type == .access, let ref = event.sealed else { return nil }
         guard let sealed = try store.read(ref.name, limit: Int(ref.size)), Int64(sealed.count) == ref.size,
             let opened = try? keys.box.open(sealed),
             let fields = try? JSONDecoder().decode([String: String].self, from: Data(opened))

@@ -118,7 +118,7 @@ extension ArchiveContext {
         var found: (index: Int, bytes: [UInt8], time: String)?
         func take(_ entry: JournalEntry) throws {
             guard found == nil, let event = try? Event.parse(entry.bytes, publicKey: signingPublicKey),
-                event.type == "revoke", event.grant == reference
+                event.type == .revoke, event.grant == reference
             else { return }
             found = (entry.index, entry.bytes, event.time)
         }
@@ -233,7 +233,7 @@ extension ArchiveContext {
         guard let event = try? Event.parse(entry, publicKey: signingKey) else {
             throw forged("the entry is not signed by \(body.identity.origin)'s signing key")
         }
-        guard event.type == "revoke", event.grant == reference else {
+        guard event.type == .revoke, event.grant == reference else {
             throw forged("the entry is not a revoke event of grant \(grant.id) as stored here")
         }
         guard event.time == notice.revokedAt, event.actor == body.identity.origin else {
@@ -329,7 +329,7 @@ extension ArchiveContext {
         for id in ids {
             guard let revocation = try index().grant(id)?.revocation else { continue }
             throw ArchiveError(
-                .notAuthorised,
+                .grantRevoked,
                 "grant \(id == grant.id ? id : "\(grant.id) re-shares \(id), which") was revoked by \(TerminalText.escape(revocation.revokedBy)) at \(revocation.revokedAt) (a verified notice is recorded here)",
                 fix: "nothing was imported; ask the granting body for a new grant"
             )
@@ -395,7 +395,7 @@ extension Archive.Unlocked {
             try store.commit([staged])
         }
         let event = Event(
-            type: "revocation-received",
+            type: .revocationReceived,
             time: RFC3339.now(),
             actor: config.origin,
             grant: verified.reference,

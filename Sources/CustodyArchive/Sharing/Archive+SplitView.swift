@@ -33,7 +33,7 @@ extension ArchiveContext {
         guard shown.size == witnessed.size, shown.root != witnessed.root else { return }
         let evidence = try saveConflict(witnessed, shown)
         throw ArchiveError(
-            .damaged,
+            .fork,
             "FORK: \(shown.origin) shows a checkpoint of size \(shown.size) (root \(Encoding.base64(shown.root))) that differs from the one of the same size witnessed before (root \(Encoding.base64(witnessed.root))): it shows different logs to different parties; nothing was imported",
             fix: "keep both signed checkpoints (saved in \(evidence)) as evidence and alert \(shown.origin)'s operators"
         )
@@ -47,7 +47,7 @@ extension ArchiveContext {
         let proofText = "old \(shown.size)\n" + proof.map { Encoding.base64($0) + "\n" }.joined() + "\n"
         let evidence = try saveConflict(shown, later, proof: proofText)
         throw ArchiveError(
-            .damaged,
+            .fork,
             "FORK: \(shown.origin) shows a checkpoint of size \(shown.size) that its own log of size \(later.size) proves it never had: it shows different logs to different parties; nothing was imported",
             fix: "keep both signed checkpoints (saved in \(evidence)) as evidence and alert \(shown.origin)'s operators"
         )

@@ -359,8 +359,8 @@ package enum BundleVerifier {
                     let entry = Encoding.bytes(base64: entryRecord.entry),
                     let event = try? Event.parse(entry, publicKey: signingKey), let item = event.item
                 else { continue }
-                if event.type == "ingest" || event.type == "import" { origins[item] = origins[item] ?? event }
-                if let ref = event.annotation, event.type == "tag" || event.type == "note" {
+                if event.type == .ingest || event.type == .import { origins[item] = origins[item] ?? event }
+                if let ref = event.annotation, event.type == .tag || event.type == .note {
                     annotations.insert(ref.name)
                 }
             default: continue
@@ -658,15 +658,15 @@ package enum BundleVerifier {
                     problem("entry-invalid", "ledger entry \(index) is not signed by the granter", entry: index)
                     continue
                 }
-                if event.type == "grant", event.grant == GrantReference(id: grant.id, hash: Grant.hash(signedGrant)) {
+                if event.type == .grant, event.grant == GrantReference(id: grant.id, hash: Grant.hash(signedGrant)) {
                     grantLogged = true
                     continue
                 }
                 // Only events of the grant's items are kept, a bounded number of each: memory stays bounded.
                 guard let item = event.item, grantedItems.contains(item) else { continue }
-                if event.type == "ingest" || event.type == "import" {
+                if event.type == .ingest || event.type == .import {
                     if origins[item] == nil { origins[item] = event }
-                } else if event.type == "tag" || event.type == "note", let ref = event.annotation {
+                } else if event.type == .tag || event.type == .note, let ref = event.annotation {
                     guard (tails[item]?.count ?? 0) < BundleFormat.maxAnnotationsPerItem else {
                         problem(
                             "entry-invalid",

@@ -359,7 +359,7 @@ extension CustodyCommand {
             do {
                 _ = try witness.cosign(Array(fake.witnessRequest.utf8))
                 throw ArchiveError(.damaged, "demo: the witness cosigned a fork", fix: "report this bug")
-            } catch let error as ArchiveError where error.problem.hasPrefix("FORK:") {
+            } catch let error as ArchiveError where error.reason == .fork {
                 printBlock("custody witness cosign (the forged copy's request) → exit 1:\n  \(error.problem)")
             }
 

@@ -33,7 +33,7 @@ extension CustodyCommand {
                         entries.append(
                             LogEntryJSON(
                                 index: entry.index,
-                                type: event.type,
+                                type: event.type.rawValue,
                                 time: event.time,
                                 actor: event.actor,
                                 item: event.item?.hex,
