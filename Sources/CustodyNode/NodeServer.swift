@@ -448,16 +448,15 @@ package struct NodeServer: Sendable {
                 return .refused(Self.notFound)
             }
             func gone(_ reason: Reason) -> Access { .refused(Self.gone(reason)) }
-            if let revoked = summary.revokedAt {
-                return .refused(Self.revokedResponse(grant: id, at: revoked, archive: archive))
-            }
-            guard served.grant.isValid(at: now) else { return gone(.grantExpired) }
-            for ancestor in served.ancestors {
-                guard let ancestor else { return gone(.ancestorMissing) }
-                if let summary = try archive.index().grant(ancestor.id), summary.revokedAt != nil {
-                    return .refused(Self.revokedAncestorResponse(grant: id, ancestor: summary, archive: archive))
-                }
-                guard ancestor.isValid(at: now) else { return gone(.ancestorExpired) }
+            switch try archive.standing(of: served.grant, ancestors: served.ancestors, at: now) {
+            case .usable: break
+            case .revoked(let summary):
+                return .refused(Self.revokedResponse(grant: id, at: summary.revokedAt ?? "", archive: archive))
+            case .expired: return gone(.grantExpired)
+            case .ancestorMissing: return gone(.ancestorMissing)
+            case .ancestorRevoked(let ancestor):
+                return .refused(Self.revokedAncestorResponse(grant: id, ancestor: ancestor, archive: archive))
+            case .ancestorExpired: return gone(.ancestorExpired)
             }
             if sessions.open(grant: id, requester: requester, lifetime: Self.sessionLifetime) {
                 do {
@@ -675,17 +674,7 @@ final class GrantCache: Sendable {
         else {
             throw ArchiveError(.notFound, "grant \(id) was not made by this node", fix: "ask its granter")
         }
-        var ancestors: [Grant?] = []
-        var parent = grant.parent
-        while let reference = parent, ancestors.count < 16 {
-            let stored = try? archive.storedGrant(reference.id)
-            guard let stored, Grant.hash(stored.signed) == reference.hash else {
-                ancestors.append(nil)
-                break
-            }
-            ancestors.append(stored.grant)
-            parent = stored.grant.parent
-        }
+        let ancestors = archive.storedAncestors(of: grant)
         let served = ServedGrant(
             grant: grant,
             reference: GrantReference(id: grant.id, hash: Grant.hash(signed)),

@@ -137,6 +137,14 @@ import Testing
         // The re-sharer's index now says the child's parent is revoked (what its node checks on every request).
         let parent = try #require(try b.grantee.storedGrant(child.id).grant.parent)
         #expect(try b.grantee.index().grant(parent.id)?.revokedAt != nil)
+        // The one standing check that node applies also stops the re-sharer exporting the child again.
+        let childGrant = try b.grantee.storedGrant(child.id).grant
+        #expect(try b.grantee.standing(of: childGrant, at: Int(Date().timeIntervalSince1970)) != .usable)
+        let export = #expect(throws: ArchiveError.self) {
+            try b.grantee.exportBundle(grant: child.id, to: dir.path + "/child-again.bundle")
+        }
+        #expect(export?.reason == .grantRevoked)
+        #expect(!FileManager.default.fileExists(atPath: dir.path + "/child-again.bundle"))
 
         // The child's grantee holds the parent only as part of its grant's chain; it cannot check a notice whose
         // granter it does not know, and records nothing.

@@ -101,16 +101,10 @@ extension ArchiveContext {
                 fix: "ask \(grant.granter.name) for the bundle"
             )
         }
-        let summaries = try index().grants()
-        guard let summary = summaries.first(where: { $0.id == grant.id }) else {
+        guard try index().grant(grant.id) != nil else {
             throw ArchiveError(.damaged, "grant \(grant.id) is not in the index", fix: "run custody reindex")
         }
-        if let revoked = summary.revokedAt {
-            throw ArchiveError(.notAuthorised, "grant \(grant.id) was revoked at \(revoked)", fix: "make a new grant")
-        }
-        guard grant.isValid(at: Int(time(nil))) else {
-            throw ArchiveError(.notAuthorised, "grant \(grant.id) expired at \(grant.expires)", fix: "make a new grant")
-        }
+        try checkUsable(grant, what: "grant \(grant.id)", fix: "make a new grant")
         if !force, POSIX.lstatPath(output) != nil {
             throw ArchiveError(.cannotCreate, "\(output) already exists", fix: "choose another -o path or pass --force")
         }

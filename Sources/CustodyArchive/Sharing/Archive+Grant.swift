@@ -360,20 +360,7 @@ extension Archive.Unlocked {
                     fix: "give --expires \(parentGrant.expires) or earlier"
                 )
             }
-            if let revoked = try index().grant(parentID)?.revokedAt {
-                throw ArchiveError(
-                    .notAuthorised,
-                    "the parent grant \(parentID) was revoked at \(revoked); its items cannot be re-shared",
-                    fix: "ask its granter for a new grant"
-                )
-            }
-            guard parentGrant.isValid(at: Int(time(nil))) else {
-                throw ArchiveError(
-                    .notAuthorised,
-                    "the parent grant \(parentID) is not valid now",
-                    fix: "ask its granter for a new one"
-                )
-            }
+            try checkUsable(parentGrant, what: "the parent grant \(parentID)", fix: "ask its granter for a new grant")
             if parentGrant.permission == "metadata" { permissionOnlyMetadata = true }
             parent = GrantReference(id: parentGrant.id, hash: Grant.hash(parentSigned))
         }

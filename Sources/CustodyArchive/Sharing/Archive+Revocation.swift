@@ -339,13 +339,10 @@ extension ArchiveContext {
     /// For a grant this archive made as a re-share: the nearest ancestor known here to be revoked (its id and
     /// time) — its node refuses the grant for that reason.
     package func revokedAncestor(of id: String) -> (grant: String, revokedAt: String)? {
-        var parent = (try? storedGrant(id))?.grant.parent
-        var depth = 0
-        while let reference = parent, depth < 16 {
-            guard let summary = try? index().grant(reference.id) else { return nil }
-            if let revoked = summary.revokedAt { return (reference.id, revoked) }
-            parent = (try? storedGrant(reference.id))?.grant.parent
-            depth += 1
+        guard let grant = try? storedGrant(id).grant else { return nil }
+        for ancestor in storedAncestors(of: grant) {
+            guard let ancestor, let summary = try? index().grant(ancestor.id) else { return nil }
+            if let revoked = summary.revokedAt { return (ancestor.id, revoked) }
         }
         return nil
     }

@@ -1,0 +1,81 @@
+import Glibc
+
+/// Whether a grant can still be used, and if not, the first reason found (the grant itself before its
+/// ancestors, nearest ancestor first).
+package enum GrantStanding: Sendable, Equatable {
+    /// Within its validity, not revoked as far as this archive knows, every ancestor held, valid and unrevoked.
+    case usable
+    /// Revoked: by this archive, or by its granter (a verified notice recorded here).
+    case revoked(GrantSummary)
+    /// Outside `created ≤ now < expires`.
+    case expired
+    /// An ancestor of a re-share is not held here intact (or the chain is longer than a bundle may carry).
+    case ancestorMissing
+    /// An ancestor is known here to be revoked.
+    case ancestorRevoked(GrantSummary)
+    /// An ancestor is outside its validity.
+    case ancestorExpired
+}
+
+extension ArchiveContext {
+    /// A grant's ancestors as stored here, parent first, following `parent` references and checking each
+    /// stored grant against the hash its child names.
+    ///
+    /// The walk stops at ``BundleFormat/maxAncestors`` grants (the most a bundle may carry, SHARING.md): a
+    /// missing or altered ancestor, or a chain that goes on past the bound, ends the list with `nil`.
+    package func storedAncestors(of grant: Grant) -> [Grant?] {
+        var ancestors: [Grant?] = []
+        var parent = grant.parent
+        while let reference = parent {
+            guard ancestors.count < BundleFormat.maxAncestors,
+                let stored = try? storedGrant(reference.id), Grant.hash(stored.signed) == reference.hash
+            else {
+                ancestors.append(nil)
+                break
+            }
+            ancestors.append(stored.grant)
+            parent = stored.grant.parent
+        }
+        return ancestors
+    }
+
+    /// The one check of whether `grant` can still be used at `time` (Unix seconds): exporting it, serving it,
+    /// re-sharing under it. `ancestors` are ``storedAncestors(of:)`` (computed once by a caller that asks often).
+    package func standing(of grant: Grant, ancestors: [Grant?]? = nil, at time: Int) throws -> GrantStanding {
+        if let summary = try index().grant(grant.id), summary.revokedAt != nil { return .revoked(summary) }
+        guard grant.isValid(at: time) else { return .expired }
+        for ancestor in ancestors ?? storedAncestors(of: grant) {
+            guard let ancestor else { return .ancestorMissing }
+            if let summary = try index().grant(ancestor.id), summary.revokedAt != nil {
+                return .ancestorRevoked(summary)
+            }
+            guard ancestor.isValid(at: time) else { return .ancestorExpired }
+        }
+        return .usable
+    }
+
+    /// Throws unless `grant` is ``GrantStanding/usable`` now: the one error for each way it is not.
+    func checkUsable(_ grant: Grant, what: String, fix: String) throws {
+        switch try standing(of: grant, at: Int(time(nil))) {
+        case .usable: return
+        case .revoked(let summary):
+            throw ArchiveError(.grantRevoked, "\(what) was revoked at \(summary.revokedAt ?? "?")", fix: fix)
+        case .expired:
+            throw ArchiveError(
+                .notAuthorised,
+                "\(what) is not valid now (valid from \(grant.created) until \(grant.expires))",
+                fix: fix
+            )
+        case .ancestorMissing:
+            throw ArchiveError(.notAuthorised, "\(what) re-shares a grant that is not held here intact", fix: fix)
+        case .ancestorRevoked(let ancestor):
+            throw ArchiveError(
+                .grantRevoked,
+                "\(what) re-shares grant \(ancestor.id), which was revoked at \(ancestor.revokedAt ?? "?")",
+                fix: fix
+            )
+        case .ancestorExpired:
+            throw ArchiveError(.notAuthorised, "\(what) re-shares a grant that is no longer valid", fix: fix)
+        }
+    }
+}
