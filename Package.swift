@@ -61,10 +61,17 @@ let package = Package(
             ],
             swiftSettings: strictSettings + instrumented
         ),
+        // Benchmarks the CLI runs (`custody bench`), kept out of the core library: they only call its API.
+        .target(
+            name: "CustodyBenchmarks",
+            dependencies: ["CustodyArchive", "CustodyCrypto"],
+            swiftSettings: strictSettings
+        ),
         .executableTarget(
             name: "custody",
             dependencies: [
                 "CustodyArchive",
+                "CustodyBenchmarks",
                 "CustodyNode",
                 "CustodyCrypto",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),

@@ -219,3 +219,10 @@ extension Event {
         package var annotates: Bool { self == .tag || self == .note }
     }
 }
+
+extension Event {
+    /// An event of `type` with the fields every event has; the others are set by whoever records it.
+    package init(type: Kind, time: String, actor: String, item: ItemID?) {
+        self.init(type: type, time: time, actor: actor, item: item, objects: nil)
+    }
+}

@@ -13,6 +13,11 @@ package struct JournalPosition: Sendable, Equatable, Codable {
 
     /// The start of the journal.
     package static let start = JournalPosition(count: 0, offset: 0)
+
+    package init(count: Int, offset: Int64) {
+        self.count = count
+        self.offset = offset
+    }
 }
 
 /// One journal entry: the exact leaf bytes of the custody log.
@@ -35,7 +40,7 @@ package final class Journal: Sendable {
     /// The frame magic.
     static let magic: [UInt8] = Array("CJ1\n".utf8)
     /// Bytes a frame adds around its entry.
-    static let frameOverhead = 4 + 4 + 32
+    package static let frameOverhead = 4 + 4 + 32
     /// The largest entry accepted (bounds every allocation made while reading).
     package static let maxEntryBytes = 1 << 20
 

@@ -1,5 +1,6 @@
 import ArgumentParser
 import CustodyArchive
+import CustodyBenchmarks
 import CustodyCrypto
 import Foundation
 

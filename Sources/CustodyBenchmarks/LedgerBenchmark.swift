@@ -1,3 +1,4 @@
+import CustodyArchive
 import CustodyCrypto
 import Dispatch
 import Foundation
