@@ -78,24 +78,14 @@ extension Archive.Unlocked {
         }
         var key = try metaKey(of: ingest)
         defer { wipe(&key) }
-        guard let stored = try store.read(ref.name, limit: SealedPart.maxStoredBytes) else {
-            throw ArchiveError(
-                .damaged,
-                "the \(event.type) object of item \(item) is missing",
-                fix: "run custody verify"
-            )
-        }
-        let json = try SealedPart.open(stored, kind: .annotation, item: item, key: key)
-        guard let annotation = try? JSONDecoder().decode(Annotation.self, from: Data(json)),
-            annotation.type == event.type.rawValue
-        else {
-            throw ArchiveError(
-                .damaged,
-                "the \(event.type) of item \(item) is not valid",
-                fix: "run custody verify --deep"
-            )
-        }
-        return annotation
+        return try openStoredPart(
+            ref.name,
+            kind: .annotation,
+            item: item,
+            key: key,
+            as: Annotation.self,
+            what: event.type.rawValue
+        ) { $0.type == event.type.rawValue }
     }
 
 

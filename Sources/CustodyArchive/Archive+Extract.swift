@@ -211,20 +211,14 @@ extension Archive.Unlocked {
         }
         var key = try keys.unwrap(wrappedContent, item: item)
         defer { wipe(&key) }
-        guard let stored = try store.read(contentRef.name, limit: SealedPart.maxContentStoredBytes) else {
-            throw ArchiveError(.damaged, "the content object of item \(item) is missing", fix: "run custody verify")
-        }
-        var json = try SealedPart.open(stored, kind: .content, item: item, key: key)
-        defer { wipe(&json) }
-        guard let manifest = try? JSONDecoder().decode(ContentManifest.self, from: Data(json)),
-            manifest.size >= 0, manifest.chunks.count <= Int(manifest.paddedSize / 1024 + 2)
-        else {
-            throw ArchiveError(
-                .damaged,
-                "the content part of item \(item) is not valid",
-                fix: "run custody verify --deep"
-            )
-        }
-        return manifest
+        return try openStoredPart(
+            contentRef.name,
+            kind: .content,
+            item: item,
+            key: key,
+            as: ContentManifest.self,
+            what: "content",
+            limit: SealedPart.maxContentStoredBytes
+        ) { $0.size >= 0 && $0.chunks.count <= Int($0.paddedSize / 1024 + 2) }
     }
 }

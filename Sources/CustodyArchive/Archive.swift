@@ -642,18 +642,14 @@ extension Archive.Unlocked {
         }
         var key = try metaKey(of: event)
         defer { wipe(&key) }
-        guard let stored = try store.read(ref.name, limit: SealedPart.maxStoredBytes) else {
-            throw ArchiveError(.damaged, "the provenance object of item \(item) is missing", fix: "run custody verify")
-        }
-        let json = try SealedPart.open(stored, kind: .provenance, item: item, key: key)
-        guard let record = try? JSONDecoder().decode(ProvenanceRecord.self, from: Data(json)) else {
-            throw ArchiveError(
-                .damaged,
-                "the provenance of item \(item) is not valid",
-                fix: "run custody verify --deep"
-            )
-        }
-        return record
+        return try openStoredPart(
+            ref.name,
+            kind: .provenance,
+            item: item,
+            key: key,
+            as: ProvenanceRecord.self,
+            what: "provenance"
+        )
     }
 
     /// Decrypts the metadata part an ingest event names.
@@ -663,15 +659,14 @@ extension Archive.Unlocked {
         }
         var key = try keys.unwrap(wrapped.meta, item: item)
         defer { wipe(&key) }
-        guard let stored = try store.read(objects.meta.name, limit: SealedPart.maxStoredBytes) else {
-            throw ArchiveError(.damaged, "the metadata object of item \(item) is missing", fix: "run custody verify")
-        }
-        let json = try SealedPart.open(stored, kind: .meta, item: item, key: key)
-        guard let metadata = try? JSONDecoder().decode(ItemMetadata.self, from: Data(json)), metadata.item == item
-        else {
-            throw ArchiveError(.damaged, "the metadata of item \(item) is not valid", fix: "run custody verify --deep")
-        }
-        return metadata
+        return try openStoredPart(
+            objects.meta.name,
+            kind: .meta,
+            item: item,
+            key: key,
+            as: ItemMetadata.self,
+            what: "metadata"
+        ) { $0.item == item }
     }
 
     /// Appends signed events and applies them to the index.

@@ -17,7 +17,18 @@ package enum Padme {
 }
 
 /// The 8-byte big-endian encoding of `value`, used wherever a format writes a 64-bit number
-/// (sizes in commitments, chunk lists and padding keys; cosignature timestamps).
+/// (sizes in commitments, chunk lists and padding keys; cosignature timestamps; bundle record lengths).
 func bigEndianBytes(_ value: UInt64) -> [UInt8] {
     (0..<8).map { UInt8(truncatingIfNeeded: value >> (56 - 8 * $0)) }
+}
+
+/// The 4-byte big-endian encoding of `value` (journal frame and sealed-part lengths).
+func bigEndianBytes(_ value: UInt32) -> [UInt8] {
+    (0..<4).map { UInt8(truncatingIfNeeded: value >> (24 - 8 * $0)) }
+}
+
+/// The big-endian number in `bytes` (at most 8 of them), the inverse of ``bigEndianBytes(_:)-(UInt64)``.
+func bigEndianValue(_ bytes: some Collection<UInt8>) -> UInt64 {
+    precondition(bytes.count <= 8, "more than 8 bytes for a 64-bit number")
+    return bytes.reduce(0) { $0 << 8 | UInt64($1) }
 }

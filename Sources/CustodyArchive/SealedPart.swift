@@ -1,4 +1,5 @@
 import CustodyCrypto
+import Foundation
 
 /// The two sealed parts of an item: metadata (under K_meta) and content (the chunk list, under K_content).
 package enum PartKind: String, Sendable, Codable {
@@ -54,7 +55,7 @@ package enum SealedPart {
         nonce: [UInt8] = randomBytes(XChaCha20Poly1305.nonceByteCount)
     ) -> [UInt8] {
         let n = UInt32(json.count)
-        var plaintext = [UInt8(n >> 24), UInt8(n >> 16 & 0xFF), UInt8(n >> 8 & 0xFF), UInt8(n & 0xFF)] + json
+        var plaintext = bigEndianBytes(n) + json
         let padded = Padme.paddedLength(plaintext.count, minimum: minimumPaddedBytes)
         plaintext += [UInt8](repeating: 0, count: padded - plaintext.count)
         let sealed = XChaCha20Poly1305.seal(
@@ -90,7 +91,7 @@ package enum SealedPart {
             throw damaged(kind, item, "failed authentication")
         }
         defer { wipe(&plaintext) }
-        let length = Int(plaintext[0]) << 24 | Int(plaintext[1]) << 16 | Int(plaintext[2]) << 8 | Int(plaintext[3])
+        let length = Int(bigEndianValue(plaintext[0..<4]))
         guard length <= plaintext.count - 4 else { throw damaged(kind, item, "has a bad length") }
         return Array(plaintext[4..<(4 + length)])
     }
@@ -151,5 +152,52 @@ package enum ChunkCipher {
     /// Decrypts a stored chunk.
     package static func open(_ stored: [UInt8], key: [UInt8]) throws(SodiumError) -> [UInt8] {
         try XChaCha20Poly1305.open(stored, key: key, nonce: zeroNonce, associatedData: associatedData)
+    }
+}
+
+extension SealedPart {
+    /// Opens a sealed part and decodes its JSON as `T`: `nil` when it opens but is not a valid `T` (or
+    /// `isValid` refuses it). The plaintext is wiped afterwards.
+    ///
+    /// - Throws: ``ArchiveError`` (damaged) when it does not open under `key` for `kind` and `item`.
+    static func decode<T: Decodable>(
+        _ stored: [UInt8],
+        kind: PartKind,
+        item: ItemID,
+        key: [UInt8],
+        as type: T.Type,
+        isValid: (T) -> Bool = { _ in true }
+    ) throws -> T? {
+        var json = try open(stored, kind: kind, item: item, key: key)
+        defer { wipe(&json) }
+        guard let value = try? JSONDecoder().decode(T.self, from: Data(json)), isValid(value) else { return nil }
+        return value
+    }
+}
+
+extension ArchiveContext {
+    /// The one way a stored sealed part is read: from the store (at most `limit` bytes), opened with `key`,
+    /// decoded as `T`, checked by `isValid`.
+    ///
+    /// - Throws: ``ArchiveError`` (damaged) naming `what` when the object is missing, does not open, or is not
+    ///   a valid `T`.
+    func openStoredPart<T: Decodable>(
+        _ name: ObjectName,
+        kind: PartKind,
+        item: ItemID,
+        key: [UInt8],
+        as type: T.Type,
+        what: String,
+        limit: Int = SealedPart.maxStoredBytes,
+        isValid: (T) -> Bool = { _ in true }
+    ) throws -> T {
+        guard let stored = try store.read(name, limit: limit) else {
+            throw ArchiveError(.damaged, "the \(what) object of item \(item) is missing", fix: "run custody verify")
+        }
+        guard let value = try SealedPart.decode(stored, kind: kind, item: item, key: key, as: T.self, isValid: isValid)
+        else {
+            throw ArchiveError(.damaged, "the \(what) of item \(item) is not valid", fix: "run custody verify --deep")
+        }
+        return value
     }
 }

@@ -159,8 +159,7 @@ package func decodeChunkList(_ bytes: [UInt8]) -> [ObjectRef]? {
     var i = 0
     while i < bytes.count {
         let name = ObjectName(hex: Encoding.hex(bytes[i..<(i + 32)]))
-        var size: Int64 = 0
-        for b in bytes[(i + 32)..<(i + 40)] { size = size << 8 | Int64(b) }
+        let size = Int64(bitPattern: bigEndianValue(bytes[(i + 32)..<(i + 40)]))
         guard let name, size >= 0 else { return nil }
         refs.append(ObjectRef(name: name, size: size))
         i += 40

@@ -216,7 +216,7 @@ package final class Journal: Sendable {
     package static func frame(_ entry: [UInt8]) -> [UInt8] {
         var out = magic
         let n = UInt32(entry.count)
-        out += [UInt8(n >> 24), UInt8(n >> 16 & 0xFF), UInt8(n >> 8 & 0xFF), UInt8(n & 0xFF)]
+        out += bigEndianBytes(n)
         out += entry
         out += leafHash(entry)
         return out
@@ -240,7 +240,7 @@ package final class Journal: Sendable {
         }
         if header.allSatisfy({ $0 == 0 }) && isZero(fd, from: offset, to: fileSize) { return .incomplete }
         guard Array(header[0..<4]) == Self.magic else { return .invalid }
-        let length = Int(header[4]) << 24 | Int(header[5]) << 16 | Int(header[6]) << 8 | Int(header[7])
+        let length = Int(bigEndianValue(header[4..<8]))
         guard length <= Self.maxEntryBytes else { return .invalid }
         guard offset + Int64(length + Self.frameOverhead) <= fileSize else { return .incomplete }
         var rest = [UInt8](repeating: 0, count: length + 32)

@@ -115,7 +115,7 @@ package enum SignedNote {
         guard signature.name == name, signature.payload.count == 76,
             Array(signature.payload.prefix(4)) == keyID(name: name, publicKey: publicKey, type: cosignatureType)
         else { return nil }
-        let timestamp = signature.payload[4..<12].reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
+        let timestamp = bigEndianValue(signature.payload[4..<12])
         let valid = SigningKey.isValidSignature(
             Array(signature.payload.dropFirst(12)),
             for: cosignedMessage(body: body, timestamp: timestamp),

@@ -310,9 +310,15 @@ extension Archive.Unlocked {
         }
         var key = try metaKey(of: importEvent)
         defer { wipe(&key) }
-        let json = try SealedPart.open(bytes, kind: .annotation, item: item, key: key)
-        guard let annotation = try? JSONDecoder().decode(Annotation.self, from: Data(json)),
-            annotation.type == event.type.rawValue
+        guard
+            let annotation = try SealedPart.decode(
+                bytes,
+                kind: .annotation,
+                item: item,
+                key: key,
+                as: Annotation.self,
+                isValid: { $0.type == event.type.rawValue }
+            )
         else {
             throw ArchiveError(
                 .badInput,
@@ -322,7 +328,6 @@ extension Archive.Unlocked {
         }
         return annotation
     }
-
 
     /// Imports a bundle addressed to this archive: verifies it completely, stores the released objects,
     /// decrypts every item and re-checks its SHA-256 and evidence commitment, and only then records one
@@ -478,7 +483,8 @@ extension Archive.Unlocked {
             throw ArchiveError(
                 .notAuthorised,
                 "the bundle's granter shares the origin or a key of \(TerminalText.escape(clash.identity.name)) but has other keys (fingerprint \(contents.identity.fingerprint), known: \(clash.identity.fingerprint))",
-                fix: "do not import it; check with \(TerminalText.escape(clash.identity.name)) through a trusted channel"
+                fix:
+                    "do not import it; check with \(TerminalText.escape(clash.identity.name)) through a trusted channel"
             )
         }
         let trusted = bodies.contains { $0.identity == contents.identity && $0.roles.contains("granter") }
