@@ -273,10 +273,16 @@ import Glibc
         running = false
         kill(server.pid, SIGTERM)
         let log = server.wait().stderr
-        for detail in [
-            "401 unauthenticated GET /v1/grants: unknownKey", "badSignature", "foreign authority", "replayed",
-        ] {
-            #expect(log.contains(detail), "\(detail) in \(log)")
+        // One line per refusal (PROTOCOL.md section 3.2): reason, detail, method, path and status.
+        let unknownKey = log.split(separator: "\n").filter { line in
+            [
+                "custody.detail=unknownKey", "custody.reason=unauthenticated", "http.method=GET",
+                "http.path=/v1/grants ", "http.status=401",
+            ].allSatisfy { line.contains($0) }
+        }
+        #expect(!unknownKey.isEmpty, "\(log)")
+        for detail in ["badSignature", "foreign authority", "replayed"] {
+            #expect(log.contains("custody.detail=" + detail), "\(detail) in \(log)")
         }
     }
 

@@ -3,6 +3,7 @@ import CustodyArchive
 import CustodyCrypto
 import CustodyNode
 import Foundation
+import Logging
 
 extension CustodyCommand {
     struct Demo: AsyncParsableCommand {
@@ -270,8 +271,14 @@ extension CustodyCommand {
             let serving = try Archive.open(at: archive.root).unlock(passphrase: passphrase)
             let server = try NodeServer(archive: serving)
             let (addresses, announce) = AsyncStream.makeStream(of: String.self)
-            let running = Task { try await server.run(host: "127.0.0.1", port: 0) { announce.yield($0) } }
-            defer { running.cancel() }
+            // Refusals would be worth seeing in the narration; request lines are not.
+            var logger = Logger(label: "custody.serve") { StreamLogHandler.standardError(label: $0) }
+            logger.logLevel = .notice
+            let stop = NodeServer.Stop()
+            let running = Task {
+                try await server.run(host: "127.0.0.1", port: 0, logger: logger, stop: stop) { announce.yield($0) }
+            }
+            defer { stop.request() }
             var iterator = addresses.makeAsyncIterator()
             guard let address = await iterator.next() else {
                 throw ArchiveError(.temporary, "demo: the server did not start", fix: "report this bug")
@@ -290,8 +297,8 @@ extension CustodyCommand {
             guard witnessing.cosignedPeerSize != nil, witnessing.peerCosignedSize != nil,
                 pulled.first?.result.imported.count == 1
             else { throw ArchiveError(.damaged, "demo: the online exchange misbehaved", fix: "report this bug") }
-            running.cancel()
-            _ = try? await running.value
+            stop.request()
+            try await running.value
         }
 
         /// Steps 10–14: annotations, a proof checked as an outsider would, a witness, and a forged history caught.
