@@ -285,7 +285,10 @@ struct Probe: Sendable {
         sourceLocation: SourceLocation = #_sourceLocation
     ) {
         #expect(response.status == reason.status, sourceLocation: sourceLocation)
-        #expect(Array(buffer: response.body) == reason.body, sourceLocation: sourceLocation)
+        #expect(
+            String(buffer: response.body) == String(decoding: reason.body, as: UTF8.self),
+            sourceLocation: sourceLocation
+        )
         #expect(response.headers[.contentType] == "application/json", sourceLocation: sourceLocation)
         #expect(lastRefusal?["custody.reason"]?.description == reason.rawValue, sourceLocation: sourceLocation)
     }

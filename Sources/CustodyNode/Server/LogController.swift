@@ -17,11 +17,13 @@ struct LogController: Sendable {
             .get("log/inclusion", use: inclusion)
     }
 
+    /// `GET /v1/identity`: the node's identity file.
     @Sendable func identity(_ request: Request, context: NodeRequestContext) async throws -> Response {
         let bytes = try await node.archive { try $0.identity().jsonBytes() }
         return NodeServer.response(.ok, bytes, type: "application/json")
     }
 
+    /// `GET /v1/log/checkpoint`: the latest signed checkpoint (404 before the first).
     @Sendable func checkpoint(_ request: Request, context: NodeRequestContext) async throws -> Response {
         guard let note = try await node.archive({ try $0.ledger.latestCheckpoint()?.note }) else {
             throw ServerRefusal(.notFound)
@@ -29,6 +31,7 @@ struct LogController: Sendable {
         return NodeServer.response(.ok, Array(note.utf8), type: "text/plain; charset=utf-8")
     }
 
+    /// `GET /v1/log/tile/**`: one C2SP tlog-tiles tile, named exactly as ``Tiles`` writes it (404 otherwise).
     @Sendable func tile(_ request: Request, context: NodeRequestContext) async throws -> Response {
         // The file's path is made from the numbers parsed, never from the request's text.
         guard let tile = Self.tilePath(context.parameters.getCatchAll().joined(separator: "/")) else {
@@ -41,6 +44,7 @@ struct LogController: Sendable {
         return NodeServer.response(.ok, bytes, type: "application/octet-stream")
     }
 
+    /// `GET /v1/log/consistency?old=N`: a consistency proof from size `N` to the latest checkpoint.
     @Sendable func consistency(_ request: Request, context: NodeRequestContext) async throws -> Response {
         guard let old = Self.count(request, "old") else { throw ServerRefusal(.badRequest) }
         do {
@@ -51,6 +55,7 @@ struct LogController: Sendable {
         }
     }
 
+    /// `GET /v1/log/inclusion?index=N`: the inclusion proof of entry `N` in the latest checkpoint.
     @Sendable func inclusion(_ request: Request, context: NodeRequestContext) async throws -> Response {
         guard let index = Self.count(request, "index") else { throw ServerRefusal(.badRequest) }
         do {

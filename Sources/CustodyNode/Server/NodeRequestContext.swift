@@ -6,9 +6,11 @@ import Synchronization
 /// ``AuthenticationMiddleware`` sets ``requester`` on the routes that take signed requests only; the routes read
 /// it through ``requireRequester()``.
 package struct NodeRequestContext: RequestContext {
+    /// Hummingbird's own per-request state (logger, parameters, endpoint).
     package var coreContext: CoreRequestContextStorage
     private let signer = Signer()
 
+    /// A new context for a request from `source` (Hummingbird makes one per request), with no requester yet.
     package init(source: ApplicationRequestContextSource) {
         coreContext = .init(source: source)
     }

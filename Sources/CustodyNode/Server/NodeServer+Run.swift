@@ -6,7 +6,7 @@ import ServiceLifecycle
 import UnixSignals
 
 extension NodeServer {
-    /// A way to stop a running server from inside the process (``custody demo``), as SIGTERM stops `serve`.
+    /// A way to stop a running server from inside the process (`custody demo`), as SIGTERM stops `serve`.
     ///
     /// Stopping is graceful either way: the server stops accepting connections, finishes the requests in
     /// progress, and ``NodeServer/run(host:port:publicURLs:logger:stop:ready:)`` returns.

@@ -18,6 +18,8 @@ struct WitnessController: Sendable {
             .post(use: attachCosignatures)
     }
 
+    /// `POST /v1/witness/add-checkpoint`: cosigns a checkpoint of a log this node witnesses, after checking its
+    /// consistency proof from the size cosigned before; 409 with that size when the proof starts elsewhere.
     @Sendable func addCheckpoint(_ request: Request, context: NodeRequestContext) async throws -> Response {
         let body = try await NodeServer.body(of: request)
         do {
@@ -43,6 +45,7 @@ struct WitnessController: Sendable {
         }
     }
 
+    /// `POST /v1/cosignatures` (signed): attaches a witness's cosignatures to this node's checkpoints.
     @Sendable func attachCosignatures(_ request: Request, context: NodeRequestContext) async throws -> Response {
         _ = try context.requireRequester()
         let body = try await NodeServer.body(of: request)
