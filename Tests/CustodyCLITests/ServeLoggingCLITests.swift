@@ -75,6 +75,12 @@ import Glibc
         }
     }
 
+    @Test func anUnknownLogLevelIsAUsageError() {
+        let result = CLI.run(["serve", "--log-level", "verbose"], environment: env("none"))
+        #expect(result.status == 64 && result.stderr.contains("--log-level"), "\(result.stderr)")
+        #expect(result.stdout.isEmpty)
+    }
+
     @Test func demoStopsItsServerWithoutAnError() {
         let result = CLI.run(["demo"], environment: ["TMPDIR": dir.path])
         #expect(result.status == 0, "\(result.stderr)")

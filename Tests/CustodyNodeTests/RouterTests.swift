@@ -246,6 +246,17 @@ import Testing
 
     // MARK: The log
 
+    @Test func aHostilePathCannotForgeALogLine() async throws {
+        try await withRouter { p, client in
+            // Past the HTTP parser nothing like this arrives; the router test client hands it over as is.
+            let hostile = "/v1/log/tile/0/\u{1B}[2J\nfake info line\u{202E}"
+            try await client.execute(uri: hostile, method: .get) { p.expectRefusal($0, .notFound) }
+            let path = try #require(p.lastRefusal?["http.path"]?.description)
+            #expect(!path.contains("\u{1B}") && !path.contains("\n") && !path.contains("\u{202E}"), "\(path)")
+            #expect(path.hasPrefix("/v1/log/tile/0/"))
+        }
+    }
+
     @Test func eachRequestIsOneLogLineWithoutItsSecrets() async throws {
         try await withRouter { p, client in
             let headers = Self.signed("/v1/grants", key: p.key)
