@@ -57,7 +57,9 @@ import Glibc
     }
 
     func signingKey(_ name: String) throws -> SigningKey {
-        let archive = try Archive.open(at: dir.path + "/" + name).unlock(passphrase: try SecretBytes(copying: Array("boundary test".utf8)))
+        let archive = try Archive.open(at: dir.path + "/" + name).unlock(
+            passphrase: try SecretBytes(copying: Array("boundary test".utf8))
+        )
         return try archive.keys.signing
     }
 
@@ -350,7 +352,9 @@ import Glibc
         let pulled = CLI.run(["pull", "node", "--grant", grant], environment: env("peer"))
         #expect(pulled.status == 0, "\(pulled.stderr)")
         // The public entry (what auditors and witnesses read) holds no requester, only a sealed object.
-        let archive = try Archive.open(at: dir.path + "/node").unlock(passphrase: try SecretBytes(copying: Array("boundary test".utf8)))
+        let archive = try Archive.open(at: dir.path + "/node").unlock(
+            passphrase: try SecretBytes(copying: Array("boundary test".utf8))
+        )
         var accesses: [(event: Event, bytes: [UInt8])] = []
         try archive.forEachLogEntry(from: 0, limit: .max) { entry in
             if entry.event.type == .access { accesses.append((entry.event, entry.bytes)) }

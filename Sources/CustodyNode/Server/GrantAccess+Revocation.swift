@@ -19,7 +19,11 @@ extension NodeServer {
     /// The 410 refusal of a child grant whose ancestor `ancestor` was revoked: answered with the ancestor's
     /// granter's notice, as this node received and verified it, when it holds one (the grantee can check it
     /// against the ancestor granter's identity, if it knows it); otherwise the reason code `ancestor-revoked`.
-    static func revokedAncestorRefusal(grant id: String, ancestor: GrantSummary, archive: some ArchiveContext) -> ServerRefusal {
+    static func revokedAncestorRefusal(
+        grant id: String,
+        ancestor: GrantSummary,
+        archive: some ArchiveContext
+    ) -> ServerRefusal {
         if let received = ancestor.revocation, let name = ObjectName(hex: received.notice),
             let bytes = try? archive.store.read(name, limit: RevocationNotice.maxBytes), ObjectName(of: bytes) == name
         {

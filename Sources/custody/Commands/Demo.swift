@@ -183,7 +183,11 @@ extension CustodyCommand {
         }
 
         /// Steps 15–18: a second body receives a scoped grant as a bundle, an auditor verifies it, the body imports it.
-        private func runSharingDemo(archive: Archive.Unlocked, base: String, passphrase: SecretBytes) throws -> Archive.Unlocked {
+        private func runSharingDemo(
+            archive: Archive.Unlocked,
+            base: String,
+            passphrase: SecretBytes
+        ) throws -> Archive.Unlocked {
             step("15. a second body: custody id export at the Inter-American Commission")
             let iachr = try Archive.create(
                 at: base + "/iachr",
@@ -256,7 +260,11 @@ extension CustodyCommand {
         }
 
         /// Steps 19–20: the same exchange online over loopback, with mutual witnessing.
-        private func runNodeDemo(archive: Archive.Unlocked, iachr: Archive.Unlocked, passphrase: SecretBytes) async throws {
+        private func runNodeDemo(
+            archive: Archive.Unlocked,
+            iachr: Archive.Unlocked,
+            passphrase: SecretBytes
+        ) async throws {
             step("19. custody serve --listen 127.0.0.1:0 at the Commission; custody peer add at the IACHR")
             let photo = try archive.index().search("photo").first
             var request = GrantRequest(
@@ -302,7 +310,12 @@ extension CustodyCommand {
         }
 
         /// Steps 10–14: annotations, a proof checked as an outsider would, a witness, and a forged history caught.
-        private func runLedgerDemo(archive: Archive.Unlocked, video: IndexedItem, base: String, passphrase: SecretBytes) throws {
+        private func runLedgerDemo(
+            archive: Archive.Unlocked,
+            video: IndexedItem,
+            base: String,
+            passphrase: SecretBytes
+        ) throws {
             step("10. custody tag <video> --add verified --remove video; custody note <video> \"…\"")
             let tags = try archive.tag(video.id, add: ["verified"], remove: ["video"])
             try archive.note(video.id, text: "Hash matched the copy held by witness W-17's lawyer")
