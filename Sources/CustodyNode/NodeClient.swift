@@ -497,9 +497,8 @@ package enum Puller {
         let client = NodeClient(base: url, key: try archive.keys.signing)
         let (status, body) = try await client.send("v1/grants")
         guard status == 200 else { throw refusal(status, body, what: "the grant list") }
-        struct Listing: Decodable { var grants: [GrantListing] }
         // The listing is outside input: bounded, and every id a grant id before it is used at all.
-        guard let listing = try? JSONDecoder().decode(Listing.self, from: body),
+        guard let listing = try? JSONDecoder().decode(GrantList.self, from: body),
             listing.grants.count <= maxListedGrants, listing.grants.allSatisfy({ OutsideInput.isID($0.id) })
         else {
             throw ArchiveError(

@@ -57,7 +57,9 @@ import Glibc
     }
 
     func signingKey(_ name: String) throws -> SigningKey {
-        let archive = try Archive.open(at: dir.path + "/" + name).unlock(passphrase: try SecretBytes(copying: Array("boundary test".utf8)))
+        let archive = try Archive.open(at: dir.path + "/" + name).unlock(
+            passphrase: try SecretBytes(copying: Array("boundary test".utf8))
+        )
         return try archive.keys.signing
     }
 
@@ -273,10 +275,16 @@ import Glibc
         running = false
         kill(server.pid, SIGTERM)
         let log = server.wait().stderr
-        for detail in [
-            "401 unauthenticated GET /v1/grants: unknownKey", "badSignature", "foreign authority", "replayed",
-        ] {
-            #expect(log.contains(detail), "\(detail) in \(log)")
+        // One line per refusal (PROTOCOL.md section 3.2): reason, detail, method, path and status.
+        let unknownKey = log.split(separator: "\n").filter { line in
+            [
+                "custody.detail=unknownKey", "custody.reason=unauthenticated", "http.method=GET",
+                "http.path=/v1/grants ", "http.status=401",
+            ].allSatisfy { line.contains($0) }
+        }
+        #expect(!unknownKey.isEmpty, "\(log)")
+        for detail in ["badSignature", "foreign authority", "replayed"] {
+            #expect(log.contains("custody.detail=" + detail), "\(detail) in \(log)")
         }
     }
 
@@ -344,7 +352,9 @@ import Glibc
         let pulled = CLI.run(["pull", "node", "--grant", grant], environment: env("peer"))
         #expect(pulled.status == 0, "\(pulled.stderr)")
         // The public entry (what auditors and witnesses read) holds no requester, only a sealed object.
-        let archive = try Archive.open(at: dir.path + "/node").unlock(passphrase: try SecretBytes(copying: Array("boundary test".utf8)))
+        let archive = try Archive.open(at: dir.path + "/node").unlock(
+            passphrase: try SecretBytes(copying: Array("boundary test".utf8))
+        )
         var accesses: [(event: Event, bytes: [UInt8])] = []
         try archive.forEachLogEntry(from: 0, limit: .max) { entry in
             if entry.event.type == .access { accesses.append((entry.event, entry.bytes)) }

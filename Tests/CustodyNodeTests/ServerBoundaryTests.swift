@@ -150,14 +150,14 @@ final class TricklingPeer: @unchecked Sendable {
             ("0/000", "tile/0/000"), ("1/x001/234", "tile/1/x001/234"), ("0/005.p/7", "tile/0/005.p/7"),
             ("entries/000.p/255", "tile/entries/000.p/255"), ("entries/x012/345", "tile/entries/x012/345"),
         ] {
-            #expect(NodeServer.tilePath(path) == tile, "\(path)")
+            #expect(LogController.tilePath(path) == tile, "\(path)")
         }
         for path in [
             "", "0", "0/", "../../keys", "0/../000", "0/٠٠٠", "0/0000", "0/00", "0/x000/005", "0/005.p/0",
             "0/005.p/256", "0/005.p/07", "64/000", "00/000", "+0/000", "0/005.p", "entries/005.p/x", "0/x1/000",
             "0/x001/x002/x003/x004/x005/x006/007", "0/005/", "0/.p/5", "0/x001.p/5/000",
         ] {
-            #expect(NodeServer.tilePath(path) == nil, "\(path)")
+            #expect(LogController.tilePath(path) == nil, "\(path)")
         }
     }
 

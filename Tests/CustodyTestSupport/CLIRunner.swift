@@ -132,11 +132,15 @@ package enum CLI {
         return Child(pid: pid, out: out, err: err)
     }
 
-    /// Starts `custody serve` on a free loopback port and waits for it to listen; its child and base URL.
+    /// Starts `custody serve` on a free loopback port (with `arguments` added) and waits for it to listen; its
+    /// child and base URL.
     ///
     /// - Returns: `nil` when it did not start within ten seconds (the child is stopped).
-    package static func serve(environment: [String: String]) -> (child: Child, url: String)? {
-        let child = start(["serve", "--listen", "127.0.0.1:0"], environment: environment)
+    package static func serve(
+        environment: [String: String],
+        arguments: [String] = []
+    ) -> (child: Child, url: String)? {
+        let child = start(["serve", "--listen", "127.0.0.1:0"] + arguments, environment: environment)
         for _ in 0..<200 {
             let out = child.outputSoFar
             if let range = out.range(of: "listening on ") {

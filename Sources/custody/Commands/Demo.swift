@@ -3,6 +3,7 @@ import CustodyArchive
 import CustodyCrypto
 import CustodyNode
 import Foundation
+import Logging
 
 extension CustodyCommand {
     struct Demo: AsyncParsableCommand {
@@ -182,7 +183,11 @@ extension CustodyCommand {
         }
 
         /// Steps 15–18: a second body receives a scoped grant as a bundle, an auditor verifies it, the body imports it.
-        private func runSharingDemo(archive: Archive.Unlocked, base: String, passphrase: SecretBytes) throws -> Archive.Unlocked {
+        private func runSharingDemo(
+            archive: Archive.Unlocked,
+            base: String,
+            passphrase: SecretBytes
+        ) throws -> Archive.Unlocked {
             step("15. a second body: custody id export at the Inter-American Commission")
             let iachr = try Archive.create(
                 at: base + "/iachr",
@@ -255,7 +260,11 @@ extension CustodyCommand {
         }
 
         /// Steps 19–20: the same exchange online over loopback, with mutual witnessing.
-        private func runNodeDemo(archive: Archive.Unlocked, iachr: Archive.Unlocked, passphrase: SecretBytes) async throws {
+        private func runNodeDemo(
+            archive: Archive.Unlocked,
+            iachr: Archive.Unlocked,
+            passphrase: SecretBytes
+        ) async throws {
             step("19. custody serve --listen 127.0.0.1:0 at the Commission; custody peer add at the IACHR")
             let photo = try archive.index().search("photo").first
             var request = GrantRequest(
@@ -270,8 +279,14 @@ extension CustodyCommand {
             let serving = try Archive.open(at: archive.root).unlock(passphrase: passphrase)
             let server = try NodeServer(archive: serving)
             let (addresses, announce) = AsyncStream.makeStream(of: String.self)
-            let running = Task { try await server.run(host: "127.0.0.1", port: 0) { announce.yield($0) } }
-            defer { running.cancel() }
+            // Refusals would be worth seeing in the narration; request lines are not.
+            var logger = Logger(label: "custody.serve") { StreamLogHandler.standardError(label: $0) }
+            logger.logLevel = .notice
+            let stop = NodeServer.Stop()
+            let running = Task {
+                try await server.run(host: "127.0.0.1", port: 0, logger: logger, stop: stop) { announce.yield($0) }
+            }
+            defer { stop.request() }
             var iterator = addresses.makeAsyncIterator()
             guard let address = await iterator.next() else {
                 throw ArchiveError(.temporary, "demo: the server did not start", fix: "report this bug")
@@ -290,12 +305,17 @@ extension CustodyCommand {
             guard witnessing.cosignedPeerSize != nil, witnessing.peerCosignedSize != nil,
                 pulled.first?.result.imported.count == 1
             else { throw ArchiveError(.damaged, "demo: the online exchange misbehaved", fix: "report this bug") }
-            running.cancel()
-            _ = try? await running.value
+            stop.request()
+            try await running.value
         }
 
         /// Steps 10–14: annotations, a proof checked as an outsider would, a witness, and a forged history caught.
-        private func runLedgerDemo(archive: Archive.Unlocked, video: IndexedItem, base: String, passphrase: SecretBytes) throws {
+        private func runLedgerDemo(
+            archive: Archive.Unlocked,
+            video: IndexedItem,
+            base: String,
+            passphrase: SecretBytes
+        ) throws {
             step("10. custody tag <video> --add verified --remove video; custody note <video> \"…\"")
             let tags = try archive.tag(video.id, add: ["verified"], remove: ["video"])
             try archive.note(video.id, text: "Hash matched the copy held by witness W-17's lawyer")

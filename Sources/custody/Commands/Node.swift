@@ -2,6 +2,7 @@ import ArgumentParser
 import CustodyArchive
 import CustodyNode
 import Foundation
+import Logging
 
 extension CustodyCommand {
     struct Serve: AsyncParsableCommand {
@@ -22,6 +23,9 @@ extension CustodyCommand {
             help:
                 "The URL peers reach this node at, http(s)://HOST[:PORT] (repeat for several; default: http://<listen>)."
         ) var publicURL: [String] = []
+        @Option(
+            help: "The least severe log lines written to standard error (one per request; refusals at notice)."
+        ) var logLevel: Logger.Level = .info
 
         func run() async throws {
             try await runReportingErrorsAsync {
@@ -50,7 +54,9 @@ extension CustodyCommand {
         }
 
         private func serveUntilStopped(_ server: NodeServer, host: String, port: Int) async throws {
-            try await server.run(host: host, port: port, publicURLs: publicURL) { address in
+            var logger = Logger(label: "custody.serve") { StreamLogHandler.standardError(label: $0) }
+            logger.logLevel = logLevel
+            try await server.run(host: host, port: port, publicURLs: publicURL, logger: logger) { address in
                 FileHandle.standardOutput.write(Data("listening on \(address)\n".utf8))
             }
         }
@@ -208,3 +214,5 @@ struct PullJSON: Encodable {
         case bytesFetched = "bytes_fetched"
     }
 }
+
+extension Logger.Level: @retroactive ExpressibleByArgument {}

@@ -5,6 +5,9 @@ import HummingbirdCore
 import NIOCore
 import NIOHTTP1
 
+// The share protocol's wire types (Docs/PROTOCOL.md), in one place for both sides: the server encodes them, the
+// client (``NodeClient``, ``Puller``) decodes them.
+
 /// Why a node answers with an error instead of what was asked for: a fixed code, the whole body of every error
 /// response (`{"error":"<code>"}`, Docs/PROTOCOL.md section 3.1), so no internal text, path or detail ever reaches
 /// a remote client. The detail goes to the server's own log.
@@ -111,64 +114,26 @@ package enum Reason: String, Sendable, CaseIterable {
     }
 }
 
-/// A refusal thrown inside a route: answered with its reason, its `detail` written to the server's log only.
-struct ServerRefusal: Error, HTTPResponseError {
-    var reason: Reason
-    /// What went wrong, for the operator (may hold paths); never sent.
-    var detail: String?
-    var headers: HTTPFields = [:]
+/// One grant as `GET /v1/grants` lists it (PROTOCOL.md section 3).
+struct GrantListing: Codable, Sendable {
+    var id: String
+    var items: Int
+    var created: String
+    var expires: String
+    var permission: String
+    var reshare: Bool
 
-    init(_ reason: Reason, detail: String? = nil) {
-        self.reason = reason
-        self.detail = detail
-    }
-
-    var status: HTTPResponse.Status { reason.status }
-
-    func response(from request: Request, context: some RequestContext) throws -> Response {
-        reason.response(headers: headers)
-    }
-}
-
-/// The server's own log: one line per refusal or failure on standard error, outside text escaped.
-package enum ServerLog {
-    /// Writes `custody serve: <status> <code> <method> <path>[: <detail>]`, path and detail escaped and cut short.
-    static func refusal(_ reason: Reason, request: Request, detail: String?) {
-        var line = "custody serve: \(reason.status.code) \(reason.rawValue) \(request.method.rawValue) "
-        line += TerminalText.escape(String(request.uri.path.prefix(256)))
-        if let detail { line += ": " + TerminalText.escape(String(detail.prefix(1000))) }
-        FileHandle.standardError.write(Data((line + "\n").utf8))
+    init(_ summary: GrantSummary) {
+        id = summary.id
+        items = summary.items
+        created = summary.created
+        expires = summary.expires
+        permission = summary.permission
+        reshare = summary.reshare
     }
 }
 
-/// Makes every error answer a fixed reason code: a ``ServerRefusal`` as it says, any other `HTTPResponseError` (the
-/// router's 404, a body over its limit) by its status, anything else 500 `internal`. Details are logged, never sent.
-/// (Routes return their own error responses only through ``Reason/response(headers:)``.)
-struct ReasonMiddleware<Context: RequestContext>: RouterMiddleware {
-    func handle(
-        _ request: Request,
-        context: Context,
-        next: (Request, Context) async throws -> Response
-    ) async throws
-        -> Response
-    {
-        do {
-            let response = try await next(request, context)
-            return response
-        } catch let error as HTTPParserError {
-            throw error  // the HTTP server answers a request it could not parse itself, and closes
-        } catch let refusal as ServerRefusal {
-            if refusal.detail != nil || refusal.reason.status.code >= 500 {
-                ServerLog.refusal(refusal.reason, request: request, detail: refusal.detail)
-            }
-            return refusal.reason.response(headers: refusal.headers)
-        } catch let error as any HTTPResponseError {
-            let reason = Reason.forStatus(error.status)
-            if reason == .internalError { ServerLog.refusal(reason, request: request, detail: "\(error)") }
-            return reason.response()
-        } catch {
-            ServerLog.refusal(.internalError, request: request, detail: "\(error)")
-            return Reason.internalError.response()
-        }
-    }
+/// The body of `GET /v1/grants`: `{"grants": [<listing>…]}`, the requester's own grants only.
+struct GrantList: Codable, Sendable {
+    var grants: [GrantListing]
 }
