@@ -149,10 +149,10 @@ enum Seeds {
     /// A granter holding two small items of case C-1, a grantee, and a maker of more archives, under `work`.
     static func bodies(
         in work: String
-    ) throws -> (granter: Archive, grantee: Archive, archive: (String, String) throws -> Archive) {
+    ) throws -> (granter: Archive.Unlocked, grantee: Archive.Unlocked, archive: (String, String) throws -> Archive.Unlocked) {
         try FileManager.default.createDirectory(atPath: work + "/in", withIntermediateDirectories: true)
         let passphrase = try SecretBytes(copying: Array("fuzz seeds, not a secret".utf8))
-        func archive(_ name: String, _ origin: String) throws -> Archive {
+        func archive(_ name: String, _ origin: String) throws -> Archive.Unlocked {
             try Archive.create(
                 at: work + "/" + origin,
                 name: name,
@@ -182,7 +182,7 @@ enum Seeds {
     /// a bundle of a content grant from that granter to that grantee, written to `seed` with its grant unsigned
     /// (the target signs it, ``FuzzTarget/resigned(_:key:)``). The import planner only reads bundles addressed to
     /// its own archive, so this seed is made afresh for every process.
-    static func importer(in work: String, seed: String?) throws -> (grantee: Archive, granterKey: SigningKey) {
+    static func importer(in work: String, seed: String?) throws -> (grantee: Archive.Unlocked, granterKey: SigningKey) {
         _ = try? FileManager.default.removeItem(atPath: work)
         let (granter, grantee, _) = try bodies(in: work)
         var request = GrantRequest(
@@ -196,7 +196,7 @@ enum Seeds {
             let path = work + "/live.bundle"
             _ = try granter.exportBundle(grant: grant.grant.id, to: path)
             let bytes = Array(try Data(contentsOf: URL(fileURLWithPath: path)))
-            let key = try granter.keys().signing
+            let key = granter.keys.signing
             let unsigned = FuzzTarget.unsigned(bytes)
             // Signed again as the target signs it, the seed plans an import and verifies.
             let again = FuzzTarget.file("live.bundle", FuzzTarget.resigned(unsigned, key: key))
@@ -206,7 +206,7 @@ enum Seeds {
             }
             try Data(unsigned).write(to: URL(fileURLWithPath: seed))
         }
-        return (grantee, try granter.keys().signing)
+        return (grantee, granter.keys.signing)
     }
 
     struct Rejected: Error, CustomStringConvertible {

@@ -93,7 +93,9 @@ struct GrantController: Sendable {
         let id = context.parameters.get("id") ?? ""
         _ = try await node.access(id, requester: try context.requireRequester())
         let cache = node.cacheDirectory
-        let path = try await node.archive { archive in try Self.bundle(for: id, archive: archive, cache: cache) }
+        let path = try await node.longArchiveWork { archive in
+            try Self.bundle(for: id, archive: archive, cache: cache)
+        }
         let size = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? 0
         var headers = HTTPFields()
         headers[.contentType] = "application/vnd.custody.bundle"

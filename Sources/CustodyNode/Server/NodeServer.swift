@@ -63,6 +63,20 @@ package struct NodeServer: Sendable {
         try await NIOThreadPool.singleton.runIfActive(body)
     }
 
+    /// Threads of their own for work that takes seconds to minutes (writing a grant's whole bundle), so it
+    /// never holds the shared pool's threads (one per core) that answer every small request meanwhile.
+    static let longWork: NIOThreadPool = {
+        let pool = NIOThreadPool(numberOfThreads: 2)
+        pool.start()
+        return pool
+    }()
+
+    /// Runs `body` with the archive on ``longWork``: for a bundle export.
+    func longArchiveWork<T: Sendable>(_ body: @escaping @Sendable (Archive.Unlocked) throws -> T) async throws -> T {
+        let archive = unlocked
+        return try await Self.longWork.runIfActive { try body(archive) }
+    }
+
     /// The authorities a node with these public URLs answers for, or — with none — the one of
     /// `http://<host>:<port>`, its listening address.
     ///
