@@ -146,8 +146,8 @@ extension ArchiveContext {
             if !published { unlink(temp) }
         }
         let writer = try BundleWriter(fd: fd)
-        try writer.record("I", try POSIX.readFile(Archive.identityPath(root), limit: 64 * 1024))
-        try writer.record("G", signed)
+        try writer.record(.identity, try POSIX.readFile(Archive.identityPath(root), limit: 64 * 1024))
+        try writer.record(.grant, signed)
         // A re-share carries its chain of ancestor grants, parent first, back to the original holder.
         var ancestor = grant.parent
         while let reference = ancestor {
@@ -159,10 +159,10 @@ extension ArchiveContext {
                     fix: "restore grants/ from a backup"
                 )
             }
-            try writer.record("P", bytes)
+            try writer.record(.ancestor, bytes)
             ancestor = try Grant.parse(bytes).parent
         }
-        try writer.record("C", Array(checkpoint.note.utf8))
+        try writer.record(.checkpoint, Array(checkpoint.note.utf8))
         for (index, entry) in entries {
             let proof = try ledger.inclusionProof(index: index, entry: entry, at: checkpoint)
             let record = BundleFormat.EntryRecord(
@@ -170,7 +170,7 @@ extension ArchiveContext {
                 entry: Encoding.base64(entry),
                 proof: proof.proof.map { Encoding.base64($0) }
             )
-            try writer.record("E", try Array(Event.encoder.encode(record)))
+            try writer.record(.entry, try Array(Event.encoder.encode(record)))
         }
         let objects = includeObjects ? grant.releasedObjects : []
         for (number, ref) in objects.enumerated() {
@@ -183,7 +183,7 @@ extension ArchiveContext {
                     fix: "run custody verify"
                 )
             }
-            try writer.record("O", Encoding.bytes(hex: ref.name.hex)! + bytes)
+            try writer.record(.object, Encoding.bytes(hex: ref.name.hex)! + bytes)
             progress?(number + 1, objects.count)
         }
         try writer.finish()
