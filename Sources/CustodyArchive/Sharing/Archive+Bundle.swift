@@ -149,8 +149,7 @@ extension ArchiveContext {
         try writer.record(.identity, try POSIX.readFile(Archive.identityPath(root), limit: 64 * 1024))
         try writer.record(.grant, signed)
         // A re-share carries its chain of ancestor grants, parent first, back to the original holder.
-        var ancestor = grant.parent
-        while let reference = ancestor {
+        let beyond = try grant.walkAncestors { reference in
             let bytes = try POSIX.readFile(try grantPath(reference.id), limit: Grant.maxBytes)
             guard Grant.hash(bytes) == reference.hash else {
                 throw ArchiveError(
@@ -160,7 +159,14 @@ extension ArchiveContext {
                 )
             }
             try writer.record(.ancestor, bytes)
-            ancestor = try Grant.parse(bytes).parent
+            return try Grant.parse(bytes)
+        }
+        if beyond != nil {  // refused above by the standing check already; never written as a bundle
+            throw ArchiveError(
+                .notAuthorised,
+                "grant \(grant.id) re-shares through more than \(Grant.maxAncestors) grants, more than a bundle carries",
+                fix: "make a new grant"
+            )
         }
         try writer.record(.checkpoint, Array(checkpoint.note.utf8))
         for (index, entry) in entries {

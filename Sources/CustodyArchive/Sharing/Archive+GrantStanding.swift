@@ -21,21 +21,20 @@ extension ArchiveContext {
     /// A grant's ancestors as stored here, parent first, following `parent` references and checking each
     /// stored grant against the hash its child names.
     ///
-    /// The walk stops at ``BundleFormat/maxAncestors`` grants (the most a bundle may carry, SHARING.md): a
-    /// missing or altered ancestor, or a chain that goes on past the bound, ends the list with `nil`.
+    /// The walk is ``Grant/walkAncestors(_:)``: it stops at ``Grant/maxAncestors`` grants (the most a bundle may
+    /// carry, SHARING.md): a missing or altered ancestor, or a chain that goes on past the bound, ends the list
+    /// with `nil`.
     package func storedAncestors(of grant: Grant) -> [Grant?] {
         var ancestors: [Grant?] = []
-        var parent = grant.parent
-        while let reference = parent {
-            guard ancestors.count < BundleFormat.maxAncestors,
-                let stored = try? storedGrant(reference.id), Grant.hash(stored.signed) == reference.hash
-            else {
+        let beyond = grant.walkAncestors { reference in
+            guard let stored = try? storedGrant(reference.id), Grant.hash(stored.signed) == reference.hash else {
                 ancestors.append(nil)
-                break
+                return nil
             }
             ancestors.append(stored.grant)
-            parent = stored.grant.parent
+            return stored.grant
         }
+        if beyond != nil { ancestors.append(nil) }
         return ancestors
     }
 

@@ -257,26 +257,21 @@ extension ArchiveContext {
         among received: [(id: String, hash: String)]
     ) -> [(id: String, ancestor: (grant: Grant, signed: [UInt8]))] {
         guard OutsideInput.isID(ancestor) else { return [] }
-        func stored(_ id: String, hash: String) -> Grant? {
+        func stored(_ id: String, hash: String) -> (grant: Grant, signed: [UInt8])? {
             guard let path = try? grantPath(id), let signed = try? POSIX.readFile(path, limit: Grant.maxBytes),
-                Grant.hash(signed) == hash
+                Grant.hash(signed) == hash, let grant = try? Grant.parse(signed)
             else { return nil }
-            return try? Grant.parse(signed)
+            return (grant, signed)
         }
         var found: [(id: String, ancestor: (grant: Grant, signed: [UInt8]))] = []
         for (id, hash) in received where id != ancestor {
-            guard var parent = stored(id, hash: hash)?.parent else { continue }
-            for _ in 0..<16 {
-                guard let path = try? grantPath(parent.id),
-                    let signed = try? POSIX.readFile(path, limit: Grant.maxBytes), Grant.hash(signed) == parent.hash,
-                    let grant = try? Grant.parse(signed)
-                else { break }
-                if parent.id == ancestor {
-                    found.append((id, (grant, signed)))
-                    break
+            stored(id, hash: hash)?.grant.walkAncestors { reference in
+                guard let link = stored(reference.id, hash: reference.hash) else { return nil }
+                guard reference.id != ancestor else {
+                    found.append((id, link))
+                    return nil
                 }
-                guard let next = grant.parent else { break }
-                parent = next
+                return link.grant
             }
         }
         return found

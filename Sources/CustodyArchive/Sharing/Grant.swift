@@ -203,6 +203,28 @@ package struct Grant: Codable, Sendable, Equatable {
         return .success(grant)
     }
 
+    /// The most ancestor grants a chain of re-shares has: as many as a bundle carries as `P` records
+    /// (Docs/SHARING.md section 3), so that every walk up a chain (``walkAncestors(_:)``) has the same bound.
+    package static let maxAncestors = 8
+
+    /// Walks up the grant's chain of ancestors, parent first: calls `visit` with each `parent` reference and goes
+    /// on from the grant it returns, until it returns `nil`, a grant has no parent, or ``maxAncestors`` grants
+    /// were visited.
+    ///
+    /// How to find and check the grant a reference names (a stored file, a served grant) is the caller's: each
+    /// walk ends where its check fails.
+    ///
+    /// - Returns: The reference the walk stopped at because the chain is longer than ``maxAncestors``, else `nil`.
+    @discardableResult
+    func walkAncestors(_ visit: (GrantReference) throws -> Grant?) rethrows -> GrantReference? {
+        var parent = self.parent
+        for _ in 0..<Self.maxAncestors {
+            guard let reference = parent, let grant = try visit(reference) else { return nil }
+            parent = grant.parent
+        }
+        return parent
+    }
+
     /// The most items one grant releases.
     package static let maxItems = 1_000_000
     /// The most bytes one grant releases (1 PiB): with each object at most ``ObjectRef/maxSize``, sums stay far

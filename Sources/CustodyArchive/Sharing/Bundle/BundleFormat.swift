@@ -18,8 +18,8 @@ package enum BundleFormat {
     /// The first bytes of every bundle.
     package static let magic = Array("custody-bundle/v1\n".utf8)
 
-    /// The longest re-share chain: ancestor grants (`P` records) a bundle may carry.
-    package static let maxAncestors = 8
+    /// The longest re-share chain: ancestor grants (`P` records) a bundle may carry (``Grant/maxAncestors``).
+    package static let maxAncestors = Grant.maxAncestors
     /// The most bytes the ancestor grants of one bundle may hold together (they are kept while reading).
     package static let maxAncestorBytes = 128 << 20
     /// The most annotation events (tags, notes) of one item a bundle may prove.

@@ -1,0 +1,84 @@
+import CustodyTestSupport
+import Foundation
+import Testing
+
+@testable import CustodyArchive
+
+/// Every walk up a re-share chain (bundle export, re-shares of a revoked grant, a re-share's revoked ancestor)
+/// is ``Grant/walkAncestors(_:)``: it follows at most the 8 links a bundle's `P` records may hold, so a planted
+/// cycle or an over-long chain of stored grants cannot make it run on.
+@Suite struct GrantChainTests {
+    /// A grant with only what the walk reads: its id and parent reference.
+    static func grant(_ id: Int, parent: Int?) throws -> Grant {
+        let party = #"{"name":"n","origin":"o","signing_key":"","box_key":"","fingerprint":""}"#
+        let zeros = String(repeating: "0", count: 64)
+        let parentJSON = parent.map { #","parent":{"id":"\#(Self.id($0))","hash":"\#(zeros)"}"# }
+        let json = """
+            {"v":1,"id":"\(Self.id(id))","created":"2026-01-01T00:00:00Z","expires":"2027-01-01T00:00:00Z",\
+            "granter":\(party),"grantee":\(party),"permission":"content","reshare":true\(parentJSON ?? ""),\
+            "kind":"grant","items":[],"terms_grantee":"","terms_granter":""}
+            """
+        return try JSONDecoder().decode(Grant.self, from: Data(json.utf8))
+    }
+
+    static func id(_ number: Int) -> String { String(format: "%032x", number) }
+
+    /// A chain 0 → 1 → … → `length`, each grant naming the next as its parent; the last has none.
+    static func chain(length: Int) throws -> [String: Grant] {
+        var grants: [String: Grant] = [:]
+        for number in 0...length { grants[id(number)] = try grant(number, parent: number < length ? number + 1 : nil) }
+        return grants
+    }
+
+    @Test func theBoundIsTheDocumentedPChainBound() throws {
+        #expect(Grant.maxAncestors == BundleFormat.maxAncestors)
+        let text = try String(contentsOfFile: CLI.packageRoot + "/Docs/SHARING.md", encoding: .utf8)
+        let row = try #require(text.split(separator: "\n").first { $0.hasPrefix("| `P` |") })
+        #expect(row.contains("at most \(Grant.maxAncestors), together at most 128 MiB"))
+    }
+
+    @Test func aShortChainIsWalkedToItsEnd() throws {
+        let grants = try Self.chain(length: 3)
+        var visited: [String] = []
+        let beyond = try #require(grants[Self.id(0)]).walkAncestors { reference in
+            visited.append(reference.id)
+            return grants[reference.id]
+        }
+        #expect(visited == (1...3).map(Self.id))
+        #expect(beyond == nil)
+    }
+
+    @Test func anOverLongChainStopsAtTheBound() throws {
+        let grants = try Self.chain(length: 12)
+        var visited: [String] = []
+        let beyond = try #require(grants[Self.id(0)]).walkAncestors { reference in
+            visited.append(reference.id)
+            return grants[reference.id]
+        }
+        #expect(visited == (1...Grant.maxAncestors).map(Self.id))
+        #expect(beyond?.id == Self.id(Grant.maxAncestors + 1))
+    }
+
+    @Test func aPlantedCycleStopsAtTheBound() throws {
+        // Stored grants found by id alone (not by the hash their child names) can name each other.
+        let grants = [Self.id(1): try Self.grant(1, parent: 2), Self.id(2): try Self.grant(2, parent: 1)]
+        var visits = 0
+        let beyond = try #require(grants[Self.id(1)]).walkAncestors { reference in
+            visits += 1
+            return grants[reference.id]
+        }
+        #expect(visits == Grant.maxAncestors)
+        #expect(beyond != nil)
+    }
+
+    @Test func theWalkEndsWhereAVisitRefusesALink() throws {
+        let grants = try Self.chain(length: 5)
+        var visited: [String] = []
+        let beyond = try #require(grants[Self.id(0)]).walkAncestors { reference in
+            visited.append(reference.id)
+            return reference.id == Self.id(2) ? nil : grants[reference.id]
+        }
+        #expect(visited == [Self.id(1), Self.id(2)])
+        #expect(beyond == nil)
+    }
+}
