@@ -4,6 +4,10 @@ import Testing
 
 @testable import CustodyArchive
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// Every walk up a re-share chain (bundle export, re-shares of a revoked grant, a re-share's revoked ancestor)
 /// is ``Grant/walkAncestors(_:)``: it follows at most the 8 links a bundle's `P` records may hold, so a planted
 /// cycle or an over-long chain of stored grants cannot make it run on.
@@ -80,5 +84,47 @@ import Testing
         }
         #expect(visited == [Self.id(1), Self.id(2)])
         #expect(beyond == nil)
+    }
+
+    /// Re-shares one item down a chain of bodies: the grant with 8 ancestors (the most a bundle carries) exports,
+    /// verifies and imports; the next re-share is not usable (its stored chain goes past the walk's bound), so its
+    /// export is refused, not written as a bundle no verifier accepts.
+    @Test func exportRefusesAChainLongerThanABundleCarries() throws {
+        let dir = TempDirectory("grant-chain")
+        func make(_ number: Int) throws -> Archive.Unlocked {
+            try Archive.create(
+                at: dir.path + "/body\(number)",
+                name: "body\(number)",
+                passphrase: Fixtures.secret(),
+                kdfPreset: "insecure-test",
+                chunkSize: 4096
+            )
+        }
+        var holder = try make(0)
+        var options = IngestOptions()
+        options.fields.caseID = "COI"
+        _ = try holder.ingest([dir.write("in/a.txt", text: "statement")], options: options)
+        let expires = Expiry.resolve("30d") ?? ""
+        for depth in 0...Grant.maxAncestors + 1 {
+            let next = try make(depth + 1)
+            var request = GrantRequest(grantee: try next.identity(), expires: expires, purpose: "onward \(depth)")
+            request.caseID = "COI"
+            request.reshare = true
+            let (grant, _, _) = try holder.createGrant(request)
+            let path = dir.path + "/link\(depth).bundle"
+            guard depth <= Grant.maxAncestors else {
+                let refused = #expect(throws: ArchiveError.self) { try holder.exportBundle(grant: grant.id, to: path) }
+                #expect(refused?.code == .notAuthorised)
+                #expect(refused?.problem.contains("re-shares a grant that is not held here intact") == true)
+                #expect(POSIX.lstatPath(path) == nil)
+                return
+            }
+            try holder.exportBundle(grant: grant.id, to: path)
+            let (report, _) = try BundleVerifier.verify(path: path, granter: try holder.identity(), at: Int(time(nil)))
+            #expect(report.ok, "a chain of \(depth) ancestors: \(report.problems)")
+            _ = try next.importBundle(path: path, trustGranter: true)
+            holder = next
+        }
+        Issue.record("the chain never grew past the bound")
     }
 }

@@ -27,7 +27,7 @@ extension ArchiveContext {
     package func storedAncestors(of grant: Grant) -> [Grant?] {
         var ancestors: [Grant?] = []
         let beyond = grant.walkAncestors { reference in
-            guard let stored = try? storedGrant(reference.id), Grant.hash(stored.signed) == reference.hash else {
+            guard let stored = storedAncestor(reference) else {
                 ancestors.append(nil)
                 return nil
             }
@@ -36,6 +36,19 @@ extension ArchiveContext {
         }
         if beyond != nil { ancestors.append(nil) }
         return ancestors
+    }
+
+    /// The grant `reference` names, as stored here (`grants/<id>.grant`) and hashing to what the reference
+    /// says; `nil` when it is not held intact.
+    ///
+    /// An ancestor of a received grant came in with it (a bundle's `P` records) and has no event of its own in
+    /// this archive's log, so the index does not know it: the hash its child names, from a grant the log
+    /// recorded, is what vouches for the file.
+    package func storedAncestor(_ reference: GrantReference) -> (grant: Grant, signed: [UInt8])? {
+        guard let path = try? grantPath(reference.id), let signed = try? POSIX.readFile(path, limit: Grant.maxBytes),
+            Grant.hash(signed) == reference.hash, let grant = try? Grant.parse(signed)
+        else { return nil }
+        return (grant, signed)
     }
 
     /// The one check of whether `grant` can still be used at `time` (Unix seconds): exporting it, serving it,

@@ -257,16 +257,10 @@ extension ArchiveContext {
         among received: [(id: String, hash: String)]
     ) -> [(id: String, ancestor: (grant: Grant, signed: [UInt8]))] {
         guard OutsideInput.isID(ancestor) else { return [] }
-        func stored(_ id: String, hash: String) -> (grant: Grant, signed: [UInt8])? {
-            guard let path = try? grantPath(id), let signed = try? POSIX.readFile(path, limit: Grant.maxBytes),
-                Grant.hash(signed) == hash, let grant = try? Grant.parse(signed)
-            else { return nil }
-            return (grant, signed)
-        }
         var found: [(id: String, ancestor: (grant: Grant, signed: [UInt8]))] = []
         for (id, hash) in received where id != ancestor {
-            stored(id, hash: hash)?.grant.walkAncestors { reference in
-                guard let link = stored(reference.id, hash: reference.hash) else { return nil }
+            storedAncestor(GrantReference(id: id, hash: hash))?.grant.walkAncestors { reference in
+                guard let link = storedAncestor(reference) else { return nil }
                 guard reference.id != ancestor else {
                     found.append((id, link))
                     return nil

@@ -216,7 +216,7 @@ package struct Grant: Codable, Sendable, Equatable {
     ///
     /// - Returns: The reference the walk stopped at because the chain is longer than ``maxAncestors``, else `nil`.
     @discardableResult
-    func walkAncestors(_ visit: (GrantReference) throws -> Grant?) rethrows -> GrantReference? {
+    package func walkAncestors(_ visit: (GrantReference) throws -> Grant?) rethrows -> GrantReference? {
         var parent = self.parent
         for _ in 0..<Self.maxAncestors {
             guard let reference = parent, let grant = try visit(reference) else { return nil }
