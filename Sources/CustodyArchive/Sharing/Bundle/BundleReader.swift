@@ -74,7 +74,7 @@ final class BundleReader {
         let start = offset
         do {
             guard let header = try read(9) else { return nil }
-            let length = header[1...].reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
+            let length = bigEndianValue(header[1...])
             guard let kind = BundleRecord.Kind(rawValue: header[0]) else {
                 throw ArchiveError(
                     .badInput,
