@@ -74,6 +74,17 @@ def b64(text):
         return None
 
 
+def signature_of(part):
+    """The 64-byte signature of a signed grant or entry (LEDGER.md section 4): exactly its canonical base64, with
+    padding and nothing after it; None otherwise."""
+    try:
+        text = part.decode("ascii")
+    except UnicodeDecodeError:
+        return None
+    sig = b64(text) if len(text) == 88 else None
+    return sig if sig is not None and len(sig) == 64 and base64.b64encode(sig).decode("ascii") == text else None
+
+
 def is_hex(text, length):
     return isinstance(text, str) and len(text) == length and all(c in "0123456789abcdef" for c in text)
 
@@ -446,11 +457,7 @@ def split_signed(payload):
         parsed = json.loads(body) if newline else None
     except (ValueError, UnicodeDecodeError, RecursionError):
         parsed = None
-    try:
-        sig = b64(signature.decode("ascii"))
-    except UnicodeDecodeError:
-        sig = None
-    return body, parsed, sig
+    return body, parsed, signature_of(signature)
 
 
 def signature_holds(body, grant, signature):
@@ -471,11 +478,8 @@ def parse_ancestor(payload):
 def event_of(entry, signing_key):
     """The event of a ledger entry signed by the granter's key, or None (a bad signature or not an event)."""
     body, newline, signature = entry.partition(b"\n")
-    try:
-        sig = b64(signature.decode("ascii"))
-    except UnicodeDecodeError:
-        return None
-    if not newline or not verify_signature(signing_key, b"custody/event/v1\n" + body, sig):
+    sig = signature_of(signature)
+    if sig is None or not newline or not verify_signature(signing_key, b"custody/event/v1\n" + body, sig):
         return None
     try:
         event = json.loads(body)

@@ -24,7 +24,15 @@ enum BundleRecords {
         let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
         defer { close(fd) }
         let writer = try BundleWriter(fd: fd)
-        for (type, payload) in records { try writer.record(type, payload) }
+        for (type, payload) in records {
+            guard let kind = BundleRecord.Kind(rawValue: type.asciiValue ?? 0) else { throw UnknownKind(type: type) }
+            try writer.record(kind, payload)
+        }
         try writer.finish()
+    }
+
+    /// A record type the format does not have.
+    struct UnknownKind: Error {
+        var type: Character
     }
 }

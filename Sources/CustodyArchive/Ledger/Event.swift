@@ -113,26 +113,23 @@ package struct Event: Codable, Sendable {
 
     /// Encodes, signs and frames the event as journal entry bytes.
     package func entryBytes(signedBy key: SigningKey) throws -> [UInt8] {
-        let body = try Array(Self.encoder.encode(self))
-        let signature = key.signature(for: Self.signatureDomain + body)
-        return body + [0x0A] + Array(Encoding.base64(signature).utf8)
+        try SignedEnvelope.signing(Array(Self.encoder.encode(self)), domain: Self.signatureDomain, with: key).bytes
     }
 
     /// Parses entry bytes and checks the signature against `publicKey`.
     ///
     /// - Throws: ``ArchiveError`` (damaged) when the entry is malformed or the signature is invalid.
     package static func parse(_ entry: [UInt8], publicKey: [UInt8]) throws -> Event {
-        guard let newline = entry.firstIndex(of: 0x0A) else {
+        guard SignedEnvelope.split(entry) != nil else {
             throw ArchiveError(.damaged, "a journal entry has no signature line", fix: "run custody verify")
         }
-        let body = Array(entry[..<newline])
-        guard let signature = Encoding.bytes(base64: String(decoding: entry[(newline + 1)...], as: UTF8.self)),
-            SigningKey.isValidSignature(signature, for: signatureDomain + body, publicKey: publicKey)
+        guard let envelope = SignedEnvelope.parse(entry, maxBytes: Journal.maxEntryBytes),
+            envelope.isSigned(domain: signatureDomain, by: publicKey)
         else {
             throw ArchiveError(.damaged, "a journal entry has an invalid signature", fix: "run custody verify")
         }
         do {
-            return try JSONDecoder().decode(Event.self, from: Data(body))
+            return try JSONDecoder().decode(Event.self, from: Data(envelope.body))
         } catch {
             throw ArchiveError(.damaged, "a journal entry is not a valid event", fix: "run custody verify")
         }

@@ -146,11 +146,10 @@ extension ArchiveContext {
             if !published { unlink(temp) }
         }
         let writer = try BundleWriter(fd: fd)
-        try writer.record("I", try POSIX.readFile(Archive.identityPath(root), limit: 64 * 1024))
-        try writer.record("G", signed)
+        try writer.record(.identity, try POSIX.readFile(Archive.identityPath(root), limit: 64 * 1024))
+        try writer.record(.grant, signed)
         // A re-share carries its chain of ancestor grants, parent first, back to the original holder.
-        var ancestor = grant.parent
-        while let reference = ancestor {
+        let beyond = try grant.walkAncestors { reference in
             let bytes = try POSIX.readFile(try grantPath(reference.id), limit: Grant.maxBytes)
             guard Grant.hash(bytes) == reference.hash else {
                 throw ArchiveError(
@@ -159,10 +158,17 @@ extension ArchiveContext {
                     fix: "restore grants/ from a backup"
                 )
             }
-            try writer.record("P", bytes)
-            ancestor = try Grant.parse(bytes).parent
+            try writer.record(.ancestor, bytes)
+            return try Grant.parse(bytes)
         }
-        try writer.record("C", Array(checkpoint.note.utf8))
+        if beyond != nil {  // refused above by the standing check already; never written as a bundle
+            throw ArchiveError(
+                .notAuthorised,
+                "grant \(grant.id) re-shares through more than \(Grant.maxAncestors) grants, more than a bundle carries",
+                fix: "make a new grant"
+            )
+        }
+        try writer.record(.checkpoint, Array(checkpoint.note.utf8))
         for (index, entry) in entries {
             let proof = try ledger.inclusionProof(index: index, entry: entry, at: checkpoint)
             let record = BundleFormat.EntryRecord(
@@ -170,7 +176,7 @@ extension ArchiveContext {
                 entry: Encoding.base64(entry),
                 proof: proof.proof.map { Encoding.base64($0) }
             )
-            try writer.record("E", try Array(Event.encoder.encode(record)))
+            try writer.record(.entry, try Array(Event.encoder.encode(record)))
         }
         let objects = includeObjects ? grant.releasedObjects : []
         for (number, ref) in objects.enumerated() {
@@ -183,7 +189,7 @@ extension ArchiveContext {
                     fix: "run custody verify"
                 )
             }
-            try writer.record("O", Encoding.bytes(hex: ref.name.hex)! + bytes)
+            try writer.record(.object, Encoding.bytes(hex: ref.name.hex)! + bytes)
             progress?(number + 1, objects.count)
         }
         try writer.finish()

@@ -21,22 +21,34 @@ extension ArchiveContext {
     /// A grant's ancestors as stored here, parent first, following `parent` references and checking each
     /// stored grant against the hash its child names.
     ///
-    /// The walk stops at ``BundleFormat/maxAncestors`` grants (the most a bundle may carry, SHARING.md): a
-    /// missing or altered ancestor, or a chain that goes on past the bound, ends the list with `nil`.
+    /// The walk is ``Grant/walkAncestors(_:)``: it stops at ``Grant/maxAncestors`` grants (the most a bundle may
+    /// carry, SHARING.md): a missing or altered ancestor, or a chain that goes on past the bound, ends the list
+    /// with `nil`.
     package func storedAncestors(of grant: Grant) -> [Grant?] {
         var ancestors: [Grant?] = []
-        var parent = grant.parent
-        while let reference = parent {
-            guard ancestors.count < BundleFormat.maxAncestors,
-                let stored = try? storedGrant(reference.id), Grant.hash(stored.signed) == reference.hash
-            else {
+        let beyond = grant.walkAncestors { reference in
+            guard let stored = storedAncestor(reference) else {
                 ancestors.append(nil)
-                break
+                return nil
             }
             ancestors.append(stored.grant)
-            parent = stored.grant.parent
+            return stored.grant
         }
+        if beyond != nil { ancestors.append(nil) }
         return ancestors
+    }
+
+    /// The grant `reference` names, as stored here (`grants/<id>.grant`) and hashing to what the reference
+    /// says; `nil` when it is not held intact.
+    ///
+    /// An ancestor of a received grant came in with it (a bundle's `P` records) and has no event of its own in
+    /// this archive's log, so the index does not know it: the hash its child names, from a grant the log
+    /// recorded, is what vouches for the file.
+    package func storedAncestor(_ reference: GrantReference) -> (grant: Grant, signed: [UInt8])? {
+        guard let path = try? grantPath(reference.id), let signed = try? POSIX.readFile(path, limit: Grant.maxBytes),
+            Grant.hash(signed) == reference.hash, let grant = try? Grant.parse(signed)
+        else { return nil }
+        return (grant, signed)
     }
 
     /// The one check of whether `grant` can still be used at `time` (Unix seconds): exporting it, serving it,

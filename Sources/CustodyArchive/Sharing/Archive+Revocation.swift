@@ -257,26 +257,15 @@ extension ArchiveContext {
         among received: [(id: String, hash: String)]
     ) -> [(id: String, ancestor: (grant: Grant, signed: [UInt8]))] {
         guard OutsideInput.isID(ancestor) else { return [] }
-        func stored(_ id: String, hash: String) -> Grant? {
-            guard let path = try? grantPath(id), let signed = try? POSIX.readFile(path, limit: Grant.maxBytes),
-                Grant.hash(signed) == hash
-            else { return nil }
-            return try? Grant.parse(signed)
-        }
         var found: [(id: String, ancestor: (grant: Grant, signed: [UInt8]))] = []
         for (id, hash) in received where id != ancestor {
-            guard var parent = stored(id, hash: hash)?.parent else { continue }
-            for _ in 0..<16 {
-                guard let path = try? grantPath(parent.id),
-                    let signed = try? POSIX.readFile(path, limit: Grant.maxBytes), Grant.hash(signed) == parent.hash,
-                    let grant = try? Grant.parse(signed)
-                else { break }
-                if parent.id == ancestor {
-                    found.append((id, (grant, signed)))
-                    break
+            storedAncestor(GrantReference(id: id, hash: hash))?.grant.walkAncestors { reference in
+                guard let link = storedAncestor(reference) else { return nil }
+                guard reference.id != ancestor else {
+                    found.append((id, link))
+                    return nil
                 }
-                guard let next = grant.parent else { break }
-                parent = next
+                return link.grant
             }
         }
         return found

@@ -141,10 +141,9 @@ package struct Grant: Codable, Sendable, Equatable {
     /// The largest signed grant accepted when reading (bounds allocation): about 400 000 chunk references.
     package static let maxBytes = 64 << 20
 
-    /// Encodes and signs the grant.
+    /// Encodes and signs the grant (a ``SignedEnvelope``).
     package func signed(by key: SigningKey) throws -> [UInt8] {
-        let body = try Array(Event.encoder.encode(self))
-        return body + [0x0A] + Array(Encoding.base64(key.signature(for: Self.signatureDomain + body)).utf8)
+        try SignedEnvelope.signing(Array(Event.encoder.encode(self)), domain: Self.signatureDomain, with: key).bytes
     }
 
     /// SHA-256 of signed grant bytes, hex: how events and child grants name a grant.
@@ -187,20 +186,43 @@ package struct Grant: Codable, Sendable, Equatable {
 
     /// Parses signed grant bytes and checks only the signature by the granter key the grant names: the fields
     /// are not yet safe to use (``parse(_:)`` also checks them).
+    ///
+    /// The body is judged before the signature: a body that is not a grant is `malformed` whatever follows it.
     static func parseSignature(_ signed: [UInt8]) -> Result<Grant, Fault> {
-        guard signed.count <= maxBytes, let newline = signed.firstIndex(of: 0x0A) else {
+        guard signed.count <= maxBytes, let (body, _) = SignedEnvelope.split(signed) else {
             return .failure(.malformed("it is not a signed body"))
         }
-        let body = Array(signed[..<newline])
         guard let grant = try? JSONDecoder().decode(Grant.self, from: Data(body)), grant.version == 1,
             ["grant", "submission", "anonymous-submission"].contains(grant.kind),
             ["content", "metadata"].contains(grant.permission)
         else { return .failure(.malformed("its body is not a version 1 grant (fields, types or bounds)")) }
         guard let key = Encoding.bytes(base64: grant.granter.signingKey), key.count == 32,
-            let signature = Encoding.bytes(base64: String(decoding: signed[(newline + 1)...], as: UTF8.self)),
-            SigningKey.isValidSignature(signature, for: signatureDomain + body, publicKey: key)
+            let envelope = SignedEnvelope.parse(signed, maxBytes: maxBytes),
+            envelope.isSigned(domain: signatureDomain, by: key)
         else { return .failure(.signature) }
         return .success(grant)
+    }
+
+    /// The most ancestor grants a chain of re-shares has: as many as a bundle carries as `P` records
+    /// (Docs/SHARING.md section 3), so that every walk up a chain (``walkAncestors(_:)``) has the same bound.
+    package static let maxAncestors = 8
+
+    /// Walks up the grant's chain of ancestors, parent first: calls `visit` with each `parent` reference and goes
+    /// on from the grant it returns, until it returns `nil`, a grant has no parent, or ``maxAncestors`` grants
+    /// were visited.
+    ///
+    /// How to find and check the grant a reference names (a stored file, a served grant) is the caller's: each
+    /// walk ends where its check fails.
+    ///
+    /// - Returns: The reference the walk stopped at because the chain is longer than ``maxAncestors``, else `nil`.
+    @discardableResult
+    package func walkAncestors(_ visit: (GrantReference) throws -> Grant?) rethrows -> GrantReference? {
+        var parent = self.parent
+        for _ in 0..<Self.maxAncestors {
+            guard let reference = parent, let grant = try visit(reference) else { return nil }
+            parent = grant.parent
+        }
+        return parent
     }
 
     /// The most items one grant releases.
@@ -237,7 +259,8 @@ package struct Grant: Codable, Sendable, Equatable {
             else { return "item \(item.id)'s wrapped keys are malformed or do not match the permission" }
         }
         var sizes: [ObjectName: Int64] = [:]
-        for ref in items.lazy.flatMap(\.objects) where sizes.updateValue(ref.size, forKey: ref.name) ?? ref.size != ref.size {
+        for ref in items.lazy.flatMap(\.objects)
+        where sizes.updateValue(ref.size, forKey: ref.name) ?? ref.size != ref.size {
             return "it gives object \(ref.name) two different sizes"
         }
         guard OutsideInput.checkedTotal(releasedObjects.map(\.size), limit: Self.maxReleasedBytes) != nil else {
