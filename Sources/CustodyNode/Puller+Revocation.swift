@@ -38,7 +38,11 @@ extension Puller {
             bytes.first(where: { $0 != 0x20 && $0 != 0x0A && $0 != 0x0D && $0 != 0x09 }) == UInt8(ascii: "{")
         {
             func relayed(_ error: ArchiveError) -> ArchiveError {
-                ArchiveError(error.reason, "peer \(alias) answered 410 for grant \(id): \(error.problem)", fix: error.fix)
+                ArchiveError(
+                    error.reason,
+                    "peer \(alias) answered 410 for grant \(id): \(error.problem)",
+                    fix: error.fix
+                )
             }
             // The notice of this grant, or (from a re-sharer) of an ancestor grant this archive also holds.
             var verified: VerifiedRevocation?

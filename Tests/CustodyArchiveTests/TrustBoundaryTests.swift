@@ -51,7 +51,8 @@ import Glibc
     }
 
     /// A grant from mallory to `to` of one item of its own, exported: a valid bundle to forge from.
-    private func malloryBundle(_ w: World, to: Archive.Unlocked, kind: String = "grant", name: String) throws -> String {
+    private func malloryBundle(_ w: World, to: Archive.Unlocked, kind: String = "grant", name: String) throws -> String
+    {
         var options = IngestOptions()
         options.fields.caseID = "M"
         _ = try w.mallory.ingest([dir.write("m/\(name).txt", text: "mallory's \(name)")], options: options)
@@ -216,7 +217,9 @@ import Glibc
         // The partner re-shares to mallory, honestly; then swaps one item's objects for objects of its own item.
         var own = IngestOptions()
         own.fields.caseID = "OWN"
-        let fake = try #require(try w.partner.ingest([dir.write("fake.txt", text: "made up")], options: own).items.first)
+        let fake = try #require(
+            try w.partner.ingest([dir.write("fake.txt", text: "made up")], options: own).items.first
+        )
         var request = GrantRequest(grantee: try w.mallory.identity(), expires: Expiry.resolve("5d") ?? "", purpose: "p")
         request.caseID = "C"
         let (child, _, _) = try w.partner.createGrant(request)
@@ -297,7 +300,11 @@ import Glibc
         // A forged cosignature in the partner's name (mallory's key): reported, and the bundle fails.
         var recs = try records(path)
         let index = try #require(recs.firstIndex { $0.0 == "C" })
-        let checkpoint = try #require(Checkpoint.parseBody(String(decoding: recs[index].1, as: UTF8.self).components(separatedBy: "\n\n")[0] + "\n"))
+        let checkpoint = try #require(
+            Checkpoint.parseBody(
+                String(decoding: recs[index].1, as: UTF8.self).components(separatedBy: "\n\n")[0] + "\n"
+            )
+        )
         let body = SignedNote.checkpointBody(origin: checkpoint.origin, size: checkpoint.size, root: checkpoint.root)
         let forgedLine = SignedNote.cosignatureLine(
             body: body,
@@ -351,7 +358,8 @@ import Glibc
         _ = try w.partner.cosign(Array(real.note.utf8))
         let error = try expectRefused(w.partner, path, .damaged)
         #expect(error?.reason == .fork)
-        let conflicts = (try? FileManager.default.contentsOfDirectory(atPath: w.partner.root + "/witness/conflicts")) ?? []
+        let conflicts =
+            (try? FileManager.default.contentsOfDirectory(atPath: w.partner.root + "/witness/conflicts")) ?? []
         #expect(conflicts.count == 1)
     }
 

@@ -108,7 +108,9 @@ import Testing
 
     /// The signing key of body `name`, to forge as it.
     private func signingKey(_ name: String) throws -> SigningKey {
-        let archive = try Archive.open(at: dir.path + "/" + name).unlock(passphrase: try SecretBytes(copying: Array(Self.passphrase.utf8)))
+        let archive = try Archive.open(at: dir.path + "/" + name).unlock(
+            passphrase: try SecretBytes(copying: Array(Self.passphrase.utf8))
+        )
         return try archive.keys.signing
     }
 

@@ -140,7 +140,9 @@ import Testing
 
         // Raw requests as IACHR, as a stranger and as nobody.
         let signing: SigningKey = try {
-            let iachr = try Archive.open(at: dir.path + "/iachr").unlock(passphrase: try SecretBytes(copying: Array("node test".utf8)))
+            let iachr = try Archive.open(at: dir.path + "/iachr").unlock(
+                passphrase: try SecretBytes(copying: Array("node test".utf8))
+            )
             return try iachr.keys.signing
         }()
         let base = try #require(URL(string: url))

@@ -239,7 +239,9 @@ import Testing
         let cPull = CLI.run(["pull", "b", "--grant", child], environment: env("c"))
         #expect(cPull.status == 77 && cPull.stderr.contains("revoked"), "\(cPull.stderr)")
         let signing: SigningKey = try {
-            let c = try Archive.open(at: dir.path + "/c").unlock(passphrase: try SecretBytes(copying: Array("revocation test".utf8)))
+            let c = try Archive.open(at: dir.path + "/c").unlock(
+                passphrase: try SecretBytes(copying: Array("revocation test".utf8))
+            )
             return try c.keys.signing
         }()
         let client = NodeClient(base: try #require(URL(string: urlB)), key: signing)

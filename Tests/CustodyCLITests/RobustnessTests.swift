@@ -140,7 +140,10 @@ import Testing
         // process is checked on the release build by Scripts/bench-ingest.py (about 41 MiB for 1 GiB).
         #expect(peaks[0] > 0, "no memory sample taken")
         // Eight times the input may not cost more than 16 MiB of extra memory, nor more than 128 MiB in all.
-        #expect(peaks[1] < peaks[0] + 16 * 1024, "peak anonymous memory \(peaks[0]) KiB for 64 MiB, \(peaks[1]) KiB for 512 MiB")
+        #expect(
+            peaks[1] < peaks[0] + 16 * 1024,
+            "peak anonymous memory \(peaks[0]) KiB for 64 MiB, \(peaks[1]) KiB for 512 MiB"
+        )
         #expect(peaks[1] < 128 * 1024, "peak anonymous memory \(peaks[1]) KiB for 512 MiB")
     }
 

@@ -91,7 +91,9 @@ import Glibc
         }
         func grant(_ caseID: String) throws -> String {
             dir.write("\(caseID)/a.txt", text: "statement of \(caseID)")
-            #expect(CLI.run(["ingest", dir.path + "/\(caseID)", "--case", caseID], environment: env("ohchr")).status == 0)
+            #expect(
+                CLI.run(["ingest", dir.path + "/\(caseID)", "--case", caseID], environment: env("ohchr")).status == 0
+            )
             let made = CLI.run(
                 [
                     "grant", "create", "--to", dir.path + "/iachr.id", "--case", caseID, "--expires", "1d",
@@ -116,8 +118,10 @@ import Glibc
         dir.write("F/forged.txt", text: "an item that exists only in a forked log")
         #expect(CLI.run(["ingest", dir.path + "/F", "--case", "F"], environment: env("fork")).status == 0)
         let made = CLI.run(
-            ["grant", "create", "--to", dir.path + "/iachr.id", "--case", "F", "--expires", "1d", "--purpose", "p",
-             "--json"],
+            [
+                "grant", "create", "--to", dir.path + "/iachr.id", "--case", "F", "--expires", "1d", "--purpose", "p",
+                "--json",
+            ],
             environment: env("fork")
         )
         let forkedGrant = try #require(made.json?["id"] as? String, "\(made.stderr)")
@@ -138,8 +142,11 @@ import Glibc
         )
         defer { stop(split) }
         #expect(
-            CLI.run(["peer", "add", "split", splitURL, "--identity", dir.path + "/ohchr.id"], environment: env("iachr"))
-                .status == 0
+            CLI.run(
+                ["peer", "add", "split", splitURL, "--identity", dir.path + "/ohchr.id"],
+                environment: env("iachr")
+            )
+            .status == 0
         )
         // The head's checkpoint is older than the witnessed log, and the peer's own proof from it to its log shows
         // it is no prefix of it: a fork, filed with that proof.
@@ -180,7 +187,8 @@ import Glibc
         let traversal = "../../../../../../" + String(victim.dropFirst())
         let listing = dir.write(
             "listing.json",
-            text: #"{"grants":[{"id":"\#(traversal)","items":1,"created":"2026-01-01T00:00:00Z","expires":"2036-01-01T00:00:00Z","permission":"content","reshare":false}]}"#
+            text:
+                #"{"grants":[{"id":"\#(traversal)","items":1,"created":"2026-01-01T00:00:00Z","expires":"2036-01-01T00:00:00Z","permission":"content","reshare":false}]}"#
         )
         let (lister, listerURL) = try proxy(
             ["--default", hostPort(realURL), "--canned", "/v1/grants=200:" + listing],
@@ -188,8 +196,11 @@ import Glibc
         )
         defer { stop(lister) }
         #expect(
-            CLI.run(["peer", "add", "lister", listerURL, "--identity", dir.path + "/ohchr.id"], environment: env("iachr"))
-                .status == 0
+            CLI.run(
+                ["peer", "add", "lister", listerURL, "--identity", dir.path + "/ohchr.id"],
+                environment: env("iachr")
+            )
+            .status == 0
         )
         let listed = CLI.run(["pull", "lister"], environment: env("iachr"))
         #expect(listed.status == 65 && listed.stderr.contains("malformed grant list"), "\(listed.stderr)")
@@ -197,18 +208,26 @@ import Glibc
         #expect(!FileManager.default.fileExists(atPath: victim))
 
         // One grant's head answered for another: the import compares the head's grant with the listed id.
-        let iachr = try Archive.open(at: dir.path + "/iachr").unlock(passphrase: try SecretBytes(copying: Array("boundary test".utf8)))
+        let iachr = try Archive.open(at: dir.path + "/iachr").unlock(
+            passphrase: try SecretBytes(copying: Array("boundary test".utf8))
+        )
         let client = NodeClient(base: try #require(URL(string: realURL)), key: try iachr.keys.signing)
         let head = try await client.send("v1/grants/\(c2)/head")
         #expect(head.status == 200)
         let other = dir.write("c2.head", Array(head.body))
-        let (swapper, swapperURL) = try proxy([
-            "--default", hostPort(realURL), "--canned", "/v1/grants/\(c1)/head=200:" + other,
-        ], port: swapperPort)
+        let (swapper, swapperURL) = try proxy(
+            [
+                "--default", hostPort(realURL), "--canned", "/v1/grants/\(c1)/head=200:" + other,
+            ],
+            port: swapperPort
+        )
         defer { stop(swapper) }
         #expect(
-            CLI.run(["peer", "add", "lister", swapperURL, "--identity", dir.path + "/ohchr.id"], environment: env("iachr"))
-                .status == 0
+            CLI.run(
+                ["peer", "add", "lister", swapperURL, "--identity", dir.path + "/ohchr.id"],
+                environment: env("iachr")
+            )
+            .status == 0
         )
         let swapped = CLI.run(["pull", "lister", "--grant", c1], environment: env("iachr"))
         #expect(swapped.status == 65 && swapped.stderr.contains("for grant \(c1)"), "\(swapped.stderr)")

@@ -88,7 +88,6 @@ extension Archive.Unlocked {
         ) { $0.type == event.type.rawValue }
     }
 
-
     /// Seals `annotation` under the item's K_meta, stores it durably, then records the event naming it.
     fileprivate func annotate(_ indexed: IndexedItem, with annotation: Annotation, type: String) throws {
         let ingest = try ingestEvent(of: indexed)
@@ -97,7 +96,12 @@ extension Archive.Unlocked {
         }
         var key = try metaKey(of: ingest)
         defer { wipe(&key) }
-        let sealed = SealedPart.seal(Array(try JSONFormat.compactEncoder().encode(annotation)), kind: .annotation, item: item, key: key)
+        let sealed = SealedPart.seal(
+            Array(try JSONFormat.compactEncoder().encode(annotation)),
+            kind: .annotation,
+            item: item,
+            key: key
+        )
         let name = ObjectName(of: sealed)
         if let staged = try sealed.withUnsafeBytes({ try store.stage($0, as: name, checkExisting: true) }) {
             try store.commit([staged])

@@ -144,6 +144,7 @@ package final class Archive: Sendable {
     ///   - root: The archive folder.
     ///   - access: How the archive lock is held while the value lives.
     ///   - passphrase: Asked by ``unlock()``, at most once per call, only when an operation needs the secrets.
+    /// - Returns: The archive, holding its lock as `access` says until it is released.
     /// - Throws: ``ArchiveError`` (not found) when `root` holds no archive.
     package static func open(
         at root: String,
@@ -194,6 +195,7 @@ package final class Archive: Sendable {
     ///   - passphrase: Seals the secrets.
     ///   - kdfPreset: A key of ``kdfPresets``.
     ///   - chunkSize: Plaintext chunk size (default 1 MiB).
+    ///   - objects: An S3 bucket for the objects (checked before anything is written), or `nil` for `objects/`.
     /// - Returns: The new archive, unlocked (``unlock()`` on its ``Unlocked/archive`` asks `passphrase` again).
     /// - Throws: ``ArchiveError`` (cannot create) when an archive or other files are already there.
     package static func create(

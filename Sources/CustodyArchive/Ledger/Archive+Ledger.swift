@@ -5,6 +5,7 @@ extension ArchiveContext {
     ///
     /// - Parameter id: An item id or unique prefix.
     /// - Returns: The proof, already checked against the checkpoint.
+    /// - Throws: ``ArchiveError``: not found for an unknown item, damaged when the log cannot prove it.
     package func proveItem(_ id: String) throws -> Ledger.InclusionProof {
         let indexed = try resolveItem(id)
         var entry: [UInt8]?

@@ -146,6 +146,7 @@ package final class Journal: Sendable {
     /// Call it holding ``lockForAppending()``.
     ///
     /// - Parameter hint: A position known to be valid, so the tail check reads only what follows it.
+    /// - Returns: The end of the last whole entry, where the next append goes.
     /// - Throws: ``ArchiveError`` (damaged) when invalid bytes follow the hint and a full scan confirms them.
     func cleanEnd(hint: JournalPosition) throws -> JournalPosition {
         // A hint past the end of the file (a journal restored from an older backup) is never trusted:

@@ -189,7 +189,7 @@ extension ArchiveContext {
                     fix: "run custody verify"
                 )
             }
-            try writer.record(.object, Encoding.bytes(hex: ref.name.hex)! + bytes)
+            try writer.record(.object, ref.name.bytes + bytes)
             progress?(number + 1, objects.count)
         }
         try writer.finish()

@@ -14,7 +14,12 @@ extension ArchiveContext {
         guard POSIX.lstatPath(path) != nil else { return nil }
         guard let body = try knownBody(origin: origin, role: "witness"), let key = body.logKey else { return nil }
         let bytes = try POSIX.readFile(path, limit: Checkpoint.maxNoteBytes)
-        guard let checkpoint = Checkpoint.verified(String(decoding: bytes, as: UTF8.self), origin: origin, publicKey: key.publicKey)
+        guard
+            let checkpoint = Checkpoint.verified(
+                String(decoding: bytes, as: UTF8.self),
+                origin: origin,
+                publicKey: key.publicKey
+            )
         else {
             throw ArchiveError(
                 .damaged,

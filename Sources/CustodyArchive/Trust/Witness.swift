@@ -25,7 +25,6 @@ extension Archive {
     /// The largest `witness cosign` input read.
     package static let maxWitnessInput = 64 * 1024
 
-
     /// What `witness attach` did.
     package struct AttachedCosignature: Sendable {
         /// The witness's origin (the cosignature's key name).
@@ -150,7 +149,10 @@ extension ArchiveContext {
     ///
     /// - Throws: ``ArchiveError``: bad input for text that is not cosignature lines; not authorised for a witness
     ///   not added with `witness add`; damaged (exit 1) for a line that cosigns none of our checkpoints.
-    package func attachCosignatures(_ input: [UInt8], alsoFrom grantees: Bool = false) throws -> [Archive.AttachedCosignature] {
+    package func attachCosignatures(
+        _ input: [UInt8],
+        alsoFrom grantees: Bool = false
+    ) throws -> [Archive.AttachedCosignature] {
         guard input.count <= Archive.maxWitnessInput, let text = String(validating: input, as: UTF8.self) else {
             throw ArchiveError(
                 .badInput,

@@ -111,7 +111,9 @@ extension CustodyCommand {
                         print("expires   \(report.expires ?? "?")")
                         for cosignature in report.cosignatures {
                             let when = cosignature.time.map { " at \($0)" } ?? ""
-                            print("cosigned  by \(TerminalText.escape(cosignature.witness)): \(cosignature.status)\(when)")
+                            print(
+                                "cosigned  by \(TerminalText.escape(cosignature.witness)): \(cosignature.status)\(when)"
+                            )
                         }
                         for problem in report.problems {
                             let at = [
