@@ -10,14 +10,10 @@ import Testing
 /// section 3 describes — and validly signed by whoever forged it, so only the rule under test can object. Both
 /// verifiers must refuse each (exit 1, `ok` false, the documented problem kind) and accept the genuine bundles.
 /// Without python3 and PyNaCl the Python half is skipped, and `theIndependentVerifierRuns` says so.
-@Suite(.serialized) struct IndependentVerifierBoundaryTests {
+@Suite(.serialized) struct IndependentVerifierBoundaryTests: CLIArchiveSuite {
     let dir = TempDirectory("independent-verifier")
     static let passphrase = "independent verifier"
     static let script = CLI.packageRoot + "/Docs/examples/verify_bundle.py"
-
-    func env(_ name: String) -> [String: String] {
-        ["CUSTODY_ARCHIVE": dir.path + "/" + name, "CUSTODY_PASSPHRASE": Self.passphrase]
-    }
 
     struct Failure: Error, CustomStringConvertible {
         var description: String

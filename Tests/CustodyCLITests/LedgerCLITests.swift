@@ -4,16 +4,14 @@ import Testing
 
 /// The ledger commands end to end: byte-exact C2SP outputs, JSON shapes, exit codes, two bodies witnessing
 /// each other, and an auditor's script written from Docs/LEDGER.md checking the proofs.
-@Suite struct LedgerCLITests {
+@Suite struct LedgerCLITests: CLIArchiveSuite {
     let dir = TempDirectory("ledger-cli")
-    func env(_ name: String) -> [String: String] {
-        ["CUSTODY_ARCHIVE": dir.path + "/" + name, "CUSTODY_PASSPHRASE": "ledger cli"]
-    }
+    static let passphrase = "ledger cli"
 
     /// Creates archive `name` with one item per text; returns the item ids.
     @discardableResult
     private func archive(_ name: String, items texts: [String]) throws -> [String] {
-        let created = CLI.run(["init", "--name", "Body \(name)", "--kdf", "insecure-test"], environment: env(name))
+        let created = initArchive(name, displayName: "Body \(name)")
         #expect(created.status == 0, "\(created.stderr)")
         guard !texts.isEmpty else { return [] }
         for (i, text) in texts.enumerated() { dir.write("\(name)-up/\(i).txt", text: text) }

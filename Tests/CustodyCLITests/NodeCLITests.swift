@@ -7,11 +7,9 @@ import Foundation
 import Testing
 
 /// Two real nodes on loopback: a grant pulled online, and the refusals the protocol requires.
-@Suite(.serialized) struct NodeCLITests {
+@Suite(.serialized) struct NodeCLITests: CLIArchiveSuite {
     let dir = TempDirectory("node")
-    func env(_ name: String) -> [String: String] {
-        ["CUSTODY_ARCHIVE": dir.path + "/" + name, "CUSTODY_PASSPHRASE": "node test"]
-    }
+    static let passphrase = "node test"
 
     /// Starts `custody serve` for `name` on a free port and returns the child and its base URL.
     private func serve(_ name: String) throws -> (CLI.Child, String) {
@@ -27,9 +25,9 @@ import Testing
     }
 
     @Test func badNodeArgumentsAreOneLineErrors() throws {
-        #expect(CLI.run(["init", "--name", "A", "--kdf", "insecure-test"], environment: env("a")).status == 0)
+        #expect(initArchive("a", displayName: "A").status == 0)
         #expect(CLI.run(["id", "export", "-o", dir.path + "/a.id"], environment: env("a")).status == 0)
-        #expect(CLI.run(["init", "--name", "B", "--kdf", "insecure-test"], environment: env("b")).status == 0)
+        #expect(initArchive("b", displayName: "B").status == 0)
         let cases: [([String], Int32, String)] = [
             (["serve", "--listen", "nonsense"], 64, "is not HOST:PORT"),
             (["serve", "--listen", "127.0.0.1:99999"], 64, "is not HOST:PORT"),
@@ -59,7 +57,7 @@ import Testing
     @Test func aGrantIsPulledOnlineAndTheServerRefusesWhatItMust() async throws {
         for name in ["ohchr", "iachr", "third"] {
             #expect(
-                CLI.run(["init", "--name", name.uppercased(), "--kdf", "insecure-test"], environment: env(name)).status
+                initArchive(name).status
                     == 0
             )
             #expect(CLI.run(["id", "export", "-o", dir.path + "/\(name).id"], environment: env(name)).status == 0)

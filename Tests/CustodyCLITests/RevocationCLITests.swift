@@ -10,11 +10,9 @@ import Testing
 /// B re-shares to C; A revokes; B's pull records A's verified notice, B's node refuses C's child, B cannot make
 /// new children, B's listings say revoked, B's extract needs an override; a malicious peer's forged 410 notices
 /// are refused and nothing is recorded.
-@Suite(.serialized) struct RevocationCLITests {
+@Suite(.serialized) struct RevocationCLITests: CLIArchiveSuite {
     let dir = TempDirectory("revocation-cli")
-    func env(_ name: String) -> [String: String] {
-        ["CUSTODY_ARCHIVE": dir.path + "/" + name, "CUSTODY_PASSPHRASE": "revocation test"]
-    }
+    static let passphrase = "revocation test"
 
     struct Failed: Error { var message: String }
 
@@ -83,7 +81,7 @@ import Testing
     @Test func revocationReachesTheResharerItsNodeAndItsGrantee() async throws {
         for name in ["a", "b", "c"] {
             #expect(
-                CLI.run(["init", "--name", name.uppercased(), "--kdf", "insecure-test"], environment: env(name)).status
+                initArchive(name).status
                     == 0
             )
             #expect(CLI.run(["id", "export", "-o", dir.path + "/\(name).id"], environment: env(name)).status == 0)

@@ -12,11 +12,9 @@ import Glibc
 #endif
 
 /// What `custody serve` writes to its log, and that stopping a node logs no error.
-@Suite(.serialized) struct ServeLoggingCLITests {
+@Suite(.serialized) struct ServeLoggingCLITests: CLIArchiveSuite {
     let dir = TempDirectory("serve-log")
-    func env(_ name: String) -> [String: String] {
-        ["CUSTODY_ARCHIVE": dir.path + "/" + name, "CUSTODY_PASSPHRASE": "log test"]
-    }
+    static let passphrase = "log test"
 
     /// A line of the log that Hummingbird or the service group wrote at error level, or that says "error".
     static func errorLines(_ stderr: String) -> [Substring] {
@@ -25,7 +23,7 @@ import Glibc
 
     @Test func serveLogsEachRequestAndEachRefusalWithoutItsSecrets() async throws {
         for name in ["node", "peer"] {
-            #expect(CLI.run(["init", "--name", name, "--kdf", "insecure-test"], environment: env(name)).status == 0)
+            #expect(initArchive(name, displayName: name).status == 0)
         }
         #expect(CLI.run(["id", "export", "-o", dir.path + "/peer.id"], environment: env("peer")).status == 0)
         // The node witnesses the peer, so the peer's key may make signed requests.
@@ -62,7 +60,7 @@ import Glibc
     }
 
     @Test func serveStoppedBySIGTERMOrSIGINTLogsNoError() throws {
-        #expect(CLI.run(["init", "--name", "node", "--kdf", "insecure-test"], environment: env("node")).status == 0)
+        #expect(initArchive("node", displayName: "node").status == 0)
         for signal in [SIGTERM, SIGINT] {
             guard let (server, _) = CLI.serve(environment: env("node")) else {
                 Issue.record("serve did not start")

@@ -14,11 +14,9 @@ import Glibc
 
 /// A real `custody serve` on loopback against a malicious client: relayed, replayed and malformed requests, and
 /// what every refusal and every access event reveals.
-@Suite(.serialized) struct ServerBoundaryCLITests {
+@Suite(.serialized) struct ServerBoundaryCLITests: CLIArchiveSuite {
     let dir = TempDirectory("server-boundary")
-    func env(_ name: String) -> [String: String] {
-        ["CUSTODY_ARCHIVE": dir.path + "/" + name, "CUSTODY_PASSPHRASE": "boundary test"]
-    }
+    static let passphrase = "boundary test"
 
     struct Failure: Error {
         var message: String
@@ -49,7 +47,7 @@ import Glibc
     /// Two archives, `node` and `peer`; the node knows the peer (as a witness); the peer's signing key.
     func twoBodies() throws -> SigningKey {
         for name in ["node", "peer"] {
-            #expect(CLI.run(["init", "--name", name, "--kdf", "insecure-test"], environment: env(name)).status == 0)
+            #expect(initArchive(name, displayName: name).status == 0)
             #expect(CLI.run(["id", "export", "-o", dir.path + "/\(name).id"], environment: env(name)).status == 0)
         }
         #expect(CLI.run(["witness", "add", dir.path + "/peer.id"], environment: env("node")).status == 0)
@@ -123,7 +121,7 @@ import Glibc
     }
 
     @Test func badServeAddressesAreUsageErrors() throws {
-        #expect(CLI.run(["init", "--name", "N", "--kdf", "insecure-test"], environment: env("n")).status == 0)
+        #expect(initArchive("n", displayName: "N").status == 0)
         for arguments in [
             ["serve", "--listen", "0.0.0.0:0"],
             ["serve", "--listen", "127.0.0.1:0", "--public-url", "ftp://x.example"],
@@ -195,7 +193,7 @@ import Glibc
             #expect(answer.headers["content-type"] == "application/json", "\(what)")
         }
         // Other refusals: a documented code, never the archive's text or paths.
-        #expect(CLI.run(["init", "--name", "S", "--kdf", "insecure-test"], environment: env("stranger")).status == 0)
+        #expect(initArchive("stranger", displayName: "S").status == 0)
         dir.write("s.txt", text: "s")
         #expect(CLI.run(["ingest", dir.path + "/s.txt"], environment: env("stranger")).status == 0)
         let strangersCheckpoint = CLI.run(["checkpoint"], environment: env("stranger")).stdout
@@ -329,7 +327,7 @@ import Glibc
 
     @Test func theAccessEventDoesNotNameWhoPulled() async throws {
         for name in ["node", "peer"] {
-            #expect(CLI.run(["init", "--name", name, "--kdf", "insecure-test"], environment: env(name)).status == 0)
+            #expect(initArchive(name, displayName: name).status == 0)
             #expect(CLI.run(["id", "export", "-o", dir.path + "/\(name).id"], environment: env(name)).status == 0)
         }
         dir.write("case/a.txt", text: "statement")

@@ -4,19 +4,14 @@ import Testing
 
 /// Issue 4's scenario end to end with the built binary, and the independent bundle verifier and decryptor
 /// (Docs/examples/verify_bundle.py, written from Docs/SHARING.md) agreeing with it.
-@Suite struct SharingCLITests {
+@Suite struct SharingCLITests: CLIArchiveSuite {
     let dir = TempDirectory("sharing-cli")
-    func env(_ name: String) -> [String: String] {
-        ["CUSTODY_ARCHIVE": dir.path + "/" + name, "CUSTODY_PASSPHRASE": "sharing cli"]
-    }
+    static let passphrase = "sharing cli"
 
     /// OHCHR with four items (two in scope), IACHR; returns the bundle path and the in-scope ids.
     private func scenario() throws -> (bundle: String, inScope: [String], grant: String) {
         for name in ["ohchr", "iachr"] {
-            let created = CLI.run(
-                ["init", "--name", name.uppercased(), "--kdf", "insecure-test"],
-                environment: env(name)
-            )
+            let created = initArchive(name)
             #expect(created.status == 0, "\(created.stderr)")
         }
         #expect(

@@ -12,12 +12,10 @@ import Glibc
 /// The trust boundary online (issue 11), written as the attacks: a malicious peer on loopback (a proxy in front of
 /// real nodes, Scripts/test-peer-proxy.py) that shows its grant endpoints another log than its witness endpoints,
 /// lists ids that are paths, or answers one grant's head for another. Each pull must refuse before importing.
-@Suite(.serialized) struct TrustBoundaryCLITests {
+@Suite(.serialized) struct TrustBoundaryCLITests: CLIArchiveSuite {
     let dir = TempDirectory("trust-boundary-cli")
 
-    func env(_ name: String) -> [String: String] {
-        ["CUSTODY_ARCHIVE": dir.path + "/" + name, "CUSTODY_PASSPHRASE": "boundary test"]
-    }
+    static let passphrase = "boundary test"
 
     struct Failure: Error, CustomStringConvertible {
         var description: String
@@ -85,7 +83,7 @@ import Glibc
     /// OHCHR with two grants to IACHR (cases C1 and C2); both identity files exported.
     private func bodies() throws -> (c1: String, c2: String) {
         for name in ["ohchr", "iachr"] {
-            let made = CLI.run(["init", "--name", name.uppercased(), "--kdf", "insecure-test"], environment: env(name))
+            let made = initArchive(name)
             #expect(made.status == 0, "\(made.stderr)")
             #expect(CLI.run(["id", "export", "-o", dir.path + "/\(name).id"], environment: env(name)).status == 0)
         }

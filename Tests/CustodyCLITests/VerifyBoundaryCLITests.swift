@@ -7,14 +7,12 @@ import Testing
 
 /// The verify boundary end to end: exit codes and one-line errors of `verify` and `witness cosign` for an
 /// identity swapped in, a forged cosignature, and a consistency proof damaged on its way.
-@Suite(.serialized) struct VerifyBoundaryCLITests {
+@Suite(.serialized) struct VerifyBoundaryCLITests: CLIArchiveSuite {
     let dir = TempDirectory("verify-boundary-cli")
-    func env(_ name: String) -> [String: String] {
-        ["CUSTODY_ARCHIVE": dir.path + "/" + name, "CUSTODY_PASSPHRASE": "verify boundary"]
-    }
+    static let passphrase = "verify boundary"
 
     private func archive(_ name: String, items: Int) {
-        let created = CLI.run(["init", "--name", "Body \(name)", "--kdf", "insecure-test"], environment: env(name))
+        let created = initArchive(name, displayName: "Body \(name)")
         #expect(created.status == 0, "\(created.stderr)")
         guard items > 0 else { return }
         for i in 0..<items { dir.write("\(name)-up/\(i).txt", text: "\(name) \(i)") }
