@@ -205,8 +205,8 @@ import Testing
             passphrase: Fixtures.secret(),
             kdfPreset: "insecure-test"
         )
-        _ = try b.trust(try a.identity(), role: "witness")
-        _ = try a.trust(try b.identity(), role: "witness")
+        _ = try b.trust(try a.identity(), role: .witness)
+        _ = try a.trust(try b.identity(), role: .witness)
         return (a, b)
     }
 
@@ -282,7 +282,7 @@ import Testing
             passphrase: Fixtures.secret(),
             kdfPreset: "insecure-test"
         )
-        _ = try c.trust(try a.identity(), role: "witness")
+        _ = try c.trust(try a.identity(), role: .witness)
         _ = try c.cosign(Array(base.note.utf8))
         _ = try c.cosign(Array(fake.witnessRequest.utf8))
         let later = #expect(throws: ArchiveError.self) { try c.cosign(Array(real.witnessRequest.utf8)) }
@@ -309,21 +309,21 @@ import Testing
         #expect((#expect(throws: ArchiveError.self) { try b.cosign(Array("hello".utf8)) })?.code == .badInput)
         #expect((#expect(throws: ArchiveError.self) { try b.cosign([0xFF, 0xFE]) })?.code == .badInput)
         // A cosignature from a body a does not know, and a line that cosigns nothing of a's.
-        _ = try c.trust(try a.identity(), role: "witness")
+        _ = try c.trust(try a.identity(), role: .witness)
         let fromStranger = try c.cosign(Array(checkpoint.note.utf8)).line
         #expect(
             (#expect(throws: ArchiveError.self) { try a.attachCosignatures(Array(fromStranger.utf8)) })?.code
                 == .notAuthorised
         )
         let other = try #require(try b.ledger.latestCheckpoint())
-        _ = try a.trust(try c.identity(), role: "witness")
-        _ = try c.trust(try b.identity(), role: "witness")
+        _ = try a.trust(try c.identity(), role: .witness)
+        _ = try c.trust(try b.identity(), role: .witness)
         let wrongLog = try c.cosign(Array(other.note.utf8)).line
         #expect(
             (#expect(throws: ArchiveError.self) { try a.attachCosignatures(Array(wrongLog.utf8)) })?.code == .damaged
         )
         #expect(try a.cosignedCheckpoint() == nil)
         // The archive's own identity is not a witness of itself; a changed key under a known origin is refused.
-        #expect((#expect(throws: ArchiveError.self) { try a.trust(try a.identity(), role: "witness") })?.code == .usage)
+        #expect((#expect(throws: ArchiveError.self) { try a.trust(try a.identity(), role: .witness) })?.code == .usage)
     }
 }

@@ -311,7 +311,7 @@ import Glibc
         #expect(error?.code == .badInput)
         #expect(error?.description.unicodeScalars.contains { $0.value == 0x1B } == false)
         let archive = try Fixtures.archive(in: dir)
-        #expect(throws: ArchiveError.self) { try archive.trust(identity, role: "witness") }
+        #expect(throws: ArchiveError.self) { try archive.trust(identity, role: .witness) }
         #expect(try archive.knownBodies().isEmpty)
     }
 

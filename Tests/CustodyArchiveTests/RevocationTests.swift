@@ -153,7 +153,7 @@ import Testing
         #expect(unknown?.code == .notAuthorised)
         #expect(try logSize(b.third) == size && b.third.index().grant(child.id)?.revocation == nil)
         // Once it trusts the original granter, the notice verifies against it and marks the child revoked.
-        _ = try b.third.trust(try b.granter.identity(), role: "granter")
+        _ = try b.third.trust(try b.granter.identity(), role: .granter)
         let verified = try b.third.verifyRevocationNotice(notice)
         #expect(verified.grant.id == b.parent.id && verified.descendants == [child.id])
         try b.third.recordRevocation(verified)

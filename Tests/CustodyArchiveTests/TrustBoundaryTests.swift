@@ -177,7 +177,7 @@ import Glibc
     @Test func anAnonymousSubmissionCannotPoseAsAKnownBody() throws {
         let w = try world()
         // The victim knows its partner as a granter.
-        _ = try w.victim.trust(try w.partner.identity(), role: "granter")
+        _ = try w.victim.trust(try w.partner.identity(), role: .granter)
         // Mallory's anonymous submission from an archive made under the partner's origin and name: coherent,
         // validly signed throughout — only the keys differ from the partner's.
         let partner = try w.partner.identity()
@@ -283,8 +283,8 @@ import Glibc
     @Test func cosignaturesOnABundlesCheckpointAreCheckedAndShown() throws {
         let w = try world()
         // The partner witnesses the victim's log; its cosignature is attached to the victim's checkpoint.
-        _ = try w.partner.trust(try w.victim.identity(), role: "witness")
-        _ = try w.victim.trust(try w.partner.identity(), role: "witness")
+        _ = try w.partner.trust(try w.victim.identity(), role: .witness)
+        _ = try w.victim.trust(try w.partner.identity(), role: .witness)
         let note = try #require(try w.victim.ledger.latestCheckpoint()).note
         let cosignature = try w.partner.cosign(Array(note.utf8))
         _ = try w.victim.attachCosignatures(Array(cosignature.line.utf8))
@@ -354,7 +354,7 @@ import Glibc
         let shown = try #require(try forked.ledger.latestCheckpoint())
         #expect(real.size == shown.size && real.root != shown.root)
         // The partner witnessed the real log at that size.
-        _ = try w.partner.trust(try w.victim.identity(), role: "witness")
+        _ = try w.partner.trust(try w.victim.identity(), role: .witness)
         _ = try w.partner.cosign(Array(real.note.utf8))
         let error = try expectRefused(w.partner, path, .damaged)
         #expect(error?.reason == .fork)

@@ -30,8 +30,8 @@ import Testing
             passphrase: Fixtures.secret(),
             kdfPreset: "insecure-test"
         )
-        _ = try witness.trust(try archive.identity(), role: "witness")
-        _ = try archive.trust(try witness.identity(), role: "witness")
+        _ = try witness.trust(try archive.identity(), role: .witness)
+        _ = try archive.trust(try witness.identity(), role: .witness)
         return witness
     }
 
@@ -132,7 +132,7 @@ import Testing
         request.items = [try archive.index().list(ItemFilter())[0].id]
         _ = try archive.createGrant(request)
         // The grantee cosigns (online, after a pull) without ever being added as a witness here.
-        _ = try grantee.trust(try archive.identity(), role: "witness")
+        _ = try grantee.trust(try archive.identity(), role: .witness)
         let checkpoint = try #require(try archive.ledger.latestCheckpoint())
         let line = try grantee.cosign(Array(checkpoint.note.utf8)).line
         _ = try archive.attachCosignatures(Array(line.utf8), alsoFrom: true)

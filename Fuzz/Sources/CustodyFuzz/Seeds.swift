@@ -77,7 +77,7 @@ enum Seeds {
         try write("identity", "body-b.identity.json", try granteeIdentity.jsonBytes())
 
         // Checkpoints and the witness: the grantee cosigns the first checkpoint, then a later one with a proof.
-        _ = try grantee.trust(granterIdentity, role: "witness")
+        _ = try grantee.trust(granterIdentity, role: .witness)
         let firstCosignature = try grantee.cosign(Array(first.note.utf8))
         let latest = try granter.signCheckpoint()
         let proof = try granter.ledger.consistencyProof(from: first.size)

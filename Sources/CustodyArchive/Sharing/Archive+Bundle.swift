@@ -493,14 +493,14 @@ extension Archive.Unlocked {
                     "do not import it; check with \(TerminalText.escape(clash.identity.name)) through a trusted channel"
             )
         }
-        let trusted = bodies.contains { $0.identity == contents.identity && $0.roles.contains("granter") }
+        let trusted = bodies.contains { $0.identity == contents.identity && $0.roles.contains(.granter) }
         if grant.kind == "anonymous-submission" {
             // A throw-away identity that claims no one: nothing to trust, and nothing it says about itself is
             // shown; the items are recorded as an anonymous, unverified submission.
         } else if trusted {
             // Exactly the identity already trusted as a granter.
         } else if trustGranter {
-            trustedNow = !(try trust(contents.identity, role: "granter")).alreadyKnown
+            trustedNow = !(try trust(contents.identity, role: .granter)).alreadyKnown
         } else {
             throw ArchiveError(
                 .notAuthorised,

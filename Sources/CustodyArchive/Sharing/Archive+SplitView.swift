@@ -12,7 +12,7 @@ extension ArchiveContext {
     package func witnessedCheckpoint(origin: String) throws -> Checkpoint? {
         let path = witnessStatePath(origin: origin)
         guard POSIX.lstatPath(path) != nil else { return nil }
-        guard let body = try knownBody(origin: origin, role: "witness"), let key = body.logKey else { return nil }
+        guard let body = try knownBody(origin: origin, role: .witness), let key = body.logKey else { return nil }
         let bytes = try POSIX.readFile(path, limit: Checkpoint.maxNoteBytes)
         guard
             let checkpoint = Checkpoint.verified(

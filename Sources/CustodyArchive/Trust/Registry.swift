@@ -3,10 +3,26 @@ import Foundation
 
 /// A body this archive knows: its self-signed identity and what it is trusted for.
 package struct KnownBody: Codable, Sendable, Equatable {
+    /// What a known body is trusted for, as written in `bodies.json` (Docs/LEDGER.md, Docs/SHARING.md).
+    package struct Role: RawRepresentable, Hashable, Sendable, Codable, CustomStringConvertible {
+        package let rawValue: String
+
+        package init(rawValue: String) { self.rawValue = rawValue }
+
+        package var description: String { rawValue }
+
+        /// Cosignatures are exchanged with it; its log key verifies its checkpoints.
+        package static let witness = Role(rawValue: "witness")
+        /// Its grants are imported without `--trust-granter`; its revocation notices are checked against it.
+        package static let granter = Role(rawValue: "granter")
+        /// A node this archive pulls from (`custody peer add`), with an alias and a URL.
+        package static let peer = Role(rawValue: "peer")
+    }
+
     /// The body's identity file, as received.
     package var identity: Identity
-    /// What it is trusted for: `witness` (cosignatures exchanged with it; its log key verifies its checkpoints).
-    package var roles: [String]
+    /// What it is trusted for (``Role``).
+    package var roles: [Role]
     /// When it was added (RFC 3339 UTC).
     package var added: String
     /// For a peer: the name this archive calls it by (`custody peer add NAME`).
@@ -48,7 +64,7 @@ extension ArchiveContext {
     }
 
     /// The known body with `role` whose origin is `origin`.
-    package func knownBody(origin: String, role: String) throws -> KnownBody? {
+    package func knownBody(origin: String, role: KnownBody.Role) throws -> KnownBody? {
         try knownBodies().first { $0.identity.origin == origin && $0.roles.contains(role) }
     }
 
@@ -64,7 +80,7 @@ extension ArchiveContext {
     /// - Returns: The stored entry, and whether the body had that role already.
     /// - Throws: ``ArchiveError``: usage for the archive's own identity; bad input when another body already
     ///   uses the same origin.
-    package func trust(_ identity: Identity, role: String) throws -> (body: KnownBody, alreadyKnown: Bool) {
+    package func trust(_ identity: Identity, role: KnownBody.Role) throws -> (body: KnownBody, alreadyKnown: Bool) {
         if let problem = identity.problem {
             throw ArchiveError(
                 .badInput,
@@ -112,9 +128,9 @@ extension ArchiveContext {
         guard let parsed = URL(string: url), ["http", "https"].contains(parsed.scheme ?? ""), parsed.host != nil else {
             throw ArchiveError(.usage, "\(url) is not an http(s) URL", fix: "give e.g. https://node.example.org:8443")
         }
-        _ = try trust(identity, role: "granter")
-        _ = try trust(identity, role: "witness")
-        _ = try trust(identity, role: "peer")
+        _ = try trust(identity, role: .granter)
+        _ = try trust(identity, role: .witness)
+        _ = try trust(identity, role: .peer)
         let lock = try FileLock(path: root + "/bodies.lock", mode: .exclusive)
         defer { withExtendedLifetime(lock) {} }
         var file = RegistryFile()
@@ -133,7 +149,7 @@ extension ArchiveContext {
 
     /// The peer called `alias`.
     package func peer(_ alias: String) throws -> KnownBody {
-        guard let body = try knownBodies().first(where: { $0.alias == alias && $0.roles.contains("peer") }) else {
+        guard let body = try knownBodies().first(where: { $0.alias == alias && $0.roles.contains(.peer) }) else {
             throw ArchiveError(
                 .notFound,
                 "no peer called \(alias)",

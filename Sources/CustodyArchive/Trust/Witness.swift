@@ -173,7 +173,7 @@ extension ArchiveContext {
         var attached: [Archive.AttachedCosignature] = []
         for signature in signatures {
             // A known witness, or (online, from a peer that pulled) the grantee of one of this archive's grants.
-            let registered = try knownBody(origin: signature.name, role: "witness").flatMap { body in
+            let registered = try knownBody(origin: signature.name, role: .witness).flatMap { body in
                 body.signingKey.map { (key: $0, fingerprint: body.identity.fingerprint) }
             }
             let granted = grantees ? try granteeKey(origin: signature.name) : nil
@@ -279,7 +279,7 @@ extension ArchiveContext {
         return signatures.filter { signature in
             guard signature.name != config.origin else { return false }
             if keys[signature.name] == nil {
-                let witness = (try? knownBody(origin: signature.name, role: "witness"))??.signingKey
+                let witness = (try? knownBody(origin: signature.name, role: .witness))??.signingKey
                 keys[signature.name] = .some(witness ?? (try? granteeKey(origin: signature.name))??.key)
             }
             guard let key = keys[signature.name] ?? nil else { return false }
@@ -316,7 +316,7 @@ extension Archive.Unlocked {
                 fix: "give the output of custody checkpoint or custody prove --consistency N"
             )
         }
-        guard let peer = try knownBody(origin: parsed.origin, role: "witness"), let logKey = peer.logKey else {
+        guard let peer = try knownBody(origin: parsed.origin, role: .witness), let logKey = peer.logKey else {
             throw ArchiveError(
                 .notAuthorised,
                 "the log \(parsed.origin) is not known to this archive",

@@ -598,7 +598,7 @@ extension ArchiveContext {
         } catch {
             bodies = []
         }
-        for body in bodies where body.roles.contains("witness") {
+        for body in bodies where body.roles.contains(.witness) {
             if let key = body.signingKey { cosigners[body.identity.origin] = key }
         }
         var notes: [(path: String, note: String)] = []
@@ -653,7 +653,7 @@ extension ArchiveContext {
     func witnessStateProblems() -> [VerifyProblem] {
         guard let names = try? listDirectory(witnessDirectory), !names.isEmpty else { return [] }
         var logs: [String: KnownBody] = [:]
-        for body in (try? knownBodies()) ?? [] where body.roles.contains("witness") {
+        for body in (try? knownBodies()) ?? [] where body.roles.contains(.witness) {
             let path = witnessStatePath(origin: body.identity.origin)
             logs[String(path.dropFirst(witnessDirectory.count + 1))] = body
         }
@@ -702,7 +702,7 @@ extension ArchiveContext {
         let directory = witnessDirectory + "/conflicts"
         guard let names = try? listDirectory(directory), !names.isEmpty else { return ([], []) }
         var logs: [String: [UInt8]] = [:]
-        for body in (try? knownBodies()) ?? [] where body.roles.contains("witness") {
+        for body in (try? knownBodies()) ?? [] where body.roles.contains(.witness) {
             if let key = body.logKey { logs[body.identity.origin] = key.publicKey }
         }
         var problems: [VerifyProblem] = []

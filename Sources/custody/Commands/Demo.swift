@@ -274,7 +274,7 @@ extension CustodyCommand {
             )
             request.items = [photo?.id].compactMap { $0 }
             let (grant, _, _) = try archive.createGrant(request)
-            _ = try archive.trust(try iachr.identity(), role: "witness")
+            _ = try archive.trust(try iachr.identity(), role: .witness)
             // The server works on its own handle of the archive, as a separate `custody serve` would.
             let serving = try Archive.open(at: archive.root).unlock(passphrase: passphrase)
             let server = try NodeServer(archive: serving)
@@ -356,8 +356,8 @@ extension CustodyCommand {
                 name: "Regional Commission (demo witness)",
                 passphrase: passphrase
             )
-            _ = try witness.trust(identity, role: "witness")
-            _ = try archive.trust(try witness.identity(), role: "witness")
+            _ = try witness.trust(identity, role: .witness)
+            _ = try archive.trust(try witness.identity(), role: .witness)
             let cosignature = try witness.cosign(Array(proof.checkpoint.note.utf8))
             printBlock("witness cosigns size \(cosignature.size): \(cosignature.line)", terminator: "")
             _ = try archive.attachCosignatures(Array(cosignature.line.utf8))

@@ -139,7 +139,7 @@ extension CustodyCommand {
                 try runReportingErrors {
                     let archive = try global.openArchive()
                     let identity = try Archive.readIdentity(identityFile)
-                    let (body, already) = try archive.trust(identity, role: "witness")
+                    let (body, already) = try archive.trust(identity, role: .witness)
                     if json {
                         try printJSON(
                             WitnessJSON(
@@ -217,7 +217,7 @@ extension CustodyCommand {
 
             func run() throws {
                 try runReportingErrors {
-                    let bodies = try global.openArchive().knownBodies().filter { $0.roles.contains("witness") }
+                    let bodies = try global.openArchive().knownBodies().filter { $0.roles.contains(.witness) }
                     if json {
                         try printJSON(
                             [
