@@ -129,7 +129,7 @@ let package = Package(
         ),
         .testTarget(
             name: "CustodyStorageTests",
-            dependencies: ["CustodyStorage", "CustodyCrypto"],
+            dependencies: ["CustodyStorage", "CustodyCrypto", .product(name: "NIOPosix", package: "swift-nio")],
             swiftSettings: strictSettings
         ),
         .testTarget(

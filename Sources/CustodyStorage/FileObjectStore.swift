@@ -68,8 +68,20 @@ package struct FileObjectStore: ObjectStore {
     package func path(of name: ObjectName) -> String { "\(root)/\(shardName(name))/\(name.hex)" }
 
     /// Runs blocking file work on the thread pool.
+    ///
+    /// - Throws: What `body` throws; ``StorageError`` (temporary) when the pool has stopped;
+    ///   `CancellationError` when the task was cancelled before the work started (nothing was done then).
     private func blocking<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
-        try await threadPool.runIfActive(body)
+        do {
+            return try await threadPool.runIfActive(body)
+        } catch is CancellationError where !Task.isCancelled {
+            // NIOThreadPool refuses work once it is shut down by cancelling it, whether or not the task was.
+            throw StorageError(
+                .temporary,
+                "the object store at \(root) is closed (its thread pool has stopped)",
+                fix: "run the command again"
+            )
+        }
     }
 
     // MARK: Writing

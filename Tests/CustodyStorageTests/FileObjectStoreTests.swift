@@ -1,6 +1,7 @@
 import CustodyCrypto
 import CustodyStorage
 import Foundation
+import NIOPosix
 import Testing
 
 #if canImport(Glibc)
@@ -228,5 +229,33 @@ func randomBytes(_ count: Int) -> [UInt8] { (0..<count).map { _ in UInt8.random(
         let after = try await store.maintenanceReport()
         #expect(after.leftovers.isEmpty)
         #expect(after.strays == report.strays)
+    }
+
+    @Test func everyDiskOperationRunsOnTheStoresThreadPool() async throws {
+        // A store whose pool has stopped can do nothing: proof that no operation makes its system calls on
+        // the caller's task (the Swift concurrency pool) instead.
+        let bytes = randomBytes(10)
+        let name = ObjectName(of: bytes)
+        try await FileObjectStore(root: root).put(bytes, as: name)
+        let pool = NIOThreadPool(numberOfThreads: 1)
+        pool.start()
+        try await pool.shutdownGracefully()
+        let store = try FileObjectStore(root: root, threadPool: pool)
+        let operations: [(String, @Sendable () async throws -> Void)] = [
+            ("stage", { _ = try await store.stage(bytes, as: name, checkExisting: false) }),
+            ("contains", { _ = try await store.contains(name) }),
+            ("read", { _ = try await store.read(name, limit: 100) }),
+            ("read range", { _ = try await store.read(name, range: 0...3) }),
+            ("size", { _ = try await store.size(of: name) }),
+            ("list", { _ = try await store.allObjects() }),
+            ("remove", { try await store.remove(name) }),
+            ("maintenance", { _ = try await store.maintenanceReport() }),
+            ("commit", { try await store.commit([StagedObject(name: name)]) }),
+        ]
+        for (label, operation) in operations {
+            let error = await #expect(throws: StorageError.self, "\(label)") { try await operation() }
+            #expect(error?.reason == .temporary, "\(label)")
+        }
+        #expect(try await FileObjectStore(root: root).read(name, limit: 100) == bytes)
     }
 }
