@@ -169,7 +169,7 @@ package struct S3ObjectStore: ObjectStore {
             .GET,
             key: client.key(name.hex),
             accept: [200, 404],
-            maxBody: limit + 1,
+            maxBody: min(limit, Int.max - 1) + 1,
             what: "object \(name)"
         )
         guard response.status == 200 else { return nil }
@@ -185,20 +185,23 @@ package struct S3ObjectStore: ObjectStore {
 
     /// Bytes `range` of an object (a ranged GET), or `nil` when it is absent.
     package func read(_ name: ObjectName, range: ClosedRange<Int64>) async throws -> [UInt8]? {
-        guard range.lowerBound >= 0, range.upperBound < Int64(Int.max) else { return [] }
+        guard range.lowerBound >= 0 else { return [] }
+        // A store that ignores Range sends the whole object: it is bounded by the range's end all the same.
+        let last = Int(min(range.upperBound, Int64(Int.max - 1)))
         await uploads.wait(for: name)
         let response = try await client.send(
             .GET,
             key: client.key(name.hex),
-            headers: [("Range", "bytes=\(range.lowerBound)-\(range.upperBound)")],
-            accept: [200, 206, 404],
-            maxBody: Int(range.upperBound) + 1,
+            headers: [("Range", "bytes=\(range.lowerBound)-\(last)")],
+            accept: [200, 206, 404, 416],
+            maxBody: last + 1,
             what: "object \(name)"
         )
         switch response.status {
         case 206: return response.body
+        case 416: return []  // the range starts past the end
         case 200:
-            let upper = min(Int(range.upperBound) + 1, response.body.count)
+            let upper = min(last + 1, response.body.count)
             return Int(range.lowerBound) < upper ? Array(response.body[Int(range.lowerBound)..<upper]) : []
         default: return nil
         }

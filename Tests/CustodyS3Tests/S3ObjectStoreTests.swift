@@ -61,6 +61,11 @@ struct S3ObjectStoreTests {
         #expect(try await store.size(of: name) == Int64(large.count))
         #expect(try await store.read(name, limit: 64 << 20) == large)
         #expect(try await store.read(name, range: 5_000_000...5_000_099) == Array(large[5_000_000...5_000_099]))
+        // Ranges behave as on the filesystem store: short at the end, empty past it or before the start.
+        let tail = Int64(large.count - 10)
+        #expect(try await store.read(name, range: tail...Int64.max) == Array(large[(large.count - 10)...]))
+        #expect(try await store.read(name, range: Int64(large.count)...Int64(large.count + 5)) == [])
+        #expect(try await store.read(name, range: -5...3) == [])
         #expect(try await store.maintenanceReport() == MaintenanceReport())
         // Small objects: a second write of a present name changes nothing, even with other bytes.
         let small = randomBytes(1000)
