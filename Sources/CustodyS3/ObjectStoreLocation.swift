@@ -42,4 +42,34 @@ package enum ObjectStoreLocation: Sendable, Equatable {
         case .s3(let settings): S3ObjectStore(client: try S3Client(settings: settings, environment: environment))
         }
     }
+
+    /// Records that the objects of the archive at `root` are in the bucket `settings` names: writes
+    /// `objects.json` (0644, no secrets) atomically and durably. Its presence switches the store.
+    ///
+    /// - Throws: ``StorageError`` (cannot create) when the file cannot be written.
+    package static func record(_ settings: S3Settings, archive root: String) throws(StorageError) {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]
+        let bytes: [UInt8]
+        do {
+            bytes = Array(try encoder.encode(settings)) + [0x0A]
+        } catch {
+            throw StorageError(.cannotCreate, "cannot encode the object store setting", fix: "report this")
+        }
+        try POSIX.writeFileAtomically(settingsPath(archive: root), bytes, mode: 0o644)
+    }
+
+    /// Switches the archive at `root` from its `objects/` folder to the bucket `settings` names, once every
+    /// object has been copied there and verified (``S3ObjectStore/copy(_:from:width:progress:)``): records the
+    /// bucket (``record(_:archive:)``), then keeps the local folder as `objects-before-s3/` for the operator to
+    /// delete once satisfied.
+    ///
+    /// - Returns: Where the local objects are now: `objects-before-s3/`, or `objects/` when it could not be
+    ///   renamed (the archive uses the bucket either way).
+    /// - Throws: ``StorageError`` when `objects.json` cannot be written (then nothing was switched).
+    package static func switchToS3(_ settings: S3Settings, archive root: String) throws(StorageError) -> String {
+        try record(settings, archive: root)
+        let kept = root + "/objects-before-s3"
+        return rename(root + "/objects", kept) == 0 ? kept : root + "/objects"
+    }
 }

@@ -210,4 +210,49 @@ package enum POSIX {
         bytes.removeSubrange(n...)
         return bytes
     }
+
+    /// fsyncs a directory so that renames inside it are durable.
+    ///
+    /// - Returns: 0, or the `errno` of the failed call.
+    package static func syncDirectory(_ path: String) -> Int32 {
+        var fd: Int32
+        repeat { fd = Glibc.open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC) } while fd < 0 && errno == EINTR
+        guard fd >= 0 else { return errno }
+        defer { close(fd) }
+        return fsync(fd) == 0 ? 0 : errno
+    }
+
+    /// Writes `bytes` to `path` atomically and durably: a new temporary file beside it (`O_EXCL | O_NOFOLLOW`,
+    /// so a link planted under the temporary name is never written through), fsync, rename, fsync of the
+    /// folder.
+    ///
+    /// - Throws: ``StorageError`` (cannot create) when any step fails; the temporary file is removed then.
+    package static func writeFileAtomically(_ path: String, _ bytes: [UInt8], mode: mode_t) throws(StorageError) {
+        let temp = path + ".tmp-\(getpid()).\(StagingTicket.next())"
+        func create() -> Int32 {
+            var fd: Int32
+            repeat {
+                fd = Glibc.open(temp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode)
+            } while fd < 0 && errno == EINTR
+            return fd
+        }
+        var fd = create()
+        if fd < 0 && errno == EEXIST {
+            // Left by an earlier process that had the same pid: unlink removes the entry, never a link's target.
+            unlink(temp)
+            fd = create()
+        }
+        guard fd >= 0 else { throw StorageError.writeFailed(path, errno: errno) }
+        var code = bytes.withUnsafeBytes { writeAll(fd, $0) }
+        if code == 0, fchmod(fd, mode) != 0 { code = errno }
+        if code == 0, fsync(fd) != 0 { code = errno }
+        close(fd)
+        if code == 0, rename(temp, path) != 0 { code = errno }
+        guard code == 0 else {
+            unlink(temp)
+            throw StorageError.writeFailed(path, errno: code)
+        }
+        let folder = path.lastIndex(of: "/").map { String(path[..<$0]) } ?? "."
+        _ = syncDirectory(folder.isEmpty ? "/" : folder)
+    }
 }

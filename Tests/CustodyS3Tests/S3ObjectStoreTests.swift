@@ -263,3 +263,30 @@ struct S3SettingsTests {
         #expect(error?.reason == .badInput)
     }
 }
+
+/// Switching an archive's objects to S3: one durable file, the local folder kept aside.
+struct ObjectStoreSwitchTests {
+    @Test func switchingRecordsTheBucketAndKeepsTheLocalObjects() throws {
+        let folder = ScratchFolder("switch")
+        _ = try FileObjectStore(root: folder.path + "/objects")
+        let settings = S3Settings(bucket: "evidence-bucket", prefix: "body")
+        let kept = try ObjectStoreLocation.switchToS3(settings, archive: folder.path)
+        #expect(kept == folder.path + "/objects-before-s3")
+        #expect(FileManager.default.fileExists(atPath: kept))
+        #expect(try ObjectStoreLocation.of(archive: folder.path) == .s3(settings))
+        let text = try String(contentsOfFile: ObjectStoreLocation.settingsPath(archive: folder.path), encoding: .utf8)
+        #expect(text.hasSuffix("}\n") && text.contains("\"bucket\" : \"evidence-bucket\""))
+        var st = stat()
+        #expect(stat(ObjectStoreLocation.settingsPath(archive: folder.path), &st) == 0 && st.st_mode & 0o777 == 0o644)
+    }
+
+    @Test func aLinkPlantedWhereTheSettingGoesIsReplacedNotWrittenThrough() throws {
+        let folder = ScratchFolder("planted")
+        let victim = folder.path + "/victim"
+        _ = FileManager.default.createFile(atPath: victim, contents: Data("keep me".utf8))
+        #expect(symlink(victim, ObjectStoreLocation.settingsPath(archive: folder.path)) == 0)
+        try ObjectStoreLocation.record(S3Settings(bucket: "a-bucket", prefix: ""), archive: folder.path)
+        #expect(try String(contentsOfFile: victim, encoding: .utf8) == "keep me")
+        #expect(try ObjectStoreLocation.of(archive: folder.path) == .s3(S3Settings(bucket: "a-bucket", prefix: "")))
+    }
+}
