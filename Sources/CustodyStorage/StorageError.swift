@@ -4,34 +4,62 @@ import Glibc
 
 /// An error from an object store: what went wrong and how to fix it, in one line.
 ///
-/// The reasons are the archive's classes of failure (each fixes an exit code, DESIGN.md sysexits), so the
-/// archive maps a storage error to its own without rewording it. Descriptions name paths, buckets and
-/// objects, never credentials.
+/// Its reasons have the names and classes of the archive's error reasons (each class fixes an exit code,
+/// DESIGN.md sysexits), so the archive maps a storage error to its own without rewording it. Descriptions
+/// name paths, buckets and objects, never credentials.
 package struct StorageError: Error, Sendable, CustomStringConvertible {
-    /// The class of failure: an extensible set that callers switch on, never on the message.
-    package struct Reason: Hashable, Sendable, CustomStringConvertible {
-        enum Storage: Hashable, Sendable {
-            case damaged, usage, badInput, notFound, cannotCreate, temporary, notAuthorised
-        }
-        let storage: Storage
-
-        /// What is stored is not what was written: a link or special file in the store, a short or oversized
-        /// object, a copy that does not read back (exit 1).
-        package static var damaged: Self { .init(storage: .damaged) }
-        /// The store was named or configured wrongly: a bad URL or endpoint, no credentials (exit 64).
-        package static var usage: Self { .init(storage: .usage) }
+    /// The class of failure: the archive's classes, each of which fixes an exit code.
+    package enum Code: Hashable, Sendable {
+        /// What is stored is not what was written (exit 1).
+        case damaged
+        /// The store was named or configured wrongly (exit 64).
+        case usage
         /// The store answered something malformed or unexpected (exit 65).
-        package static var badInput: Self { .init(storage: .badInput) }
+        case badInput
         /// The store itself (a bucket) does not exist (exit 66).
-        package static var notFound: Self { .init(storage: .notFound) }
-        /// Something could not be written or read, e.g. a full disk (exit 73).
-        package static var cannotCreate: Self { .init(storage: .cannotCreate) }
+        case notFound
+        /// Something could not be written or read (exit 73).
+        case cannotCreate
         /// The store kept failing or timed out; the command can be run again (exit 75).
-        package static var temporary: Self { .init(storage: .temporary) }
+        case temporary
         /// The store refused the credentials (exit 77).
-        package static var notAuthorised: Self { .init(storage: .notAuthorised) }
+        case notAuthorised
+    }
 
-        package var description: String { "\(storage)" }
+    /// Why it failed, for code: an extensible set, as the archive's error reasons are (a stable kebab-case
+    /// name and its class), so the archive maps a storage error to its own reason of the same name. Callers
+    /// compare reasons, never the message.
+    package struct Reason: Hashable, Sendable, CustomStringConvertible {
+        /// A stable kebab-case name.
+        package let name: String
+        /// The class of failure.
+        package let code: Code
+
+        /// A reason named `name`, of class `code`.
+        package init(_ name: String, _ code: Code) {
+            self.name = name
+            self.code = code
+        }
+
+        package var description: String { name }
+
+        /// What is stored is not what was written: a link or special file in the store, a short or
+        /// oversized object, a copy that does not read back.
+        package static let damaged = Reason("damaged", .damaged)
+        /// The store was named or configured wrongly: a bad URL or endpoint, no credentials.
+        package static let usage = Reason("usage", .usage)
+        /// The store answered something malformed or unexpected, or a path is not what a store can be.
+        package static let badInput = Reason("bad-input", .badInput)
+        /// The store itself (a bucket) does not exist.
+        package static let notFound = Reason("not-found", .notFound)
+        /// Something could not be written or read.
+        package static let cannotCreate = Reason("cannot-create", .cannotCreate)
+        /// The store kept failing, timed out, or is closed.
+        package static let temporary = Reason("temporary", .temporary)
+        /// The store refused the credentials.
+        package static let notAuthorised = Reason("not-authorised", .notAuthorised)
+        /// No space left on the device (or over quota).
+        package static let noSpace = Reason("no-space", .cannotCreate)
     }
 
     /// The class of failure.
@@ -57,7 +85,7 @@ extension StorageError {
         switch code {
         case ENOSPC, EDQUOT:
             StorageError(
-                .cannotCreate,
+                .noSpace,
                 "\(what): no space left on device",
                 fix: "free disk space and run the command again"
             )
