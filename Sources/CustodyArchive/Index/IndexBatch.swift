@@ -102,7 +102,7 @@ extension ArchiveIndex {
         let annotation = entry.annotation
         try AnnotationRecord(seq: entry.seq, itemID: entry.item, annotation: annotation)
             .insert(db, onConflict: .replace)
-        if annotation.type == "tag" {
+        if annotation.type == Event.Kind.tag.rawValue {
             let tags = Set(item.metadata.tags).union(annotation.add ?? []).subtracting(annotation.remove ?? [])
             item.metadata.tags = tags.sorted()
             try item.update(db, columns: [ItemRecord.Columns.metadata])

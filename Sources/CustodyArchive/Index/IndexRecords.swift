@@ -20,15 +20,20 @@ struct StateRecord: Codable, FetchableRecord, PersistableRecord {
 struct ItemRecord: Codable, FetchableRecord, PersistableRecord {
     static let databaseTableName = "items"
 
+    /// Item id, hex.
     var id: String
+    /// Position of its `ingest` or `import` event in the journal.
     var seq: Int
     var caseID: String?
     var name: String
+    /// SHA-256 of the plaintext, hex.
     var sha256: String
     var size: Int64
     var ingestedAt: String
     var collectedAt: String?
+    /// The first earlier item with the same SHA-256, when the item was indexed.
     var duplicateOf: String?
+    /// Byte offset of its event's frame in the journal.
     var entryOffset: Int64
     /// The whole metadata, tags as last changed (the columns above keep their ingest values).
     var metadata: ItemMetadata
