@@ -77,6 +77,21 @@ struct ItemRecord: Codable, FetchableRecord, PersistableRecord {
     var indexed: IndexedItem {
         IndexedItem(id: id, seq: seq, metadata: metadata, duplicateOf: duplicateOf, entryOffset: entryOffset)
     }
+
+    // Written once per item on ingest and reindex: by column name, without the generic `Encodable` path.
+    func encode(to container: inout PersistenceContainer) throws {
+        container[CodingKeys.id.stringValue] = id
+        container[CodingKeys.seq.stringValue] = seq
+        container[CodingKeys.caseID.stringValue] = caseID
+        container[CodingKeys.name.stringValue] = name
+        container[CodingKeys.sha256.stringValue] = sha256
+        container[CodingKeys.size.stringValue] = size
+        container[CodingKeys.ingestedAt.stringValue] = ingestedAt
+        container[CodingKeys.collectedAt.stringValue] = collectedAt
+        container[CodingKeys.duplicateOf.stringValue] = duplicateOf
+        container[CodingKeys.entryOffset.stringValue] = entryOffset
+        container[CodingKeys.metadata.stringValue] = try Self.json(metadata, column: CodingKeys.metadata)
+    }
 }
 
 /// An item's id and ingest position (two columns of `items`), for checks that need no metadata.
@@ -100,6 +115,11 @@ struct ItemTagRecord: Codable, FetchableRecord, PersistableRecord {
     enum Columns {
         static let tag = Column(CodingKeys.tag)
         static let itemID = Column(CodingKeys.itemID)
+    }
+
+    func encode(to container: inout PersistenceContainer) {
+        container[CodingKeys.tag.stringValue] = tag
+        container[CodingKeys.itemID.stringValue] = itemID
     }
 }
 
@@ -150,6 +170,21 @@ struct SearchRecord: Codable, FetchableRecord, PersistableRecord {
         self.mediaType = m.mediaType
         self.path = m.path
     }
+
+    func encode(to container: inout PersistenceContainer) {
+        container[CodingKeys.itemID.stringValue] = itemID
+        container[CodingKeys.name.stringValue] = name
+        container[CodingKeys.caseID.stringValue] = caseID
+        container[CodingKeys.tags.stringValue] = tags
+        container[CodingKeys.source.stringValue] = source
+        container[CodingKeys.location.stringValue] = location
+        container[CodingKeys.consent.stringValue] = consent
+        container[CodingKeys.sensitivity.stringValue] = sensitivity
+        container[CodingKeys.note.stringValue] = note
+        container[CodingKeys.meta.stringValue] = meta
+        container[CodingKeys.mediaType.stringValue] = mediaType
+        container[CodingKeys.path.stringValue] = path
+    }
 }
 
 /// A row of `events`: one journal entry (every entry has one, item or not).
@@ -186,6 +221,14 @@ struct EventRecord: Codable, FetchableRecord, PersistableRecord {
         self.type = event.type
         self.time = event.time
         self.actor = event.actor
+    }
+
+    func encode(to container: inout PersistenceContainer) {
+        container[CodingKeys.seq.stringValue] = seq
+        container[CodingKeys.itemID.stringValue] = itemID
+        container[CodingKeys.type.stringValue] = type
+        container[CodingKeys.time.stringValue] = time
+        container[CodingKeys.actor.stringValue] = actor
     }
 }
 
