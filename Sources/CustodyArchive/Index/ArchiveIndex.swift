@@ -1,0 +1,103 @@
+import Foundation
+import GRDB
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The SQLite index (`index.sqlite`, WAL, FTS5): derived from journal + objects, rebuildable with `reindex`.
+///
+/// It holds plaintext metadata, so it belongs on an encrypted disk (Docs/THREAT-MODEL.md).
+///
+/// ## Topics
+/// - The schema: IndexSchema.swift; its rows as GRDB records: IndexRecords.swift.
+/// - Reading: ArchiveIndex+Queries.swift; full-text search: ArchiveIndex+Search.swift.
+/// - Writing: ``IndexBatch`` (IndexBatch.swift), applied in one transaction.
+package final class ArchiveIndex: Sendable {
+    private let pool: DatabasePool
+    /// The database file.
+    let path: String
+
+    /// Opens (creating and migrating) the index.
+    ///
+    /// - Throws: ``ArchiveError`` (damaged) when the file is not a valid index.
+    init(path: String) throws {
+        self.path = path
+        var config = Configuration()
+        config.busyMode = .timeout(60)
+        config.label = "custody.index"
+        do {
+            pool = try DatabasePool(path: path, configuration: config)
+            try IndexSchema.migrator.migrate(pool)
+            // The index holds plaintext metadata: owner-only, whatever the umask.
+            for suffix in ["", "-wal", "-shm"] { chmod(path + suffix, 0o600) }
+        } catch {
+            throw Self.mapped(error)
+        }
+    }
+
+    /// Runs `body` in a read transaction; every failure becomes an ``ArchiveError``.
+    func read<T>(_ body: (Database) throws -> T) throws -> T {
+        do {
+            return try pool.read(body)
+        } catch {
+            throw Self.mapped(error)
+        }
+    }
+
+    /// Runs `body` in a write transaction; every failure becomes an ``ArchiveError`` and nothing is written.
+    func write<T>(_ body: (Database) throws -> T) throws -> T {
+        do {
+            return try pool.write(body)
+        } catch {
+            throw Self.mapped(error)
+        }
+    }
+
+    /// The ``ArchiveError`` for a failure of the index: what the user can do about it.
+    static func mapped(_ error: any Error) -> ArchiveError {
+        if let error = error as? ArchiveError { return error }
+        if error is DecodingError || error is RowDecodingError {
+            return ArchiveError(.damaged, "the index holds an unreadable row", fix: "run custody reindex")
+        }
+        if let db = error as? DatabaseError {
+            switch db.resultCode {
+            case .SQLITE_CORRUPT, .SQLITE_NOTADB:
+                return ArchiveError(.indexDamaged, "the index (index.sqlite) is corrupt", fix: "run custody reindex")
+            case .SQLITE_FULL:
+                return ArchiveError(
+                    .cannotCreate,
+                    "the index: no space left on device",
+                    fix: "free disk space and retry"
+                )
+            case .SQLITE_BUSY, .SQLITE_LOCKED:
+                return ArchiveError(
+                    .temporary,
+                    "the index is busy",
+                    fix: "wait for the other custody command and retry"
+                )
+            case .SQLITE_READONLY, .SQLITE_CANTOPEN, .SQLITE_PERM:
+                return ArchiveError(
+                    .cannotCreate,
+                    "cannot open the index for writing",
+                    fix: "check the archive folder's permissions"
+                )
+            default:
+                return ArchiveError(.damaged, "the index failed (\(db.resultCode))", fix: "run custody reindex")
+            }
+        }
+        return ArchiveError(.damaged, "the index failed", fix: "run custody reindex")
+    }
+
+    /// The journal position up to which the index is complete.
+    func position() throws -> JournalPosition {
+        try read { db in try Self.position(in: db) }
+    }
+
+    /// The journal position recorded in `db`.
+    static func position(in db: Database) throws -> JournalPosition {
+        let count = try StateRecord.fetchOne(db, key: StateRecord.journalCount)?.value ?? 0
+        let offset = try StateRecord.fetchOne(db, key: StateRecord.journalOffset)?.value ?? 0
+        return JournalPosition(count: Int(count), offset: offset)
+    }
+}

@@ -1,0 +1,99 @@
+import GRDB
+
+/// The schema of `index.sqlite`, one migration per version, in the order they first shipped.
+///
+/// The migration identifiers and tables are on disk in every archive's index: never rename or edit a migration;
+/// add a new one. The record types in IndexRecords.swift map these columns by name.
+enum IndexSchema {
+    /// Creates or upgrades the tables.
+    static var migrator: DatabaseMigrator {
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("v1") { db in
+            try db.create(table: "state") { t in
+                t.primaryKey("key", .text)
+                t.column("value", .integer).notNull()
+            }
+            try db.create(table: "items") { t in
+                t.primaryKey("id", .text)
+                t.column("seq", .integer).notNull().unique()
+                t.column("case_id", .text)
+                t.column("name", .text).notNull()
+                t.column("sha256", .text).notNull().indexed()
+                t.column("size", .integer).notNull()
+                t.column("ingested_at", .text).notNull()
+                t.column("collected_at", .text)
+                t.column("duplicate_of", .text)
+                t.column("entry_offset", .integer).notNull()
+                t.column("metadata", .text).notNull()
+            }
+            try db.create(index: "items_case", on: "items", columns: ["case_id", "seq"])
+            try db.create(table: "item_tags") { t in
+                t.column("tag", .text).notNull()
+                t.column("item_id", .text).notNull()
+                t.primaryKey(["tag", "item_id"])
+            }
+            try db.create(table: "events") { t in
+                t.primaryKey("seq", .integer)
+                t.column("item_id", .text).indexed()
+                t.column("type", .text).notNull()
+                t.column("time", .text).notNull()
+                t.column("actor", .text).notNull()
+            }
+            try db.create(virtualTable: "items_fts", using: FTS5()) { t in
+                t.tokenizer = .unicode61(diacritics: .remove)
+                t.column("item_id").notIndexed()
+                t.column("name")
+                t.column("case_id")
+                t.column("tags")
+                t.column("source")
+                t.column("location")
+                t.column("consent")
+                t.column("sensitivity")
+                t.column("note")
+                t.column("meta")
+                t.column("media_type")
+                t.column("path")
+            }
+        }
+        migrator.registerMigration("v3-grants") { db in
+            try db.create(table: "grants") { t in
+                t.primaryKey("id", .text)
+                t.column("seq", .integer).notNull()
+                t.column("hash", .text).notNull()
+                t.column("summary", .text).notNull()
+                t.column("revoked_at", .text)
+            }
+            try db.create(table: "grant_items") { t in
+                t.column("grant_id", .text).notNull()
+                t.column("item_id", .text).notNull().indexed()
+                t.primaryKey(["grant_id", "item_id"])
+            }
+            try db.create(table: "provenance") { t in
+                t.primaryKey("item_id", .text)
+                t.column("grant_id", .text).notNull()
+                t.column("provenance", .text).notNull()
+            }
+        }
+        migrator.registerMigration("v2-annotations") { db in
+            try db.create(table: "annotations") { t in
+                t.primaryKey("seq", .integer)
+                t.column("item_id", .text).notNull().indexed()
+                t.column("annotation", .text).notNull()
+            }
+        }
+        // Additive: where each revoke entry is (to prove it in a revocation notice), and revocations received.
+        migrator.registerMigration("v4-revocations") { db in
+            try db.alter(table: "grants") { t in
+                t.add(column: "revoked_seq", .integer)
+                t.add(column: "revoked_offset", .integer)
+                t.add(column: "revocation", .text)
+            }
+        }
+        return migrator
+    }
+
+    /// Every table, in the order a dump lists them.
+    static let tables = [
+        "state", "items", "item_tags", "events", "annotations", "items_fts", "grants", "grant_items", "provenance",
+    ]
+}
