@@ -260,7 +260,7 @@ import Testing
         _ = try Fixtures.archive(in: dir)
         let archive = try Archive.open(at: dir.path + "/archive")
         let error = #expect(throws: ArchiveError.self) { try archive.unlock(passphrase: Fixtures.secret("wrong")) }
-        #expect(error?.code == .notAuthorised)
+        #expect(error?.code == .notAuthorised && error?.reason == .wrongPassphrase)
     }
 
     @Test func keyFileIsPrivateAndHoldsNoPlainSecret() throws {
