@@ -3,6 +3,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 Scripts/setup.sh
+# Style first (seconds): the toolchain's swift-format with the settings in .swift-format; any finding fails the
+# job. Scripts/format.sh fixes what can be fixed automatically.
+swift format lint --strict --recursive Sources Tests Package.swift
 # The independent PyNaCl decryptor (Docs/examples) runs in the tests when PyNaCl can be had; best effort.
 if command -v python3 >/dev/null 2>&1 && ! python3 -c 'import nacl.bindings' 2>/dev/null; then
     python3 -m pip install --quiet --disable-pip-version-check pynacl >/dev/null 2>&1 \

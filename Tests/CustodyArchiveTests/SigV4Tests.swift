@@ -38,6 +38,7 @@ struct SigV4Tests {
             "Vectors/sigv4.json"
         )
         // The file is part of the repository; a missing or malformed one is a broken checkout.
+        // swift-format-ignore: NeverUseForceTry
         return try! JSONDecoder().decode(Vectors.self, from: Data(contentsOf: path))
     }()
 

@@ -60,7 +60,7 @@ struct FuzzTarget: Sendable {
 
     /// The grantee archive the `import` target plans imports into, and the key of the granter it signs grants
     /// with (``prepare(_:)``).
-    nonisolated(unsafe) static var importer: (grantee: Archive, granterKey: SigningKey)?
+    nonisolated(unsafe) static var importer: (grantee: Archive.Unlocked, granterKey: SigningKey)?
 
     /// Sets up what a target needs before the first input: for `import`, a grantee archive in the scratch folder
     /// and a bundle addressed to it, written to `CUSTODY_FUZZ_LIVE_SEED` (the run's own corpus) when set.

@@ -226,7 +226,12 @@ extension ArchiveContext {
     }
 
     /// Reads up to one chunk without zero-filling a whole chunk-sized buffer first (most files are small).
-    fileprivate static func readChunk(_ fd: Int32, source: SourceFile, chunkSize: Int, expected: Int64) throws -> [UInt8] {
+    fileprivate static func readChunk(
+        _ fd: Int32,
+        source: SourceFile,
+        chunkSize: Int,
+        expected: Int64
+    ) throws -> [UInt8] {
         var capacity = Int(min(Int64(chunkSize), max(expected + 1, 4096)))
         var buffer: [UInt8] = []
         while true {
@@ -402,7 +407,6 @@ extension Archive.Unlocked {
         let (files, problems) = try FileScanner.scan(paths)
         return try ingest(scanned: files, problems: problems, options: options, progress: progress)
     }
-
 
     /// Ingests files already scanned (``FileScanner/scan(_:)``); each is opened again only through
     /// ``SourceFile/openForReading()``, which refuses a file that is no longer the one scanned.

@@ -253,7 +253,8 @@ extension ArchiveContext {
     /// Where the next `--sample` run starts (0 the first time, or when the file is unreadable).
     fileprivate func storedSampleStart() -> Int {
         guard let bytes = try? POSIX.readFile(root + "/verify-sample.json", limit: 1024),
-            let stored = try? JSONDecoder().decode(StoredSampleStart.self, from: Data(bytes)), (0..<65536).contains(stored.next)
+            let stored = try? JSONDecoder().decode(StoredSampleStart.self, from: Data(bytes)),
+            (0..<65536).contains(stored.next)
         else { return 0 }
         return stored.next
     }
@@ -400,15 +401,14 @@ extension ArchiveContext {
     ///
     /// - Parameters:
     ///   - mode: How thoroughly to check.
+    ///   - samplePercent: Re-hash only a rotating slice of about this share of the objects (standard mode): see
+    ///     ``VerifySample``.
     ///   - progress: Called from worker threads with (what is counted, done, total) as the work advances:
     ///     `"objects"` first, then, in deep mode, `"items"`.
     /// - Returns: What was checked and every problem found.
-    /// - Throws: ``ArchiveError`` when the journal cannot be read, or (deep) the passphrase is wrong.
-    ///
-    /// - Parameter samplePercent: Re-hash only a rotating slice of about this share of the objects (standard
-    ///   mode): see ``VerifySample``.
-    /// - Throws: ``ArchiveError`` when the store cannot be used at all (refused credentials, unreachable): that is
-    ///   not damage to the evidence, and the report would say nothing true.
+    /// - Throws: ``ArchiveError`` when the journal cannot be read, when (deep) the passphrase is wrong, or when
+    ///   the store cannot be used at all (refused credentials, unreachable): that is not damage to the evidence,
+    ///   and the report would say nothing true.
     package func verify(
         mode: VerifyMode,
         samplePercent: Double? = nil,
