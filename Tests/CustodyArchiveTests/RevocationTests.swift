@@ -176,25 +176,39 @@ import Testing
         Array(try JSONSerialization.data(withJSONObject: json, options: [.sortedKeys]))
     }
 
-    @Test func forgedNoticesAreRefusedAndNothingIsRecorded() throws {
+    /// A grantee holding two grants, the second revoked by its granter, and forgeries made from that revocation's
+    /// genuine notice, by the kind of refusal each must meet.
+    private struct Forgeries {
+        let b: Bodies
+        let genuine: [String: Any]
+        /// The genuine notice with one field altered: each is refused as damaged.
+        var altered: [(String, [UInt8], ArchiveError.Code)] = []
+        /// Notices signed with keys that are not the granter's: each is refused as damaged.
+        var wrongKeys: [(String, [UInt8], ArchiveError.Code)] = []
+        /// Notices that are not well-formed: each is refused as bad input.
+        var malformed: [(String, [UInt8], ArchiveError.Code)] = []
+        var all: [(String, [UInt8], ArchiveError.Code)] { altered + wrongKeys + malformed }
+    }
+
+    private func forgeries() throws -> Forgeries {
         let b = try bodies()
         // Only the second grant is revoked: its genuine notice is the forger's raw material.
         _ = try b.granter.revokeGrant(b.other.id, reason: "r")
         let genuine = try noticeJSON(b.granter, b.other.id)
+        var f = Forgeries(b: b, genuine: genuine)
         let entry = try #require(Encoding.bytes(base64: genuine["entry"] as? String ?? ""))
         let proof = genuine["proof"] as? [String] ?? []
 
-        var forgeries: [(String, [UInt8], ArchiveError.Code)] = []
         // The event of another grant, relabelled as the parent's.
         var relabelled = genuine
         relabelled["grant"] = b.parent.id
-        forgeries.append(("event for another grant", try bytes(relabelled), .damaged))
+        f.altered.append(("event for another grant", try bytes(relabelled), .damaged))
         // A flipped byte in the entry's signature (the proof is then wrong too: both must hold).
         var badSignature = genuine
         var flipped = entry
         flipped[flipped.count - 3] ^= 0x01
         badSignature["entry"] = Encoding.base64(flipped)
-        forgeries.append(("bad signature", try bytes(badSignature), .damaged))
+        f.altered.append(("bad signature", try bytes(badSignature), .damaged))
         // A proof that does not lead to the checkpoint's root, and an index the checkpoint does not cover.
         if !proof.isEmpty {
             var badProof = genuine
@@ -203,18 +217,18 @@ import Testing
             first[0] ^= 0x80
             hashes[0] = Encoding.base64(first)
             badProof["proof"] = hashes
-            forgeries.append(("proof not matching", try bytes(badProof), .damaged))
+            f.altered.append(("proof not matching", try bytes(badProof), .damaged))
         }
         var badIndex = genuine
         badIndex["index"] = (genuine["index"] as? Int ?? 0) + 1
-        forgeries.append(("wrong index", try bytes(badIndex), .damaged))
+        f.altered.append(("wrong index", try bytes(badIndex), .damaged))
         var wrongTime = genuine
         wrongTime["revoked_at"] = "2020-01-01T00:00:00Z"
-        forgeries.append(("time not the event's", try bytes(wrongTime), .damaged))
+        f.altered.append(("time not the event's", try bytes(wrongTime), .damaged))
         // The checkpoint of another log (the grantee's own).
         var otherLog = genuine
         otherLog["checkpoint"] = try #require(try b.grantee.ledger.latestCheckpoint()).note
-        forgeries.append(("checkpoint of another log", try bytes(otherLog), .damaged))
+        f.altered.append(("checkpoint of another log", try bytes(otherLog), .damaged))
 
         // A notice made by a stranger: a revoke event of the parent signed with its own keys, in a one-entry
         // "log" it signs with its own log key under the granter's origin — structurally perfect, wrong keys.
@@ -242,7 +256,7 @@ import Testing
             proof: [],
             checkpoint: fakeCheckpoint.note
         )
-        forgeries.append(("a stranger's keys", try stranger.encoded(), .damaged))
+        f.wrongKeys.append(("a stranger's keys", try stranger.encoded(), .damaged))
         // The same event under a checkpoint the granter's real log key signed: only the entry's signature is
         // wrong (the test holds the granter's keys; a forger would not).
         let realLog = Checkpoint.signed(
@@ -253,43 +267,85 @@ import Testing
         )
         var unsignedEvent = stranger
         unsignedEvent.checkpoint = realLog.note
-        forgeries.append(("entry not signed by the granter", try unsignedEvent.encoded(), .damaged))
+        f.wrongKeys.append(("entry not signed by the granter", try unsignedEvent.encoded(), .damaged))
 
         // Malformed: not a notice, a path for an id, an unknown format, too large.
         var pathID = genuine
         pathID["grant"] = "../../../../etc/passwd"
-        forgeries.append(("path as grant id", try bytes(pathID), .badInput))
+        f.malformed.append(("path as grant id", try bytes(pathID), .badInput))
         var format = genuine
         format["format"] = "custody-revocation/v9"
-        forgeries.append(("unknown format", try bytes(format), .badInput))
-        forgeries.append(("not JSON", Array("grant revoked, trust me\n".utf8), .badInput))
+        f.malformed.append(("unknown format", try bytes(format), .badInput))
+        f.malformed.append(("not JSON", Array("grant revoked, trust me\n".utf8), .badInput))
         var huge = genuine
         huge["padding"] = String(repeating: "x", count: RevocationNotice.maxBytes)
-        forgeries.append(("over the size bound", try bytes(huge), .badInput))
+        f.malformed.append(("over the size bound", try bytes(huge), .badInput))
+        return f
+    }
 
-        let size = try logSize(b.grantee)
+    /// Offers each forgery to the grantee and expects it refused with its code.
+    private func expectRefused(_ forgeries: [(String, [UInt8], ArchiveError.Code)], by grantee: Archive.Unlocked) {
         for (what, forged, code) in forgeries {
             let error = #expect(throws: ArchiveError.self, "\(what)") {
-                try b.grantee.recordRevocation(try b.grantee.verifyRevocationNotice(forged))
+                try grantee.recordRevocation(try grantee.verifyRevocationNotice(forged))
             }
             #expect(error?.code == code, "\(what): \(error?.problem ?? "")")
         }
-        // Nothing was recorded: no event, no revoked grant, re-sharing still allowed.
-        #expect(try logSize(b.grantee) == size)
-        #expect(try b.grantee.index().grants().allSatisfy { $0.revocation == nil && $0.revokedAt == nil })
-        #expect(try b.grantee.resolveScope(try childRequest(b)).items.count == 2)
+    }
 
+    /// Offers every forgery to the grantee, without judging the answers (the tests above do).
+    private func offerAll(_ f: Forgeries) {
+        for (_, forged, _) in f.all {
+            _ = try? f.b.grantee.recordRevocation(try f.b.grantee.verifyRevocationNotice(forged))
+        }
+    }
+
+    @Test func aGenuineNoticeWithAnyFieldAlteredIsRefusedAsDamaged() throws {
+        let f = try forgeries()
+        expectRefused(f.altered, by: f.b.grantee)
+    }
+
+    @Test func aNoticeNotSignedWithTheGrantersKeysIsRefusedAsDamaged() throws {
+        let f = try forgeries()
+        expectRefused(f.wrongKeys, by: f.b.grantee)
+    }
+
+    @Test func aMalformedNoticeIsRefusedAsBadInput() throws {
+        let f = try forgeries()
+        expectRefused(f.malformed, by: f.b.grantee)
+    }
+
+    @Test func refusedForgeriesRecordNothingAndLeaveResharingAllowed() throws {
+        let f = try forgeries()
+        let size = try logSize(f.b.grantee)
+        offerAll(f)
+        // Nothing was recorded: no event, no revoked grant, re-sharing still allowed.
+        #expect(try logSize(f.b.grantee) == size)
+        #expect(try f.b.grantee.index().grants().allSatisfy { $0.revocation == nil && $0.revokedAt == nil })
+        #expect(try f.b.grantee.resolveScope(try childRequest(f.b)).items.count == 2)
+    }
+
+    @Test func aGenuineNoticeOfAnotherGrantThanTheOneNamedIsRefused() throws {
+        let f = try forgeries()
         // A genuine notice for the grant the peer refused is required when one is named.
         let wrongGrant = #expect(throws: ArchiveError.self) {
-            try b.grantee.verifyRevocationNotice(try bytes(genuine), grant: b.parent.id)
+            try f.b.grantee.verifyRevocationNotice(try bytes(f.genuine), grant: f.b.parent.id)
         }
         #expect(wrongGrant?.code == .damaged)
+    }
+
+    @Test func aGenuineNoticeOfAGrantNeverReceivedIsNotFound() throws {
+        let f = try forgeries()
         // A genuine notice of a grant this archive never received records nothing.
-        let notHeld = #expect(throws: ArchiveError.self) { try b.third.verifyRevocationNotice(try bytes(genuine)) }
+        let notHeld = #expect(throws: ArchiveError.self) { try f.b.third.verifyRevocationNotice(try bytes(f.genuine)) }
         #expect(notHeld?.code == .notFound)
-        // And the genuine one still verifies and records.
-        try b.grantee.recordRevocation(try b.grantee.verifyRevocationNotice(try bytes(genuine)))
-        #expect(try b.grantee.index().grant(b.other.id)?.revocation != nil)
+    }
+
+    @Test func afterTheForgeriesTheGenuineNoticeStillVerifiesAndRecords() throws {
+        let f = try forgeries()
+        offerAll(f)
+        try f.b.grantee.recordRevocation(try f.b.grantee.verifyRevocationNotice(try bytes(f.genuine)))
+        #expect(try f.b.grantee.index().grant(f.b.other.id)?.revocation != nil)
     }
 
     @Test func aNoticeIsCheckedAgainstTheRegisteredGranterNotAnyKeyItNames() throws {

@@ -78,114 +78,179 @@ import Testing
         return entries.compactMap { $0["type"] as? String }
     }
 
-    @Test func revocationReachesTheResharerItsNodeAndItsGrantee() async throws {
+    /// `from`'s grant of case `caseID` to `to` (re-sharable with `reshare`), made with `grant create --json`.
+    private func grant(_ from: String, to: String, _ caseID: String, reshare: Bool) -> CLIResult {
+        CLI.run(
+            [
+                "grant", "create", "--to", dir.path + "/\(to).id", "--case", caseID, "--expires",
+                from == "a" ? "5d" : "2d",
+                "--purpose", "p", "--json",
+            ] + (reshare ? ["--reshare"] : []),
+            environment: env(from)
+        )
+    }
+
+    /// A has granted B case C1 re-sharably (`parent`) and case C2 (`other`); B has pulled both from A's node and
+    /// re-shared C1 to C (`child`), which C has pulled from B's node. Both nodes run: stop them with `stop(_:)`.
+    struct Bodies {
+        /// The item of case C1.
+        let item: String
+        let parent: String
+        let other: String
+        let child: String
+        let serverA: CLI.Child
+        let urlA: String
+        let serverB: CLI.Child
+        let urlB: String
+    }
+
+    private func bodies() throws -> Bodies {
         for name in ["a", "b", "c"] {
-            #expect(
-                initArchive(name).status
-                    == 0
-            )
-            #expect(CLI.run(["id", "export", "-o", dir.path + "/\(name).id"], environment: env(name)).status == 0)
+            try #require(initArchive(name).status == 0)
+            try #require(CLI.run(["id", "export", "-o", dir.path + "/\(name).id"], environment: env(name)).status == 0)
         }
         dir.write("c1/a.txt", text: "statement A")
         dir.write("c2/b.txt", text: "statement B")
         let ingested = CLI.run(["ingest", dir.path + "/c1", "--case", "C1", "--json"], environment: env("a"))
         let item = try #require((ingested.json?["items"] as? [[String: Any]])?.first?["id"] as? String)
-        #expect(CLI.run(["ingest", dir.path + "/c2", "--case", "C2"], environment: env("a")).status == 0)
-        func grant(_ from: String, to: String, _ caseID: String, reshare: Bool) -> CLIResult {
-            CLI.run(
-                [
-                    "grant", "create", "--to", dir.path + "/\(to).id", "--case", caseID, "--expires",
-                    from == "a" ? "5d" : "2d",
-                    "--purpose", "p", "--json",
-                ] + (reshare ? ["--reshare"] : []),
-                environment: env(from)
-            )
-        }
+        try #require(CLI.run(["ingest", dir.path + "/c2", "--case", "C2"], environment: env("a")).status == 0)
         let parent = try #require(grant("a", to: "b", "C1", reshare: true).json?["id"] as? String)
         let other = try #require(grant("a", to: "b", "C2", reshare: false).json?["id"] as? String)
-
         let (serverA, urlA) = try serve("a")
-        defer { stop(serverA) }
-        #expect(
+        var started = [serverA]
+        defer { if started.count < 2 { for server in started { stop(server) } } }
+        try #require(
             CLI.run(["peer", "add", "a", urlA, "--identity", dir.path + "/a.id"], environment: env("b")).status == 0
         )
         let first = CLI.run(["pull", "a"], environment: env("b"))
-        #expect(first.status == 0, "\(first.stderr)")
+        try #require(first.status == 0, "\(first.stderr)")
         let childMade = grant("b", to: "c", "C1", reshare: false)
         let child = try #require(childMade.json?["id"] as? String, "\(childMade.stderr)")
         let (serverB, urlB) = try serve("b")
-        var serverBStopped = false
-        defer { if !serverBStopped { stop(serverB) } }
-        #expect(
-            CLI.run(["peer", "add", "b", urlB, "--identity", dir.path + "/b.id"], environment: env("c")).status == 0
+        started.append(serverB)
+        let bodies = Bodies(
+            item: item,
+            parent: parent,
+            other: other,
+            child: child,
+            serverA: serverA,
+            urlA: urlA,
+            serverB: serverB,
+            urlB: urlB
         )
+        func fail(_ message: String) -> Failed {
+            stop(bodies)
+            return Failed(message: message)
+        }
+        let added = CLI.run(["peer", "add", "b", urlB, "--identity", dir.path + "/b.id"], environment: env("c"))
+        guard added.status == 0 else { throw fail("C's peer add failed: \(added.stderr)") }
         let cFirst = CLI.run(["pull", "b", "--grant", child], environment: env("c"))
-        #expect(cFirst.status == 0, "\(cFirst.stderr)")
+        guard cFirst.status == 0 else { throw fail("C's pull failed: \(cFirst.stderr)") }
+        return bodies
+    }
 
-        // A revokes the other grant first; its genuine notice, written offline, is a forger's raw material.
-        let noticeFile = dir.path + "/other.notice"
-        let revokedOther = CLI.run(
-            ["grant", "revoke", other, "--reason", "withdrawn", "-o", noticeFile],
-            environment: env("a")
-        )
-        #expect(revokedOther.status == 0, "\(revokedOther.stderr)")
+    private func stop(_ b: Bodies) {
+        stop(b.serverA)
+        stop(b.serverB)
+    }
+
+    /// A revokes `other`, writing its genuine notice offline to `file`: a forger's raw material.
+    private func revokeOther(_ b: Bodies) throws -> (file: String, genuine: [String: Any]) {
+        let file = dir.path + "/other.notice"
+        let revoked = CLI.run(["grant", "revoke", b.other, "--reason", "withdrawn", "-o", file], environment: env("a"))
+        try #require(revoked.status == 0, "\(revoked.stderr)")
         let genuine = try #require(
-            try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: noticeFile))) as? [String: Any]
+            try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: file))) as? [String: Any]
         )
+        return (file, genuine)
+    }
 
-        // A malicious peer (registered with A's identity) answers 410 with forged notices: each is refused, the
-        // pull fails loudly, and nothing is recorded.
-        var relabelled = genuine
-        relabelled["grant"] = parent
+    /// The genuine notice with an index its proof does not match.
+    private func badProof(_ genuine: [String: Any]) -> [String: Any] {
         var badProof = genuine
         badProof["index"] = (genuine["index"] as? Int ?? 0) + 1
+        return badProof
+    }
+
+    /// Forged 410 notices, each with the grant the malicious peer lists and the exit status B's pull must have.
+    private func forgeries(_ b: Bodies, _ genuine: [String: Any]) throws -> [(String, String, [UInt8], Int32)] {
+        var relabelled = genuine
+        relabelled["grant"] = b.parent
         var badEntry = genuine
         var entry = try #require(Encoding.bytes(base64: genuine["entry"] as? String ?? ""))
         entry[entry.count - 2] ^= 1
         badEntry["entry"] = Encoding.base64(entry)
-        let forgeries: [(String, String, [UInt8], Int32)] = [
-            ("event for another grant", parent, Array(try JSONSerialization.data(withJSONObject: relabelled)), 1),
+        return [
+            ("event for another grant", b.parent, Array(try JSONSerialization.data(withJSONObject: relabelled)), 1),
             (
-                "proof not matching the checkpoint", other, Array(try JSONSerialization.data(withJSONObject: badProof)),
-                1
+                "proof not matching the checkpoint", b.other,
+                Array(try JSONSerialization.data(withJSONObject: badProof(genuine))), 1
             ),
-            ("bad signature", other, Array(try JSONSerialization.data(withJSONObject: badEntry)), 1),
-            ("malformed", other, Array("{\"format\": \"custody-revocation/v1\", \"grant\": \"../x\"}".utf8), 65),
+            ("bad signature", b.other, Array(try JSONSerialization.data(withJSONObject: badEntry)), 1),
+            ("malformed", b.other, Array("{\"format\": \"custody-revocation/v1\", \"grant\": \"../x\"}".utf8), 65),
         ]
-        let before = logTypes("b").count
-        for (what, listed, body, status) in forgeries {
-            let (evil, evilURL) = try evilPeer(listing: listed, body: body)
-            defer { stop(evil) }
-            #expect(
-                CLI.run(["peer", "add", "evil", evilURL, "--identity", dir.path + "/a.id"], environment: env("b"))
-                    .status == 0
-            )
-            let pulled = CLI.run(["pull", "evil"], environment: env("b"))
+    }
+
+    /// B pulls from a malicious peer (registered with A's identity) that answers 410 with `body` for `listed`.
+    private func pullFromMaliciousPeer(listing listed: String, body: [UInt8]) throws -> (added: Int32, CLIResult) {
+        let (evil, evilURL) = try evilPeer(listing: listed, body: body)
+        defer { stop(evil) }
+        let added = CLI.run(["peer", "add", "evil", evilURL, "--identity", dir.path + "/a.id"], environment: env("b"))
+        return (added.status, CLI.run(["pull", "evil"], environment: env("b")))
+    }
+
+    @Test func forgedNoticesFromAPeerAreRefusedInOneLine() throws {
+        let b = try bodies()
+        defer { stop(b) }
+        let (_, genuine) = try revokeOther(b)
+        for (what, listed, body, status) in try forgeries(b, genuine) {
+            let (added, pulled) = try pullFromMaliciousPeer(listing: listed, body: body)
+            #expect(added == 0)
             #expect(pulled.status == status, "\(what): \(pulled.status) \(pulled.stderr)")
             #expect(pulled.stderr.hasPrefix("custody: ") && pulled.stderr.split(separator: "\n").count == 1)
             #expect(pulled.stderr.contains("does not verify") || pulled.stderr.contains("malformed"), "\(what)")
         }
+    }
+
+    @Test func forgedNoticesRecordNothing() throws {
+        let b = try bodies()
+        defer { stop(b) }
+        let (_, genuine) = try revokeOther(b)
+        let before = logTypes("b").count
+        for (_, listed, body, _) in try forgeries(b, genuine) {
+            _ = try pullFromMaliciousPeer(listing: listed, body: body)
+        }
         #expect(logTypes("b").count == before, "nothing recorded")
         #expect(
-            CLI.run(["peer", "add", "a", urlA, "--identity", dir.path + "/a.id"], environment: env("b")).status == 0
+            CLI.run(["peer", "add", "a", b.urlA, "--identity", dir.path + "/a.id"], environment: env("b")).status == 0
         )
         #expect(grants("b").values.allSatisfy { $0["revoked"] as? Bool == false })
+    }
 
-        // The real granter's answer verifies: B records it and says so.
+    @Test func theGrantersOwnNoticeVerifiesAndIsRecorded() throws {
+        let b = try bodies()
+        defer { stop(b) }
+        _ = try revokeOther(b)
         let learned = CLI.run(["pull", "a", "--json"], environment: env("b"))
         #expect(learned.status == 0, "\(learned.stderr)")
         let received = learned.json?["revocations_received"] as? [[String: Any]] ?? []
-        #expect(received.map { $0["grant"] as? String } == [other])
-        #expect(grants("b")[other]?["revoked"] as? Bool == true)
-        #expect(grants("b")[parent]?["revoked"] as? Bool == false)
+        #expect(received.map { $0["grant"] as? String } == [b.other])
+        #expect(grants("b")[b.other]?["revoked"] as? Bool == true)
+        #expect(grants("b")[b.parent]?["revoked"] as? Bool == false)
+    }
 
+    @Test func aRevocationOnAForkOfTheGrantersLogIsRefusedAndNotRecorded() throws {
+        let b = try bodies()
+        defer { stop(b) }
+        _ = try revokeOther(b)
+        try #require(CLI.run(["pull", "a"], environment: env("b")).status == 0)
         // Split view: a copy of A with A's keys shows B a revocation of the parent on another history than the one
         // B witnessed. Every signature in that notice is A's, but its checkpoint is a fork: refused, not recorded.
         try FileManager.default.copyItem(atPath: dir.path + "/a", toPath: dir.path + "/fork")
         dir.write("later.txt", text: "the real history goes on")
         #expect(CLI.run(["ingest", dir.path + "/later.txt"], environment: env("a")).status == 0)
         #expect(CLI.run(["pull", "a"], environment: env("b")).status == 0, "B witnesses A's real log")
-        #expect(CLI.run(["grant", "revoke", parent, "--reason", "fork"], environment: env("fork")).status == 0)
+        #expect(CLI.run(["grant", "revoke", b.parent, "--reason", "fork"], environment: env("fork")).status == 0)
         let (forkServer, forkURL) = try serve("fork")
         defer { stop(forkServer) }
         #expect(
@@ -193,24 +258,59 @@ import Testing
         )
         let split = CLI.run(["pull", "a"], environment: env("b"))
         #expect(split.status == 1 && split.stderr.contains("FORK"), "\(split.status): \(split.stderr)")
-        #expect(grants("b")[parent]?["revoked"] as? Bool == false)
+        #expect(grants("b")[b.parent]?["revoked"] as? Bool == false)
         #expect(logTypes("b").filter { $0 == "revocation-received" }.count == 1)
         #expect(
-            CLI.run(["peer", "add", "a", urlA, "--identity", dir.path + "/a.id"], environment: env("b")).status == 0
+            CLI.run(["peer", "add", "a", b.urlA, "--identity", dir.path + "/a.id"], environment: env("b")).status == 0
         )
+    }
 
-        // A revokes the re-shared parent; B's next pull learns it.
+    /// The bodies after A revoked `other` (B pulled and recorded it) and then the re-shared `parent`: `learned` is
+    /// B's pull after that, which learns the parent's revocation.
+    struct Revoked {
+        let b: Bodies
+        let noticeFile: String
+        let genuine: [String: Any]
+        let learned: CLIResult
+    }
+
+    private func parentRevoked() throws -> Revoked {
+        let b = try bodies()
+        do {
+            let (noticeFile, genuine) = try revokeOther(b)
+            try #require(CLI.run(["pull", "a"], environment: env("b")).status == 0)
+            try #require(
+                CLI.run(["grant", "revoke", b.parent, "--reason", "consent withdrawn"], environment: env("a")).status
+                    == 0
+            )
+            let learned = CLI.run(["pull", "a"], environment: env("b"))
+            return Revoked(b: b, noticeFile: noticeFile, genuine: genuine, learned: learned)
+        } catch {
+            stop(b)
+            throw error
+        }
+    }
+
+    @Test func aPullAfterTheParentsRevocationRecordsWhoRevokedItAndWhen() throws {
+        let r = try parentRevoked()
+        defer { stop(r.b) }
+        let parent = r.b.parent
         #expect(
-            CLI.run(["grant", "revoke", parent, "--reason", "consent withdrawn"], environment: env("a")).status == 0
+            r.learned.status == 0 && r.learned.stderr.contains("grant \(parent) was REVOKED by A"),
+            "\(r.learned.stderr)"
         )
-        let second = CLI.run(["pull", "a"], environment: env("b"))
-        #expect(second.status == 0 && second.stderr.contains("grant \(parent) was REVOKED by A"), "\(second.stderr)")
         #expect(logTypes("b").filter { $0 == "revocation-received" }.count == 2)
         let row = try #require(grants("b")[parent])
         let revocation = try #require(row["revocation"] as? [String: Any])
         #expect(row["revoked"] as? Bool == true && revocation["revoked_by"] as? String == "A")
         #expect(revocation["revoked_at"] as? String == row["revoked_at"] as? String)
-        let childRow = grants("b")[child]?["parent_revoked"] as? [String: Any]
+    }
+
+    @Test func theResharersListingsSayTheParentIsRevokedAndTheChildRefused() throws {
+        let r = try parentRevoked()
+        defer { stop(r.b) }
+        let parent = r.b.parent
+        let childRow = grants("b")[r.b.child]?["parent_revoked"] as? [String: Any]
         #expect(childRow?["grant"] as? String == parent, "B's listing says its node refuses the child")
         let listText = CLI.run(["grant", "list"], environment: env("b")).stdout
         #expect(listText.contains("REFUSED by this node: its parent grant \(parent) was revoked"))
@@ -219,67 +319,108 @@ import Testing
         #expect(shown.status == 0 && shown.stdout.contains("REVOKED") && shown.stdout.contains("by A"))
         let showJSON = CLI.run(["grant", "show", parent, "--json"], environment: env("b")).json
         #expect((showJSON?["revocation"] as? [String: Any])?["revoked_by"] as? String == "A")
-        let itemShown = CLI.run(["show", item], environment: env("b"))
-        #expect(itemShown.stdout.contains("GRANT REVOKED") && itemShown.stdout.contains("by A"), "\(itemShown.stdout)")
-        let itemJSON = CLI.run(["show", item, "--json"], environment: env("b")).json
-        #expect((itemJSON?["grant_revocation"] as? [String: Any])?["grant"] as? String == parent)
+    }
 
-        // Extract: refused without the override; with it, a loud warning and the extract is recorded.
+    @Test func anItemOfTheRevokedGrantShowsTheRevocation() throws {
+        let r = try parentRevoked()
+        defer { stop(r.b) }
+        let itemShown = CLI.run(["show", r.b.item], environment: env("b"))
+        #expect(itemShown.stdout.contains("GRANT REVOKED") && itemShown.stdout.contains("by A"), "\(itemShown.stdout)")
+        let itemJSON = CLI.run(["show", r.b.item, "--json"], environment: env("b")).json
+        #expect((itemJSON?["grant_revocation"] as? [String: Any])?["grant"] as? String == r.b.parent)
+    }
+
+    @Test func extractingAnItemOfTheRevokedGrantIsRefusedWithoutTheOverride() throws {
+        let r = try parentRevoked()
+        defer { stop(r.b) }
         let out = dir.path + "/extracted.txt"
-        let refusedExtract = CLI.run(["extract", item, "-o", out], environment: env("b"))
+        let refusedExtract = CLI.run(["extract", r.b.item, "-o", out], environment: env("b"))
         #expect(refusedExtract.status == 77 && refusedExtract.stderr.contains("--despite-revocation"))
         #expect(!FileManager.default.fileExists(atPath: out))
-        let forced = CLI.run(["extract", item, "-o", out, "--despite-revocation"], environment: env("b"))
+    }
+
+    @Test func theOverrideExtractsWithALoudWarningAndIsRecorded() throws {
+        let r = try parentRevoked()
+        defer { stop(r.b) }
+        let out = dir.path + "/extracted.txt"
+        let forced = CLI.run(["extract", r.b.item, "-o", out, "--despite-revocation"], environment: env("b"))
         #expect(forced.status == 0 && forced.stderr.contains("WARNING") && forced.stderr.contains("revoked"))
         #expect(logTypes("b").last == "extract")
+    }
 
-        // B's node refuses C's child of the revoked parent, with the notice B received; C's pull says revoked.
-        let cPull = CLI.run(["pull", "b", "--grant", child], environment: env("c"))
+    @Test func theResharersNodeAnswersTheChild410WithTheNoticeItReceived() async throws {
+        let r = try parentRevoked()
+        defer { stop(r.b) }
+        let cPull = CLI.run(["pull", "b", "--grant", r.b.child], environment: env("c"))
         #expect(cPull.status == 77 && cPull.stderr.contains("revoked"), "\(cPull.stderr)")
-        let signing: SigningKey = try {
-            let c = try Archive.open(at: dir.path + "/c").unlock(
-                passphrase: try SecretBytes(copying: Array("revocation test".utf8))
-            )
-            return try c.keys.signing
-        }()
-        let client = NodeClient(base: try #require(URL(string: urlB)), key: signing)
-        let gone = try await NodeClient.execute(client.signedRequest("v1/grants/\(child)/head"))
+        let c = try Archive.open(at: dir.path + "/c").unlock(
+            passphrase: try SecretBytes(copying: Array("revocation test".utf8))
+        )
+        let client = NodeClient(base: try #require(URL(string: r.b.urlB)), key: try c.keys.signing)
+        let gone = try await NodeClient.execute(client.signedRequest("v1/grants/\(r.b.child)/head"))
         #expect(gone.status == 410 && gone.headers["content-type"] == "application/vnd.custody.revocation+json")
-        #expect(RevocationNotice.parse(gone.body)?.grant == parent)
-        #expect(grants("c")[child]?["revoked"] as? Bool == false, "C cannot check A's notice: it does not know A")
+        #expect(RevocationNotice.parse(gone.body)?.grant == r.b.parent)
+    }
+
+    @Test func theChildsGranteeCannotCheckTheRelayedNoticeWithoutKnowingTheGranter() throws {
+        let r = try parentRevoked()
+        defer { stop(r.b) }
+        _ = CLI.run(["pull", "b", "--grant", r.b.child], environment: env("c"))
+        #expect(grants("c")[r.b.child]?["revoked"] as? Bool == false, "C cannot check A's notice: it does not know A")
         let cAll = CLI.run(["pull", "b"], environment: env("c"))
         #expect(
-            cAll.status == 0 && cAll.stderr.contains("note: grant \(child) is no longer valid (410)"),
+            cAll.status == 0 && cAll.stderr.contains("note: grant \(r.b.child) is no longer valid (410)"),
             "\(cAll.stderr)"
         )
         #expect(cAll.stderr.contains("not a body this archive knows"))
+    }
+
+    @Test func onceTheChildsGranteeKnowsTheGranterTheRelayedNoticeMarksItsGrant() throws {
+        let r = try parentRevoked()
+        defer { stop(r.b) }
         // Once C knows A (fingerprint compared out of band), the relayed notice verifies and marks C's grant.
         #expect(
-            CLI.run(["peer", "add", "a", urlA, "--identity", dir.path + "/a.id"], environment: env("c")).status == 0
+            CLI.run(["peer", "add", "a", r.b.urlA, "--identity", dir.path + "/a.id"], environment: env("c")).status == 0
         )
         let cAgain = CLI.run(["pull", "b"], environment: env("c"))
         #expect(cAgain.status == 0 && cAgain.stderr.contains("was REVOKED by A"), "\(cAgain.stderr)")
-        let cRevocation = grants("c")[child]?["revocation"] as? [String: Any]
-        #expect(cRevocation?["ancestor"] as? String == parent && cRevocation?["revoked_by"] as? String == "A")
-        #expect(CLI.run(["extract", item, "-o", dir.path + "/c-out.txt"], environment: env("c")).status == 77)
+        let cRevocation = grants("c")[r.b.child]?["revocation"] as? [String: Any]
+        #expect(cRevocation?["ancestor"] as? String == r.b.parent && cRevocation?["revoked_by"] as? String == "A")
+        #expect(CLI.run(["extract", r.b.item, "-o", dir.path + "/c-out.txt"], environment: env("c")).status == 77)
+    }
 
-        // No new child under the revoked parent.
+    @Test func noNewChildCanBeMadeUnderTheRevokedParent() throws {
+        let r = try parentRevoked()
+        defer { stop(r.b) }
         let refusedChild = grant("b", to: "c", "C1", reshare: false)
         #expect(refusedChild.status == 77 && refusedChild.stderr.contains("was revoked by A"), "\(refusedChild.stderr)")
+    }
 
-        // Offline: importing the same notice again records nothing more; a tampered file is refused (exit 1).
-        let again = CLI.run(["grant", "revocation", "import", noticeFile], environment: env("b"))
+    @Test func importingANoticeAlreadyRecordedRecordsNothingMore() throws {
+        let r = try parentRevoked()
+        defer { stop(r.b) }
+        let again = CLI.run(["grant", "revocation", "import", r.noticeFile], environment: env("b"))
         #expect(again.status == 0, "\(again.stderr)")
         #expect(logTypes("b").filter { $0 == "revocation-received" }.count == 2)
-        let tampered = dir.write("tampered.notice", Array(try JSONSerialization.data(withJSONObject: badProof)))
+    }
+
+    @Test func importingATamperedNoticeFileIsRefused() throws {
+        let r = try parentRevoked()
+        defer { stop(r.b) }
+        let tampered = dir.write(
+            "tampered.notice",
+            Array(try JSONSerialization.data(withJSONObject: badProof(r.genuine)))
+        )
         let refusedImport = CLI.run(["grant", "revocation", "import", tampered], environment: env("b"))
         #expect(refusedImport.status == 1 && refusedImport.stderr.contains("does not verify"))
+    }
 
-        // The record survives a rebuilt index, and the archive verifies.
-        stop(serverB)
-        serverBStopped = true
+    @Test func theRevocationsSurviveAReindexAndTheArchiveVerifies() throws {
+        let r = try parentRevoked()
+        defer { stop(r.b.serverA) }
+        stop(r.b.serverB)
         #expect(CLI.run(["reindex"], environment: env("b")).status == 0)
-        #expect(grants("b")[parent]?["revocation"] != nil && grants("b")[other]?["revocation"] != nil)
+        #expect(grants("b")[r.b.parent]?["revocation"] != nil && grants("b")[r.b.other]?["revocation"] != nil)
         #expect(CLI.run(["verify"], environment: env("b")).status == 0)
     }
 }

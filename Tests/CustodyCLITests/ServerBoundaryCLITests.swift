@@ -152,114 +152,126 @@ import Glibc
         #expect(try await NodeClient.execute(fresh).status == 200)
     }
 
-    @Test func everyRefusalIsAFixedReasonCodeWithNothingInternal() async throws {
+    /// A running `custody serve` for `node`, which knows `peer` (as a witness), and what the tests send it with.
+    struct Node {
+        let key: SigningKey
+        let server: CLI.Child
+        let port: Int
+        var own: String { "127.0.0.1:\(port)" }
+        var base: String { "http://127.0.0.1:\(port)" }
+    }
+
+    /// Two bodies and the node's server, started; the caller stops it.
+    func node() throws -> Node {
         let key = try twoBodies()
         let (server, port) = try serve("node")
-        var running = true
-        defer { if running { stop(server) } }
-        let own = "127.0.0.1:\(port)"
-        let base = "http://127.0.0.1:\(port)"
-        // Every authentication failure: the same status and the same bytes.
+        return Node(key: key, server: server, port: port)
+    }
+
+    /// Every kind of authentication failure, each named; `replay` must be sent once (and accepted) before the list
+    /// is, so that its second sending is the replay.
+    func authenticationFailures(
+        _ n: Node
+    ) throws -> (replay: HTTPClientRequest, failures: [(String, HTTPClientRequest)]) {
         let stranger = try SigningKey(seed: SecretBytes(randomCount: 32))
-        var badSignature = signed("v1/grants", key: key, authority: own, port: port)
+        var badSignature = signed("v1/grants", key: n.key, authority: n.own, port: n.port)
         badSignature.headers.replaceOrAdd(name: "Signature", value: "sig1=:\(Encoding.base64(randomBytes(64))):")
-        var strangerBadSignature = signed("v1/grants", key: stranger, authority: own, port: port)
+        var strangerBadSignature = signed("v1/grants", key: stranger, authority: n.own, port: n.port)
         strangerBadSignature.headers.replaceOrAdd(
             name: "Signature",
             value: "sig1=:\(Encoding.base64(randomBytes(64))):"
         )
-        var twice = signed("v1/grants", key: key, authority: own, port: port)
+        var twice = signed("v1/grants", key: n.key, authority: n.own, port: n.port)
         twice.headers.add(name: "Signature-Input", value: "sig1=()")
-        let replay = signed("v1/grants", key: key, authority: own, port: port)
-        #expect(try await NodeClient.execute(replay).status == 200)
-        // Other fields may repeat (a proxy may add some): only those the signature rests on may not.
-        var repeatedAccept = signed("v1/grants", key: key, authority: own, port: port)
-        repeatedAccept.headers.add(name: "Accept", value: "application/json")
-        repeatedAccept.headers.add(name: "Accept", value: "text/plain")
-        #expect(try await NodeClient.execute(repeatedAccept).status == 200)
+        let replay = signed("v1/grants", key: n.key, authority: n.own, port: n.port)
         let failures: [(String, HTTPClientRequest)] = [
-            ("unsigned", HTTPClientRequest(url: base + "/v1/grants")),
-            ("unknown key", signed("v1/grants", key: stranger, authority: own, port: port)),
+            ("unsigned", HTTPClientRequest(url: n.base + "/v1/grants")),
+            ("unknown key", signed("v1/grants", key: stranger, authority: n.own, port: n.port)),
             ("unknown key, bad signature", strangerBadSignature),
             ("known key, bad signature", badSignature),
-            ("stale", signed("v1/grants", key: key, authority: own, port: port, created: 1_000_000_000)),
+            ("stale", signed("v1/grants", key: n.key, authority: n.own, port: n.port, created: 1_000_000_000)),
             ("replayed", replay),
             ("repeated field", twice),
-            ("foreign authority", signed("v1/grants", key: key, authority: "x.example", port: port)),
+            ("foreign authority", signed("v1/grants", key: n.key, authority: "x.example", port: n.port)),
         ]
+        return (replay, failures)
+    }
+
+    /// Refusals other than authentication, each with its status and documented reason code. Makes a `stranger`
+    /// archive whose checkpoint the node does not witness.
+    func otherRefusals(_ n: Node) -> [(HTTPClientRequest, Int, String)] {
+        #expect(initArchive("stranger", displayName: "S").status == 0)
+        dir.write("s.txt", text: "s")
+        #expect(CLI.run(["ingest", dir.path + "/s.txt"], environment: env("stranger")).status == 0)
+        let strangersCheckpoint = CLI.run(["checkpoint"], environment: env("stranger")).stdout
+        func post(_ path: String, _ body: [UInt8]) -> HTTPClientRequest {
+            signed(path, key: n.key, authority: n.own, port: n.port, method: "POST", body: body)
+        }
+        return [
+            (HTTPClientRequest(url: n.base + "/v1/nothing/here"), 404, "not-found"),
+            (HTTPClientRequest(url: n.base + "/v1/log/consistency?old=abc"), 400, "bad-request"),
+            (HTTPClientRequest(url: n.base + "/v1/log/consistency?old=%2B1"), 400, "bad-request"),
+            (HTTPClientRequest(url: n.base + "/v1/log/consistency?old=999999999"), 400, "bad-request"),
+            (HTTPClientRequest(url: n.base + "/v1/log/consistency?old=1&old=2"), 400, "bad-request"),
+            (HTTPClientRequest(url: n.base + "/v1/log/inclusion?index=99999"), 404, "not-found"),
+            (HTTPClientRequest(url: n.base + "/v1/log/tile/0/٠٠٠"), 404, "not-found"),
+            (HTTPClientRequest(url: n.base + "/v1/log/tile/0/..%2F..%2Fkeys"), 404, "not-found"),
+            (HTTPClientRequest(url: n.base + "/v1/log/tile/entries/000.p/1/../../../../keys"), 404, "not-found"),
+            (post("v1/witness/add-checkpoint", Array(strangersCheckpoint.utf8)), 403, "unknown-log"),
+            (post("v1/cosignatures", Array("— nobody AAAA\n".utf8)), 422, "no-such-checkpoint"),
+            (post("v1/cosignatures", [UInt8](repeating: 0x41, count: 70_000)), 413, "too-large"),
+            (
+                signed("v1/grants/\(Encoding.hex(randomBytes(16)))/head", key: n.key, authority: n.own, port: n.port),
+                404, "not-found"
+            ),
+            (signed("v1/grants/..%2F..%2Fkeys/head", key: n.key, authority: n.own, port: n.port), 404, "not-found"),
+        ]
+    }
+
+    @Test func everyAuthenticationFailureIsTheSame401AndTheSameBytes() async throws {
+        let n = try node()
+        defer { stop(n.server) }
+        let (replay, failures) = try authenticationFailures(n)
+        #expect(try await NodeClient.execute(replay).status == 200)
         for (what, request) in failures {
             let answer = try await NodeClient.execute(request)
             #expect(answer.status == 401 && answer.body == Self.unauthenticated, "\(what): \(answer.status)")
             #expect(answer.headers["content-type"] == "application/json", "\(what)")
         }
-        // Other refusals: a documented code, never the archive's text or paths.
-        #expect(initArchive("stranger", displayName: "S").status == 0)
-        dir.write("s.txt", text: "s")
-        #expect(CLI.run(["ingest", dir.path + "/s.txt"], environment: env("stranger")).status == 0)
-        let strangersCheckpoint = CLI.run(["checkpoint"], environment: env("stranger")).stdout
+    }
+
+    @Test func fieldsTheSignatureDoesNotRestOnMayRepeat() async throws {
+        let n = try node()
+        defer { stop(n.server) }
+        // Other fields may repeat (a proxy may add some): only those the signature rests on may not.
+        var repeatedAccept = signed("v1/grants", key: n.key, authority: n.own, port: n.port)
+        repeatedAccept.headers.add(name: "Accept", value: "application/json")
+        repeatedAccept.headers.add(name: "Accept", value: "text/plain")
+        #expect(try await NodeClient.execute(repeatedAccept).status == 200)
+    }
+
+    @Test func aMalformedAddCheckpointIsAnswered409WithTheSizeHeld() async throws {
+        let n = try node()
+        defer { stop(n.server) }
         // add-checkpoint's 409 is C2SP tlog-witness's own: the size this node holds for the log (none: 0).
         let malformed = try await NodeClient.execute(
             signed(
                 "v1/witness/add-checkpoint",
-                key: key,
-                authority: own,
-                port: port,
+                key: n.key,
+                authority: n.own,
+                port: n.port,
                 method: "POST",
                 body: Array("old 5\n\n\u{1B}[2J".utf8)
             )
         )
         #expect(malformed.status == 409 && malformed.body == Array("0\n".utf8))
+    }
+
+    @Test func everyOtherRefusalIsADocumentedReasonCodeWithNothingInternal() async throws {
+        let n = try node()
+        defer { stop(n.server) }
         let documented = Set(Reason.allCases.map(\.rawValue))
-        let cases: [(HTTPClientRequest, Int, String)] = [
-            (HTTPClientRequest(url: base + "/v1/nothing/here"), 404, "not-found"),
-            (HTTPClientRequest(url: base + "/v1/log/consistency?old=abc"), 400, "bad-request"),
-            (HTTPClientRequest(url: base + "/v1/log/consistency?old=%2B1"), 400, "bad-request"),
-            (HTTPClientRequest(url: base + "/v1/log/consistency?old=999999999"), 400, "bad-request"),
-            (HTTPClientRequest(url: base + "/v1/log/consistency?old=1&old=2"), 400, "bad-request"),
-            (HTTPClientRequest(url: base + "/v1/log/inclusion?index=99999"), 404, "not-found"),
-            (HTTPClientRequest(url: base + "/v1/log/tile/0/٠٠٠"), 404, "not-found"),
-            (HTTPClientRequest(url: base + "/v1/log/tile/0/..%2F..%2Fkeys"), 404, "not-found"),
-            (HTTPClientRequest(url: base + "/v1/log/tile/entries/000.p/1/../../../../keys"), 404, "not-found"),
-            (
-                signed(
-                    "v1/witness/add-checkpoint",
-                    key: key,
-                    authority: own,
-                    port: port,
-                    method: "POST",
-                    body: Array(strangersCheckpoint.utf8)
-                ),
-                403, "unknown-log"
-            ),
-            (
-                signed(
-                    "v1/cosignatures",
-                    key: key,
-                    authority: own,
-                    port: port,
-                    method: "POST",
-                    body: Array("— nobody AAAA\n".utf8)
-                ),
-                422, "no-such-checkpoint"
-            ),
-            (
-                signed(
-                    "v1/cosignatures",
-                    key: key,
-                    authority: own,
-                    port: port,
-                    method: "POST",
-                    body: [UInt8](repeating: 0x41, count: 70_000)
-                ),
-                413, "too-large"
-            ),
-            (
-                signed("v1/grants/\(Encoding.hex(randomBytes(16)))/head", key: key, authority: own, port: port), 404,
-                "not-found"
-            ),
-            (signed("v1/grants/..%2F..%2Fkeys/head", key: key, authority: own, port: port), 404, "not-found"),
-        ]
-        for (request, status, code) in cases {
+        for (request, status, code) in otherRefusals(n) {
             let answer = try await NodeClient.execute(request)
             let text = String(decoding: answer.body, as: UTF8.self)
             #expect(
@@ -269,10 +281,18 @@ import Glibc
             #expect(documented.contains(code))
             #expect(!text.contains(dir.path) && !text.contains("custody"), "\(request.url): \(text)")
         }
-        // The detail is in the server's own log only.
+    }
+
+    @Test func theDetailOfEachRefusalIsInTheServersOwnLogOnly() async throws {
+        let n = try node()
+        var running = true
+        defer { if running { stop(n.server) } }
+        let (replay, failures) = try authenticationFailures(n)
+        _ = try await NodeClient.execute(replay)
+        for (_, request) in failures { _ = try await NodeClient.execute(request) }
         running = false
-        kill(server.pid, SIGTERM)
-        let log = server.wait().stderr
+        kill(n.server.pid, SIGTERM)
+        let log = n.server.wait().stderr
         // One line per refusal (PROTOCOL.md section 3.2): reason, detail, method, path and status.
         let unknownKey = log.split(separator: "\n").filter { line in
             [
