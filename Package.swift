@@ -26,7 +26,6 @@ let package = Package(
         .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
-        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
     ],
     targets: [
         .systemLibrary(
@@ -40,31 +39,6 @@ let package = Package(
             dependencies: [
                 "CSodium",
                 .product(name: "Crypto", package: "swift-crypto"),
-            ],
-            swiftSettings: strictSettings + instrumented
-        ),
-        // Objects by name, whatever holds them: the async ObjectStore protocol and the filesystem store. Blocking
-        // file work runs on NIOThreadPool; the module knows no HTTP.
-        .target(
-            name: "CustodyStorage",
-            dependencies: [
-                "CustodyCrypto",
-                "CCustodySystem",
-                .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "NIOPosix", package: "swift-nio"),
-            ],
-            swiftSettings: strictSettings + instrumented
-        ),
-        // Objects on S3: the async client (AsyncHTTPClient), SigV4, the store, migration, and the factory that
-        // picks an archive's backend from objects.json.
-        .target(
-            name: "CustodyS3",
-            dependencies: [
-                "CustodyStorage",
-                "CustodyCrypto",
-                .product(name: "AsyncHTTPClient", package: "async-http-client"),
-                .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "NIOHTTP1", package: "swift-nio"),
             ],
             swiftSettings: strictSettings + instrumented
         ),
@@ -124,17 +98,6 @@ let package = Package(
         .testTarget(
             name: "CustodyArchiveTests",
             dependencies: ["CustodyArchive", "CustodyCrypto", "CustodyTestSupport"],
-            exclude: ["Vectors"],
-            swiftSettings: strictSettings
-        ),
-        .testTarget(
-            name: "CustodyStorageTests",
-            dependencies: ["CustodyStorage", "CustodyCrypto", .product(name: "NIOPosix", package: "swift-nio")],
-            swiftSettings: strictSettings
-        ),
-        .testTarget(
-            name: "CustodyS3Tests",
-            dependencies: ["CustodyS3", "CustodyStorage", "CustodyCrypto"],
             exclude: ["Vectors"],
             swiftSettings: strictSettings
         ),
