@@ -1,0 +1,56 @@
+import CustodyCrypto
+import Dispatch
+import Foundation
+import Synchronization
+
+extension Archive {
+
+    /// The outcome of `gc`.
+    package struct CollectionReport: Sendable {
+        /// Orphan objects removed (or that would be, with `dryRun`).
+        package var objects: [String] = []
+        /// Bytes they held.
+        package var bytes: Int64 = 0
+        /// Leftover temporary files removed.
+        package var temporaryFiles = 0
+        /// Links and special files found in the object store, left alone (never followed or removed).
+        package var strays: [StrayEntry] = []
+    }
+}
+
+extension ArchiveContext {
+    /// Removes objects that no journal event names, and leftover temporary files. Needs exclusive access.
+    ///
+    /// - Throws: ``ArchiveError`` (damaged) when the journal cannot be read in full: then nothing is removed.
+    package func collectGarbage(dryRun: Bool) throws -> Archive.CollectionReport {
+        var map = try referenceMap()
+        if case .torn = map.tail {
+            // A torn tail is an append that never completed: set it aside first, as the next write would.
+            try journal.repairTornTail()
+            map = try referenceMap()
+        }
+        guard map.problems.isEmpty, map.tail == .clean else {
+            throw ArchiveError(
+                .damaged,
+                "the journal has problems, so no object is provably unused",
+                fix: "run custody verify first"
+            )
+        }
+        var report = Archive.CollectionReport()
+        var orphans: [(ObjectName, Int64)] = []
+        try store.forEachObject { name, size in
+            if map.sizes[name] == nil { orphans.append((name, size)) }
+        }
+        for (name, size) in orphans.sorted(by: { $0.0 < $1.0 }) {
+            if !dryRun { try store.remove(name) }
+            report.objects.append(name.hex)
+            report.bytes += size
+        }
+        for temp in try store.leftoverTemporaryFiles() {
+            if !dryRun { try store.removeTemporaryFile(temp) }
+            report.temporaryFiles += 1
+        }
+        report.strays = try store.strayEntries()
+        return report
+    }
+}
