@@ -114,8 +114,8 @@ import Testing
         bytes[100] ^= 0x01
         try POSIX.writeFileAtomically(journalPath, bytes)
         let report = try archive.verify(mode: .quick)
-        #expect(report.problems.contains { $0.kind == "journal-damaged" && $0.entry == 0 })
-        #expect(report.problems.contains { $0.kind == "ledger-truncated" })
+        #expect(report.problems.contains { $0.kind == .journalDamaged && $0.entry == 0 })
+        #expect(report.problems.contains { $0.kind == .ledgerTruncated })
     }
 
     @Test func anEntryReSealedInAValidFrameIsNamedPrecisely() throws {
@@ -124,8 +124,8 @@ import Testing
         all[1][20] ^= 0x01  // inside the JSON body: the signature fails, the frame is rebuilt around it
         try POSIX.writeFileAtomically(journalPath, all.flatMap(Journal.frame))
         let report = try archive.verify(mode: .quick)
-        #expect(report.problems.contains { $0.kind == "bad-entry" && $0.entry == 1 })
-        #expect(report.problems.contains { $0.kind == "ledger-mismatch" && $0.entry == 1 })
+        #expect(report.problems.contains { $0.kind == .badEntry && $0.entry == 1 })
+        #expect(report.problems.contains { $0.kind == .ledgerMismatch && $0.entry == 1 })
     }
 
     @Test func swappedEntriesAreCaughtAtTheFirstMovedOne() throws {
@@ -136,11 +136,11 @@ import Testing
         all.swapAt(3, 4)
         try POSIX.writeFileAtomically(journalPath, all.flatMap(Journal.frame))
         let report = try archive.verify(mode: .quick)
-        let mismatch = try #require(report.problems.first { $0.kind == "ledger-mismatch" })
+        let mismatch = try #require(report.problems.first { $0.kind == .ledgerMismatch })
         #expect(mismatch.entry == 3)
         #expect(mismatch.detail.contains("log entry 3 is not the entry the signed log holds"))
         #expect(
-            report.problems.contains { $0.kind == "ledger-mismatch" && $0.detail.contains("do not hash to the root") }
+            report.problems.contains { $0.kind == .ledgerMismatch && $0.detail.contains("do not hash to the root") }
         )
     }
 
@@ -150,7 +150,7 @@ import Testing
         let all = try entries(archive)
         try POSIX.writeFileAtomically(journalPath, all.dropLast().flatMap(Journal.frame))
         let report = try archive.verify(mode: .quick)
-        let truncated = try #require(report.problems.first { $0.kind == "ledger-truncated" })
+        let truncated = try #require(report.problems.first { $0.kind == .ledgerTruncated })
         #expect(
             truncated.detail.contains(
                 "holds \(all.count - 1) entries but the log signed a checkpoint of size \(all.count)"
@@ -170,8 +170,8 @@ import Testing
             try POSIX.writeFileAtomically(tile, bytes)
             let report = try archive.verify(mode: .quick)
             // The journal still hashes to every signed root: the tile is what is damaged, not the history.
-            #expect(report.problems.contains { $0.kind == "tile-mismatch" })
-            #expect(!report.problems.contains { $0.kind == "ledger-mismatch" })
+            #expect(report.problems.contains { $0.kind == .tileMismatch })
+            #expect(!report.problems.contains { $0.kind == .ledgerMismatch })
         }
         let exclusive = try Fixtures.reopen(dir, access: .exclusive)
         try exclusive.reindex()

@@ -312,14 +312,14 @@ import Glibc
         recs.remove(at: objectIndexes[0])
         let missing = dir.path + "/missing.bundle"
         try write(recs, to: missing)
-        #expect(try firstProblem(missing)?.kind == "object-missing")
+        #expect(try firstProblem(missing)?.kind == .objectMissing)
         _ = try expectRefused(b, missing)
 
         recs = try records(good)
         recs.append(("O", Encoding.bytes(hex: ObjectName(of: Array("extra".utf8)).hex)! + Array("extra".utf8)))
         let extra = dir.path + "/extra.bundle"
         try write(recs, to: extra)
-        #expect(try firstProblem(extra)?.kind == "object-unreferenced")
+        #expect(try firstProblem(extra)?.kind == .objectUnreferenced)
 
         // A grant altered after signing (a longer expiry): the signature no longer verifies.
         recs = try records(good)
@@ -330,7 +330,7 @@ import Glibc
         recs[1].1 = Array(body.utf8) + Array(signed[newline...])
         let forged = dir.path + "/forged.bundle"
         try write(recs, to: forged)
-        #expect(try firstProblem(forged)?.kind == "grant-signature")
+        #expect(try firstProblem(forged)?.kind == .grantSignature)
         _ = try expectRefused(b, forged)
 
         // A grant re-signed by another key under the granter's name: not the bundle's granter.
@@ -341,7 +341,7 @@ import Glibc
         recs[1].1 = try grant.signed(by: mallory)
         let impostor = dir.path + "/impostor.bundle"
         try write(recs, to: impostor)
-        #expect(try firstProblem(impostor)?.kind == "granter-mismatch")
+        #expect(try firstProblem(impostor)?.kind == .granterMismatch)
 
         // An entry altered: its proof no longer leads to the checkpoint.
         recs = try records(good)
@@ -353,7 +353,7 @@ import Glibc
         recs[entryIndex].1 = try Array(JSONEncoder().encode(entry))
         let badEntry = dir.path + "/entry.bundle"
         try write(recs, to: badEntry)
-        #expect(try firstProblem(badEntry)?.kind == "proof-invalid")
+        #expect(try firstProblem(badEntry)?.kind == .proofInvalid)
     }
 
     @Test func aBundleForAnotherBodyOrExpiredIsRefused() throws {
@@ -469,7 +469,7 @@ import Glibc
         recs.removeAll { $0.0 == "P" }
         let orphan = dir.path + "/orphan.bundle"
         try write(recs, to: orphan)
-        #expect(try BundleVerifier.verify(path: orphan, at: Int(time(nil))).0.problems.first?.kind == "parent-missing")
+        #expect(try BundleVerifier.verify(path: orphan, at: Int(time(nil))).0.problems.first?.kind == .parentMissing)
         // The third body may not re-share further: its parent grant said no.
         var onward = GrantRequest(grantee: try b.granter.identity(), expires: Expiry.resolve("1d") ?? "", purpose: "x")
         onward.caseID = "COI"

@@ -121,7 +121,7 @@ import Glibc
         let plant = try forged(w.grant, by: w.mallory)
         recs.insert(("P", plant), at: 2)
         let attack = try write(recs, "extra-p.bundle")
-        #expect(try problems(attack).contains { $0.kind == "reshare-invalid" })
+        #expect(try problems(attack).contains { $0.kind == .reshareInvalid })
         try expectRefused(w.victim, attack)
         // The victim's grant is still its own, to its partner.
         #expect(try w.victim.storedGrant(w.grant.id).grant == w.grant)
@@ -169,7 +169,7 @@ import Glibc
             let signature = try w.mallory.keys.signing.signature(for: Grant.signatureDomain + newBody)
             recs[1].1 = newBody + [0x0A] + Array(Encoding.base64(signature).utf8)
             let attack = try write(recs, "size-\(size).bundle")
-            #expect(try problems(attack).first?.kind == "grant-malformed")
+            #expect(try problems(attack).first?.kind == .grantMalformed)
             try expectRefused(w.victim, attack)
         }
     }
@@ -239,7 +239,7 @@ import Glibc
         grant.items[0].objects = fakeObjects
         recs[1].1 = try grant.signed(by: try w.partner.keys.signing)
         let attack = try write(recs, "substituted.bundle")
-        #expect(try problems(attack).contains { $0.kind == "reshare-invalid" })
+        #expect(try problems(attack).contains { $0.kind == .reshareInvalid })
         try expectRefused(w.mallory, attack)
     }
 
@@ -256,16 +256,16 @@ import Glibc
         #expect(good.filter { $0.0 == "P" }.count == 1)
         // The parent left out.
         let missing = try write(good.filter { $0.0 != "P" }, "no-parent.bundle")
-        #expect(try problems(missing).first?.kind == "parent-missing")
+        #expect(try problems(missing).first?.kind == .parentMissing)
         // The parent twice: the second is off the chain (it ended at the original holder).
         var twice = good
         let parent = try #require(good.first { $0.0 == "P" })
         twice.insert(parent, at: 3)
-        #expect(try problems(try write(twice, "parent-twice.bundle")).first?.kind == "reshare-invalid")
+        #expect(try problems(try write(twice, "parent-twice.bundle")).first?.kind == .reshareInvalid)
         // Another grant in the parent's place.
         var other = good
         other[2] = ("P", try forged(w.grant, by: w.mallory))
-        #expect(try problems(try write(other, "other-parent.bundle")).first?.kind == "parent-missing")
+        #expect(try problems(try write(other, "other-parent.bundle")).first?.kind == .parentMissing)
     }
 
     @Test func aNamedGranterThatDoesNotMatchFailsTheCheck() throws {
@@ -275,7 +275,7 @@ import Glibc
         let (right, _) = try BundleVerifier.verify(path: path, granter: try w.victim.identity(), at: Int(time(nil)))
         #expect(right.ok && right.granterTrusted)
         let (wrong, _) = try BundleVerifier.verify(path: path, granter: try w.mallory.identity(), at: Int(time(nil)))
-        #expect(!wrong.ok && !wrong.granterTrusted && wrong.problems.contains { $0.kind == "granter-untrusted" })
+        #expect(!wrong.ok && !wrong.granterTrusted && wrong.problems.contains { $0.kind == .granterUntrusted })
         let (unnamed, _) = try BundleVerifier.verify(path: path, at: Int(time(nil)))
         #expect(unnamed.ok && !unnamed.granterTrusted)
     }
@@ -315,7 +315,7 @@ import Glibc
         recs[index].1 += Array(forgedLine.utf8)
         let attack = try write(recs, "forged-cosignature.bundle")
         let (forged, _) = try BundleVerifier.verify(path: attack, witnesses: keys, at: Int(time(nil)))
-        #expect(!forged.ok && forged.problems.contains { $0.kind == "cosignature-invalid" })
+        #expect(!forged.ok && forged.problems.contains { $0.kind == .cosignatureInvalid })
         #expect(forged.cosignatures.map(\.status).sorted() == ["invalid", "valid"])
         // At the grantee (the partner itself, whose own key the forged line claims), the import is refused.
         try expectRefused(w.partner, attack)
@@ -330,7 +330,7 @@ import Glibc
         #expect(objects.count >= 3)
         recs.swapAt(objects[0], objects[2])
         let swapped = try write(recs, "swapped.bundle")
-        #expect(try problems(swapped).contains { $0.kind == "object-order" })
+        #expect(try problems(swapped).contains { $0.kind == .objectOrder })
         try expectRefused(w.partner, swapped)
     }
 
@@ -396,7 +396,7 @@ import Glibc
         let path = dir.path + "/annotated.bundle"
         try w.victim.exportBundle(grant: grant.id, to: path)
         let found = try problems(path)
-        #expect(found.contains { $0.kind == "entry-invalid" && $0.item == item.hex }, "\(found.map(\.kind))")
+        #expect(found.contains { $0.kind == .entryInvalid && $0.item == item.hex }, "\(found.map(\.kind))")
         try expectRefused(w.partner, path)
     }
 }

@@ -58,12 +58,12 @@ import Testing
         // One letter of the display name changed: still JSON, no longer validly self-signed.
         try POSIX.writeFileAtomically(path, Array(text.replacingOccurrences(of: "Test Body", with: "Test Bodx").utf8))
         let problems = try archive.verify(mode: .quick).problems
-        let problem = try #require(problems.first { $0.kind == "identity-invalid" })
+        let problem = try #require(problems.first { $0.kind == .identityInvalid })
         #expect(problem.detail.contains("identity.json") && problem.detail.contains("self-signed"))
         // A byte flipped anywhere: also reported, as what it is.
         try POSIX.writeFileAtomically(path, Array(text.utf8))
         try flipByte(path, at: 3)
-        #expect(try archive.verify(mode: .quick).problems.contains { $0.kind == "identity-invalid" })
+        #expect(try archive.verify(mode: .quick).problems.contains { $0.kind == .identityInvalid })
     }
 
     @Test func anotherBodysValidIdentitySwappedInIsReported() throws {
@@ -72,7 +72,7 @@ import Testing
         #expect(try other.identity().isValid)
         try POSIX.writeFileAtomically(root + "/identity.json", Fixtures.read(dir.path + "/w/identity.json"))
         let report = try archive.verify(mode: .quick)
-        let problem = try #require(report.problems.first { $0.kind == "identity-invalid" })
+        let problem = try #require(report.problems.first { $0.kind == .identityInvalid })
         #expect(problem.detail.contains("is not this archive's identity"))
         // And nothing serves it as this archive's identity.
         #expect((#expect(throws: ArchiveError.self) { try archive.identity() })?.code == .damaged)
@@ -96,7 +96,7 @@ import Testing
         let stored = String(decoding: Fixtures.read(history), as: UTF8.self)
         try POSIX.writeFileAtomically(history, Array((stored + SignedNote.line(forged)).utf8))
         var problems = try archive.verify(mode: .quick).problems
-        let invalid = try #require(problems.first { $0.kind == "cosignature-invalid" })
+        let invalid = try #require(problems.first { $0.kind == .cosignatureInvalid })
         #expect(invalid.detail.contains("journal/checkpoints/\(checkpoint.size)"))
         #expect(invalid.detail.contains(w.config.origin))
         // What is printed (checkpoint --cosigned) and put in bundles as cosigned leaves the forged line out.
@@ -116,7 +116,7 @@ import Testing
         )
         try POSIX.writeFileAtomically(root + "/log/checkpoint", Array((checkpoint.note + planted).utf8))
         problems = try archive.verify(mode: .quick).problems
-        let unknown = try #require(problems.first { $0.kind == "cosignature-unknown" })
+        let unknown = try #require(problems.first { $0.kind == .cosignatureUnknown })
         #expect(unknown.detail.contains("log/checkpoint") && unknown.detail.contains("custody/stranger"))
     }
 
@@ -143,7 +143,7 @@ import Testing
         let path = root + "/journal/checkpoints/\(checkpoint.size)"
         try POSIX.writeFileAtomically(path, Fixtures.read(path) + Array(SignedNote.line(forged).utf8))
         let problems = try archive.verify(mode: .quick).problems
-        #expect(problems.count == 1 && problems.first?.kind == "cosignature-invalid", "\(problems)")
+        #expect(problems.count == 1 && problems.first?.kind == .cosignatureInvalid, "\(problems)")
     }
 
     @Test func aCosignatureMovedToAnotherCheckpointIsReported() throws {
@@ -156,7 +156,7 @@ import Testing
         let path = root + "/journal/checkpoints/\(earlier)"
         try POSIX.writeFileAtomically(path, Fixtures.read(path) + Array(genuine.line.utf8))
         let problem = try #require(
-            try archive.verify(mode: .quick).problems.first { $0.kind == "cosignature-invalid" }
+            try archive.verify(mode: .quick).problems.first { $0.kind == .cosignatureInvalid }
         )
         #expect(problem.detail.contains("journal/checkpoints/\(earlier)"))
     }
@@ -168,7 +168,7 @@ import Testing
         let line = SignedNote.signatureLine(body: checkpoint.body, name: archive.config.origin, key: impostor)
         try POSIX.writeFileAtomically(root + "/log/checkpoint", Array((checkpoint.note + line).utf8))
         let problem = try #require(
-            try archive.verify(mode: .quick).problems.first { $0.kind == "cosignature-invalid" }
+            try archive.verify(mode: .quick).problems.first { $0.kind == .cosignatureInvalid }
         )
         #expect(problem.detail.contains("log's own name"))
     }
@@ -188,9 +188,9 @@ import Testing
             // One byte of an entry inside the stale bundle (past its 2-byte length).
             try flipByte(oldest.path, at: 10)
             let report = try archive.verify(mode: .quick)
-            let problem = try #require(report.problems.first { $0.kind == "tile-mismatch" })
+            let problem = try #require(report.problems.first { $0.kind == .tileMismatch })
             #expect(problem.detail.contains("log/tile/entries/000.p/\(oldest.width)"))
-            #expect(!report.problems.contains { $0.kind == "ledger-mismatch" || $0.kind == "bad-entry" })
+            #expect(!report.problems.contains { $0.kind == .ledgerMismatch || $0.kind == .badEntry })
         }
         // reindex rewrites the stale versions too, so what verify reports, reindex repairs.
         let damaged = Fixtures.read(oldest.path)
@@ -210,7 +210,7 @@ import Testing
             let report = try archive.verify(mode: .quick)
             #expect(report.problems.count == 1, "\(relative): \(report.problems)")
             let problem = try #require(report.problems.first)
-            #expect(problem.kind == "tile-mismatch" && problem.detail.contains(relative) && problem.entry == nil)
+            #expect(problem.kind == .tileMismatch && problem.detail.contains(relative) && problem.entry == nil)
             try flipByte(path, at: 0)
             #expect(try archive.verify(mode: .quick).ok, "\(relative) restored")
         }
@@ -220,8 +220,8 @@ import Testing
         entries[2][20] ^= 0x01
         try POSIX.writeFileAtomically(root + "/journal/entries", entries.flatMap(Journal.frame))
         let report = try archive.verify(mode: .quick)
-        #expect(report.problems.contains { $0.kind == "ledger-mismatch" && $0.entry == 2 })
-        #expect(!report.problems.contains { $0.kind == "tile-mismatch" })
+        #expect(report.problems.contains { $0.kind == .ledgerMismatch && $0.entry == 2 })
+        #expect(!report.problems.contains { $0.kind == .tileMismatch })
     }
 
     @Test func aMissingOrPlantedTileIsReported() throws {
@@ -231,14 +231,14 @@ import Testing
         let saved = Fixtures.read(latest)
         try FileManager.default.removeItem(atPath: latest)
         var problems = try archive.verify(mode: .quick).problems
-        #expect(problems.contains { $0.kind == "tile-mismatch" && $0.detail.contains("000.p/\(size) is missing") })
+        #expect(problems.contains { $0.kind == .tileMismatch && $0.detail.contains("000.p/\(size) is missing") })
         try POSIX.writeFileAtomically(latest, saved)
         // Wider than the tree, at a path that is no tile, and a link: none of them is a tile of this log.
         try POSIX.writeFileAtomically(root + "/log/tile/0/000.p/200", [UInt8](repeating: 7, count: 200 * 32))
         try POSIX.writeFileAtomically(root + "/log/tile/0/notes.txt", Array("hello".utf8))
         try FileManager.default.createSymbolicLink(atPath: root + "/log/tile/0/001", withDestinationPath: "/etc/passwd")
         problems = try archive.verify(mode: .quick).problems
-        let unexpected = problems.filter { $0.kind == "tile-unexpected" }.map(\.detail)
+        let unexpected = problems.filter { $0.kind == .tileUnexpected }.map(\.detail)
         #expect(unexpected.count == 3, "\(problems)")
         #expect(unexpected.contains { $0.contains("log/tile/0/000.p/200") })
         #expect(unexpected.contains { $0.contains("log/tile/0/notes.txt") })
@@ -266,7 +266,7 @@ import Testing
         for width in [3, 11] {
             try flipByte(level1 + "/\(width)", at: 40)
             let problems = try ledger.audit().problems
-            #expect(problems.count == 1 && problems.first?.kind == "tile-mismatch", "\(problems)")
+            #expect(problems.count == 1 && problems.first?.kind == .tileMismatch, "\(problems)")
             #expect(problems.first?.detail.contains("log/tile/1/000.p/\(width)") == true)
             try flipByte(level1 + "/\(width)", at: 40)
         }
@@ -287,9 +287,9 @@ import Testing
         )
         let problems = try archive.verify(mode: .quick).problems
         #expect(problems.count == 2, "\(problems)")
-        #expect(problems.contains { $0.kind == "tile-unexpected" && $0.detail.contains("log/index.html") })
+        #expect(problems.contains { $0.kind == .tileUnexpected && $0.detail.contains("log/index.html") })
         #expect(
-            problems.contains { $0.kind == "checkpoint-invalid" && $0.detail.contains("journal/checkpoints/0\(size)") }
+            problems.contains { $0.kind == .checkpointInvalid && $0.detail.contains("journal/checkpoints/0\(size)") }
         )
     }
 
@@ -307,7 +307,7 @@ import Testing
         try POSIX.writeFileAtomically(root + "/journal/entries", entries.dropLast().flatMap(Journal.frame))
         let report = try archive.verify(mode: .quick)
         #expect(report.warnings.contains { $0.contains("log/checkpoint (size \(older)) is older") })
-        #expect(report.problems.contains { $0.kind == "ledger-truncated" })
+        #expect(report.problems.contains { $0.kind == .ledgerTruncated })
     }
 
     // MARK: Witness state
@@ -325,7 +325,7 @@ import Testing
         let edited = ([lines[0], lines[1], Substring(otherRoot)] + lines[3...]).joined(separator: "\n")
         try POSIX.writeFileAtomically(state, Array(edited.utf8))
         var problems = try w.verify(mode: .quick).problems
-        #expect(problems.contains { $0.kind == "witness-state-invalid" && $0.detail.contains("signed by its log key") })
+        #expect(problems.contains { $0.kind == .witnessStateInvalid && $0.detail.contains("signed by its log key") })
         // A state file for a log nobody added.
         try POSIX.writeFileAtomically(state, Array(note.utf8))
         try POSIX.writeFileAtomically(
@@ -333,7 +333,7 @@ import Testing
             Array(note.utf8)
         )
         problems = try w.verify(mode: .quick).problems
-        #expect(problems.count == 1 && problems[0].kind == "witness-state-invalid")
+        #expect(problems.count == 1 && problems[0].kind == .witnessStateInvalid)
         #expect(problems[0].detail.contains("no known witness"))
     }
 
@@ -407,7 +407,7 @@ import Testing
         let edited = evidence.replacingOccurrences(of: Encoding.base64(real.root), with: Encoding.base64(sameSize.root))
         try POSIX.writeFileAtomically(path, Array(edited.utf8))
         let problems = try w.verify(mode: .quick).problems
-        #expect(problems.count == 1 && problems.first?.kind == "witness-conflict-invalid", "\(problems)")
+        #expect(problems.count == 1 && problems.first?.kind == .witnessConflictInvalid, "\(problems)")
     }
 
     @Test func consistencyOutcomesSeparateInvalidProofsFromForks() throws {

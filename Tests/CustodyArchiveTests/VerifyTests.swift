@@ -56,7 +56,7 @@ import Testing
         let report = try archive.verify(mode: .standard)
         #expect(!report.ok)
         #expect(report.problems.count == 1)
-        #expect(report.problems.first?.kind == "corrupt")
+        #expect(report.problems.first?.kind == .corrupt)
         #expect(report.problems.first?.object == target.hex)
         #expect(report.problems.first?.item == items[0].id.hex)
         let error = #expect(throws: ArchiveError.self) {
@@ -74,7 +74,7 @@ import Testing
         let truncated = Fixtures.read(objectPath(names1[2]))
         try Data(truncated.dropLast(10)).write(to: URL(fileURLWithPath: objectPath(names1[2])))
         let report = try archive.verify(mode: .quick)
-        #expect(Set(report.problems.map(\.kind)) == ["missing", "size-mismatch"])
+        #expect(Set(report.problems.map(\.kind)) == [.missing, .sizeMismatch])
         #expect(Set(report.problems.compactMap(\.item)) == [items[0].id.hex, items[1].id.hex])
     }
 
@@ -141,7 +141,7 @@ import Testing
         try Data(bytes).write(to: URL(fileURLWithPath: journal))
         let report = try Fixtures.reopen(dir).verify(mode: .standard)
         #expect(!report.ok)
-        #expect(report.problems.contains { $0.kind == "journal-damaged" })
+        #expect(report.problems.contains { $0.kind == .journalDamaged })
         // Appends after the damage leave the damaged bytes exactly as they were, for forensics.
         _ = try Fixtures.reopen(dir).record([Event(type: .extract, time: RFC3339.now(), actor: "t", item: .random())])
         let after = Fixtures.read(journal)
@@ -157,7 +157,7 @@ import Testing
         try Data(bytes).write(to: URL(fileURLWithPath: journal))
         let report = try archive.verify(mode: .standard)
         #expect(!report.ok)
-        #expect(report.problems.contains { $0.kind == "journal-damaged" })
+        #expect(report.problems.contains { $0.kind == .journalDamaged })
         let error = #expect(throws: ArchiveError.self) { try archive.collectGarbage(dryRun: true) }
         #expect(error?.code == .damaged)
         _ = try archive.ingest([dir.write("d.txt", text: "d")], options: IngestOptions())
@@ -233,7 +233,7 @@ import Testing
             _ = try archive.journal.append([first], hint: .start)
         }
         let report = try Fixtures.reopen(dir).verify(mode: .standard)
-        #expect(report.problems.contains { $0.kind == "replayed-entry" && $0.entry == 2 })
+        #expect(report.problems.contains { $0.kind == .replayedEntry && $0.entry == 2 })
         #expect(try Fixtures.reopen(dir).index().list(ItemFilter()).count == 2)
         do {
             let exclusive = try Fixtures.reopen(dir, access: .exclusive)
@@ -249,7 +249,7 @@ import Testing
         )
         _ = try archive.journal.append([forged], hint: .start)
         let report = try Fixtures.reopen(dir).verify(mode: .standard)
-        #expect(report.problems.contains { $0.kind == "bad-entry" && $0.entry == 2 })
+        #expect(report.problems.contains { $0.kind == .badEntry && $0.entry == 2 })
     }
 }
 

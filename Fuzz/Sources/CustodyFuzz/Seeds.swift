@@ -226,7 +226,7 @@ enum Seeds {
             // A head holds no objects (a node serves them one by one): missing objects are its only problems.
             let head = name.contains("-head")
             try require(
-                head ? report.problems.allSatisfy { $0.kind == "object-missing" } : report.integrityOK,
+                head ? report.problems.allSatisfy { $0.kind == .objectMissing } : report.integrityOK,
                 "bundle seed \(name): \(report.problems.map(\.kind))"
             )
         }

@@ -47,9 +47,9 @@ struct LedgerAudit {
             served = try ledger.latestCheckpoint()
             if let served { signed[served.size] = served.root }
         } catch let error as ArchiveError {
-            problems.append(VerifyProblem(kind: "checkpoint-invalid", detail: error.problem))
+            problems.append(VerifyProblem(kind: .checkpointInvalid, detail: error.problem))
         } catch {
-            problems.append(VerifyProblem(kind: "checkpoint-invalid", detail: "log/checkpoint cannot be read"))
+            problems.append(VerifyProblem(kind: .checkpointInvalid, detail: "log/checkpoint cannot be read"))
         }
         for size in ledger.checkpointSizes() {
             do {
@@ -57,7 +57,7 @@ struct LedgerAudit {
                 if let latest = signed[size], latest != checkpoint.root {
                     problems.append(
                         VerifyProblem(
-                            kind: "checkpoint-fork",
+                            kind: .checkpointFork,
                             detail:
                                 "the log signed two different trees of size \(size) (log/checkpoint and journal/checkpoints/\(size))"
                         )
@@ -65,10 +65,10 @@ struct LedgerAudit {
                 }
                 signed[size] = checkpoint.root
             } catch let error as ArchiveError {
-                problems.append(VerifyProblem(kind: "checkpoint-invalid", detail: error.problem))
+                problems.append(VerifyProblem(kind: .checkpointInvalid, detail: error.problem))
             } catch {
                 problems.append(
-                    VerifyProblem(kind: "checkpoint-invalid", detail: "journal/checkpoints/\(size) cannot be read")
+                    VerifyProblem(kind: .checkpointInvalid, detail: "journal/checkpoints/\(size) cannot be read")
                 )
             }
         }
@@ -82,7 +82,7 @@ struct LedgerAudit {
             } else {
                 problems.append(
                     VerifyProblem(
-                        kind: "checkpoint-invalid",
+                        kind: .checkpointInvalid,
                         detail:
                             "journal/checkpoints/\(TerminalText.escape(name)) is not a checkpoint of this log (its name is not a tree size); remove it"
                     )
@@ -191,7 +191,7 @@ struct LedgerAudit {
         if truncated {
             problems.append(
                 VerifyProblem(
-                    kind: "ledger-truncated",
+                    kind: .ledgerTruncated,
                     entry: entries,
                     detail:
                         "the journal holds \(entries) entries but the log signed a checkpoint of size \(latestSize): entries were removed (or the journal restored from an older backup)"
@@ -209,7 +209,7 @@ struct LedgerAudit {
             for (path, what) in differingTiles {
                 problems.append(
                     VerifyProblem(
-                        kind: "tile-mismatch",
+                        kind: .tileMismatch,
                         detail:
                             "log/\(path) \(what); custody reindex rebuilds the tiles from the journal"
                     )
@@ -238,7 +238,7 @@ struct LedgerAudit {
             let tile = Tiles.hashTilePath(level: 0, index: leaf.index / Tiles.width, width: Tiles.width)
             problems.append(
                 VerifyProblem(
-                    kind: "ledger-mismatch",
+                    kind: .ledgerMismatch,
                     entry: leaf.index,
                     detail:
                         "log entry \(leaf.index) is not the entry the signed log holds at that position (its leaf hash differs from the one log/\(tile) proves into the checkpoint of size \(badSize)): it was altered, replaced or moved"
@@ -248,7 +248,7 @@ struct LedgerAudit {
         let at = named.map { " (the first entry that differs from the signed log is entry \($0))" } ?? ""
         problems.append(
             VerifyProblem(
-                kind: "ledger-mismatch",
+                kind: .ledgerMismatch,
                 entry: named,
                 detail:
                     "entries 0..<\(badSize) do not hash to the root the log signed at size \(badSize)\(at): the history was altered, reordered or replaced"
@@ -258,7 +258,7 @@ struct LedgerAudit {
         if let root = allSigned[latestSize], (try? latest.root()).map({ constantTimeEqual($0, root) }) != true {
             problems.append(
                 VerifyProblem(
-                    kind: "tile-mismatch",
+                    kind: .tileMismatch,
                     detail:
                         "the tiles under log/tile/ do not reproduce the root of the checkpoint of size \(latestSize) either; restore the journal, then custody reindex rebuilds them"
                 )
@@ -287,7 +287,7 @@ struct LedgerAudit {
             }
             problems.append(
                 VerifyProblem(
-                    kind: "tile-unexpected",
+                    kind: .tileUnexpected,
                     detail:
                         "log/\(TerminalText.escape(path)) is not a tile or entry bundle of this log's tree (planted, or left from another history), yet log/ is meant to be servable as it is; remove it (custody reindex rebuilds the tiles)"
                 )

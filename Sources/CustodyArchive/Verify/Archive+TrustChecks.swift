@@ -11,9 +11,9 @@ extension ArchiveContext {
             _ = try identity()
             return []
         } catch let error as ArchiveError {
-            return [VerifyProblem(kind: "identity-invalid", detail: error.problem)]
+            return [VerifyProblem(kind: .identityInvalid, detail: error.problem)]
         } catch {
-            return [VerifyProblem(kind: "identity-invalid", detail: "identity.json cannot be read")]
+            return [VerifyProblem(kind: .identityInvalid, detail: "identity.json cannot be read")]
         }
     }
 
@@ -49,7 +49,7 @@ extension ArchiveContext {
             bodies = try knownBodies()
         } catch let error as ArchiveError {
             problems.append(
-                VerifyProblem(kind: "cosignature-unknown", detail: "\(error.problem); no cosigner is known")
+                VerifyProblem(kind: .cosignatureUnknown, detail: "\(error.problem); no cosigner is known")
             )
             bodies = []
         } catch {
@@ -76,7 +76,7 @@ extension ArchiveContext {
                     }
                     problems.append(
                         VerifyProblem(
-                            kind: "cosignature-invalid",
+                            kind: .cosignatureInvalid,
                             detail:
                                 "\(path) holds a signature line under this log's own name that does not verify with its log key"
                         )
@@ -86,7 +86,7 @@ extension ArchiveContext {
                     else { continue }
                     problems.append(
                         VerifyProblem(
-                            kind: "cosignature-invalid",
+                            kind: .cosignatureInvalid,
                             detail:
                                 "\(path) holds a cosignature by \(name) that does not verify with that witness's key over this checkpoint (forged or altered)"
                         )
@@ -94,7 +94,7 @@ extension ArchiveContext {
                 } else {
                     problems.append(
                         VerifyProblem(
-                            kind: "cosignature-unknown",
+                            kind: .cosignatureUnknown,
                             detail:
                                 "\(path) holds a signature line by \(name), which is no known witness of this archive (planted, or its witness was never added)"
                         )
@@ -120,7 +120,7 @@ extension ArchiveContext {
             guard let body = logs[name], let logKey = body.logKey else {
                 problems.append(
                     VerifyProblem(
-                        kind: "witness-state-invalid",
+                        kind: .witnessStateInvalid,
                         detail: "\(shown) is the state of no known witness's log (planted, or its body was never added)"
                     )
                 )
@@ -138,7 +138,7 @@ extension ArchiveContext {
             else {
                 problems.append(
                     VerifyProblem(
-                        kind: "witness-state-invalid",
+                        kind: .witnessStateInvalid,
                         detail:
                             "\(shown) is not a checkpoint of \(TerminalText.escape(body.identity.origin)) signed by its log key; witness cosign refuses that log until it is restored from a backup"
                     )
@@ -173,7 +173,7 @@ extension ArchiveContext {
             else {
                 problems.append(
                     VerifyProblem(
-                        kind: "witness-conflict-invalid",
+                        kind: .witnessConflictInvalid,
                         detail: "\(shown) is not a readable conflict record"
                     )
                 )
@@ -193,7 +193,7 @@ extension ArchiveContext {
             else {
                 problems.append(
                     VerifyProblem(
-                        kind: "witness-conflict-invalid",
+                        kind: .witnessConflictInvalid,
                         detail:
                             "\(shown) does not hold two checkpoints signed by the log key of a known witness: it is no evidence of a fork (altered or planted)"
                     )

@@ -20,7 +20,7 @@ extension ArchiveContext {
                     guard ingested.contains(item) else {
                         map.problems.append(
                             VerifyProblem(
-                                kind: "bad-entry",
+                                kind: .badEntry,
                                 item: item.hex,
                                 entry: entry.index,
                                 detail: "a \(event.type) event for an item with no earlier ingest event"
@@ -39,7 +39,7 @@ extension ArchiveContext {
                 } else if event.type == .grant, let reference = event.grant {
                     map.problems.append(
                         VerifyProblem(
-                            kind: "grant-mismatch",
+                            kind: .grantMismatch,
                             entry: entry.index,
                             detail: "grants/\(reference.id).grant is missing, altered, or not validly signed"
                         )
@@ -49,14 +49,14 @@ extension ArchiveContext {
                 if let ref = event.annotation, let item = event.item { map.add(ref, item: item.hex) }
                 guard let item = event.item, let objects = event.objects else {
                     map.problems.append(
-                        VerifyProblem(kind: "bad-entry", entry: entry.index, detail: "ingest event without objects")
+                        VerifyProblem(kind: .badEntry, entry: entry.index, detail: "ingest event without objects")
                     )
                     return
                 }
                 guard ingested.insert(item).inserted else {
                     map.problems.append(
                         VerifyProblem(
-                            kind: "replayed-entry",
+                            kind: .replayedEntry,
                             item: item.hex,
                             entry: entry.index,
                             detail: "a second ingest event for the same item (a replayed entry)"
@@ -76,7 +76,7 @@ extension ArchiveContext {
                     else {
                         map.problems.append(
                             VerifyProblem(
-                                kind: "corrupt",
+                                kind: .corrupt,
                                 object: listRef.name.hex,
                                 item: item.hex,
                                 detail: "chunk list is missing or corrupt; its chunks cannot be checked"
@@ -87,7 +87,7 @@ extension ArchiveContext {
                     for ref in refs { map.add(ref, item: item.hex) }
                 }
             } catch let error as ArchiveError {
-                map.problems.append(VerifyProblem(kind: "bad-entry", entry: entry.index, detail: error.problem))
+                map.problems.append(VerifyProblem(kind: .badEntry, entry: entry.index, detail: error.problem))
             }
         }
         map.entries = end.count
@@ -100,7 +100,7 @@ extension ArchiveContext {
         if case .damaged(let offset) = tail {
             map.problems.append(
                 VerifyProblem(
-                    kind: "journal-damaged",
+                    kind: .journalDamaged,
                     entry: end.count,
                     detail: "the journal is damaged at byte \(offset); later entries cannot be read"
                 )
@@ -117,7 +117,7 @@ extension ArchiveContext {
             ingests[seq] == id
                 ? nil
                 : VerifyProblem(
-                    kind: "index-mismatch",
+                    kind: .indexMismatch,
                     item: id,
                     entry: seq,
                     detail:
@@ -150,10 +150,10 @@ extension ArchiveContext {
         _ name: ObjectName,
         expectedSize: Int64,
         listed: [ObjectName: Int64]
-    ) -> (String, String)? {
-        guard let size = listed[name] else { return ("missing", "object is missing") }
+    ) -> (VerifyProblem.Kind, String)? {
+        guard let size = listed[name] else { return (.missing, "object is missing") }
         return size == expectedSize
-            ? nil : ("size-mismatch", "object is \(size) bytes, the journal says \(expectedSize)")
+            ? nil : (.sizeMismatch, "object is \(size) bytes, the journal says \(expectedSize)")
     }
 
     /// Checks one object's bytes against its name (standard and deep).
@@ -165,23 +165,23 @@ extension ArchiveContext {
         expectedSize: Int64,
         in store: any ObjectStore
     ) throws -> (
-        String, String
+        VerifyProblem.Kind, String
     )? {
         do {
             guard let bytes = try store.read(name, limit: max(Int(expectedSize), 0) + 1) else {
-                return ("missing", "object is missing")
+                return (.missing, "object is missing")
             }
-            guard ObjectName(of: bytes) == name else { return ("corrupt", "content does not hash to its name") }
+            guard ObjectName(of: bytes) == name else { return (.corrupt, "content does not hash to its name") }
             let size = Int64(bytes.count)
             return size == expectedSize
-                ? nil : ("size-mismatch", "object is \(size) bytes, the journal says \(expectedSize)")
+                ? nil : (.sizeMismatch, "object is \(size) bytes, the journal says \(expectedSize)")
         } catch let error as ArchiveError {
             switch error.code {
             case .notAuthorised, .temporary, .usage, .notFound: throw error
-            default: return ("corrupt", error.problem)
+            default: return (.corrupt, error.problem)
             }
         } catch {
-            return ("corrupt", "unreadable")
+            return (.corrupt, "unreadable")
         }
     }
 }
@@ -362,7 +362,7 @@ extension Archive.Unlocked {
                 guard let recorded = Encoding.bytes(base64: chunk.key), imported || constantTimeEqual(derived, recorded)
                 else {
                     return VerifyProblem(
-                        kind: "chunk-key-mismatch",
+                        kind: .chunkKeyMismatch,
                         object: chunk.object.hex,
                         item: item.hex,
                         detail: "the chunk's key is not the convergent key of its plaintext"
@@ -376,7 +376,7 @@ extension Archive.Unlocked {
             let digest = hasher.finalize()
             guard remaining == 0, Encoding.hex(digest) == metadata.sha256, manifest.size == metadata.size else {
                 return VerifyProblem(
-                    kind: "sha256-mismatch",
+                    kind: .sha256Mismatch,
                     item: item.hex,
                     detail: "decrypted content does not match its SHA-256"
                 )
@@ -385,7 +385,7 @@ extension Archive.Unlocked {
                 Event.commitment(nonce: nonce, sha256: digest, size: metadata.size) == event.commitment
             else {
                 return VerifyProblem(
-                    kind: "commitment-mismatch",
+                    kind: .commitmentMismatch,
                     item: item.hex,
                     detail: "the ledger's evidence commitment does not open to this content"
                 )
@@ -393,11 +393,11 @@ extension Archive.Unlocked {
             return nil
         } catch let error as ArchiveError {
             if error.code == .notAuthorised {
-                return VerifyProblem(kind: "undecryptable", item: item.hex, detail: error.problem)
+                return VerifyProblem(kind: .undecryptable, item: item.hex, detail: error.problem)
             }
-            return VerifyProblem(kind: "undecryptable", item: item.hex, detail: error.problem)
+            return VerifyProblem(kind: .undecryptable, item: item.hex, detail: error.problem)
         } catch {
-            return VerifyProblem(kind: "undecryptable", item: item.hex, detail: "decryption failed")
+            return VerifyProblem(kind: .undecryptable, item: item.hex, detail: "decryption failed")
         }
     }
 }

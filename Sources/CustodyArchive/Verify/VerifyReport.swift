@@ -19,7 +19,7 @@ package struct VerifyProblem: Sendable, Equatable, Codable {
     /// `commitment-mismatch`, the ledger's kinds (`ledger-mismatch`, `tile-mismatch`, `tile-unexpected`, …) and the
     /// trust kinds (`identity-invalid`, `cosignature-invalid`, `cosignature-unknown`, `witness-state-invalid`):
     /// Docs/LEDGER.md section 14.
-    package var kind: String
+    package var kind: Kind
     /// The object concerned.
     package var object: String?
     /// The item concerned.

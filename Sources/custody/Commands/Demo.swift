@@ -394,7 +394,7 @@ extension CustodyCommand {
             for problem in rewritten.problems {
                 print("verify: \(problem.kind)\(problem.entry.map { " entry \($0)" } ?? "") — \(problem.detail)")
             }
-            guard rewritten.problems.contains(where: { $0.kind == "ledger-mismatch" && $0.entry == entries.count - 3 })
+            guard rewritten.problems.contains(where: { $0.kind == .ledgerMismatch && $0.entry == entries.count - 3 })
             else { throw ArchiveError(.damaged, "demo: verify missed the rewritten journal", fix: "report this bug") }
             try original.write(to: URL(fileURLWithPath: journalPath))
             print(

@@ -24,7 +24,7 @@ extension BundleVerification {
         report.objects += objects.checked
         report.problems += objects.sortedProblems
         guard let identity, let grant, let checkpoint, last == .end else {
-            if report.problems.isEmpty { problem("bundle-damaged", "the bundle is incomplete") }
+            if report.problems.isEmpty { problem(.bundleDamaged, "the bundle is incomplete") }
             return (report, nil)
         }
         checkReshareChain(of: grant)
@@ -33,7 +33,7 @@ extension BundleVerification {
         report.validNow = grant.isValid(at: time)
         if !report.validNow {
             problem(
-                "grant-not-valid",
+                .grantNotValid,
                 "the grant is valid from \(grant.created) until \(grant.expires), not at \(RFC3339.format(time))"
             )
         }
@@ -60,7 +60,7 @@ extension BundleVerification {
             let faults = reshareFaults(child, of: parent.grant, firstLink: depth == 0, permission: grant.permission)
             if !faults.isEmpty {
                 problem(
-                    "reshare-invalid",
+                    .reshareInvalid,
                     "grant \(child.id) is not a valid re-share of \(parent.grant.id): " + faults.joined(separator: "; ")
                 )
             }
@@ -103,15 +103,15 @@ extension BundleVerification {
     /// documented (steps 6 and 8).
     private func checkCompleteness(of grant: Grant, seen: Set<ObjectName>) {
         if !grantLogged {
-            problem("grant-unlogged", "the bundle does not prove that the grant is in the granter's log")
+            problem(.grantUnlogged, "the bundle does not prove that the grant is in the granter's log")
         }
         for name in Set(released.keys).subtracting(seen).sorted() {
-            problem("object-missing", "an object the grant releases is not in the bundle", object: name.hex)
+            problem(.objectMissing, "an object the grant releases is not in the bundle", object: name.hex)
         }
         for item in grant.items {
             guard let origin = origins[item.id], origin.objects != nil else {
                 problem(
-                    "item-unproven",
+                    .itemUnproven,
                     "no ingest event of the item is proved in the granter's log",
                     item: item.id.hex
                 )
@@ -126,10 +126,10 @@ extension BundleVerification {
                 tail: tails[item.id] ?? [],
                 permission: grant.permission
             ) {
-                problem("scope-mismatch", fault, item: item.id.hex)
+                problem(.scopeMismatch, fault, item: item.id.hex)
             }
             if grant.permission == "metadata", item.keys.content != nil {
-                problem("scope-mismatch", "a metadata-only grant carries a content key", item: item.id.hex)
+                problem(.scopeMismatch, "a metadata-only grant carries a content key", item: item.id.hex)
             }
         }
     }
@@ -142,7 +142,7 @@ extension BundleVerification {
             && expected.logVerifierKey == identity.logVerifierKey
         if !report.granterTrusted {
             problem(
-                "granter-untrusted",
+                .granterUntrusted,
                 "the bundle's granter (\(identity.fingerprint)) is not the given identity (\(expected.fingerprint))"
             )
         }

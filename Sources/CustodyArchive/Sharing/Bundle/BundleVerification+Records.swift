@@ -8,12 +8,12 @@ extension BundleVerification {
         guard let identity, let checkpoint, let grant, let signing = Encoding.bytes(base64: identity.signingKey)
         else { return .stop }
         guard let (entryRecord, entry) = BundleFormat.EntryRecord.parse(record.payload) else {
-            problem("entry-invalid", "the ledger entry record at byte \(record.offset) is malformed")
+            problem(.entryInvalid, "the ledger entry record at byte \(record.offset) is malformed")
             return .next
         }
         let index = entryRecord.index
         guard index > lastIndex else {
-            problem("entry-invalid", "ledger entry \(index) is out of order or repeated", entry: index)
+            problem(.entryInvalid, "ledger entry \(index) is out of order or repeated", entry: index)
             return .next
         }
         lastIndex = index
@@ -27,14 +27,14 @@ extension BundleVerification {
             ) == checkpoint.root
         else {
             problem(
-                "proof-invalid",
+                .proofInvalid,
                 "ledger entry \(index) is not proved to be in the granter's signed log of size \(checkpoint.size)",
                 entry: index
             )
             return .next
         }
         guard let event = try? Event.parse(entry, publicKey: signing) else {
-            problem("entry-invalid", "ledger entry \(index) is not signed by the granter", entry: index)
+            problem(.entryInvalid, "ledger entry \(index) is not signed by the granter", entry: index)
             return .next
         }
         keep(event, index: index, grant: grant)
@@ -54,7 +54,7 @@ extension BundleVerification {
         } else if event.type == .tag || event.type == .note, let ref = event.annotation {
             guard (tails[item]?.count ?? 0) < BundleFormat.maxAnnotationsPerItem else {
                 problem(
-                    "entry-invalid",
+                    .entryInvalid,
                     "the bundle proves more than \(BundleFormat.maxAnnotationsPerItem) annotations of one item",
                     item: item.hex,
                     entry: index
@@ -70,7 +70,7 @@ extension BundleVerification {
     func checkObject(_ record: BundleRecord) -> Step {
         guard record.payload.count >= 32 else {
             report.objects += 1
-            problem("bundle-damaged", "the object record at byte \(record.offset) is too short")
+            problem(.bundleDamaged, "the object record at byte \(record.offset) is too short")
             return .next
         }
         guard let claimed = ObjectName(hex: Encoding.hex(record.payload[0..<32])) else { return .next }
@@ -84,7 +84,7 @@ extension BundleVerification {
             nextObject = position + 1
         } else if expectedPositions[claimed] != nil, !objects.hasSeen(claimed) {
             problem(
-                "object-order",
+                .objectOrder,
                 "the object record at byte \(record.offset) is not the next object the grant releases",
                 object: claimed.hex
             )

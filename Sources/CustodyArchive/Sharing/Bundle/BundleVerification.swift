@@ -65,7 +65,13 @@ final class BundleVerification {
     }
 
     /// Records a problem.
-    func problem(_ kind: String, _ detail: String, object: String? = nil, item: String? = nil, entry: Int? = nil) {
+    func problem(
+        _ kind: VerifyProblem.Kind,
+        _ detail: String,
+        object: String? = nil,
+        item: String? = nil,
+        entry: Int? = nil
+    ) {
         report.problems.append(VerifyProblem(kind: kind, object: object, item: item, entry: entry, detail: detail))
     }
 
@@ -75,18 +81,18 @@ final class BundleVerification {
             let record: BundleRecord
             do {
                 guard let next = try reader.next() else {
-                    problem("bundle-damaged", "the bundle has no end record (it was cut short)")
+                    problem(.bundleDamaged, "the bundle has no end record (it was cut short)")
                     return
                 }
                 record = next
             } catch let error as ArchiveError {
-                problem("bundle-damaged", error.problem)
+                problem(.bundleDamaged, error.problem)
                 return
             }
             // I, G, then any P, then C; then any E records, any O records, and Z.
             guard record.kind.mayFollow(last) else {
                 problem(
-                    "bundle-damaged",
+                    .bundleDamaged,
                     "the \(record.kind.letter) record at byte \(record.offset) is out of order or missing its predecessors"
                 )
                 return
@@ -94,7 +100,7 @@ final class BundleVerification {
             if record.kind.order > BundleRecord.Kind.ancestor.order,
                 (last?.order ?? -1) <= BundleRecord.Kind.ancestor.order, let missing = expectedParent
             {
-                problem("parent-missing", "the bundle lacks the parent grant \(missing.id) this grant re-shares from")
+                problem(.parentMissing, "the bundle lacks the parent grant \(missing.id) this grant re-shares from")
                 return
             }
             last = record.kind
@@ -120,7 +126,7 @@ final class BundleVerification {
         guard let parsed = try? JSONDecoder().decode(Identity.self, from: Data(record.payload)), parsed.isValid,
             VerifierKey(parsed.logVerifierKey)?.name == parsed.origin
         else {
-            problem("identity-invalid", "the granter's identity in the bundle is not validly self-signed")
+            problem(.identityInvalid, "the granter's identity in the bundle is not validly self-signed")
             return .stop
         }
         identity = parsed
@@ -133,25 +139,25 @@ final class BundleVerification {
         let parsed: Grant
         switch Grant.parseSignature(record.payload) {
         case .failure(.malformed(let fault)):
-            problem("grant-malformed", "the grant is malformed: \(fault)")
+            problem(.grantMalformed, "the grant is malformed: \(fault)")
             return .stop
         case .failure(.signature):
-            problem("grant-signature", Grant.Fault.signature.error.problem)
+            problem(.grantSignature, Grant.Fault.signature.error.problem)
             return .stop
         case .success(let grant):
             parsed = grant
         }
         guard let identity, parsed.granter.signingKey == identity.signingKey, parsed.granter.boxKey == identity.boxKey
         else {
-            problem("granter-mismatch", "the grant names another granter than the bundle's identity")
+            problem(.granterMismatch, "the grant names another granter than the bundle's identity")
             return .stop
         }
         if let fault = parsed.formFault {
-            problem("grant-malformed", "the grant is malformed: \(fault)")
+            problem(.grantMalformed, "the grant is malformed: \(fault)")
             return .stop
         }
         if let expectedGrant, parsed.id != expectedGrant {
-            problem("grant-unexpected", "the peer sent grant \(parsed.id) for grant \(expectedGrant)")
+            problem(.grantUnexpected, "the peer sent grant \(parsed.id) for grant \(expectedGrant)")
             return .stop
         }
         grant = parsed
@@ -172,7 +178,7 @@ final class BundleVerification {
     private func checkAncestor(_ record: BundleRecord) -> Step {
         guard let reference = expectedParent else {
             problem(
-                "reshare-invalid",
+                .reshareInvalid,
                 "the P record at byte \(record.offset) is not on the grant's parent chain (the chain has ended)"
             )
             return .stop
@@ -180,20 +186,20 @@ final class BundleVerification {
         ancestorBytes += record.payload.count
         guard ancestors.count < BundleFormat.maxAncestors, ancestorBytes <= BundleFormat.maxAncestorBytes else {
             problem(
-                "reshare-invalid",
+                .reshareInvalid,
                 "the re-share chain is longer than \(BundleFormat.maxAncestors) grants or \(BundleFormat.maxAncestorBytes >> 20) MiB"
             )
             return .stop
         }
         guard Grant.hash(record.payload) == reference.hash else {
             problem(
-                "parent-missing",
+                .parentMissing,
                 "the P record at byte \(record.offset) is not the parent grant \(reference.id) (its hash differs)"
             )
             return .stop
         }
         guard let parsed = try? Grant.parse(record.payload), parsed.id == reference.id else {
-            problem("grant-signature", "the ancestor grant \(reference.id) is malformed or not validly signed")
+            problem(.grantSignature, "the ancestor grant \(reference.id) is malformed or not validly signed")
             return .stop
         }
         ancestors.append((parsed, record.payload))
@@ -210,14 +216,14 @@ final class BundleVerification {
                 publicKey: key.publicKey
             )
         else {
-            problem("checkpoint-invalid", "the checkpoint is not signed by the granter's log key")
+            problem(.checkpointInvalid, "the checkpoint is not signed by the granter's log key")
             return .stop
         }
         checkpoint = parsed
         report.cosignatures = BundleVerifier.checkCosignatures(parsed, logKey: key, witnesses: witnesses)
         for bad in report.cosignatures where bad.status == "invalid" {
             problem(
-                "cosignature-invalid",
+                .cosignatureInvalid,
                 "the checkpoint's cosignature by \(TerminalText.escape(bad.witness)) does not verify with that witness's key"
             )
         }

@@ -68,20 +68,20 @@ final class ObjectAdmission: Sendable {
     /// concerns it; then delivers it.
     func admit(_ claimed: ObjectName, _ bytes: [UInt8], released: [ObjectName: Int64]) {
         count.wrappingAdd(1, ordering: .relaxed)
-        func fail(_ kind: String, _ detail: String) {
+        func fail(_ kind: VerifyProblem.Kind, _ detail: String) {
             problems.withLock { $0.append(VerifyProblem(kind: kind, object: claimed.hex, detail: detail)) }
         }
         guard let size = released[claimed] else {
-            return fail("object-unreferenced", "the bundle holds an object the grant does not release")
+            return fail(.objectUnreferenced, "the bundle holds an object the grant does not release")
         }
         guard seen.withLock({ $0.insert(claimed).inserted }) else {
-            return fail("object-duplicate", "the object appears twice")
+            return fail(.objectDuplicate, "the object appears twice")
         }
         guard Int64(bytes.count) == size else {
-            return fail("object-corrupt", "the object is \(bytes.count) bytes, the grant says \(size)")
+            return fail(.objectCorrupt, "the object is \(bytes.count) bytes, the grant says \(size)")
         }
         guard ObjectName(of: bytes) == claimed else {
-            return fail("object-corrupt", "the object's bytes do not hash to its name")
+            return fail(.objectCorrupt, "the object's bytes do not hash to its name")
         }
         checkChunkList(claimed, bytes)
         do {
@@ -100,7 +100,7 @@ final class ObjectAdmission: Sendable {
                 problems.withLock {
                     $0.append(
                         VerifyProblem(
-                            kind: "scope-mismatch",
+                            kind: .scopeMismatch,
                             object: claimed.hex,
                             item: check.item.hex,
                             detail: "the item's released chunks are not its chunk list's distinct chunks in order"
