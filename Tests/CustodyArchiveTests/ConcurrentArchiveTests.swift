@@ -73,4 +73,18 @@ import Testing
         #expect(try keyless.index().list(ItemFilter()).count == 1)
         #expect(throws: ArchiveError.self) { try keyless.unlock() }
     }
+
+    @Test func aTornJournalTailDoesNotMakeAKeylessReaderAskForThePassphrase() throws {
+        do {
+            let archive = try Fixtures.archive(in: dir)
+            _ = try archive.ingest([dir.write("a.txt", text: "a")], options: IngestOptions())
+        }
+        // A crash mid-append leaves part of a frame after the last whole entry.
+        let journal = try FileHandle(forWritingTo: URL(fileURLWithPath: dir.path + "/archive/journal/entries"))
+        try journal.seekToEnd()
+        try journal.write(contentsOf: Data([0x43, 0x4A, 0x31, 0x00, 0x00, 0x00, 0x10]))
+        try journal.close()
+        let keyless = try Archive.open(at: dir.path + "/archive")
+        #expect(try keyless.index().list(ItemFilter()).count == 1)
+    }
 }

@@ -12,10 +12,24 @@ extension ArchiveContext {
     /// ``Archive`` asks its passphrase then, and only then.
     package func index() throws -> ArchiveIndex {
         let index = try archive.openedIndex.get()
-        if try index.position().offset != journal.byteCount() {
-            try unlocked().catchUpIndex(known: [:])
-        }
+        let position = try index.position()
+        let size = journal.byteCount()
+        guard position.offset != size else { return index }
+        guard position.offset < size else { throw Self.indexAheadOfJournal }
+        // Bytes follow the indexed position; only a whole entry among them needs applying (a torn tail left by a
+        // crash does not, and must not make a keyless reader ask for the passphrase).
+        var pending = false
+        _ = try journal.scan(from: position, limit: 1) { _ in pending = true }
+        if pending { try unlocked().catchUpIndex(known: [:]) }
         return index
+    }
+
+    static var indexAheadOfJournal: ArchiveError {
+        ArchiveError(
+            .damaged,
+            "the index is ahead of the journal (was the journal restored from an older backup?)",
+            fix: "run custody verify, then custody reindex"
+        )
     }
 
     /// Reads the signed grant a `grant` event names and checks it is the one the event hashed.
@@ -65,13 +79,7 @@ extension Archive.Unlocked {
         var duplicates: [String: String?] = [:]
         while true {
             let start = try index.position()
-            guard start.offset <= journal.byteCount() else {
-                throw ArchiveError(
-                    .damaged,
-                    "the index is ahead of the journal (was the journal restored from an older backup?)",
-                    fix: "run custody verify, then custody reindex"
-                )
-            }
+            guard start.offset <= journal.byteCount() else { throw Self.indexAheadOfJournal }
             var batch = IndexBatch(end: start)
             var ingests: [ItemID: Event] = [:]
             var seenGrants = Set<String>()
