@@ -26,6 +26,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
     ],
     targets: [
         .systemLibrary(
@@ -42,13 +43,38 @@ let package = Package(
             ],
             swiftSettings: strictSettings + instrumented
         ),
+        // Objects by name, whatever holds them: the async ObjectStore protocol and the filesystem store. Blocking
+        // file work runs on NIOThreadPool; the module knows no HTTP.
+        .target(
+            name: "CustodyStorage",
+            dependencies: [
+                "CustodyCrypto",
+                "CCustodySystem",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ],
+            swiftSettings: strictSettings + instrumented
+        ),
+        // Objects on S3: the async client (AsyncHTTPClient), SigV4, the store, migration, and the factory that
+        // picks an archive's backend from objects.json.
+        .target(
+            name: "CustodyS3",
+            dependencies: [
+                "CustodyStorage",
+                "CustodyCrypto",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ],
+            swiftSettings: strictSettings + instrumented
+        ),
         .target(
             name: "CustodyArchive",
             dependencies: [
                 "CustodyCrypto",
+                "CustodyStorage",
                 "CCustodySystem",
                 .product(name: "GRDB", package: "GRDB.swift"),
-                .product(name: "AsyncHTTPClient", package: "async-http-client"),
             ],
             swiftSettings: strictSettings + instrumented
         ),
@@ -57,6 +83,7 @@ let package = Package(
             dependencies: [
                 "CustodyArchive",
                 "CustodyCrypto",
+                "CustodyStorage",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
@@ -69,7 +96,7 @@ let package = Package(
         // Benchmarks the CLI runs (`custody bench`), kept out of the core library: they only call its API.
         .target(
             name: "CustodyBenchmarks",
-            dependencies: ["CustodyArchive", "CustodyCrypto"],
+            dependencies: ["CustodyArchive", "CustodyCrypto", "CustodyStorage"],
             swiftSettings: strictSettings
         ),
         .executableTarget(
@@ -79,6 +106,8 @@ let package = Package(
                 "CustodyBenchmarks",
                 "CustodyNode",
                 "CustodyCrypto",
+                "CustodyStorage",
+                "CustodyS3",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -86,7 +115,7 @@ let package = Package(
         ),
         .target(
             name: "CustodyTestSupport",
-            dependencies: ["CustodyArchive", "CustodyCrypto"],
+            dependencies: ["CustodyArchive", "CustodyCrypto", "CustodyStorage"],
             path: "Tests/CustodyTestSupport",
             swiftSettings: strictSettings
         ),
@@ -97,14 +126,25 @@ let package = Package(
         ),
         .testTarget(
             name: "CustodyArchiveTests",
-            dependencies: ["CustodyArchive", "CustodyCrypto", "CustodyTestSupport"],
+            dependencies: ["CustodyArchive", "CustodyCrypto", "CustodyStorage", "CustodyTestSupport"],
+            exclude: ["Vectors"],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "CustodyStorageTests",
+            dependencies: ["CustodyStorage", "CustodyCrypto", .product(name: "NIOPosix", package: "swift-nio")],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "CustodyS3Tests",
+            dependencies: ["CustodyS3", "CustodyStorage", "CustodyCrypto"],
             exclude: ["Vectors"],
             swiftSettings: strictSettings
         ),
         .testTarget(
             name: "CustodyNodeTests",
             dependencies: [
-                "CustodyNode", "CustodyArchive", "CustodyCrypto", "CustodyTestSupport",
+                "CustodyNode", "CustodyArchive", "CustodyCrypto", "CustodyStorage", "CustodyTestSupport",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "InMemoryLogging", package: "swift-log"),
@@ -114,7 +154,7 @@ let package = Package(
         .testTarget(
             name: "CustodyCLITests",
             dependencies: [
-                "CustodyArchive", "CustodyNode", "CustodyCrypto", "CustodyTestSupport",
+                "CustodyArchive", "CustodyNode", "CustodyCrypto", "CustodyStorage", "CustodyS3", "CustodyTestSupport",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
             ],
             swiftSettings: strictSettings

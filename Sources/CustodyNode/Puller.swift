@@ -103,7 +103,7 @@ package enum Puller {
             }
             // A name of our own: nothing the peer sends becomes part of a path.
             let path = directory + "/head-" + Encoding.hex(randomBytes(16))
-            try POSIX.writeFileAtomically(path, Array(head))
+            try ArchiveFiles.writeAtomically(path, Array(head))
             defer { unlink(path) }
             // Before anything is imported: the head's checkpoint against the log this archive witnesses.
             let note = BundleVerifier.checkpointNote(path: path)

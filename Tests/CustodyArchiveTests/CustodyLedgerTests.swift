@@ -112,7 +112,7 @@ import Testing
         let (archive, _) = try archiveWithItems()
         var bytes = Fixtures.read(journalPath)
         bytes[100] ^= 0x01
-        try POSIX.writeFileAtomically(journalPath, bytes)
+        try ArchiveFiles.writeAtomically(journalPath, bytes)
         let report = try archive.verify(mode: .quick)
         #expect(report.problems.contains { $0.kind == .journalDamaged && $0.entry == 0 })
         #expect(report.problems.contains { $0.kind == .ledgerTruncated })
@@ -122,7 +122,7 @@ import Testing
         let (archive, _) = try archiveWithItems()
         var all = try entries(archive)
         all[1][20] ^= 0x01  // inside the JSON body: the signature fails, the frame is rebuilt around it
-        try POSIX.writeFileAtomically(journalPath, all.flatMap(Journal.frame))
+        try ArchiveFiles.writeAtomically(journalPath, all.flatMap(Journal.frame))
         let report = try archive.verify(mode: .quick)
         #expect(report.problems.contains { $0.kind == .badEntry && $0.entry == 1 })
         #expect(report.problems.contains { $0.kind == .ledgerMismatch && $0.entry == 1 })
@@ -134,7 +134,7 @@ import Testing
         try archive.note(items[1].id.hex, text: "two")
         var all = try entries(archive)
         all.swapAt(3, 4)
-        try POSIX.writeFileAtomically(journalPath, all.flatMap(Journal.frame))
+        try ArchiveFiles.writeAtomically(journalPath, all.flatMap(Journal.frame))
         let report = try archive.verify(mode: .quick)
         let mismatch = try #require(report.problems.first { $0.kind == .ledgerMismatch })
         #expect(mismatch.entry == 3)
@@ -148,7 +148,7 @@ import Testing
         let (archive, items) = try archiveWithItems()
         try archive.note(items[0].id.hex, text: "will be removed")
         let all = try entries(archive)
-        try POSIX.writeFileAtomically(journalPath, all.dropLast().flatMap(Journal.frame))
+        try ArchiveFiles.writeAtomically(journalPath, all.dropLast().flatMap(Journal.frame))
         let report = try archive.verify(mode: .quick)
         let truncated = try #require(report.problems.first { $0.kind == .ledgerTruncated })
         #expect(
@@ -167,7 +167,7 @@ import Testing
             let tile = try #require(Fixtures.allFiles(under: dir.path + "/archive/log/tile/0").last)
             var bytes = Fixtures.read(tile)
             bytes[0] ^= 0x80
-            try POSIX.writeFileAtomically(tile, bytes)
+            try ArchiveFiles.writeAtomically(tile, bytes)
             let report = try archive.verify(mode: .quick)
             // The journal still hashes to every signed root: the tile is what is damaged, not the history.
             #expect(report.problems.contains { $0.kind == .tileMismatch })

@@ -91,7 +91,7 @@ import Testing
         #expect(FileManager.default.fileExists(atPath: log + "/0/002.p/54"))
         #expect(FileManager.default.fileExists(atPath: log + "/1/000.p/2"))
         #expect(FileManager.default.fileExists(atPath: log + "/entries/002.p/54"))
-        let bundle = try POSIX.readFile(log + "/entries/001", limit: 1 << 20)
+        let bundle = try ArchiveFiles.read(log + "/entries/001", limit: 1 << 20)
         #expect(Tiles.entries(ofBundle: bundle) == Array(all[256..<512]))
     }
 
@@ -182,17 +182,17 @@ import Testing
         try f.ledger.append(Fixture.entries(0..<300), logKey: f.key)
         // Flip a byte in the partial tile at the edge: the next append notices and rebuilds.
         let edge = f.dir.path + "/log/tile/0/001.p/44"
-        var bytes = try POSIX.readFile(edge, limit: 1 << 20)
+        var bytes = try ArchiveFiles.read(edge, limit: 1 << 20)
         bytes[5] ^= 1
-        try POSIX.writeFileAtomically(edge, bytes)
+        try ArchiveFiles.writeAtomically(edge, bytes)
         let (_, checkpoint) = try f.ledger.append(Fixture.entries(300..<310), logKey: f.key)
         #expect(checkpoint.root == referenceRoot(Fixture.entries(0..<310)))
         _ = try f.ledger.inclusionProof(index: 299, entry: Fixture.entries(299..<300)[0])
         // A damaged full tile is caught when a proof uses it.
         let full = f.dir.path + "/log/tile/0/000"
-        bytes = try POSIX.readFile(full, limit: 1 << 20)
+        bytes = try ArchiveFiles.read(full, limit: 1 << 20)
         bytes[40] ^= 1
-        try POSIX.writeFileAtomically(full, bytes)
+        try ArchiveFiles.writeAtomically(full, bytes)
         #expect(throws: ArchiveError.self) { try f.ledger.inclusionProof(index: 0, entry: Fixture.entries(0..<1)[0]) }
         try f.ledger.append([], logKey: f.key, rebuild: true)
         _ = try f.ledger.inclusionProof(index: 0, entry: Fixture.entries(0..<1)[0])
@@ -200,7 +200,7 @@ import Testing
 
     /// Rewrites the journal with `entries` (valid frames, so only the Merkle log can tell).
     func rewriteJournal(_ f: Fixture, _ entries: [[UInt8]]) throws {
-        try POSIX.writeFileAtomically(f.dir.path + "/journal/entries", entries.flatMap(Journal.frame))
+        try ArchiveFiles.writeAtomically(f.dir.path + "/journal/entries", entries.flatMap(Journal.frame))
     }
 
     @Test func droppingTheLastEntryStopsTheNextAppend() throws {
@@ -231,7 +231,7 @@ import Testing
         try f.ledger.append(Fixture.entries(0..<5), logKey: f.key)
         let other = try SigningKey(seed: SecretBytes(randomCount: 32))
         let forged = Checkpoint.signed(origin: "custody/test", size: 5, root: Merkle.emptyRoot, key: other)
-        try POSIX.writeFileAtomically(f.dir.path + "/log/checkpoint", Array(forged.note.utf8))
+        try ArchiveFiles.writeAtomically(f.dir.path + "/log/checkpoint", Array(forged.note.utf8))
         let error = #expect(throws: ArchiveError.self) { try f.ledger.latestCheckpoint() }
         #expect(error?.problem.contains("not a checkpoint signed by this archive's log key") == true)
     }

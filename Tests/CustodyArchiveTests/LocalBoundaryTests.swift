@@ -262,7 +262,7 @@ import Glibc
         let path = dir.path + "/bodies.json"
         let suffix = temporarySuffix()
         #expect(symlink(victim, path + ".tmp-" + suffix) == 0)
-        try POSIX.writeFileAtomically(path, Array("new".utf8), suffix: suffix)
+        try ArchiveFiles.writeAtomically(path, Array("new".utf8), suffix: suffix)
         #expect(String(decoding: Fixtures.read(victim), as: UTF8.self) == "keep me")
         #expect(String(decoding: Fixtures.read(path), as: UTF8.self) == "new")
         #expect(POSIX.lstatPath(path).map { POSIX.isRegular($0.st_mode) } == true)

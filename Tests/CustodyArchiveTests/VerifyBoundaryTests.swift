@@ -38,7 +38,7 @@ import Testing
     private func flipByte(_ path: String, at offset: Int) throws {
         var bytes = Fixtures.read(path)
         bytes[offset] ^= 0x01
-        try POSIX.writeFileAtomically(path, bytes)
+        try ArchiveFiles.writeAtomically(path, bytes)
     }
 
     /// The stored partial versions of `group` (e.g. `log/tile/entries/000`) by width, narrowest first.
@@ -56,12 +56,12 @@ import Testing
         let path = root + "/identity.json"
         let text = String(decoding: Fixtures.read(path), as: UTF8.self)
         // One letter of the display name changed: still JSON, no longer validly self-signed.
-        try POSIX.writeFileAtomically(path, Array(text.replacingOccurrences(of: "Test Body", with: "Test Bodx").utf8))
+        try ArchiveFiles.writeAtomically(path, Array(text.replacingOccurrences(of: "Test Body", with: "Test Bodx").utf8))
         let problems = try archive.verify(mode: .quick).problems
         let problem = try #require(problems.first { $0.kind == .identityInvalid })
         #expect(problem.detail.contains("identity.json") && problem.detail.contains("self-signed"))
         // A byte flipped anywhere: also reported, as what it is.
-        try POSIX.writeFileAtomically(path, Array(text.utf8))
+        try ArchiveFiles.writeAtomically(path, Array(text.utf8))
         try flipByte(path, at: 3)
         #expect(try archive.verify(mode: .quick).problems.contains { $0.kind == .identityInvalid })
     }
@@ -70,7 +70,7 @@ import Testing
         let archive = try grownArchive(notes: 0)
         let other = try witness(of: archive)
         #expect(try other.identity().isValid)
-        try POSIX.writeFileAtomically(root + "/identity.json", Fixtures.read(dir.path + "/w/identity.json"))
+        try ArchiveFiles.writeAtomically(root + "/identity.json", Fixtures.read(dir.path + "/w/identity.json"))
         let report = try archive.verify(mode: .quick)
         let problem = try #require(report.problems.first { $0.kind == .identityInvalid })
         #expect(problem.detail.contains("is not this archive's identity"))
@@ -94,7 +94,7 @@ import Testing
         forged.payload[forged.payload.count - 1] ^= 0x01
         let history = root + "/journal/checkpoints/\(checkpoint.size)"
         let stored = String(decoding: Fixtures.read(history), as: UTF8.self)
-        try POSIX.writeFileAtomically(history, Array((stored + SignedNote.line(forged)).utf8))
+        try ArchiveFiles.writeAtomically(history, Array((stored + SignedNote.line(forged)).utf8))
         var problems = try archive.verify(mode: .quick).problems
         let invalid = try #require(problems.first { $0.kind == .cosignatureInvalid })
         #expect(invalid.detail.contains("journal/checkpoints/\(checkpoint.size)"))
@@ -102,7 +102,7 @@ import Testing
         // What is printed (checkpoint --cosigned) and put in bundles as cosigned leaves the forged line out.
         #expect(try archive.cosignedCheckpoint()?.note == checkpoint.note + genuine.line)
         #expect(archive.sizeCosigned(by: w.config.origin) == checkpoint.size)
-        try POSIX.writeFileAtomically(history, Array((checkpoint.note + SignedNote.line(forged)).utf8))
+        try ArchiveFiles.writeAtomically(history, Array((checkpoint.note + SignedNote.line(forged)).utf8))
         #expect(try archive.cosignedCheckpoint() == nil)
         #expect(archive.sizeCosigned(by: w.config.origin) == nil)
 
@@ -114,7 +114,7 @@ import Testing
             key: stranger,
             timestamp: 1_800_000_000
         )
-        try POSIX.writeFileAtomically(root + "/log/checkpoint", Array((checkpoint.note + planted).utf8))
+        try ArchiveFiles.writeAtomically(root + "/log/checkpoint", Array((checkpoint.note + planted).utf8))
         problems = try archive.verify(mode: .quick).problems
         let unknown = try #require(problems.first { $0.kind == .cosignatureUnknown })
         #expect(unknown.detail.contains("log/checkpoint") && unknown.detail.contains("custody/stranger"))
@@ -141,7 +141,7 @@ import Testing
         var forged = try #require(SignedNote.parseSignatureLine(Substring(line.dropLast())))
         forged.payload[20] ^= 0x01
         let path = root + "/journal/checkpoints/\(checkpoint.size)"
-        try POSIX.writeFileAtomically(path, Fixtures.read(path) + Array(SignedNote.line(forged).utf8))
+        try ArchiveFiles.writeAtomically(path, Fixtures.read(path) + Array(SignedNote.line(forged).utf8))
         let problems = try archive.verify(mode: .quick).problems
         #expect(problems.count == 1 && problems.first?.kind == .cosignatureInvalid, "\(problems)")
     }
@@ -154,7 +154,7 @@ import Testing
         // Valid for the latest checkpoint, pasted under an earlier one: it does not cosign that tree.
         let earlier = try #require(archive.ledger.checkpointSizes().dropLast().last)
         let path = root + "/journal/checkpoints/\(earlier)"
-        try POSIX.writeFileAtomically(path, Fixtures.read(path) + Array(genuine.line.utf8))
+        try ArchiveFiles.writeAtomically(path, Fixtures.read(path) + Array(genuine.line.utf8))
         let problem = try #require(
             try archive.verify(mode: .quick).problems.first { $0.kind == .cosignatureInvalid }
         )
@@ -166,7 +166,7 @@ import Testing
         let checkpoint = try #require(try archive.ledger.latestCheckpoint())
         let impostor = try SigningKey(seed: SecretBytes(randomCount: 32))
         let line = SignedNote.signatureLine(body: checkpoint.body, name: archive.config.origin, key: impostor)
-        try POSIX.writeFileAtomically(root + "/log/checkpoint", Array((checkpoint.note + line).utf8))
+        try ArchiveFiles.writeAtomically(root + "/log/checkpoint", Array((checkpoint.note + line).utf8))
         let problem = try #require(
             try archive.verify(mode: .quick).problems.first { $0.kind == .cosignatureInvalid }
         )
@@ -218,7 +218,7 @@ import Testing
         var entries: [[UInt8]] = []
         try archive.journal.scan(from: .start) { entries.append($0.bytes) }
         entries[2][20] ^= 0x01
-        try POSIX.writeFileAtomically(root + "/journal/entries", entries.flatMap(Journal.frame))
+        try ArchiveFiles.writeAtomically(root + "/journal/entries", entries.flatMap(Journal.frame))
         let report = try archive.verify(mode: .quick)
         #expect(report.problems.contains { $0.kind == .ledgerMismatch && $0.entry == 2 })
         #expect(!report.problems.contains { $0.kind == .tileMismatch })
@@ -232,10 +232,10 @@ import Testing
         try FileManager.default.removeItem(atPath: latest)
         var problems = try archive.verify(mode: .quick).problems
         #expect(problems.contains { $0.kind == .tileMismatch && $0.detail.contains("000.p/\(size) is missing") })
-        try POSIX.writeFileAtomically(latest, saved)
+        try ArchiveFiles.writeAtomically(latest, saved)
         // Wider than the tree, at a path that is no tile, and a link: none of them is a tile of this log.
-        try POSIX.writeFileAtomically(root + "/log/tile/0/000.p/200", [UInt8](repeating: 7, count: 200 * 32))
-        try POSIX.writeFileAtomically(root + "/log/tile/0/notes.txt", Array("hello".utf8))
+        try ArchiveFiles.writeAtomically(root + "/log/tile/0/000.p/200", [UInt8](repeating: 7, count: 200 * 32))
+        try ArchiveFiles.writeAtomically(root + "/log/tile/0/notes.txt", Array("hello".utf8))
         try FileManager.default.createSymbolicLink(atPath: root + "/log/tile/0/001", withDestinationPath: "/etc/passwd")
         problems = try archive.verify(mode: .quick).problems
         let unexpected = problems.filter { $0.kind == .tileUnexpected }.map(\.detail)
@@ -279,9 +279,9 @@ import Testing
         let archive = try grownArchive(notes: 0)
         let size = try #require(try archive.ledger.latestCheckpoint()).size
         // Served as it is, so nothing but the checkpoint and the tiles belongs in log/.
-        try POSIX.writeFileAtomically(root + "/log/index.html", Array("<script>".utf8))
+        try ArchiveFiles.writeAtomically(root + "/log/index.html", Array("<script>".utf8))
         // A copy of a checkpoint under a name that is not its size is no checkpoint of the history.
-        try POSIX.writeFileAtomically(
+        try ArchiveFiles.writeAtomically(
             root + "/journal/checkpoints/0\(size)",
             Fixtures.read(root + "/journal/checkpoints/\(size)")
         )
@@ -297,14 +297,14 @@ import Testing
         let archive = try grownArchive()
         let sizes = archive.ledger.checkpointSizes()
         let older = try #require(sizes.dropLast().last)
-        try POSIX.writeFileAtomically(
+        try ArchiveFiles.writeAtomically(
             root + "/log/checkpoint",
             Fixtures.read(root + "/journal/checkpoints/\(older)")
         )
         // The journal is still checked up to the newest signed size: removing its last entry is caught.
         var entries: [[UInt8]] = []
         try archive.journal.scan(from: .start) { entries.append($0.bytes) }
-        try POSIX.writeFileAtomically(root + "/journal/entries", entries.dropLast().flatMap(Journal.frame))
+        try ArchiveFiles.writeAtomically(root + "/journal/entries", entries.dropLast().flatMap(Journal.frame))
         let report = try archive.verify(mode: .quick)
         #expect(report.warnings.contains { $0.contains("log/checkpoint (size \(older)) is older") })
         #expect(report.problems.contains { $0.kind == .ledgerTruncated })
@@ -323,12 +323,12 @@ import Testing
         let lines = note.split(separator: "\n", omittingEmptySubsequences: false)
         let otherRoot = Encoding.base64([UInt8](repeating: 1, count: 32))
         let edited = ([lines[0], lines[1], Substring(otherRoot)] + lines[3...]).joined(separator: "\n")
-        try POSIX.writeFileAtomically(state, Array(edited.utf8))
+        try ArchiveFiles.writeAtomically(state, Array(edited.utf8))
         var problems = try w.verify(mode: .quick).problems
         #expect(problems.contains { $0.kind == .witnessStateInvalid && $0.detail.contains("signed by its log key") })
         // A state file for a log nobody added.
-        try POSIX.writeFileAtomically(state, Array(note.utf8))
-        try POSIX.writeFileAtomically(
+        try ArchiveFiles.writeAtomically(state, Array(note.utf8))
+        try ArchiveFiles.writeAtomically(
             dir.path + "/w/witness/00112233445566778899aabbccddeeff.checkpoint",
             Array(note.utf8)
         )
@@ -405,7 +405,7 @@ import Testing
         // Evidence edited to accuse the log of a fork it never signed is reported.
         let path = try #require(conflicts.first)
         let edited = evidence.replacingOccurrences(of: Encoding.base64(real.root), with: Encoding.base64(sameSize.root))
-        try POSIX.writeFileAtomically(path, Array(edited.utf8))
+        try ArchiveFiles.writeAtomically(path, Array(edited.utf8))
         let problems = try w.verify(mode: .quick).problems
         #expect(problems.count == 1 && problems.first?.kind == .witnessConflictInvalid, "\(problems)")
     }

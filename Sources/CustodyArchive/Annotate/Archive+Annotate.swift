@@ -1,4 +1,5 @@
 import CustodyCrypto
+import CustodyStorage
 import Foundation
 
 /// A tag change or a note on an item: sealed under the item's K_meta, named by a `tag` or `note` event.
@@ -103,9 +104,7 @@ extension Archive.Unlocked {
             key: key
         )
         let name = ObjectName(of: sealed)
-        if let staged = try sealed.withUnsafeBytes({ try store.stage($0, as: name, checkExisting: true) }) {
-            try store.commit([staged])
-        }
+        try await store.putObject(sealed, as: name)
         let event = Event(
             type: Event.Kind(rawValue: type),
             time: RFC3339.now(),

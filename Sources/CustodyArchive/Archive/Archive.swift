@@ -1,4 +1,5 @@
 import CustodyCrypto
+import CustodyStorage
 import Foundation
 
 #if canImport(Glibc)
@@ -27,8 +28,8 @@ package final class Archive: Sendable {
     package let root: String
     /// The public configuration.
     package let config: ArchiveConfig
-    /// The object store.
-    package let store: any ObjectStore
+    /// The object store, whichever backend the opener gave (``ObjectStoreOpener``).
+    package let store: ArchiveObjects
     /// The event journal.
     package let journal: Journal
     /// The custody ledger: the journal as a Merkle log with signed checkpoints.
@@ -80,17 +81,6 @@ package final class Archive: Sendable {
     /// Where the objects are when not in `objects/`: an S3 bucket (no credentials in it).
     static func objectsPath(_ root: String) -> String { root + "/objects.json" }
 
-    /// The archive's object store: the S3 bucket `objects.json` names, else the folder `objects/`.
-    static func openStore(_ root: String) throws -> any ObjectStore {
-        let path = objectsPath(root)
-        guard POSIX.statPath(path) != nil else { return try FileObjectStore(root: root + "/objects") }
-        let bytes = try POSIX.readFile(path, limit: 64 * 1024)
-        guard let settings = try? JSONDecoder().decode(S3Settings.self, from: Data(bytes)), settings.backend == "s3"
-        else {
-            throw ArchiveError(.damaged, "\(path) is not a valid object store setting", fix: "restore it from a backup")
-        }
-        return S3ObjectStore(client: try S3Client(settings: settings))
-    }
     static func indexPath(_ root: String) -> String { root + "/index.sqlite" }
 
     private init(
@@ -98,6 +88,7 @@ package final class Archive: Sendable {
         config: ArchiveConfig,
         access: Access,
         passphrase: PassphraseSource?,
+        objects: ObjectStoreOpener,
         rebuildingIndex: ((ArchiveConfig, Journal, Ledger) throws -> Void)? = nil
     ) throws {
         guard let signing = Encoding.bytes(base64: config.signingKey), signing.count == 32,
@@ -117,7 +108,11 @@ package final class Archive: Sendable {
         signingPublicKey = signing
         boxPublicKey = box
         lock = try FileLock(path: root + "/lock", mode: access == .shared ? .shared : .exclusive)
-        store = try Self.openStore(root)
+        do {
+            store = ArchiveObjects(try objects(root))
+        } catch {
+            throw ArchiveError(error)
+        }
         journal = try Journal(directory: root + "/journal")
         ledger = Ledger(root: root, origin: config.origin, logPublicKey: logKey, journal: journal)
         self.passphrase = passphrase
@@ -144,20 +139,24 @@ package final class Archive: Sendable {
     ///   - root: The archive folder.
     ///   - access: How the archive lock is held while the value lives.
     ///   - passphrase: Asked by ``unlock()``, at most once per call, only when an operation needs the secrets.
+    ///   - objects: Opens the object store (the composition root picks the backend); by default the archive's
+    ///     own `objects/` folder.
     /// - Returns: The archive, holding its lock as `access` says until it is released.
     /// - Throws: ``ArchiveError`` (not found) when `root` holds no archive.
     package static func open(
         at root: String,
         access: Access = .shared,
-        passphrase: PassphraseSource? = nil
+        passphrase: PassphraseSource? = nil,
+        objects: @escaping ObjectStoreOpener = localObjects
     ) throws -> Archive {
-        try open(at: root, access: access, passphrase: passphrase, rebuildingIndex: nil)
+        try open(at: root, access: access, passphrase: passphrase, objects: objects, rebuildingIndex: nil)
     }
 
     private static func open(
         at root: String,
         access: Access,
         passphrase: PassphraseSource?,
+        objects: @escaping ObjectStoreOpener,
         rebuildingIndex: ((ArchiveConfig, Journal, Ledger) throws -> Void)?
     ) throws -> Archive {
         let path = configPath(root)
@@ -168,7 +167,7 @@ package final class Archive: Sendable {
                 fix: "create one with custody init, or point --archive / CUSTODY_ARCHIVE at an existing archive"
             )
         }
-        let bytes = try POSIX.readFile(path, limit: 64 * 1024)
+        let bytes = try ArchiveFiles.read(path, limit: 64 * 1024)
         guard let config = try? JSONDecoder().decode(ArchiveConfig.self, from: Data(bytes)) else {
             throw ArchiveError(.damaged, "\(path) is not valid", fix: "restore it from a backup")
         }
@@ -177,6 +176,7 @@ package final class Archive: Sendable {
             config: config,
             access: access,
             passphrase: passphrase,
+            objects: objects,
             rebuildingIndex: rebuildingIndex
         )
     }
@@ -195,7 +195,10 @@ package final class Archive: Sendable {
     ///   - passphrase: Seals the secrets.
     ///   - kdfPreset: A key of ``kdfPresets``.
     ///   - chunkSize: Plaintext chunk size (default 1 MiB).
-    ///   - objects: An S3 bucket for the objects (checked before anything is written), or `nil` for `objects/`.
+    ///   - objects: Opens the object store (by default the new `objects/` folder); a backend elsewhere (a
+    ///     bucket) is checked by the caller before this is called.
+    ///   - recordObjects: Writes what tells later opens where the objects are (`objects.json`), for a backend
+    ///     outside the folder; called before `archive.json` is written.
     /// - Returns: The new archive, unlocked (``unlock()`` on its ``Unlocked/archive`` asks `passphrase` again).
     /// - Throws: ``ArchiveError`` (cannot create) when an archive or other files are already there.
     package static func create(
@@ -205,8 +208,9 @@ package final class Archive: Sendable {
         passphrase: SecretBytes,
         kdfPreset: String = "interactive",
         chunkSize: Int = 1 << 20,
-        objects: S3Settings? = nil
-    ) throws -> Unlocked {
+        objects: @escaping ObjectStoreOpener = localObjects,
+        recordObjects: ((_ root: String) throws -> Void)? = nil
+    ) async throws -> Unlocked {
         try validateName(name)
         if let origin { try validateOrigin(origin) }
         guard let parameters = kdfPresets[kdfPreset] else {
@@ -234,8 +238,6 @@ package final class Archive: Sendable {
                 throw ArchiveError(.cannotCreate, "\(root) is not empty", fix: "choose an empty or new folder")
             }
         }
-        // An S3 store is checked first (endpoint, credentials, bucket), so a mistake there leaves nothing behind.
-        if let objects { try S3Client(settings: objects).checkBucket() }
         let code = POSIX.makeDirectories(root)
         guard code == 0 else { throw ArchiveError.writeFailed("cannot create \(root)", errno: code) }
         guard chmod(root, 0o700) == 0 else { throw ArchiveError.writeFailed("cannot protect \(root)", errno: errno) }
@@ -271,21 +273,28 @@ package final class Archive: Sendable {
             logOrigin: resolvedOrigin
         )
         identity.selfSignature = Encoding.base64(keys.signing.signature(for: identity.signedMessage))
-        try POSIX.writeFileAtomically(keysPath(root), JSONFormat.fileBytes(keyFile), mode: 0o600)
-        try POSIX.writeFileAtomically(identityPath(root), identity.jsonBytes(), mode: 0o644)
-        if let objects {
-            try POSIX.writeFileAtomically(objectsPath(root), JSONFormat.fileBytes(objects), mode: 0o644)
-        } else {
-            _ = try FileObjectStore(root: root + "/objects")
+        try ArchiveFiles.writeAtomically(keysPath(root), JSONFormat.fileBytes(keyFile), mode: 0o600)
+        try ArchiveFiles.writeAtomically(identityPath(root), identity.jsonBytes(), mode: 0o644)
+        do {
+            try recordObjects?(root)
+            _ = try objects(root)
+        } catch {
+            throw ArchiveError(error)
         }
         _ = try Journal(directory: root + "/journal")
         // archive.json is written last: its presence marks a complete archive.
-        try POSIX.writeFileAtomically(configPath(root), JSONFormat.fileBytes(config), mode: 0o644)
-        let archive = try Archive(root: root, config: config, access: .shared, passphrase: { _ in passphrase })
+        try ArchiveFiles.writeAtomically(configPath(root), JSONFormat.fileBytes(config), mode: 0o644)
+        let archive = try Archive(
+            root: root,
+            config: config,
+            access: .shared,
+            passphrase: { _ in passphrase },
+            objects: objects
+        )
         let unlocked = Unlocked(archive: archive, keys: keys)
         // The empty tree's checkpoint: a witness can start following the log from its first moment.
         try archive.ledger.append([], logKey: keys.log)
-        _ = try unlocked.index()
+        _ = try await unlocked.index()
         return unlocked
     }
 
@@ -335,7 +344,7 @@ package final class Archive: Sendable {
 
     /// Opens `keys.json` with `passphrase` and checks the secrets are those `config` publishes.
     private static func openKeys(root: String, config: ArchiveConfig, passphrase: SecretBytes) throws -> ArchiveKeys {
-        let bytes = try POSIX.readFile(keysPath(root), limit: 64 * 1024)
+        let bytes = try ArchiveFiles.read(keysPath(root), limit: 64 * 1024)
         guard let keyFile = try? JSONDecoder().decode(KeyFile.self, from: Data(bytes)) else {
             throw ArchiveError(.damaged, "the key file keys.json is malformed", fix: "restore it from your backup")
         }
@@ -354,11 +363,11 @@ package final class Archive: Sendable {
     }
 
     /// Re-seals the secrets under a new passphrase (the current one asked of ``passphrase``); nothing else changes.
-    package func changePassphrase(to newPassphrase: SecretBytes, kdfPreset: String? = nil) throws {
+    package func changePassphrase(to newPassphrase: SecretBytes, kdfPreset: String? = nil) async throws {
         guard newPassphrase.count >= 1 else {
             throw ArchiveError(.usage, "the new passphrase is empty", fix: "choose a passphrase")
         }
-        let bytes = try POSIX.readFile(Self.keysPath(root), limit: 64 * 1024)
+        let bytes = try ArchiveFiles.read(Self.keysPath(root), limit: 64 * 1024)
         guard let old = try? JSONDecoder().decode(KeyFile.self, from: Data(bytes)) else {
             throw ArchiveError(.damaged, "the key file keys.json is malformed", fix: "restore it from your backup")
         }
@@ -381,10 +390,10 @@ package final class Archive: Sendable {
             preset: preset,
             config: config
         )
-        try POSIX.writeFileAtomically(Self.keysPath(root), JSONFormat.fileBytes(sealed), mode: 0o600)
+        try ArchiveFiles.writeAtomically(Self.keysPath(root), JSONFormat.fileBytes(sealed), mode: 0o600)
         let unlocked = Unlocked(archive: self, keys: try ArchiveKeys(secrets: secrets))
         // The keys themselves are unchanged; the log records that the passphrase guarding them changed.
-        _ = try unlocked.record([Event(type: .passphrase, time: RFC3339.now(), actor: config.origin)])
+        _ = try await unlocked.record([Event(type: .passphrase, time: RFC3339.now(), actor: config.origin)])
     }
 
     /// Rebuilds the index from journal + objects, holding the archive alone; checks the Merkle log first.
@@ -395,15 +404,22 @@ package final class Archive: Sendable {
     ///
     /// - Returns: The number of items indexed.
     @discardableResult
-    package static func reindex(at root: String, passphrase: @escaping PassphraseSource) throws -> Int {
+    package static func reindex(
+        at root: String,
+        passphrase: @escaping PassphraseSource,
+        objects: @escaping ObjectStoreOpener = localObjects
+    ) async throws -> Int {
         var keys: ArchiveKeys?
-        let archive = try open(at: root, access: .exclusive, passphrase: passphrase) { config, journal, ledger in
+        let archive = try open(at: root, access: .exclusive, passphrase: passphrase, objects: objects) {
+            config,
+            journal,
+            ledger in
             let opened = try openKeys(root: root, config: config, passphrase: passphrase(config.name))
             try checkBeforeReindex(journal: journal, ledger: ledger, logKey: opened.log)
             keys = opened
         }
         guard let keys else { preconditionFailure("the rebuild step ran without opening the keys") }
-        return try Unlocked(archive: archive, keys: keys).index().itemCount()
+        return try await Unlocked(archive: archive, keys: keys).index().itemCount()
     }
 
     /// What a rebuild checks first: the journal whole, then every log hash recomputed and checked against the
@@ -424,7 +440,7 @@ package final class Archive: Sendable {
 extension ArchiveContext {
     /// The KDF preset recorded in the key file.
     package func kdfPreset() throws -> String {
-        let bytes = try POSIX.readFile(Archive.keysPath(root), limit: 64 * 1024)
+        let bytes = try ArchiveFiles.read(Archive.keysPath(root), limit: 64 * 1024)
         return (try? JSONDecoder().decode(KeyFile.self, from: Data(bytes)))?.kdf.preset ?? "unknown"
     }
 
@@ -433,7 +449,7 @@ extension ArchiveContext {
     /// - Throws: ``ArchiveError`` (damaged) naming what is wrong: not an identity file, not validly self-signed, or
     ///   not this archive's (its name, origin, signing, box or log key differ from `archive.json`).
     package func identity() throws -> Identity {
-        let bytes = try POSIX.readFile(Archive.identityPath(root), limit: 64 * 1024)
+        let bytes = try ArchiveFiles.read(Archive.identityPath(root), limit: 64 * 1024)
         func bad(_ why: String) -> ArchiveError {
             ArchiveError(.damaged, "identity.json \(why)", fix: "restore it from a backup")
         }
@@ -453,7 +469,7 @@ extension ArchiveContext {
     /// Resolves an item id or a unique prefix of at least 8 characters.
     ///
     /// - Throws: ``ArchiveError``: usage for a short or ambiguous prefix, not found for an unknown one.
-    package func resolveItem(_ text: String) throws -> IndexedItem {
+    package func resolveItem(_ text: String) async throws -> IndexedItem {
         let prefix = text.lowercased()
         guard prefix.utf8.count >= 8, prefix.utf8.count <= 32, Encoding.isLowercaseHex(prefix, count: prefix.utf8.count)
         else {
@@ -463,7 +479,7 @@ extension ArchiveContext {
                 fix: "give at least 8 hex characters of an id from custody ls"
             )
         }
-        let matches = try index().items(withPrefix: prefix, limit: 2)
+        let matches = try await index().items(withPrefix: prefix, limit: 2)
         guard let first = matches.first else {
             throw ArchiveError(.notFound, "no item \(prefix)", fix: "list items with custody ls")
         }

@@ -1,4 +1,5 @@
 import CustodyCrypto
+import CustodyStorage
 
 /// What every archive operation starts from: an opened ``Archive``, or an ``Archive/Unlocked`` one.
 ///
@@ -23,7 +24,7 @@ extension ArchiveContext {
     /// The public configuration.
     package var config: ArchiveConfig { archive.config }
     /// The object store.
-    package var store: any ObjectStore { archive.store }
+    package var store: ArchiveObjects { archive.store }
     /// The event journal.
     package var journal: Journal { archive.journal }
     /// The custody ledger.

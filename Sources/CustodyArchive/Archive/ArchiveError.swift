@@ -1,3 +1,5 @@
+import CustodyStorage
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -125,34 +127,37 @@ extension ArchiveError.Reason {
 }
 
 extension ArchiveError {
-    /// Maps an `errno` from a failed write to a one-line error.
-    static func writeFailed(_ what: String, errno code: Int32) -> ArchiveError {
-        switch code {
-        case 28, 122:  // ENOSPC, EDQUOT
-            ArchiveError(
-                .noSpace,
-                "\(what): no space left on device",
-                fix: "free disk space and run the command again"
-            )
-        case 13, 1:  // EACCES, EPERM
-            ArchiveError(
-                .cannotCreate,
-                "\(what): permission denied",
-                fix: "check the permissions of the archive folder"
-            )
-        case 30:  // EROFS
-            ArchiveError(.cannotCreate, "\(what): read-only file system", fix: "use a writable archive location")
-        default:
-            ArchiveError(
-                .cannotCreate,
-                "\(what): \(errnoDescription(code))",
-                fix: "check the disk and run the command again"
-            )
+    /// The archive's form of an object store's error: the same reason name and class (so the same exit
+    /// code), the same problem and fix. The one place a ``StorageError`` becomes an ``ArchiveError``.
+    package init(_ error: StorageError) {
+        let code: Code =
+            switch error.reason.code {
+            case .damaged: .damaged
+            case .usage: .usage
+            case .badInput: .badInput
+            case .notFound: .notFound
+            case .cannotCreate: .cannotCreate
+            case .temporary: .temporary
+            case .notAuthorised: .notAuthorised
+            }
+        let general = Reason.general(code)
+        let reason = error.reason.name == general.name ? general : Reason(error.reason.name, code)
+        self.init(reason, error.problem, fix: error.fix)
+    }
+
+    /// Any error from below the archive (an object store, the blocking-work pool) as an ``ArchiveError``.
+    package init(_ error: any Error) {
+        switch error {
+        case let error as ArchiveError: self = error
+        case let error as StorageError: self.init(error)
+        case is CancellationError:
+            self.init(.temporary, "the operation was cancelled", fix: "run the command again")
+        default: self.init(.temporary, "the operation failed: \(error)", fix: "run the command again")
         }
     }
-}
 
-/// The C library's text for an `errno` value.
-func errnoDescription(_ code: Int32) -> String {
-    String(cString: strerror(code))
+    /// Maps an `errno` from a failed write to a one-line error (the object store's wording).
+    static func writeFailed(_ what: String, errno code: Int32) -> ArchiveError {
+        ArchiveError(StorageError.writeFailed(what, errno: code))
+    }
 }

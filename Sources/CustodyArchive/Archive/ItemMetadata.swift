@@ -1,3 +1,5 @@
+import CustodyStorage
+
 /// The submission metadata of one item: everything sealed in its metadata part.
 ///
 /// The JSON field names are those of Docs/FORMAT.md ("Metadata part").

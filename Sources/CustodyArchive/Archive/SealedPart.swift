@@ -1,4 +1,5 @@
 import CustodyCrypto
+import CustodyStorage
 import Foundation
 
 /// The two sealed parts of an item: metadata (under K_meta) and content (the chunk list, under K_content).

@@ -1,4 +1,5 @@
 import CustodyCrypto
+import CustodyStorage
 import Foundation
 
 #if canImport(Glibc)
@@ -19,27 +20,41 @@ package struct ExtractResult: Sendable {
 
 extension ArchiveContext {
 
-    /// Reading ahead for an item's chunks, when the store is remote (S3); `nil` for local files.
-    func chunkReadAhead(_ manifest: ContentManifest) -> ReadAhead? {
-        guard store is S3ObjectStore, manifest.chunks.count > 1 else { return nil }
-        return ReadAhead(
-            store: store,
-            names: manifest.chunks.map(\.object),
-            limit: config.chunkSize + XChaCha20Poly1305.tagByteCount
-        )
+    /// Reads, name-checks and decrypts an item's chunks in order, handing each plaintext to `body` (wiped
+    /// once `body` returns); `body` returns `false` to stop early.
+    ///
+    /// On a store where reading ahead pays (``ObjectStore/prefersBatchedReads``, S3), up to eight chunks are
+    /// in flight ahead of `body`; on a local disk they are read one at a time, as `body` needs them.
+    ///
+    /// - Throws: ``ArchiveError`` (damaged) for a missing, corrupt or undecryptable chunk; the store's errors.
+    func forEachChunk(
+        of manifest: ContentManifest,
+        item: ItemID,
+        _ body: (ContentManifest.Chunk, [UInt8]) async throws -> Bool
+    ) async throws {
+        struct Stop: Error {}
+        let limit = config.chunkSize + XChaCha20Poly1305.tagByteCount
+        do {
+            try await store.readInOrder(
+                manifest.chunks.map(\.object),
+                limit: limit,
+                window: store.prefersBatchedReads ? 8 : 1
+            ) { index, stored in
+                let chunk = manifest.chunks[index]
+                var plaintext = try decryptChunk(chunk, item: item, stored: stored)
+                defer { wipe(&plaintext) }
+                if try await !body(chunk, plaintext) { throw Stop() }
+            }
+        } catch is Stop {
+            return
+        } catch {
+            throw ArchiveError(error)
+        }
     }
 
-    /// Reads, name-checks and decrypts one chunk.
-    func decryptChunk(
-        _ chunk: ContentManifest.Chunk,
-        item: ItemID,
-        readAhead: ReadAhead? = nil,
-        at index: Int = 0
-    )
-        throws -> [UInt8]
-    {
-        let limit = config.chunkSize + XChaCha20Poly1305.tagByteCount
-        guard let stored = try readAhead.map({ try $0.take(index) }) ?? store.read(chunk.object, limit: limit) else {
+    /// Name-checks and decrypts one chunk as read from the store (`nil`: missing).
+    func decryptChunk(_ chunk: ContentManifest.Chunk, item: ItemID, stored: [UInt8]?) throws -> [UInt8] {
+        guard let stored else {
             throw ArchiveError(.damaged, "chunk \(chunk.object) of item \(item) is missing", fix: "run custody verify")
         }
         guard ObjectName(of: stored) == chunk.object else {
@@ -153,7 +168,7 @@ extension Archive.Unlocked {
     ///   - force: Replace an existing file.
     /// - Returns: What was written, with its verified SHA-256.
     /// - Throws: ``ArchiveError``; nothing is left at `output` on failure.
-    package func extract(_ id: String, to output: String, force: Bool) throws -> ExtractResult {
+    package func extract(_ id: String, to output: String, force: Bool) async throws -> ExtractResult {
         let indexed = try resolveItem(id)
         if !force, POSIX.lstatPath(output) != nil {
             throw ArchiveError(.cannotCreate, "\(output) already exists", fix: "choose another -o path or pass --force")
@@ -172,16 +187,14 @@ extension Archive.Unlocked {
         let output = try PlaintextOutput(directory: directory, finalPath: output)
         var hasher = SHA256Hasher()
         var remaining = manifest.size
-        let ahead = chunkReadAhead(manifest)
-        for (index, chunk) in manifest.chunks.enumerated() where remaining > 0 {
-            var plaintext = try decryptChunk(chunk, item: item, readAhead: ahead, at: index)
-            defer { wipe(&plaintext) }
+        try await forEachChunk(of: manifest, item: item) { _, plaintext in
             let take = Int(min(Int64(plaintext.count), remaining))
             try plaintext.withUnsafeBytes { buffer in
                 try output.write(UnsafeRawBufferPointer(rebasing: buffer[0..<take]))
             }
             plaintext.withUnsafeBytes { hasher.update(UnsafeRawBufferPointer(rebasing: $0[0..<take])) }
             remaining -= Int64(take)
+            return remaining > 0
         }
         guard remaining == 0, Encoding.hex(hasher.finalize()) == metadata.sha256 else {
             throw ArchiveError(
@@ -198,7 +211,7 @@ extension Archive.Unlocked {
     }
 
     /// Decrypts the content part an ingest event names.
-    func contentManifest(of event: Event) throws -> ContentManifest {
+    func contentManifest(of event: Event) async throws -> ContentManifest {
         guard let item = event.item, let objects = event.objects, let wrapped = event.keys else {
             throw ArchiveError(.damaged, "an ingest event is incomplete", fix: "run custody verify")
         }

@@ -1,4 +1,5 @@
 #if canImport(Glibc)
+import CustodyStorage
 import Glibc
 #endif
 

@@ -1,4 +1,5 @@
 import CustodyCrypto
+import CustodyStorage
 import Foundation
 
 /// An object an event names, with its stored size (so `verify --quick` can check sizes without keys).

@@ -1,4 +1,5 @@
 import CustodyCrypto
+import CustodyStorage
 
 #if canImport(Glibc)
 import Glibc
@@ -299,7 +300,7 @@ package final class Journal: Sendable {
         let keep = min(count, Int64(Self.maxEntryBytes) * 64)
         var torn = [UInt8](repeating: 0, count: Int(keep))
         _ = torn.withUnsafeMutableBytes { pread(fd, $0.baseAddress, Int(keep), off_t(offset)) }
-        try POSIX.writeFileAtomically("\(directory)/torn-\(offset)-\(time(nil)).bin", torn)
+        try ArchiveFiles.writeAtomically("\(directory)/torn-\(offset)-\(time(nil)).bin", torn)
         guard ftruncate(fd, off_t(offset)) == 0, fdatasync(fd) == 0 else {
             throw ArchiveError.writeFailed("cannot repair the journal's torn tail", errno: errno)
         }

@@ -1,4 +1,5 @@
 import CustodyCrypto
+import CustodyStorage
 import Foundation
 
 #if canImport(Glibc)
@@ -50,7 +51,7 @@ package final class Ledger: Sendable {
     package func latestCheckpoint() throws -> Checkpoint? {
         let path = logDirectory + "/checkpoint"
         guard POSIX.statPath(path) != nil else { return nil }
-        let bytes = try POSIX.readFile(path, limit: Checkpoint.maxNoteBytes)
+        let bytes = try ArchiveFiles.read(path, limit: Checkpoint.maxNoteBytes)
         guard
             let checkpoint = Checkpoint.verified(
                 String(decoding: bytes, as: UTF8.self),
@@ -80,7 +81,7 @@ package final class Ledger: Sendable {
     /// - Throws: ``ArchiveError``: not found when none was signed at that size, damaged when the file is not valid.
     package func storedCheckpoint(size: Int) throws -> Checkpoint {
         let path = historyDirectory + "/\(size)"
-        let bytes = try POSIX.readFile(path, limit: Checkpoint.maxNoteBytes)
+        let bytes = try ArchiveFiles.read(path, limit: Checkpoint.maxNoteBytes)
         guard
             let checkpoint = Checkpoint.verified(
                 String(decoding: bytes, as: UTF8.self),
@@ -104,10 +105,10 @@ package final class Ledger: Sendable {
         defer { withExtendedLifetime(lock) {} }
         let current = try storedCheckpoint(size: checkpoint.size)
         precondition(current.body == checkpoint.body, "only signature lines may change")
-        try POSIX.writeFileAtomically(historyDirectory + "/\(checkpoint.size)", Array(checkpoint.note.utf8))
+        try ArchiveFiles.writeAtomically(historyDirectory + "/\(checkpoint.size)", Array(checkpoint.note.utf8))
         // The latest checkpoint, as tlog-tiles clients fetch it, carries its cosignatures too.
         if let latest = try latestCheckpoint(), latest.body == checkpoint.body {
-            try POSIX.writeFileAtomically(logDirectory + "/checkpoint", Array(checkpoint.note.utf8))
+            try ArchiveFiles.writeAtomically(logDirectory + "/checkpoint", Array(checkpoint.note.utf8))
         }
     }
 
@@ -160,7 +161,7 @@ package final class Ledger: Sendable {
             let parent = POSIX.parentDirectory(of: path)
             let code = POSIX.makeDirectories(parent)
             guard code == 0 else { throw ArchiveError.writeFailed("cannot create \(parent)", errno: code) }
-            try POSIX.writeFileAtomically(path, file.bytes, durable: false)
+            try ArchiveFiles.writeAtomically(path, file.bytes, durable: false)
         }
         if rebuilt {
             // Older partial versions kept for older checkpoints are rewritten too, so a rebuild repairs every tile.
@@ -173,7 +174,7 @@ package final class Ledger: Sendable {
                     // A planted folder stays (verify reports what is in it); a planted link is replaced, not followed.
                     guard let stat = POSIX.lstatPath(logDirectory + "/" + path), !POSIX.isDirectory(stat.st_mode)
                     else { continue }
-                    try POSIX.writeFileAtomically(logDirectory + "/" + path, prefix, durable: false)
+                    try ArchiveFiles.writeAtomically(logDirectory + "/" + path, prefix, durable: false)
                 }
             }
         }
@@ -181,7 +182,7 @@ package final class Ledger: Sendable {
         let checkpoint = Checkpoint.signed(origin: origin, size: builder.size, root: builder.root(), key: logKey)
         try store(checkpoint)
         CrashPoint.hit("checkpoint-signed")
-        try POSIX.writeFileAtomically(treePath, Array("\(newEnd.count) \(newEnd.offset)\n".utf8), durable: false)
+        try ArchiveFiles.writeAtomically(treePath, Array("\(newEnd.count) \(newEnd.offset)\n".utf8), durable: false)
         // Partial tiles stay until the full tile exists (clients holding an older checkpoint may ask for them).
         for file in files where file.isFull {
             let partials = logDirectory + "/" + file.path + ".p"
@@ -206,11 +207,11 @@ package final class Ledger: Sendable {
                 )
             }
         } else {
-            try POSIX.writeFileAtomically(historyDirectory + "/\(checkpoint.size)", Array(checkpoint.note.utf8))
+            try ArchiveFiles.writeAtomically(historyDirectory + "/\(checkpoint.size)", Array(checkpoint.note.utf8))
         }
         let code2 = POSIX.makeDirectories(logDirectory)
         guard code2 == 0 else { throw ArchiveError.writeFailed("cannot create \(logDirectory)", errno: code2) }
-        try POSIX.writeFileAtomically(logDirectory + "/checkpoint", Array(checkpoint.note.utf8))
+        try ArchiveFiles.writeAtomically(logDirectory + "/checkpoint", Array(checkpoint.note.utf8))
     }
 
     /// Why the stored tree and the journal disagree.
@@ -268,7 +269,7 @@ package final class Ledger: Sendable {
 
     /// The edge stored in the tiles, at the size `journal/tree` records (never past the checkpoint).
     private func hintedEdge(notAfter limit: Int) throws -> (TreeBuilder, JournalPosition)? {
-        guard let bytes = try? POSIX.readFile(treePath, limit: 64) else { return nil }
+        guard let bytes = try? ArchiveFiles.read(treePath, limit: 64) else { return nil }
         let fields = String(decoding: bytes, as: UTF8.self).split(whereSeparator: { $0 == " " || $0 == "\n" })
         guard fields.count == 2, let size = Int(fields[0]), let offset = Int64(fields[1]), size >= 0, offset >= 0,
             size <= limit, offset <= journal.byteCount()

@@ -1,4 +1,5 @@
 import CustodyCrypto
+import CustodyStorage
 import Foundation
 
 #if canImport(Glibc)
@@ -161,7 +162,7 @@ struct LedgerAudit {
                     file.level == nil
                     ? Tiles.bundlePrefix(file.bytes, entries: width) : Array(file.bytes.prefix(width * 32))
                 let limit = file.level == nil ? Tiles.width * (Tiles.maxEntryBytes + 2) : Tiles.width * 32
-                let stored = try? POSIX.readFile(ledger.logDirectory + "/" + path, limit: limit)
+                let stored = try? ArchiveFiles.read(ledger.logDirectory + "/" + path, limit: limit)
                 if stored != expected {
                     differingTiles.append(
                         (

@@ -286,7 +286,7 @@ final class TileReader {
             Tiles.hashTilePath(level: level, index: index, width: Tiles.width),
         ]
         for path in Set(candidates).sorted(by: { $0.count > $1.count }) {
-            guard let bytes = try? POSIX.readFile(directory + "/" + path, limit: Tiles.width * 32),
+            guard let bytes = try? ArchiveFiles.read(directory + "/" + path, limit: Tiles.width * 32),
                 bytes.count >= width * 32, bytes.count % 32 == 0
             else { continue }
             let hashes = (0..<width).map { Array(bytes[($0 * 32)..<($0 * 32 + 32)]) }
@@ -308,7 +308,7 @@ final class TileReader {
         ]
         for path in Set(candidates).sorted(by: { $0.count > $1.count }) {
             guard
-                let bytes = try? POSIX.readFile(
+                let bytes = try? ArchiveFiles.read(
                     directory + "/" + path,
                     limit: Tiles.width * (Tiles.maxEntryBytes + 2)
                 ),

@@ -37,7 +37,7 @@ extension ArchiveContext {
         guard Encoding.isLowercaseHex(reference.id, count: 32) else {
             throw ArchiveError(.damaged, "log entry \(seq) names a malformed grant id", fix: "run custody verify")
         }
-        let signed = try POSIX.readFile(try grantPath(reference.id), limit: Grant.maxBytes)
+        let signed = try ArchiveFiles.read(try grantPath(reference.id), limit: Grant.maxBytes)
         guard Grant.hash(signed) == reference.hash else {
             throw ArchiveError(
                 .damaged,

@@ -1,4 +1,5 @@
 import CustodyCrypto
+import CustodyStorage
 import Dispatch
 import Foundation
 import Synchronization
@@ -146,11 +147,11 @@ extension ArchiveContext {
             if !published { unlink(temp) }
         }
         let writer = try BundleWriter(fd: fd)
-        try writer.record(.identity, try POSIX.readFile(Archive.identityPath(root), limit: 64 * 1024))
+        try writer.record(.identity, try ArchiveFiles.read(Archive.identityPath(root), limit: 64 * 1024))
         try writer.record(.grant, signed)
         // A re-share carries its chain of ancestor grants, parent first, back to the original holder.
         let beyond = try grant.walkAncestors { reference in
-            let bytes = try POSIX.readFile(try grantPath(reference.id), limit: Grant.maxBytes)
+            let bytes = try ArchiveFiles.read(try grantPath(reference.id), limit: Grant.maxBytes)
             guard Grant.hash(bytes) == reference.hash else {
                 throw ArchiveError(
                     .damaged,
@@ -290,9 +291,7 @@ extension Archive.Unlocked {
         defer { wipe(&key) }
         let sealed = SealedPart.seal(Array(try Event.encoder.encode(record)), kind: .provenance, item: item, key: key)
         let name = ObjectName(of: sealed)
-        if let staged = try sealed.withUnsafeBytes({ try store.stage($0, as: name, checkExisting: true) }) {
-            try store.commit([staged])
-        }
+        try await store.putObject(sealed, as: name)
         return ObjectRef(name: name, size: Int64(sealed.count))
     }
 

@@ -1,4 +1,5 @@
 import CustodyCrypto
+import CustodyStorage
 import Foundation
 
 #if canImport(Glibc)
@@ -237,7 +238,7 @@ extension ArchiveContext {
             throw ArchiveError(.usage, "the grant id prefix \(id) is ambiguous", fix: "give more characters")
         }
         // The file must be the grant the log recorded: grants/ is only as trustworthy as whoever can write to it.
-        let signed = try POSIX.readFile(try grantPath(summary.id), limit: Grant.maxBytes)
+        let signed = try ArchiveFiles.read(try grantPath(summary.id), limit: Grant.maxBytes)
         guard let hash = try index().grantHash(summary.id), Grant.hash(signed) == hash else {
             throw ArchiveError(
                 .damaged,
@@ -270,7 +271,7 @@ extension ArchiveContext {
         guard let path = try storablePath(signed) else { return }
         let code = POSIX.makeDirectories(grantsDirectory)
         guard code == 0 else { throw ArchiveError.writeFailed("cannot create \(grantsDirectory)", errno: code) }
-        try POSIX.writeFileAtomically(path, signed)
+        try ArchiveFiles.writeAtomically(path, signed)
     }
 
     /// Where signed grant bytes would be stored, `nil` when exactly they are stored already.
@@ -280,7 +281,7 @@ extension ArchiveContext {
         let grant = try Grant.parse(signed)
         let path = try grantPath(grant.id)
         guard POSIX.lstatPath(path) != nil else { return path }
-        guard let existing = try? POSIX.readFile(path, limit: Grant.maxBytes), existing == signed else {
+        guard let existing = try? ArchiveFiles.read(path, limit: Grant.maxBytes), existing == signed else {
             throw ArchiveError(
                 .notAuthorised,
                 "another grant is already stored under the id \(grant.id); a stored grant is never replaced",
@@ -500,9 +501,7 @@ extension Archive.Unlocked {
         // The reason is the granter's to read: sealed to its own box key, stored as an object the event names.
         let sealed = try BoxKey.seal(Array(try Event.encoder.encode(["reason": reason])), to: boxPublicKey)
         let name = ObjectName(of: sealed)
-        if let staged = try sealed.withUnsafeBytes({ try store.stage($0, as: name, checkExisting: true) }) {
-            try store.commit([staged])
-        }
+        try await store.putObject(sealed, as: name)
         let event = Event(
             type: .revoke,
             time: RFC3339.now(),
@@ -529,9 +528,7 @@ extension Archive.Unlocked {
         let plain = try Event.encoder.encode(["requester": Encoding.base64(requester)])
         let sealed = try BoxKey.seal(Array(plain), to: boxPublicKey)
         let name = ObjectName(of: sealed)
-        if let staged = try sealed.withUnsafeBytes({ try store.stage($0, as: name, checkExisting: true) }) {
-            try store.commit([staged])
-        }
+        try await store.putObject(sealed, as: name)
         let event = Event(
             type: .access,
             time: RFC3339.now(),

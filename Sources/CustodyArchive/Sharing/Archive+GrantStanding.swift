@@ -45,7 +45,7 @@ extension ArchiveContext {
     /// this archive's log, so the index does not know it: the hash its child names, from a grant the log
     /// recorded, is what vouches for the file.
     package func storedAncestor(_ reference: GrantReference) -> (grant: Grant, signed: [UInt8])? {
-        guard let path = try? grantPath(reference.id), let signed = try? POSIX.readFile(path, limit: Grant.maxBytes),
+        guard let path = try? grantPath(reference.id), let signed = try? ArchiveFiles.read(path, limit: Grant.maxBytes),
             Grant.hash(signed) == reference.hash, let grant = try? Grant.parse(signed)
         else { return nil }
         return (grant, signed)

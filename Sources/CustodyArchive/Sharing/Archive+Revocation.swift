@@ -1,4 +1,5 @@
 import CustodyCrypto
+import CustodyStorage
 import Foundation
 
 #if canImport(Glibc)
@@ -282,7 +283,7 @@ extension ArchiveContext {
         received: [(id: String, hash: String)]
     ) -> [(id: String, revocation: ReceivedRevocation)] {
         guard let reference = event.grant, OutsideInput.isID(reference.id), let ref = event.notice else { return [] }
-        let grant = (try? grantPath(reference.id)).flatMap { try? POSIX.readFile($0, limit: Grant.maxBytes) }
+        let grant = (try? grantPath(reference.id)).flatMap { try? ArchiveFiles.read($0, limit: Grant.maxBytes) }
             .flatMap { try? Grant.parse($0) }
         var revokedAt = event.time
         var entry = -1
@@ -377,9 +378,7 @@ extension Archive.Unlocked {
             return existing
         }
         let name = ObjectName(of: verified.bytes)
-        if let staged = try verified.bytes.withUnsafeBytes({ try store.stage($0, as: name, checkExisting: true) }) {
-            try store.commit([staged])
-        }
+        try await store.putObject(verified.bytes, as: name)
         let event = Event(
             type: .revocationReceived,
             time: RFC3339.now(),

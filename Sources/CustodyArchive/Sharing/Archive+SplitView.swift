@@ -1,4 +1,5 @@
 import CustodyCrypto
+import CustodyStorage
 import Foundation
 
 /// Split views: a granter that shows one log to the grant endpoints (in bundles and heads) and another to its
@@ -13,7 +14,7 @@ extension ArchiveContext {
         let path = witnessStatePath(origin: origin)
         guard POSIX.lstatPath(path) != nil else { return nil }
         guard let body = try knownBody(origin: origin, role: .witness), let key = body.logKey else { return nil }
-        let bytes = try POSIX.readFile(path, limit: Checkpoint.maxNoteBytes)
+        let bytes = try ArchiveFiles.read(path, limit: Checkpoint.maxNoteBytes)
         guard
             let checkpoint = Checkpoint.verified(
                 String(decoding: bytes, as: UTF8.self),

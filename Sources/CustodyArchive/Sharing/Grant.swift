@@ -1,4 +1,5 @@
 import CustodyCrypto
+import CustodyStorage
 import Foundation
 
 /// One side of a grant: a body's public keys, as its identity file gives them.

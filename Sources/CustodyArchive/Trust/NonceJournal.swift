@@ -1,4 +1,5 @@
 #if canImport(Glibc)
+import CustodyStorage
 import Glibc
 #endif
 
@@ -35,7 +36,7 @@ package final class NonceJournal: @unchecked Sendable {  // @unchecked: used onl
         guard code == 0 else { throw ArchiveError.writeFailed("cannot create \(directory)", errno: code) }
         var kept: [String: Int] = [:]
         if POSIX.lstatPath(path) != nil {
-            for line in try POSIX.readFile(path, limit: Self.maxBytes).split(separator: 0x0A) {
+            for line in try ArchiveFiles.read(path, limit: Self.maxBytes).split(separator: 0x0A) {
                 guard let (nonce, created) = Self.parse(line), abs(now - created) <= window else { continue }
                 kept[nonce] = created
             }
@@ -63,7 +64,7 @@ package final class NonceJournal: @unchecked Sendable {  // @unchecked: used onl
         text.reserveCapacity(entries.count * 50)
         for (nonce, created) in entries { text += "\(nonce) \(created)\n" }
         do {
-            try POSIX.writeFileAtomically(path, Array(text.utf8))
+            try ArchiveFiles.writeAtomically(path, Array(text.utf8))
         } catch {
             return false
         }

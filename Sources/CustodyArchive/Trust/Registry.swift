@@ -1,4 +1,5 @@
 import CustodyCrypto
+import CustodyStorage
 import Foundation
 
 /// A body this archive knows: its self-signed identity and what it is trusted for.
@@ -53,7 +54,7 @@ extension ArchiveContext {
     /// Every known body.
     package func knownBodies() throws -> [KnownBody] {
         guard POSIX.statPath(registryPath) != nil else { return [] }
-        let bytes = try POSIX.readFile(registryPath, limit: 16 << 20)
+        let bytes = try ArchiveFiles.read(registryPath, limit: 16 << 20)
         guard let file = try? JSONDecoder().decode(RegistryFile.self, from: Data(bytes)),
             file.format == "custody-bodies", file.version == 1
         else {
@@ -72,7 +73,7 @@ extension ArchiveContext {
     ///
     /// - Throws: ``ArchiveError`` (bad input) when it is not a valid, self-signed identity.
     package static func readIdentity(_ path: String) throws -> Identity {
-        try Identity.parse(try POSIX.readFile(path, limit: 64 * 1024), source: path)
+        try Identity.parse(try ArchiveFiles.read(path, limit: 64 * 1024), source: path)
     }
 
     /// Trusts `identity` for `role`, adding it to the registry (or the role to it).
@@ -160,6 +161,6 @@ extension ArchiveContext {
     }
 
     fileprivate func writeRegistry(_ file: RegistryFile) throws {
-        try POSIX.writeFileAtomically(registryPath, JSONFormat.fileBytes(file))
+        try ArchiveFiles.writeAtomically(registryPath, JSONFormat.fileBytes(file))
     }
 }

@@ -1,4 +1,5 @@
 import CustodyCrypto
+import CustodyStorage
 import Foundation
 
 #if canImport(Glibc)
@@ -141,7 +142,7 @@ extension ArchiveContext {
         let code = POSIX.makeDirectories(directory)
         guard code == 0 else { throw ArchiveError.writeFailed("cannot create \(directory)", errno: code) }
         let path = directory + "/\(time(nil))-\(previous.size)-\(checkpoint.size).txt"
-        try POSIX.writeFileAtomically(path, Array((previous.note + "\n" + (proof ?? "") + checkpoint.note).utf8))
+        try ArchiveFiles.writeAtomically(path, Array((previous.note + "\n" + (proof ?? "") + checkpoint.note).utf8))
         return path
     }
 
@@ -236,7 +237,7 @@ extension ArchiveContext {
 
     /// The size of the last checkpoint this archive cosigned for the log `origin`, if any.
     package func witnessedSize(origin: String) -> Int? {
-        guard let bytes = try? POSIX.readFile(witnessStatePath(origin: origin), limit: Checkpoint.maxNoteBytes),
+        guard let bytes = try? ArchiveFiles.read(witnessStatePath(origin: origin), limit: Checkpoint.maxNoteBytes),
             let (body, _) = SignedNote.parse(String(decoding: bytes, as: UTF8.self)),
             let parsed = Checkpoint.parseBody(body)
         else { return nil }
@@ -337,7 +338,7 @@ extension Archive.Unlocked {
         let statePath = witnessStatePath(origin: parsed.origin)
         var previous: Checkpoint?
         if POSIX.statPath(statePath) != nil {
-            let bytes = try POSIX.readFile(statePath, limit: Checkpoint.maxNoteBytes)
+            let bytes = try ArchiveFiles.read(statePath, limit: Checkpoint.maxNoteBytes)
             previous = Checkpoint.verified(
                 String(decoding: bytes, as: UTF8.self),
                 origin: parsed.origin,
@@ -355,7 +356,7 @@ extension Archive.Unlocked {
             try checkExtends(previous, with: checkpoint, oldSize: oldSize, proof: proof)
         }
         if previous?.note != checkpoint.note {
-            try POSIX.writeFileAtomically(statePath, Array(checkpoint.note.utf8))
+            try ArchiveFiles.writeAtomically(statePath, Array(checkpoint.note.utf8))
         }
         let line = SignedNote.cosignatureLine(
             body: checkpoint.body,

@@ -1,5 +1,5 @@
 import CustodyCrypto
-import Dispatch
+import CustodyStorage
 import Foundation
 import Synchronization
 
@@ -22,12 +22,12 @@ extension ArchiveContext {
     /// Removes objects that no journal event names, and leftover temporary files. Needs exclusive access.
     ///
     /// - Throws: ``ArchiveError`` (damaged) when the journal cannot be read in full: then nothing is removed.
-    package func collectGarbage(dryRun: Bool) throws -> Archive.CollectionReport {
-        var map = try referenceMap()
+    package func collectGarbage(dryRun: Bool) async throws -> Archive.CollectionReport {
+        var map = try await referenceMap()
         if case .torn = map.tail {
             // A torn tail is an append that never completed: set it aside first, as the next write would.
             try journal.repairTornTail()
-            map = try referenceMap()
+            map = try await referenceMap()
         }
         guard map.problems.isEmpty, map.tail == .clean else {
             throw ArchiveError(
@@ -38,19 +38,24 @@ extension ArchiveContext {
         }
         var report = Archive.CollectionReport()
         var orphans: [(ObjectName, Int64)] = []
-        try store.forEachObject { name, size in
-            if map.sizes[name] == nil { orphans.append((name, size)) }
+        do {
+            for try await object in store.objects() where map.sizes[object.name] == nil {
+                orphans.append((object.name, object.size))
+            }
+        } catch {
+            throw ArchiveError(error)
         }
         for (name, size) in orphans.sorted(by: { $0.0 < $1.0 }) {
-            if !dryRun { try store.remove(name) }
+            if !dryRun { try await store.remove(name) }
             report.objects.append(name.hex)
             report.bytes += size
         }
-        for temp in try store.leftoverTemporaryFiles() {
-            if !dryRun { try store.removeTemporaryFile(temp) }
+        let maintenance = try await store.maintenanceReport()
+        for leftover in maintenance.leftovers {
+            if !dryRun { try await store.removeLeftover(leftover) }
             report.temporaryFiles += 1
         }
-        report.strays = try store.strayEntries()
+        report.strays = maintenance.strays
         return report
     }
 }

@@ -1,4 +1,5 @@
 import CustodyCrypto
+import CustodyStorage
 import Dispatch
 import Foundation
 import Synchronization
@@ -33,7 +34,7 @@ extension ArchiveContext {
             var keys: [String: [UInt8]] = [:]
             for reference in grants {
                 guard
-                    let signed = try? POSIX.readFile(grantsDirectory + "/\(reference.id).grant", limit: Grant.maxBytes),
+                    let signed = try? ArchiveFiles.read(grantsDirectory + "/\(reference.id).grant", limit: Grant.maxBytes),
                     Grant.hash(signed) == reference.hash, let grant = try? Grant.parse(signed),
                     grant.granter.signingKey == config.signingKey,
                     let key = Encoding.bytes(base64: grant.grantee.signingKey), key.count == 32
@@ -128,7 +129,7 @@ extension ArchiveContext {
             }
             let path = witnessDirectory + "/" + name
             let regular = POSIX.lstatPath(path).map { POSIX.isRegular($0.st_mode) } ?? false
-            let bytes = regular ? try? POSIX.readFile(path, limit: Checkpoint.maxNoteBytes) : nil
+            let bytes = regular ? try? ArchiveFiles.read(path, limit: Checkpoint.maxNoteBytes) : nil
             guard let bytes,
                 Checkpoint.verified(
                     String(decoding: bytes, as: UTF8.self),
@@ -168,7 +169,7 @@ extension ArchiveContext {
             let shown = "witness/conflicts/" + TerminalText.escape(name)
             let path = directory + "/" + name
             guard let stat = POSIX.lstatPath(path), POSIX.isRegular(stat.st_mode),
-                let bytes = try? POSIX.readFile(path, limit: 3 * Checkpoint.maxNoteBytes),
+                let bytes = try? ArchiveFiles.read(path, limit: 3 * Checkpoint.maxNoteBytes),
                 let text = String(validating: bytes, as: UTF8.self)
             else {
                 problems.append(

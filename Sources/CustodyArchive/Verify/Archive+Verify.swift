@@ -1,12 +1,14 @@
 import CustodyCrypto
-import Dispatch
+import CustodyStorage
 import Foundation
 import Synchronization
 
 extension ArchiveContext {
     /// Reads the whole journal, checking every signature, and collects every object it names.
-    func referenceMap() throws -> ReferenceMap {
+    func referenceMap() async throws -> ReferenceMap {
         var map = ReferenceMap()
+        // Chunk lists are objects: read once the journal has been scanned (the scan holds the journal lock).
+        var chunkLists: [(ref: ObjectRef, item: ItemID)] = []
         var ingested = Set<ItemID>()
         // Appends wait while the ledger is read, so tiles and checkpoints are seen as of one moment.
         let lock = try journal.lockForReading()
@@ -70,25 +72,28 @@ extension ArchiveContext {
                 }
                 if let listRef = objects.chunkList {
                     map.add(listRef, item: item.hex)
-                    guard let bytes = try store.read(listRef.name, limit: 64 << 20),
-                        ObjectName(of: bytes) == listRef.name,
-                        let refs = decodeChunkList(bytes)
-                    else {
-                        map.problems.append(
-                            VerifyProblem(
-                                kind: .corrupt,
-                                object: listRef.name.hex,
-                                item: item.hex,
-                                detail: "chunk list is missing or corrupt; its chunks cannot be checked"
-                            )
-                        )
-                        return
-                    }
-                    for ref in refs { map.add(ref, item: item.hex) }
+                    chunkLists.append((listRef, item))
                 }
             } catch let error as ArchiveError {
                 map.problems.append(VerifyProblem(kind: .badEntry, entry: entry.index, detail: error.problem))
             }
+        }
+        for (listRef, item) in chunkLists {
+            guard let bytes = try await store.read(listRef.name, limit: 64 << 20),
+                ObjectName(of: bytes) == listRef.name,
+                let refs = decodeChunkList(bytes)
+            else {
+                map.problems.append(
+                    VerifyProblem(
+                        kind: .corrupt,
+                        object: listRef.name.hex,
+                        item: item.hex,
+                        detail: "chunk list is missing or corrupt; its chunks cannot be checked"
+                    )
+                )
+                continue
+            }
+            for ref in refs { map.add(ref, item: item.hex) }
         }
         map.entries = end.count
         map.tail = tail
@@ -126,19 +131,9 @@ extension ArchiveContext {
         }
     }
 
-    /// Runs `body` for each of `count` workers: on threads of their own when they wait on a network store,
-    /// else on Dispatch's pool.
-    static func forEachWorker(_ count: Int, onThreads: Bool, _ body: @escaping @Sendable (Int) -> Void) {
-        if onThreads {
-            BlockingWork.run(workers: count, body)
-        } else {
-            DispatchQueue.concurrentPerform(iterations: count, execute: body)
-        }
-    }
-
     /// Where the next `--sample` run starts (0 the first time, or when the file is unreadable).
     fileprivate func storedSampleStart() -> Int {
-        guard let bytes = try? POSIX.readFile(root + "/verify-sample.json", limit: 1024),
+        guard let bytes = try? ArchiveFiles.read(root + "/verify-sample.json", limit: 1024),
             let stored = try? JSONDecoder().decode(StoredSampleStart.self, from: Data(bytes)),
             (0..<65536).contains(stored.next)
         else { return 0 }
@@ -163,12 +158,10 @@ extension ArchiveContext {
     fileprivate static func check(
         _ name: ObjectName,
         expectedSize: Int64,
-        in store: any ObjectStore
-    ) throws -> (
-        VerifyProblem.Kind, String
-    )? {
+        in store: ArchiveObjects
+    ) async throws -> (VerifyProblem.Kind, String)? {
         do {
-            guard let bytes = try store.read(name, limit: max(Int(expectedSize), 0) + 1) else {
+            guard let bytes = try await store.read(name, limit: max(Int(expectedSize), 0) + 1) else {
                 return (.missing, "object is missing")
             }
             guard ObjectName(of: bytes) == name else { return (.corrupt, "content does not hash to its name") }
@@ -204,10 +197,10 @@ extension ArchiveContext {
         mode: VerifyMode,
         samplePercent: Double? = nil,
         progress: (@Sendable (String, Int, Int) -> Void)? = nil
-    ) throws -> VerifyReport {
+    ) async throws -> VerifyReport {
         // Deep mode needs the secrets: ask once, up front, so a wrong passphrase is exit 77, not damage.
         let deepContext = mode == .deep ? try unlocked() : nil
-        let map = try referenceMap()
+        let map = try await referenceMap()
         var report = VerifyReport(entries: map.entries, items: map.ingests.count, problems: map.problems)
         report.problems += identityProblems() + cosignatureProblems(grants: map.grants) + witnessStateProblems()
         let conflicts = conflictRecordProblems()
@@ -234,9 +227,7 @@ extension ArchiveContext {
         var listed: [ObjectName: Int64]?
         if mode == .quick {
             // One listing of the store gives every name and size (one request per thousand objects on S3).
-            var found: [ObjectName: Int64] = [:]
-            try store.forEachObject { found[$0] = $1 }
-            listed = found
+            listed = try await store.allObjectSizes()
         }
         if let samplePercent {
             let count = max(1, min(65536, Int((samplePercent / 100 * 65536).rounded(.up))))
@@ -246,41 +237,29 @@ extension ArchiveContext {
             sample.objects = names.count
             report.sample = sample
         }
-        let checked = names
-        let listing = listed
         let found = Mutex<[VerifyProblem]>([])
-        let failure = Mutex<ArchiveError?>(nil)
         let done = Atomic<Int>(0)
-        let workerCount = store is S3ObjectStore ? 16 : max(1, ProcessInfo.processInfo.activeProcessorCount)
-        Self.forEachWorker(workerCount, onThreads: store is S3ObjectStore) { worker in
-            var local: [VerifyProblem] = []
-            var index = worker
-            while index < checked.count, failure.withLock({ $0 }) == nil {
-                let name = checked[index]
-                index += workerCount
-                let expected = sizes[name] ?? -1
-                do {
-                    let problem =
-                        try listing.map { Self.checkListed(name, expectedSize: expected, listed: $0) }
-                        ?? Self.check(name, expectedSize: expected, in: store)
-                    if let (kind, detail) = problem {
-                        local.append(
-                            VerifyProblem(kind: kind, object: name.hex, item: users[name]?.first, detail: detail)
-                        )
-                    }
-                } catch let error as ArchiveError {
-                    failure.withLock { $0 = $0 ?? error }
-                } catch {
-                    failure.withLock {
-                        $0 = $0 ?? ArchiveError(.temporary, "cannot read the objects: \(error)", fix: "retry")
-                    }
-                }
-                progress?("objects", done.wrappingAdd(1, ordering: .relaxed).newValue, checked.count)
+        let total = names.count
+        func note(_ name: ObjectName, _ problem: (VerifyProblem.Kind, String)?) {
+            if let (kind, detail) = problem {
+                let found = VerifyProblem(kind: kind, object: name.hex, item: users[name]?.first, detail: detail)
+                found.withLock { $0.append(found) }
             }
-            let result = local
-            found.withLock { $0 += result }
+            progress?("objects", done.wrappingAdd(1, ordering: .relaxed).newValue, total)
         }
-        if let error = failure.withLock({ $0 }) { throw error }
+        if let listed {
+            for name in names { note(name, Self.checkListed(name, expectedSize: sizes[name] ?? -1, listed: listed)) }
+        } else {
+            // Every object read and re-hashed, as many at once as the store serves well; the first store
+            // failure (refused credentials, unreachable) stops the rest and is thrown.
+            do {
+                try await names.concurrentForEach(width: store.readConcurrency) { name in
+                    note(name, try await Self.check(name, expectedSize: sizes[name] ?? -1, in: store))
+                }
+            } catch {
+                throw ArchiveError(error)
+            }
+        }
         report.objectsChecked = names.count
         // Name every affected item: an object shared by several items damages all of them.
         for problem in found.withLock({ $0 }).sorted(by: { ($0.object ?? "") < ($1.object ?? "") }) {
@@ -292,21 +271,17 @@ extension ArchiveContext {
                 report.problems.append(copy)
             }
         }
-        if let listed {
-            report.orphans += listed.keys.filter { sizes[$0] == nil }.map(\.hex)
-        } else {
-            try store.forEachObject { name, _ in
-                if sizes[name] == nil { report.orphans.append(name.hex) }
-            }
-        }
+        let stored = try await listed ?? store.allObjectSizes()
+        report.orphans += stored.keys.filter { sizes[$0] == nil }.map(\.hex)
         report.orphans.sort()
-        report.orphans += try store.leftoverTemporaryFiles()
-        report.warnings += try store.strayEntries().map {
+        let maintenance = try await store.maintenanceReport()
+        report.orphans += maintenance.leftovers.map(\.id)
+        report.warnings += maintenance.strays.map {
             "\($0), left alone (custody never follows links inside the archive)"
         }
         if let sample = report.sample {
             // The next run goes on from here; written only once this run has checked its whole slice.
-            try POSIX.writeFileAtomically(
+            try ArchiveFiles.writeAtomically(
                 root + "/verify-sample.json",
                 Array("{\"next\": \(sample.next)}\n".utf8),
                 mode: 0o600,
@@ -320,18 +295,15 @@ extension ArchiveContext {
             guard let unlocked = deepContext else { preconditionFailure("deep mode unlocks the archive first") }
             let deepProblems = Mutex<[Int: VerifyProblem]>([:])
             let checkedItems = Atomic<Int>(0)
-            Self.forEachWorker(workerCount, onThreads: store is S3ObjectStore) { worker in
-                var index = worker
-                while index < ingests.count {
-                    let event = ingests[index].event
-                    if let item = event.item, !damaged.contains(item.hex),
-                        let problem = unlocked.deepCheck(event, item: item)
-                    {
-                        deepProblems.withLock { $0[index] = problem }
-                    }
-                    progress?("items", checkedItems.wrappingAdd(1, ordering: .relaxed).newValue, ingests.count)
-                    index += workerCount
+            // deepCheck reports every failure as a problem of its item: nothing here throws.
+            try? await Array(ingests.indices).concurrentForEach(width: store.readConcurrency) { index in
+                let event = ingests[index].event
+                if let item = event.item, !damaged.contains(item.hex),
+                    let problem = await unlocked.deepCheck(event, item: item)
+                {
+                    deepProblems.withLock { $0[index] = problem }
                 }
+                progress?("items", checkedItems.wrappingAdd(1, ordering: .relaxed).newValue, ingests.count)
             }
             report.problems += deepProblems.withLock { $0 }.sorted { $0.key < $1.key }.map(\.value)
         }
@@ -342,36 +314,39 @@ extension ArchiveContext {
 extension Archive.Unlocked {
 
     /// Decrypts one item completely and checks its SHA-256 and evidence commitment.
-    func deepCheck(_ event: Event, item: ItemID) -> VerifyProblem? {
+    func deepCheck(_ event: Event, item: ItemID) async -> VerifyProblem? {
         do {
-            let metadata = try self.metadata(of: event)
+            let metadata = try await self.metadata(of: event)
             // An item imported with metadata only has no content here to check.
             if event.type == .import, event.objects?.content == nil { return nil }
-            let manifest = try contentManifest(of: event)
+            let manifest = try await contentManifest(of: event)
             var hasher = SHA256Hasher()
             var remaining = manifest.size
             let convergence = keys.convergence
-            let ahead = chunkReadAhead(manifest)
-            for (index, chunk) in manifest.chunks.enumerated() {
-                var plaintext = try decryptChunk(chunk, item: item, readAhead: ahead, at: index)
-                // Imported chunks were keyed with the granter's convergence secret, which never leaves it.
-                let imported = event.type == .import
+            // Imported chunks were keyed with the granter's convergence secret, which never leaves it.
+            let imported = event.type == .import
+            var keyMismatch: ObjectName?
+            try await forEachChunk(of: manifest, item: item) { chunk, plaintext in
                 let derived =
                     imported
                     ? [] : plaintext.withUnsafeBytes { ChunkCipher.key(for: $0, convergenceSecret: convergence) }
                 guard let recorded = Encoding.bytes(base64: chunk.key), imported || constantTimeEqual(derived, recorded)
                 else {
-                    return VerifyProblem(
-                        kind: .chunkKeyMismatch,
-                        object: chunk.object.hex,
-                        item: item.hex,
-                        detail: "the chunk's key is not the convergent key of its plaintext"
-                    )
+                    keyMismatch = chunk.object
+                    return false
                 }
                 let take = Int(min(Int64(plaintext.count), remaining))
                 plaintext.withUnsafeBytes { hasher.update(UnsafeRawBufferPointer(rebasing: $0[0..<take])) }
-                wipe(&plaintext)
                 remaining -= Int64(take)
+                return true
+            }
+            if let keyMismatch {
+                return VerifyProblem(
+                    kind: .chunkKeyMismatch,
+                    object: keyMismatch.hex,
+                    item: item.hex,
+                    detail: "the chunk's key is not the convergent key of its plaintext"
+                )
             }
             let digest = hasher.finalize()
             guard remaining == 0, Encoding.hex(digest) == metadata.sha256, manifest.size == metadata.size else {

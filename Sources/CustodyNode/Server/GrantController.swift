@@ -45,7 +45,7 @@ struct GrantController: Sendable {
             let path = cache + "/.head-\(id)-" + Encoding.hex(randomBytes(8))
             defer { unlink(path) }
             _ = try archive.exportBundle(grant: id, to: path, force: true, objects: false)
-            return try POSIX.readFile(path, limit: 64 << 20)
+            return try ArchiveFiles.read(path, limit: 64 << 20)
         }
         return NodeServer.response(.ok, bytes, type: "application/vnd.custody.bundle")
     }

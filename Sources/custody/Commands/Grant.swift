@@ -311,7 +311,7 @@ extension CustodyCommand.GrantCommand {
             func run() throws {
                 try runReportingErrors {
                     let archive = try global.unlockArchive()
-                    let bytes = try POSIX.readFile(file, limit: RevocationNotice.maxBytes)
+                    let bytes = try ArchiveFiles.read(file, limit: RevocationNotice.maxBytes)
                     let verified = try archive.verifyRevocationNotice(bytes)
                     let recorded = try archive.recordRevocation(verified)
                     if json {
@@ -336,7 +336,7 @@ private func refuseExisting(_ path: String) throws {
 
 /// Writes a revocation notice file.
 private func writeNotice(_ bytes: [UInt8], to path: String) throws {
-    try POSIX.writeFileAtomically(path, bytes + [0x0A])
+    try ArchiveFiles.writeAtomically(path, bytes + [0x0A])
 }
 
 /// A received revocation in `--json` output.

@@ -1,3 +1,4 @@
+import CustodyStorage
 import Foundation
 
 /// What `bundle verify` found (its `--json` shape).

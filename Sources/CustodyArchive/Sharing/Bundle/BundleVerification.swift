@@ -1,4 +1,5 @@
 import CustodyCrypto
+import CustodyStorage
 import Foundation
 
 /// One verifying pass over a bundle (``BundleVerifier/verify(path:granter:witnesses:expectedGrant:at:fetch:object:)``):

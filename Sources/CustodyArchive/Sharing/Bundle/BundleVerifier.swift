@@ -1,4 +1,5 @@
 import CustodyCrypto
+import CustodyStorage
 import Foundation
 
 /// Checks a bundle as a stream: no keys and no archive needed (Docs/SHARING.md section 4).

@@ -1,5 +1,6 @@
 import CCustodySystem
 import CustodyCrypto
+import CustodyStorage
 import Foundation
 
 #if canImport(Glibc)

@@ -82,7 +82,7 @@ package enum SigV4 {
         var byName: [String: [String]] = [:]
         for (name, value) in headers { byName[name, default: []].append(value) }
         let names = byName.keys.sorted()
-        let canonicalHeaders = names.map { "\($0):\((byName[$0] ?? []).joined(separator: ","))\n" }.joined()
+        let canonicalHeaders = names.map { "\($0):\(byName[$0, default: []].joined(separator: ","))\n" }.joined()
         let signedHeaders = names.joined(separator: ";")
         let canonicalRequest = [
             request.method,

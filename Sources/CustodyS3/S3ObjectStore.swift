@@ -1,5 +1,5 @@
 import CustodyCrypto
-import Dispatch
+import CustodyStorage
 import Foundation
 import NIOHTTP1
 import Synchronization
@@ -9,52 +9,55 @@ import Synchronization
 ///
 /// S3 has no rename, so staging starts the upload of the object under its final name at once, with
 /// `If-None-Match: *` so a concurrent writer never replaces an object (412 means it is already there), and
-/// returns while it runs: up to 16 uploads (and 128 MiB) are in flight, so a command's workers go on
-/// encrypting. Commit waits for a batch's uploads and fails if any failed; a read of an object waits for its
-/// upload. An object staged by an operation that then fails is an orphan, as after the filesystem store's
-/// `objects-committed` crash point (`gc` removes it). Objects are content-addressed and immutable, so an
-/// orphan is harmless ciphertext.
+/// returns while it runs: up to 16 uploads (and 128 MiB) are in flight (``UploadPipeline``), so a command's
+/// workers go on encrypting. Commit waits for a batch's uploads and fails if any failed; a read of an object
+/// waits for its upload. An object staged by an operation that then fails is an orphan, as after the
+/// filesystem store's `objects-committed` crash point (`gc` removes it). Objects are content-addressed and
+/// immutable, so an orphan is harmless ciphertext.
 package struct S3ObjectStore: ObjectStore {
+    /// The client of the bucket.
     package let client: S3Client
     /// Whether the store honours `If-None-Match: *` on PUT (answered once, by the first conditional write).
     private let conditional = ConditionalSupport()
     /// Uploads in flight.
-    private let uploads = Uploads()
+    private let uploads = UploadPipeline()
 
+    /// A store on the bucket and prefix `client` reaches.
     package init(client: S3Client) {
         self.client = client
     }
 
     var settings: S3Settings { client.settings }
 
-    package func contains(_ name: ObjectName) throws -> Bool { try size(of: name) != nil }
+    /// Each read is a round trip: sixteen in flight keep a store's bandwidth busy.
+    package var readConcurrency: Int { UploadPipeline.maxCount }
 
-    package func stage(
-        _ bytes: UnsafeRawBufferPointer,
-        as name: ObjectName,
-        checkExisting: Bool
-    ) throws
-        -> StagedObject?
-    {
-        let body = Array(bytes)
-        uploads.start(name, bytes: Int64(body.count)) { try self.put(body, as: name) }
-        return StagedObject(name: name, tempPath: "")
+    /// Each read is a round trip: an item's chunks are fetched a window at a time.
+    package var prefersBatchedReads: Bool { true }
+
+    package func contains(_ name: ObjectName) async throws -> Bool { try await size(of: name) != nil }
+
+    package func stage(_ bytes: [UInt8], as name: ObjectName, checkExisting: Bool) async throws -> StagedObject? {
+        // The conditional PUT checks for an existing object itself, whatever `checkExisting` says.
+        await uploads.start(name, bytes: Int64(bytes.count)) { _ = try await self.putIfAbsent(bytes, as: name) }
+        return StagedObject(name: name)
     }
 
     /// Writes one object now (conditionally), waiting for the answer.
     ///
     /// - Returns: `true` when it was written, `false` when an object of that name was already there.
-    package func put(_ body: [UInt8], as name: ObjectName) throws -> Bool {
+    /// - Throws: ``StorageError``.
+    package func putIfAbsent(_ body: [UInt8], as name: ObjectName) async throws -> Bool {
         let key = client.key(name.hex)
         if Int64(body.count) > settings.multipartThreshold {
-            if try client.send(.HEAD, key: key, accept: [200, 404], what: "object \(name)").status == 200 {
+            if try await client.send(.HEAD, key: key, accept: [200, 404], what: "object \(name)").status == 200 {
                 return false
             }
-            try uploadInParts(body, key: key, name: name)
+            try await uploadInParts(body, key: key, name: name)
             return true
         }
         if conditional.supported != false {
-            let response = try client.send(
+            let response = try await client.send(
                 .PUT,
                 key: key,
                 headers: [("If-None-Match", "*")],
@@ -73,14 +76,16 @@ package struct S3ObjectStore: ObjectStore {
                 conditional.record(false)  // 501: not supported here; check with HEAD instead
             }
         }
-        if try client.send(.HEAD, key: key, accept: [200, 404], what: "object \(name)").status == 200 { return false }
-        _ = try client.send(.PUT, key: key, body: body, what: "object \(name)")
+        if try await client.send(.HEAD, key: key, accept: [200, 404], what: "object \(name)").status == 200 {
+            return false
+        }
+        _ = try await client.send(.PUT, key: key, body: body, what: "object \(name)")
         return true
     }
 
-    /// A multipart upload: parts of ``S3Settings/partSize``, aborted if any part fails.
-    private func uploadInParts(_ body: [UInt8], key: String, name: ObjectName) throws {
-        let created = try client.send(
+    /// A multipart upload: parts of ``S3Settings/partSize``, one after the other, aborted if any part fails.
+    private func uploadInParts(_ body: [UInt8], key: String, name: ObjectName) async throws {
+        let created = try await client.send(
             .POST,
             key: key,
             query: [("uploads", "")],
@@ -89,7 +94,7 @@ package struct S3ObjectStore: ObjectStore {
         )
         guard let upload = XMLFields.parse(created.body, elements: ["UploadId"])["UploadId"]?.first, !upload.isEmpty
         else {
-            throw ArchiveError(.badInput, "the S3 store gave no upload id for object \(name)", fix: "check the store")
+            throw StorageError(.badInput, "the S3 store gave no upload id for object \(name)", fix: "check the store")
         }
         do {
             var parts: [(Int, String)] = []
@@ -98,7 +103,7 @@ package struct S3ObjectStore: ObjectStore {
             while offset < body.count {
                 let number = parts.count + 1
                 let part = Array(body[offset..<min(offset + size, body.count)])
-                let response = try client.send(
+                let response = try await client.send(
                     .PUT,
                     key: key,
                     query: [("partNumber", String(number)), ("uploadId", upload)],
@@ -106,7 +111,7 @@ package struct S3ObjectStore: ObjectStore {
                     what: "part \(number) of object \(name)"
                 )
                 guard let etag = response.headers.first(name: "ETag") else {
-                    throw ArchiveError(.badInput, "the S3 store gave no ETag for a part", fix: "check the store")
+                    throw StorageError(.badInput, "the S3 store gave no ETag for a part", fix: "check the store")
                 }
                 parts.append((number, etag))
                 offset += size
@@ -115,7 +120,7 @@ package struct S3ObjectStore: ObjectStore {
                 "<CompleteMultipartUpload>"
                 + parts.map { "<Part><PartNumber>\($0.0)</PartNumber><ETag>\(Self.escaped($0.1))</ETag></Part>" }
                 .joined() + "</CompleteMultipartUpload>"
-            let completed = try client.send(
+            let completed = try await client.send(
                 .POST,
                 key: key,
                 query: [("uploadId", upload)],
@@ -124,14 +129,14 @@ package struct S3ObjectStore: ObjectStore {
             )
             // S3 can answer 200 with an error document for a failed completion.
             if let code = S3Client.errorCode(completed.body), !code.isEmpty {
-                throw ArchiveError(
+                throw StorageError(
                     .temporary,
                     "the S3 store could not complete the upload of object \(name) (\(code))",
                     fix: "run the command again"
                 )
             }
         } catch {
-            _ = try? client.send(
+            _ = try? await client.send(
                 .DELETE,
                 key: key,
                 query: [("uploadId", upload)],
@@ -147,60 +152,64 @@ package struct S3ObjectStore: ObjectStore {
             .replacingOccurrences(of: ">", with: "&gt;").replacingOccurrences(of: "\"", with: "&quot;")
     }
 
-    package func commit(_ objects: [StagedObject]) throws {
+    package func commit(_ objects: [StagedObject]) async throws {
         // Each PUT was durable when the store answered it: wait for the answers.
-        try uploads.finish(objects.map(\.name))
+        try await uploads.finish(objects.map(\.name))
     }
 
-    package func discard(_ objects: [StagedObject]) {
+    package func discard(_ objects: [StagedObject]) async {
         // Let the uploads end, but never delete: another writer may have found the object present and now rely
         // on it. Orphans are removed by gc, under the archive's exclusive lock.
-        try? uploads.finish(objects.map(\.name))
+        try? await uploads.finish(objects.map(\.name))
     }
 
-    package func expose(_ staged: [StagedObject], visible: Bool) {
-        // Staged objects are readable under their names already.
-    }
-
-    package func read(_ name: ObjectName, limit: Int) throws -> [UInt8]? {
-        uploads.wait(name)
-        let response = try client.send(
+    package func read(_ name: ObjectName, limit: Int) async throws -> [UInt8]? {
+        await uploads.wait(for: name)
+        let response = try await client.send(
             .GET,
             key: client.key(name.hex),
             accept: [200, 404],
-            maxBody: limit + 1,
+            maxBody: min(limit, Int.max - 1) + 1,
             what: "object \(name)"
         )
         guard response.status == 200 else { return nil }
         guard response.body.count <= limit else {
-            throw ArchiveError(.damaged, "object \(name) is larger than any valid object", fix: "run custody verify")
+            throw StorageError(
+                .damaged,
+                "object \(name) is larger than any valid object",
+                fix: "run custody verify"
+            )
         }
         return response.body
     }
 
     /// Bytes `range` of an object (a ranged GET), or `nil` when it is absent.
-    package func read(_ name: ObjectName, range: ClosedRange<Int64>) throws -> [UInt8]? {
-        uploads.wait(name)
-        let response = try client.send(
+    package func read(_ name: ObjectName, range: ClosedRange<Int64>) async throws -> [UInt8]? {
+        guard range.lowerBound >= 0 else { return [] }
+        // A store that ignores Range sends the whole object: it is bounded by the range's end all the same.
+        let last = Int(min(range.upperBound, Int64(Int.max - 1)))
+        await uploads.wait(for: name)
+        let response = try await client.send(
             .GET,
             key: client.key(name.hex),
-            headers: [("Range", "bytes=\(range.lowerBound)-\(range.upperBound)")],
-            accept: [200, 206, 404],
-            maxBody: Int(range.upperBound) + 1,
+            headers: [("Range", "bytes=\(range.lowerBound)-\(last)")],
+            accept: [200, 206, 404, 416],
+            maxBody: last + 1,
             what: "object \(name)"
         )
         switch response.status {
         case 206: return response.body
+        case 416: return []  // the range starts past the end
         case 200:
-            let upper = min(Int(range.upperBound) + 1, response.body.count)
+            let upper = min(last + 1, response.body.count)
             return Int(range.lowerBound) < upper ? Array(response.body[Int(range.lowerBound)..<upper]) : []
         default: return nil
         }
     }
 
-    package func size(of name: ObjectName) throws -> Int64? {
-        uploads.wait(name)
-        let response = try client.send(
+    package func size(of name: ObjectName) async throws -> Int64? {
+        await uploads.wait(for: name)
+        let response = try await client.send(
             .HEAD,
             key: client.key(name.hex),
             accept: [200, 404],
@@ -210,13 +219,15 @@ package struct S3ObjectStore: ObjectStore {
         return response.headers.first(name: "Content-Length").flatMap { Int64($0) }
     }
 
-    package func forEachObject(_ body: (ObjectName, Int64) throws -> Void) throws {
+    /// One page per `ListObjectsV2` answer (up to 1000 keys); the cursor is its continuation token. Keys
+    /// under the prefix that are not object names are skipped.
+    package func objects() -> ObjectListing {
+        let (client, settings) = (client, settings)
         let prefix = settings.prefix.isEmpty ? "" : settings.prefix + "/"
-        var token: String?
-        repeat {
+        return ObjectListing { token in
             var query = [("list-type", "2"), ("prefix", prefix), ("max-keys", "1000")]
             if let token { query.append(("continuation-token", token)) }
-            let response = try client.send(.GET, key: nil, query: query, what: "the listing of \(settings.url)")
+            let response = try await client.send(.GET, key: nil, query: query, what: "the listing of \(settings.url)")
             let fields = XMLFields.parse(
                 response.body,
                 elements: ["Key", "Size", "IsTruncated", "NextContinuationToken"]
@@ -224,34 +235,40 @@ package struct S3ObjectStore: ObjectStore {
             let keys = fields["Key"] ?? []
             let sizes = fields["Size"] ?? []
             guard keys.count == sizes.count else {
-                throw ArchiveError(.badInput, "the S3 store sent a malformed listing", fix: "check the store")
+                throw StorageError(.badInput, "the S3 store sent a malformed listing", fix: "check the store")
             }
+            var found: [StoredObject] = []
             for (key, size) in zip(keys, sizes) {
                 let rest = key.dropFirst(prefix.count)
                 guard key.hasPrefix(prefix), let name = ObjectName(hex: String(rest)), let bytes = Int64(size) else {
                     continue
                 }
-                try body(name, bytes)
+                found.append(StoredObject(name: name, size: bytes))
             }
-            token = fields["IsTruncated"]?.first == "true" ? fields["NextContinuationToken"]?.first : nil
-        } while token != nil
+            let next = fields["IsTruncated"]?.first == "true" ? fields["NextContinuationToken"]?.first : nil
+            return ObjectListing.Page(objects: found, next: next)
+        }
     }
 
-    /// Multipart uploads left unfinished under the prefix, as `multipart/<upload id>/<key>`.
-    package func leftoverTemporaryFiles() throws -> [String] {
+    /// Leftovers are multipart uploads left unfinished under the prefix, as `multipart/<upload id>/<key>`.
+    /// A bucket has no links or special files: there are never strays.
+    package func maintenanceReport() async throws -> MaintenanceReport {
         let prefix = settings.prefix.isEmpty ? "" : settings.prefix + "/"
-        let response = try client.send(
+        let response = try await client.send(
             .GET,
             key: nil,
             query: [("uploads", ""), ("prefix", prefix)],
             what: "the unfinished uploads of \(settings.url)"
         )
         let fields = XMLFields.parse(response.body, elements: ["Key", "UploadId"])
-        return zip(fields["Key"] ?? [], fields["UploadId"] ?? []).map { "multipart/\($0.1)/\($0.0)" }.sorted()
+        let leftovers = zip(fields["Key"] ?? [], fields["UploadId"] ?? []).map {
+            Leftover(id: "multipart/\($0.1)/\($0.0)")
+        }
+        return MaintenanceReport(leftovers: leftovers.sorted())
     }
 
-    package func remove(_ name: ObjectName) throws {
-        _ = try client.send(
+    package func remove(_ name: ObjectName) async throws {
+        _ = try await client.send(
             .DELETE,
             key: client.key(name.hex),
             accept: [200, 204, 404],
@@ -259,12 +276,12 @@ package struct S3ObjectStore: ObjectStore {
         )
     }
 
-    package func removeTemporaryFile(_ name: String) throws {
-        let parts = name.split(separator: "/", maxSplits: 2)
+    package func removeLeftover(_ leftover: Leftover) async throws {
+        let parts = leftover.id.split(separator: "/", maxSplits: 2)
         guard parts.count == 3, parts[0] == "multipart" else { return }
         let prefix = settings.prefix.isEmpty ? "" : settings.prefix + "/"
         guard parts[2].hasPrefix(prefix) else { return }
-        _ = try client.send(
+        _ = try await client.send(
             .DELETE,
             key: String(parts[2]),
             query: [("uploadId", String(parts[1]))],
@@ -279,82 +296,4 @@ final class ConditionalSupport: Sendable {
     private let state = Mutex<Bool?>(nil)
     var supported: Bool? { state.withLock { $0 } }
     func record(_ value: Bool) { state.withLock { $0 = value } }
-}
-
-/// Uploads in flight: at most ``maxCount`` and ``maxBytes`` at once (one larger object alone), each tracked
-/// by name until its batch is committed or discarded.
-final class Uploads: Sendable {
-    static let maxCount = 16
-    static let maxBytes: Int64 = 128 << 20
-
-    private final class Upload: Sendable {
-        let done = DispatchGroup()
-        let error = Mutex<(any Error)?>(nil)
-    }
-
-    private struct State {
-        var uploads: [ObjectName: Upload] = [:]
-        var count = 0
-        var bytes: Int64 = 0
-    }
-
-    private let state = Mutex(State())
-    private let room = NSCondition()
-    /// One thread per upload in flight (they block on the network).
-    private static let pool = BlockingPool(threads: maxCount)
-
-    /// Starts `work` for `name` once there is room (unless an upload of it is already tracked).
-    func start(_ name: ObjectName, bytes: Int64, _ work: @escaping @Sendable () throws -> Bool) {
-        let upload = Upload()
-        let fresh = state.withLock { state -> Bool in
-            guard state.uploads[name] == nil else { return false }
-            state.uploads[name] = upload
-            return true
-        }
-        guard fresh else { return }
-        room.lock()
-        while state.withLock({ $0.count > 0 && ($0.count >= Self.maxCount || $0.bytes + bytes > Self.maxBytes) }) {
-            room.wait()
-        }
-        state.withLock {
-            $0.count += 1
-            $0.bytes += bytes
-        }
-        room.unlock()
-        upload.done.enter()
-        Self.pool.submit {
-            do {
-                _ = try work()
-            } catch {
-                upload.error.withLock { $0 = error }
-            }
-            self.room.lock()
-            self.state.withLock {
-                $0.count -= 1
-                $0.bytes -= bytes
-            }
-            self.room.broadcast()
-            self.room.unlock()
-            upload.done.leave()
-        }
-    }
-
-    /// Waits for the upload of `name`, if one is in flight.
-    func wait(_ name: ObjectName) {
-        state.withLock { $0.uploads[name] }?.done.wait()
-    }
-
-    /// Waits for the uploads of `names` and stops tracking them; throws the first failure.
-    func finish(_ names: [ObjectName]) throws {
-        var failure: (any Error)?
-        for name in names {
-            guard let upload = state.withLock({ $0.uploads[name] }) else { continue }
-            upload.done.wait()
-            if failure == nil { failure = upload.error.withLock { $0 } }
-        }
-        state.withLock { state in
-            for name in names { state.uploads[name] = nil }
-        }
-        if let failure { throw failure }
-    }
 }

@@ -1,0 +1,337 @@
+import CustodyCrypto
+import CustodyStorage
+import Synchronization
+
+/// The outcome of ``IngestPipeline/run(_:options:expected:progress:)``.
+struct IngestOutcome: Sendable {
+    /// Items committed, in the order of the files.
+    var items: [IngestedItem] = []
+    /// Files refused because their SHA-256 differs from the expected one.
+    var refused: [ScanProblem] = []
+    /// Files found changed when opened, skipped (``IngestOptions/skipProblems``).
+    var skipped: [ScanProblem] = []
+}
+
+/// Reads, encrypts, stages and commits files, in batches, with both cores busy.
+///
+/// Structured concurrency throughout: a batch's small files are child tasks of a task group of bounded width
+/// (each reads, hashes and encrypts its file in one piece of blocking work, then stages its objects); a large
+/// file is read in order by the batch's own task, a chunk at a time on the blocking-work pool, while a task
+/// group of the same width encrypts and stages its chunks. At most about `2 × width` chunks are in memory.
+/// While a batch is being read, the previous one commits (objects made durable and visible, then its events
+/// appended to the journal): a child task, always awaited. Nothing outlives ``run(_:options:expected:progress:)``.
+///
+/// Failure: batches before the one that failed are committed, it and later ones are not, and every object a
+/// failed batch staged is discarded.
+struct IngestPipeline: Sendable {
+    let archive: Archive.Unlocked
+    let context: ItemSealer.Context
+    let skipProblems: Bool
+    /// Files (or chunks of a large file) in flight at once.
+    let width: Int
+
+    private var store: ArchiveObjects { archive.store }
+
+    /// Every object a batch has staged, so that whatever fails, all of them are discarded.
+    private final class BatchStaging: Sendable {
+        private let staged = Mutex<[StagedObject]>([])
+
+        /// Stages `object`, remembering it; `nil` when it is stored already.
+        func stage(_ object: SealedObject, in store: ArchiveObjects) async throws -> StagedObject? {
+            guard let done = try await store.stage(object.bytes, as: object.ref.name, checkExisting: object.mayExist)
+            else { return nil }
+            staged.withLock { $0.append(done) }
+            return done
+        }
+
+        var all: [StagedObject] { staged.withLock { $0 } }
+    }
+
+    /// What became of one file of a batch.
+    private enum FileOutcome: Sendable {
+        case sealed(SealedItem, staged: [StagedObject])
+        /// Its SHA-256 is not the expected one: its objects are discarded.
+        case refused(ScanProblem, staged: [StagedObject])
+        /// It was not the file scanned when opened, and problems are skipped.
+        case changed(ScanProblem)
+    }
+
+    /// A batch read, encrypted and staged, ready to commit.
+    private struct StagedBatch: Sendable {
+        var items: [SealedItem] = []
+        var staged: [StagedObject] = []
+        /// Objects of refused files, discarded once the batch is committed.
+        var orphans: [StagedObject] = []
+        var refused: [ScanProblem] = []
+        var skipped: [ScanProblem] = []
+    }
+
+    /// Ingests `files` in batches of ``IngestOptions/batchItems`` files or ``IngestOptions/batchBytes`` bytes.
+    ///
+    /// - Parameters:
+    ///   - expected: The SHA-256 a file must have, if any.
+    ///   - progress: Called as each file is started, from this task.
+    /// - Throws: ``ArchiveError``; after a batch committed, the error says how many items are in.
+    func run(
+        _ files: [SourceFile],
+        options: IngestOptions,
+        expected: (String) -> String?,
+        progress: (IngestProgress) -> Void
+    ) async throws -> IngestOutcome {
+        var outcome = IngestOutcome()
+        let totalBytes = files.reduce(Int64(0)) { $0 + $1.size }
+        var started = (files: 0, bytes: Int64(0))
+        var waiting: StagedBatch?
+        for batch in Self.batches(files, options: options) {
+            let previous = waiting
+            waiting = nil
+            // The previous batch commits while this one is read: a child task, awaited below whatever happens.
+            async let committing = commit(previous)
+            let staged: Result<StagedBatch, ArchiveError>
+            do {
+                staged = .success(
+                    try await stage(batch, expected: expected) { source in
+                        started.files += 1
+                        started.bytes += source.size
+                        progress(
+                            IngestProgress(
+                                files: started.files,
+                                totalFiles: files.count,
+                                bytes: started.bytes,
+                                totalBytes: totalBytes
+                            )
+                        )
+                    }
+                )
+            } catch {
+                staged = .failure(ArchiveError(error))
+            }
+            do {
+                outcome.items += try await committing
+            } catch {
+                if case .success(let batch) = staged { await store.discard(batch.staged + batch.orphans) }
+                throw Self.failure(ArchiveError(error), after: outcome.items.count)
+            }
+            switch staged {
+            case .success(let batch):
+                outcome.refused += batch.refused
+                outcome.skipped += batch.skipped
+                waiting = batch
+            case .failure(let error):
+                throw Self.failure(error, after: outcome.items.count)
+            }
+        }
+        do {
+            outcome.items += try await commit(waiting)
+        } catch {
+            throw Self.failure(ArchiveError(error), after: outcome.items.count)
+        }
+        return outcome
+    }
+
+    /// `files` cut into batches, in order, each with the files' positions.
+    private static func batches(
+        _ files: [SourceFile],
+        options: IngestOptions
+    ) -> [[(order: Int, source: SourceFile)]] {
+        var batches: [[(order: Int, source: SourceFile)]] = [[]]
+        var bytes: Int64 = 0
+        for (order, source) in files.enumerated() {
+            if batches[batches.count - 1].count >= options.batchItems || bytes >= options.batchBytes {
+                batches.append([])
+                bytes = 0
+            }
+            batches[batches.count - 1].append((order, source))
+            bytes += source.size
+        }
+        return batches
+    }
+
+    /// The error of a failed batch, saying what earlier batches left in the archive.
+    private static func failure(_ error: ArchiveError, after committed: Int) -> ArchiveError {
+        guard committed > 0 else { return error }
+        return ArchiveError(
+            error.reason,
+            error.problem + " (\(committed) item(s) of earlier batches were ingested before this)",
+            fix: error.fix + "; custody ls shows what is in"
+        )
+    }
+
+    /// Reads, encrypts and stages one batch; on failure, discards everything it staged.
+    private func stage(
+        _ batch: [(order: Int, source: SourceFile)],
+        expected: (String) -> String?,
+        starting: (SourceFile) -> Void
+    ) async throws -> StagedBatch {
+        let staging = BatchStaging()
+        do {
+            let outcomes = try await withThrowingTaskGroup(of: (Int, FileOutcome).self) { group in
+                var outcomes: [(Int, FileOutcome)] = []
+                var inFlight = 0
+                for (order, source) in batch {
+                    let hash = expected(source.path)
+                    starting(source)
+                    if source.size < Int64(context.chunkSize) {
+                        if inFlight >= width, let done = try await group.next() {
+                            outcomes.append(done)
+                            inFlight -= 1
+                        }
+                        group.addTask { (order, try await self.ingest(source, order: order, expected: hash, staging)) }
+                        inFlight += 1
+                    } else {
+                        // A large file: read in order here while its chunks are encrypted in parallel.
+                        outcomes.append((order, try await ingest(source, order: order, expected: hash, staging)))
+                    }
+                }
+                for try await done in group { outcomes.append(done) }
+                return outcomes
+            }
+            var staged = StagedBatch()
+            for (_, outcome) in outcomes.sorted(by: { $0.0 < $1.0 }) {
+                switch outcome {
+                case .sealed(let item, let objects):
+                    staged.items.append(item)
+                    staged.staged += objects
+                case .refused(let problem, let objects):
+                    staged.refused.append(problem)
+                    staged.orphans += objects
+                case .changed(let problem):
+                    staged.skipped.append(problem)
+                }
+            }
+            return staged
+        } catch {
+            await store.discard(staging.all)
+            throw error
+        }
+    }
+
+    /// Reads, encrypts and stages one file, then seals and stages its parts.
+    private func ingest(
+        _ source: SourceFile,
+        order: Int,
+        expected: String?,
+        _ staging: BatchStaging
+    ) async throws -> FileOutcome {
+        let (chunkSize, keys) = (context.chunkSize, context.keys)
+        let reader: ChunkReader
+        var chunks: [EncryptedChunk]
+        var staged: [StagedObject] = []
+        do {
+            if source.size < Int64(chunkSize) {
+                // A small file: read, hashed and encrypted in one piece of blocking work.
+                (reader, chunks) = try await BlockingWork.run {
+                    let reader = try ChunkReader(source: source, chunkSize: chunkSize, convergence: keys.convergence)
+                    var chunks: [EncryptedChunk] = []
+                    while let next = try reader.next() {
+                        chunks.append(ItemSealer.encryptChunk(next.plaintext, index: next.index, keys: keys))
+                    }
+                    return (reader, chunks)
+                }
+                for index in chunks.indices {
+                    if let done = try await staging.stage(chunks[index].object, in: store) { staged.append(done) }
+                    chunks[index].object.bytes = []
+                }
+            } else {
+                reader = try await BlockingWork.run {
+                    try ChunkReader(source: source, chunkSize: chunkSize, convergence: keys.convergence)
+                }
+                (chunks, staged) = try await encryptLarge(reader, staging)
+            }
+        } catch let changed as ChangedSinceScan {
+            guard skipProblems else {
+                throw ArchiveError(
+                    .badInput,
+                    "cannot ingest \(changed.problem.path): \(changed.problem.reason)",
+                    fix: "find out what is changing the files, then ingest again (or pass --skip-problems)"
+                )
+            }
+            return .changed(changed.problem)
+        } catch {
+            throw ArchiveError(error)
+        }
+        switch try ItemSealer.seal(
+            source,
+            order: order,
+            chunks: chunks,
+            read: reader.summary(),
+            expected: expected,
+            context: context
+        ) {
+        case .failure(let problem):
+            return .refused(problem, staged: staged)
+        case .success(let item):
+            for part in item.parts {
+                if let done = try await staging.stage(part, in: store) { staged.append(done) }
+            }
+            var item = item
+            item.parts = []
+            return .sealed(item, staged: staged)
+        }
+    }
+
+    /// Reads a large file in order, a chunk at a time, while up to ``width`` chunks are encrypted and staged.
+    ///
+    /// - Returns: Its chunks in order (their bytes dropped once staged) and what was staged.
+    private func encryptLarge(
+        _ reader: ChunkReader,
+        _ staging: BatchStaging
+    ) async throws -> ([EncryptedChunk], [StagedObject]) {
+        let (keys, store) = (context.keys, store)
+        return try await withThrowingTaskGroup(of: (EncryptedChunk, StagedObject?).self) { group in
+            var chunks: [EncryptedChunk] = []
+            var staged: [StagedObject] = []
+            func collect(_ done: (EncryptedChunk, StagedObject?)) {
+                chunks.append(done.0)
+                if let object = done.1 { staged.append(object) }
+            }
+            var inFlight = 0
+            while let next = try await BlockingWork.run({ try reader.next() }) {
+                if inFlight >= width, let done = try await group.next() {
+                    collect(done)
+                    inFlight -= 1
+                }
+                group.addTask {
+                    var chunk = ItemSealer.encryptChunk(next.plaintext, index: next.index, keys: keys)
+                    let done = try await staging.stage(chunk.object, in: store)
+                    chunk.object.bytes = []
+                    return (chunk, done)
+                }
+                inFlight += 1
+            }
+            for try await done in group { collect(done) }
+            return (chunks.sorted { $0.index < $1.index }, staged)
+        }
+    }
+
+    /// Commits a staged batch: its objects durable and visible, then its events in the journal.
+    ///
+    /// - Returns: The batch's items as reported, in file order.
+    private func commit(_ batch: StagedBatch?) async throws -> [IngestedItem] {
+        guard let batch else { return [] }
+        guard !batch.items.isEmpty else {
+            await store.discard(batch.staged + batch.orphans)
+            return []
+        }
+        do {
+            try await store.commit(batch.staged)
+        } catch {
+            await store.discard(batch.staged + batch.orphans)
+            throw error
+        }
+        await store.discard(batch.orphans)
+        CrashPoint.hit("objects-committed")
+        var known: [ItemID: ItemMetadata] = [:]
+        for item in batch.items { known[item.metadata.item] = item.metadata }
+        let duplicates = try await archive.record(batch.items.map(\.event), known: known)
+        return batch.items.map { item in
+            IngestedItem(
+                id: item.metadata.item,
+                path: item.source.path,
+                sha256: item.metadata.sha256,
+                size: item.metadata.size,
+                duplicateOf: duplicates[item.metadata.item.hex] ?? nil
+            )
+        }
+    }
+}

@@ -1,0 +1,113 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// An error from an object store: what went wrong and how to fix it, in one line.
+///
+/// Its reasons have the names and classes of the archive's error reasons (each class fixes an exit code,
+/// DESIGN.md sysexits), so the archive maps a storage error to its own without rewording it. Descriptions
+/// name paths, buckets and objects, never credentials.
+package struct StorageError: Error, Sendable, CustomStringConvertible {
+    /// The class of failure: the archive's classes, each of which fixes an exit code.
+    package enum Code: Hashable, Sendable {
+        /// What is stored is not what was written (exit 1).
+        case damaged
+        /// The store was named or configured wrongly (exit 64).
+        case usage
+        /// The store answered something malformed or unexpected (exit 65).
+        case badInput
+        /// The store itself (a bucket) does not exist (exit 66).
+        case notFound
+        /// Something could not be written or read (exit 73).
+        case cannotCreate
+        /// The store kept failing or timed out; the command can be run again (exit 75).
+        case temporary
+        /// The store refused the credentials (exit 77).
+        case notAuthorised
+    }
+
+    /// Why it failed, for code: an extensible set, as the archive's error reasons are (a stable kebab-case
+    /// name and its class), so the archive maps a storage error to its own reason of the same name. Callers
+    /// compare reasons, never the message.
+    package struct Reason: Hashable, Sendable, CustomStringConvertible {
+        /// A stable kebab-case name.
+        package let name: String
+        /// The class of failure.
+        package let code: Code
+
+        /// A reason named `name`, of class `code`.
+        package init(_ name: String, _ code: Code) {
+            self.name = name
+            self.code = code
+        }
+
+        package var description: String { name }
+
+        /// What is stored is not what was written: a link or special file in the store, a short or
+        /// oversized object, a copy that does not read back.
+        package static let damaged = Reason("damaged", .damaged)
+        /// The store was named or configured wrongly: a bad URL or endpoint, no credentials.
+        package static let usage = Reason("usage", .usage)
+        /// The store answered something malformed or unexpected, or a path is not what a store can be.
+        package static let badInput = Reason("bad-input", .badInput)
+        /// The store itself (a bucket) does not exist.
+        package static let notFound = Reason("not-found", .notFound)
+        /// Something could not be written or read.
+        package static let cannotCreate = Reason("cannot-create", .cannotCreate)
+        /// The store kept failing, timed out, or is closed.
+        package static let temporary = Reason("temporary", .temporary)
+        /// The store refused the credentials.
+        package static let notAuthorised = Reason("not-authorised", .notAuthorised)
+        /// No space left on the device (or over quota).
+        package static let noSpace = Reason("no-space", .cannotCreate)
+    }
+
+    /// The class of failure.
+    package let reason: Reason
+    /// What went wrong, naming the object, path or bucket.
+    package let problem: String
+    /// How to fix it.
+    package let fix: String
+
+    /// Creates an error.
+    package init(_ reason: Reason, _ problem: String, fix: String) {
+        self.reason = reason
+        self.problem = problem
+        self.fix = fix
+    }
+
+    package var description: String { "\(problem) — \(fix)" }
+}
+
+extension StorageError {
+    /// Maps an `errno` from a failed write to a one-line error.
+    package static func writeFailed(_ what: String, errno code: Int32) -> StorageError {
+        switch code {
+        case ENOSPC, EDQUOT:
+            StorageError(
+                .noSpace,
+                "\(what): no space left on device",
+                fix: "free disk space and run the command again"
+            )
+        case EACCES, EPERM:
+            StorageError(
+                .cannotCreate,
+                "\(what): permission denied",
+                fix: "check the permissions of the archive folder"
+            )
+        case EROFS:
+            StorageError(.cannotCreate, "\(what): read-only file system", fix: "use a writable archive location")
+        default:
+            StorageError(
+                .cannotCreate,
+                "\(what): \(errnoDescription(code))",
+                fix: "check the disk and run the command again"
+            )
+        }
+    }
+}
+
+/// The C library's text for an `errno` value.
+package func errnoDescription(_ code: Int32) -> String {
+    String(cString: strerror(code))
+}
