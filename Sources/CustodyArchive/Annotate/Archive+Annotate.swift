@@ -41,7 +41,7 @@ extension Archive.Unlocked {
     /// - Throws: ``ArchiveError``: usage when nothing is given or a tag is both added and removed; bad input
     ///   for an empty, over-long or NUL-containing tag.
     @discardableResult
-    package func tag(_ id: String, add: [String], remove: [String]) throws -> [String] {
+    package func tag(_ id: String, add: [String], remove: [String]) async throws -> [String] {
         guard !add.isEmpty || !remove.isEmpty else {
             throw ArchiveError(.usage, "no tag to add or remove", fix: "give --add TAG and/or --remove TAG")
         }
@@ -54,32 +54,32 @@ extension Archive.Unlocked {
         if let both = Set(adding.tags).intersection(removing.tags).sorted().first {
             throw ArchiveError(.usage, "the tag \(both) is both added and removed", fix: "give it once")
         }
-        let indexed = try resolveItem(id)
-        try annotate(indexed, with: .tags(add: adding.tags, remove: removing.tags), type: "tag")
-        return try resolveItem(indexed.id).metadata.tags
+        let indexed = try await resolveItem(id)
+        try await annotate(indexed, with: .tags(add: adding.tags, remove: removing.tags), type: "tag")
+        return try await resolveItem(indexed.id).metadata.tags
     }
 
     /// Adds a note to an item, as a `note` event.
     ///
     /// - Throws: ``ArchiveError`` (bad input) for an empty note, one over 64 KiB, or one containing NUL.
-    package func note(_ id: String, text: String) throws {
+    package func note(_ id: String, text: String) async throws {
         guard !text.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty else {
             throw ArchiveError(.badInput, "the note is empty", fix: "give the note's text")
         }
         var fields = SubmissionFields()
         fields.note = text
         try fields.validate()
-        try annotate(try resolveItem(id), with: .note(text), type: "note")
+        try await annotate(try await resolveItem(id), with: .note(text), type: "note")
     }
 
     /// Decrypts the annotation a `tag` or `note` event names, with K_meta from the item's ingest event.
-    func annotation(of event: Event, ingest: Event) throws -> Annotation {
+    func annotation(of event: Event, ingest: Event) async throws -> Annotation {
         guard let item = event.item, let ref = event.annotation, ingest.item == item else {
             throw ArchiveError(.damaged, "a \(event.type) event is incomplete", fix: "run custody verify")
         }
         var key = try metaKey(of: ingest)
         defer { wipe(&key) }
-        return try openStoredPart(
+        return try await openStoredPart(
             ref.name,
             kind: .annotation,
             item: item,
@@ -90,7 +90,7 @@ extension Archive.Unlocked {
     }
 
     /// Seals `annotation` under the item's K_meta, stores it durably, then records the event naming it.
-    fileprivate func annotate(_ indexed: IndexedItem, with annotation: Annotation, type: String) throws {
+    fileprivate func annotate(_ indexed: IndexedItem, with annotation: Annotation, type: String) async throws {
         let ingest = try ingestEvent(of: indexed)
         guard let item = ingest.item else {
             throw ArchiveError(.damaged, "ingest event without item", fix: "run custody verify")
@@ -112,7 +112,7 @@ extension Archive.Unlocked {
             item: item,
             annotation: ObjectRef(name: name, size: Int64(sealed.count))
         )
-        _ = try record([event])
+        _ = try await record([event])
     }
 
     /// Unwraps K_meta from an ingest event.

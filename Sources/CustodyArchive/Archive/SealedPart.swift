@@ -191,8 +191,8 @@ extension ArchiveContext {
         what: String,
         limit: Int = SealedPart.maxStoredBytes,
         isValid: (T) -> Bool = { _ in true }
-    ) throws -> T {
-        guard let stored = try store.read(name, limit: limit) else {
+    ) async throws -> T {
+        guard let stored = try await store.read(name, limit: limit) else {
             throw ArchiveError(.damaged, "the \(what) object of item \(item) is missing", fix: "run custody verify")
         }
         guard let value = try SealedPart.decode(stored, kind: kind, item: item, key: key, as: T.self, isValid: isValid)

@@ -32,7 +32,6 @@ extension ArchiveContext {
         item: ItemID,
         _ body: (ContentManifest.Chunk, [UInt8]) async throws -> Bool
     ) async throws {
-        struct Stop: Error {}
         let limit = config.chunkSize + XChaCha20Poly1305.tagByteCount
         do {
             try await store.readInOrder(
@@ -43,9 +42,9 @@ extension ArchiveContext {
                 let chunk = manifest.chunks[index]
                 var plaintext = try decryptChunk(chunk, item: item, stored: stored)
                 defer { wipe(&plaintext) }
-                if try await !body(chunk, plaintext) { throw Stop() }
+                if try await !body(chunk, plaintext) { throw StopReading() }
             }
-        } catch is Stop {
+        } catch is StopReading {
             return
         } catch {
             throw ArchiveError(error)
@@ -79,6 +78,9 @@ extension ArchiveContext {
         }
     }
 }
+
+/// Ends ``ArchiveContext/forEachChunk(of:item:_:)`` early.
+private struct StopReading: Error {}
 
 /// A plaintext file being written: unnamed until it is complete and verified, then linked into place.
 private final class PlaintextOutput {
@@ -169,7 +171,7 @@ extension Archive.Unlocked {
     /// - Returns: What was written, with its verified SHA-256.
     /// - Throws: ``ArchiveError``; nothing is left at `output` on failure.
     package func extract(_ id: String, to output: String, force: Bool) async throws -> ExtractResult {
-        let indexed = try resolveItem(id)
+        let indexed = try await resolveItem(id)
         if !force, POSIX.lstatPath(output) != nil {
             throw ArchiveError(.cannotCreate, "\(output) already exists", fix: "choose another -o path or pass --force")
         }
@@ -180,8 +182,8 @@ extension Archive.Unlocked {
         guard let item = event.item else {
             throw ArchiveError(.damaged, "ingest event without item", fix: "run custody verify")
         }
-        let metadata = try self.metadata(of: event)
-        let manifest = try contentManifest(of: event)
+        let metadata = try await self.metadata(of: event)
+        let manifest = try await contentManifest(of: event)
         let directory = POSIX.parentDirectory(of: output)
         // An unnamed temporary file (O_TMPFILE): a crash leaves no plaintext behind under any name.
         let output = try PlaintextOutput(directory: directory, finalPath: output)
@@ -205,7 +207,7 @@ extension Archive.Unlocked {
         }
         try output.sync()
         // Plaintext is leaving the archive: record it before the file appears under its name.
-        _ = try record([Event(type: .extract, time: RFC3339.now(), actor: config.origin, item: item)])
+        _ = try await record([Event(type: .extract, time: RFC3339.now(), actor: config.origin, item: item)])
         try output.publish(replacing: force)
         return ExtractResult(item: item, path: output.finalPath, sha256: metadata.sha256, size: metadata.size)
     }
@@ -224,7 +226,7 @@ extension Archive.Unlocked {
         }
         var key = try keys.unwrap(wrappedContent, item: item)
         defer { wipe(&key) }
-        return try openStoredPart(
+        return try await openStoredPart(
             contentRef.name,
             kind: .content,
             item: item,

@@ -6,8 +6,8 @@ extension ArchiveContext {
     /// - Parameter id: An item id or unique prefix.
     /// - Returns: The proof, already checked against the checkpoint.
     /// - Throws: ``ArchiveError``: not found for an unknown item, damaged when the log cannot prove it.
-    package func proveItem(_ id: String) throws -> Ledger.InclusionProof {
-        let indexed = try resolveItem(id)
+    package func proveItem(_ id: String) async throws -> Ledger.InclusionProof {
+        let indexed = try await resolveItem(id)
         var entry: [UInt8]?
         try journal.scan(from: JournalPosition(count: indexed.seq, offset: indexed.entryOffset), limit: 1) {
             entry = $0.bytes

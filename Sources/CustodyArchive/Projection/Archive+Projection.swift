@@ -10,7 +10,7 @@ extension ArchiveContext {
     /// Entries the index has not seen yet (another command appended them, or one was interrupted between its
     /// journal append and its index update) are applied first; that needs the secrets, so a keyless
     /// ``Archive`` asks its passphrase then, and only then.
-    package func index() throws -> ArchiveIndex {
+    package func index() async throws -> ArchiveIndex {
         let index = try archive.openedIndex.get()
         let position = try index.position()
         let size = journal.byteCount()
@@ -20,7 +20,7 @@ extension ArchiveContext {
         // crash does not, and must not make a keyless reader ask for the passphrase).
         var pending = false
         _ = try journal.scan(from: position, limit: 1) { _ in pending = true }
-        if pending { try unlocked().catchUpIndex(known: [:]) }
+        if pending { try await unlocked().catchUpIndex(known: [:]) }
         return index
     }
 
@@ -74,7 +74,10 @@ extension Archive.Unlocked {
     /// - Returns: For each item applied, the id of the first earlier item with the same content, if any.
     /// - Throws: ``ArchiveError`` when an entry is invalid or the index cannot be written.
     @discardableResult
-    func catchUpIndex(known: [ItemID: ItemMetadata], trusted: [[UInt8]: Event] = [:]) throws -> [String: String?] {
+    func catchUpIndex(
+        known: [ItemID: ItemMetadata],
+        trusted: [[UInt8]: Event] = [:]
+    ) async throws -> [String: String?] {
         let index = try archive.openedIndex.get()
         var duplicates: [String: String?] = [:]
         while true {
@@ -83,7 +86,9 @@ extension Archive.Unlocked {
             var batch = IndexBatch(end: start)
             var ingests: [ItemID: Event] = [:]
             var seenGrants = Set<String>()
-            let (end, _) = try journal.scan(from: start, limit: 5000) { entry in
+            var entries: [JournalEntry] = []
+            let (end, _) = try journal.scan(from: start, limit: 5000) { entries.append($0) }
+            for entry in entries {
                 // Entries this process has just signed and appended need no second signature check.
                 let event = try trusted[entry.bytes] ?? Event.parse(entry.bytes, publicKey: signingPublicKey)
                 batch.events.append(
@@ -105,7 +110,7 @@ extension Archive.Unlocked {
                             fix: "run custody verify"
                         )
                     }
-                    batch.annotations.append(
+                    await batch.annotations.append(
                         IndexedAnnotation(
                             seq: entry.index,
                             item: item.hex,
@@ -125,13 +130,14 @@ extension Archive.Unlocked {
                         try index.grants().filter { $0.direction == "in" }.compactMap { summary in
                             try index.grantHash(summary.id).map { (summary.id, $0) }
                         } + batch.grants.filter { $0.summary.direction == "in" }.map { ($0.summary.id, $0.hash) }
-                    batch.receivedRevocations += receivedRevocation(of: event, seq: entry.index, received: received)
+                    batch.receivedRevocations += await receivedRevocation(of: event, seq: entry.index, received: received)
                 }
                 if event.type == .ingest || event.type == .import, let item = event.item {
                     ingests[item] = event
-                    var metadata = try known[item] ?? metadata(of: event)
+                    var metadata: ItemMetadata
+                    if let given = known[item] { metadata = given } else { metadata = try await self.metadata(of: event) }
                     if event.type == .import {
-                        let record = try provenanceRecord(of: event)
+                        let record = try await provenanceRecord(of: event)
                         // The granter's tag changes carry over; its notes stay in the sealed provenance.
                         for annotation in record.annotations where annotation.type == Event.Kind.tag.rawValue {
                             metadata.tags = Set(metadata.tags).union(annotation.add ?? [])
@@ -162,13 +168,13 @@ extension Archive.Unlocked {
     }
 
     /// Decrypts the sealed provenance an `import` event names.
-    func provenanceRecord(of event: Event) throws -> ProvenanceRecord {
+    func provenanceRecord(of event: Event) async throws -> ProvenanceRecord {
         guard let item = event.item, let ref = event.annotation else {
             throw ArchiveError(.damaged, "an import event has no provenance", fix: "run custody verify")
         }
         var key = try metaKey(of: event)
         defer { wipe(&key) }
-        return try openStoredPart(
+        return try await openStoredPart(
             ref.name,
             kind: .provenance,
             item: item,
@@ -179,13 +185,13 @@ extension Archive.Unlocked {
     }
 
     /// Decrypts the metadata part an ingest event names.
-    func metadata(of event: Event) throws -> ItemMetadata {
+    func metadata(of event: Event) async throws -> ItemMetadata {
         guard let item = event.item, let objects = event.objects, let wrapped = event.keys else {
             throw ArchiveError(.damaged, "an ingest event is incomplete", fix: "run custody verify")
         }
         var key = try keys.unwrap(wrapped.meta, item: item)
         defer { wipe(&key) }
-        return try openStoredPart(
+        return try await openStoredPart(
             objects.meta.name,
             kind: .meta,
             item: item,
@@ -196,12 +202,12 @@ extension Archive.Unlocked {
     }
 
     /// Appends signed events and applies them to the index.
-    func record(_ events: [Event], known: [ItemID: ItemMetadata] = [:]) throws -> [String: String?] {
+    func record(_ events: [Event], known: [ItemID: ItemMetadata] = [:]) async throws -> [String: String?] {
         let entries = try events.map { try $0.entryBytes(signedBy: keys.signing) }
         try ledger.append(entries, logKey: keys.log)
         var trusted: [[UInt8]: Event] = [:]
         for (entry, event) in zip(entries, events) { trusted[entry] = event }
-        return try catchUpIndex(known: known, trusted: trusted)
+        return try await catchUpIndex(known: known, trusted: trusted)
     }
 
     /// Rebuilds the index in place from journal + objects, after the checks of
@@ -209,9 +215,9 @@ extension Archive.Unlocked {
     ///
     /// - Returns: The number of items indexed.
     @discardableResult
-    package func reindex() throws -> Int {
+    package func reindex() async throws -> Int {
         try Archive.checkBeforeReindex(journal: journal, ledger: ledger, logKey: keys.log)
         try archive.openedIndex.get().erase()
-        return try index().itemCount()
+        return try await index().itemCount()
     }
 }

@@ -98,7 +98,7 @@ extension ArchiveContext {
     /// Resolves a request to explicit items, with the reason for each inclusion and exclusion.
     ///
     /// - Throws: ``ArchiveError`` (usage) when the request names no scope or an unknown sensitivity level.
-    package func resolveScope(_ request: GrantRequest) throws -> GrantScope {
+    package func resolveScope(_ request: GrantRequest) async throws -> GrantScope {
         let hasQuery =
             request.caseID != nil || !request.tags.isEmpty || request.collectedAfter != nil
             || request.collectedBefore != nil
@@ -133,14 +133,14 @@ extension ArchiveContext {
             if let after = request.collectedAfter { why.append("collected at or after \(after)") }
             if let before = request.collectedBefore { why.append("collected before \(before)") }
             let reason = "matches " + why.joined(separator: "; ")
-            candidates = try index().list(filter).map { ($0, reason) }
+            candidates = try await index().list(filter).map { ($0, reason) }
         }
         for text in request.items {
-            let item = try resolveItem(text)
+            let item = try await resolveItem(text)
             if !candidates.contains(where: { $0.0.id == item.id }) { candidates.append((item, "named with --item")) }
         }
-        let imported = try index().importedItems()
-        let grants = Dictionary(try index().grants().map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
+        let imported = try await index().importedItems()
+        let grants = await Dictionary(try index().grants().map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
         var scope = GrantScope()
         for (item, why) in candidates {
             let m = item.metadata
@@ -211,10 +211,10 @@ extension ArchiveContext {
 
     /// The sealed annotation objects (tags and notes) of each item, in log order: one read of the journal from the
     /// earliest item's entry on, whatever the number of items.
-    func annotationObjects(of items: [IndexedItem]) throws -> [String: [ObjectRef]] {
+    func annotationObjects(of items: [IndexedItem]) async throws -> [String: [ObjectRef]] {
         var wanted = Set<Int>()
         for item in items {
-            wanted.formUnion(try index().events(of: item.id).filter { $0.annotation != nil }.map(\.seq))
+            wanted.formUnion(try await index().events(of: item.id).filter { $0.annotation != nil }.map(\.seq))
         }
         guard !wanted.isEmpty, let first = items.min(by: { $0.seq < $1.seq }) else { return [:] }
         var refs: [String: [ObjectRef]] = [:]
@@ -227,10 +227,11 @@ extension ArchiveContext {
     }
 
     /// A stored signed grant made by this archive, or imported into it.
-    package func storedGrant(_ id: String) throws -> (grant: Grant, signed: [UInt8]) {
+    package func storedGrant(_ id: String) async throws -> (grant: Grant, signed: [UInt8]) {
         // A whole id is looked up directly; a prefix needs the list.
-        let exact = id.utf8.count == 32 ? try index().grant(id.lowercased()).map { [$0] } : nil
-        let matches = try exact ?? index().grants().filter { $0.id.hasPrefix(id.lowercased()) }
+        let index = try await index()
+        let exact = id.utf8.count == 32 ? try index.grant(id.lowercased()).map { [$0] } : nil
+        let matches = try exact ?? index.grants().filter { $0.id.hasPrefix(id.lowercased()) }
         guard id.utf8.count >= 8, let summary = matches.first else {
             throw ArchiveError(.notFound, "no grant \(id)", fix: "list grants with custody grant list")
         }
@@ -239,7 +240,7 @@ extension ArchiveContext {
         }
         // The file must be the grant the log recorded: grants/ is only as trustworthy as whoever can write to it.
         let signed = try ArchiveFiles.read(try grantPath(summary.id), limit: Grant.maxBytes)
-        guard let hash = try index().grantHash(summary.id), Grant.hash(signed) == hash else {
+        guard let hash = try index.grantHash(summary.id), Grant.hash(signed) == hash else {
             throw ArchiveError(
                 .damaged,
                 "grants/\(summary.id).grant is not the grant this archive's log recorded",
@@ -320,8 +321,8 @@ extension Archive.Unlocked {
     ///
     /// - Returns: The grant and what the query matched but left out.
     /// - Throws: ``ArchiveError``: bad input when no item remains in scope or the expiry is not in the future.
-    package func createGrant(_ request: GrantRequest) throws -> (grant: Grant, signed: [UInt8], scope: GrantScope) {
-        let scope = try resolveScope(request)
+    package func createGrant(_ request: GrantRequest) async throws -> (grant: Grant, signed: [UInt8], scope: GrantScope) {
+        let scope = try await resolveScope(request)
         if scope.items.isEmpty, let (parent, summary) = scope.revokedParents.min(by: { $0.key < $1.key }) {
             let by = summary.revocation.map { TerminalText.escape($0.revokedBy) } ?? "its granter"
             throw ArchiveError(
@@ -353,7 +354,7 @@ extension Archive.Unlocked {
         var parent: GrantReference?
         var permissionOnlyMetadata = request.metadataOnly
         if let parentID = scope.parent {
-            let (parentGrant, parentSigned) = try storedGrant(parentID)
+            let (parentGrant, parentSigned) = try await storedGrant(parentID)
             guard expires <= (RFC3339.parse(parentGrant.expires) ?? 0) else {
                 throw ArchiveError(
                     .usage,
@@ -361,15 +362,15 @@ extension Archive.Unlocked {
                     fix: "give --expires \(parentGrant.expires) or earlier"
                 )
             }
-            try checkUsable(parentGrant, what: "the parent grant \(parentID)", fix: "ask its granter for a new grant")
+            try await checkUsable(parentGrant, what: "the parent grant \(parentID)", fix: "ask its granter for a new grant")
             if parentGrant.permission == "metadata" { permissionOnlyMetadata = true }
             parent = GrantReference(id: parentGrant.id, hash: Grant.hash(parentSigned))
         }
         var items: [GrantedItem] = []
-        let annotations = try annotationObjects(of: scope.items.map(\.item))
+        let annotations = try await annotationObjects(of: scope.items.map(\.item))
         for (indexed, _) in scope.items {
             let ingest = try ingestEvent(of: indexed)
-            var granted = try grantedItem(indexed, ingest: ingest, metadataOnly: permissionOnlyMetadata, to: granteeBox)
+            var granted = try await grantedItem(indexed, ingest: ingest, metadataOnly: permissionOnlyMetadata, to: granteeBox)
             granted.objects += annotations[indexed.id] ?? []
             items.append(granted)
         }
@@ -407,7 +408,7 @@ extension Archive.Unlocked {
         // The signed grant is durable before the event that names it.
         try storeSignedGrant(signed)
         let reference = GrantReference(id: grant.id, hash: Grant.hash(signed))
-        _ = try record([Event(type: .grant, time: grant.created, actor: config.origin, grant: reference)])
+        _ = try await record([Event(type: .grant, time: grant.created, actor: config.origin, grant: reference)])
         return (grant, signed, scope)
     }
 
@@ -417,7 +418,7 @@ extension Archive.Unlocked {
         ingest: Event,
         metadataOnly: Bool,
         to recipient: [UInt8]
-    ) throws
+    ) async throws
         -> GrantedItem
     {
         guard let item = ingest.item, let objects = ingest.objects, let wrapped = ingest.keys else {
@@ -442,7 +443,7 @@ extension Archive.Unlocked {
             var chunkList: [ObjectRef] = []
             if let listRef = objects.chunkList {
                 released.append(listRef)
-                guard let bytes = try store.read(listRef.name, limit: 64 << 20), let list = decodeChunkList(bytes)
+                guard let bytes = try await store.read(listRef.name, limit: 64 << 20), let list = decodeChunkList(bytes)
                 else {
                     throw ArchiveError(
                         .damaged,
@@ -483,11 +484,11 @@ extension Archive.Unlocked {
     /// Revokes a grant this archive made (a `revoke` event; the reason is sealed to this archive).
     ///
     /// - Throws: ``ArchiveError``: not found, or bad input when it is already revoked or not this archive's.
-    package func revokeGrant(_ id: String, reason: String) throws -> GrantSummary {
+    package func revokeGrant(_ id: String, reason: String) async throws -> GrantSummary {
         guard !reason.trimmingCharacters(in: .whitespaces).isEmpty, reason.utf8.count <= 4096 else {
             throw ArchiveError(.usage, "the reason is empty or over 4096 bytes", fix: "give --reason \"…\"")
         }
-        let (grant, signed) = try storedGrant(id)
+        let (grant, signed) = try await storedGrant(id)
         guard grant.granter.signingKey == config.signingKey else {
             throw ArchiveError(
                 .badInput,
@@ -495,7 +496,7 @@ extension Archive.Unlocked {
                 fix: "only its granter can revoke it"
             )
         }
-        if let summary = try index().grants().first(where: { $0.id == grant.id }), let when = summary.revokedAt {
+        if let summary = try await index().grants().first(where: { $0.id == grant.id }), let when = summary.revokedAt {
             throw ArchiveError(.badInput, "grant \(grant.id) was already revoked at \(when)", fix: "nothing to do")
         }
         // The reason is the granter's to read: sealed to its own box key, stored as an object the event names.
@@ -509,8 +510,8 @@ extension Archive.Unlocked {
             grant: GrantReference(id: grant.id, hash: Grant.hash(signed)),
             sealed: ObjectRef(name: name, size: Int64(sealed.count))
         )
-        _ = try record([event])
-        guard let summary = try index().grants().first(where: { $0.id == grant.id }) else {
+        _ = try await record([event])
+        guard let summary = try await index().grants().first(where: { $0.id == grant.id }) else {
             throw ArchiveError(.damaged, "the revoked grant is not indexed", fix: "run custody reindex")
         }
         return summary
@@ -521,8 +522,8 @@ extension Archive.Unlocked {
     /// Who pulled is the archive's own to know: the requester's key is sealed to this archive's box key (like a
     /// revoke reason), in an object the event names as `sealed`, so the public log shows only that the grant was
     /// accessed, and when (THREAT-MODEL.md, "Online exchange").
-    package func recordAccess(grant reference: GrantReference, requester: [UInt8]) throws {
-        let (grant, _) = try storedGrant(reference.id)
+    package func recordAccess(grant reference: GrantReference, requester: [UInt8]) async throws {
+        let (grant, _) = try await storedGrant(reference.id)
         let leaves = grant.releasedObjects.map { Merkle.leafHash(Encoding.bytes(hex: $0.name.hex) ?? []) }
         let root = Merkle.subtreeHash(start: 0, count: leaves.count) { leaves[$0] }
         let plain = try Event.encoder.encode(["requester": Encoding.base64(requester)])
@@ -537,15 +538,15 @@ extension Archive.Unlocked {
             sealed: ObjectRef(name: name, size: Int64(sealed.count)),
             served: Encoding.hex(root)
         )
-        _ = try record([event])
+        _ = try await record([event])
     }
 
     /// The requester of an `access` event: unsealed from its `sealed` object with this archive's box key, or, for
     /// an event recorded before requesters were sealed, its plain `requester` field.
-    package func accessRequester(_ event: Event) throws -> String? {
+    package func accessRequester(_ event: Event) async throws -> String? {
         if let plain = event.requester { return plain }
         guard event.type == .access, let ref = event.sealed else { return nil }
-        guard let sealed = try store.read(ref.name, limit: Int(ref.size)), Int64(sealed.count) == ref.size,
+        guard let sealed = try await store.read(ref.name, limit: Int(ref.size)), Int64(sealed.count) == ref.size,
             let opened = try? keys.box.open(sealed),
             let fields = try? JSONDecoder().decode([String: String].self, from: Data(opened))
         else {

@@ -53,12 +53,12 @@ extension ArchiveContext {
 
     /// The one check of whether `grant` can still be used at `time` (Unix seconds): exporting it, serving it,
     /// re-sharing under it. `ancestors` are ``storedAncestors(of:)`` (computed once by a caller that asks often).
-    package func standing(of grant: Grant, ancestors: [Grant?]? = nil, at time: Int) throws -> GrantStanding {
-        if let summary = try index().grant(grant.id), summary.revokedAt != nil { return .revoked(summary) }
+    package func standing(of grant: Grant, ancestors: [Grant?]? = nil, at time: Int) async throws -> GrantStanding {
+        if let summary = try await index().grant(grant.id), summary.revokedAt != nil { return .revoked(summary) }
         guard grant.isValid(at: time) else { return .expired }
         for ancestor in ancestors ?? storedAncestors(of: grant) {
             guard let ancestor else { return .ancestorMissing }
-            if let summary = try index().grant(ancestor.id), summary.revokedAt != nil {
+            if let summary = try await index().grant(ancestor.id), summary.revokedAt != nil {
                 return .ancestorRevoked(summary)
             }
             guard ancestor.isValid(at: time) else { return .ancestorExpired }
@@ -67,8 +67,8 @@ extension ArchiveContext {
     }
 
     /// Throws unless `grant` is ``GrantStanding/usable`` now: the one error for each way it is not.
-    func checkUsable(_ grant: Grant, what: String, fix: String) throws {
-        switch try standing(of: grant, at: Int(time(nil))) {
+    func checkUsable(_ grant: Grant, what: String, fix: String) async throws {
+        switch try await standing(of: grant, at: Int(time(nil))) {
         case .usable: return
         case .revoked(let summary):
             throw ArchiveError(.grantRevoked, "\(what) was revoked at \(summary.revokedAt ?? "?")", fix: fix)

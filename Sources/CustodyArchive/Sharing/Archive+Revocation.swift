@@ -108,13 +108,13 @@ extension ArchiveContext {
     /// newest cosigned checkpoint that covers it, else the latest one.
     ///
     /// - Throws: ``ArchiveError``: not found when the grant is not one of this archive's revoked grants.
-    package func revocationNotice(grant id: String) throws -> [UInt8] {
-        guard OutsideInput.isID(id), let summary = try index().grant(id), summary.direction == "out",
+    package func revocationNotice(grant id: String) async throws -> [UInt8] {
+        guard OutsideInput.isID(id), let summary = try await index().grant(id), summary.direction == "out",
             summary.revokedAt != nil
         else {
             throw ArchiveError(.notFound, "no revoked grant \(id) made by this archive", fix: "check the grant id")
         }
-        let (_, signed) = try storedGrant(id)
+        let (_, signed) = try await storedGrant(id)
         let reference = GrantReference(id: id, hash: Grant.hash(signed))
         var found: (index: Int, bytes: [UInt8], time: String)?
         func take(_ entry: JournalEntry) throws {
@@ -123,7 +123,7 @@ extension ArchiveContext {
             else { return }
             found = (entry.index, entry.bytes, event.time)
         }
-        if let position = try index().revokeEntry(id) {
+        if let position = try await index().revokeEntry(id) {
             _ = try journal.scan(from: position, limit: 1, take)
         }
         if found == nil {
@@ -140,7 +140,7 @@ extension ArchiveContext {
                 fix: "run custody checkpoint --sign"
             )
         }
-        if let cosigned = try cosignedCheckpoint(), cosigned.size > found.index { checkpoint = cosigned }
+        if let cosigned = try await cosignedCheckpoint(), cosigned.size > found.index { checkpoint = cosigned }
         let proof = try ledger.inclusionProof(index: found.index, entry: found.bytes, at: checkpoint)
         return try RevocationNotice(
             format: RevocationNotice.formatName,
@@ -165,7 +165,7 @@ extension ArchiveContext {
     /// - Throws: ``ArchiveError``: bad input for a malformed notice, not found when the grant is not held here,
     ///   not authorised when its granter is not a known body, damaged (verification failed, exit 1) when a
     ///   signature, the proof or the grant does not match.
-    package func verifyRevocationNotice(_ bytes: [UInt8], grant expected: String? = nil) throws -> VerifiedRevocation {
+    package func verifyRevocationNotice(_ bytes: [UInt8], grant expected: String? = nil) async throws -> VerifiedRevocation {
         func forged(_ why: String) -> ArchiveError {
             ArchiveError(
                 .damaged,
@@ -181,14 +181,14 @@ extension ArchiveContext {
             )
         }
         if let expected, notice.grant != expected { throw forged("it names grant \(notice.grant), not \(expected)") }
-        let indexed = try index()
+        let indexed = try await index()
         let received = try indexed.grants().filter { $0.direction == "in" }.compactMap { summary in
             try indexed.grantHash(summary.id).map { (summary.id, $0) }
         }
         let descendants = grantsReSharing(notice.grant, among: received)
         let held: (grant: Grant, signed: [UInt8])
-        if let summary = try index().grant(notice.grant), summary.direction == "in" {
-            held = try storedGrant(notice.grant)
+        if let summary = try await index().grant(notice.grant), summary.direction == "in" {
+            held = try await storedGrant(notice.grant)
         } else if let ancestor = descendants.first?.ancestor {
             held = ancestor
         } else {
@@ -281,13 +281,13 @@ extension ArchiveContext {
         of event: Event,
         seq: Int,
         received: [(id: String, hash: String)]
-    ) -> [(id: String, revocation: ReceivedRevocation)] {
+    ) async -> [(id: String, revocation: ReceivedRevocation)] {
         guard let reference = event.grant, OutsideInput.isID(reference.id), let ref = event.notice else { return [] }
         let grant = (try? grantPath(reference.id)).flatMap { try? ArchiveFiles.read($0, limit: Grant.maxBytes) }
             .flatMap { try? Grant.parse($0) }
         var revokedAt = event.time
         var entry = -1
-        if let bytes = try? store.read(ref.name, limit: RevocationNotice.maxBytes),
+        if let bytes = try? await store.read(ref.name, limit: RevocationNotice.maxBytes),
             ObjectName(of: bytes) == ref.name, let notice = RevocationNotice.parse(bytes)
         {
             revokedAt = notice.revokedAt
@@ -314,10 +314,10 @@ extension ArchiveContext {
 
     /// Refuses to import under a grant (or a re-share of a grant) whose revocation this archive received: a bundle
     /// written before the revocation must not bring its items in after it.
-    func refuseRevoked(_ grant: Grant, ancestors: [[UInt8]]) throws {
+    func refuseRevoked(_ grant: Grant, ancestors: [[UInt8]]) async throws {
         let ids = [grant.id] + ancestors.compactMap { try? Grant.parse($0).id }
         for id in ids {
-            guard let revocation = try index().grant(id)?.revocation else { continue }
+            guard let revocation = try await index().grant(id)?.revocation else { continue }
             throw ArchiveError(
                 .grantRevoked,
                 "grant \(id == grant.id ? id : "\(grant.id) re-shares \(id), which") was revoked by \(TerminalText.escape(revocation.revokedBy)) at \(revocation.revokedAt) (a verified notice is recorded here)",
@@ -328,19 +328,19 @@ extension ArchiveContext {
 
     /// For a grant this archive made as a re-share: the nearest ancestor known here to be revoked (its id and
     /// time) — its node refuses the grant for that reason.
-    package func revokedAncestor(of id: String) -> (grant: String, revokedAt: String)? {
-        guard let grant = try? storedGrant(id).grant else { return nil }
+    package func revokedAncestor(of id: String) async -> (grant: String, revokedAt: String)? {
+        guard let grant = await try? storedGrant(id).grant else { return nil }
         for ancestor in storedAncestors(of: grant) {
-            guard let ancestor, let summary = try? index().grant(ancestor.id) else { return nil }
+            guard let ancestor, let summary = try? await index().grant(ancestor.id) else { return nil }
             if let revoked = summary.revokedAt { return (ancestor.id, revoked) }
         }
         return nil
     }
 
     /// The revocation of the grant an imported item came under, when this archive received one.
-    package func revocation(ofItem id: String) throws -> (grant: String, revocation: ReceivedRevocation)? {
-        guard let provenance = try index().provenance(of: id),
-            let revocation = try index().grant(provenance.grant)?.revocation
+    package func revocation(ofItem id: String) async throws -> (grant: String, revocation: ReceivedRevocation)? {
+        guard let provenance = try await index().provenance(of: id),
+            let revocation = try await index().grant(provenance.grant)?.revocation
         else { return nil }
         return (provenance.grant, revocation)
     }
@@ -349,9 +349,9 @@ extension ArchiveContext {
     /// warns). Revocation cannot take back what was delivered; this keeps it from being used by mistake.
     ///
     /// - Returns: The revocation, when there is one and `despiteRevocation` lets the extract go on.
-    package func checkExtractAllowed(_ id: String, despiteRevocation: Bool) throws -> (String, ReceivedRevocation)? {
-        let item = try resolveItem(id)
-        guard let (grant, revocation) = try revocation(ofItem: item.id) else { return nil }
+    package func checkExtractAllowed(_ id: String, despiteRevocation: Bool) async throws -> (String, ReceivedRevocation)? {
+        let item = try await resolveItem(id)
+        guard let (grant, revocation) = try await revocation(ofItem: item.id) else { return nil }
         guard despiteRevocation else {
             throw ArchiveError(
                 .notAuthorised,
@@ -371,9 +371,10 @@ extension Archive.Unlocked {
     ///
     /// - Returns: The revocation as the index now holds it.
     @discardableResult
-    package func recordRevocation(_ verified: VerifiedRevocation) throws -> ReceivedRevocation {
+    package func recordRevocation(_ verified: VerifiedRevocation) async throws -> ReceivedRevocation {
         let targets = [verified.grant.id] + verified.descendants
-        let summaries = try targets.compactMap { try index().grant($0) }
+        let index = try await index()
+        let summaries = try targets.compactMap { try index.grant($0) }
         if let existing = summaries.first?.revocation, summaries.allSatisfy({ $0.revocation != nil }) {
             return existing
         }
@@ -386,8 +387,9 @@ extension Archive.Unlocked {
             grant: verified.reference,
             notice: ObjectRef(name: name, size: Int64(verified.bytes.count))
         )
-        _ = try record([event])
-        guard let recorded = try targets.lazy.compactMap({ try self.index().grant($0)?.revocation }).first else {
+        _ = try await record([event])
+        let updated = try await self.index()
+        guard let recorded = try targets.lazy.compactMap({ try updated.grant($0)?.revocation }).first else {
             throw ArchiveError(.damaged, "the received revocation is not indexed", fix: "run custody reindex")
         }
         return recorded

@@ -25,15 +25,15 @@ extension ArchiveContext {
         expires: String,
         purpose: String,
         output: String
-    ) throws -> SubmissionResult {
+    ) async throws -> SubmissionResult {
         let base = NSTemporaryDirectory() + "custody-anonymous-" + Encoding.hex(randomBytes(8))
         defer { try? FileManager.default.removeItem(atPath: base) }
         // A random passphrase nobody ever sees: the throw-away keys die with the folder.
         let passphrase = try SecretBytes(copying: Array(Encoding.hex(randomBytes(32)).utf8))
-        let archive = try Archive.create(at: base, name: "anonymous submitter", passphrase: passphrase)
+        let archive = try await Archive.create(at: base, name: "anonymous submitter", passphrase: passphrase)
         var fields = options
         fields.fields.source = nil  // an anonymous submission names no source
-        return try archive.submit(
+        return try await archive.submit(
             paths,
             options: fields,
             to: mechanism,
@@ -56,11 +56,11 @@ extension Archive.Unlocked {
         purpose: String,
         output: String,
         kind: String = "submission"
-    ) throws -> SubmissionResult {
+    ) async throws -> SubmissionResult {
         if POSIX.lstatPath(output) != nil {
             throw ArchiveError(.cannotCreate, "\(output) already exists", fix: "choose another -o path")
         }
-        let report = try ingest(paths, options: options)
+        let report = try await ingest(paths, options: options)
         guard !report.items.isEmpty else {
             throw ArchiveError(
                 .badInput,
@@ -71,7 +71,7 @@ extension Archive.Unlocked {
         var request = GrantRequest(grantee: mechanism, expires: expires, purpose: purpose)
         request.items = report.items.map(\.id.hex)
         request.kind = kind
-        let (grant, _, scope) = try createGrant(request)
+        let (grant, _, scope) = try await createGrant(request)
         if let left = scope.excluded.first {
             throw ArchiveError(
                 .badInput,

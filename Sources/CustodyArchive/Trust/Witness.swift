@@ -153,7 +153,7 @@ extension ArchiveContext {
     package func attachCosignatures(
         _ input: [UInt8],
         alsoFrom grantees: Bool = false
-    ) throws -> [Archive.AttachedCosignature] {
+    ) async throws -> [Archive.AttachedCosignature] {
         guard input.count <= Archive.maxWitnessInput, let text = String(validating: input, as: UTF8.self) else {
             throw ArchiveError(
                 .badInput,
@@ -177,7 +177,7 @@ extension ArchiveContext {
             let registered = try knownBody(origin: signature.name, role: .witness).flatMap { body in
                 body.signingKey.map { (key: $0, fingerprint: body.identity.fingerprint) }
             }
-            let granted = grantees ? try granteeKey(origin: signature.name) : nil
+            let granted = grantees ? try await granteeKey(origin: signature.name) : nil
             guard let (key, fingerprint) = registered ?? granted else {
                 throw ArchiveError(
                     .notAuthorised,
@@ -223,9 +223,9 @@ extension ArchiveContext {
     }
 
     /// The signing key and fingerprint of the grantee called `origin` in one of this archive's grants.
-    func granteeKey(origin: String) throws -> (key: [UInt8], fingerprint: String)? {
-        for summary in try index().grants() where summary.direction == "out" {
-            let grant = try storedGrant(summary.id).grant
+    func granteeKey(origin: String) async throws -> (key: [UInt8], fingerprint: String)? {
+        for summary in try await index().grants() where summary.direction == "out" {
+            let grant = try await storedGrant(summary.id).grant
             if grant.grantee.origin == origin, let key = Encoding.bytes(base64: grant.grantee.signingKey),
                 key.count == 32
             {
@@ -245,11 +245,11 @@ extension ArchiveContext {
     }
 
     /// The size of our newest checkpoint that the witness `origin` has validly cosigned, if any.
-    package func sizeCosigned(by origin: String) -> Int? {
+    package func sizeCosigned(by origin: String) async -> Int? {
         var keys: [String: [UInt8]?] = [:]
         for size in ledger.checkpointSizes().reversed() {
             guard let checkpoint = try? ledger.storedCheckpoint(size: size) else { continue }
-            if verifiedCosignatures(of: checkpoint, keys: &keys).contains(where: { $0.name == origin }) { return size }
+            if await verifiedCosignatures(of: checkpoint, keys: &keys).contains(where: { $0.name == origin }) { return size }
         }
         return nil
     }
@@ -257,11 +257,11 @@ extension ArchiveContext {
     /// The newest of our checkpoints that carries valid cosignatures, with only those (and the log's signature);
     /// `nil` when none does yet. A line that does not verify with the key of the witness it names is left out:
     /// what is printed or put in a bundle as cosigned was cosigned.
-    package func cosignedCheckpoint() throws -> Checkpoint? {
+    package func cosignedCheckpoint() async throws -> Checkpoint? {
         var keys: [String: [UInt8]?] = [:]
         for size in ledger.checkpointSizes().reversed() {
             var checkpoint = try ledger.storedCheckpoint(size: size)
-            let cosignatures = verifiedCosignatures(of: checkpoint, keys: &keys)
+            let cosignatures = await verifiedCosignatures(of: checkpoint, keys: &keys)
             guard !cosignatures.isEmpty, let (body, signatures) = SignedNote.parse(checkpoint.note) else { continue }
             let own = signatures.filter {
                 SignedNote.isValid($0, body: body, name: config.origin, publicKey: ledger.logPublicKey)
@@ -275,17 +275,24 @@ extension ArchiveContext {
     /// The cosignature lines of `checkpoint` that verify over its body with the key of the cosigner they name: a
     /// known witness, or the grantee of one of this archive's grants (the cosigners ``attachCosignatures(_:alsoFrom:)``
     /// accepts). `keys` caches the lookups by name (`nil`: no such cosigner).
-    func verifiedCosignatures(of checkpoint: Checkpoint, keys: inout [String: [UInt8]?]) -> [SignedNote.Signature] {
+    func verifiedCosignatures(
+        of checkpoint: Checkpoint,
+        keys: inout [String: [UInt8]?]
+    ) async -> [SignedNote.Signature] {
         guard let (body, signatures) = SignedNote.parse(checkpoint.note) else { return [] }
-        return signatures.filter { signature in
-            guard signature.name != config.origin else { return false }
+        var verified: [SignedNote.Signature] = []
+        for signature in signatures where signature.name != config.origin {
             if keys[signature.name] == nil {
-                let witness = (try? knownBody(origin: signature.name, role: .witness))??.signingKey
-                keys[signature.name] = .some(witness ?? (try? granteeKey(origin: signature.name))??.key)
+                var key = (try? knownBody(origin: signature.name, role: .witness))??.signingKey
+                if key == nil { key = (try? await granteeKey(origin: signature.name))??.key }
+                keys[signature.name] = .some(key)
             }
-            guard let key = keys[signature.name] ?? nil else { return false }
-            return SignedNote.cosignatureTime(signature, body: body, name: signature.name, publicKey: key) != nil
+            guard let key = keys[signature.name] ?? nil else { continue }
+            if SignedNote.cosignatureTime(signature, body: body, name: signature.name, publicKey: key) != nil {
+                verified.append(signature)
+            }
         }
+        return verified
     }
 }
 

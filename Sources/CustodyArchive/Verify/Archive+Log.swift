@@ -6,10 +6,10 @@ import Synchronization
 
 extension ArchiveContext {
     /// Every object an item uses, in the order its ingest event names them (meta, content, chunks).
-    package func objectNames(of id: String) throws -> [ObjectName] {
-        let event = try ingestEvent(of: resolveItem(id))
+    package func objectNames(of id: String) async throws -> [ObjectName] {
+        let event = try await ingestEvent(of: resolveItem(id))
         var list: [ObjectRef] = []
-        if let ref = event.objects?.chunkList, let bytes = try store.read(ref.name, limit: 64 << 20) {
+        if let ref = event.objects?.chunkList, let bytes = try await store.read(ref.name, limit: 64 << 20) {
             list = decodeChunkList(bytes) ?? []
         }
         return event.namedObjects(chunkList: list).map(\.name)

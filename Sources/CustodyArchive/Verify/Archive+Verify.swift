@@ -240,10 +240,10 @@ extension ArchiveContext {
         let found = Mutex<[VerifyProblem]>([])
         let done = Atomic<Int>(0)
         let total = names.count
-        func note(_ name: ObjectName, _ problem: (VerifyProblem.Kind, String)?) {
+        @Sendable func note(_ name: ObjectName, _ problem: (VerifyProblem.Kind, String)?) {
             if let (kind, detail) = problem {
-                let found = VerifyProblem(kind: kind, object: name.hex, item: users[name]?.first, detail: detail)
-                found.withLock { $0.append(found) }
+                let problem = VerifyProblem(kind: kind, object: name.hex, item: users[name]?.first, detail: detail)
+                found.withLock { $0.append(problem) }
             }
             progress?("objects", done.wrappingAdd(1, ordering: .relaxed).newValue, total)
         }
@@ -271,7 +271,8 @@ extension ArchiveContext {
                 report.problems.append(copy)
             }
         }
-        let stored = try await listed ?? store.allObjectSizes()
+        let stored: [ObjectName: Int64]
+        if let listed { stored = listed } else { stored = try await store.allObjectSizes() }
         report.orphans += stored.keys.filter { sizes[$0] == nil }.map(\.hex)
         report.orphans.sort()
         let maintenance = try await store.maintenanceReport()
