@@ -1,6 +1,5 @@
 import CustodyCrypto
 import CustodyStorage
-import Dispatch
 import Foundation
 import Synchronization
 
@@ -93,8 +92,8 @@ extension ArchiveContext {
         force: Bool = false,
         objects includeObjects: Bool = true,
         progress: ((Int, Int) -> Void)? = nil
-    ) throws -> BundleExport {
-        let (grant, signed) = try storedGrant(id)
+    ) async throws -> BundleExport {
+        let (grant, signed) = try await storedGrant(id)
         guard grant.granter.signingKey == config.signingKey else {
             throw ArchiveError(
                 .notAuthorised,
@@ -102,19 +101,19 @@ extension ArchiveContext {
                 fix: "ask \(grant.granter.name) for the bundle"
             )
         }
-        guard try index().grant(grant.id) != nil else {
+        guard try await index().grant(grant.id) != nil else {
             throw ArchiveError(.damaged, "grant \(grant.id) is not in the index", fix: "run custody reindex")
         }
-        try checkUsable(grant, what: "grant \(grant.id)", fix: "make a new grant")
+        try await checkUsable(grant, what: "grant \(grant.id)", fix: "make a new grant")
         if !force, POSIX.lstatPath(output) != nil {
             throw ArchiveError(.cannotCreate, "\(output) already exists", fix: "choose another -o path or pass --force")
         }
         // The entries to prove: the grant event, and each item's origin and annotation events.
         var wanted = Set<Int>()
-        let grantSeq = try index().grantSeq(grant.id)
+        let grantSeq = try await index().grantSeq(grant.id)
         wanted.insert(grantSeq)
         for item in grant.items {
-            for event in try index().events(of: item.id.hex)
+            for event in try await index().events(of: item.id.hex)
             where Event.Kind(rawValue: event.type).addsItem || Event.Kind(rawValue: event.type).annotates {
                 wanted.insert(event.seq)
             }
@@ -128,7 +127,7 @@ extension ArchiveContext {
             )
         }
         var checkpoint = latest
-        if let cosigned = try cosignedCheckpoint(), cosigned.size > (wanted.max() ?? 0) { checkpoint = cosigned }
+        if let cosigned = try await cosignedCheckpoint(), cosigned.size > (wanted.max() ?? 0) { checkpoint = cosigned }
         var entries: [(Int, [UInt8])] = []
         try journal.scan(from: .start, limit: checkpoint.size) { entry in
             if wanted.contains(entry.index) { entries.append((entry.index, entry.bytes)) }
@@ -181,7 +180,7 @@ extension ArchiveContext {
         }
         let objects = includeObjects ? grant.releasedObjects : []
         for (number, ref) in objects.enumerated() {
-            guard let bytes = try store.read(ref.name, limit: SealedPart.maxContentStoredBytes),
+            guard let bytes = try await store.read(ref.name, limit: SealedPart.maxContentStoredBytes),
                 Int64(bytes.count) == ref.size
             else {
                 throw ArchiveError(
@@ -216,11 +215,11 @@ extension ArchiveContext {
     }
 
     /// Plans an import from the bundle's leading records; `nil` (no early checks) when there is nothing to plan.
-    func importPlan(path: String, now: Int) throws -> Archive.ImportPlan? {
+    func importPlan(path: String, now: Int) async throws -> Archive.ImportPlan? {
         guard let preview = BundleVerifier.preview(path: path), preview.grant.grantee.boxKey == config.boxKey else {
             return nil
         }
-        let present = Set(try index().items(ids: preview.grant.items.map(\.id.hex)).map(\.id))
+        let present = Set(try await index().items(ids: preview.grant.items.map(\.id.hex)).map(\.id))
         var plan = Archive.ImportPlan(events: [:], itemsByObject: [:], remaining: [:])
         for item in preview.grant.items where !present.contains(item.id.hex) {
             guard
@@ -267,7 +266,7 @@ extension Archive.Unlocked {
         for event: Event,
         contents: BundleContents,
         objects: [ObjectName: [UInt8]]
-    ) throws -> ObjectRef {
+    ) async throws -> ObjectRef {
         guard let item = event.item else { throw ArchiveError(.damaged, "import without item", fix: "report this bug") }
         var annotations: [Annotation] = []
         for annotationEvent in contents.annotations[item] ?? [] {
@@ -352,19 +351,17 @@ extension Archive.Unlocked {
         expected: Archive.ExpectedGrant? = nil,
         fetch: ObjectFetcher? = nil,
         progress: ((Int, Int) -> Void)? = nil
-    ) throws -> BundleImport {
+    ) async throws -> BundleImport {
         let now = Int(time(nil))
         let store = self.store
         // Plan from the records before the objects: which items are new, and their import events, so each item
-        // is decrypted and checked by a worker as soon as its last object is staged, while the rest streams in.
-        let plan = try importPlan(path: path, now: now)
-        let checkQueue = DispatchQueue(label: "custody.import.check", attributes: .concurrent)
-        let checking = DispatchGroup()
+        // is decrypted and checked as soon as its last object is staged, while the rest streams in.
+        let plan = try await importPlan(path: path, now: now)
         let early = Mutex<[ItemID: VerifyProblem?]>([:])
         let remaining = Mutex(plan?.remaining ?? [:])
-        let unlocked = self  // Sendable: the check workers decrypt through it
+        let unlocked = self  // Sendable: the object checks decrypt through it
         // One pass: verify everything and stage every object (annotations also kept in memory). Nothing is
-        // committed until every check below has passed; a refusal discards the staged files.
+        // committed until every check below has passed; a refusal discards the staged objects.
         let stagedBox = Mutex<[StagedObject]>([])
         let smallBox = Mutex<[ObjectName: [UInt8]]>([:])
         let stagedCount = Atomic<Int>(0)
@@ -372,9 +369,8 @@ extension Archive.Unlocked {
         // At least four batches, so that even a small pull resumes part-way; at most 128 MiB each.
         let commitEvery = min(Archive.pullCommitBytes, max((plan?.bytes ?? 0) / 4, 64 << 10))
         let (report, verified): (BundleReport, BundleContents?)
-        defer { checking.wait() }
         do {
-            (report, verified) = try BundleVerifier.verify(
+            (report, verified) = try await BundleVerifier.verify(
                 path: path,
                 witnesses: try witnessKeys(),
                 expectedGrant: expected?.grant,
@@ -382,8 +378,7 @@ extension Archive.Unlocked {
                 fetch: fetch
             ) { name, bytes in
                 if bytes.count <= SealedPart.maxAnnotationBytes { smallBox.withLock { $0[name] = bytes } }
-                if let s = try bytes.withUnsafeBytes({ try store.stage($0, as: name, checkExisting: true) }) {
-                    store.expose([s], visible: true)
+                if let s = try await store.stage(bytes, as: name, checkExisting: true) {
                     if fetch != nil, plan?.itemsByObject[name] != nil {
                         // Fetched objects of new items are kept as they come: a killed pull resumes from them.
                         let batch = stagedBox.withLock { staged -> [StagedObject] in
@@ -399,9 +394,10 @@ extension Archive.Unlocked {
                             staged.removeAll { plan?.itemsByObject[$0.name] != nil }
                             return ready
                         }
-                        try store.commit(batch)
-                        store.expose(batch, visible: false)
-                        if !batch.isEmpty { CrashPoint.hit("pull-objects-committed") }
+                        if !batch.isEmpty {
+                            try await store.commit(batch)
+                            CrashPoint.hit("pull-objects-committed")
+                        }
                     } else {
                         stagedBox.withLock { $0.append(s) }
                     }
@@ -413,31 +409,50 @@ extension Archive.Unlocked {
                         counts[item, default: 0] -= 1
                         return counts[item] == 0
                     }
+                    // The item's last object: check it now, in this object's task, while the rest streams in.
                     guard done, let event = plan.events[item] else { continue }
-                    checking.enter()
-                    checkQueue.async {
-                        defer { checking.leave() }
-                        let problem = unlocked.deepCheck(event, item: item)
-                        early.withLock { $0[item] = .some(problem) }
-                    }
+                    let problem = await unlocked.deepCheck(event, item: item)
+                    early.withLock { $0[item] = .some(problem) }
                 }
             }
         } catch {
-            checking.wait()
-            let all = stagedBox.withLock { $0 }
-            store.expose(all, visible: false)
-            store.discard(all)
+            await store.discard(stagedBox.withLock { $0 })
             throw error
         }
-        checking.wait()
         let staged = stagedBox.withLock { $0 }
         let small = smallBox.withLock { $0 }
         progress?(stagedCount.load(ordering: .relaxed), stagedCount.load(ordering: .relaxed))
-        var committed = false
-        defer {
-            store.expose(staged, visible: false)
-            if !committed { store.discard(staged) }
+        do {
+            return try await finishImport(
+                report: report,
+                verified: verified,
+                staged: staged,
+                small: small,
+                plan: plan,
+                early: early.withLock { $0 },
+                trustGranter: trustGranter,
+                expected: expected,
+                now: now
+            )
+        } catch {
+            await store.discard(staged)
+            throw error
         }
+    }
+
+    /// The import's checks once the bundle is verified and its objects staged, then the commit: nothing is
+    /// visible before every check has passed (the caller discards `staged` when this throws).
+    private func finishImport(
+        report: BundleReport,
+        verified: BundleContents?,
+        staged: [StagedObject],
+        small: [ObjectName: [UInt8]],
+        plan: Archive.ImportPlan?,
+        early done: [ItemID: VerifyProblem?],
+        trustGranter: Bool,
+        expected: Archive.ExpectedGrant?,
+        now: Int
+    ) async throws -> BundleImport {
         guard let contents = verified else {
             let first = report.problems.first
             throw ArchiveError(
@@ -462,7 +477,7 @@ extension Archive.Unlocked {
                 fix: "ask \(grant.granter.name) for a new grant"
             )
         }
-        try refuseRevoked(grant, ancestors: contents.ancestors)
+        try await refuseRevoked(grant, ancestors: contents.ancestors)
         if let expected {
             guard grant.id == expected.grant, contents.identity == expected.granter,
                 expected.checkpoint.map({ $0 == contents.checkpoint.note }) ?? true
@@ -507,7 +522,7 @@ extension Archive.Unlocked {
                 fix: "compare the fingerprint with the granter out of band, then import with --trust-granter"
             )
         }
-        let present = Set(try index().items(ids: grant.items.map(\.id.hex)).map(\.id))
+        let present = await Set(try index().items(ids: grant.items.map(\.id.hex)).map(\.id))
         let fresh = grant.items.filter { !present.contains($0.id.hex) }
         guard !fresh.isEmpty else {
             return BundleImport(
@@ -541,15 +556,13 @@ extension Archive.Unlocked {
         let annotationNames = Set(contents.annotations.values.flatMap { $0 }.compactMap { $0.annotation?.name })
         let wanted = Set(fresh.flatMap(\.objects).map(\.name)).subtracting(annotationNames)
         let unwanted = staged.filter { !wanted.contains($0.name) }
-        store.expose(unwanted, visible: false)
-        store.discard(unwanted)
+        await store.discard(unwanted)
         let toCommit = staged.filter { wanted.contains($0.name) }
         let annotationObjects = small.filter { annotationNames.contains($0.key) }
         // Every item decrypted and its SHA-256 and commitment checked before anything becomes visible: the
         // checks made while streaming count only if they were of exactly the event now recorded.
         let checks = Mutex<[Int: VerifyProblem]>([:])
         let pairs = Array(zip(events, fresh))
-        let done = early.withLock { $0 }
         var pending: [Int] = []
         for (index, (event, item)) in pairs.enumerated() {
             if let result = done[item.id], let planned = plan?.events[item.id],
@@ -560,10 +573,9 @@ extension Archive.Unlocked {
                 pending.append(index)
             }
         }
-        let late = pending
-        DispatchQueue.concurrentPerform(iterations: late.count) { position in
-            let index = late[position]
-            if let problem = unlocked.deepCheck(pairs[index].0, item: pairs[index].1.id) {
+        let unlocked = self
+        try await pending.concurrentForEach(width: store.readConcurrency) { index in
+            if let problem = await unlocked.deepCheck(pairs[index].0, item: pairs[index].1.id) {
                 checks.withLock { $0[index] = problem }
             }
         }
@@ -576,19 +588,17 @@ extension Archive.Unlocked {
         }
         // No stored grant may be replaced: checked before anything is committed.
         for signed in [contents.signedGrant] + contents.ancestors { _ = try storablePath(signed) }
-        store.expose(toCommit, visible: false)  // committing renames the staged files to their names
-        try store.commit(toCommit)
-        committed = true
+        try await store.commit(toCommit)
         CrashPoint.hit("import-objects-stored")
         var annotated: [Event] = []
         for event in events {
             var event = event
-            event.annotation = try sealProvenance(for: event, contents: contents, objects: annotationObjects)
+            event.annotation = try await sealProvenance(for: event, contents: contents, objects: annotationObjects)
             annotated.append(event)
         }
         // Never replacing a stored grant (checked for each of them before the objects were committed, above).
         for signed in [contents.signedGrant] + contents.ancestors { try storeSignedGrant(signed) }
-        _ = try record(annotated)
+        _ = try await record(annotated)
         return BundleImport(
             grant: grant.id,
             granter: Self.granterLabel(contents),

@@ -79,7 +79,7 @@ extension Archive.Unlocked {
                 fix: "the items stay in this archive; submit without --consent no-share"
             )
         }
-        let bundle = try exportBundle(grant: grant.id, to: output)
+        let bundle = try await exportBundle(grant: grant.id, to: output)
         return SubmissionResult(
             items: report.items,
             grant: grant.id,

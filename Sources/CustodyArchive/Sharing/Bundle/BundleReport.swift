@@ -92,9 +92,10 @@ package struct BundleContents: Sendable {
 }
 
 /// Delivers a grant's released objects from outside a bundle file: given the objects, calls the delivery closure
-/// with each one's name and bytes (from any thread) and returns when all are delivered or throws.
+/// with each one's name and bytes (concurrently, from its own tasks) and returns when all are delivered (each
+/// delivery awaited) or throws.
 package typealias ObjectFetcher =
     @Sendable (
         _ objects: [ObjectRef],
-        _ deliver: @escaping @Sendable (ObjectName, [UInt8]) -> Void
-    ) throws -> Void
+        _ deliver: @escaping @Sendable (ObjectName, [UInt8]) async -> Void
+    ) async throws -> Void

@@ -3,19 +3,19 @@ import CustodyStorage
 import Foundation
 
 extension BundleVerification {
-    /// Waits for the object workers; for a bundle head, has `fetch` deliver the released objects and checks each
-    /// like an object record.
+    /// For a bundle head, has `fetch` deliver the released objects and checks each like an object record.
     ///
     /// - Throws: What `fetch` or the delivery closure threw.
-    func fetchObjects(_ fetch: ObjectFetcher?) throws {
-        objects.waitForWorkers()
+    func fetchObjects(_ fetch: ObjectFetcher?) async throws {
         if let fetch, last == .end, let grant, objects.deliveryError == nil {
             if !layoutsKnown {
                 objects.expectChunkLists(BundleVerifier.chunkListLayouts(grant, origins: origins, tails: tails))
             }
             let objects = self.objects
             let releasedNow = released
-            try fetch(grant.releasedObjects) { name, bytes in objects.admit(name, bytes, released: releasedNow) }
+            try await fetch(grant.releasedObjects) { name, bytes in
+                await objects.admit(name, bytes, released: releasedNow)
+            }
         }
         if let error = objects.deliveryError { throw error }
     }

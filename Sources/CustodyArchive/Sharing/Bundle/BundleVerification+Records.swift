@@ -90,8 +90,8 @@ extension BundleVerification {
                 object: claimed.hex
             )
         }
-        // Hashing (and the caller's work, e.g. staging) runs on the workers; reading goes on.
-        objects.submit(claimed, Array(record.payload[32...]), released: released)
+        // Hashing (and the caller's work, e.g. staging) runs in a child task; reading goes on.
+        pendingObject = (claimed, Array(record.payload[32...]))
         return .next
     }
 }

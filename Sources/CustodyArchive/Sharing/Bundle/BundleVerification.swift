@@ -44,6 +44,8 @@ final class BundleVerification {
     var layoutsKnown = false
     /// The kind of the last record read.
     var last: BundleRecord.Kind?
+    /// The object of the `O` record just read, for ``read(_:admit:)`` to hand to the checks.
+    var pendingObject: (name: ObjectName, bytes: [UInt8])?
 
     init(
         granter: Identity?,
@@ -76,8 +78,12 @@ final class BundleVerification {
         report.problems.append(VerifyProblem(kind: kind, object: object, item: item, entry: entry, detail: detail))
     }
 
-    /// Reads and checks records until the end record or a problem that stops the check.
-    func read(_ reader: BundleReader) throws {
+    /// Reads and checks records until the end record or a problem that stops the check; each object record's
+    /// object goes to `admit` (with the sizes the grant releases), to be checked while reading goes on.
+    func read(
+        _ reader: BundleReader,
+        admit: (ObjectName, [UInt8], [ObjectName: Int64]) async -> Void
+    ) async {
         while true {
             let record: BundleRecord
             do {
@@ -86,8 +92,8 @@ final class BundleVerification {
                     return
                 }
                 record = next
-            } catch let error as ArchiveError {
-                problem(.bundleDamaged, error.problem)
+            } catch {
+                problem(.bundleDamaged, ArchiveError(error).problem)
                 return
             }
             // I, G, then any P, then C; then any E records, any O records, and Z.
@@ -105,7 +111,12 @@ final class BundleVerification {
                 return
             }
             last = record.kind
-            guard check(record) == .next else { return }
+            let step = check(record)
+            if let object = pendingObject {
+                pendingObject = nil
+                await admit(object.name, object.bytes, released)
+            }
+            guard step == .next else { return }
         }
     }
 

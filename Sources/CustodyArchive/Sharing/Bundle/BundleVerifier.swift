@@ -68,7 +68,7 @@ package enum BundleVerifier {
     ///     (a peer, over the network), from any thread, and each delivered object is checked exactly like an
     ///     object record. Its errors are thrown.
     ///   - object: Called with each object that checks (name and bytes), for importing: concurrently, from
-    ///     worker threads, in no particular order.
+    ///     child tasks, in no particular order.
     /// - Returns: The report, and the contents when the integrity checks pass.
     /// - Throws: ``ArchiveError`` when the file cannot be opened or is not a bundle at all; what `fetch` throws.
     package static func verify(
@@ -78,8 +78,8 @@ package enum BundleVerifier {
         expectedGrant: String? = nil,
         at time: Int,
         fetch: ObjectFetcher? = nil,
-        object: (@Sendable (ObjectName, [UInt8]) throws -> Void)? = nil
-    ) throws -> (BundleReport, BundleContents?) {
+        object: (@Sendable (ObjectName, [UInt8]) async throws -> Void)? = nil
+    ) async throws -> (BundleReport, BundleContents?) {
         let reader = try BundleReader(path: path)
         let pass = BundleVerification(
             granter: expected,
@@ -88,9 +88,20 @@ package enum BundleVerifier {
             time: time,
             objects: ObjectAdmission(deliver: object)
         )
-        defer { pass.objects.waitForWorkers() }
-        try pass.read(reader)
-        try pass.fetchObjects(fetch)
+        let objects = pass.objects
+        // Objects are checked (and delivered) by child tasks while the reader goes on, at most `width` at once.
+        await withTaskGroup(of: Void.self) { group in
+            var inFlight = 0
+            await pass.read(reader) { name, bytes, released in
+                if inFlight >= ObjectAdmission.width {
+                    await group.next()
+                    inFlight -= 1
+                }
+                group.addTask { await objects.admit(name, bytes, released: released) }
+                inFlight += 1
+            }
+        }
+        try await pass.fetchObjects(fetch)
         return pass.conclude()
     }
 }

@@ -1,6 +1,5 @@
 import CustodyCrypto
 import CustodyStorage
-import Dispatch
 import Foundation
 import Synchronization
 
@@ -8,14 +7,14 @@ import Synchronization
 /// released by the grant, come once, have its size and hash to its name (SHARING.md section 4, step 7); a chunk
 /// list is also compared with the chunks each item releases behind it.
 ///
-/// Objects are checked on worker threads while the reader goes on, at most two per processor at a time; the
-/// problems they find are collected here and reported in object order.
+/// Objects are checked by child tasks of the verifying pass while the reader goes on (at most ``width`` at a
+/// time, ``BundleVerifier/verify(path:granter:witnesses:expectedGrant:at:fetch:object:)``); the problems they
+/// find are collected here and reported in object order.
 final class ObjectAdmission: Sendable {
-    /// Called with each object that checks, from the workers (for importing).
-    private let deliver: (@Sendable (ObjectName, [UInt8]) throws -> Void)?
-    private let queue = DispatchQueue(label: "custody.bundle.objects", attributes: .concurrent)
-    private let workers = DispatchGroup()
-    private let slots = DispatchSemaphore(value: 2 * max(1, ProcessInfo.processInfo.activeProcessorCount))
+    /// Objects checked at once: two per processor.
+    static let width = 2 * max(1, ProcessInfo.processInfo.activeProcessorCount)
+    /// Called with each object that checks, concurrently (for importing).
+    private let deliver: (@Sendable (ObjectName, [UInt8]) async throws -> Void)?
     private let problems = Mutex<[VerifyProblem]>([])
     private let callbackError = Mutex<(any Error)?>(nil)
     private let seen = Mutex<Set<ObjectName>>([])
@@ -23,7 +22,7 @@ final class ObjectAdmission: Sendable {
     /// Chunk lists the grant releases, with the chunks each item's objects list behind it (SHARING.md section 4).
     private let chunkListChecks = Mutex<[ObjectName: [(item: ItemID, chunks: [ObjectName])]]>([:])
 
-    init(deliver: (@Sendable (ObjectName, [UInt8]) throws -> Void)?) {
+    init(deliver: (@Sendable (ObjectName, [UInt8]) async throws -> Void)?) {
         self.deliver = deliver
     }
 
@@ -31,22 +30,6 @@ final class ObjectAdmission: Sendable {
     func expectChunkLists(_ layouts: [ObjectName: [(item: ItemID, chunks: [ObjectName])]]) {
         chunkListChecks.withLock { $0 = layouts }
     }
-
-    /// Checks an object on a worker thread; waits first while every worker is busy.
-    func submit(_ claimed: ObjectName, _ bytes: [UInt8], released: [ObjectName: Int64]) {
-        slots.wait()
-        workers.enter()
-        queue.async {
-            defer {
-                self.slots.signal()
-                self.workers.leave()
-            }
-            self.admit(claimed, bytes, released: released)
-        }
-    }
-
-    /// Waits until every submitted object is checked.
-    func waitForWorkers() { workers.wait() }
 
     /// Whether the object was already seen (checked as released, once).
     func hasSeen(_ name: ObjectName) -> Bool { seen.withLock { $0.contains(name) } }
@@ -67,7 +50,7 @@ final class ObjectAdmission: Sendable {
 
     /// Checks one object: released, once, of its size, hashing to its name; then every chunk list check that
     /// concerns it; then delivers it.
-    func admit(_ claimed: ObjectName, _ bytes: [UInt8], released: [ObjectName: Int64]) {
+    func admit(_ claimed: ObjectName, _ bytes: [UInt8], released: [ObjectName: Int64]) async {
         count.wrappingAdd(1, ordering: .relaxed)
         func fail(_ kind: VerifyProblem.Kind, _ detail: String) {
             problems.withLock { $0.append(VerifyProblem(kind: kind, object: claimed.hex, detail: detail)) }
@@ -86,7 +69,7 @@ final class ObjectAdmission: Sendable {
         }
         checkChunkList(claimed, bytes)
         do {
-            try deliver?(claimed, bytes)
+            try await deliver?(claimed, bytes)
         } catch {
             callbackError.withLock { $0 = $0 ?? error }
         }
