@@ -47,7 +47,7 @@ extension Puller {
             // The notice of this grant, or (from a re-sharer) of an ancestor grant this archive also holds.
             var verified: VerifiedRevocation?
             do {
-                verified = try archive.verifyRevocationNotice(bytes)
+                verified = try await archive.verifyRevocationNotice(bytes)
             } catch let error as ArchiveError where error.code == .notFound {
                 // A grant this archive never received: it holds nothing to mark.
                 unrecorded = RevocationNotice.parse(bytes).map { ($0, "this archive holds nothing under it") }
@@ -77,7 +77,7 @@ extension Puller {
                             grant: id
                         )
                     }
-                    recorded = try archive.recordRevocation(verified)
+                    recorded = try await archive.recordRevocation(verified)
                 } catch let error as ArchiveError {
                     throw relayed(error)
                 }

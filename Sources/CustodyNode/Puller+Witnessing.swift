@@ -29,7 +29,7 @@ extension Puller {
         var report = Witnessing()
         report.cosignedPeerSize = try await cosignPeer(archive: archive, client: client, peer: peer)
         // Ours: from the size the peer cosigned last; a 409 names the size it holds, and we try once more from it.
-        var from = archive.sizeCosigned(by: peer.identity.origin) ?? 0
+        var from = await archive.sizeCosigned(by: peer.identity.origin) ?? 0
         for _ in 0..<2 {
             let request = try archive.ledger.consistencyProof(from: from).witnessRequest
             let (answer, text) = try await client.send(
@@ -40,7 +40,7 @@ extension Puller {
             )
             switch answer {
             case 200:
-                report.peerCosignedSize = try archive.attachCosignatures(Array(text)).first?.size
+                report.peerCosignedSize = try await archive.attachCosignatures(Array(text)).first?.size
                 return report
             case 409:
                 from = Int(String(decoding: text, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)) ?? 0

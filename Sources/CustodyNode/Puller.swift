@@ -1,7 +1,7 @@
 import AsyncHTTPClient
 import CustodyArchive
 import CustodyCrypto
-import Dispatch
+import CustodyStorage
 import Foundation
 import NIOCore
 import NIOHTTP1
@@ -111,14 +111,7 @@ package enum Puller {
             let expected = Archive.ExpectedGrant(grant: id, granter: peer.identity, checkpoint: note)
             let counts = PullCounts()
             let fetch = fetcher(client: client, grant: id, store: archive.store, counts: counts, progress: progress)
-            // The import blocks on the fetches: it runs on its own thread, not on the tasks' pool.
-            let result = try await withCheckedThrowingContinuation { continuation in
-                DispatchQueue.global().async {
-                    continuation.resume(
-                        with: Result { try archive.importBundle(path: path, expected: expected, fetch: fetch) }
-                    )
-                }
-            }
+            let result = try await archive.importBundle(path: path, expected: expected, fetch: fetch)
             let done = counts.state.withLock { $0 }
             results.append(Pulled(result: result, fetched: done.fetched, reused: done.reused, bytes: done.bytes))
         }
@@ -130,93 +123,64 @@ package enum Puller {
     static func fetcher(
         client: NodeClient,
         grant id: String,
-        store: any ObjectStore,
+        store: ArchiveObjects,
         counts: PullCounts,
         progress: (@Sendable (Progress) -> Void)?
     ) -> ObjectFetcher {
         { objects, deliver in
-            let failure = Mutex<(any Error)?>(nil)
-            let finished = DispatchSemaphore(value: 0)
             let totalBytes = OutsideInput.checkedTotal(objects.map(\.size)) ?? .max
-            let checks = DispatchQueue(label: "custody.pull.check", attributes: .concurrent)
-            Task {
-                do {
-                    try await withThrowingTaskGroup(of: Int64.self) { group in
-                        var running = 0
-                        var inFlight: Int64 = 0
-                        var done = (objects: 0, bytes: Int64(0))
-                        func finishOne() async throws {
-                            guard let size = try await group.next() else { return }
-                            running -= 1
-                            inFlight -= size
-                            done.objects += 1
-                            done.bytes += size
-                            progress?(
-                                Progress(
-                                    grant: id,
-                                    objects: done.objects,
-                                    totalObjects: objects.count,
-                                    bytes: done.bytes,
-                                    totalBytes: totalBytes
-                                )
-                            )
-                        }
-                        for ref in objects {
-                            while running > 0, running >= parallelFetches || inFlight + ref.size > maxBytesInFlight {
-                                try await finishOne()
-                            }
-                            running += 1
-                            inFlight += ref.size
-                            group.addTask {
-                                let bytes: [UInt8]
-                                // The store may block (S3): ask it off the task pool.
-                                let stored = try await withCheckedThrowingContinuation { continuation in
-                                    checks.async {
-                                        continuation.resume(
-                                            with: Result {
-                                                try store.size(of: ref.name) == ref.size
-                                                    ? try store.read(ref.name, limit: Int(ref.size)) : nil
-                                            }
-                                        )
-                                    }
-                                }
-                                if let stored {
-                                    bytes = stored
-                                    counts.state.withLock { $0.reused += 1 }
-                                } else {
-                                    switch try await client.object(grant: id, name: ref.name, size: ref.size) {
-                                    case .success(let fetched): bytes = fetched
-                                    case .failure(let refused):
-                                        throw refusal(
-                                            refused.status,
-                                            refused.body,
-                                            what: "object \(ref.name) of grant \(id)"
-                                        )
-                                    }
-                                    counts.state.withLock {
-                                        $0.fetched += 1
-                                        $0.bytes += ref.size
-                                    }
-                                }
-                                // Hashing and staging run off the task pool.
-                                await withCheckedContinuation { continuation in
-                                    checks.async {
-                                        deliver(ref.name, bytes)
-                                        continuation.resume()
-                                    }
-                                }
-                                return ref.size
-                            }
-                        }
-                        while running > 0 { try await finishOne() }
-                    }
-                } catch {
-                    failure.withLock { $0 = error }
+            try await withThrowingTaskGroup(of: Int64.self) { group in
+                var running = 0
+                var inFlight: Int64 = 0
+                var done = (objects: 0, bytes: Int64(0))
+                func finishOne() async throws {
+                    guard let size = try await group.next() else { return }
+                    running -= 1
+                    inFlight -= size
+                    done.objects += 1
+                    done.bytes += size
+                    progress?(
+                        Progress(
+                            grant: id,
+                            objects: done.objects,
+                            totalObjects: objects.count,
+                            bytes: done.bytes,
+                            totalBytes: totalBytes
+                        )
+                    )
                 }
-                finished.signal()
+                for ref in objects {
+                    while running > 0, running >= parallelFetches || inFlight + ref.size > maxBytesInFlight {
+                        try await finishOne()
+                    }
+                    running += 1
+                    inFlight += ref.size
+                    group.addTask {
+                        let bytes: [UInt8]
+                        let stored =
+                            try await store.size(of: ref.name) == ref.size
+                            ? try await store.read(ref.name, limit: Int(ref.size)) : nil
+                        if let stored {
+                            bytes = stored
+                            counts.state.withLock { $0.reused += 1 }
+                        } else {
+                            switch try await client.object(grant: id, name: ref.name, size: ref.size) {
+                            case .success(let fetched): bytes = fetched
+                            case .failure(let refused):
+                                throw refusal(refused.status, refused.body, what: "object \(ref.name) of grant \(id)")
+                            }
+                            counts.state.withLock {
+                                $0.fetched += 1
+                                $0.bytes += ref.size
+                            }
+                        }
+                        // Checked like an object record, and staged, in this task.
+                        await deliver(ref.name, bytes)
+                        return ref.size
+                    }
+                }
+                while running > 0 { try await finishOne() }
             }
-            finished.wait()
-            if let error = failure.withLock({ $0 }) { throw error }
         }
     }
 

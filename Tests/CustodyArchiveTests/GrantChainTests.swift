@@ -1,3 +1,4 @@
+import CustodyStorage
 import CustodyTestSupport
 import Foundation
 import Testing

@@ -2,6 +2,7 @@ import AsyncHTTPClient
 import CustodyArchive
 import CustodyCrypto
 import CustodyNode
+import CustodyStorage
 import CustodyTestSupport
 import Foundation
 import Testing

@@ -329,7 +329,7 @@ extension ArchiveContext {
     /// For a grant this archive made as a re-share: the nearest ancestor known here to be revoked (its id and
     /// time) — its node refuses the grant for that reason.
     package func revokedAncestor(of id: String) async -> (grant: String, revokedAt: String)? {
-        guard let grant = await try? storedGrant(id).grant else { return nil }
+        guard let grant = try? await storedGrant(id).grant else { return nil }
         for ancestor in storedAncestors(of: grant) {
             guard let ancestor, let summary = try? await index().grant(ancestor.id) else { return nil }
             if let revoked = summary.revokedAt { return (ancestor.id, revoked) }

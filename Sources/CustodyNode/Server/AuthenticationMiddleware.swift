@@ -63,14 +63,16 @@ extension NodeServer {
         let grants = self.grants
         let fields = headers
         do {
-            return try await archive { archive in
+            let known = try await archiveOperation { await Self.requesterKeys(archive: $0, grants: grants) }
+            // Verifying may write the nonce journal: off the task pool.
+            return try await Self.offload {
                 try HTTPSignature.verify(
                     signed,
                     headers: fields,
                     now: Int(Date().timeIntervalSince1970),
                     nonces: nonces
                 ) {
-                    key in Self.isKnown(key, archive: archive, grants: grants)
+                    key in Self.isKnown(key, among: known)
                 }
             }
         } catch .unavailable as HTTPSignature.Refusal {
@@ -81,20 +83,26 @@ extension NodeServer {
         }
     }
 
-    /// A key may make requests when it belongs to a known body or is the grantee of one of this archive's grants.
+    /// The keys that may make requests: those of known bodies, and the grantees of this archive's grants.
     /// Grants are read through the server's cache: this runs for every signed request.
-    ///
-    /// Every body and every grant is looked at whatever the answer (no early return), so the time it takes does
-    /// not tell a stranger whether its key is known.
-    static func isKnown(_ key: [UInt8], archive: Archive.Unlocked, grants: GrantCache) -> Bool {
-        let text = Encoding.base64(key)
-        var known = false
+    static func requesterKeys(archive: Archive.Unlocked, grants: GrantCache) async -> [[UInt8]] {
+        var keys: [[UInt8]] = []
         for body in (try? archive.knownBodies()) ?? [] {
-            known = (body.identity.signingKey == text) || known
+            if let key = Encoding.bytes(base64: body.identity.signingKey) { keys.append(key) }
         }
-        for summary in (try? archive.index().grants()) ?? [] where summary.direction == "out" {
-            known = ((try? grants.get(summary.id, archive: archive).grantee) == key) || known
+        for summary in (try? await archive.index().grants()) ?? [] where summary.direction == "out" {
+            if let grantee = try? await grants.get(summary.id, archive: archive).grantee { keys.append(grantee) }
         }
+        return keys
+    }
+
+    /// Whether `key` is one of `keys`.
+    ///
+    /// Every key is looked at whatever the answer (no early return), so the time it takes does not tell a
+    /// stranger whether its key is known.
+    static func isKnown(_ key: [UInt8], among keys: [[UInt8]]) -> Bool {
+        var known = false
+        for candidate in keys { known = (candidate == key) || known }
         return known
     }
 }

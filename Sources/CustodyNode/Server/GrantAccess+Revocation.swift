@@ -1,5 +1,6 @@
 import CustodyArchive
 import CustodyCrypto
+import CustodyStorage
 import Hummingbird
 
 extension NodeServer {
@@ -9,8 +10,12 @@ extension NodeServer {
     /// The 410 refusal of the requester's own grant that this node revoked: answered with the signed revocation
     /// notice (the `revoke` event with its inclusion proof against this node's checkpoint), so the grantee can
     /// record, verifiably, that the grant was revoked. When no notice can be made, the reason code `grant-revoked`.
-    static func revokedRefusal(grant id: String, at time: String, archive: some ArchiveContext) -> ServerRefusal {
-        if let notice = try? archive.revocationNotice(grant: id) {
+    static func revokedRefusal(
+        grant id: String,
+        at time: String,
+        archive: some ArchiveContext
+    ) async -> ServerRefusal {
+        if let notice = try? await archive.revocationNotice(grant: id) {
             return ServerRefusal(.grantRevoked, answer: response(.gone, notice, type: revocationNoticeType))
         }
         return ServerRefusal(.grantRevoked, detail: "no revocation notice could be made")
@@ -23,9 +28,9 @@ extension NodeServer {
         grant id: String,
         ancestor: GrantSummary,
         archive: some ArchiveContext
-    ) -> ServerRefusal {
+    ) async -> ServerRefusal {
         if let received = ancestor.revocation, let name = ObjectName(hex: received.notice),
-            let bytes = try? archive.store.read(name, limit: RevocationNotice.maxBytes), ObjectName(of: bytes) == name
+            let bytes = try? await archive.store.read(name, limit: RevocationNotice.maxBytes), ObjectName(of: bytes) == name
         {
             return ServerRefusal(.ancestorRevoked, answer: response(.gone, bytes, type: revocationNoticeType))
         }

@@ -1,5 +1,6 @@
 import CustodyArchive
 import CustodyCrypto
+import CustodyStorage
 import Foundation
 import Hummingbird
 import Synchronization
@@ -17,26 +18,26 @@ extension NodeServer {
         let now = Int(Date().timeIntervalSince1970)
         let grants = self.grants
         let sessions = self.sessions
-        return try await archive { archive -> ServedGrant in
+        return try await archiveOperation { archive -> ServedGrant in
             guard id.utf8.count == 32, Encoding.isLowercaseHex(id, count: 32),
-                let summary = try archive.index().grant(id), summary.direction == "out"
+                let summary = try await archive.index().grant(id), summary.direction == "out"
             else { throw ServerRefusal(.notFound) }
-            guard let served = try? grants.get(id, archive: archive), served.grantee == requester else {
+            guard let served = try? await grants.get(id, archive: archive), served.grantee == requester else {
                 throw ServerRefusal(.notFound)
             }
-            switch try archive.standing(of: served.grant, ancestors: served.ancestors, at: now) {
+            switch try await archive.standing(of: served.grant, ancestors: served.ancestors, at: now) {
             case .usable: break
             case .revoked(let summary):
-                throw Self.revokedRefusal(grant: id, at: summary.revokedAt ?? "", archive: archive)
+                throw await Self.revokedRefusal(grant: id, at: summary.revokedAt ?? "", archive: archive)
             case .expired: throw ServerRefusal(.grantExpired)
             case .ancestorMissing: throw ServerRefusal(.ancestorMissing)
             case .ancestorRevoked(let ancestor):
-                throw Self.revokedAncestorRefusal(grant: id, ancestor: ancestor, archive: archive)
+                throw await Self.revokedAncestorRefusal(grant: id, ancestor: ancestor, archive: archive)
             case .ancestorExpired: throw ServerRefusal(.ancestorExpired)
             }
             if sessions.open(grant: id, requester: requester, lifetime: Self.sessionLifetime) {
                 do {
-                    try archive.recordAccess(grant: served.reference, requester: requester)
+                    try await archive.recordAccess(grant: served.reference, requester: requester)
                 } catch {
                     sessions.close(grant: id, requester: requester)
                     throw error
@@ -63,9 +64,9 @@ struct ServedGrant: Sendable {
 final class GrantCache: Sendable {
     private let grants = Mutex<[String: ServedGrant]>([:])
 
-    func get(_ id: String, archive: Archive.Unlocked) throws -> ServedGrant {
+    func get(_ id: String, archive: Archive.Unlocked) async throws -> ServedGrant {
         if let cached = grants.withLock({ $0[id] }) { return cached }
-        let (grant, signed) = try archive.storedGrant(id)
+        let (grant, signed) = try await archive.storedGrant(id)
         // A node serves only grants it made: a stored grant of another granter (imported, or planted) is none of
         // its business to hand out, whoever it names as grantee.
         guard grant.granter.signingKey == archive.config.signingKey, grant.granter.boxKey == archive.config.boxKey

@@ -1,5 +1,6 @@
 import CustodyArchive
 import CustodyCrypto
+import CustodyStorage
 import Foundation
 import Hummingbird
 import HummingbirdCore
@@ -26,11 +27,14 @@ struct GrantController: Sendable {
     @Sendable func list(_ request: Request, context: NodeRequestContext) async throws -> Response {
         let requester = try context.requireRequester()
         let grants = node.grants
-        let list = try await node.archive { archive in
-            try archive.index().grants().filter { $0.direction == "out" }.compactMap { summary -> GrantListing? in
-                guard (try? grants.get(summary.id, archive: archive))?.grantee == requester else { return nil }
-                return GrantListing(summary)
+        let list = try await node.archiveOperation { archive in
+            var list: [GrantListing] = []
+            for summary in try await archive.index().grants() where summary.direction == "out" {
+                if (try? await grants.get(summary.id, archive: archive))?.grantee == requester {
+                    list.append(GrantListing(summary))
+                }
             }
+            return list
         }
         let body = try JSONEncoder().encode(GrantList(grants: list))
         return NodeServer.response(.ok, Array(body), type: "application/json")
@@ -41,10 +45,10 @@ struct GrantController: Sendable {
         let id = context.parameters.get("id") ?? ""
         _ = try await node.access(id, requester: try context.requireRequester())
         let cache = node.cacheDirectory
-        let bytes = try await node.archive { archive in
+        let bytes = try await node.archiveOperation { archive in
             let path = cache + "/.head-\(id)-" + Encoding.hex(randomBytes(8))
             defer { unlink(path) }
-            _ = try archive.exportBundle(grant: id, to: path, force: true, objects: false)
+            _ = try await archive.exportBundle(grant: id, to: path, force: true, objects: false)
             return try ArchiveFiles.read(path, limit: 64 << 20)
         }
         return NodeServer.response(.ok, bytes, type: "application/vnd.custody.bundle")
@@ -58,18 +62,16 @@ struct GrantController: Sendable {
         guard let hex = context.parameters.get("name"), let name = ObjectName(hex: hex),
             let size = served.released[name]
         else { throw ServerRefusal(.notFound) }
-        let store = try await node.archive { $0.store }
+        let store = node.unlocked.store
         var headers = HTTPFields()
         headers[.contentType] = "application/octet-stream"
         headers[.acceptRanges] = "bytes"
-        // A store may block (S3): read off the task pool; a range reads only its bytes.
+        // A range reads only its bytes.
         switch NodeServer.byteRange(request.headers[.range], size: Int(size)) {
         case .unsatisfiable:
             throw ServerRefusal(.rangeNotSatisfiable, headers: [.contentRange: "bytes */\(size)"])
         case .part(let r):
-            let read = try await NodeServer.offload {
-                try store.read(name, range: Int64(r.lowerBound)...Int64(r.upperBound))
-            }
+            let read = try await store.read(name, range: Int64(r.lowerBound)...Int64(r.upperBound))
             guard let bytes = read, bytes.count == r.count else {
                 throw ServerRefusal(.internalError, detail: "object \(name) is missing or short in the store")
             }
@@ -80,7 +82,7 @@ struct GrantController: Sendable {
                 body: .init(byteBuffer: ByteBuffer(bytes: bytes))
             )
         case .whole:
-            let read = try await NodeServer.offload { try store.read(name, limit: Int(size)) }
+            let read = try await store.read(name, limit: Int(size))
             guard let bytes = read, Int64(bytes.count) == size else {
                 throw ServerRefusal(.internalError, detail: "object \(name) is missing or short in the store")
             }
@@ -93,8 +95,8 @@ struct GrantController: Sendable {
         let id = context.parameters.get("id") ?? ""
         _ = try await node.access(id, requester: try context.requireRequester())
         let cache = node.cacheDirectory
-        let path = try await node.longArchiveWork { archive in
-            try Self.bundle(for: id, archive: archive, cache: cache)
+        let path = try await node.archiveOperation { archive in
+            try await Self.bundle(for: id, archive: archive, cache: cache)
         }
         let size = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? 0
         var headers = HTTPFields()
@@ -119,7 +121,7 @@ struct GrantController: Sendable {
 
     /// The whole bundle of a grant, written once per session into the serve cache so a client can resume an
     /// interrupted download with Range requests.
-    static func bundle(for id: String, archive: Archive.Unlocked, cache: String) throws -> String {
+    static func bundle(for id: String, archive: Archive.Unlocked, cache: String) async throws -> String {
         _ = try? FileManager.default.createDirectory(atPath: cache, withIntermediateDirectories: true)
         let existing = ((try? FileManager.default.contentsOfDirectory(atPath: cache)) ?? [])
             .filter { $0.hasPrefix(id + "-") && $0.hasSuffix(".bundle") }.sorted().last.map { cache + "/" + $0 }
@@ -136,7 +138,7 @@ struct GrantController: Sendable {
         where name.hasPrefix(id + "-") && name.hasSuffix(".bundle") && cache + "/" + name != path {
             try? FileManager.default.removeItem(atPath: cache + "/" + name)
         }
-        _ = try archive.exportBundle(grant: id, to: path, force: true)
+        _ = try await archive.exportBundle(grant: id, to: path, force: true)
         return path
     }
 }

@@ -17,7 +17,7 @@ import Synchronization
 /// ``AuthenticationMiddleware`` (signed routes) and ``RequestLimitMiddleware`` (a grant's parts).
 package struct NodeServer: Sendable {
     /// The archive, immutable and `Sendable`: requests use it concurrently. Reached through ``archive(_:)``.
-    private let unlocked: Archive.Unlocked
+    let unlocked: Archive.Unlocked
     /// The nonces seen, kept across restarts in `serve-state/nonces` (PROTOCOL.md section 2).
     let nonces: NonceCache
     /// The authorities (`host[:port]`) this node answers signed requests for: those of its public URLs.
@@ -49,32 +49,23 @@ package struct NodeServer: Sendable {
         nonces = NonceCache(startedAt: now, journal: journal)
     }
 
-    /// Runs `body` with the archive: the one way any route reaches it.
-    ///
-    /// Archive work reads and writes files and the index, so it runs off the task pool (``offload(_:)``).
+    /// Runs synchronous archive work with the archive: reading and writing files and the index, it runs off the
+    /// task pool (``offload(_:)``).
     func archive<T: Sendable>(_ body: @escaping @Sendable (Archive.Unlocked) throws -> T) async throws -> T {
         let archive = unlocked
         return try await Self.offload { try body(archive) }
     }
 
-    /// Runs blocking work — archive work, an object store that waits on the network, reading a large file — on
-    /// NIO's blocking thread pool instead of the task pool: the one way the server moves work off it.
-    static func offload<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
-        try await NIOThreadPool.singleton.runIfActive(body)
+    /// Runs an asynchronous archive operation (one that reads objects: its store's I/O is awaited, and blocking
+    /// file work inside it runs on the blocking-work pool).
+    func archiveOperation<T: Sendable>(_ body: @Sendable (Archive.Unlocked) async throws -> T) async throws -> T {
+        try await body(unlocked)
     }
 
-    /// Threads of their own for work that takes seconds to minutes (writing a grant's whole bundle), so it
-    /// never holds the shared pool's threads (one per core) that answer every small request meanwhile.
-    static let longWork: NIOThreadPool = {
-        let pool = NIOThreadPool(numberOfThreads: 2)
-        pool.start()
-        return pool
-    }()
-
-    /// Runs `body` with the archive on ``longWork``: for a bundle export.
-    func longArchiveWork<T: Sendable>(_ body: @escaping @Sendable (Archive.Unlocked) throws -> T) async throws -> T {
-        let archive = unlocked
-        return try await Self.longWork.runIfActive { try body(archive) }
+    /// Runs blocking work — a synchronous archive call, reading a large file — on NIO's blocking thread pool
+    /// instead of the task pool: the one way the server moves work off it.
+    static func offload<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+        try await NIOThreadPool.singleton.runIfActive(body)
     }
 
     /// The authorities a node with these public URLs answers for, or — with none — the one of
