@@ -1,6 +1,7 @@
 import ArgumentParser
 import CustodyArchive
 import CustodyCrypto
+import CustodyS3
 import CustodyStorage
 import Foundation
 
@@ -34,12 +35,27 @@ struct GlobalOptions: ParsableArguments {
         throw ArchiveError(.usage, "no archive given", fix: "pass --archive PATH or set CUSTODY_ARCHIVE")
     }
 
-    /// Opens the archive, its passphrase source wired to the options (asked only if something needs the keys).
+    /// Opens the archive, its passphrase source wired to the options (asked only if something needs the keys),
+    /// and its object store where `objects.json` says (``objectStore``).
     func openArchive(access: Archive.Access = .shared) throws -> Archive {
+        try Archive.open(
+            at: archivePath(),
+            access: access,
+            passphrase: passphraseSource,
+            objects: Self.objectStore
+        )
+    }
+
+    /// Asks for the passphrase as the options say, naming the archive in a prompt.
+    var passphraseSource: Archive.PassphraseSource {
         let options = self
-        return try Archive.open(at: archivePath(), access: access) { name in
-            try options.readPassphrase(prompt: "Passphrase for \(name): ")
-        }
+        return { name in try options.readPassphrase(prompt: "Passphrase for \(name): ") }
+    }
+
+    /// The composition root's choice of backend: the S3 bucket `objects.json` names, else the folder
+    /// `objects/` (``ObjectStoreLocation``).
+    static let objectStore: Archive.ObjectStoreOpener = { root in
+        try ObjectStoreLocation.of(archive: root).open()
     }
 
     /// Opens the archive and unlocks it: for commands that seal, sign or decrypt.
@@ -150,29 +166,18 @@ enum Terminal {
     }
 }
 
-/// Runs a command body, turning archive errors into the one-line message and exit code of DESIGN.md.
-func runReportingErrors(_ body: () throws -> Void) throws {
-    // Everything custody creates (index, temporary files, extracted evidence) is for the owner only.
-    umask(0o077)
-    ProcessSetup.limitAllocatorArenas()
-    do {
-        try body()
-    } catch let error as ArchiveError {
-        printError("custody: \(error)")
-        throw ExitCode(error.code.exitCode)
-    } catch let error as SodiumError {
-        printError("custody: cryptography failed (\(error)) — check the libsodium installation")
-        throw ExitCode(1)
-    }
-}
-
-/// ``runReportingErrors(_:)`` for async commands.
+/// Runs a command body, turning archive and storage errors into the one-line message and exit code of
+/// DESIGN.md.
 func runReportingErrorsAsync(_ body: () async throws -> Void) async throws {
     umask(0o077)
     ProcessSetup.limitAllocatorArenas()
     do {
         try await body()
     } catch let error as ArchiveError {
+        printError("custody: \(error)")
+        throw ExitCode(error.code.exitCode)
+    } catch let error as StorageError {
+        let error = ArchiveError(error)
         printError("custody: \(error)")
         throw ExitCode(error.code.exitCode)
     } catch let error as SodiumError {

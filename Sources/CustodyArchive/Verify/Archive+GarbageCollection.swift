@@ -19,6 +19,22 @@ extension Archive {
 }
 
 extension ArchiveContext {
+    /// Every object the journal names, with the size it records, sorted by name: what a copy of the store
+    /// (`migrate-objects`) must hold.
+    ///
+    /// - Throws: ``ArchiveError`` (damaged) when the journal does not verify: then nothing should be copied.
+    package func referencedObjects() async throws -> [StoredObject] {
+        let map = try await referenceMap()
+        if let problem = map.problems.first {
+            throw ArchiveError(
+                .damaged,
+                "the journal does not verify (\(problem.detail)); nothing was copied",
+                fix: "run custody verify and repair the archive first"
+            )
+        }
+        return map.sizes.sorted { $0.key < $1.key }.map { StoredObject(name: $0.key, size: $0.value) }
+    }
+
     /// Removes objects that no journal event names, and leftover temporary files. Needs exclusive access.
     ///
     /// - Throws: ``ArchiveError`` (damaged) when the journal cannot be read in full: then nothing is removed.

@@ -3,7 +3,7 @@ import CustodyArchive
 import Foundation
 
 extension CustodyCommand {
-    struct Tag: ParsableCommand {
+    struct Tag: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Add or remove an item's tags (a signed tag event in the custody log).",
             discussion: """
@@ -18,12 +18,12 @@ extension CustodyCommand {
         @Option(help: "A tag to remove (repeatable).") var remove: [String] = []
         @Flag(help: "Print JSON.") var json = false
 
-        func run() throws {
-            try runReportingErrors {
+        func run() async throws {
+            try await runReportingErrorsAsync {
                 let archive = try global.unlockArchive()
-                let tags = try archive.tag(item, add: add, remove: remove)
+                let tags = try await archive.tag(item, add: add, remove: remove)
                 if json {
-                    try printJSON(TagJSON(item: archive.resolveItem(item).id, tags: tags))
+                    try await printJSON(TagJSON(item: archive.resolveItem(item).id, tags: tags))
                 } else {
                     print("tags: \(tags.isEmpty ? "(none)" : tags.joined(separator: ", "))")
                 }
@@ -31,7 +31,7 @@ extension CustodyCommand {
         }
     }
 
-    struct Note: ParsableCommand {
+    struct Note: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Add a note to an item (a signed note event in the custody log).",
             discussion: """
@@ -44,11 +44,11 @@ extension CustodyCommand {
         @Argument(help: "Item id or unique prefix.") var item: String
         @Argument(help: "The note (at most 64 KiB).") var text: String
 
-        func run() throws {
-            try runReportingErrors {
+        func run() async throws {
+            try await runReportingErrorsAsync {
                 let archive = try global.unlockArchive()
-                try archive.note(item, text: text)
-                print("note added to \(try archive.resolveItem(item).id)")
+                try await archive.note(item, text: text)
+                print("note added to \(try await archive.resolveItem(item).id)")
             }
         }
     }

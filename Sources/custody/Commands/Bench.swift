@@ -5,7 +5,7 @@ import CustodyCrypto
 import Foundation
 
 extension CustodyCommand {
-    struct Bench: ParsableCommand {
+    struct Bench: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Benchmarks: the custody ledger at scale, and hashing (see also Scripts/bench-ingest.py).",
             discussion: """
@@ -25,8 +25,8 @@ extension CustodyCommand {
         var directory: String?
         @Flag(help: "Print JSON.") var json = false
 
-        func run() throws {
-            try runReportingErrors {
+        func run() async throws {
+            try await runReportingErrorsAsync {
                 if what == "ledger" {
                     try runLedger()
                     return

@@ -4,7 +4,7 @@ import CustodyCrypto
 import Foundation
 
 extension CustodyCommand {
-    struct BundleCommand: ParsableCommand {
+    struct BundleCommand: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "bundle",
             abstract: "Export a grant as one verifiable file, verify a bundle with no keys, import one.",
@@ -12,7 +12,7 @@ extension CustodyCommand {
             subcommands: [Export.self, Verify.self, Import.self]
         )
 
-        struct Export: ParsableCommand {
+        struct Export: AsyncParsableCommand {
             static let configuration = CommandConfiguration(
                 abstract: "Write a grant's bundle: grant, proofs, sealed parts and objects of the items in scope.",
                 discussion: "Streamed: the bundle is never held in memory. No passphrase needed."
@@ -23,11 +23,11 @@ extension CustodyCommand {
             @Flag(help: "Replace an existing file.") var force = false
             @Flag(help: "Print JSON.") var json = false
 
-            func run() throws {
-                try runReportingErrors {
+            func run() async throws {
+                try await runReportingErrorsAsync {
                     let archive = try global.openArchive()
                     let bar = ProgressBar(enabled: Terminal.stderrIsTTY && !json, label: "export")
-                    let result = try archive.exportBundle(grant: grant, to: output, force: force) { done, total in
+                    let result = try await archive.exportBundle(grant: grant, to: output, force: force) { done, total in
                         bar.update(done: done, total: total, unit: "objects")
                     }
                     bar.finish()
@@ -52,7 +52,7 @@ extension CustodyCommand {
             }
         }
 
-        struct Verify: ParsableCommand {
+        struct Verify: AsyncParsableCommand {
             static let configuration = CommandConfiguration(
                 abstract: "Check a bundle: signatures, hashes, proofs, references and validity. No keys, no archive.",
                 discussion: """
@@ -74,8 +74,8 @@ extension CustodyCommand {
             @Option(help: "Check validity at this time (RFC 3339) instead of now.") var at: String?
             @Flag(help: "Print JSON.") var json = false
 
-            func run() throws {
-                try runReportingErrors {
+            func run() async throws {
+                try await runReportingErrorsAsync {
                     let expected = try granter.map(Archive.readIdentity)
                     var witnessKeys: [String: [UInt8]] = [:]
                     for path in witnesses {
@@ -93,7 +93,7 @@ extension CustodyCommand {
                         }
                         time = parsed
                     }
-                    let (report, _) = try BundleVerifier.verify(
+                    let (report, _) = try await BundleVerifier.verify(
                         path: file,
                         granter: expected,
                         witnesses: witnessKeys,
@@ -138,7 +138,7 @@ extension CustodyCommand {
             }
         }
 
-        struct Import: ParsableCommand {
+        struct Import: AsyncParsableCommand {
             static let configuration = CommandConfiguration(
                 abstract: "Import a bundle granted to this archive: verify, decrypt, check every SHA-256, record.",
                 discussion: """
@@ -153,11 +153,11 @@ extension CustodyCommand {
                 false
             @Flag(help: "Print JSON.") var json = false
 
-            func run() throws {
-                try runReportingErrors {
+            func run() async throws {
+                try await runReportingErrorsAsync {
                     let archive = try global.unlockArchive()
                     let bar = ProgressBar(enabled: Terminal.stderrIsTTY && !json, label: "import")
-                    let result = try archive.importBundle(
+                    let result = try await archive.importBundle(
                         path: file,
                         trustGranter: trustGranter,
                         progress: { done, total in bar.update(done: done, total: total, unit: "objects") }

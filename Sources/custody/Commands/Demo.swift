@@ -1,6 +1,7 @@
 import ArgumentParser
 import CustodyArchive
 import CustodyCrypto
+import CustodyStorage
 import CustodyNode
 import Foundation
 import Logging
@@ -47,7 +48,7 @@ extension CustodyCommand {
 
             step("1. custody init --name \"Commission of Inquiry X (demo)\"")
             let passphrase = try SecretBytes(copying: Array("demo passphrase — never use for evidence".utf8))
-            let archive = try Archive.create(
+            let archive = try await Archive.create(
                 at: archivePath,
                 name: "Commission of Inquiry X (demo)",
                 passphrase: passphrase
@@ -91,7 +92,7 @@ extension CustodyCommand {
             options.fields.consent = "share-with-mechanisms"
             options.fields.note = "filmed from the roof"
             options.fields.meta = ["device": "Pixel7"]
-            var report = try archive.ingest(
+            var report = try await archive.ingest(
                 [
                     upload + "/roof-video.mp4", upload + "/roof-video-copy.mp4", upload + "/photo-0001.png",
                     upload + "/statements/W-17.txt",
@@ -110,7 +111,7 @@ extension CustodyCommand {
                 statement.fields.tags = ["detention", "statement"]
                 statement.fields.location = location
                 statement.fields.note = note
-                report.items += try archive.ingest([upload + "/statements/" + file], options: statement).items
+                await report.items += try archive.ingest([upload + "/statements/" + file], options: statement).items
             }
             for item in report.items {
                 let dup = item.duplicateOf.map { "  (duplicate of \($0.prefix(8)))" } ?? ""
@@ -122,12 +123,12 @@ extension CustodyCommand {
             var filter = ItemFilter()
             filter.caseID = "COI-2026-04"
             filter.tags = ["video"]
-            let listed = try archive.index().list(filter)
+            let listed = try await archive.index().list(filter)
             for item in listed { print("\(item.id.prefix(12))…  \(item.metadata.mediaType)  \(item.metadata.name)") }
 
             step("5. custody search — English, Arabic, Russian, and Spanish without its accent")
             for query in ["roof AND aleppo", "حلب", "задержанных", "cancion AND estacion"] {
-                let hits = try archive.index().search(query)
+                let hits = try await archive.index().search(query)
                 print("\"\(query)\" → \(hits.map(\.metadata.name).joined(separator: ", "))")
             }
 
@@ -135,34 +136,34 @@ extension CustodyCommand {
             guard let video = listed.first(where: { $0.metadata.name == "roof-video.mp4" }) else {
                 throw ArchiveError(.damaged, "demo: the video was not listed", fix: "report this bug")
             }
-            for event in try archive.index().events(of: video.id) {
+            for event in try await archive.index().events(of: video.id) {
                 print("event #\(event.seq) \(event.type) at \(event.time)")
             }
             print("sha256 \(video.metadata.sha256)")
 
             step("7. custody extract <video> -o extracted.mp4 (SHA-256 re-verified before the file appears)")
-            let extracted = try archive.extract(video.id, to: base + "/extracted.mp4", force: false)
+            let extracted = try await archive.extract(video.id, to: base + "/extracted.mp4", force: false)
             print(
                 "extracted \(formatBytes(extracted.size)), SHA-256 \(extracted.sha256 == video.metadata.sha256 ? "matches" : "DIFFERS")"
             )
 
             step("8. custody verify (no keys needed)")
-            let clean = try archive.verify(mode: .standard)
+            let clean = try await archive.verify(mode: .standard)
             print("\(clean.objectsChecked) objects checked: \(clean.ok ? "OK" : "DAMAGED")")
             guard clean.ok else {
                 throw ArchiveError(.damaged, "demo: a fresh archive failed verify", fix: "report this bug")
             }
 
             step("9. flip one byte in a stored object of the photo, then verify again")
-            guard let photo = try archive.index().search("photo").first,
-                let target = try archive.objectNames(of: photo.id).last
+            guard let photo = try await archive.index().search("photo").first,
+                let target = try await archive.objectNames(of: photo.id).last
             else { throw ArchiveError(.damaged, "demo: photo not found", fix: "report this bug") }
             let objectPath = "\(archivePath)/objects/\(target.hex.prefix(2))/\(target.hex)"
             var bytes = try [UInt8](Data(contentsOf: URL(fileURLWithPath: objectPath)))
             bytes[bytes.count / 2] ^= 0x01
             try Data(bytes).write(to: URL(fileURLWithPath: objectPath))
             print("flipped byte \(bytes.count / 2) of \(target.hex.prefix(16))…")
-            let damaged = try archive.verify(mode: .standard)
+            let damaged = try await archive.verify(mode: .standard)
             for problem in damaged.problems {
                 print(
                     "verify: \(problem.kind) object \(problem.object?.prefix(16) ?? "-")… item \(problem.item ?? "-") — \(problem.detail)"
@@ -176,8 +177,8 @@ extension CustodyCommand {
             try Data(bytes).write(to: URL(fileURLWithPath: objectPath))
             print("(byte flipped back)")
 
-            try runLedgerDemo(archive: archive, video: video, base: base, passphrase: passphrase)
-            let iachr = try runSharingDemo(archive: archive, base: base, passphrase: passphrase)
+            try await runLedgerDemo(archive: archive, video: video, base: base, passphrase: passphrase)
+            let iachr = try await runSharingDemo(archive: archive, base: base, passphrase: passphrase)
             try await runNodeDemo(archive: archive, iachr: iachr, passphrase: passphrase)
             printBlock("\nDemo complete.")
         }
@@ -187,9 +188,9 @@ extension CustodyCommand {
             archive: Archive.Unlocked,
             base: String,
             passphrase: SecretBytes
-        ) throws -> Archive.Unlocked {
+        ) async throws -> Archive.Unlocked {
             step("15. a second body: custody id export at the Inter-American Commission")
-            let iachr = try Archive.create(
+            let iachr = try await Archive.create(
                 at: base + "/iachr",
                 name: "Inter-American Commission (demo)",
                 passphrase: passphrase
@@ -205,11 +206,11 @@ extension CustodyCommand {
             )
             request.caseID = "COI-2026-04"
             request.tags = ["statement"]
-            let (grant, _, scope) = try archive.createGrant(request)
+            let (grant, _, scope) = try await archive.createGrant(request)
             print("grant \(grant.id): \(scope.items.count) statement(s) in scope, the videos and photo are not")
             for (item, why) in scope.items { print("  \(item.id.prefix(12))…  \(item.metadata.name)  — \(why)") }
             let bundlePath = base + "/p1234.custody-bundle"
-            let export = try archive.exportBundle(grant: grant.id, to: bundlePath)
+            let export = try await archive.exportBundle(grant: grant.id, to: bundlePath)
             print(
                 "custody bundle export → \(formatBytes(export.bytes)), \(export.objects) objects, \(export.entries) proved log entries"
             )
@@ -217,7 +218,7 @@ extension CustodyCommand {
             step(
                 "17. an auditor with no keys: custody bundle verify p1234.custody-bundle --granter ohchr.identity.json"
             )
-            let (report, _) = try BundleVerifier.verify(
+            let (report, _) = try await BundleVerifier.verify(
                 path: bundlePath,
                 granter: try archive.identity(),
                 at: Int(Date().timeIntervalSince1970)
@@ -229,29 +230,29 @@ extension CustodyCommand {
             tampered[tampered.count - 200] ^= 0x01
             let tamperedPath = base + "/tampered.custody-bundle"
             try Data(tampered).write(to: URL(fileURLWithPath: tamperedPath))
-            let (bad, _) = try BundleVerifier.verify(path: tamperedPath, at: Int(Date().timeIntervalSince1970))
+            let (bad, _) = try await BundleVerifier.verify(path: tamperedPath, at: Int(Date().timeIntervalSince1970))
             print("one flipped byte: \(bad.problems.first.map { "\($0.kind): \($0.detail)" } ?? "NOT CAUGHT")")
             guard report.ok, !bad.ok else {
                 throw ArchiveError(.damaged, "demo: bundle verification misbehaved", fix: "report this bug")
             }
 
             step("18. the Inter-American Commission imports it (--trust-granter) and extracts a statement")
-            let imported = try iachr.importBundle(path: bundlePath, trustGranter: true)
+            let imported = try await iachr.importBundle(path: bundlePath, trustGranter: true)
             print(
                 "\(imported.imported.count) item(s) imported from \(imported.granter); every SHA-256 re-checked first"
             )
             guard let first = imported.imported.first else {
                 throw ArchiveError(.damaged, "demo: nothing imported", fix: "report this bug")
             }
-            let out = try iachr.extract(first, to: base + "/iachr-statement.txt", force: false)
+            let out = try await iachr.extract(first, to: base + "/iachr-statement.txt", force: false)
             print("extracted \(out.path.split(separator: "/").last ?? "") (\(out.size) bytes), SHA-256 verified")
-            if let provenance = try iachr.index().provenance(of: first) {
+            if let provenance = try await iachr.index().provenance(of: first) {
                 print(
                     "provenance: from \(provenance.granter) under grant \(provenance.grant.prefix(12))…, purpose \"\(provenance.purpose)\""
                 )
             }
-            let outside = try archive.index().search("roof").first?.id ?? ""
-            let leaked = (try? iachr.resolveItem(outside)) != nil
+            let outside = try await archive.index().search("roof").first?.id ?? ""
+            let leaked = (try? await iachr.resolveItem(outside)) != nil
             print("the video (out of scope) is not in the second archive: \(leaked ? "LEAKED" : "correct")")
             guard !leaked else {
                 throw ArchiveError(.damaged, "demo: an out-of-scope item leaked", fix: "report this bug")
@@ -266,14 +267,14 @@ extension CustodyCommand {
             passphrase: SecretBytes
         ) async throws {
             step("19. custody serve --listen 127.0.0.1:0 at the Commission; custody peer add at the IACHR")
-            let photo = try archive.index().search("photo").first
+            let photo = try await archive.index().search("photo").first
             var request = GrantRequest(
                 grantee: try iachr.identity(),
                 expires: Expiry.resolve("30d") ?? "",
                 purpose: "Petition P-1234/26, photo"
             )
             request.items = [photo?.id].compactMap { $0 }
-            let (grant, _, _) = try archive.createGrant(request)
+            let (grant, _, _) = try await archive.createGrant(request)
             _ = try archive.trust(try iachr.identity(), role: .witness)
             // The server works on its own handle of the archive, as a separate `custody serve` would.
             let serving = try Archive.open(at: archive.root).unlock(passphrase: passphrase)
@@ -315,12 +316,12 @@ extension CustodyCommand {
             video: IndexedItem,
             base: String,
             passphrase: SecretBytes
-        ) throws {
+        ) async throws {
             step("10. custody tag <video> --add verified --remove video; custody note <video> \"…\"")
-            let tags = try archive.tag(video.id, add: ["verified"], remove: ["video"])
-            try archive.note(video.id, text: "Hash matched the copy held by witness W-17's lawyer")
+            let tags = try await archive.tag(video.id, add: ["verified"], remove: ["video"])
+            try await archive.note(video.id, text: "Hash matched the copy held by witness W-17's lawyer")
             print("tags now: \(tags.joined(separator: ", ")); the public log names only sealed objects")
-            for event in try archive.index().events(of: video.id) {
+            for event in try await archive.index().events(of: video.id) {
                 let said =
                     event.annotation.map { a in
                         a.text.map { ": " + $0 }
@@ -333,7 +334,7 @@ extension CustodyCommand {
             }
 
             step("11. custody prove <video>, checked the way an outside auditor would")
-            let proof = try archive.proveItem(video.id)
+            let proof = try await archive.proveItem(video.id)
             printBlock(proof.text, terminator: "")
             let identity = try archive.identity()
             guard let logKey = VerifierKey(identity.logVerifierKey),
@@ -351,7 +352,7 @@ extension CustodyCommand {
             print("(Docs/examples/verify_proof.py does the same with PyNaCl and no Custody code)")
 
             step("12. a second body witnesses the log: custody witness add / witness cosign / witness attach")
-            let witness = try Archive.create(
+            let witness = try await Archive.create(
                 at: base + "/witness-body",
                 name: "Regional Commission (demo witness)",
                 passphrase: passphrase
@@ -360,8 +361,8 @@ extension CustodyCommand {
             _ = try archive.trust(try witness.identity(), role: .witness)
             let cosignature = try witness.cosign(Array(proof.checkpoint.note.utf8))
             printBlock("witness cosigns size \(cosignature.size): \(cosignature.line)", terminator: "")
-            _ = try archive.attachCosignatures(Array(cosignature.line.utf8))
-            guard let cosigned = try archive.cosignedCheckpoint() else {
+            _ = try await archive.attachCosignatures(Array(cosignature.line.utf8))
+            guard let cosigned = try await archive.cosignedCheckpoint() else {
                 throw ArchiveError(.damaged, "demo: the cosignature was not attached", fix: "report this bug")
             }
             printBlock("custody checkpoint --cosigned:\n" + cosigned.note, terminator: "")
@@ -369,9 +370,9 @@ extension CustodyCommand {
             step("13. a forged history, signed with the archive's own key, shown to the witness")
             let forgedPath = base + "/forged-copy"
             try FileManager.default.copyItem(atPath: archive.root, toPath: forgedPath)
-            try archive.note(video.id, text: "Reviewed by the legal unit")
+            try await archive.note(video.id, text: "Reviewed by the legal unit")
             let forged = try Archive.open(at: forgedPath).unlock(passphrase: passphrase)
-            try forged.note(video.id, text: "Transferred to an unknown party")  // the rewritten history
+            try await forged.note(video.id, text: "Transferred to an unknown party")  // the rewritten history
             let real = try archive.ledger.consistencyProof(from: cosignature.size)
             let fake = try forged.ledger.consistencyProof(from: cosignature.size)
             _ = try witness.cosign(Array(real.witnessRequest.utf8))
@@ -390,7 +391,7 @@ extension CustodyCommand {
             try archive.forEachLogEntry { entries.append($0.bytes) }
             entries.swapAt(entries.count - 2, entries.count - 3)
             try Data(entries.flatMap(Journal.frame)).write(to: URL(fileURLWithPath: journalPath))
-            let rewritten = try archive.verify(mode: .quick)
+            let rewritten = try await archive.verify(mode: .quick)
             for problem in rewritten.problems {
                 print("verify: \(problem.kind)\(problem.entry.map { " entry \($0)" } ?? "") — \(problem.detail)")
             }
@@ -398,7 +399,7 @@ extension CustodyCommand {
             else { throw ArchiveError(.damaged, "demo: verify missed the rewritten journal", fix: "report this bug") }
             try original.write(to: URL(fileURLWithPath: journalPath))
             print(
-                "verify names the first moved entry; with the original journal back: \(try archive.verify(mode: .quick).ok ? "OK" : "DAMAGED")"
+                "verify names the first moved entry; with the original journal back: \(try await archive.verify(mode: .quick).ok ? "OK" : "DAMAGED")"
             )
         }
     }

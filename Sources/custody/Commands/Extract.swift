@@ -3,7 +3,7 @@ import CustodyArchive
 import Foundation
 
 extension CustodyCommand {
-    struct Extract: ParsableCommand {
+    struct Extract: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Decrypt an item to a file, re-verifying its SHA-256 first. Recorded as a custody event.",
             discussion: """
@@ -22,10 +22,10 @@ extension CustodyCommand {
         var despiteRevocation = false
         @Flag(help: "Print JSON.") var json = false
 
-        func run() throws {
-            try runReportingErrors {
+        func run() async throws {
+            try await runReportingErrorsAsync {
                 let archive = try global.unlockArchive()
-                if let (grant, revoked) = try archive.checkExtractAllowed(item, despiteRevocation: despiteRevocation) {
+                if let (grant, revoked) = try await archive.checkExtractAllowed(item, despiteRevocation: despiteRevocation) {
                     FileHandle.standardError.write(
                         Data(
                             "custody: WARNING: grant \(grant), under which this item came, was revoked by \(TerminalText.escape(revoked.revokedBy)) at \(revoked.revokedAt); extracting it anyway\n"
@@ -33,7 +33,7 @@ extension CustodyCommand {
                         )
                     )
                 }
-                let result = try archive.extract(item, to: output, force: force)
+                let result = try await archive.extract(item, to: output, force: force)
                 if json {
                     try printJSON([
                         "id": result.item.hex, "path": result.path, "sha256": result.sha256, "size": "\(result.size)",

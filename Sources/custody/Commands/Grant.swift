@@ -3,7 +3,7 @@ import CustodyArchive
 import Foundation
 
 extension CustodyCommand {
-    struct GrantCommand: ParsableCommand {
+    struct GrantCommand: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "grant",
             abstract: "Give another body scoped access to items, list and show grants, revoke them.",
@@ -16,7 +16,7 @@ extension CustodyCommand {
             subcommands: [Create.self, List.self, Show.self, Revoke.self, Revocation.self]
         )
 
-        struct Create: ParsableCommand {
+        struct Create: AsyncParsableCommand {
             static let configuration = CommandConfiguration(
                 abstract: "Grant a body access to the items a query selects (a signed grant event).",
                 discussion: """
@@ -50,8 +50,8 @@ extension CustodyCommand {
                 }
             }
 
-            func run() throws {
-                try runReportingErrors {
+            func run() async throws {
+                try await runReportingErrorsAsync {
                     let archive = try global.unlockArchive()
                     let grantee = try Archive.readIdentity(to)
                     guard let until = Expiry.resolve(expires) else {
@@ -75,10 +75,10 @@ extension CustodyCommand {
                     let id: String?
                     let scope: GrantScope
                     if dryRun {
-                        scope = try archive.resolveScope(request)
+                        scope = try await archive.resolveScope(request)
                         id = nil
                     } else {
-                        let made = try archive.createGrant(request)
+                        let made = try await archive.createGrant(request)
                         scope = made.scope
                         id = made.grant.id
                     }
@@ -114,7 +114,7 @@ extension CustodyCommand {
             }
         }
 
-        struct List: ParsableCommand {
+        struct List: AsyncParsableCommand {
             static let configuration = CommandConfiguration(
                 abstract: "List grants made and received; with --item, who holds that item and under which grant."
             )
@@ -122,29 +122,30 @@ extension CustodyCommand {
             @Option(help: "Only grants that include this item.") var item: String?
             @Flag(help: "Print JSON.") var json = false
 
-            func run() throws {
-                try runReportingErrors {
+            func run() async throws {
+                try await runReportingErrorsAsync {
                     let archive = try global.openArchive()
-                    let itemID = try item.map { try archive.resolveItem($0).id }
-                    let grants = try archive.index().grants(item: itemID)
+                    var itemID: String?
+                    if let item { itemID = try await archive.resolveItem(item).id }
+                    let grants = try await archive.index().grants(item: itemID)
                     if json {
-                        try printJSON([
-                            "grants": grants.map { summary in
-                                var row = GrantListJSON(summary, me: archive.config.name)
-                                if summary.direction == "out" {
-                                    row.parentRevoked = archive.revokedAncestor(of: summary.id).map {
-                                        .init(grant: $0.grant, revokedAt: $0.revokedAt)
-                                    }
+                        var rows: [GrantListJSON] = []
+                        for summary in grants {
+                            var row = GrantListJSON(summary, me: archive.config.name)
+                            if summary.direction == "out" {
+                                row.parentRevoked = await archive.revokedAncestor(of: summary.id).map {
+                                    .init(grant: $0.grant, revokedAt: $0.revokedAt)
                                 }
-                                return row
                             }
-                        ])
+                            rows.append(row)
+                        }
+                        try printJSON(["grants": rows])
                         return
                     }
                     for grant in grants {
                         var state = grant.revokedAt.map { "revoked \($0)" } ?? "until \(grant.expires)"
                         if grant.direction == "out", grant.revokedAt == nil,
-                            let (ancestor, when) = archive.revokedAncestor(of: grant.id)
+                            let (ancestor, when) = await archive.revokedAncestor(of: grant.id)
                         {
                             state = "REFUSED by this node: its parent grant \(ancestor) was revoked at \(when)"
                         }
@@ -162,7 +163,7 @@ extension CustodyCommand {
             }
         }
 
-        struct Show: ParsableCommand {
+        struct Show: AsyncParsableCommand {
             static let configuration = CommandConfiguration(
                 abstract: "Show a grant: parties, terms, and exactly which items are in scope and why.",
                 discussion: "The purpose and query are sealed: this needs the passphrase."
@@ -171,12 +172,12 @@ extension CustodyCommand {
             @Argument(help: "Grant id or unique prefix (8+ characters).") var grant: String
             @Flag(help: "Print JSON.") var json = false
 
-            func run() throws {
-                try runReportingErrors {
+            func run() async throws {
+                try await runReportingErrorsAsync {
                     let archive = try global.unlockArchive()
-                    let (grant, signed) = try archive.storedGrant(grant)
+                    let (grant, signed) = try await archive.storedGrant(grant)
                     let terms = try archive.terms(of: grant)
-                    let summary = try archive.index().grants().first { $0.id == grant.id }
+                    let summary = try await archive.index().grants().first { $0.id == grant.id }
                     let why = terms.query.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(
                         separator: " "
                     )
@@ -230,7 +231,7 @@ extension CustodyCommand {
             }
         }
 
-        struct Revoke: ParsableCommand {
+        struct Revoke: AsyncParsableCommand {
             static let configuration = CommandConfiguration(
                 abstract: "Revoke a grant (a signed revoke event; the reason is sealed to this archive).",
                 discussion: """
@@ -249,12 +250,12 @@ extension CustodyCommand {
             ) var output: String?
             @Flag(help: "Print JSON.") var json = false
 
-            func run() throws {
-                try runReportingErrors {
+            func run() async throws {
+                try await runReportingErrorsAsync {
                     let archive = try global.unlockArchive()
                     if let output { try refuseExisting(output) }
-                    let summary = try archive.revokeGrant(grant, reason: reason)
-                    if let output { try writeNotice(archive.revocationNotice(grant: summary.id), to: output) }
+                    let summary = try await archive.revokeGrant(grant, reason: reason)
+                    if let output { try await writeNotice(archive.revocationNotice(grant: summary.id), to: output) }
                     if json {
                         try printJSON(GrantListJSON(summary, me: archive.config.name))
                     } else {
@@ -267,7 +268,7 @@ extension CustodyCommand {
 }
 
 extension CustodyCommand.GrantCommand {
-    struct Revocation: ParsableCommand {
+    struct Revocation: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Carry a revocation notice offline: export it at the granter, import it at the grantee.",
             discussion: """
@@ -279,7 +280,7 @@ extension CustodyCommand.GrantCommand {
             subcommands: [Export.self, Import.self]
         )
 
-        struct Export: ParsableCommand {
+        struct Export: AsyncParsableCommand {
             static let configuration = CommandConfiguration(
                 abstract: "Write the revocation notice of a grant this archive made and revoked."
             )
@@ -287,18 +288,18 @@ extension CustodyCommand.GrantCommand {
             @Argument(help: "Grant id or unique prefix.") var grant: String
             @Option(name: .shortAndLong, help: "The file to write.", completion: .file()) var output: String
 
-            func run() throws {
-                try runReportingErrors {
+            func run() async throws {
+                try await runReportingErrorsAsync {
                     let archive = try global.openArchive()
                     try refuseExisting(output)
-                    let id = try archive.storedGrant(grant).grant.id
-                    try writeNotice(archive.revocationNotice(grant: id), to: output)
+                    let id = try await archive.storedGrant(grant).grant.id
+                    try await writeNotice(archive.revocationNotice(grant: id), to: output)
                     print("wrote the revocation notice of \(id) to \(output)")
                 }
             }
         }
 
-        struct Import: ParsableCommand {
+        struct Import: AsyncParsableCommand {
             static let configuration = CommandConfiguration(
                 abstract: "Check a revocation notice against the granter's known identity and record it.",
                 discussion: "Exit 1 when it does not verify (nothing is recorded), 66 for a grant not held here."
@@ -308,12 +309,12 @@ extension CustodyCommand.GrantCommand {
             var file: String
             @Flag(help: "Print JSON.") var json = false
 
-            func run() throws {
-                try runReportingErrors {
+            func run() async throws {
+                try await runReportingErrorsAsync {
                     let archive = try global.unlockArchive()
                     let bytes = try ArchiveFiles.read(file, limit: RevocationNotice.maxBytes)
-                    let verified = try archive.verifyRevocationNotice(bytes)
-                    let recorded = try archive.recordRevocation(verified)
+                    let verified = try await archive.verifyRevocationNotice(bytes)
+                    let recorded = try await archive.recordRevocation(verified)
                     if json {
                         try printJSON(RevocationJSON(grant: verified.grant.id, recorded))
                     } else {

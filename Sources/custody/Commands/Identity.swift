@@ -4,20 +4,20 @@ import CustodyCrypto
 import Foundation
 
 extension CustodyCommand {
-    struct ID: ParsableCommand {
+    struct ID: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "id",
             abstract: "Show or export this archive's public identity.",
             subcommands: [Show.self, Export.self]
         )
 
-        struct Show: ParsableCommand {
+        struct Show: AsyncParsableCommand {
             static let configuration = CommandConfiguration(abstract: "Print the identity and its fingerprint.")
             @OptionGroup var global: GlobalOptions
             @Flag(help: "Print JSON.") var json = false
 
-            func run() throws {
-                try runReportingErrors {
+            func run() async throws {
+                try await runReportingErrorsAsync {
                     let identity = try global.openArchive().identity()
                     if json {
                         try printJSON(IdentityJSON(identity))
@@ -33,7 +33,7 @@ extension CustodyCommand {
             }
         }
 
-        struct Export: ParsableCommand {
+        struct Export: AsyncParsableCommand {
             static let configuration = CommandConfiguration(
                 abstract: "Write the self-signed identity file to give to other bodies.",
                 discussion: "Only public keys. The recipient must compare the fingerprint with you out of band."
@@ -42,8 +42,8 @@ extension CustodyCommand {
             @Option(name: .shortAndLong, help: "The file to write ('-' for standard output).") var output: String
             @Flag(help: "Replace an existing file.") var force = false
 
-            func run() throws {
-                try runReportingErrors {
+            func run() async throws {
+                try await runReportingErrorsAsync {
                     let identity = try global.openArchive().identity()
                     let bytes = try identity.jsonBytes()
                     if output == "-" {
@@ -76,13 +76,13 @@ extension CustodyCommand {
         }
     }
 
-    struct Passphrase: ParsableCommand {
+    struct Passphrase: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Manage the passphrase that seals the archive's secrets.",
             subcommands: [Change.self]
         )
 
-        struct Change: ParsableCommand {
+        struct Change: AsyncParsableCommand {
             static let configuration = CommandConfiguration(
                 abstract: "Re-seal the secrets under a new passphrase; nothing else changes.",
                 discussion: """
@@ -94,8 +94,8 @@ extension CustodyCommand {
             @Option(help: "Read the new passphrase from this file.", completion: .file()) var newPassphraseFile: String?
             @Option(help: "Also change the Argon2id preset (interactive, moderate, sensitive).") var kdf: String?
 
-            func run() throws {
-                try runReportingErrors {
+            func run() async throws {
+                try await runReportingErrorsAsync {
                     let archive = try global.openArchive(access: .exclusive)
                     var newOptions = global
                     newOptions.passphraseFile = newPassphraseFile
@@ -112,7 +112,7 @@ extension CustodyCommand {
                             throw ArchiveError(.usage, "the two passphrases differ", fix: "try again")
                         }
                     }
-                    try archive.changePassphrase(to: fresh, kdfPreset: kdf)
+                    try await archive.changePassphrase(to: fresh, kdfPreset: kdf)
                     print("passphrase changed")
                 }
             }

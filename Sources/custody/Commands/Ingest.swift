@@ -4,7 +4,7 @@ import Foundation
 import Synchronization
 
 extension CustodyCommand {
-    struct Ingest: ParsableCommand {
+    struct Ingest: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Encrypt and add files or whole folders, with their provenance.",
             discussion: """
@@ -25,8 +25,8 @@ extension CustodyCommand {
         var skipProblems = false
         @Flag(help: "Print JSON.") var json = false
 
-        func run() throws {
-            try runReportingErrors {
+        func run() async throws {
+            try await runReportingErrorsAsync {
                 guard !paths.isEmpty else {
                     throw ArchiveError(.usage, "no files given", fix: "name files or folders to ingest")
                 }
@@ -50,7 +50,7 @@ extension CustodyCommand {
                 }
                 let archive = try global.unlockArchive()
                 let bar = ProgressBar(enabled: Terminal.stderrIsTTY, label: "ingest")
-                let report = try archive.ingest(paths, options: options) { bar.update($0) }
+                let report = try await archive.ingest(paths, options: options) { bar.update($0) }
                 bar.finish()
                 if json {
                     try printJSON(IngestJSON(report))

@@ -1,8 +1,10 @@
 import ArgumentParser
 import CustodyArchive
+import CustodyS3
+import CustodyStorage
 
 extension CustodyCommand {
-    struct Init: ParsableCommand {
+    struct Init: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Create a new archive: master secret, signing and box keys, sealed with a passphrase.",
             discussion: "The folder must not exist or must be empty. The secrets are sealed in keys.json (mode 0600)."
@@ -28,8 +30,8 @@ extension CustodyCommand {
         @OptionGroup var s3: S3Options
         @Flag(help: "Print JSON.") var json = false
 
-        func run() throws {
-            try runReportingErrors {
+        func run() async throws {
+            try await runReportingErrorsAsync {
                 let path = try global.archivePath()
                 let settings = try objects.map { try s3.settings(for: $0) }
                 if settings == nil, s3.s3Endpoint != nil || s3.s3Region != nil {
@@ -40,14 +42,29 @@ extension CustodyCommand {
                     )
                 }
                 let passphrase = try global.readPassphrase(prompt: "New passphrase: ", confirm: true)
-                let archive = try Archive.create(
-                    at: path,
-                    name: name,
-                    origin: origin,
-                    passphrase: passphrase,
-                    kdfPreset: kdf,
-                    objects: settings
-                )
+                let archive: Archive.Unlocked
+                if let settings {
+                    // The bucket is checked first (endpoint, credentials, bucket), so a mistake leaves nothing behind.
+                    let store = S3ObjectStore(client: try S3Client(settings: settings))
+                    try await store.client.checkBucket()
+                    archive = try await Archive.create(
+                        at: path,
+                        name: name,
+                        origin: origin,
+                        passphrase: passphrase,
+                        kdfPreset: kdf,
+                        objects: { _ in store },
+                        recordObjects: { root in try ObjectStoreLocation.record(settings, archive: root) }
+                    )
+                } else {
+                    archive = try await Archive.create(
+                        at: path,
+                        name: name,
+                        origin: origin,
+                        passphrase: passphrase,
+                        kdfPreset: kdf
+                    )
+                }
                 let identity = try archive.identity()
                 if json {
                     try printJSON(IdentityJSON(identity, path: path))

@@ -4,7 +4,7 @@ import CustodyCrypto
 import Foundation
 
 extension CustodyCommand {
-    struct CheckpointCommand: ParsableCommand {
+    struct CheckpointCommand: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "checkpoint",
             abstract: "Print the log's latest signed checkpoint (C2SP signed note), byte for byte.",
@@ -24,14 +24,14 @@ extension CustodyCommand {
             if cosigned && sign { throw ValidationError("--cosigned and --sign do not go together") }
         }
 
-        func run() throws {
-            try runReportingErrors {
+        func run() async throws {
+            try await runReportingErrorsAsync {
                 let archive = try global.unlockArchive()
                 let checkpoint: CustodyArchive.Checkpoint?
                 if sign {
                     checkpoint = try archive.signCheckpoint()
                 } else if cosigned {
-                    checkpoint = try archive.cosignedCheckpoint()
+                    checkpoint = try await archive.cosignedCheckpoint()
                     if checkpoint == nil {
                         throw ArchiveError(
                             .notFound,
@@ -54,7 +54,7 @@ extension CustodyCommand {
         }
     }
 
-    struct Prove: ParsableCommand {
+    struct Prove: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Prove an item's ingest event is in the log, or that the log only grew since an earlier size.",
             discussion: """
@@ -78,8 +78,8 @@ extension CustodyCommand {
             if let consistency, consistency < 0 { throw ValidationError("--consistency must be 0 or more") }
         }
 
-        func run() throws {
-            try runReportingErrors {
+        func run() async throws {
+            try await runReportingErrorsAsync {
                 let archive = try global.openArchive()
                 if let consistency {
                     let proof = try archive.ledger.consistencyProof(from: consistency)
@@ -97,7 +97,7 @@ extension CustodyCommand {
                     }
                     return
                 }
-                let proof = try archive.proveItem(item ?? "")
+                let proof = try await archive.proveItem(item ?? "")
                 if json {
                     try printJSON(
                         InclusionJSON(
@@ -115,7 +115,7 @@ extension CustodyCommand {
         }
     }
 
-    struct Witness: ParsableCommand {
+    struct Witness: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Witness other bodies' logs, and collect their cosignatures of this one.",
             discussion: """
@@ -125,7 +125,7 @@ extension CustodyCommand {
             subcommands: [Add.self, Cosign.self, Attach.self, List.self]
         )
 
-        struct Add: ParsableCommand {
+        struct Add: AsyncParsableCommand {
             static let configuration = CommandConfiguration(
                 abstract: "Trust another body's log key (and its cosignatures), from its identity file.",
                 discussion: "Compare the printed fingerprint with the body out of band before relying on it."
@@ -135,8 +135,8 @@ extension CustodyCommand {
             var identityFile: String
             @Flag(help: "Print JSON.") var json = false
 
-            func run() throws {
-                try runReportingErrors {
+            func run() async throws {
+                try await runReportingErrorsAsync {
                     let archive = try global.openArchive()
                     let identity = try Archive.readIdentity(identityFile)
                     let (body, already) = try archive.trust(identity, role: .witness)
@@ -160,7 +160,7 @@ extension CustodyCommand {
             }
         }
 
-        struct Cosign: ParsableCommand {
+        struct Cosign: AsyncParsableCommand {
             static let configuration = CommandConfiguration(
                 abstract: "Cosign another body's checkpoint after checking it extends the last one cosigned.",
                 discussion: """
@@ -174,8 +174,8 @@ extension CustodyCommand {
             @OptionGroup var global: GlobalOptions
             @Argument(help: "The checkpoint or consistency request.", completion: .file()) var file: String
 
-            func run() throws {
-                try runReportingErrors {
+            func run() async throws {
+                try await runReportingErrorsAsync {
                     let archive = try global.unlockArchive()
                     let input = try readInputArgument(file)
                     let result = try archive.cosign(input)
@@ -189,7 +189,7 @@ extension CustodyCommand {
             }
         }
 
-        struct Attach: ParsableCommand {
+        struct Attach: AsyncParsableCommand {
             static let configuration = CommandConfiguration(
                 abstract: "Store a witness's cosignature of one of this log's checkpoints, after checking it.",
                 discussion: "FILE ('-' for standard input) holds the line(s) custody witness cosign printed."
@@ -197,11 +197,11 @@ extension CustodyCommand {
             @OptionGroup var global: GlobalOptions
             @Argument(help: "The cosignature line(s).", completion: .file()) var file: String
 
-            func run() throws {
-                try runReportingErrors {
+            func run() async throws {
+                try await runReportingErrorsAsync {
                     let archive = try global.openArchive()
                     let input = try readInputArgument(file)
-                    for attached in try archive.attachCosignatures(input) {
+                    for attached in try await archive.attachCosignatures(input) {
                         print(
                             "attached: \(attached.witness) cosigned size \(attached.size) at \(RFC3339.format(Int(attached.timestamp))) (fingerprint \(attached.fingerprint))"
                         )
@@ -210,13 +210,13 @@ extension CustodyCommand {
             }
         }
 
-        struct List: ParsableCommand {
+        struct List: AsyncParsableCommand {
             static let configuration = CommandConfiguration(abstract: "List the witnesses this archive knows.")
             @OptionGroup var global: GlobalOptions
             @Flag(help: "Print JSON.") var json = false
 
-            func run() throws {
-                try runReportingErrors {
+            func run() async throws {
+                try await runReportingErrorsAsync {
                     let bodies = try global.openArchive().knownBodies().filter { $0.roles.contains(.witness) }
                     if json {
                         try printJSON(

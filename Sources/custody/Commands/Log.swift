@@ -4,7 +4,7 @@ import CustodyCrypto
 import Foundation
 
 extension CustodyCommand {
-    struct Log: ParsableCommand {
+    struct Log: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "List the custody log: every signed event, in order. No keys needed.",
             discussion: """
@@ -23,8 +23,8 @@ extension CustodyCommand {
             if let limit, limit < 0 { throw ValidationError("--limit must be 0 or more") }
         }
 
-        func run() throws {
-            try runReportingErrors {
+        func run() async throws {
+            try await runReportingErrorsAsync {
                 let archive = try global.openArchive()
                 var entries: [LogEntryJSON] = []
                 try archive.forEachLogEntry(from: from, limit: limit ?? .max) { entry in

@@ -1,9 +1,11 @@
 import ArgumentParser
 import CustodyArchive
+import CustodyS3
+import CustodyStorage
 import Foundation
 
 extension CustodyCommand {
-    struct MigrateObjects: ParsableCommand {
+    struct MigrateObjects: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "migrate-objects",
             abstract: "Move the archive's encrypted objects from objects/ to an S3 bucket.",
@@ -21,32 +23,45 @@ extension CustodyCommand {
         @OptionGroup var s3: S3Options
         @Flag(help: "Print JSON.") var json = false
 
-        func run() throws {
-            try runReportingErrors {
+        func run() async throws {
+            try await runReportingErrorsAsync {
                 let settings = try s3.settings(for: to)
                 let archive = try global.openArchive(access: .exclusive)
+                guard case .folder = try ObjectStoreLocation.of(archive: archive.root) else {
+                    throw ArchiveError(
+                        .usage,
+                        "this archive's objects are already on S3",
+                        fix: "migrate-objects copies from the local objects/ folder only"
+                    )
+                }
+                let target = S3ObjectStore(client: try S3Client(settings: settings))
+                try await target.client.checkBucket()
+                // Every object the journal names, from a journal that verifies: otherwise nothing is copied.
+                let objects = try await archive.referencedObjects()
                 let bar = ProgressBar(enabled: Terminal.stderrIsTTY && !json, label: "migrate")
-                let report = try archive.migrateObjects(to: settings) { done, total, _ in
+                let copied = try await target.copy(objects, from: archive.store.backend) { done, total, _ in
                     bar.update(done: done, total: total, unit: "objects")
                 }
                 bar.finish()
+                // Every object is on the target and verified: switch over, atomically.
+                let localCopies = try ObjectStoreLocation.switchToS3(settings, archive: archive.root)
                 if json {
                     try printJSON(
                         MigrationJSON(
-                            target: report.target,
-                            objects: report.objects,
-                            uploaded: report.uploaded,
-                            alreadyThere: report.alreadyThere,
-                            bytesUploaded: report.bytes,
-                            localCopies: report.localCopies
+                            target: settings.url,
+                            objects: objects.count,
+                            uploaded: copied.uploaded,
+                            alreadyThere: copied.alreadyThere,
+                            bytesUploaded: copied.bytes,
+                            localCopies: localCopies
                         )
                     )
                 } else {
                     print(
-                        "\(report.objects) object(s) on \(report.target), each read back and re-hashed: \(report.uploaded) uploaded now (\(formatBytes(report.bytes))), \(report.alreadyThere) already there"
+                        "\(objects.count) object(s) on \(settings.url), each read back and re-hashed: \(copied.uploaded) uploaded now (\(formatBytes(copied.bytes))), \(copied.alreadyThere) already there"
                     )
-                    print("the archive now uses \(report.target)")
-                    print("the local objects remain in \(report.localCopies): delete them once custody verify passes")
+                    print("the archive now uses \(settings.url)")
+                    print("the local objects remain in \(localCopies): delete them once custody verify passes")
                 }
             }
         }

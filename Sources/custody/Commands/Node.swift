@@ -62,13 +62,13 @@ extension CustodyCommand {
         }
     }
 
-    struct Peer: ParsableCommand {
+    struct Peer: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Manage the peer nodes this archive pulls from.",
             subcommands: [Add.self]
         )
 
-        struct Add: ParsableCommand {
+        struct Add: AsyncParsableCommand {
             static let configuration = CommandConfiguration(
                 abstract: "Add a peer node: its name here, its URL, and its identity file (trusted as a granter)."
             )
@@ -77,8 +77,8 @@ extension CustodyCommand {
             @Argument(help: "The peer node's URL, e.g. https://node.example.org:8443.") var url: String
             @Option(help: "The peer's identity file (custody id export).", completion: .file()) var identity: String
 
-            func run() throws {
-                try runReportingErrors {
+            func run() async throws {
+                try await runReportingErrorsAsync {
                     let archive = try global.openArchive()
                     let body = try archive.addPeer(alias: name, url: url, identity: try Archive.readIdentity(identity))
                     print("peer \(name): \(body.identity.name) at \(body.url ?? url)")
@@ -110,7 +110,7 @@ extension CustodyCommand {
             try await runReportingErrorsAsync {
                 let archive = try global.unlockArchive()
                 let bar = ProgressBar(enabled: Terminal.stderrIsTTY && !json, label: "pull")
-                let knownRevoked = Set(try archive.index().grants().filter { $0.revocation != nil }.map(\.id))
+                let knownRevoked = await Set(try archive.index().grants().filter { $0.revocation != nil }.map(\.id))
                 let pulled = try await Puller.pull(
                     archive: archive,
                     peer: peer,
@@ -128,7 +128,7 @@ extension CustodyCommand {
                 bar.finish()
                 let results = pulled.map(\.result)
                 // Revocations this pull learned (verified notices, recorded).
-                let learned = try archive.index().grants().filter {
+                let learned = try await archive.index().grants().filter {
                     $0.revocation != nil && !knownRevoked.contains($0.id)
                 }.compactMap { summary in summary.revocation.map { RevocationJSON(grant: summary.id, $0) } }
                 if !json {

@@ -3,7 +3,7 @@ import CustodyArchive
 import Foundation
 
 extension CustodyCommand {
-    struct List: ParsableCommand {
+    struct List: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "ls",
             abstract: "List items, filtered by case, tags and dates.",
@@ -20,8 +20,8 @@ extension CustodyCommand {
         @Option(help: "At most this many items.") var limit: Int?
         @Flag(help: "Print JSON.") var json = false
 
-        func run() throws {
-            try runReportingErrors {
+        func run() async throws {
+            try await runReportingErrorsAsync {
                 var filter = ItemFilter()
                 filter.caseID = caseID
                 filter.tags = tag
@@ -30,7 +30,7 @@ extension CustodyCommand {
                 filter.collectedAfter = try time(collectedAfter, "--collected-after")
                 filter.collectedBefore = try time(collectedBefore, "--collected-before")
                 filter.limit = limit
-                let items = try global.openArchive().index().list(filter)
+                let items = try await global.openArchive().index().list(filter)
                 try printItems(items, json: json)
             }
         }
@@ -48,7 +48,7 @@ extension CustodyCommand {
         }
     }
 
-    struct Search: ParsableCommand {
+    struct Search: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Full-text search over all text metadata (FTS5 syntax: words, \"phrases\", AND, OR, NOT).",
             discussion: "Case and diacritics are ignored; Arabic, Cyrillic and Latin scripts are tokenised."
@@ -59,12 +59,12 @@ extension CustodyCommand {
         @Option(help: "At most this many items.") var limit: Int?
         @Flag(help: "Print JSON.") var json = false
 
-        func run() throws {
-            try runReportingErrors {
+        func run() async throws {
+            try await runReportingErrorsAsync {
                 guard !query.trimmingCharacters(in: .whitespaces).isEmpty else {
                     throw ArchiveError(.usage, "the search query is empty", fix: "give words to search for")
                 }
-                let items = try global.openArchive().index().search(query, limit: limit)
+                let items = try await global.openArchive().index().search(query, limit: limit)
                 try printItems(items, json: json)
             }
         }

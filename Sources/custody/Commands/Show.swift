@@ -3,7 +3,7 @@ import CustodyArchive
 import Foundation
 
 extension CustodyCommand {
-    struct Show: ParsableCommand {
+    struct Show: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Show an item's metadata, SHA-256, size and whole custody history (tags and notes included).",
             discussion: "Ids may be abbreviated to a unique prefix of at least 8 characters."
@@ -13,14 +13,14 @@ extension CustodyCommand {
         @Argument(help: "Item id or unique prefix.") var item: String
         @Flag(help: "Print JSON.") var json = false
 
-        func run() throws {
-            try runReportingErrors {
+        func run() async throws {
+            try await runReportingErrorsAsync {
                 let archive = try global.openArchive()
-                let found = try archive.resolveItem(item)
-                let events = try archive.index().events(of: found.id)
+                let found = try await archive.resolveItem(item)
+                let events = try await archive.index().events(of: found.id)
                 let m = found.metadata
                 if json {
-                    try printJSON(
+                    try await printJSON(
                         ShowJSON(
                             item: found,
                             events: events,
@@ -43,7 +43,7 @@ extension CustodyCommand {
                 for (label, value) in rows {
                     if let value { print(label.padding(toLength: 14, withPad: " ", startingAt: 0) + value) }
                 }
-                if let provenance = try archive.index().provenance(of: found.id) {
+                if let provenance = try await archive.index().provenance(of: found.id) {
                     print(
                         "received from".padding(toLength: 14, withPad: " ", startingAt: 0)
                             + "\(provenance.granter) (\(provenance.granterOrigin)) \(provenance.granterFingerprint)"
@@ -54,7 +54,7 @@ extension CustodyCommand {
                     )
                     print("purpose".padding(toLength: 14, withPad: " ", startingAt: 0) + provenance.purpose)
                     print("imported at".padding(toLength: 14, withPad: " ", startingAt: 0) + provenance.importedAt)
-                    if let (_, revoked) = try archive.revocation(ofItem: found.id) {
+                    if let (_, revoked) = try await archive.revocation(ofItem: found.id) {
                         print(
                             "GRANT REVOKED".padding(toLength: 14, withPad: " ", startingAt: 0)
                                 + "by \(TerminalText.escape(revoked.revokedBy)) at \(revoked.revokedAt) (signed notice received \(revoked.receivedAt))"

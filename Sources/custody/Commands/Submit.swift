@@ -3,7 +3,7 @@ import CustodyArchive
 import Foundation
 
 extension CustodyCommand {
-    struct Submit: ParsableCommand {
+    struct Submit: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Send evidence to a mechanism: ingest it here and write a bundle granted to the mechanism.",
             discussion: """
@@ -24,8 +24,8 @@ extension CustodyCommand {
         @Flag(help: "Submit without an archive, under a throw-away identity.") var anonymous = false
         @Flag(help: "Print JSON.") var json = false
 
-        func run() throws {
-            try runReportingErrors {
+        func run() async throws {
+            try await runReportingErrorsAsync {
                 guard !paths.isEmpty else { throw ArchiveError(.usage, "no files given", fix: "name files to submit") }
                 let mechanism = try Archive.readIdentity(to)
                 guard let until = Expiry.resolve(expires) else {
@@ -41,7 +41,7 @@ extension CustodyCommand {
                     "submitting to \(mechanism.name) (\(mechanism.origin)), fingerprint \(mechanism.fingerprint)"
                 )
                 let result =
-                    anonymous
+                    await anonymous
                     ? try Archive.submitAnonymously(
                         paths,
                         options: options,

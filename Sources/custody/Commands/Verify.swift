@@ -1,9 +1,10 @@
 import ArgumentParser
 import CustodyArchive
+import CustodyStorage
 import Foundation
 
 extension CustodyCommand {
-    struct Verify: ParsableCommand {
+    struct Verify: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Check the archive's integrity. No keys needed unless --deep.",
             discussion: """
@@ -40,12 +41,12 @@ extension CustodyCommand {
             return value
         }
 
-        func run() throws {
-            try runReportingErrors {
+        func run() async throws {
+            try await runReportingErrorsAsync {
                 let mode: VerifyMode = quick ? .quick : deep ? .deep : .standard
                 let archive = try global.openArchive()
                 let bar = ProgressBar(enabled: Terminal.stderrIsTTY, label: "verify")
-                let report = try archive.verify(mode: mode, samplePercent: sample.flatMap(samplePercent)) {
+                let report = try await archive.verify(mode: mode, samplePercent: sample.flatMap(samplePercent)) {
                     bar.update(done: $1, total: $2, unit: $0)
                 }
                 bar.finish()
@@ -84,7 +85,7 @@ extension CustodyCommand {
         }
     }
 
-    struct GC: ParsableCommand {
+    struct GC: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "gc",
             abstract: "Remove orphan objects (named by no journal event) and leftover temporary files.",
@@ -95,9 +96,9 @@ extension CustodyCommand {
         @Flag(help: "Only list what would be removed.") var dryRun = false
         @Flag(help: "Print JSON.") var json = false
 
-        func run() throws {
-            try runReportingErrors {
-                let report = try global.openArchive(access: .exclusive).collectGarbage(dryRun: dryRun)
+        func run() async throws {
+            try await runReportingErrorsAsync {
+                let report = try await global.openArchive(access: .exclusive).collectGarbage(dryRun: dryRun)
                 if json {
                     try printJSON(
                         GCJSON(
@@ -124,7 +125,7 @@ extension CustodyCommand {
         }
     }
 
-    struct Reindex: ParsableCommand {
+    struct Reindex: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Rebuild the search index from the journal and the objects (needs the passphrase).",
             discussion: "Use it when the index is corrupt or lost. Runs alone."
@@ -132,10 +133,10 @@ extension CustodyCommand {
 
         @OptionGroup var global: GlobalOptions
 
-        func run() throws {
-            try runReportingErrors {
+        func run() async throws {
+            try await runReportingErrorsAsync {
                 let options = global
-                let count = try Archive.reindex(at: global.archivePath()) { name in
+                let count = try await Archive.reindex(at: global.archivePath()) { name in
                     try options.readPassphrase(prompt: "Passphrase for \(name): ")
                 }
                 print("index rebuilt: \(count) item(s)")
