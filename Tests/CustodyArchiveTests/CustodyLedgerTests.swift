@@ -10,18 +10,18 @@ import Testing
 @Suite struct CustodyLedgerTests {
     let dir = TempDirectory("custody-ledger")
 
-    private func archiveWithItems(_ count: Int = 3) throws -> (Archive.Unlocked, [IngestedItem]) {
-        let archive = try Fixtures.archive(in: dir, chunkSize: 4096)
+    private func archiveWithItems(_ count: Int = 3) async throws -> (Archive.Unlocked, [IngestedItem]) {
+        let archive = try await Fixtures.archive(in: dir, chunkSize: 4096)
         for i in 0..<count { dir.write("up/\(i).txt", Array("item \(i)".utf8)) }
         var options = IngestOptions()
         options.fields.tags = ["first"]
-        let report = try archive.ingest([dir.path + "/up"], options: options)
+        let report = try await archive.ingest([dir.path + "/up"], options: options)
         return (archive, report.items)
     }
 
     private var journalPath: String { dir.path + "/archive/journal/entries" }
 
-    private func entries(_ archive: Archive.Unlocked) throws -> [[UInt8]] {
+    private func entries(_ archive: Archive.Unlocked) async throws -> [[UInt8]] {
         var out: [[UInt8]] = []
         try archive.journal.scan(from: .start) { out.append($0.bytes) }
         return out
@@ -29,43 +29,43 @@ import Testing
 
     // MARK: Annotations
 
-    @Test func tagsAndNotesAreEventsTheIndexAndReindexFollow() throws {
-        let (id, history, listed) = try annotateAndCheck()
+    @Test func tagsAndNotesAreEventsTheIndexAndReindexFollow() async throws {
+        let (id, history, listed) = try await annotateAndCheck()
         let exclusive = try Fixtures.reopen(dir, access: .exclusive)
-        #expect(try exclusive.collectGarbage(dryRun: true).objects.isEmpty)
-        try exclusive.reindex()
-        #expect(try exclusive.index().list(ItemFilter()) == listed)
-        #expect(try exclusive.index().events(of: id) == history)
-        #expect(try exclusive.index().search("legal").map(\.id) == [id])
+        #expect(try await exclusive.collectGarbage(dryRun: true).objects.isEmpty)
+        try await exclusive.reindex()
+        #expect(try await exclusive.index().list(ItemFilter()) == listed)
+        #expect(try await exclusive.index().events(of: id) == history)
+        #expect(try await exclusive.index().search("legal").map(\.id) == [id])
     }
 
     /// Tags and notes one item; returns its id, history and the item list (the archive is closed on return).
-    private func annotateAndCheck() throws -> (String, [IndexedEvent], [IndexedItem]) {
-        let (archive, items) = try archiveWithItems()
+    private func annotateAndCheck() async throws -> (String, [IndexedEvent], [IndexedItem]) {
+        let (archive, items) = try await archiveWithItems()
         let id = items[0].id.hex
-        #expect(try archive.tag(id, add: ["urgent", "video"], remove: ["first"]) == ["urgent", "video"])
-        try archive.note(id, text: "Chain of custody reviewed by the legal unit")
-        #expect(try archive.tag(id, add: [], remove: ["video"]) == ["urgent"])
-        let history = try archive.index().events(of: id)
+        #expect(try await archive.tag(id, add: ["urgent", "video"], remove: ["first"]) == ["urgent", "video"])
+        try await archive.note(id, text: "Chain of custody reviewed by the legal unit")
+        #expect(try await archive.tag(id, add: [], remove: ["video"]) == ["urgent"])
+        let history = try await archive.index().events(of: id)
         #expect(history.map(\.type) == ["ingest", "tag", "note", "tag"])
         #expect(history[1].annotation == .tags(add: ["urgent", "video"], remove: ["first"]))
         #expect(history[2].annotation?.text == "Chain of custody reviewed by the legal unit")
-        #expect(try archive.index().list(ItemFilter()).first { $0.id == id }?.metadata.tags == ["urgent"])
-        #expect(try archive.index().search("legal").map(\.id) == [id])
+        #expect(try await archive.index().list(ItemFilter()).first { $0.id == id }?.metadata.tags == ["urgent"])
+        #expect(try await archive.index().search("legal").map(\.id) == [id])
         var filter = ItemFilter()
         filter.tags = ["first"]
-        #expect(try archive.index().list(filter).count == 2)
+        #expect(try await archive.index().list(filter).count == 2)
 
         // The public events name a sealed object; neither the tag nor the note text appears in the log.
-        let log = try entries(archive).flatMap { $0 }
+        let log = try await entries(archive).flatMap { $0 }
         #expect(!contains(log, Array("urgent".utf8)) && !contains(log, Array("legal unit".utf8)))
         // Annotation objects are named by events: not orphans, so gc keeps them.
-        #expect(try archive.verify(mode: .deep).orphans.isEmpty)
-        return (id, history, try archive.index().list(ItemFilter()))
+        #expect(try await archive.verify(mode: .deep).orphans.isEmpty)
+        return (id, history, try await archive.index().list(ItemFilter()))
     }
 
-    @Test func badAnnotationsAreRefusedAndRecordNothing() throws {
-        let (archive, items) = try archiveWithItems(1)
+    @Test func badAnnotationsAreRefusedAndRecordNothing() async throws {
+        let (archive, items) = try await archiveWithItems(1)
         let id = items[0].id.hex
         let before = Fixtures.read(journalPath)
         #expect((#expect(throws: ArchiveError.self) { try archive.tag(id, add: [], remove: []) })?.code == .usage)
@@ -82,11 +82,11 @@ import Testing
 
     // MARK: Proofs
 
-    @Test func anItemsProofLeadsFromItsIngestEntryToTheSignedRoot() throws {
-        let (archive, items) = try archiveWithItems(5)
-        let all = try entries(archive)
+    @Test func anItemsProofLeadsFromItsIngestEntryToTheSignedRoot() async throws {
+        let (archive, items) = try await archiveWithItems(5)
+        let all = try await entries(archive)
         for item in items {
-            let proof = try archive.proveItem(item.id.hex)
+            let proof = try await archive.proveItem(item.id.hex)
             let entry = all[proof.index]
             #expect(try Event.parse(entry, publicKey: archive.signingPublicKey).item == item.id)
             let root = Merkle.root(
@@ -108,34 +108,34 @@ import Testing
 
     // MARK: Tampering found by verify
 
-    @Test func aFlippedByteInAnEntryIsReported() throws {
-        let (archive, _) = try archiveWithItems()
+    @Test func aFlippedByteInAnEntryIsReported() async throws {
+        let (archive, _) = try await archiveWithItems()
         var bytes = Fixtures.read(journalPath)
         bytes[100] ^= 0x01
         try ArchiveFiles.writeAtomically(journalPath, bytes)
-        let report = try archive.verify(mode: .quick)
+        let report = try await archive.verify(mode: .quick)
         #expect(report.problems.contains { $0.kind == .journalDamaged && $0.entry == 0 })
         #expect(report.problems.contains { $0.kind == .ledgerTruncated })
     }
 
-    @Test func anEntryReSealedInAValidFrameIsNamedPrecisely() throws {
-        let (archive, _) = try archiveWithItems()
-        var all = try entries(archive)
+    @Test func anEntryReSealedInAValidFrameIsNamedPrecisely() async throws {
+        let (archive, _) = try await archiveWithItems()
+        var all = try await entries(archive)
         all[1][20] ^= 0x01  // inside the JSON body: the signature fails, the frame is rebuilt around it
         try ArchiveFiles.writeAtomically(journalPath, all.flatMap(Journal.frame))
-        let report = try archive.verify(mode: .quick)
+        let report = try await archive.verify(mode: .quick)
         #expect(report.problems.contains { $0.kind == .badEntry && $0.entry == 1 })
         #expect(report.problems.contains { $0.kind == .ledgerMismatch && $0.entry == 1 })
     }
 
-    @Test func swappedEntriesAreCaughtAtTheFirstMovedOne() throws {
-        let (archive, items) = try archiveWithItems()
-        try archive.note(items[0].id.hex, text: "one")
-        try archive.note(items[1].id.hex, text: "two")
-        var all = try entries(archive)
+    @Test func swappedEntriesAreCaughtAtTheFirstMovedOne() async throws {
+        let (archive, items) = try await archiveWithItems()
+        try await archive.note(items[0].id.hex, text: "one")
+        try await archive.note(items[1].id.hex, text: "two")
+        var all = try await entries(archive)
         all.swapAt(3, 4)
         try ArchiveFiles.writeAtomically(journalPath, all.flatMap(Journal.frame))
-        let report = try archive.verify(mode: .quick)
+        let report = try await archive.verify(mode: .quick)
         let mismatch = try #require(report.problems.first { $0.kind == .ledgerMismatch })
         #expect(mismatch.entry == 3)
         #expect(mismatch.detail.contains("log entry 3 is not the entry the signed log holds"))
@@ -144,12 +144,12 @@ import Testing
         )
     }
 
-    @Test func aDroppedLastEntryIsReportedAndStopsAppends() throws {
-        let (archive, items) = try archiveWithItems()
-        try archive.note(items[0].id.hex, text: "will be removed")
-        let all = try entries(archive)
+    @Test func aDroppedLastEntryIsReportedAndStopsAppends() async throws {
+        let (archive, items) = try await archiveWithItems()
+        try await archive.note(items[0].id.hex, text: "will be removed")
+        let all = try await entries(archive)
         try ArchiveFiles.writeAtomically(journalPath, all.dropLast().flatMap(Journal.frame))
-        let report = try archive.verify(mode: .quick)
+        let report = try await archive.verify(mode: .quick)
         let truncated = try #require(report.problems.first { $0.kind == .ledgerTruncated })
         #expect(
             truncated.detail.contains(
@@ -158,48 +158,48 @@ import Testing
         )
         let error = #expect(throws: ArchiveError.self) { try archive.note(items[1].id.hex, text: "after") }
         #expect(error?.code == .damaged)
-        #expect(try entries(archive).count == all.count - 1)
+        #expect(try await entries(archive).count == all.count - 1)
     }
 
-    @Test func aTamperedTileIsReportedAndReindexRebuildsIt() throws {
+    @Test func aTamperedTileIsReportedAndReindexRebuildsIt() async throws {
         do {
-            let (archive, _) = try archiveWithItems()
+            let (archive, _) = try await archiveWithItems()
             let tile = try #require(Fixtures.allFiles(under: dir.path + "/archive/log/tile/0").last)
             var bytes = Fixtures.read(tile)
             bytes[0] ^= 0x80
             try ArchiveFiles.writeAtomically(tile, bytes)
-            let report = try archive.verify(mode: .quick)
+            let report = try await archive.verify(mode: .quick)
             // The journal still hashes to every signed root: the tile is what is damaged, not the history.
             #expect(report.problems.contains { $0.kind == .tileMismatch })
             #expect(!report.problems.contains { $0.kind == .ledgerMismatch })
         }
         let exclusive = try Fixtures.reopen(dir, access: .exclusive)
-        try exclusive.reindex()
-        #expect(try exclusive.verify(mode: .quick).ok)
+        try await exclusive.reindex()
+        #expect(try await exclusive.verify(mode: .quick).ok)
     }
 
-    @Test func entriesWithoutACheckpointAreAWarningUntilSigned() throws {
-        let (archive, _) = try archiveWithItems()
-        let before = try entries(archive)
+    @Test func entriesWithoutACheckpointAreAWarningUntilSigned() async throws {
+        let (archive, _) = try await archiveWithItems()
+        let before = try await entries(archive)
         // An append whose process died before signing: frames only.
         let extract = Event(type: .extract, time: RFC3339.now(), actor: archive.config.origin, item: nil)
         _ = try archive.journal.append(
             [try extract.entryBytes(signedBy: archive.keys.signing)],
             hint: JournalPosition(count: before.count, offset: archive.journal.byteCount())
         )
-        let report = try archive.verify(mode: .quick)
+        let report = try await archive.verify(mode: .quick)
         #expect(report.ok)
         #expect(report.warnings.contains { $0.contains("1 entries after the latest checkpoint") })
         #expect(try archive.signCheckpoint().size == before.count + 1)
-        #expect(try archive.verify(mode: .quick).warnings.isEmpty)
+        #expect(try await archive.verify(mode: .quick).warnings.isEmpty)
     }
 
     // MARK: Witnesses
 
     /// Two archives that know each other as witnesses.
-    private func witnessPair() throws -> (a: Archive.Unlocked, b: Archive.Unlocked) {
-        let (a, _) = try archiveWithItems(2)
-        let b = try Archive.create(
+    private func witnessPair() async throws -> (a: Archive.Unlocked, b: Archive.Unlocked) {
+        let (a, _) = try await archiveWithItems(2)
+        let b = try await Archive.create(
             at: dir.path + "/b",
             name: "Witness",
             passphrase: Fixtures.secret(),
@@ -210,8 +210,8 @@ import Testing
         return (a, b)
     }
 
-    @Test func witnessesCosignCheckpointsThatExtendWhatTheySaw() throws {
-        let (a, b) = try witnessPair()
+    @Test func witnessesCosignCheckpointsThatExtendWhatTheySaw() async throws {
+        let (a, b) = try await witnessPair()
         let first = try #require(try a.ledger.latestCheckpoint())
         let cosigned = try b.cosign(Array(first.note.utf8), now: 1_800_000_000)
         #expect(cosigned.previousSize == nil && cosigned.size == first.size)
@@ -222,13 +222,13 @@ import Testing
             SignedNote.cosignatureTime(line, body: first.body, name: b.config.origin, publicKey: bKey) == 1_800_000_000
         )
 
-        let attached = try a.attachCosignatures(Array(cosigned.line.utf8))
+        let attached = try await a.attachCosignatures(Array(cosigned.line.utf8))
         #expect(attached.map(\.size) == [first.size])
-        let withCosignature = try #require(try a.cosignedCheckpoint())
+        let withCosignature = try await #require(try a.cosignedCheckpoint())
         #expect(withCosignature.note == first.note + cosigned.line)
 
         // More history, then a tlog-witness request from the size b cosigned.
-        try a.note(try a.index().list(ItemFilter())[0].id, text: "reviewed")
+        try await a.note(try await a.index().list(ItemFilter())[0].id, text: "reviewed")
         let proof = try a.ledger.consistencyProof(from: first.size)
         let request =
             "old \(first.size)\n" + proof.proof.map { Encoding.base64($0) + "\n" }.joined() + "\n"
@@ -239,7 +239,7 @@ import Testing
         #expect(try b.cosign(Array(request.utf8)).size == second.size)
         #expect(try b.cosign(Array(proof.checkpoint.note.utf8)).size == second.size)
         #expect((#expect(throws: ArchiveError.self) { try b.cosign(Array(first.note.utf8)) })?.code == .badInput)
-        try a.note(try a.index().list(ItemFilter())[0].id, text: "reviewed again")
+        try await a.note(try await a.index().list(ItemFilter())[0].id, text: "reviewed again")
         let third = try #require(try a.ledger.latestCheckpoint())
         #expect((#expect(throws: ArchiveError.self) { try b.cosign(Array(third.note.utf8)) })?.code == .badInput)
         let stale = try a.ledger.consistencyProof(from: first.size)
@@ -250,16 +250,16 @@ import Testing
         #expect(staleError?.fix.contains("custody prove --consistency \(second.size)") == true)
     }
 
-    @Test func aForkSignedWithTheRightKeyIsRefusedLoudly() throws {
-        let (a, b) = try witnessPair()
+    @Test func aForkSignedWithTheRightKeyIsRefusedLoudly() async throws {
+        let (a, b) = try await witnessPair()
         let base = try #require(try a.ledger.latestCheckpoint())
         _ = try b.cosign(Array(base.note.utf8))
         // A copy of the archive, holding the same keys, grows a different history: a fork.
         let fork = dir.path + "/fork"
         try FileManager.default.copyItem(atPath: dir.path + "/archive", toPath: fork)
-        try a.note(try a.index().list(ItemFilter())[0].id, text: "the real history")
+        try await a.note(try await a.index().list(ItemFilter())[0].id, text: "the real history")
         let forked = try Archive.open(at: fork).unlock(passphrase: Fixtures.secret())
-        try forked.note(try forked.index().list(ItemFilter())[0].id, text: "a rewritten history")
+        try await forked.note(try await forked.index().list(ItemFilter())[0].id, text: "a rewritten history")
         let real = try a.ledger.consistencyProof(from: base.size)
         let fake = try forked.ledger.consistencyProof(from: base.size)
         #expect(real.checkpoint.size == fake.checkpoint.size && real.checkpoint.root != fake.checkpoint.root)
@@ -276,7 +276,7 @@ import Testing
         let evidence = String(decoding: Fixtures.read(conflicts[0]), as: UTF8.self)
         #expect(evidence.contains(real.checkpoint.note) && evidence.contains(fake.checkpoint.note))
         // A witness that only saw the base is shown the fork with a proof that cannot hold.
-        let c = try Archive.create(
+        let c = try await Archive.create(
             at: dir.path + "/c",
             name: "C",
             passphrase: Fixtures.secret(),
@@ -290,10 +290,10 @@ import Testing
         #expect(later?.reason == .fork)
     }
 
-    @Test func unknownLogsForgedSignaturesAndStrangersAreRefused() throws {
-        let (a, b) = try witnessPair()
+    @Test func unknownLogsForgedSignaturesAndStrangersAreRefused() async throws {
+        let (a, b) = try await witnessPair()
         let checkpoint = try #require(try a.ledger.latestCheckpoint())
-        let c = try Archive.create(
+        let c = try await Archive.create(
             at: dir.path + "/c",
             name: "C",
             passphrase: Fixtures.secret(),
@@ -322,7 +322,7 @@ import Testing
         #expect(
             (#expect(throws: ArchiveError.self) { try a.attachCosignatures(Array(wrongLog.utf8)) })?.code == .damaged
         )
-        #expect(try a.cosignedCheckpoint() == nil)
+        #expect(try await a.cosignedCheckpoint() == nil)
         // The archive's own identity is not a witness of itself; a changed key under a known origin is refused.
         #expect((#expect(throws: ArchiveError.self) { try a.trust(try a.identity(), role: .witness) })?.code == .usage)
     }

@@ -29,7 +29,7 @@ import Glibc
     static func id(_ number: Int) -> String { String(format: "%032x", number) }
 
     /// A chain 0 → 1 → … → `length`, each grant naming the next as its parent; the last has none.
-    static func chain(length: Int) throws -> [String: Grant] {
+    static func chain(length: Int) async throws -> [String: Grant] {
         var grants: [String: Grant] = [:]
         for number in 0...length { grants[id(number)] = try grant(number, parent: number < length ? number + 1 : nil) }
         return grants
@@ -42,8 +42,8 @@ import Glibc
         #expect(row.contains("at most \(Grant.maxAncestors), together at most 128 MiB"))
     }
 
-    @Test func aShortChainIsWalkedToItsEnd() throws {
-        let grants = try Self.chain(length: 3)
+    @Test func aShortChainIsWalkedToItsEnd() async throws {
+        let grants = try await Self.chain(length: 3)
         var visited: [String] = []
         let beyond = try #require(grants[Self.id(0)]).walkAncestors { reference in
             visited.append(reference.id)
@@ -53,8 +53,8 @@ import Glibc
         #expect(beyond == nil)
     }
 
-    @Test func anOverLongChainStopsAtTheBound() throws {
-        let grants = try Self.chain(length: 12)
+    @Test func anOverLongChainStopsAtTheBound() async throws {
+        let grants = try await Self.chain(length: 12)
         var visited: [String] = []
         let beyond = try #require(grants[Self.id(0)]).walkAncestors { reference in
             visited.append(reference.id)
@@ -76,8 +76,8 @@ import Glibc
         #expect(beyond != nil)
     }
 
-    @Test func theWalkEndsWhereAVisitRefusesALink() throws {
-        let grants = try Self.chain(length: 5)
+    @Test func theWalkEndsWhereAVisitRefusesALink() async throws {
+        let grants = try await Self.chain(length: 5)
         var visited: [String] = []
         let beyond = try #require(grants[Self.id(0)]).walkAncestors { reference in
             visited.append(reference.id)
@@ -90,10 +90,10 @@ import Glibc
     /// Re-shares one item down a chain of bodies: the grant with 8 ancestors (the most a bundle carries) exports,
     /// verifies and imports; the next re-share is not usable (its stored chain goes past the walk's bound), so its
     /// export is refused, not written as a bundle no verifier accepts.
-    @Test func exportRefusesAChainLongerThanABundleCarries() throws {
+    @Test func exportRefusesAChainLongerThanABundleCarries() async throws {
         let dir = TempDirectory("grant-chain")
-        func make(_ number: Int) throws -> Archive.Unlocked {
-            try Archive.create(
+        func make(_ number: Int) async throws -> Archive.Unlocked {
+            try await Archive.create(
                 at: dir.path + "/body\(number)",
                 name: "body\(number)",
                 passphrase: Fixtures.secret(),
@@ -101,17 +101,17 @@ import Glibc
                 chunkSize: 4096
             )
         }
-        var holder = try make(0)
+        var holder = try await make(0)
         var options = IngestOptions()
         options.fields.caseID = "COI"
-        _ = try holder.ingest([dir.write("in/a.txt", text: "statement")], options: options)
+        _ = try await holder.ingest([dir.write("in/a.txt", text: "statement")], options: options)
         let expires = Expiry.resolve("30d") ?? ""
         for depth in 0...Grant.maxAncestors + 1 {
-            let next = try make(depth + 1)
+            let next = try await make(depth + 1)
             var request = GrantRequest(grantee: try next.identity(), expires: expires, purpose: "onward \(depth)")
             request.caseID = "COI"
             request.reshare = true
-            let (grant, _, _) = try holder.createGrant(request)
+            let (grant, _, _) = try await holder.createGrant(request)
             let path = dir.path + "/link\(depth).bundle"
             guard depth <= Grant.maxAncestors else {
                 let refused = #expect(throws: ArchiveError.self) { try holder.exportBundle(grant: grant.id, to: path) }
@@ -120,10 +120,10 @@ import Glibc
                 #expect(POSIX.lstatPath(path) == nil)
                 return
             }
-            try holder.exportBundle(grant: grant.id, to: path)
-            let (report, _) = try BundleVerifier.verify(path: path, granter: try holder.identity(), at: Int(time(nil)))
+            try await holder.exportBundle(grant: grant.id, to: path)
+            let (report, _) = try await BundleVerifier.verify(path: path, granter: try holder.identity(), at: Int(time(nil)))
             #expect(report.ok, "a chain of \(depth) ancestors: \(report.problems)")
-            _ = try next.importBundle(path: path, trustGranter: true)
+            _ = try await next.importBundle(path: path, trustGranter: true)
             holder = next
         }
         Issue.record("the chain never grew past the bound")

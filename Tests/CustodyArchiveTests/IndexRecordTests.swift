@@ -20,8 +20,8 @@ import Testing
         let grant: Grant
     }
 
-    private func make(_ name: String) throws -> Archive.Unlocked {
-        try Archive.create(
+    private func make(_ name: String) async throws -> Archive.Unlocked {
+        try await Archive.create(
             at: dir.path + "/" + name,
             name: name.uppercased(),
             passphrase: Fixtures.secret(),
@@ -30,9 +30,9 @@ import Testing
         )
     }
 
-    private func bodies() throws -> Bodies {
-        let granter = try make("granter")
-        let grantee = try make("grantee")
+    private func bodies() async throws -> Bodies {
+        let granter = try await make("granter")
+        let grantee = try await make("grantee")
         var options = IngestOptions()
         options.fields.caseID = "COI"
         options.fields.tags = ["detention", "video"]
@@ -43,26 +43,26 @@ import Testing
         options.fields.sensitivity = "high"
         options.fields.note = "first note"
         options.fields.meta = ["device": "Pixel7", "app": "camera"]
-        var items = try granter.ingest(
+        var items = try await granter.ingest(
             [dir.write("in/a.bin", randomBytes(9_000)), dir.write("in/b.txt", text: "statement")],
             options: options
         ).items
         // A second batch: a duplicate of b.txt, in no case and with no optional field.
-        items += try granter.ingest([dir.write("other/b-copy.txt", text: "statement")], options: IngestOptions()).items
-        try granter.tag(items[0].id.hex, add: ["verified"], remove: ["video"])
-        try granter.note(items[1].id.hex, text: "chain of custody reviewed")
-        try granter.note(items[1].id.hex, text: "second reviewer agreed")
-        _ = try granter.extract(items[0].id.hex, to: dir.path + "/out", force: false)
+        items += try await granter.ingest([dir.write("other/b-copy.txt", text: "statement")], options: IngestOptions()).items
+        try await granter.tag(items[0].id.hex, add: ["verified"], remove: ["video"])
+        try await granter.note(items[1].id.hex, text: "chain of custody reviewed")
+        try await granter.note(items[1].id.hex, text: "second reviewer agreed")
+        _ = try await granter.extract(items[0].id.hex, to: dir.path + "/out", force: false)
 
         var request = GrantRequest(grantee: try grantee.identity(), expires: Expiry.resolve("30d") ?? "", purpose: "p")
         request.caseID = "COI"
-        let (grant, _, _) = try granter.createGrant(request)
+        let (grant, _, _) = try await granter.createGrant(request)
         let bundle = dir.path + "/grant.bundle"
-        _ = try granter.exportBundle(grant: grant.id, to: bundle)
-        _ = try grantee.importBundle(path: bundle, trustGranter: true)
-        try grantee.tag(items[1].id.hex, add: ["received"], remove: [])
-        _ = try granter.revokeGrant(grant.id, reason: "consent withdrawn")
-        try grantee.recordRevocation(try grantee.verifyRevocationNotice(try granter.revocationNotice(grant: grant.id)))
+        _ = try await granter.exportBundle(grant: grant.id, to: bundle)
+        _ = try await grantee.importBundle(path: bundle, trustGranter: true)
+        try await grantee.tag(items[1].id.hex, add: ["received"], remove: [])
+        _ = try await granter.revokeGrant(grant.id, reason: "consent withdrawn")
+        try await grantee.recordRevocation(try await grantee.verifyRevocationNotice(try await granter.revocationNotice(grant: grant.id)))
         return Bodies(granter: granter, grantee: grantee, items: items, grant: grant)
     }
 
@@ -76,20 +76,20 @@ import Testing
     }
 
     /// The index of `name` rebuilt from its journal by `custody reindex` (a new file), and in place (emptied).
-    private func reindexed(_ name: String) throws -> [[String: [ArchiveIndex.StoredRow]]] {
+    private func reindexed(_ name: String) async throws -> [[String: [ArchiveIndex.StoredRow]]] {
         let root = dir.path + "/" + name
-        try Archive.reindex(at: root, passphrase: { _ in Fixtures.secret() })
-        let rebuilt = try Archive.open(at: root).index().dump()
+        try await Archive.reindex(at: root, passphrase: { _ in Fixtures.secret() })
+        let rebuilt = try await Archive.open(at: root).index().dump()
         let archive = try Archive.open(at: root, access: .exclusive, passphrase: { _ in Fixtures.secret() }).unlock()
-        try archive.reindex()
-        return [rebuilt, try archive.index().dump()]
+        try await archive.reindex()
+        return [rebuilt, try await archive.index().dump()]
     }
 
-    @Test func reindexRebuildsExactlyTheRowsTheIncrementalProjectionWrote() throws {
+    @Test func reindexRebuildsExactlyTheRowsTheIncrementalProjectionWrote() async throws {
         // The archives close (and release their locks) at the end of the closure: reindex takes exclusive access.
-        let (granter, grantee) = try {
-            let b = try bodies()
-            return (try b.granter.index().dump(), try b.grantee.index().dump())
+        let (granter, grantee) = try await {
+            let b = try await bodies()
+            return (try await b.granter.index().dump(), try await b.grantee.index().dump())
         }()
         // Not vacuous: each table the records write holds rows (annotations and revocations on both sides).
         for (name, dump) in [("granter", granter), ("grantee", grantee)] {
@@ -101,13 +101,13 @@ import Testing
         #expect(grantee["provenance"]?.count == 2)
         #expect(grantee["grants"]?.first?["revocation"] != .null)
 
-        #expect(try reindexed("granter") == [granter, granter])
-        #expect(try reindexed("grantee") == [grantee, grantee])
+        #expect(try await reindexed("granter") == [granter, granter])
+        #expect(try await reindexed("grantee") == [grantee, grantee])
     }
 
-    @Test func eachColumnHoldsTheValueItIsNamedFor() throws {
-        let b = try bodies()
-        let dump = try b.granter.index().dump()
+    @Test func eachColumnHoldsTheValueItIsNamedFor() async throws {
+        let b = try await bodies()
+        let dump = try await b.granter.index().dump()
         let entries = try journal(b.granter)
         func rows(_ table: String, where column: String, is value: String) -> [ArchiveIndex.StoredRow] {
             (dump[table] ?? []).filter { $0[column] == .text(value) }
@@ -129,7 +129,7 @@ import Testing
         for item in b.items {
             let row = try #require(rows("items", where: "id", is: item.id.hex).first)
             let (seq, entry) = try #require(ingests.first { $0.element.event.item == item.id })
-            let metadata = try #require(try b.granter.index().items(ids: [item.id.hex]).first?.metadata)
+            let metadata = try await #require(try b.granter.index().items(ids: [item.id.hex]).first?.metadata)
             #expect(row["seq"] == .integer(Int64(seq)))
             #expect(row["entry_offset"] == .integer(entry.offset))
             #expect(row["sha256"] == .text(item.sha256) && metadata.sha256 == item.sha256)
@@ -186,9 +186,9 @@ import Testing
         #expect(granteeItems.sorted() == b.grant.items.map(\.id.hex).sorted())
     }
 
-    @Test func provenanceAndReceivedRevocationLandInTheirColumns() throws {
-        let b = try bodies()
-        let dump = try b.grantee.index().dump()
+    @Test func provenanceAndReceivedRevocationLandInTheirColumns() async throws {
+        let b = try await bodies()
+        let dump = try await b.grantee.index().dump()
         let entries = try journal(b.grantee)
         let imports = entries.enumerated().filter { $0.element.event.type == .import }
         #expect(imports.count == 2)
@@ -200,7 +200,7 @@ import Testing
             let json = Data((row["provenance"]?.text ?? "").utf8)
             let provenance = try JSONDecoder().decode(Provenance.self, from: json)
             #expect(provenance.grant == b.grant.id && provenance.granter == "GRANTER" && provenance.kind == "grant")
-            #expect(try b.grantee.index().provenance(of: item) == provenance)
+            #expect(try await b.grantee.index().provenance(of: item) == provenance)
         }
         let grant = try #require(dump["grants"]?.first)
         #expect(dump["grants"]?.count == 1 && grant["id"] == .text(b.grant.id))
@@ -211,6 +211,6 @@ import Testing
         let revocation = try JSONDecoder().decode(ReceivedRevocation.self, from: json)
         #expect(revocation.seq == received && revocation.receivedAt == entries[received].event.time)
         #expect(grant["revoked_at"] == .text(revocation.revokedAt))
-        #expect(try b.grantee.index().grant(b.grant.id)?.revocation == revocation)
+        #expect(try await b.grantee.index().grant(b.grant.id)?.revocation == revocation)
     }
 }

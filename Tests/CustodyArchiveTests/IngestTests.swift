@@ -8,40 +8,40 @@ import Testing
 @Suite struct IngestTests {
     let dir = TempDirectory("ingest")
 
-    @Test func ingestExtractRoundTripForSeveralSizes() throws {
-        let archive = try Fixtures.archive(in: dir, chunkSize: 4096)
+    @Test func ingestExtractRoundTripForSeveralSizes() async throws {
+        let archive = try await Fixtures.archive(in: dir, chunkSize: 4096)
         for size in [0, 1, 511, 4096, 4097, 3 * 4096 + 17, 300_000] {
             let data = randomBytes(size)
             let path = dir.write("in/file-\(size).bin", data)
-            let report = try archive.ingest([path], options: IngestOptions())
+            let report = try await archive.ingest([path], options: IngestOptions())
             let item = try #require(report.items.first)
             #expect(item.size == Int64(size))
             #expect(item.sha256 == Encoding.hex(SHA256Hasher.hash(data)))
             let out = dir.path + "/out-\(size).bin"
-            let result = try archive.extract(item.id.hex, to: out, force: false)
+            let result = try await archive.extract(item.id.hex, to: out, force: false)
             #expect(result.sha256 == item.sha256)
             #expect(Fixtures.read(out) == data)
         }
-        #expect(try archive.verify(mode: .deep).ok)
+        #expect(try await archive.verify(mode: .deep).ok)
     }
 
-    @Test func itemsWithManyChunksUseAChunkListObject() throws {
-        let archive = try Fixtures.archive(in: dir, chunkSize: 4096)
+    @Test func itemsWithManyChunksUseAChunkListObject() async throws {
+        let archive = try await Fixtures.archive(in: dir, chunkSize: 4096)
         let data = randomBytes(4096 * (Event.inlineChunkLimit + 10))
         let path = dir.write("big.bin", data)
-        let item = try #require(try archive.ingest([path], options: IngestOptions()).items.first)
-        let event = try archive.ingestEvent(of: archive.resolveItem(item.id.hex))
+        let item = try await #require(try archive.ingest([path], options: IngestOptions()).items.first)
+        let event = try await archive.ingestEvent(of: archive.resolveItem(item.id.hex))
         #expect(event.objects?.chunks == nil)
         #expect(event.objects?.chunkList != nil)
-        try archive.extract(item.id.hex, to: dir.path + "/big.out", force: false)
+        try await archive.extract(item.id.hex, to: dir.path + "/big.out", force: false)
         #expect(Fixtures.read(dir.path + "/big.out") == data)
-        let report = try archive.verify(mode: .standard)
+        let report = try await archive.verify(mode: .standard)
         #expect(report.ok)
         #expect(report.objectsChecked >= Event.inlineChunkLimit + 10)
     }
 
-    @Test func metadataIsRecordedAndSearchable() throws {
-        let archive = try Fixtures.archive(in: dir)
+    @Test func metadataIsRecordedAndSearchable() async throws {
+        let archive = try await Fixtures.archive(in: dir)
         var options = IngestOptions()
         options.fields.caseID = "COI-2026-04"
         options.fields.tags = ["video", "detention", "video"]
@@ -54,8 +54,8 @@ import Testing
         options.fields.meta = ["device": "Pixel7"]
         let png = [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A] + randomBytes(100)
         let path = dir.write("upload/sub/photo.dat", png)
-        let item = try #require(try archive.ingest([dir.path + "/upload"], options: options).items.first)
-        let shown = try archive.resolveItem(String(item.id.hex.prefix(8)))
+        let item = try await #require(try archive.ingest([dir.path + "/upload"], options: options).items.first)
+        let shown = try await archive.resolveItem(String(item.id.hex.prefix(8)))
         let m = shown.metadata
         #expect(m.name == "photo.dat")
         #expect(m.path == "upload/sub/photo.dat")
@@ -64,17 +64,17 @@ import Testing
         #expect(m.collectedAt == "2026-03-02T10:00:00Z")
         #expect(m.meta == ["device": "Pixel7"])
         #expect(m.ingestedBy == archive.config.origin)
-        #expect(try archive.index().search("roof AND aleppo").map(\.id) == [item.id.hex])
-        #expect(try archive.index().search("pixel7").map(\.id) == [item.id.hex])
-        #expect(try archive.index().search("nothing-like-this").isEmpty)
-        #expect(try archive.index().search("W-17").map(\.id) == [item.id.hex])
-        #expect(try archive.index().search("(roof OR nothing) AND ale*").map(\.id) == [item.id.hex])
-        let events = try archive.index().events(of: item.id.hex)
+        #expect(try await archive.index().search("roof AND aleppo").map(\.id) == [item.id.hex])
+        #expect(try await archive.index().search("pixel7").map(\.id) == [item.id.hex])
+        #expect(try await archive.index().search("nothing-like-this").isEmpty)
+        #expect(try await archive.index().search("W-17").map(\.id) == [item.id.hex])
+        #expect(try await archive.index().search("(roof OR nothing) AND ale*").map(\.id) == [item.id.hex])
+        let events = try await archive.index().events(of: item.id.hex)
         #expect(events.map(\.type) == ["ingest"])
     }
 
-    @Test func searchFindsArabicCyrillicAndAccentedLatin() throws {
-        let archive = try Fixtures.archive(in: dir)
+    @Test func searchFindsArabicCyrillicAndAccentedLatin() async throws {
+        let archive = try await Fixtures.archive(in: dir)
         var ids: [String: String] = [:]
         for (label, note) in [
             ("ar", "شهادة من حلب"), ("ru", "Показания свидетеля"), ("es", "Declaración en la estación"),
@@ -82,9 +82,9 @@ import Testing
             var options = IngestOptions()
             options.fields.note = note
             let path = dir.write("\(label).txt", text: label)
-            ids[label] = try archive.ingest([path], options: options).items.first?.id.hex
+            ids[label] = try await archive.ingest([path], options: options).items.first?.id.hex
         }
-        let index = try archive.index()
+        let index = try await archive.index()
         #expect(try index.search("حلب").map(\.id) == [ids["ar"]])
         #expect(try index.search("показания").map(\.id) == [ids["ru"]])
         #expect(try index.search("ПОКАЗАНИЯ").map(\.id) == [ids["ru"]])
@@ -92,14 +92,14 @@ import Testing
         #expect(try index.search("Declaración").map(\.id) == [ids["es"]])
     }
 
-    @Test func badSearchSyntaxIsAUsageError() throws {
-        let archive = try Fixtures.archive(in: dir)
+    @Test func badSearchSyntaxIsAUsageError() async throws {
+        let archive = try await Fixtures.archive(in: dir)
         let error = #expect(throws: ArchiveError.self) { try archive.index().search("AND (") }
         #expect(error?.code == .usage)
     }
 
-    @Test func listFiltersByCaseAllTagsAndDates() throws {
-        let archive = try Fixtures.archive(in: dir)
+    @Test func listFiltersByCaseAllTagsAndDates() async throws {
+        let archive = try await Fixtures.archive(in: dir)
         func ingest(_ name: String, _ caseID: String, _ tags: [String], _ collected: String) throws -> String {
             var options = IngestOptions()
             options.fields.caseID = caseID
@@ -112,24 +112,24 @@ import Testing
         let c = try ingest("c", "C2", ["video", "detention"], "2026-03-01T00:00:00Z")
         var filter = ItemFilter()
         filter.caseID = "C1"
-        #expect(try archive.index().list(filter).map(\.id) == [a, b])
+        #expect(try await archive.index().list(filter).map(\.id) == [a, b])
         filter.tags = ["video", "detention"]
-        #expect(try archive.index().list(filter).map(\.id) == [a])
+        #expect(try await archive.index().list(filter).map(\.id) == [a])
         filter = ItemFilter()
         filter.tags = ["detention"]
         filter.collectedAfter = "2026-02-15T00:00:00Z"
-        #expect(try archive.index().list(filter).map(\.id) == [c])
+        #expect(try await archive.index().list(filter).map(\.id) == [c])
         filter = ItemFilter()
         filter.collectedBefore = "2026-02-15T00:00:00Z"
-        #expect(Set(try archive.index().list(filter).map(\.id)) == [a, b])
+        await #expect(Set(try archive.index().list(filter).map(\.id)) == [a, b])
     }
 
-    @Test func identicalContentIsStoredOnceButIsASeparateItem() throws {
-        let archive = try Fixtures.archive(in: dir)
+    @Test func identicalContentIsStoredOnceButIsASeparateItem() async throws {
+        let archive = try await Fixtures.archive(in: dir)
         let data = randomBytes(200_000)
-        let first = try #require(try archive.ingest([dir.write("one.bin", data)], options: IngestOptions()).items.first)
+        let first = try await #require(try archive.ingest([dir.write("one.bin", data)], options: IngestOptions()).items.first)
         let objectsAfterFirst = Fixtures.allFiles(under: dir.path + "/archive/objects").count
-        let second = try #require(
+        let second = try await #require(
             try archive.ingest([dir.write("two.bin", data)], options: IngestOptions()).items.first
         )
         let objectsAfterSecond = Fixtures.allFiles(under: dir.path + "/archive/objects").count
@@ -140,44 +140,44 @@ import Testing
         #expect(objectsAfterSecond == objectsAfterFirst + 2)
     }
 
-    @Test func expectedHashMismatchIsRefusedAndNothingIsRecorded() throws {
-        let archive = try Fixtures.archive(in: dir)
+    @Test func expectedHashMismatchIsRefusedAndNothingIsRecorded() async throws {
+        let archive = try await Fixtures.archive(in: dir)
         let path = dir.write("evidence.bin", randomBytes(1000))
         var options = IngestOptions()
         options.expectedSHA256[path] = String(repeating: "0", count: 64)
         options.requireExpected = true
-        let report = try archive.ingest([path], options: options)
+        let report = try await archive.ingest([path], options: options)
         #expect(report.items.isEmpty)
         #expect(report.refused.count == 1)
-        #expect(try archive.index().itemCount() == 0)
-        #expect(try archive.verify(mode: .standard).ok)
-        #expect(try archive.verify(mode: .standard).orphans.isEmpty)
+        #expect(try await archive.index().itemCount() == 0)
+        #expect(try await archive.verify(mode: .standard).ok)
+        #expect(try await archive.verify(mode: .standard).orphans.isEmpty)
 
         options.expectedSHA256[path] = Encoding.hex(SHA256Hasher.hash(Fixtures.read(path)))
-        #expect(try archive.ingest([path], options: options).items.count == 1)
+        #expect(try await archive.ingest([path], options: options).items.count == 1)
     }
 
-    @Test func aFailureInALaterBatchKeepsEarlierBatchesAndSaysSo() throws {
-        let archive = try Fixtures.archive(in: dir)
+    @Test func aFailureInALaterBatchKeepsEarlierBatchesAndSaysSo() async throws {
+        let archive = try await Fixtures.archive(in: dir)
         var options = IngestOptions()
         options.batchItems = 2
         let paths = [dir.write("a.txt", text: "a"), dir.write("b.txt", text: "b"), "/proc/self/mem"]
         let error = #expect(throws: ArchiveError.self) { try archive.ingest(paths, options: options) }
         #expect(error?.code == .badInput)
         #expect(error?.problem.contains("2 item(s) of earlier batches were ingested") == true)
-        #expect(try archive.index().itemCount() == 2)
-        #expect(try archive.verify(mode: .deep).ok)
+        #expect(try await archive.index().itemCount() == 2)
+        #expect(try await archive.verify(mode: .deep).ok)
     }
 
-    @Test func objectsHoldNoPlaintextNamesOrHashes() throws {
-        let archive = try Fixtures.archive(in: dir)
+    @Test func objectsHoldNoPlaintextNamesOrHashes() async throws {
+        let archive = try await Fixtures.archive(in: dir)
         let marker = "PLAINTEXT-MARKER-\(Encoding.hex(randomBytes(8)))"
         let content = Array(String(repeating: marker + " ", count: 50).utf8)
         let fileName = "secret-name-\(Encoding.hex(randomBytes(4))).txt"
         var options = IngestOptions()
         options.fields.note = "NOTE-MARKER-4711"
         options.fields.caseID = "CASE-MARKER-0815"
-        let item = try #require(try archive.ingest([dir.write(fileName, content)], options: options).items.first)
+        let item = try await #require(try archive.ingest([dir.write(fileName, content)], options: options).items.first)
         let sha = SHA256Hasher.hash(content)
         let needles: [[UInt8]] = [
             Array(marker.utf8), Array(fileName.utf8), Array("NOTE-MARKER-4711".utf8), Array("CASE-MARKER-0815".utf8),
@@ -195,8 +195,8 @@ import Testing
         _ = item
     }
 
-    @Test func absurdlyLongMetadataIsRefusedBeforeAnythingIsWritten() throws {
-        let archive = try Fixtures.archive(in: dir)
+    @Test func absurdlyLongMetadataIsRefusedBeforeAnythingIsWritten() async throws {
+        let archive = try await Fixtures.archive(in: dir)
         let path = dir.write("a.txt", text: "a")
         let journalBefore = Fixtures.read(dir.path + "/archive/journal/entries")
         for mutate: (inout IngestOptions) -> Void in [

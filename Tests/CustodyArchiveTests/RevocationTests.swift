@@ -23,8 +23,8 @@ import Testing
         let items: [IngestedItem]
     }
 
-    private func make(_ name: String) throws -> Archive.Unlocked {
-        try Archive.create(
+    private func make(_ name: String) async throws -> Archive.Unlocked {
+        try await Archive.create(
             at: dir.path + "/" + name,
             name: name.uppercased(),
             passphrase: Fixtures.secret(),
@@ -33,19 +33,19 @@ import Testing
         )
     }
 
-    private func bodies() throws -> Bodies {
-        let granter = try make("a")
-        let grantee = try make("b")
-        let third = try make("c")
+    private func bodies() async throws -> Bodies {
+        let granter = try await make("a")
+        let grantee = try await make("b")
+        let third = try await make("c")
         var options = IngestOptions()
         options.fields.caseID = "COI"
-        let items = try granter.ingest(
+        let items = try await granter.ingest(
             [dir.write("in/a.bin", randomBytes(9_000)), dir.write("in/b.txt", text: "statement")],
             options: options
         ).items
         options.fields.caseID = "OTHER"
-        _ = try granter.ingest([dir.write("other/c.txt", text: "other case")], options: options)
-        func grant(_ caseID: String, reshare: Bool) throws -> Grant {
+        _ = try await granter.ingest([dir.write("other/c.txt", text: "other case")], options: options)
+        func grant(_ caseID: String, reshare: Bool) async throws -> Grant {
             var request = GrantRequest(
                 grantee: try grantee.identity(),
                 expires: Expiry.resolve("30d") ?? "",
@@ -53,14 +53,14 @@ import Testing
             )
             request.caseID = caseID
             request.reshare = reshare
-            let (made, _, _) = try granter.createGrant(request)
+            let (made, _, _) = try await granter.createGrant(request)
             let path = dir.path + "/\(made.id).bundle"
-            _ = try granter.exportBundle(grant: made.id, to: path)
-            _ = try grantee.importBundle(path: path, trustGranter: true)
+            _ = try await granter.exportBundle(grant: made.id, to: path)
+            _ = try await grantee.importBundle(path: path, trustGranter: true)
             return made
         }
-        let parent = try grant("COI", reshare: true)
-        let other = try grant("OTHER", reshare: false)
+        let parent = try await grant("COI", reshare: true)
+        let other = try await grant("OTHER", reshare: false)
         return Bodies(granter: granter, grantee: grantee, third: third, parent: parent, other: other, items: items)
     }
 
@@ -70,27 +70,27 @@ import Testing
         return child
     }
 
-    private func logSize(_ archive: Archive.Unlocked) throws -> Int { try archive.ledger.latestCheckpoint()?.size ?? 0 }
+    private func logSize(_ archive: Archive.Unlocked) async throws -> Int { try archive.ledger.latestCheckpoint()?.size ?? 0 }
 
-    @Test func aVerifiedNoticeIsRecordedAndStopsReshareAndExtract() throws {
-        let b = try bodies()
+    @Test func aVerifiedNoticeIsRecordedAndStopsReshareAndExtract() async throws {
+        let b = try await bodies()
         // Before the revocation the grantee may re-share.
-        #expect(try b.grantee.resolveScope(try childRequest(b)).items.count == 2)
+        #expect(try await b.grantee.resolveScope(try childRequest(b)).items.count == 2)
         let notRevoked = #expect(throws: ArchiveError.self) { try b.granter.revocationNotice(grant: b.parent.id) }
         #expect(notRevoked?.code == .notFound)
 
-        let revoked = try b.granter.revokeGrant(b.parent.id, reason: "consent withdrawn")
-        let notice = try b.granter.revocationNotice(grant: b.parent.id)
+        let revoked = try await b.granter.revokeGrant(b.parent.id, reason: "consent withdrawn")
+        let notice = try await b.granter.revocationNotice(grant: b.parent.id)
         #expect(notice.count <= RevocationNotice.maxBytes)
         #expect(String(decoding: notice, as: UTF8.self).contains("consent withdrawn") == false, "the reason is sealed")
 
-        let verified = try b.grantee.verifyRevocationNotice(notice, grant: b.parent.id)
+        let verified = try await b.grantee.verifyRevocationNotice(notice, grant: b.parent.id)
         #expect(verified.event.type == .revoke && verified.event.time == revoked.revokedAt)
-        let recorded = try b.grantee.recordRevocation(verified)
+        let recorded = try await b.grantee.recordRevocation(verified)
         #expect(recorded.revokedAt == revoked.revokedAt && recorded.revokedBy == "A")
-        let summary = try #require(try b.grantee.index().grant(b.parent.id))
+        let summary = try await #require(try b.grantee.index().grant(b.parent.id))
         #expect(summary.direction == "in" && summary.revokedAt == revoked.revokedAt && summary.revocation == recorded)
-        #expect(try b.grantee.index().grant(b.other.id)?.revocation == nil, "only the named grant")
+        #expect(try await b.grantee.index().grant(b.other.id)?.revocation == nil, "only the named grant")
         // The grantee's own log holds the fact, naming the grant and the stored notice.
         var last: Archive.LogEntry?
         try b.grantee.forEachLogEntry { last = $0 }
@@ -98,14 +98,14 @@ import Testing
         #expect(last?.event.notice?.name == ObjectName(of: notice))
 
         // Recording it again adds nothing.
-        let size = try logSize(b.grantee)
-        try b.grantee.recordRevocation(try b.grantee.verifyRevocationNotice(notice))
-        #expect(try logSize(b.grantee) == size)
+        let size = try await logSize(b.grantee)
+        try await b.grantee.recordRevocation(try await b.grantee.verifyRevocationNotice(notice))
+        #expect(try await logSize(b.grantee) == size)
 
         // A re-share under the revoked parent fails, clearly.
         let refused = #expect(throws: ArchiveError.self) { try b.grantee.createGrant(try childRequest(b)) }
         #expect(refused?.reason == .grantRevoked)
-        #expect(try b.grantee.resolveScope(try childRequest(b)).excluded.allSatisfy { $0.reason.contains("revoked") })
+        #expect(try await b.grantee.resolveScope(try childRequest(b)).excluded.allSatisfy { $0.reason.contains("revoked") })
 
         // Extracting an item of the revoked grant needs the explicit override.
         let item = b.items[0].id.hex
@@ -113,34 +113,34 @@ import Testing
             try b.grantee.checkExtractAllowed(item, despiteRevocation: false)
         }
         #expect(blocked?.code == .notAuthorised && blocked?.fix.contains("--despite-revocation") == true)
-        #expect(try b.grantee.checkExtractAllowed(item, despiteRevocation: true)?.0 == b.parent.id)
-        #expect(try b.grantee.revocation(ofItem: item)?.revocation == recorded)
+        #expect(try await b.grantee.checkExtractAllowed(item, despiteRevocation: true)?.0 == b.parent.id)
+        #expect(try await b.grantee.revocation(ofItem: item)?.revocation == recorded)
 
         // The notice object is checked by verify, and reindex rebuilds the revocation from the log.
-        #expect(try b.grantee.verify(mode: .deep).ok)
+        #expect(try await b.grantee.verify(mode: .deep).ok)
         // A bundle written before the revocation brings nothing in after it.
         let oldBundle = dir.path + "/\(b.parent.id).bundle"
         let reimport = #expect(throws: ArchiveError.self) { try b.grantee.importBundle(path: oldBundle) }
         #expect(reimport?.reason == .grantRevoked)
-        try b.grantee.reindex()
-        #expect(try b.grantee.index().grant(b.parent.id)?.revocation == recorded)
+        try await b.grantee.reindex()
+        #expect(try await b.grantee.index().grant(b.parent.id)?.revocation == recorded)
         #expect(throws: ArchiveError.self) { try b.grantee.createGrant(try childRequest(b)) }
     }
 
-    @Test func theParentsRevocationReachesTheChildsGranteeWhenItKnowsTheOriginalGranter() throws {
-        let b = try bodies()
-        let (child, _, _) = try b.grantee.createGrant(try childRequest(b))
-        _ = try b.grantee.exportBundle(grant: child.id, to: dir.path + "/child.bundle")
-        _ = try b.third.importBundle(path: dir.path + "/child.bundle", trustGranter: true)
-        _ = try b.granter.revokeGrant(b.parent.id, reason: "withdrawn")
-        let notice = try b.granter.revocationNotice(grant: b.parent.id)
-        try b.grantee.recordRevocation(try b.grantee.verifyRevocationNotice(notice))
+    @Test func theParentsRevocationReachesTheChildsGranteeWhenItKnowsTheOriginalGranter() async throws {
+        let b = try await bodies()
+        let (child, _, _) = try await b.grantee.createGrant(try childRequest(b))
+        _ = try await b.grantee.exportBundle(grant: child.id, to: dir.path + "/child.bundle")
+        _ = try await b.third.importBundle(path: dir.path + "/child.bundle", trustGranter: true)
+        _ = try await b.granter.revokeGrant(b.parent.id, reason: "withdrawn")
+        let notice = try await b.granter.revocationNotice(grant: b.parent.id)
+        try await b.grantee.recordRevocation(try await b.grantee.verifyRevocationNotice(notice))
         // The re-sharer's index now says the child's parent is revoked (what its node checks on every request).
-        let parent = try #require(try b.grantee.storedGrant(child.id).grant.parent)
-        #expect(try b.grantee.index().grant(parent.id)?.revokedAt != nil)
+        let parent = try await #require(try b.grantee.storedGrant(child.id).grant.parent)
+        #expect(try await b.grantee.index().grant(parent.id)?.revokedAt != nil)
         // The one standing check that node applies also stops the re-sharer exporting the child again.
-        let childGrant = try b.grantee.storedGrant(child.id).grant
-        #expect(try b.grantee.standing(of: childGrant, at: Int(Date().timeIntervalSince1970)) != .usable)
+        let childGrant = try await b.grantee.storedGrant(child.id).grant
+        #expect(try await b.grantee.standing(of: childGrant, at: Int(Date().timeIntervalSince1970)) != .usable)
         let export = #expect(throws: ArchiveError.self) {
             try b.grantee.exportBundle(grant: child.id, to: dir.path + "/child-again.bundle")
         }
@@ -149,27 +149,27 @@ import Testing
 
         // The child's grantee holds the parent only as part of its grant's chain; it cannot check a notice whose
         // granter it does not know, and records nothing.
-        let size = try logSize(b.third)
+        let size = try await logSize(b.third)
         let unknown = #expect(throws: ArchiveError.self) { try b.third.verifyRevocationNotice(notice) }
         #expect(unknown?.code == .notAuthorised)
-        #expect(try logSize(b.third) == size && b.third.index().grant(child.id)?.revocation == nil)
+        #expect(try await logSize(b.third) == size && b.third.index().grant(child.id)?.revocation == nil)
         // Once it trusts the original granter, the notice verifies against it and marks the child revoked.
         _ = try b.third.trust(try b.granter.identity(), role: .granter)
-        let verified = try b.third.verifyRevocationNotice(notice)
+        let verified = try await b.third.verifyRevocationNotice(notice)
         #expect(verified.grant.id == b.parent.id && verified.descendants == [child.id])
-        try b.third.recordRevocation(verified)
-        let marked = try #require(try b.third.index().grant(child.id)?.revocation)
+        try await b.third.recordRevocation(verified)
+        let marked = try await #require(try b.third.index().grant(child.id)?.revocation)
         #expect(marked.ancestor == b.parent.id && marked.revokedBy == "A")
         let item = b.items[0].id.hex
         #expect(throws: ArchiveError.self) { try b.third.checkExtractAllowed(item, despiteRevocation: false) }
-        try b.third.reindex()
-        #expect(try b.third.index().grant(child.id)?.revocation == marked)
-        #expect(try b.third.verify(mode: .deep).ok)
+        try await b.third.reindex()
+        #expect(try await b.third.index().grant(child.id)?.revocation == marked)
+        #expect(try await b.third.verify(mode: .deep).ok)
     }
 
     /// The notice of `grant`'s revocation, as JSON to tamper with.
-    private func noticeJSON(_ archive: Archive.Unlocked, _ grant: String) throws -> [String: Any] {
-        let bytes = try archive.revocationNotice(grant: grant)
+    private func noticeJSON(_ archive: Archive.Unlocked, _ grant: String) async throws -> [String: Any] {
+        let bytes = try await archive.revocationNotice(grant: grant)
         return try #require(try JSONSerialization.jsonObject(with: Data(bytes)) as? [String: Any])
     }
 
@@ -191,11 +191,11 @@ import Testing
         var all: [(String, [UInt8], ArchiveError.Code)] { altered + wrongKeys + malformed }
     }
 
-    private func forgeries() throws -> Forgeries {
-        let b = try bodies()
+    private func forgeries() async throws -> Forgeries {
+        let b = try await bodies()
         // Only the second grant is revoked: its genuine notice is the forger's raw material.
-        _ = try b.granter.revokeGrant(b.other.id, reason: "r")
-        let genuine = try noticeJSON(b.granter, b.other.id)
+        _ = try await b.granter.revokeGrant(b.other.id, reason: "r")
+        let genuine = try await noticeJSON(b.granter, b.other.id)
         var f = Forgeries(b: b, genuine: genuine)
         let entry = try #require(Encoding.bytes(base64: genuine["entry"] as? String ?? ""))
         let proof = genuine["proof"] as? [String] ?? []
@@ -234,7 +234,7 @@ import Testing
         // A notice made by a stranger: a revoke event of the parent signed with its own keys, in a one-entry
         // "log" it signs with its own log key under the granter's origin — structurally perfect, wrong keys.
         let strangerKeys = try b.third.keys
-        let (_, parentSigned) = try b.grantee.storedGrant(b.parent.id)
+        let (_, parentSigned) = try await b.grantee.storedGrant(b.parent.id)
         let fakeEvent = Event(
             type: .revoke,
             time: RFC3339.now(),
@@ -295,39 +295,39 @@ import Testing
     }
 
     /// Offers every forgery to the grantee, without judging the answers (the tests above do).
-    private func offerAll(_ f: Forgeries) {
+    private func offerAll(_ f: Forgeries) async {
         for (_, forged, _) in f.all {
-            _ = try? f.b.grantee.recordRevocation(try f.b.grantee.verifyRevocationNotice(forged))
+            _ = try? await f.b.grantee.recordRevocation(try await f.b.grantee.verifyRevocationNotice(forged))
         }
     }
 
-    @Test func aGenuineNoticeWithAnyFieldAlteredIsRefusedAsDamaged() throws {
-        let f = try forgeries()
+    @Test func aGenuineNoticeWithAnyFieldAlteredIsRefusedAsDamaged() async throws {
+        let f = try await forgeries()
         expectRefused(f.altered, by: f.b.grantee)
     }
 
-    @Test func aNoticeNotSignedWithTheGrantersKeysIsRefusedAsDamaged() throws {
-        let f = try forgeries()
+    @Test func aNoticeNotSignedWithTheGrantersKeysIsRefusedAsDamaged() async throws {
+        let f = try await forgeries()
         expectRefused(f.wrongKeys, by: f.b.grantee)
     }
 
-    @Test func aMalformedNoticeIsRefusedAsBadInput() throws {
-        let f = try forgeries()
+    @Test func aMalformedNoticeIsRefusedAsBadInput() async throws {
+        let f = try await forgeries()
         expectRefused(f.malformed, by: f.b.grantee)
     }
 
-    @Test func refusedForgeriesRecordNothingAndLeaveResharingAllowed() throws {
-        let f = try forgeries()
-        let size = try logSize(f.b.grantee)
-        offerAll(f)
+    @Test func refusedForgeriesRecordNothingAndLeaveResharingAllowed() async throws {
+        let f = try await forgeries()
+        let size = try await logSize(f.b.grantee)
+        await offerAll(f)
         // Nothing was recorded: no event, no revoked grant, re-sharing still allowed.
-        #expect(try logSize(f.b.grantee) == size)
-        #expect(try f.b.grantee.index().grants().allSatisfy { $0.revocation == nil && $0.revokedAt == nil })
-        #expect(try f.b.grantee.resolveScope(try childRequest(f.b)).items.count == 2)
+        #expect(try await logSize(f.b.grantee) == size)
+        #expect(try await f.b.grantee.index().grants().allSatisfy { $0.revocation == nil && $0.revokedAt == nil })
+        #expect(try await f.b.grantee.resolveScope(try childRequest(f.b)).items.count == 2)
     }
 
-    @Test func aGenuineNoticeOfAnotherGrantThanTheOneNamedIsRefused() throws {
-        let f = try forgeries()
+    @Test func aGenuineNoticeOfAnotherGrantThanTheOneNamedIsRefused() async throws {
+        let f = try await forgeries()
         // A genuine notice for the grant the peer refused is required when one is named.
         let wrongGrant = #expect(throws: ArchiveError.self) {
             try f.b.grantee.verifyRevocationNotice(try bytes(f.genuine), grant: f.b.parent.id)
@@ -335,24 +335,24 @@ import Testing
         #expect(wrongGrant?.code == .damaged)
     }
 
-    @Test func aGenuineNoticeOfAGrantNeverReceivedIsNotFound() throws {
-        let f = try forgeries()
+    @Test func aGenuineNoticeOfAGrantNeverReceivedIsNotFound() async throws {
+        let f = try await forgeries()
         // A genuine notice of a grant this archive never received records nothing.
         let notHeld = #expect(throws: ArchiveError.self) { try f.b.third.verifyRevocationNotice(try bytes(f.genuine)) }
         #expect(notHeld?.code == .notFound)
     }
 
-    @Test func afterTheForgeriesTheGenuineNoticeStillVerifiesAndRecords() throws {
-        let f = try forgeries()
-        offerAll(f)
-        try f.b.grantee.recordRevocation(try f.b.grantee.verifyRevocationNotice(try bytes(f.genuine)))
-        #expect(try f.b.grantee.index().grant(f.b.other.id)?.revocation != nil)
+    @Test func afterTheForgeriesTheGenuineNoticeStillVerifiesAndRecords() async throws {
+        let f = try await forgeries()
+        await offerAll(f)
+        try await f.b.grantee.recordRevocation(try await f.b.grantee.verifyRevocationNotice(try bytes(f.genuine)))
+        #expect(try await f.b.grantee.index().grant(f.b.other.id)?.revocation != nil)
     }
 
-    @Test func aNoticeIsCheckedAgainstTheRegisteredGranterNotAnyKeyItNames() throws {
-        let b = try bodies()
-        _ = try b.granter.revokeGrant(b.other.id, reason: "r")
-        let notice = try b.granter.revocationNotice(grant: b.other.id)
+    @Test func aNoticeIsCheckedAgainstTheRegisteredGranterNotAnyKeyItNames() async throws {
+        let b = try await bodies()
+        _ = try await b.granter.revokeGrant(b.other.id, reason: "r")
+        let notice = try await b.granter.revocationNotice(grant: b.other.id)
         // The same notice at a grantee whose registry lost the granter: not verifiable, not recorded.
         let registry = dir.path + "/b/bodies.json"
         let saved = try Data(contentsOf: URL(fileURLWithPath: registry))
@@ -362,6 +362,6 @@ import Testing
         let unknown = #expect(throws: ArchiveError.self) { try b.grantee.verifyRevocationNotice(notice) }
         #expect(unknown?.code == .notAuthorised && unknown?.problem.contains("not a body this archive knows") == true)
         try saved.write(to: URL(fileURLWithPath: registry))
-        #expect(try b.grantee.verifyRevocationNotice(notice).grant.id == b.other.id)
+        #expect(try await b.grantee.verifyRevocationNotice(notice).grant.id == b.other.id)
     }
 }

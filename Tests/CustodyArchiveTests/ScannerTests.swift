@@ -61,7 +61,7 @@ import Testing
     }
 
     @Test(.enabled(if: getuid() != 0, "root can read every file"))
-    func unreadableFilesAreReported() throws {
+    func unreadableFilesAreReported() async throws {
         let path = dir.write("up/locked.txt", text: "x")
         chmod(path, 0)
         let (files, problems) = try FileScanner.scan([dir.path + "/up"])
@@ -69,18 +69,18 @@ import Testing
         #expect(problems.first?.reason.contains("cannot be read") == true)
     }
 
-    @Test func scanProblemsAbortIngestUnlessSkipped() throws {
-        let archive = try Fixtures.archive(in: dir)
+    @Test func scanProblemsAbortIngestUnlessSkipped() async throws {
+        let archive = try await Fixtures.archive(in: dir)
         dir.write("up/ok.txt", text: "ok")
         try FileManager.default.createSymbolicLink(atPath: dir.path + "/up/link", withDestinationPath: "/etc/passwd")
         let error = #expect(throws: ArchiveError.self) {
             try archive.ingest([dir.path + "/up"], options: IngestOptions())
         }
         #expect(error?.code == .badInput)
-        #expect(try archive.index().itemCount() == 0)
+        #expect(try await archive.index().itemCount() == 0)
         var options = IngestOptions()
         options.skipProblems = true
-        let report = try archive.ingest([dir.path + "/up"], options: options)
+        let report = try await archive.ingest([dir.path + "/up"], options: options)
         #expect(report.items.count == 1)
         #expect(report.skipped.count == 1)
     }

@@ -27,9 +27,9 @@ import Glibc
         let outOfScope: [IngestedItem]
     }
 
-    private func bodies() throws -> Bodies {
-        func make(_ name: String) throws -> Archive.Unlocked {
-            try Archive.create(
+    private func bodies() async throws -> Bodies {
+        func make(_ name: String) async throws -> Archive.Unlocked {
+            try await Archive.create(
                 at: dir.path + "/" + name,
                 name: name,
                 passphrase: Fixtures.secret(),
@@ -37,26 +37,26 @@ import Glibc
                 chunkSize: 4096
             )
         }
-        let granter = try make("ohchr")
+        let granter = try await make("ohchr")
         var options = IngestOptions()
         options.fields.caseID = "COI"
         options.fields.tags = ["detention"]
         options.fields.sensitivity = "high"
-        let inScope = try granter.ingest(
+        let inScope = try await granter.ingest(
             [dir.write("in/a.bin", randomBytes(10_000)), dir.write("in/b.txt", text: "statement")],
             options: options
         ).items
         options.fields.consent = "no-share"
-        let noShare = try #require(
+        let noShare = try await #require(
             try granter.ingest([dir.write("in/c.txt", text: "do not share")], options: options).items.first
         )
         var other = IngestOptions()
         other.fields.caseID = "OTHER"
-        let outOfScope = try granter.ingest(
+        let outOfScope = try await granter.ingest(
             [dir.write("out/d.bin", randomBytes(9000)), dir.write("out/e.txt", text: "other case")],
             options: other
         ).items
-        return Bodies(
+        return await Bodies(
             granter: granter,
             grantee: try make("iachr"),
             third: try make("third"),
@@ -79,9 +79,9 @@ import Glibc
     }
 
     /// The objects a bundle holds.
-    private func objects(in path: String) throws -> Set<ObjectName> {
+    private func objects(in path: String) async throws -> Set<ObjectName> {
         let names = Mutex(Set<ObjectName>())
-        _ = try BundleVerifier.verify(
+        _ = try await BundleVerifier.verify(
             path: path,
             at: Int(time(nil)),
             object: { name, _ in _ = names.withLock { $0.insert(name) } }
@@ -89,24 +89,26 @@ import Glibc
         return names.withLock { $0 }
     }
 
-    private func objectNames(_ archive: Archive.Unlocked, _ items: [IngestedItem]) throws -> Set<ObjectName> {
-        Set(try items.flatMap { try archive.objectNames(of: $0.id.hex) })
+    private func objectNames(_ archive: Archive.Unlocked, _ items: [IngestedItem]) async throws -> Set<ObjectName> {
+        var names = Set<ObjectName>()
+        for item in items { names.formUnion(try await archive.objectNames(of: item.id.hex)) }
+        return names
     }
 
-    @Test func aGrantRoundTripsThroughABundle() throws {
-        let b = try bodies()
+    @Test func aGrantRoundTripsThroughABundle() async throws {
+        let b = try await bodies()
         // The granter's later tags and notes travel with the items (sealed under their K_meta).
-        try b.granter.tag(b.inScope[0].id.hex, add: ["verified"], remove: [])
-        try b.granter.note(b.inScope[1].id.hex, text: "chain of custody reviewed")
-        let (grant, _, scope) = try b.granter.createGrant(try request(b))
+        try await b.granter.tag(b.inScope[0].id.hex, add: ["verified"], remove: [])
+        try await b.granter.note(b.inScope[1].id.hex, text: "chain of custody reviewed")
+        let (grant, _, scope) = try await b.granter.createGrant(try request(b))
         #expect(Set(grant.items.map(\.id)) == Set(b.inScope.map(\.id)))
         #expect(scope.excluded.map(\.id) == [b.noShare.id.hex])
         #expect(scope.excluded[0].reason.contains("no-share"))
         let path = dir.path + "/p.bundle"
-        let export = try b.granter.exportBundle(grant: grant.id, to: path)
+        let export = try await b.granter.exportBundle(grant: grant.id, to: path)
         #expect(export.items == 2 && export.entries == 5, "the grant event, two ingests, a tag and a note")
 
-        let (report, contents) = try BundleVerifier.verify(
+        let (report, contents) = try await BundleVerifier.verify(
             path: path,
             granter: try b.granter.identity(),
             at: Int(time(nil))
@@ -114,46 +116,46 @@ import Glibc
         #expect(report.ok && report.granterTrusted, "\(report.problems)")
         #expect(contents?.grant.id == grant.id)
         // Checked years later, the grant has expired: intact but not valid.
-        let later = try BundleVerifier.verify(path: path, at: Int(time(nil)) + 5 * 365 * 86_400).0
+        let later = try await BundleVerifier.verify(path: path, at: Int(time(nil)) + 5 * 365 * 86_400).0
         #expect(later.integrityOK && !later.validNow && !later.ok)
 
         let unknown = #expect(throws: ArchiveError.self) { try b.grantee.importBundle(path: path) }
         #expect(unknown?.code == .notAuthorised && unknown?.fix.contains("--trust-granter") == true)
-        let imported = try b.grantee.importBundle(path: path, trustGranter: true)
+        let imported = try await b.grantee.importBundle(path: path, trustGranter: true)
         #expect(Set(imported.imported) == Set(b.inScope.map(\.id.hex)) && imported.trustedNow)
-        let again = try b.grantee.importBundle(path: path)
+        let again = try await b.grantee.importBundle(path: path)
         #expect(again.imported.isEmpty && again.alreadyPresent.count == 2)
-        #expect(try b.grantee.resolveItem(b.inScope[0].id.hex).metadata.tags == ["detention", "verified"])
+        #expect(try await b.grantee.resolveItem(b.inScope[0].id.hex).metadata.tags == ["detention", "verified"])
         #expect(grant.items.first { $0.id == b.inScope[1].id }?.objects.count == 4, "meta, content, chunk, note")
 
         for item in b.inScope {
             let out = dir.path + "/out-\(item.id.hex)"
-            let extracted = try b.grantee.extract(item.id.hex, to: out, force: false)
+            let extracted = try await b.grantee.extract(item.id.hex, to: out, force: false)
             #expect(extracted.sha256 == item.sha256)
             #expect(Fixtures.read(out) == Fixtures.read(item.path))
-            let provenance = try #require(try b.grantee.index().provenance(of: item.id.hex))
+            let provenance = try await #require(try b.grantee.index().provenance(of: item.id.hex))
             #expect(provenance.purpose == "Petition P-1234/26" && provenance.grant == grant.id)
-            #expect(try b.grantee.index().events(of: item.id.hex).map(\.type) == ["import", "extract"])
-            _ = try b.grantee.proveItem(item.id.hex)
+            #expect(try await b.grantee.index().events(of: item.id.hex).map(\.type) == ["import", "extract"])
+            _ = try await b.grantee.proveItem(item.id.hex)
         }
-        #expect(try b.grantee.verify(mode: .deep).ok)
-        #expect(try b.grantee.index().grants(item: b.inScope[0].id.hex).map(\.id) == [grant.id])
-        #expect(try b.granter.index().grants(item: b.inScope[0].id.hex).first?.direction == "out")
+        #expect(try await b.grantee.verify(mode: .deep).ok)
+        #expect(try await b.grantee.index().grants(item: b.inScope[0].id.hex).map(\.id) == [grant.id])
+        #expect(try await b.granter.index().grants(item: b.inScope[0].id.hex).first?.direction == "out")
         // Re-sharing an imported item is refused with the reason.
         var reshare = GrantRequest(grantee: try b.third.identity(), expires: Expiry.resolve("1d") ?? "", purpose: "x")
         reshare.caseID = "COI"
-        let refused = try b.grantee.resolveScope(reshare)
+        let refused = try await b.grantee.resolveScope(reshare)
         #expect(refused.items.isEmpty && refused.excluded.allSatisfy { $0.reason.contains("does not allow") })
     }
 
-    @Test func nothingOutsideTheScopeLeaks() throws {
-        let b = try bodies()
-        let (grant, _, _) = try b.granter.createGrant(try request(b))
+    @Test func nothingOutsideTheScopeLeaks() async throws {
+        let b = try await bodies()
+        let (grant, _, _) = try await b.granter.createGrant(try request(b))
         let path = dir.path + "/p.bundle"
-        try b.granter.exportBundle(grant: grant.id, to: path)
-        let inBundle = try objects(in: path)
-        #expect(inBundle.isDisjoint(with: try objectNames(b.granter, b.outOfScope + [b.noShare])))
-        #expect(try objectNames(b.granter, b.inScope).isSubset(of: inBundle))
+        try await b.granter.exportBundle(grant: grant.id, to: path)
+        let inBundle = try await objects(in: path)
+        await #expect(inBundle.isDisjoint(with: try objectNames(b.granter, b.outOfScope + [b.noShare])))
+        #expect(try await objectNames(b.granter, b.inScope).isSubset(of: inBundle))
         // Even holding the granter's whole object store and log, the grantee opens no out-of-scope key.
         let granteeKeys = try b.grantee.keys
         var outside = 0
@@ -169,42 +171,43 @@ import Glibc
         // A third body cannot import what was granted to the grantee.
         let third = #expect(throws: ArchiveError.self) { try b.third.importBundle(path: path, trustGranter: true) }
         #expect(third?.code == .notAuthorised && third?.problem.contains("addressed to") == true)
-        #expect(try b.third.index().itemCount() == 0)
+        #expect(try await b.third.index().itemCount() == 0)
     }
 
-    @Test func aMetadataOnlyGrantCarriesNoContent() throws {
-        let b = try bodies()
-        let (grant, _, _) = try b.granter.createGrant(try request(b, metadataOnly: true))
+    @Test func aMetadataOnlyGrantCarriesNoContent() async throws {
+        let b = try await bodies()
+        let (grant, _, _) = try await b.granter.createGrant(try request(b, metadataOnly: true))
         #expect(grant.permission == "metadata" && grant.items.allSatisfy { $0.keys.content == nil })
         let path = dir.path + "/meta.bundle"
-        try b.granter.exportBundle(grant: grant.id, to: path)
-        let metaParts = Set(
-            try b.inScope.map { try b.granter.ingestEvent(of: b.granter.resolveItem($0.id.hex)).objects!.meta.name }
-        )
-        #expect(try objects(in: path) == metaParts)
-        try b.grantee.importBundle(path: path, trustGranter: true)
+        try await b.granter.exportBundle(grant: grant.id, to: path)
+        var metaParts = Set<ObjectName>()
+        for item in b.inScope {
+            metaParts.insert(try await b.granter.ingestEvent(of: b.granter.resolveItem(item.id.hex)).objects!.meta.name)
+        }
+        #expect(try await objects(in: path) == metaParts)
+        try await b.grantee.importBundle(path: path, trustGranter: true)
         let item = b.inScope[0].id.hex
-        #expect(try b.grantee.resolveItem(item).metadata.sha256 == b.inScope[0].sha256)
+        #expect(try await b.grantee.resolveItem(item).metadata.sha256 == b.inScope[0].sha256)
         let error = #expect(throws: ArchiveError.self) {
             try b.grantee.extract(item, to: dir.path + "/x", force: false)
         }
         #expect(error?.code == .notAuthorised && error?.problem.contains("metadata only") == true)
         #expect(!FileManager.default.fileExists(atPath: dir.path + "/x"))
-        #expect(try b.grantee.verify(mode: .deep).ok)
+        #expect(try await b.grantee.verify(mode: .deep).ok)
     }
 
-    @Test func consentAndSensitivityShapeTheScope() throws {
-        let b = try bodies()
+    @Test func consentAndSensitivityShapeTheScope() async throws {
+        let b = try await bodies()
         var overriding = try request(b)
         overriding.overrideConsentReason = "the witness consented in writing on 2026-11-02"
-        let (grant, _, scope) = try b.granter.createGrant(overriding)
+        let (grant, _, scope) = try await b.granter.createGrant(overriding)
         #expect(scope.items.count == 3 && scope.excluded.isEmpty)
         let terms = try b.granter.terms(of: grant)
         #expect(terms.consentOverride?.items == [b.noShare.id.hex])
         #expect(terms.consentOverride?.reason.contains("in writing") == true)
         var strict = try request(b)
         strict.maxSensitivity = "medium"
-        let none = try b.granter.resolveScope(strict)
+        let none = try await b.granter.resolveScope(strict)
         #expect(none.items.isEmpty && none.excluded.count == 3)
         #expect((#expect(throws: ArchiveError.self) { try b.granter.createGrant(strict) })?.code == .badInput)
         strict.maxSensitivity = "extreme"
@@ -215,10 +218,10 @@ import Glibc
         #expect((#expect(throws: ArchiveError.self) { try b.granter.resolveScope(empty) })?.code == .usage)
     }
 
-    @Test func revokedAndExpiredGrantsAreNotExported() throws {
-        let b = try bodies()
-        let (grant, _, _) = try b.granter.createGrant(try request(b))
-        let revoked = try b.granter.revokeGrant(grant.id, reason: "petition withdrawn")
+    @Test func revokedAndExpiredGrantsAreNotExported() async throws {
+        let b = try await bodies()
+        let (grant, _, _) = try await b.granter.createGrant(try request(b))
+        let revoked = try await b.granter.revokeGrant(grant.id, reason: "petition withdrawn")
         #expect(revoked.revokedAt != nil)
         #expect(
             (#expect(throws: ArchiveError.self) { try b.granter.revokeGrant(grant.id, reason: "again") })?.code
@@ -233,7 +236,7 @@ import Glibc
         var log: [UInt8] = []
         try b.granter.journal.scan(from: .start) { log += $0.bytes }
         #expect(!contains(log, Array("withdrawn".utf8)))
-        #expect(try b.granter.verify(mode: .standard).ok)
+        #expect(try await b.granter.verify(mode: .standard).ok)
     }
 
     // MARK: Bad bundles
@@ -246,10 +249,10 @@ import Glibc
         try BundleRecords.write(records, to: path)
     }
 
-    private func exported(_ b: Bodies) throws -> String {
-        let (grant, _, _) = try b.granter.createGrant(try request(b))
+    private func exported(_ b: Bodies) async throws -> String {
+        let (grant, _, _) = try await b.granter.createGrant(try request(b))
         let path = dir.path + "/good.bundle"
-        try b.granter.exportBundle(grant: grant.id, to: path)
+        try await b.granter.exportBundle(grant: grant.id, to: path)
         return path
     }
 
@@ -258,47 +261,47 @@ import Glibc
         _ b: Bodies,
         _ path: String,
         _ code: ArchiveError.Code = .badInput
-    ) throws -> ArchiveError? {
+    ) async throws -> ArchiveError? {
         let journal = b.grantee.root + "/journal/entries"
         let before = Fixtures.read(journal)
         let error = #expect(throws: ArchiveError.self) { try b.grantee.importBundle(path: path, trustGranter: true) }
         #expect(error?.code == code, "\(error?.problem ?? "")")
         #expect(Fixtures.read(journal) == before)
-        #expect(try b.grantee.index().itemCount() == 0)
+        #expect(try await b.grantee.index().itemCount() == 0)
         return error
     }
 
-    @Test func damagedBundlesAreRefusedPrecisely() throws {
-        let b = try bodies()
-        let good = try exported(b)
+    @Test func damagedBundlesAreRefusedPrecisely() async throws {
+        let b = try await bodies()
+        let good = try await exported(b)
         let bytes = Fixtures.read(good)
         func variant(_ name: String, _ data: [UInt8]) -> String { dir.write(name, data) }
-        func firstProblem(_ path: String) throws -> VerifyProblem? {
-            try BundleVerifier.verify(path: path, at: Int(time(nil))).0.problems.first
+        func firstProblem(_ path: String) async throws -> VerifyProblem? {
+            try await BundleVerifier.verify(path: path, at: Int(time(nil))).0.problems.first
         }
 
         let truncated = variant("truncated.bundle", Array(bytes.prefix(bytes.count - 700)))
-        #expect(try firstProblem(truncated)?.detail.contains("truncated") == true)
-        #expect(try expectRefused(b, truncated)?.problem.contains("truncated") == true)
+        #expect(try await firstProblem(truncated)?.detail.contains("truncated") == true)
+        #expect(try await expectRefused(b, truncated)?.problem.contains("truncated") == true)
 
         var flipped = bytes
         flipped[bytes.count / 2] ^= 0x20
         let flippedPath = variant("flipped.bundle", flipped)
-        #expect(try firstProblem(flippedPath) != nil)
-        _ = try expectRefused(b, flippedPath)
+        #expect(try await firstProblem(flippedPath) != nil)
+        _ = try await expectRefused(b, flippedPath)
 
         var oversized = bytes
         let firstRecord = BundleFormat.magic.count
         for i in 1...8 { oversized[firstRecord + i] = 0xFF }
         let oversizedPath = variant("oversized.bundle", oversized)
-        #expect(try firstProblem(oversizedPath)?.detail.contains("over its limit") == true)
+        #expect(try await firstProblem(oversizedPath)?.detail.contains("over its limit") == true)
 
         let wrongType = variant("photo.jpg", [0xFF, 0xD8, 0xFF, 0xE0] + randomBytes(500))
         #expect(
             (#expect(throws: ArchiveError.self) { try BundleVerifier.verify(path: wrongType, at: 0) })?.code
                 == .badInput
         )
-        #expect(try expectRefused(b, wrongType)?.problem.contains("not a Custody bundle") == true)
+        #expect(try await expectRefused(b, wrongType)?.problem.contains("not a Custody bundle") == true)
 
         // Well-formed files with the wrong content: only the deeper checks can object.
         var recs = try records(good)
@@ -306,21 +309,21 @@ import Glibc
         recs.swapAt(objectIndexes[0], 1)  // an object where the grant should be
         let reordered = dir.path + "/reordered.bundle"
         try write(recs, to: reordered)
-        #expect(try firstProblem(reordered)?.detail.contains("out of order") == true)
-        _ = try expectRefused(b, reordered)
+        #expect(try await firstProblem(reordered)?.detail.contains("out of order") == true)
+        _ = try await expectRefused(b, reordered)
 
         recs = try records(good)
         recs.remove(at: objectIndexes[0])
         let missing = dir.path + "/missing.bundle"
         try write(recs, to: missing)
-        #expect(try firstProblem(missing)?.kind == .objectMissing)
-        _ = try expectRefused(b, missing)
+        #expect(try await firstProblem(missing)?.kind == .objectMissing)
+        _ = try await expectRefused(b, missing)
 
         recs = try records(good)
         recs.append(("O", Encoding.bytes(hex: ObjectName(of: Array("extra".utf8)).hex)! + Array("extra".utf8)))
         let extra = dir.path + "/extra.bundle"
         try write(recs, to: extra)
-        #expect(try firstProblem(extra)?.kind == .objectUnreferenced)
+        #expect(try await firstProblem(extra)?.kind == .objectUnreferenced)
 
         // A grant altered after signing (a longer expiry): the signature no longer verifies.
         recs = try records(good)
@@ -331,8 +334,8 @@ import Glibc
         recs[1].1 = Array(body.utf8) + Array(signed[newline...])
         let forged = dir.path + "/forged.bundle"
         try write(recs, to: forged)
-        #expect(try firstProblem(forged)?.kind == .grantSignature)
-        _ = try expectRefused(b, forged)
+        #expect(try await firstProblem(forged)?.kind == .grantSignature)
+        _ = try await expectRefused(b, forged)
 
         // A grant re-signed by another key under the granter's name: not the bundle's granter.
         recs = try records(good)
@@ -342,7 +345,7 @@ import Glibc
         recs[1].1 = try grant.signed(by: mallory)
         let impostor = dir.path + "/impostor.bundle"
         try write(recs, to: impostor)
-        #expect(try firstProblem(impostor)?.kind == .granterMismatch)
+        #expect(try await firstProblem(impostor)?.kind == .granterMismatch)
 
         // An entry altered: its proof no longer leads to the checkpoint.
         recs = try records(good)
@@ -354,21 +357,21 @@ import Glibc
         recs[entryIndex].1 = try Array(JSONEncoder().encode(entry))
         let badEntry = dir.path + "/entry.bundle"
         try write(recs, to: badEntry)
-        #expect(try firstProblem(badEntry)?.kind == .proofInvalid)
+        #expect(try await firstProblem(badEntry)?.kind == .proofInvalid)
     }
 
-    @Test func aBundleForAnotherBodyOrExpiredIsRefused() throws {
-        let b = try bodies()
+    @Test func aBundleForAnotherBodyOrExpiredIsRefused() async throws {
+        let b = try await bodies()
         var toThird = try request(b)
         toThird.grantee = try b.third.identity()
-        let (grant, _, _) = try b.granter.createGrant(toThird)
+        let (grant, _, _) = try await b.granter.createGrant(toThird)
         let path = dir.path + "/third.bundle"
-        try b.granter.exportBundle(grant: grant.id, to: path)
-        #expect(try expectRefused(b, path, .notAuthorised)?.problem.contains("addressed to third") == true)
+        try await b.granter.exportBundle(grant: grant.id, to: path)
+        #expect(try await expectRefused(b, path, .notAuthorised)?.problem.contains("addressed to third") == true)
         // A known granter whose keys changed is refused even with --trust-granter.
-        let good = try exported(b)
-        _ = try b.grantee.importBundle(path: good, trustGranter: true)
-        let impostor = try Archive.create(
+        let good = try await exported(b)
+        _ = try await b.grantee.importBundle(path: good, trustGranter: true)
+        let impostor = try await Archive.create(
             at: dir.path + "/impostor",
             name: "ohchr",
             origin: b.granter.config.origin,
@@ -379,24 +382,24 @@ import Glibc
         var options = IngestOptions()
         options.fields.caseID = "COI"
         options.fields.tags = ["detention"]
-        _ = try impostor.ingest([dir.path + "/imp.txt"], options: options)
-        let (fake, _, _) = try impostor.createGrant(try request(b))
-        try impostor.exportBundle(grant: fake.id, to: dir.path + "/imp.bundle")
-        let before = try b.grantee.index().itemCount()
+        _ = try await impostor.ingest([dir.path + "/imp.txt"], options: options)
+        let (fake, _, _) = try await impostor.createGrant(try request(b))
+        try await impostor.exportBundle(grant: fake.id, to: dir.path + "/imp.bundle")
+        let before = try await b.grantee.index().itemCount()
         let error = #expect(throws: ArchiveError.self) {
             try b.grantee.importBundle(path: dir.path + "/imp.bundle", trustGranter: true)
         }
         #expect(error?.code == .notAuthorised && error?.problem.contains("other keys") == true)
-        #expect(try b.grantee.index().itemCount() == before)
+        #expect(try await b.grantee.index().itemCount() == before)
     }
 
-    @Test func submissionsArriveAsSubmissionsNamedOrAnonymous() throws {
-        let b = try bodies()
+    @Test func submissionsArriveAsSubmissionsNamedOrAnonymous() async throws {
+        let b = try await bodies()
         let mechanism = try b.grantee.identity()
         var options = IngestOptions()
         options.fields.caseID = "NGO-7"
         options.fields.source = "field team 3"
-        let named = try b.granter.submit(
+        let named = try await b.granter.submit(
             [dir.write("sub/report.txt", text: "field report")],
             options: options,
             to: mechanism,
@@ -404,7 +407,7 @@ import Glibc
             purpose: "monthly submission",
             output: dir.path + "/named.bundle"
         )
-        let anonymous = try Archive.submitAnonymously(
+        let anonymous = try await Archive.submitAnonymously(
             [dir.write("sub/leak.txt", text: "a document from a source")],
             options: options,
             to: mechanism,
@@ -415,33 +418,33 @@ import Glibc
         #expect(anonymous.fingerprint != (try b.granter.identity().fingerprint))
         // An anonymous submission needs no trusted granter; a named one does.
         let registry = try b.grantee.knownBodies().count
-        _ = try b.grantee.importBundle(path: dir.path + "/anonymous.bundle")
+        _ = try await b.grantee.importBundle(path: dir.path + "/anonymous.bundle")
         #expect(try b.grantee.knownBodies().count == registry)
         #expect(
             (#expect(throws: ArchiveError.self) { try b.grantee.importBundle(path: dir.path + "/named.bundle") })?.code
                 == .notAuthorised
         )
-        _ = try b.grantee.importBundle(path: dir.path + "/named.bundle", trustGranter: true)
+        _ = try await b.grantee.importBundle(path: dir.path + "/named.bundle", trustGranter: true)
         let anonymousItem = try #require(anonymous.items.first).id.hex
-        #expect(try b.grantee.index().provenance(of: anonymousItem)?.kind == "anonymous-submission")
-        #expect(try b.grantee.resolveItem(anonymousItem).metadata.source == nil)
+        #expect(try await b.grantee.index().provenance(of: anonymousItem)?.kind == "anonymous-submission")
+        #expect(try await b.grantee.resolveItem(anonymousItem).metadata.source == nil)
         let namedItem = try #require(named.items.first).id.hex
-        let provenance = try #require(try b.grantee.index().provenance(of: namedItem))
+        let provenance = try await #require(try b.grantee.index().provenance(of: namedItem))
         #expect(
             provenance.kind == "submission" && provenance.granter == "ohchr"
                 && provenance.purpose == "monthly submission"
         )
-        #expect(try b.grantee.index().grants().map(\.kind).sorted() == ["anonymous-submission", "submission"])
+        #expect(try await b.grantee.index().grants().map(\.kind).sorted() == ["anonymous-submission", "submission"])
     }
 
-    @Test func aReshareIsAChildGrantNeverWiderOrLonger() throws {
-        let b = try bodies()
+    @Test func aReshareIsAChildGrantNeverWiderOrLonger() async throws {
+        let b = try await bodies()
         var parentRequest = try request(b)
         parentRequest.reshare = true
         parentRequest.expires = Expiry.resolve("30d") ?? ""
-        let (parent, _, _) = try b.granter.createGrant(parentRequest)
-        try b.granter.exportBundle(grant: parent.id, to: dir.path + "/parent.bundle")
-        _ = try b.grantee.importBundle(path: dir.path + "/parent.bundle", trustGranter: true)
+        let (parent, _, _) = try await b.granter.createGrant(parentRequest)
+        try await b.granter.exportBundle(grant: parent.id, to: dir.path + "/parent.bundle")
+        _ = try await b.grantee.importBundle(path: dir.path + "/parent.bundle", trustGranter: true)
 
         var child = GrantRequest(
             grantee: try b.third.identity(),
@@ -452,34 +455,34 @@ import Glibc
         let tooLong = #expect(throws: ArchiveError.self) { try b.grantee.createGrant(child) }
         #expect(tooLong?.problem.contains("cannot outlast its parent") == true)
         child.expires = Expiry.resolve("10d") ?? ""
-        let (grant, _, scope) = try b.grantee.createGrant(child)
+        let (grant, _, scope) = try await b.grantee.createGrant(child)
         #expect(grant.parent?.id == parent.id && scope.parent == parent.id && grant.items.count == 2)
         let path = dir.path + "/child.bundle"
-        try b.grantee.exportBundle(grant: grant.id, to: path)
-        let (report, _) = try BundleVerifier.verify(path: path, granter: try b.grantee.identity(), at: Int(time(nil)))
+        try await b.grantee.exportBundle(grant: grant.id, to: path)
+        let (report, _) = try await BundleVerifier.verify(path: path, granter: try b.grantee.identity(), at: Int(time(nil)))
         #expect(report.ok, "\(report.problems)")
-        _ = try b.third.importBundle(path: path, trustGranter: true)
+        _ = try await b.third.importBundle(path: path, trustGranter: true)
         for item in b.inScope {
             let out = dir.path + "/third-\(item.id.hex)"
-            #expect(try b.third.extract(item.id.hex, to: out, force: false).sha256 == item.sha256)
+            #expect(try await b.third.extract(item.id.hex, to: out, force: false).sha256 == item.sha256)
         }
-        #expect(try b.third.verify(mode: .deep).ok)
+        #expect(try await b.third.verify(mode: .deep).ok)
 
         // Without its parent the chain cannot be checked.
         var recs = try records(path)
         recs.removeAll { $0.0 == "P" }
         let orphan = dir.path + "/orphan.bundle"
         try write(recs, to: orphan)
-        #expect(try BundleVerifier.verify(path: orphan, at: Int(time(nil))).0.problems.first?.kind == .parentMissing)
+        #expect(try await BundleVerifier.verify(path: orphan, at: Int(time(nil))).0.problems.first?.kind == .parentMissing)
         // The third body may not re-share further: its parent grant said no.
         var onward = GrantRequest(grantee: try b.granter.identity(), expires: Expiry.resolve("1d") ?? "", purpose: "x")
         onward.caseID = "COI"
-        #expect(try b.third.resolveScope(onward).items.isEmpty)
+        #expect(try await b.third.resolveScope(onward).items.isEmpty)
     }
 
-    @Test func randomMutationsNeverPassAndNeverCrash() throws {
-        let b = try bodies()
-        let good = Fixtures.read(try exported(b))
+    @Test func randomMutationsNeverPassAndNeverCrash() async throws {
+        let b = try await bodies()
+        let good = Fixtures.read(try await exported(b))
         var generator = SystemRandomNumberGenerator()
         for round in 0..<150 {
             var mutated = good
@@ -504,10 +507,10 @@ import Glibc
             }
             guard mutated != good else { continue }
             let path = dir.write("fuzz.bundle", mutated)
-            if let report = try? BundleVerifier.verify(path: path, at: Int(time(nil))).0 {
+            if let report = try? await BundleVerifier.verify(path: path, at: Int(time(nil))).0 {
                 #expect(!report.ok, "round \(round): a mutated bundle verified")
             }
         }
-        #expect(try b.grantee.index().itemCount() == 0)
+        #expect(try await b.grantee.index().itemCount() == 0)
     }
 }

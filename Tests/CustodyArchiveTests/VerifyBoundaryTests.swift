@@ -14,17 +14,17 @@ import Testing
     private var root: String { dir.path + "/archive" }
 
     /// An archive whose log grew in several signed steps (so stale partial tiles exist), with `notes` notes.
-    private func grownArchive(notes: Int = 3) throws -> Archive.Unlocked {
-        let archive = try Fixtures.archive(in: dir, chunkSize: 4096)
+    private func grownArchive(notes: Int = 3) async throws -> Archive.Unlocked {
+        let archive = try await Fixtures.archive(in: dir, chunkSize: 4096)
         for i in 0..<2 { dir.write("up/\(i).txt", Array("item \(i)".utf8)) }
-        let report = try archive.ingest([dir.path + "/up"], options: IngestOptions())
-        for i in 0..<notes { try archive.note(report.items[0].id.hex, text: "note \(i)") }
+        let report = try await archive.ingest([dir.path + "/up"], options: IngestOptions())
+        for i in 0..<notes { try await archive.note(report.items[0].id.hex, text: "note \(i)") }
         return archive
     }
 
     /// A second archive, `name`, that knows `archive` as a witness and is known by it.
-    private func witness(of archive: Archive.Unlocked, named name: String = "w") throws -> Archive.Unlocked {
-        let witness = try Archive.create(
+    private func witness(of archive: Archive.Unlocked, named name: String = "w") async throws -> Archive.Unlocked {
+        let witness = try await Archive.create(
             at: dir.path + "/" + name,
             name: "Witness \(name)",
             passphrase: Fixtures.secret(),
@@ -42,7 +42,7 @@ import Testing
     }
 
     /// The stored partial versions of `group` (e.g. `log/tile/entries/000`) by width, narrowest first.
-    private func partials(_ group: String) -> [(width: Int, path: String)] {
+    private func partials(_ group: String) async -> [(width: Int, path: String)] {
         let names = (try? FileManager.default.contentsOfDirectory(atPath: root + "/" + group + ".p")) ?? []
         return names.compactMap { name in Int(name).map { ($0, root + "/" + group + ".p/" + name) } }
             .sorted { $0.width < $1.width }
@@ -50,28 +50,28 @@ import Testing
 
     // MARK: identity.json
 
-    @Test func anAlteredIdentityFileIsReported() throws {
-        let archive = try grownArchive(notes: 0)
-        #expect(try archive.verify(mode: .quick).ok)
+    @Test func anAlteredIdentityFileIsReported() async throws {
+        let archive = try await grownArchive(notes: 0)
+        #expect(try await archive.verify(mode: .quick).ok)
         let path = root + "/identity.json"
         let text = String(decoding: Fixtures.read(path), as: UTF8.self)
         // One letter of the display name changed: still JSON, no longer validly self-signed.
         try ArchiveFiles.writeAtomically(path, Array(text.replacingOccurrences(of: "Test Body", with: "Test Bodx").utf8))
-        let problems = try archive.verify(mode: .quick).problems
+        let problems = try await archive.verify(mode: .quick).problems
         let problem = try #require(problems.first { $0.kind == .identityInvalid })
         #expect(problem.detail.contains("identity.json") && problem.detail.contains("self-signed"))
         // A byte flipped anywhere: also reported, as what it is.
         try ArchiveFiles.writeAtomically(path, Array(text.utf8))
         try flipByte(path, at: 3)
-        #expect(try archive.verify(mode: .quick).problems.contains { $0.kind == .identityInvalid })
+        #expect(try await archive.verify(mode: .quick).problems.contains { $0.kind == .identityInvalid })
     }
 
-    @Test func anotherBodysValidIdentitySwappedInIsReported() throws {
-        let archive = try grownArchive(notes: 0)
-        let other = try witness(of: archive)
+    @Test func anotherBodysValidIdentitySwappedInIsReported() async throws {
+        let archive = try await grownArchive(notes: 0)
+        let other = try await witness(of: archive)
         #expect(try other.identity().isValid)
         try ArchiveFiles.writeAtomically(root + "/identity.json", Fixtures.read(dir.path + "/w/identity.json"))
-        let report = try archive.verify(mode: .quick)
+        let report = try await archive.verify(mode: .quick)
         let problem = try #require(report.problems.first { $0.kind == .identityInvalid })
         #expect(problem.detail.contains("is not this archive's identity"))
         // And nothing serves it as this archive's identity.
@@ -80,13 +80,13 @@ import Testing
 
     // MARK: Stored cosignatures
 
-    @Test func aForgedCosignatureIsReported() throws {
-        let archive = try grownArchive(notes: 0)
-        let w = try witness(of: archive)
+    @Test func aForgedCosignatureIsReported() async throws {
+        let archive = try await grownArchive(notes: 0)
+        let w = try await witness(of: archive)
         let checkpoint = try #require(try archive.ledger.latestCheckpoint())
         let genuine = try w.cosign(Array(checkpoint.note.utf8), now: 1_800_000_000)
-        _ = try archive.attachCosignatures(Array(genuine.line.utf8))
-        #expect(try archive.verify(mode: .quick).ok, "a genuine cosignature is sound")
+        _ = try await archive.attachCosignatures(Array(genuine.line.utf8))
+        #expect(try await archive.verify(mode: .quick).ok, "a genuine cosignature is sound")
 
         // The same witness's name on a line whose signature was altered, planted straight into the files.
         let line = try #require(SignedNote.parseSignatureLine(Substring(genuine.line.dropLast())))
@@ -95,16 +95,16 @@ import Testing
         let history = root + "/journal/checkpoints/\(checkpoint.size)"
         let stored = String(decoding: Fixtures.read(history), as: UTF8.self)
         try ArchiveFiles.writeAtomically(history, Array((stored + SignedNote.line(forged)).utf8))
-        var problems = try archive.verify(mode: .quick).problems
+        var problems = try await archive.verify(mode: .quick).problems
         let invalid = try #require(problems.first { $0.kind == .cosignatureInvalid })
         #expect(invalid.detail.contains("journal/checkpoints/\(checkpoint.size)"))
         #expect(invalid.detail.contains(w.config.origin))
         // What is printed (checkpoint --cosigned) and put in bundles as cosigned leaves the forged line out.
-        #expect(try archive.cosignedCheckpoint()?.note == checkpoint.note + genuine.line)
-        #expect(archive.sizeCosigned(by: w.config.origin) == checkpoint.size)
+        #expect(try await archive.cosignedCheckpoint()?.note == checkpoint.note + genuine.line)
+        await #expect(archive.sizeCosigned(by: w.config.origin) == checkpoint.size)
         try ArchiveFiles.writeAtomically(history, Array((checkpoint.note + SignedNote.line(forged)).utf8))
-        #expect(try archive.cosignedCheckpoint() == nil)
-        #expect(archive.sizeCosigned(by: w.config.origin) == nil)
+        #expect(try await archive.cosignedCheckpoint() == nil)
+        await #expect(archive.sizeCosigned(by: w.config.origin) == nil)
 
         // A well-formed line by a body this archive never added as a witness.
         let stranger = try SigningKey(seed: SecretBytes(randomCount: 32))
@@ -115,59 +115,59 @@ import Testing
             timestamp: 1_800_000_000
         )
         try ArchiveFiles.writeAtomically(root + "/log/checkpoint", Array((checkpoint.note + planted).utf8))
-        problems = try archive.verify(mode: .quick).problems
+        problems = try await archive.verify(mode: .quick).problems
         let unknown = try #require(problems.first { $0.kind == .cosignatureUnknown })
         #expect(unknown.detail.contains("log/checkpoint") && unknown.detail.contains("custody/stranger"))
     }
 
-    @Test func aGranteesCosignatureIsAcceptedAndAForgedOneIsNot() throws {
-        let archive = try grownArchive(notes: 0)
-        let grantee = try Archive.create(
+    @Test func aGranteesCosignatureIsAcceptedAndAForgedOneIsNot() async throws {
+        let archive = try await grownArchive(notes: 0)
+        let grantee = try await Archive.create(
             at: dir.path + "/grantee",
             name: "Grantee",
             passphrase: Fixtures.secret(),
             kdfPreset: "insecure-test"
         )
         var request = GrantRequest(grantee: try grantee.identity(), expires: Expiry.resolve("30d") ?? "", purpose: "p")
-        request.items = [try archive.index().list(ItemFilter())[0].id]
-        _ = try archive.createGrant(request)
+        request.items = [try await archive.index().list(ItemFilter())[0].id]
+        _ = try await archive.createGrant(request)
         // The grantee cosigns (online, after a pull) without ever being added as a witness here.
         _ = try grantee.trust(try archive.identity(), role: .witness)
         let checkpoint = try #require(try archive.ledger.latestCheckpoint())
         let line = try grantee.cosign(Array(checkpoint.note.utf8)).line
-        _ = try archive.attachCosignatures(Array(line.utf8), alsoFrom: true)
-        #expect(try archive.verify(mode: .quick).ok)
+        _ = try await archive.attachCosignatures(Array(line.utf8), alsoFrom: true)
+        #expect(try await archive.verify(mode: .quick).ok)
         // The grantee's name on a line that is not its signature.
         var forged = try #require(SignedNote.parseSignatureLine(Substring(line.dropLast())))
         forged.payload[20] ^= 0x01
         let path = root + "/journal/checkpoints/\(checkpoint.size)"
         try ArchiveFiles.writeAtomically(path, Fixtures.read(path) + Array(SignedNote.line(forged).utf8))
-        let problems = try archive.verify(mode: .quick).problems
+        let problems = try await archive.verify(mode: .quick).problems
         #expect(problems.count == 1 && problems.first?.kind == .cosignatureInvalid, "\(problems)")
     }
 
-    @Test func aCosignatureMovedToAnotherCheckpointIsReported() throws {
-        let archive = try grownArchive(notes: 1)
-        let w = try witness(of: archive)
+    @Test func aCosignatureMovedToAnotherCheckpointIsReported() async throws {
+        let archive = try await grownArchive(notes: 1)
+        let w = try await witness(of: archive)
         let latest = try #require(try archive.ledger.latestCheckpoint())
         let genuine = try w.cosign(Array(latest.note.utf8), now: 1_800_000_000)
         // Valid for the latest checkpoint, pasted under an earlier one: it does not cosign that tree.
         let earlier = try #require(archive.ledger.checkpointSizes().dropLast().last)
         let path = root + "/journal/checkpoints/\(earlier)"
         try ArchiveFiles.writeAtomically(path, Fixtures.read(path) + Array(genuine.line.utf8))
-        let problem = try #require(
+        let problem = try await #require(
             try archive.verify(mode: .quick).problems.first { $0.kind == .cosignatureInvalid }
         )
         #expect(problem.detail.contains("journal/checkpoints/\(earlier)"))
     }
 
-    @Test func aSecondSignatureUnderTheLogsOwnNameIsReported() throws {
-        let archive = try grownArchive(notes: 0)
+    @Test func aSecondSignatureUnderTheLogsOwnNameIsReported() async throws {
+        let archive = try await grownArchive(notes: 0)
         let checkpoint = try #require(try archive.ledger.latestCheckpoint())
         let impostor = try SigningKey(seed: SecretBytes(randomCount: 32))
         let line = SignedNote.signatureLine(body: checkpoint.body, name: archive.config.origin, key: impostor)
         try ArchiveFiles.writeAtomically(root + "/log/checkpoint", Array((checkpoint.note + line).utf8))
-        let problem = try #require(
+        let problem = try await #require(
             try archive.verify(mode: .quick).problems.first { $0.kind == .cosignatureInvalid }
         )
         #expect(problem.detail.contains("log's own name"))
@@ -175,19 +175,19 @@ import Testing
 
     // MARK: Tiles
 
-    @Test func anEditedEntryInAStalePartialBundleIsCaught() throws {
+    @Test func anEditedEntryInAStalePartialBundleIsCaught() async throws {
         let oldest: (width: Int, path: String)
         do {
-            let archive = try grownArchive()
-            let stale = partials("log/tile/entries/000")
+            let archive = try await grownArchive()
+            let stale = await partials("log/tile/entries/000")
             let size = try #require(try archive.ledger.latestCheckpoint()).size
             // The log grew in steps: bundles of older widths are still served to clients with older checkpoints.
             oldest = try #require(stale.first)
             #expect(stale.count >= 2 && oldest.width < size)
-            #expect(try archive.verify(mode: .quick).ok)
+            #expect(try await archive.verify(mode: .quick).ok)
             // One byte of an entry inside the stale bundle (past its 2-byte length).
             try flipByte(oldest.path, at: 10)
-            let report = try archive.verify(mode: .quick)
+            let report = try await archive.verify(mode: .quick)
             let problem = try #require(report.problems.first { $0.kind == .tileMismatch })
             #expect(problem.detail.contains("log/tile/entries/000.p/\(oldest.width)"))
             #expect(!report.problems.contains { $0.kind == .ledgerMismatch || $0.kind == .badEntry })
@@ -195,49 +195,49 @@ import Testing
         // reindex rewrites the stale versions too, so what verify reports, reindex repairs.
         let damaged = Fixtures.read(oldest.path)
         let exclusive = try Fixtures.reopen(dir, access: .exclusive)
-        try exclusive.reindex()
+        try await exclusive.reindex()
         #expect(Fixtures.read(oldest.path) != damaged)
-        #expect(try exclusive.verify(mode: .quick).ok)
+        #expect(try await exclusive.verify(mode: .quick).ok)
     }
 
-    @Test func aFlippedByteInAHashTileIsATileMismatchNotJournalTampering() throws {
-        let archive = try grownArchive()
-        let all = partials("log/tile/0/000")
+    @Test func aFlippedByteInAHashTileIsATileMismatchNotJournalTampering() async throws {
+        let archive = try await grownArchive()
+        let all = await partials("log/tile/0/000")
         #expect(all.count >= 2, "the stale partial tiles are checked too")
         for (width, path) in all {
             let relative = "log/tile/0/000.p/\(width)"
             try flipByte(path, at: 0)  // the leaf hash of entry 0
-            let report = try archive.verify(mode: .quick)
+            let report = try await archive.verify(mode: .quick)
             #expect(report.problems.count == 1, "\(relative): \(report.problems)")
             let problem = try #require(report.problems.first)
             #expect(problem.kind == .tileMismatch && problem.detail.contains(relative) && problem.entry == nil)
             try flipByte(path, at: 0)
-            #expect(try archive.verify(mode: .quick).ok, "\(relative) restored")
+            #expect(try await archive.verify(mode: .quick).ok, "\(relative) restored")
         }
         // An altered journal entry is still named as such, precisely.
         var entries: [[UInt8]] = []
         try archive.journal.scan(from: .start) { entries.append($0.bytes) }
         entries[2][20] ^= 0x01
         try ArchiveFiles.writeAtomically(root + "/journal/entries", entries.flatMap(Journal.frame))
-        let report = try archive.verify(mode: .quick)
+        let report = try await archive.verify(mode: .quick)
         #expect(report.problems.contains { $0.kind == .ledgerMismatch && $0.entry == 2 })
         #expect(!report.problems.contains { $0.kind == .tileMismatch })
     }
 
-    @Test func aMissingOrPlantedTileIsReported() throws {
-        let archive = try grownArchive()
+    @Test func aMissingOrPlantedTileIsReported() async throws {
+        let archive = try await grownArchive()
         let size = try #require(try archive.ledger.latestCheckpoint()).size
         let latest = root + "/log/tile/0/000.p/\(size)"
         let saved = Fixtures.read(latest)
         try FileManager.default.removeItem(atPath: latest)
-        var problems = try archive.verify(mode: .quick).problems
+        var problems = try await archive.verify(mode: .quick).problems
         #expect(problems.contains { $0.kind == .tileMismatch && $0.detail.contains("000.p/\(size) is missing") })
         try ArchiveFiles.writeAtomically(latest, saved)
         // Wider than the tree, at a path that is no tile, and a link: none of them is a tile of this log.
         try ArchiveFiles.writeAtomically(root + "/log/tile/0/000.p/200", [UInt8](repeating: 7, count: 200 * 32))
         try ArchiveFiles.writeAtomically(root + "/log/tile/0/notes.txt", Array("hello".utf8))
         try FileManager.default.createSymbolicLink(atPath: root + "/log/tile/0/001", withDestinationPath: "/etc/passwd")
-        problems = try archive.verify(mode: .quick).problems
+        problems = try await archive.verify(mode: .quick).problems
         let unexpected = problems.filter { $0.kind == .tileUnexpected }.map(\.detail)
         #expect(unexpected.count == 3, "\(problems)")
         #expect(unexpected.contains { $0.contains("log/tile/0/000.p/200") })
@@ -275,8 +275,8 @@ import Testing
 
     // MARK: Checkpoints in log/ and journal/checkpoints/
 
-    @Test func filesPlantedBesideTheServedLogAndItsHistoryAreReported() throws {
-        let archive = try grownArchive(notes: 0)
+    @Test func filesPlantedBesideTheServedLogAndItsHistoryAreReported() async throws {
+        let archive = try await grownArchive(notes: 0)
         let size = try #require(try archive.ledger.latestCheckpoint()).size
         // Served as it is, so nothing but the checkpoint and the tiles belongs in log/.
         try ArchiveFiles.writeAtomically(root + "/log/index.html", Array("<script>".utf8))
@@ -285,7 +285,7 @@ import Testing
             root + "/journal/checkpoints/0\(size)",
             Fixtures.read(root + "/journal/checkpoints/\(size)")
         )
-        let problems = try archive.verify(mode: .quick).problems
+        let problems = try await archive.verify(mode: .quick).problems
         #expect(problems.count == 2, "\(problems)")
         #expect(problems.contains { $0.kind == .tileUnexpected && $0.detail.contains("log/index.html") })
         #expect(
@@ -293,8 +293,8 @@ import Testing
         )
     }
 
-    @Test func aRolledBackServedCheckpointIsNotTakenAsTheNewest() throws {
-        let archive = try grownArchive()
+    @Test func aRolledBackServedCheckpointIsNotTakenAsTheNewest() async throws {
+        let archive = try await grownArchive()
         let sizes = archive.ledger.checkpointSizes()
         let older = try #require(sizes.dropLast().last)
         try ArchiveFiles.writeAtomically(
@@ -305,18 +305,18 @@ import Testing
         var entries: [[UInt8]] = []
         try archive.journal.scan(from: .start) { entries.append($0.bytes) }
         try ArchiveFiles.writeAtomically(root + "/journal/entries", entries.dropLast().flatMap(Journal.frame))
-        let report = try archive.verify(mode: .quick)
+        let report = try await archive.verify(mode: .quick)
         #expect(report.warnings.contains { $0.contains("log/checkpoint (size \(older)) is older") })
         #expect(report.problems.contains { $0.kind == .ledgerTruncated })
     }
 
     // MARK: Witness state
 
-    @Test func aTamperedOrPlantedWitnessStateIsReported() throws {
-        let archive = try grownArchive(notes: 0)
-        let w = try witness(of: archive)
+    @Test func aTamperedOrPlantedWitnessStateIsReported() async throws {
+        let archive = try await grownArchive(notes: 0)
+        let w = try await witness(of: archive)
         _ = try w.cosign(Array(try #require(try archive.ledger.latestCheckpoint()).note.utf8))
-        #expect(try w.verify(mode: .quick).ok)
+        #expect(try await w.verify(mode: .quick).ok)
         let state = w.witnessStatePath(origin: archive.config.origin)
         let note = String(decoding: Fixtures.read(state), as: UTF8.self)
         // The stored root replaced: the note no longer verifies with the peer's log key.
@@ -324,7 +324,7 @@ import Testing
         let otherRoot = Encoding.base64([UInt8](repeating: 1, count: 32))
         let edited = ([lines[0], lines[1], Substring(otherRoot)] + lines[3...]).joined(separator: "\n")
         try ArchiveFiles.writeAtomically(state, Array(edited.utf8))
-        var problems = try w.verify(mode: .quick).problems
+        var problems = try await w.verify(mode: .quick).problems
         #expect(problems.contains { $0.kind == .witnessStateInvalid && $0.detail.contains("signed by its log key") })
         // A state file for a log nobody added.
         try ArchiveFiles.writeAtomically(state, Array(note.utf8))
@@ -332,7 +332,7 @@ import Testing
             dir.path + "/w/witness/00112233445566778899aabbccddeeff.checkpoint",
             Array(note.utf8)
         )
-        problems = try w.verify(mode: .quick).problems
+        problems = try await w.verify(mode: .quick).problems
         #expect(problems.count == 1 && problems[0].kind == .witnessStateInvalid)
         #expect(problems[0].detail.contains("no known witness"))
     }
@@ -340,20 +340,20 @@ import Testing
     // MARK: Proofs sent to witness cosign
 
     /// `archive`'s consistency request from `size`, with the proof hash at `flip` altered by one bit.
-    private func request(_ archive: Archive.Unlocked, from size: Int, flip: Int?) throws -> String {
+    private func request(_ archive: Archive.Unlocked, from size: Int, flip: Int?) async throws -> String {
         var proof = try archive.ledger.consistencyProof(from: size)
         if let flip { proof.proof[flip][0] ^= 0x01 }
         return proof.witnessRequest
     }
 
-    @Test func aFlippedConsistencyProofHashIsProofInvalidNotAFork() throws {
-        let archive = try grownArchive(notes: 0)
-        let w = try witness(of: archive)
+    @Test func aFlippedConsistencyProofHashIsProofInvalidNotAFork() async throws {
+        let archive = try await grownArchive(notes: 0)
+        let w = try await witness(of: archive)
         let first = try #require(try archive.ledger.latestCheckpoint())
         _ = try w.cosign(Array(first.note.utf8))
         let stateBefore = Fixtures.read(w.witnessStatePath(origin: archive.config.origin))
-        let item = try archive.index().list(ItemFilter())[0].id
-        for i in 0..<3 { try archive.note(item, text: "more \(i)") }
+        let item = try await archive.index().list(ItemFilter())[0].id
+        for i in 0..<3 { try await archive.note(item, text: "more \(i)") }
         let count = try archive.ledger.consistencyProof(from: first.size).proof.count
         #expect(count >= 2)
         for index in 0..<count {
@@ -367,23 +367,23 @@ import Testing
         #expect(!FileManager.default.fileExists(atPath: dir.path + "/w/witness/conflicts"))
         #expect(Fixtures.read(w.witnessStatePath(origin: archive.config.origin)) == stateBefore)
         // The genuine proof still goes through.
-        let next = try w.cosign(Array(try request(archive, from: first.size, flip: nil).utf8))
+        let next = try w.cosign(Array(try await request(archive, from: first.size, flip: nil).utf8))
         #expect(next.previousSize == first.size)
     }
 
-    @Test func aForkProvenByAValidProofIsStillAFork() throws {
-        let archive = try grownArchive(notes: 0)
-        let w = try witness(of: archive)
-        let item = try archive.index().list(ItemFilter())[0].id
+    @Test func aForkProvenByAValidProofIsStillAFork() async throws {
+        let archive = try await grownArchive(notes: 0)
+        let w = try await witness(of: archive)
+        let item = try await archive.index().list(ItemFilter())[0].id
         // A copy with the same keys, taken now, grows another history.
         let forkPath = dir.path + "/fork"
         try FileManager.default.copyItem(atPath: root, toPath: forkPath)
-        try archive.note(item, text: "the real history")
+        try await archive.note(item, text: "the real history")
         let real = try #require(try archive.ledger.latestCheckpoint())
         _ = try w.cosign(Array(real.note.utf8))
         let fork = try Archive.open(at: forkPath).unlock(passphrase: Fixtures.secret())
-        try fork.note(item, text: "a rewritten history")
-        try fork.note(item, text: "and more of it")
+        try await fork.note(item, text: "a rewritten history")
+        try await fork.note(item, text: "and more of it")
         // The forked log's honest proof from the size w saw: it leads to the forked root, and its prefix of that
         // size is not the root w cosigned — provably two histories.
         let forked = try fork.ledger.consistencyProof(from: real.size)
@@ -400,13 +400,13 @@ import Testing
         let again = #expect(throws: ArchiveError.self) { try w.cosign(Array(sameSize.note.utf8)) }
         #expect(again?.code == .damaged && again?.reason == .fork)
         // verify checks the evidence: both records prove a fork by themselves.
-        let report = try w.verify(mode: .quick)
+        let report = try await w.verify(mode: .quick)
         #expect(report.ok && !report.warnings.contains { $0.contains("prove a fork") }, "\(report.problems)")
         // Evidence edited to accuse the log of a fork it never signed is reported.
         let path = try #require(conflicts.first)
         let edited = evidence.replacingOccurrences(of: Encoding.base64(real.root), with: Encoding.base64(sameSize.root))
         try ArchiveFiles.writeAtomically(path, Array(edited.utf8))
-        let problems = try w.verify(mode: .quick).problems
+        let problems = try await w.verify(mode: .quick).problems
         #expect(problems.count == 1 && problems.first?.kind == .witnessConflictInvalid, "\(problems)")
     }
 

@@ -10,32 +10,32 @@ import Testing
 @Suite struct VerifyTests {
     let dir = TempDirectory("verify")
 
-    private func archiveWithItems() throws -> (Archive.Unlocked, [IngestedItem]) {
-        let archive = try Fixtures.archive(in: dir, chunkSize: 4096)
+    private func archiveWithItems() async throws -> (Archive.Unlocked, [IngestedItem]) {
+        let archive = try await Fixtures.archive(in: dir, chunkSize: 4096)
         dir.write("up/a.bin", randomBytes(10_000))
         dir.write("up/b.bin", randomBytes(20_000))
-        let report = try archive.ingest([dir.path + "/up"], options: IngestOptions())
+        let report = try await archive.ingest([dir.path + "/up"], options: IngestOptions())
         return (archive, report.items)
     }
 
-    private func objectPath(_ name: ObjectName) -> String {
+    private func objectPath(_ name: ObjectName) async -> String {
         "\(dir.path)/archive/objects/\(name.hex.prefix(2))/\(name.hex)"
     }
 
-    @Test func cleanArchivePassesEveryMode() throws {
-        let (archive, _) = try archiveWithItems()
+    @Test func cleanArchivePassesEveryMode() async throws {
+        let (archive, _) = try await archiveWithItems()
         for mode in [VerifyMode.quick, .standard, .deep] {
-            let report = try archive.verify(mode: mode)
+            let report = try await archive.verify(mode: mode)
             #expect(report.ok, "\(mode): \(report.problems)")
             #expect(report.items == 2)
             #expect(report.orphans.isEmpty)
         }
     }
 
-    @Test func progressCountsEveryObjectThenEveryItem() throws {
-        let (archive, items) = try archiveWithItems()
+    @Test func progressCountsEveryObjectThenEveryItem() async throws {
+        let (archive, items) = try await archiveWithItems()
         let seen = Mutex<[String: (Int, Int)]>([:])
-        let report = try archive.verify(mode: .deep) { unit, done, total in
+        let report = try await archive.verify(mode: .deep) { unit, done, total in
             seen.withLock { counts in
                 if done >= (counts[unit]?.0 ?? 0) { counts[unit] = (done, total) }
             }
@@ -47,14 +47,14 @@ import Testing
         #expect(final["items"]?.1 == items.count)
     }
 
-    @Test func flippedByteIsNamedWithItsItem() throws {
-        let (archive, items) = try archiveWithItems()
-        let target = try #require(try archive.objectNames(of: items[0].id.hex).last)
-        var bytes = Fixtures.read(objectPath(target))
+    @Test func flippedByteIsNamedWithItsItem() async throws {
+        let (archive, items) = try await archiveWithItems()
+        let target = try await #require(try archive.objectNames(of: items[0].id.hex).last)
+        var bytes = Fixtures.read(await objectPath(target))
         bytes[7] ^= 0x40
-        try Data(bytes).write(to: URL(fileURLWithPath: objectPath(target)))
-        #expect(try archive.verify(mode: .quick).ok, "quick checks sizes only")
-        let report = try archive.verify(mode: .standard)
+        try await Data(bytes).write(to: URL(fileURLWithPath: objectPath(target)))
+        #expect(try await archive.verify(mode: .quick).ok, "quick checks sizes only")
+        let report = try await archive.verify(mode: .standard)
         #expect(!report.ok)
         #expect(report.problems.count == 1)
         #expect(report.problems.first?.kind == .corrupt)
@@ -67,63 +67,63 @@ import Testing
         #expect(!FileManager.default.fileExists(atPath: dir.path + "/x"))
     }
 
-    @Test func missingAndTruncatedObjectsAreFoundByQuickVerify() throws {
-        let (archive, items) = try archiveWithItems()
-        let names0 = try archive.objectNames(of: items[0].id.hex)
-        let names1 = try archive.objectNames(of: items[1].id.hex)
-        try FileManager.default.removeItem(atPath: objectPath(names0[0]))
-        let truncated = Fixtures.read(objectPath(names1[2]))
-        try Data(truncated.dropLast(10)).write(to: URL(fileURLWithPath: objectPath(names1[2])))
-        let report = try archive.verify(mode: .quick)
+    @Test func missingAndTruncatedObjectsAreFoundByQuickVerify() async throws {
+        let (archive, items) = try await archiveWithItems()
+        let names0 = try await archive.objectNames(of: items[0].id.hex)
+        let names1 = try await archive.objectNames(of: items[1].id.hex)
+        try await FileManager.default.removeItem(atPath: objectPath(names0[0]))
+        let truncated = Fixtures.read(await objectPath(names1[2]))
+        try await Data(truncated.dropLast(10)).write(to: URL(fileURLWithPath: objectPath(names1[2])))
+        let report = try await archive.verify(mode: .quick)
         #expect(Set(report.problems.map(\.kind)) == [.missing, .sizeMismatch])
         #expect(Set(report.problems.compactMap(\.item)) == [items[0].id.hex, items[1].id.hex])
     }
 
-    @Test func deepVerifyNeedsThePassphraseAndChecksContent() throws {
-        let (_, items) = try archiveWithItems()
+    @Test func deepVerifyNeedsThePassphraseAndChecksContent() async throws {
+        let (_, items) = try await archiveWithItems()
         let keyless = try Archive.open(at: dir.path + "/archive")
-        #expect(try keyless.verify(mode: .standard).ok)
+        #expect(try await keyless.verify(mode: .standard).ok)
         let error = #expect(throws: ArchiveError.self) { try keyless.verify(mode: .deep) }
         #expect(error?.code == .notAuthorised)
         #expect(items.count == 2)
     }
 
-    @Test func orphansAreWarningsAndGCRemovesThem() throws {
-        let (archive, _) = try archiveWithItems()
+    @Test func orphansAreWarningsAndGCRemovesThem() async throws {
+        let (archive, _) = try await archiveWithItems()
         let orphan = randomBytes(100)
         let name = ObjectName(of: orphan)
         try FileManager.default.createDirectory(
             atPath: "\(dir.path)/archive/objects/\(name.hex.prefix(2))",
             withIntermediateDirectories: true
         )
-        try Data(orphan).write(to: URL(fileURLWithPath: objectPath(name)))
+        try await Data(orphan).write(to: URL(fileURLWithPath: objectPath(name)))
         dir.write("archive/objects/tmp/leftover.partial", [1, 2, 3])
-        let report = try archive.verify(mode: .standard)
+        let report = try await archive.verify(mode: .standard)
         #expect(report.ok)
         #expect(report.orphans == [name.hex, "tmp/leftover.partial"])
         let gcArchive = try Fixtures.reopen(dir, access: .shared)
-        let dry = try gcArchive.collectGarbage(dryRun: true)
+        let dry = try await gcArchive.collectGarbage(dryRun: true)
         #expect(dry.objects == [name.hex])
         #expect(FileManager.default.fileExists(atPath: objectPath(name)))
-        let collected = try gcArchive.collectGarbage(dryRun: false)
+        let collected = try await gcArchive.collectGarbage(dryRun: false)
         #expect(collected.objects == [name.hex])
         #expect(collected.temporaryFiles == 1)
-        #expect(try archive.verify(mode: .standard).orphans.isEmpty)
-        #expect(try archive.verify(mode: .deep).ok)
+        #expect(try await archive.verify(mode: .standard).orphans.isEmpty)
+        #expect(try await archive.verify(mode: .deep).ok)
     }
 
-    @Test func tornJournalTailIsAWarningAndIsSetAsideOnTheNextWrite() throws {
-        let (archive, _) = try archiveWithItems()
+    @Test func tornJournalTailIsAWarningAndIsSetAsideOnTheNextWrite() async throws {
+        let (archive, _) = try await archiveWithItems()
         let journal = dir.path + "/archive/journal/entries"
         let handle = try #require(FileHandle(forWritingAtPath: journal))
         handle.seekToEndOfFile()
         handle.write(Data(Array("CJ1\n".utf8) + [0, 0, 1, 0] + randomBytes(40)))
         try handle.close()
-        let report = try archive.verify(mode: .standard)
+        let report = try await archive.verify(mode: .standard)
         #expect(report.ok)
         #expect(report.warnings.count == 1)
-        _ = try archive.ingest([dir.write("c.txt", text: "after the crash")], options: IngestOptions())
-        let after = try archive.verify(mode: .deep)
+        _ = try await archive.ingest([dir.write("c.txt", text: "after the crash")], options: IngestOptions())
+        let after = try await archive.verify(mode: .deep)
         #expect(after.ok)
         #expect(after.warnings.isEmpty)
         #expect(after.items == 3)
@@ -133,41 +133,41 @@ import Testing
         #expect(aside.count == 1)
     }
 
-    @Test func damageInTheMiddleOfTheJournalIsReportedAndNeverRewritten() throws {
-        let (archive, _) = try archiveWithItems()
-        _ = try archive.ingest([dir.write("c.txt", text: "third")], options: IngestOptions())
+    @Test func damageInTheMiddleOfTheJournalIsReportedAndNeverRewritten() async throws {
+        let (archive, _) = try await archiveWithItems()
+        _ = try await archive.ingest([dir.write("c.txt", text: "third")], options: IngestOptions())
         let journal = dir.path + "/archive/journal/entries"
         var bytes = Fixtures.read(journal)
         bytes[60] ^= 0x01  // inside the first entry's body
         try Data(bytes).write(to: URL(fileURLWithPath: journal))
-        let report = try Fixtures.reopen(dir).verify(mode: .standard)
+        let report = try await Fixtures.reopen(dir).verify(mode: .standard)
         #expect(!report.ok)
         #expect(report.problems.contains { $0.kind == .journalDamaged })
         // Appends after the damage leave the damaged bytes exactly as they were, for forensics.
-        _ = try Fixtures.reopen(dir).record([Event(type: .extract, time: RFC3339.now(), actor: "t", item: .random())])
+        _ = try await Fixtures.reopen(dir).record([Event(type: .extract, time: RFC3339.now(), actor: "t", item: .random())])
         let after = Fixtures.read(journal)
         #expect(SHA256Hasher.hash(Array(after.prefix(bytes.count))) == SHA256Hasher.hash(bytes))
-        #expect(!(try Fixtures.reopen(dir).verify(mode: .standard).ok))
+        await #expect(!(try Fixtures.reopen(dir).verify(mode: .standard).ok))
     }
 
-    @Test func damagedLastEntryIsDamageNotATornWrite() throws {
-        let (archive, _) = try archiveWithItems()
+    @Test func damagedLastEntryIsDamageNotATornWrite() async throws {
+        let (archive, _) = try await archiveWithItems()
         let journal = dir.path + "/archive/journal/entries"
         var bytes = Fixtures.read(journal)
         bytes[bytes.count - 50] ^= 0x01  // inside the last entry's signature line
         try Data(bytes).write(to: URL(fileURLWithPath: journal))
-        let report = try archive.verify(mode: .standard)
+        let report = try await archive.verify(mode: .standard)
         #expect(!report.ok)
         #expect(report.problems.contains { $0.kind == .journalDamaged })
         let error = #expect(throws: ArchiveError.self) { try archive.collectGarbage(dryRun: true) }
         #expect(error?.code == .damaged)
-        _ = try archive.ingest([dir.write("d.txt", text: "d")], options: IngestOptions())
+        _ = try await archive.ingest([dir.write("d.txt", text: "d")], options: IngestOptions())
         #expect(SHA256Hasher.hash(Array(Fixtures.read(journal).prefix(bytes.count))) == SHA256Hasher.hash(bytes))
-        #expect(!(try archive.verify(mode: .standard).ok))
+        await #expect(!(try archive.verify(mode: .standard).ok))
     }
 
-    @Test func appendWhoseHashNeverLandedIsATornWrite() throws {
-        let (archive, _) = try archiveWithItems()
+    @Test func appendWhoseHashNeverLandedIsATornWrite() async throws {
+        let (archive, _) = try await archiveWithItems()
         let journal = dir.path + "/archive/journal/entries"
         // A whole frame whose data and hash are zeros, as a filesystem may leave after power loss mid-append.
         let body = Array("{\"type\":\"extract\"}".utf8)
@@ -179,15 +179,15 @@ import Testing
         handle.seekToEndOfFile()
         handle.write(Data(frame))
         try handle.close()
-        let report = try archive.verify(mode: .standard)
+        let report = try await archive.verify(mode: .standard)
         #expect(report.ok)
         #expect(report.warnings.count == 1)
     }
 
-    @Test func reindexRefusesADamagedJournalAndKeepsTheIndex() throws {
+    @Test func reindexRefusesADamagedJournalAndKeepsTheIndex() async throws {
         do {
-            let (archive, _) = try archiveWithItems()
-            _ = try archive.ingest([dir.write("c.txt", text: "third")], options: IngestOptions())
+            let (archive, _) = try await archiveWithItems()
+            _ = try await archive.ingest([dir.write("c.txt", text: "third")], options: IngestOptions())
         }
         let journal = dir.path + "/archive/journal/entries"
         var bytes = Fixtures.read(journal)
@@ -199,13 +199,13 @@ import Testing
         #expect(FileManager.default.fileExists(atPath: dir.path + "/archive/index.sqlite"))
     }
 
-    @Test func aJournalRestoredFromAnOlderBackupIsNoticedAndNeverExtendedWithAHole() throws {
+    @Test func aJournalRestoredFromAnOlderBackupIsNoticedAndNeverExtendedWithAHole() async throws {
         let journal = dir.path + "/archive/journal/entries"
         let older: [UInt8]
         do {
-            let (archive, _) = try archiveWithItems()
+            let (archive, _) = try await archiveWithItems()
             older = Fixtures.read(journal)
-            _ = try archive.ingest([dir.write("later.txt", text: "later")], options: IngestOptions())
+            _ = try await archive.ingest([dir.write("later.txt", text: "later")], options: IngestOptions())
         }
         try Data(older).write(to: URL(fileURLWithPath: journal))
         let archive = try Fixtures.reopen(dir)
@@ -219,37 +219,37 @@ import Testing
         #expect(position.offset == Int64(older.count))
     }
 
-    @Test func deepVerifyWithAWrongPassphraseIsNotAuthorised() throws {
-        do { _ = try archiveWithItems() }
+    @Test func deepVerifyWithAWrongPassphraseIsNotAuthorised() async throws {
+        do { _ = try await archiveWithItems() }
         let archive = try Archive.open(at: dir.path + "/archive") { _ in Fixtures.secret("wrong") }
         let error = #expect(throws: ArchiveError.self) { try archive.verify(mode: .deep) }
         #expect(error?.code == .notAuthorised)
     }
 
-    @Test func replayedEntryIsReportedAndDoesNotBreakTheIndex() throws {
+    @Test func replayedEntryIsReportedAndDoesNotBreakTheIndex() async throws {
         do {
-            let (archive, _) = try archiveWithItems()
+            let (archive, _) = try await archiveWithItems()
             var first: [UInt8] = []
             try archive.journal.scan(from: .start, limit: 1) { first = $0.bytes }
             _ = try archive.journal.append([first], hint: .start)
         }
-        let report = try Fixtures.reopen(dir).verify(mode: .standard)
+        let report = try await Fixtures.reopen(dir).verify(mode: .standard)
         #expect(report.problems.contains { $0.kind == .replayedEntry && $0.entry == 2 })
-        #expect(try Fixtures.reopen(dir).index().list(ItemFilter()).count == 2)
+        #expect(try await Fixtures.reopen(dir).index().list(ItemFilter()).count == 2)
         do {
             let exclusive = try Fixtures.reopen(dir, access: .exclusive)
-            #expect(try exclusive.reindex() == 2)
+            #expect(try await exclusive.reindex() == 2)
         }
     }
 
-    @Test func forgedEntryWithAValidFrameIsCaughtBySignature() throws {
-        let (archive, _) = try archiveWithItems()
+    @Test func forgedEntryWithAValidFrameIsCaughtBySignature() async throws {
+        let (archive, _) = try await archiveWithItems()
         let forger = try SigningKey(seed: SecretBytes(randomCount: 32))
         let forged = try Event(type: .extract, time: RFC3339.now(), actor: "forger", item: .random()).entryBytes(
             signedBy: forger
         )
         _ = try archive.journal.append([forged], hint: .start)
-        let report = try Fixtures.reopen(dir).verify(mode: .standard)
+        let report = try await Fixtures.reopen(dir).verify(mode: .standard)
         #expect(report.problems.contains { $0.kind == .badEntry && $0.entry == 2 })
     }
 }
@@ -257,15 +257,15 @@ import Testing
 @Suite struct KeysAndIndexTests {
     let dir = TempDirectory("keys")
 
-    @Test func wrongPassphraseIsNotAuthorised() throws {
-        _ = try Fixtures.archive(in: dir)
+    @Test func wrongPassphraseIsNotAuthorised() async throws {
+        _ = try await Fixtures.archive(in: dir)
         let archive = try Archive.open(at: dir.path + "/archive")
         let error = #expect(throws: ArchiveError.self) { try archive.unlock(passphrase: Fixtures.secret("wrong")) }
         #expect(error?.code == .notAuthorised && error?.reason == .wrongPassphrase)
     }
 
-    @Test func keyFileIsPrivateAndHoldsNoPlainSecret() throws {
-        _ = try Fixtures.archive(in: dir)
+    @Test func keyFileIsPrivateAndHoldsNoPlainSecret() async throws {
+        _ = try await Fixtures.archive(in: dir)
         var st = stat()
         #expect(stat(dir.path + "/archive/keys.json", &st) == 0)
         #expect(st.st_mode & 0o777 == 0o600)
@@ -274,8 +274,8 @@ import Testing
         #expect(!text.contains(Fixtures.passphrase))
     }
 
-    @Test func initRefusesAnExistingArchiveOrANonEmptyFolder() throws {
-        _ = try Fixtures.archive(in: dir)
+    @Test func initRefusesAnExistingArchiveOrANonEmptyFolder() async throws {
+        _ = try await Fixtures.archive(in: dir)
         let error = #expect(throws: ArchiveError.self) { try Fixtures.archive(in: dir) }
         #expect(error?.code == .cannotCreate)
         dir.write("other/file.txt", text: "x")
@@ -293,25 +293,25 @@ import Testing
         }
     }
 
-    @Test func passphraseChangeReSealsAndChangesNothingElse() throws {
+    @Test func passphraseChangeReSealsAndChangesNothingElse() async throws {
         do {
-            let archive = try Fixtures.archive(in: dir)
-            _ = try archive.ingest([dir.write("a.txt", text: "a")], options: IngestOptions())
+            let archive = try await Fixtures.archive(in: dir)
+            _ = try await archive.ingest([dir.write("a.txt", text: "a")], options: IngestOptions())
         }
         // Keys, configuration, identity and objects stay as they were; the log gains one passphrase event.
-        func unchangedFiles() -> [(String, [UInt8])] {
+        func unchangedFiles() async -> [(String, [UInt8])] {
             Fixtures.allFiles(under: dir.path + "/archive").filter {
                 $0.contains("/objects/") || $0.hasSuffix("archive.json") || $0.hasSuffix("identity.json")
             }
             .map { ($0, Fixtures.read($0)) }
         }
-        let before = unchangedFiles()
+        let before = await unchangedFiles()
         let journalBefore = Fixtures.read(dir.path + "/archive/journal/entries")
         do {
             let reopened = try Archive.open(at: dir.path + "/archive", access: .exclusive) { _ in Fixtures.secret() }
-            try reopened.changePassphrase(to: Fixtures.secret("new passphrase"))
+            try await reopened.changePassphrase(to: Fixtures.secret("new passphrase"))
         }
-        let after = unchangedFiles()
+        let after = await unchangedFiles()
         #expect(before.map(\.0) == after.map(\.0))
         #expect(before.map(\.1) == after.map(\.1))
         let journalAfter = Fixtures.read(dir.path + "/archive/journal/entries")
@@ -322,11 +322,11 @@ import Testing
         let old = try Archive.open(at: dir.path + "/archive")
         #expect(throws: ArchiveError.self) { try old.unlock(passphrase: Fixtures.secret()) }
         let new = try Archive.open(at: dir.path + "/archive").unlock(passphrase: Fixtures.secret("new passphrase"))
-        #expect(try new.verify(mode: .deep).ok)
+        #expect(try await new.verify(mode: .deep).ok)
     }
 
-    @Test func identityIsSelfSignedAndTamperEvident() throws {
-        let archive = try Fixtures.archive(in: dir)
+    @Test func identityIsSelfSignedAndTamperEvident() async throws {
+        let archive = try await Fixtures.archive(in: dir)
         let identity = try archive.identity()
         #expect(identity.isValid)
         #expect(identity.fingerprint.split(separator: "-").count == 8)
@@ -350,40 +350,40 @@ import Testing
         )
     }
 
-    @Test func lostIndexCatchesUpAndReindexRebuildsTheSameRows() throws {
-        let (items, original, originalEvents) = try {
-            let archive = try Fixtures.archive(in: dir)
+    @Test func lostIndexCatchesUpAndReindexRebuildsTheSameRows() async throws {
+        let (items, original, originalEvents) = try await {
+            let archive = try await Fixtures.archive(in: dir)
             var options = IngestOptions()
             options.fields.tags = ["x", "y"]
             options.fields.note = "note"
             dir.write("up/1.txt", text: "1")
             dir.write("up/2.txt", text: "2")
             dir.write("up/3.txt", text: "2")
-            let items = try archive.ingest([dir.path + "/up"], options: options).items
-            _ = try archive.extract(items[0].id.hex, to: dir.path + "/out", force: false)
-            return (items, try archive.index().list(ItemFilter()), try archive.index().events(of: items[0].id.hex))
+            let items = try await archive.ingest([dir.path + "/up"], options: options).items
+            _ = try await archive.extract(items[0].id.hex, to: dir.path + "/out", force: false)
+            return (items, try await archive.index().list(ItemFilter()), try await archive.index().events(of: items[0].id.hex))
         }()
         #expect(originalEvents.map(\.type) == ["ingest", "extract"])
 
         do {
             let rebuilt = try Fixtures.reopen(dir, access: .exclusive)
-            #expect(try rebuilt.reindex() == 3)
-            #expect(try rebuilt.index().list(ItemFilter()) == original)
-            #expect(try rebuilt.index().events(of: items[0].id.hex) == originalEvents)
+            #expect(try await rebuilt.reindex() == 3)
+            #expect(try await rebuilt.index().list(ItemFilter()) == original)
+            #expect(try await rebuilt.index().events(of: items[0].id.hex) == originalEvents)
         }
 
         for suffix in ["", "-wal", "-shm"] {
             try? FileManager.default.removeItem(atPath: dir.path + "/archive/index.sqlite" + suffix)
         }
         let caughtUp = try Fixtures.reopen(dir)
-        #expect(try caughtUp.index().list(ItemFilter()) == original)
-        #expect(try caughtUp.index().search("note").count == 3)
+        #expect(try await caughtUp.index().list(ItemFilter()) == original)
+        #expect(try await caughtUp.index().search("note").count == 3)
     }
 
-    @Test func corruptIndexIsAClearErrorAndReindexRepairsIt() throws {
+    @Test func corruptIndexIsAClearErrorAndReindexRepairsIt() async throws {
         do {
-            let archive = try Fixtures.archive(in: dir)
-            _ = try archive.ingest([dir.write("a.txt", text: "a")], options: IngestOptions())
+            let archive = try await Fixtures.archive(in: dir)
+            _ = try await archive.ingest([dir.write("a.txt", text: "a")], options: IngestOptions())
         }
         for suffix in ["-wal", "-shm"] {
             try? FileManager.default.removeItem(atPath: dir.path + "/archive/index.sqlite" + suffix)
@@ -394,26 +394,26 @@ import Testing
             let error = #expect(throws: ArchiveError.self) { try broken.index().list(ItemFilter()) }
             #expect(error?.code == .damaged)
             #expect(error?.fix.contains("reindex") == true)
-            #expect(try broken.verify(mode: .standard).ok, "verify does not need the index")
+            #expect(try await broken.verify(mode: .standard).ok, "verify does not need the index")
         }
         // The rebuild in place needs an index SQLite can open; `custody reindex` makes a new file.
         #expect(throws: ArchiveError.self) { try Fixtures.reopen(dir, access: .exclusive).reindex() }
-        #expect(try Archive.reindex(at: dir.path + "/archive") { _ in Fixtures.secret() } == 1)
+        #expect(try await Archive.reindex(at: dir.path + "/archive") { _ in Fixtures.secret() } == 1)
     }
 
-    @Test func idPrefixesResolveUniquelyOrFailClearly() throws {
-        let archive = try Fixtures.archive(in: dir)
-        let item = try #require(
+    @Test func idPrefixesResolveUniquelyOrFailClearly() async throws {
+        let archive = try await Fixtures.archive(in: dir)
+        let item = try await #require(
             try archive.ingest([dir.write("a.txt", text: "a")], options: IngestOptions()).items.first
         )
-        #expect(try archive.resolveItem(String(item.id.hex.prefix(8))).id == item.id.hex)
-        #expect(try archive.resolveItem(item.id.hex.uppercased()).id == item.id.hex)
+        #expect(try await archive.resolveItem(String(item.id.hex.prefix(8))).id == item.id.hex)
+        #expect(try await archive.resolveItem(item.id.hex.uppercased()).id == item.id.hex)
         #expect((#expect(throws: ArchiveError.self) { try archive.resolveItem("abc") })?.code == .usage)
         #expect((#expect(throws: ArchiveError.self) { try archive.resolveItem("zzzzzzzzzz") })?.code == .usage)
         let unknown = item.id.hex.first == "0" ? "11111111" : "00000000"
         #expect((#expect(throws: ArchiveError.self) { try archive.resolveItem(unknown) })?.code == .notFound)
         // Two ids sharing a prefix: index a second row whose id differs only at the end.
-        let index = try archive.index()
+        let index = try await archive.index()
         var twin = try index.items(ids: [item.id.hex])[0]
         twin.id = String(item.id.hex.dropLast()) + (item.id.hex.last == "0" ? "1" : "0")
         twin.seq = 99

@@ -1,5 +1,6 @@
 import CustodyArchive
 import CustodyCrypto
+import CustodyStorage
 import CustodyTestSupport
 import Foundation
 import Testing
@@ -23,8 +24,8 @@ import Testing
 
     /// Creates body `name` and exports its identity as `name.id`. Made in-process only for its small chunks (so that
     /// an item of 1.2 MB needs a chunk list); everything else goes through the CLI.
-    private func body(_ name: String) throws {
-        _ = try Archive.create(
+    private func body(_ name: String) async throws {
+        _ = try await Archive.create(
             at: dir.path + "/" + name,
             name: name.uppercased(),
             passphrase: try SecretBytes(copying: Array(Self.passphrase.utf8)),
@@ -72,8 +73,8 @@ import Testing
 
     /// OHCHR's re-sharable grant of case C to IACHR: three items — one of more than 256 chunks (a chunk list),
     /// one tagged and annotated after ingest — and MALLORY, a stranger. Returns the bundle.
-    private func original() throws -> String {
-        for name in ["ohchr", "iachr", "mallory"] { try body(name) }
+    private func original() async throws -> String {
+        for name in ["ohchr", "iachr", "mallory"] { try await body(name) }
         let items = try ingest(
             "ohchr",
             "C",
@@ -92,9 +93,9 @@ import Testing
 
     /// The original imported by IACHR and re-shared, honestly, to COURT; also IACHR's grant of an item of its own
     /// (case OWN) to COURT. Returns both bundles.
-    private func reshare() throws -> (original: String, child: String, own: String) {
-        let original = try original()
-        try body("court")
+    private func reshare() async throws -> (original: String, child: String, own: String) {
+        let original = try await original()
+        try await body("court")
         try run("iachr", ["bundle", "import", original, "--trust-granter"])
         try ingest("iachr", "OWN", ["made-up.txt": Array("a statement nobody made".utf8)])
         let child = try grant("iachr", ["--to", identity("court"), "--case", "C", "--expires", "5d"])
@@ -259,7 +260,7 @@ import Testing
             "needs python3 with PyNaCl (Scripts/test.sh installs it): without it the other tests of this suite check custody bundle verify alone"
         )
     )
-    func theIndependentVerifierRuns() throws {
+    func theIndependentVerifierRuns() async throws {
         // What is not a bundle at all is unusable input for both (custody: 65 or 66; the script: 2), not a failure.
         let text = dir.write("not-a-bundle.txt", text: "hello")
         let missing = dir.path + "/missing.bundle"
@@ -269,8 +270,8 @@ import Testing
         }
     }
 
-    @Test func ancestorRecordsAreExactlyTheParentChainForBothVerifiers() throws {
-        let (original, child, _) = try reshare()
+    @Test func ancestorRecordsAreExactlyTheParentChainForBothVerifiers() async throws {
+        let (original, child, _) = try await reshare()
         expectAccepted(original, ["--granter", identity("ohchr")])
         expectAccepted(child, ["--granter", identity("iachr")])
         let mallory = try signingKey("mallory")
@@ -301,8 +302,8 @@ import Testing
         expectRefused(write(good.filter { $0.type != "P" }, "no-parent.bundle"), as: "parent-missing")
     }
 
-    @Test func aReshareCanNarrowButNeverSubstituteForBothVerifiers() throws {
-        let (_, child, own) = try reshare()
+    @Test func aReshareCanNarrowButNeverSubstituteForBothVerifiers() async throws {
+        let (_, child, own) = try await reshare()
         expectAccepted(child, ["--granter", identity("iachr")])
         let iachr = try signingKey("iachr")
         let good = try records(child)
@@ -333,8 +334,8 @@ import Testing
         }
     }
 
-    @Test func objectRecordsFollowTheGrantsOrderForBothVerifiers() throws {
-        let original = try original()
+    @Test func objectRecordsFollowTheGrantsOrderForBothVerifiers() async throws {
+        let original = try await original()
         let good = try records(original)
         let objects = good.indices.filter { good[$0].type == "O" }
         #expect(objects.count >= 5)
@@ -347,8 +348,8 @@ import Testing
         expectRefused(write(recs, "last-first.bundle"), as: "object-order")
     }
 
-    @Test func eachItemReleasesExactlyItsDocumentedObjectsForBothVerifiers() throws {
-        let original = try original()
+    @Test func eachItemReleasesExactlyItsDocumentedObjectsForBothVerifiers() async throws {
+        let original = try await original()
         let ohchr = try signingKey("ohchr")
         let good = try records(original)
         let honest = try grant(of: good)
@@ -366,8 +367,8 @@ import Testing
         expectRefused(write(shuffled, "item-order.bundle"), as: "scope-mismatch")
     }
 
-    @Test func objectSizesOutsideTheirBoundsAreRefusedByBothVerifiers() throws {
-        let original = try original()
+    @Test func objectSizesOutsideTheirBoundsAreRefusedByBothVerifiers() async throws {
+        let original = try await original()
         let ohchr = try signingKey("ohchr")
         for size in [ObjectRef.maxSize + 1, Int64.max, -1] {
             var recs = try records(original)
@@ -379,8 +380,8 @@ import Testing
         }
     }
 
-    @Test func aForgedCosignatureIsRefusedByBothVerifiersThatKnowTheWitness() throws {
-        for name in ["ohchr", "iachr", "mallory"] { try body(name) }
+    @Test func aForgedCosignatureIsRefusedByBothVerifiersThatKnowTheWitness() async throws {
+        for name in ["ohchr", "iachr", "mallory"] { try await body(name) }
         try ingest("ohchr", "C", ["statement.txt": Array("Witness W-17 statement".utf8)])
         let id = try grant("ohchr", ["--to", identity("iachr"), "--case", "C", "--expires", "30d"])
         // IACHR witnesses OHCHR's log; its cosignature is attached to OHCHR's latest checkpoint.
@@ -416,8 +417,8 @@ import Testing
         expectRefused(write(recs, "forged-log-line.bundle"), as: "cosignature-invalid")
     }
 
-    @Test func aGranterOtherThanTheNamedOneFailsBothVerifiers() throws {
-        let original = try original()
+    @Test func aGranterOtherThanTheNamedOneFailsBothVerifiers() async throws {
+        let original = try await original()
         for v in expectAccepted(original, ["--granter", identity("ohchr")]) {
             #expect(v.report?["granter_trusted"] as? Bool == true, "\(v.verifier)")
         }
@@ -429,8 +430,8 @@ import Testing
         }
     }
 
-    @Test func itemsThatShareAChunkListAreEachCheckedAgainstIt() throws {
-        for name in ["ohchr", "iachr"] { try body(name) }
+    @Test func itemsThatShareAChunkListAreEachCheckedAgainstIt() async throws {
+        for name in ["ohchr", "iachr"] { try await body(name) }
         // Two items of the same content (more than 256 chunks) name one and the same chunk-list object.
         let video: [UInt8] = (0..<(300 * 4096)).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ $0 >> 9) }
         try ingest("ohchr", "C", ["a.bin": video, "b.bin": video, "c.txt": Array("statement".utf8)])

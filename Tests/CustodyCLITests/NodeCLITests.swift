@@ -126,8 +126,8 @@ import Testing
     }
 
     /// The largest object OHCHR's grant to IACHR releases.
-    private func releasedObject(_ n: Node) throws -> ObjectRef {
-        let released = try Archive.open(at: dir.path + "/ohchr").storedGrant(n.granted).grant.releasedObjects
+    private func releasedObject(_ n: Node) async throws -> ObjectRef {
+        let released = try await Archive.open(at: dir.path + "/ohchr").storedGrant(n.granted).grant.releasedObjects
         return try #require(released.max { $0.size < $1.size })
     }
 
@@ -234,7 +234,7 @@ import Testing
         let n = try node()
         defer { stop(n.server) }
         let client = try iachrClient(n)
-        let object = try releasedObject(n)
+        let object = try await releasedObject(n)
         let whole = try await client.send("v1/grants/\(n.granted)/objects/\(object.name.hex)")
         #expect(whole.status == 200 && Int64(whole.body.count) == object.size)
         #expect(ObjectName(of: Array(whole.body)) == object.name)
@@ -256,7 +256,7 @@ import Testing
         let n = try node()
         defer { stop(n.server) }
         let client = try iachrClient(n)
-        let object = try releasedObject(n)
+        let object = try await releasedObject(n)
         let unreleased = Encoding.hex(randomBytes(32))
         #expect(try await client.send("v1/grants/\(n.granted)/objects/\(unreleased)").status == 404)
         #expect(try await client.send("v1/grants/\(n.granted)/objects/..%2F..%2Fkeys").status == 404)
@@ -296,7 +296,7 @@ import Testing
     @Test func aStrangerAndNobodyAre401ButTheIdentityIsPublic() async throws {
         let n = try node()
         defer { stop(n.server) }
-        let object = try releasedObject(n)
+        let object = try await releasedObject(n)
         let stranger = NodeClient(
             base: try #require(URL(string: n.url)),
             key: try SigningKey(seed: SecretBytes(randomCount: 32))
@@ -350,7 +350,7 @@ import Testing
     @Test func aRevokedGrantIsAnswered410WithTheReason() async throws {
         let n = try node()
         defer { stop(n.server) }
-        let object = try releasedObject(n)
+        let object = try await releasedObject(n)
         #expect(
             CLI.run(["grant", "revoke", n.granted, "--reason", "withdrawn"], environment: env("ohchr")).status == 0
         )

@@ -384,7 +384,7 @@ import Glibc
         #expect(!body.contains("requester") && !body.contains(peerKey) && body.contains("\"sealed\""), "\(body)")
         #expect(access.event.requester == nil && access.event.sealed != nil)
         // The node itself can still account for it.
-        #expect(try archive.accessRequester(access.event) == peerKey)
+        #expect(try await archive.accessRequester(access.event) == peerKey)
         #expect(CLI.run(["verify", "--deep"], environment: env("node")).status == 0)
     }
 }

@@ -26,9 +26,9 @@ import Testing
     let granteeKey: SigningKey
     let log = InMemoryLogHandler()
 
-    init() throws {
-        granter = try Fixtures.archive(in: dir)
-        grantee = try Archive.create(
+    init() async throws {
+        granter = try await Fixtures.archive(in: dir)
+        grantee = try await Archive.create(
             at: dir.path + "/grantee",
             name: "Grantee",
             passphrase: Fixtures.secret(),
@@ -37,15 +37,15 @@ import Testing
         )
         var options = IngestOptions()
         options.fields.caseID = "C1"
-        _ = try granter.ingest([dir.write("in/a.txt", text: "statement")], options: options)
-        grant = try Self.grant(from: granter, to: grantee, expires: Expiry.resolve("30d") ?? "")
+        _ = try await granter.ingest([dir.write("in/a.txt", text: "statement")], options: options)
+        grant = try await Self.grant(from: granter, to: grantee, expires: Expiry.resolve("30d") ?? "")
         granteeKey = grantee.keys.signing
     }
 
-    static func grant(from granter: Archive.Unlocked, to grantee: Archive.Unlocked, expires: String) throws -> Grant {
+    static func grant(from granter: Archive.Unlocked, to grantee: Archive.Unlocked, expires: String) async throws -> Grant {
         var request = GrantRequest(grantee: try grantee.identity(), expires: expires, purpose: "petition")
         request.caseID = "C1"
-        return try granter.createGrant(request).grant
+        return try await granter.createGrant(request).grant
     }
 
     /// Runs `test` against the node's router; signed requests are for `localhost`, the router test's authority.
@@ -151,14 +151,14 @@ import Testing
     }
 
     @Test func anotherBodysGrantIsNotFound() async throws {
-        let third = try Archive.create(
+        let third = try await Archive.create(
             at: dir.path + "/third",
             name: "Third",
             passphrase: Fixtures.secret(),
             kdfPreset: "insecure-test",
             chunkSize: 1 << 20
         )
-        let theirs = try Self.grant(from: granter, to: third, expires: Expiry.resolve("30d") ?? "").id
+        let theirs = try await Self.grant(from: granter, to: third, expires: Expiry.resolve("30d") ?? "").id
         try await withRouter { p, client in
             let path = "/v1/grants/\(theirs)/head"
             try await client.execute(uri: path, method: .get, headers: Self.signed(path, key: p.key)) {
@@ -191,7 +191,7 @@ import Testing
     // MARK: 410
 
     @Test func aRevokedGrantIsGoneWithItsNotice() async throws {
-        _ = try granter.revokeGrant(grant.id, reason: "consent withdrawn")
+        _ = try await granter.revokeGrant(grant.id, reason: "consent withdrawn")
         try await withRouter { p, client in
             for part in ["head", "bundle", "objects/\(ObjectName(of: [1]).hex)"] {
                 let path = "/v1/grants/\(p.grantID)/\(part)"
@@ -208,7 +208,7 @@ import Testing
 
     @Test func anExpiredGrantIsGone() async throws {
         let expires = Int(time(nil)) + 2
-        let brief = try Self.grant(from: granter, to: grantee, expires: RFC3339.format(expires)).id
+        let brief = try await Self.grant(from: granter, to: grantee, expires: RFC3339.format(expires)).id
         // Waits for the grant's expiry to pass (no timing is asserted).
         while Int(time(nil)) < expires { try await Task.sleep(for: .milliseconds(200)) }
         try await withRouter { p, client in

@@ -50,8 +50,8 @@ package enum Fixtures {
     }
 
     /// A new archive in `dir/archive` with the insecure-test KDF (fast unlocks).
-    package static func archive(in dir: TempDirectory, chunkSize: Int = 1 << 20) throws -> Archive.Unlocked {
-        let archive = try Archive.create(
+    package static func archive(in dir: TempDirectory, chunkSize: Int = 1 << 20) async throws -> Archive.Unlocked {
+        let archive = try await Archive.create(
             at: dir.path + "/archive",
             name: "Test Body",
             passphrase: secret(),
