@@ -88,7 +88,9 @@ import Testing
         let recorded = try b.grantee.recordRevocation(verified)
         #expect(recorded.revokedAt == revoked.revokedAt && recorded.revokedBy == "A")
         let summary = try #require(try b.grantee.index().grant(b.parent.id))
-        #expect(summary.direction == "in" && summary.revokedAt == revoked.revokedAt && summary.revocation == recorded)
+        #expect(
+            summary.direction == .incoming && summary.revokedAt == revoked.revokedAt && summary.revocation == recorded
+        )
         #expect(try b.grantee.index().grant(b.other.id)?.revocation == nil, "only the named grant")
         // The grantee's own log holds the fact, naming the grant and the stored notice.
         var last: Archive.LogEntry?

@@ -137,7 +137,7 @@ import Glibc
         }
         #expect(try b.grantee.verify(mode: .deep).ok)
         #expect(try b.grantee.index().grants(item: b.inScope[0].id.hex).map(\.id) == [grant.id])
-        #expect(try b.granter.index().grants(item: b.inScope[0].id.hex).first?.direction == "out")
+        #expect(try b.granter.index().grants(item: b.inScope[0].id.hex).first?.direction == .outgoing)
         // Re-sharing an imported item is refused with the reason.
         var reshare = GrantRequest(grantee: try b.third.identity(), expires: Expiry.resolve("1d") ?? "", purpose: "x")
         reshare.caseID = "COI"
@@ -174,7 +174,7 @@ import Glibc
     @Test func aMetadataOnlyGrantCarriesNoContent() throws {
         let b = try bodies()
         let (grant, _, _) = try b.granter.createGrant(try request(b, metadataOnly: true))
-        #expect(grant.permission == "metadata" && grant.items.allSatisfy { $0.keys.content == nil })
+        #expect(grant.permission == .metadata && grant.items.allSatisfy { $0.keys.content == nil })
         let path = dir.path + "/meta.bundle"
         try b.granter.exportBundle(grant: grant.id, to: path)
         let metaParts = Set(
@@ -422,15 +422,15 @@ import Glibc
         )
         _ = try b.grantee.importBundle(path: dir.path + "/named.bundle", trustGranter: true)
         let anonymousItem = try #require(anonymous.items.first).id.hex
-        #expect(try b.grantee.index().provenance(of: anonymousItem)?.kind == "anonymous-submission")
+        #expect(try b.grantee.index().provenance(of: anonymousItem)?.kind == .anonymousSubmission)
         #expect(try b.grantee.resolveItem(anonymousItem).metadata.source == nil)
         let namedItem = try #require(named.items.first).id.hex
         let provenance = try #require(try b.grantee.index().provenance(of: namedItem))
         #expect(
-            provenance.kind == "submission" && provenance.granter == "ohchr"
+            provenance.kind == .submission && provenance.granter == "ohchr"
                 && provenance.purpose == "monthly submission"
         )
-        #expect(try b.grantee.index().grants().map(\.kind).sorted() == ["anonymous-submission", "submission"])
+        #expect(try b.grantee.index().grants().map(\.kind.rawValue).sorted() == ["anonymous-submission", "submission"])
     }
 
     @Test func aReshareIsAChildGrantNeverWiderOrLonger() throws {

@@ -51,8 +51,12 @@ import Glibc
     }
 
     /// A grant from mallory to `to` of one item of its own, exported: a valid bundle to forge from.
-    private func malloryBundle(_ w: World, to: Archive.Unlocked, kind: String = "grant", name: String) throws -> String
-    {
+    private func malloryBundle(
+        _ w: World,
+        to: Archive.Unlocked,
+        kind: Grant.Kind = .grant,
+        name: String
+    ) throws -> String {
         var options = IngestOptions()
         options.fields.caseID = "M"
         _ = try w.mallory.ingest([dir.write("m/\(name).txt", text: "mallory's \(name)")], options: options)
@@ -116,7 +120,7 @@ import Glibc
         let w = try world()
         // Finding 1: an anonymous submission with an extra P whose id is one of the victim's own grants (readable
         // from its public log) and whose grantee is mallory.
-        let path = try malloryBundle(w, to: w.victim, kind: "anonymous-submission", name: "anon")
+        let path = try malloryBundle(w, to: w.victim, kind: .anonymousSubmission, name: "anon")
         var recs = try records(path)
         let plant = try forged(w.grant, by: w.mallory)
         recs.insert(("P", plant), at: 2)
@@ -193,7 +197,7 @@ import Glibc
         _ = try impostor.ingest([dir.write("m/pose.txt", text: "posing")], options: options)
         var request = GrantRequest(grantee: try w.victim.identity(), expires: Expiry.resolve("10d") ?? "", purpose: "p")
         request.caseID = "M"
-        request.kind = "anonymous-submission"
+        request.kind = .anonymousSubmission
         let (posing, _, _) = try impostor.createGrant(request)
         let attack = dir.path + "/pose.bundle"
         try impostor.exportBundle(grant: posing.id, to: attack)
@@ -201,7 +205,7 @@ import Glibc
         try expectRefused(w.victim, attack, .notAuthorised)
 
         // A plain anonymous submission imports, and its provenance never repeats what it says of itself.
-        let plain = try malloryBundle(w, to: w.victim, kind: "anonymous-submission", name: "plain")
+        let plain = try malloryBundle(w, to: w.victim, kind: .anonymousSubmission, name: "plain")
         let imported = try w.victim.importBundle(path: plain)
         #expect(imported.granter == Archive.anonymousGranter)
         let item = try #require(imported.imported.first)

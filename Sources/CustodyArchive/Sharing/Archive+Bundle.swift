@@ -210,7 +210,7 @@ extension ArchiveContext {
     /// How an import names the granter: its name and fingerprint, or — for an anonymous submission, whose
     /// self-description is never shown — ``anonymousGranter``.
     static func granterLabel(_ contents: BundleContents) -> String {
-        contents.grant.kind == "anonymous-submission"
+        contents.grant.kind == .anonymousSubmission
             ? Archive.anonymousGranter : "\(contents.identity.name) (\(contents.identity.fingerprint))"
     }
 
@@ -245,7 +245,7 @@ extension ArchiveContext {
     /// The `import` event of a granted item, from its origin event in the granter's log.
     func importEvent(_ item: GrantedItem, grant: Grant, signed: [UInt8], origin: Event?, now: Int) -> Event? {
         guard let origin, let originObjects = origin.objects else { return nil }
-        let content = grant.permission == "content"
+        let content = grant.permission == .content
         return Event(
             type: .import,
             time: RFC3339.format(now),
@@ -276,8 +276,8 @@ extension Archive.Unlocked {
         let kind = contents.grant.kind
         let record = ProvenanceRecord(
             provenance: Provenance(
-                granter: kind == "anonymous-submission" ? Archive.anonymousGranter : contents.identity.name,
-                granterOrigin: kind == "anonymous-submission" ? "anonymous" : contents.identity.origin,
+                granter: kind == .anonymousSubmission ? Archive.anonymousGranter : contents.identity.name,
+                granterOrigin: kind == .anonymousSubmission ? "anonymous" : contents.identity.origin,
                 granterFingerprint: contents.identity.fingerprint,
                 grant: contents.grant.id,
                 purpose: terms.purpose,
@@ -494,7 +494,7 @@ extension Archive.Unlocked {
             )
         }
         let trusted = bodies.contains { $0.identity == contents.identity && $0.roles.contains(.granter) }
-        if grant.kind == "anonymous-submission" {
+        if grant.kind == .anonymousSubmission {
             // A throw-away identity that claims no one: nothing to trust, and nothing it says about itself is
             // shown; the items are recorded as an anonymous, unverified submission.
         } else if trusted {

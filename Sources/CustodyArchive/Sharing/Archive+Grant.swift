@@ -31,8 +31,8 @@ package struct GrantRequest: Sendable {
     package var reshare = false
     /// Include items whose consent forbids sharing, for this reason.
     package var overrideConsentReason: String?
-    /// `grant` or `submission`.
-    package var kind = "grant"
+    /// A grant or a submission.
+    package var kind = Grant.Kind.grant
 
     /// A request for `grantee` until `expires` for `purpose`; add the scope.
     package init(grantee: Identity, expires: String, purpose: String) {
@@ -58,8 +58,8 @@ package struct GrantScope: Sendable {
 package struct GrantSummary: Sendable, Equatable, Codable {
     /// Grant id.
     package var id: String
-    /// `out` (made by this archive) or `in` (imported).
-    package var direction: String
+    /// Made by this archive or imported.
+    package var direction: Direction
     /// The other body's name.
     package var party: String
     /// Its fingerprint.
@@ -70,17 +70,25 @@ package struct GrantSummary: Sendable, Equatable, Codable {
     package var created: String
     /// Not valid after.
     package var expires: String
-    /// `content` or `metadata`.
-    package var permission: String
+    /// What it releases of each item.
+    package var permission: Grant.Permission
     /// May be re-shared.
     package var reshare: Bool
     /// When it was revoked, if it was (for a grant received: when its granter revoked it, as a verified
     /// revocation notice showed).
     package var revokedAt: String?
-    /// `grant` or `submission`.
-    package var kind: String
+    /// A grant or a (possibly anonymous) submission.
+    package var kind: Grant.Kind
     /// For a grant received: the verified revocation notice this archive recorded, if any.
     package var revocation: ReceivedRevocation?
+
+    /// Whose grant it is; its Codable form (in the index and in `grant list --json`) is the raw value.
+    package enum Direction: String, Codable, Sendable, CaseIterable {
+        /// `out`: made by this archive.
+        case outgoing = "out"
+        /// `in`: imported from a bundle.
+        case incoming = "in"
+    }
 }
 
 extension Archive {
@@ -361,7 +369,7 @@ extension Archive.Unlocked {
                 )
             }
             try checkUsable(parentGrant, what: "the parent grant \(parentID)", fix: "ask its granter for a new grant")
-            if parentGrant.permission == "metadata" { permissionOnlyMetadata = true }
+            if parentGrant.permission == .metadata { permissionOnlyMetadata = true }
             parent = GrantReference(id: parentGrant.id, hash: Grant.hash(parentSigned))
         }
         var items: [GrantedItem] = []
@@ -394,7 +402,7 @@ extension Archive.Unlocked {
             expires: RFC3339.format(expires),
             granter: GrantParty(me),
             grantee: GrantParty(request.grantee),
-            permission: permissionOnlyMetadata ? "metadata" : "content",
+            permission: permissionOnlyMetadata ? .metadata : .content,
             reshare: request.reshare,
             parent: parent,
             kind: request.kind,

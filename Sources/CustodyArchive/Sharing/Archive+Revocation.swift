@@ -108,7 +108,7 @@ extension ArchiveContext {
     ///
     /// - Throws: ``ArchiveError``: not found when the grant is not one of this archive's revoked grants.
     package func revocationNotice(grant id: String) throws -> [UInt8] {
-        guard OutsideInput.isID(id), let summary = try index().grant(id), summary.direction == "out",
+        guard OutsideInput.isID(id), let summary = try index().grant(id), summary.direction == .outgoing,
             summary.revokedAt != nil
         else {
             throw ArchiveError(.notFound, "no revoked grant \(id) made by this archive", fix: "check the grant id")
@@ -181,12 +181,12 @@ extension ArchiveContext {
         }
         if let expected, notice.grant != expected { throw forged("it names grant \(notice.grant), not \(expected)") }
         let indexed = try index()
-        let received = try indexed.grants().filter { $0.direction == "in" }.compactMap { summary in
+        let received = try indexed.grants().filter { $0.direction == .incoming }.compactMap { summary in
             try indexed.grantHash(summary.id).map { (summary.id, $0) }
         }
         let descendants = grantsReSharing(notice.grant, among: received)
         let held: (grant: Grant, signed: [UInt8])
-        if let summary = try index().grant(notice.grant), summary.direction == "in" {
+        if let summary = try index().grant(notice.grant), summary.direction == .incoming {
             held = try storedGrant(notice.grant)
         } else if let ancestor = descendants.first?.ancestor {
             held = ancestor

@@ -223,7 +223,7 @@ extension ArchiveContext {
 
     /// The signing key and fingerprint of the grantee called `origin` in one of this archive's grants.
     func granteeKey(origin: String) throws -> (key: [UInt8], fingerprint: String)? {
-        for summary in try index().grants() where summary.direction == "out" {
+        for summary in try index().grants() where summary.direction == .outgoing {
             let grant = try storedGrant(summary.id).grant
             if grant.grantee.origin == origin, let key = Encoding.bytes(base64: grant.grantee.signingKey),
                 key.count == 32

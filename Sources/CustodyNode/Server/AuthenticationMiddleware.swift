@@ -92,7 +92,7 @@ extension NodeServer {
         for body in (try? archive.knownBodies()) ?? [] {
             known = (body.identity.signingKey == text) || known
         }
-        for summary in (try? archive.index().grants()) ?? [] where summary.direction == "out" {
+        for summary in (try? archive.index().grants()) ?? [] where summary.direction == .outgoing {
             known = ((try? grants.get(summary.id, archive: archive).grantee) == key) || known
         }
         return known

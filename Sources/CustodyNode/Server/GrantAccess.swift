@@ -19,7 +19,7 @@ extension NodeServer {
         let sessions = self.sessions
         return try await archive { archive -> ServedGrant in
             guard id.utf8.count == 32, Encoding.isLowercaseHex(id, count: 32),
-                let summary = try archive.index().grant(id), summary.direction == "out"
+                let summary = try archive.index().grant(id), summary.direction == .outgoing
             else { throw ServerRefusal(.notFound) }
             guard let served = try? grants.get(id, archive: archive), served.grantee == requester else {
                 throw ServerRefusal(.notFound)

@@ -27,7 +27,7 @@ struct GrantController: Sendable {
         let requester = try context.requireRequester()
         let grants = node.grants
         let list = try await node.archive { archive in
-            try archive.index().grants().filter { $0.direction == "out" }.compactMap { summary -> GrantListing? in
+            try archive.index().grants().filter { $0.direction == .outgoing }.compactMap { summary -> GrantListing? in
                 guard (try? grants.get(summary.id, archive: archive))?.grantee == requester else { return nil }
                 return GrantListing(summary)
             }
