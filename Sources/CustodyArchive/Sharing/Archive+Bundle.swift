@@ -106,7 +106,31 @@ extension ArchiveContext {
         if !force, POSIX.lstatPath(output) != nil {
             throw ArchiveError(.cannotCreate, "\(output) already exists", fix: "choose another -o path or pass --force")
         }
-        // The entries to prove: the grant event, and each item's origin and annotation events.
+        // Every check above is made before a byte is written; then the entries to prove, then the bundle.
+        let (checkpoint, entries) = try provableEntries(of: grant)
+        let objects = includeObjects ? grant.releasedObjects : []
+        let bytes = try writeBundle(
+            grant,
+            signed: signed,
+            checkpoint: checkpoint,
+            entries: entries,
+            objects: objects,
+            to: output,
+            progress: progress
+        )
+        return BundleExport(
+            grant: grant.id,
+            items: grant.items.count,
+            objects: objects.count,
+            entries: entries.count,
+            bytes: bytes,
+            checkpointSize: checkpoint.size
+        )
+    }
+
+    /// The entries a bundle of `grant` proves — the grant event, and each item's origin and annotation events —
+    /// with the checkpoint their proofs lead to: the newest cosigned one that covers them all, else the latest.
+    private func provableEntries(of grant: Grant) throws -> (Checkpoint, [(Int, [UInt8])]) {
         var wanted = Set<Int>()
         let grantSeq = try index().grantSeq(grant.id)
         wanted.insert(grantSeq)
@@ -133,7 +157,22 @@ extension ArchiveContext {
         guard entries.count == wanted.count else {
             throw ArchiveError(.damaged, "the journal lacks entries the grant needs", fix: "run custody verify")
         }
+        return (checkpoint, entries)
+    }
 
+    /// Writes the bundle to a temporary file beside `output` and renames it into place once complete and
+    /// flushed: nothing is left at `output` on failure.
+    ///
+    /// - Returns: The bundle's size.
+    private func writeBundle(
+        _ grant: Grant,
+        signed: [UInt8],
+        checkpoint: Checkpoint,
+        entries: [(Int, [UInt8])],
+        objects: [ObjectRef],
+        to output: String,
+        progress: ((Int, Int) -> Void)?
+    ) throws -> Int64 {
         let directory = POSIX.parentDirectory(of: output)
         let temp = directory + "/.custody-bundle-" + Encoding.hex(randomBytes(8))
         let fd = POSIX.open(temp, O_WRONLY | O_CREAT | O_EXCL, 0o600)
@@ -159,7 +198,7 @@ extension ArchiveContext {
             try writer.record(.ancestor, bytes)
             return try Grant.parse(bytes)
         }
-        if beyond != nil {  // refused above by the standing check already; never written as a bundle
+        if beyond != nil {  // refused by exportBundle's standing check already; never written as a bundle
             throw ArchiveError(
                 .notAuthorised,
                 "grant \(grant.id) re-shares through more than \(Grant.maxAncestors) grants, more than a bundle carries",
@@ -176,7 +215,6 @@ extension ArchiveContext {
             )
             try writer.record(.entry, try Array(Event.encoder.encode(record)))
         }
-        let objects = includeObjects ? grant.releasedObjects : []
         for (number, ref) in objects.enumerated() {
             guard let bytes = try store.read(ref.name, limit: SealedPart.maxContentStoredBytes),
                 Int64(bytes.count) == ref.size
@@ -195,14 +233,7 @@ extension ArchiveContext {
         guard rename(temp, output) == 0 else { throw ArchiveError.writeFailed("cannot write \(output)", errno: errno) }
         published = true
         _ = POSIX.syncDirectory(directory)
-        return BundleExport(
-            grant: grant.id,
-            items: grant.items.count,
-            objects: objects.count,
-            entries: entries.count,
-            bytes: writer.bytes,
-            checkpointSize: checkpoint.size
-        )
+        return writer.bytes
     }
 
     /// How an import names the granter: its name and fingerprint, or — for an anonymous submission, whose
