@@ -116,17 +116,50 @@ extension ArchiveContext {
                 fix: "give --case, --tag, --item or --collected-after/--collected-before"
             )
         }
-        var maxLevel: Int?
-        if let max = request.maxSensitivity {
-            guard let level = Archive.sensitivityScale.firstIndex(of: max.lowercased()) else {
-                throw ArchiveError(
-                    .usage,
-                    "--max-sensitivity \(max) is not a level",
-                    fix: "use one of \(Archive.sensitivityScale.joined(separator: ", "))"
-                )
+        let maxLevel = try Self.sensitivityLevel(request)
+        let candidates = try scopeCandidates(request, hasQuery: hasQuery)
+        let imported = try index().importedItems()
+        let grants = Dictionary(try index().grants().map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
+        var scope = GrantScope()
+        for (item, why) in candidates {
+            if let parent = imported[item.id] {
+                // A re-share: a child grant of the grant the item came under, which must allow it.
+                if let reason = Self.reshareExclusion(parent: parent, grants: grants, imported: imported, scope: &scope)
+                {
+                    scope.excluded.append((item.id, reason))
+                    continue
+                }
+                scope.parent = parent
+                scope.items.append((item, why + "; re-shared under grant \(parent)"))
+                continue
             }
-            maxLevel = level
+            if let reason = Self.ownItemExclusion(item, request: request, scope: scope, maxLevel: maxLevel) {
+                scope.excluded.append((item.id, reason))
+                continue
+            }
+            scope.items.append((item, why))
         }
+        return scope
+    }
+
+    /// The position of the request's `--max-sensitivity` on ``Archive/sensitivityScale``, if it gives one.
+    ///
+    /// - Throws: ``ArchiveError`` (usage) for a label not on the scale.
+    private static func sensitivityLevel(_ request: GrantRequest) throws -> Int? {
+        guard let max = request.maxSensitivity else { return nil }
+        guard let level = Archive.sensitivityScale.firstIndex(of: max.lowercased()) else {
+            throw ArchiveError(
+                .usage,
+                "--max-sensitivity \(max) is not a level",
+                fix: "use one of \(Archive.sensitivityScale.joined(separator: ", "))"
+            )
+        }
+        return level
+    }
+
+    /// The items a request names — those its query matches (if it has one), then those named with `--item` —
+    /// each with why.
+    private func scopeCandidates(_ request: GrantRequest, hasQuery: Bool) throws -> [(IndexedItem, String)] {
         var candidates: [(IndexedItem, String)] = []
         if hasQuery {
             var filter = ItemFilter()
@@ -146,74 +179,57 @@ extension ArchiveContext {
             let item = try resolveItem(text)
             if !candidates.contains(where: { $0.0.id == item.id }) { candidates.append((item, "named with --item")) }
         }
-        let imported = try index().importedItems()
-        let grants = Dictionary(try index().grants().map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
-        var scope = GrantScope()
-        for (item, why) in candidates {
-            let m = item.metadata
-            if let parent = imported[item.id] {
-                // A re-share: a child grant of the grant the item came under, which must allow it.
-                if let summary = grants[parent], let revoked = summary.revokedAt {
-                    scope.revokedParents[parent] = summary
-                    let by = summary.revocation.map { " by " + TerminalText.escape($0.revokedBy) } ?? ""
-                    scope.excluded.append(
-                        (item.id, "imported under grant \(parent), which was revoked\(by) at \(revoked)")
-                    )
-                    continue
-                }
-                guard let summary = grants[parent], summary.reshare else {
-                    scope.excluded.append(
-                        (item.id, "imported under grant \(parent), which does not allow this archive to re-share it")
-                    )
-                    continue
-                }
-                if let first = scope.parent, first != parent {
-                    scope.excluded.append(
-                        (
-                            item.id,
-                            "imported under grant \(parent); a re-share has one parent grant (\(first)): make one grant per source"
-                        )
-                    )
-                    continue
-                }
-                if scope.items.contains(where: { imported[$0.item.id] == nil }) {
-                    scope.excluded.append((item.id, "a re-share cannot mix imported items with this archive's own"))
-                    continue
-                }
-                scope.parent = parent
-                scope.items.append((item, why + "; re-shared under grant \(parent)"))
-                continue
-            }
-            if scope.parent != nil {
-                scope.excluded.append((item.id, "a re-share cannot mix imported items with this archive's own"))
-                continue
-            }
-            if let consent = m.consent, Archive.noShareConsents.contains(consent.lowercased()),
-                request.overrideConsentReason == nil
-            {
-                scope.excluded.append(
-                    (item.id, "its consent (\(consent)) forbids sharing; --override-consent --reason \"…\" includes it")
-                )
-                continue
-            }
-            if let maxLevel {
-                guard let label = m.sensitivity, let level = Archive.sensitivityScale.firstIndex(of: label.lowercased())
-                else {
-                    scope.excluded.append(
-                        (item.id, "its sensitivity (\(m.sensitivity ?? "none")) is not a level of the scale")
-                    )
-                    continue
-                }
-                if level > maxLevel {
-                    scope.excluded.append(
-                        (item.id, "its sensitivity (\(label)) is above \(request.maxSensitivity ?? "")")
-                    )
-                    continue
-                }
-            }
-            scope.items.append((item, why))
+        return candidates
+    }
+
+    /// Why an item imported under grant `parent` cannot be re-shared in `scope`, or `nil`: its parent grant was
+    /// revoked (recorded in `scope`) or does not allow a re-share, `scope` re-shares from another parent, or it
+    /// holds this archive's own items.
+    private static func reshareExclusion(
+        parent: String,
+        grants: [String: GrantSummary],
+        imported: [String: String],
+        scope: inout GrantScope
+    ) -> String? {
+        if let summary = grants[parent], let revoked = summary.revokedAt {
+            scope.revokedParents[parent] = summary
+            let by = summary.revocation.map { " by " + TerminalText.escape($0.revokedBy) } ?? ""
+            return "imported under grant \(parent), which was revoked\(by) at \(revoked)"
         }
-        return scope
+        guard let summary = grants[parent], summary.reshare else {
+            return "imported under grant \(parent), which does not allow this archive to re-share it"
+        }
+        if let first = scope.parent, first != parent {
+            return
+                "imported under grant \(parent); a re-share has one parent grant (\(first)): make one grant per source"
+        }
+        if scope.items.contains(where: { imported[$0.item.id] == nil }) {
+            return "a re-share cannot mix imported items with this archive's own"
+        }
+        return nil
+    }
+
+    /// Why one of this archive's own items is left out of `scope`, or `nil`: the scope is a re-share, its consent
+    /// forbids sharing (without an override), or its sensitivity is off the scale or above `maxLevel`.
+    private static func ownItemExclusion(
+        _ item: IndexedItem,
+        request: GrantRequest,
+        scope: GrantScope,
+        maxLevel: Int?
+    ) -> String? {
+        let m = item.metadata
+        if scope.parent != nil { return "a re-share cannot mix imported items with this archive's own" }
+        if let consent = m.consent, Archive.noShareConsents.contains(consent.lowercased()),
+            request.overrideConsentReason == nil
+        {
+            return "its consent (\(consent)) forbids sharing; --override-consent --reason \"…\" includes it"
+        }
+        if let maxLevel {
+            guard let label = m.sensitivity, let level = Archive.sensitivityScale.firstIndex(of: label.lowercased())
+            else { return "its sensitivity (\(m.sensitivity ?? "none")) is not a level of the scale" }
+            if level > maxLevel { return "its sensitivity (\(label)) is above \(request.maxSensitivity ?? "")" }
+        }
+        return nil
     }
 
     /// The sealed annotation objects (tags and notes) of each item, in log order: one read of the journal from the
