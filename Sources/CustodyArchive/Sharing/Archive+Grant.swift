@@ -396,21 +396,7 @@ extension Archive.Unlocked {
             granted.objects += annotations[indexed.id] ?? []
             items.append(granted)
         }
-        var query: [String: String] = [:]
-        query["case"] = request.caseID
-        if !request.tags.isEmpty { query["tags"] = request.tags.joined(separator: ",") }
-        if !request.items.isEmpty { query["items"] = request.items.joined(separator: ",") }
-        query["collected_after"] = request.collectedAfter
-        query["collected_before"] = request.collectedBefore
-        query["max_sensitivity"] = request.maxSensitivity
-        var terms = GrantTerms(purpose: request.purpose, query: query)
-        let overridden = scope.items.filter {
-            $0.item.metadata.consent.map { Archive.noShareConsents.contains($0.lowercased()) } ?? false
-        }
-        if let reason = request.overrideConsentReason, !overridden.isEmpty {
-            terms.consentOverride = GrantTerms.ConsentOverride(items: overridden.map(\.item.id), reason: reason)
-        }
-        let termsJSON = try Array(Event.encoder.encode(terms))
+        let termsJSON = try Array(Event.encoder.encode(Self.terms(of: request, scope: scope)))
         let me = try identity()
         let grant = Grant(
             id: ItemID.random().hex,
@@ -432,6 +418,26 @@ extension Archive.Unlocked {
         let reference = GrantReference(id: grant.id, hash: Grant.hash(signed))
         _ = try record([Event(type: .grant, time: grant.created, actor: config.origin, grant: reference)])
         return (grant, signed, scope)
+    }
+
+    /// The human terms of a grant: its purpose, the query its scope was resolved from, and the consent override
+    /// with the items it concerns.
+    private static func terms(of request: GrantRequest, scope: GrantScope) -> GrantTerms {
+        var query: [String: String] = [:]
+        query["case"] = request.caseID
+        if !request.tags.isEmpty { query["tags"] = request.tags.joined(separator: ",") }
+        if !request.items.isEmpty { query["items"] = request.items.joined(separator: ",") }
+        query["collected_after"] = request.collectedAfter
+        query["collected_before"] = request.collectedBefore
+        query["max_sensitivity"] = request.maxSensitivity
+        var terms = GrantTerms(purpose: request.purpose, query: query)
+        let overridden = scope.items.filter {
+            $0.item.metadata.consent.map { Archive.noShareConsents.contains($0.lowercased()) } ?? false
+        }
+        if let reason = request.overrideConsentReason, !overridden.isEmpty {
+            terms.consentOverride = GrantTerms.ConsentOverride(items: overridden.map(\.item.id), reason: reason)
+        }
+        return terms
     }
 
     /// The released objects (without its annotations) and wrapped keys of one item.
