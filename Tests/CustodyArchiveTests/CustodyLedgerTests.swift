@@ -247,6 +247,7 @@ import Testing
             "old \(first.size)\n" + stale.proof.map { Encoding.base64($0) + "\n" }.joined() + "\n" + third.note
         let staleError = #expect(throws: ArchiveError.self) { try b.cosign(Array(staleRequest.utf8)) }
         #expect(staleError?.code == .badInput)
+        // The fix names the command and the size to prove from: the property under test.
         #expect(staleError?.fix.contains("custody prove --consistency \(second.size)") == true)
     }
 

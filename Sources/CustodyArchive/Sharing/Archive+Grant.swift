@@ -355,7 +355,7 @@ extension Archive.Unlocked {
             let (parentGrant, parentSigned) = try storedGrant(parentID)
             guard expires <= (RFC3339.parse(parentGrant.expires) ?? 0) else {
                 throw ArchiveError(
-                    .usage,
+                    .outlastsParent,
                     "a re-share cannot outlast its parent grant \(parentID), which expires at \(parentGrant.expires)",
                     fix: "give --expires \(parentGrant.expires) or earlier"
                 )
@@ -429,7 +429,7 @@ extension Archive.Unlocked {
         if !metadataOnly {
             guard let contentRef = objects.content, let wrappedContent = wrapped.content else {
                 throw ArchiveError(
-                    .notAuthorised,
+                    .metadataOnly,
                     "item \(indexed.id) was shared with this archive as metadata only; its content cannot be granted",
                     fix: "grant it with --metadata-only"
                 )
