@@ -46,12 +46,30 @@ package struct GrantRequest: Sendable {
 package struct GrantScope: Sendable {
     /// Items in scope, with why each is.
     package var items: [(item: IndexedItem, why: String)] = []
-    /// Items the query matched that are left out, with why.
-    package var excluded: [(id: String, reason: String)] = []
+    /// Items the query matched that are left out, with why: a kind for code, a reason for people.
+    package var excluded: [(id: String, kind: Exclusion, reason: String)] = []
     /// For a re-share: the grant the items were imported under.
     package var parent: String?
     /// Parent grants of matched items that their granters revoked (a verified notice was received), by id.
     package var revokedParents: [String: GrantSummary] = [:]
+
+    /// Why a matched item is left out of the scope.
+    package enum Exclusion: Sendable, Hashable {
+        /// Imported under a grant its granter revoked.
+        case parentRevoked
+        /// Imported under a grant that does not allow re-sharing.
+        case notResharable
+        /// Imported under another grant than the re-share's one parent.
+        case otherParent
+        /// A re-share cannot mix imported items with this archive's own.
+        case mixesOwnAndImported
+        /// Its consent forbids sharing (and no override was given).
+        case consentForbids
+        /// Its sensitivity is not a level of the scale.
+        case sensitivityUnknown
+        /// Its sensitivity is above the request's maximum.
+        case sensitivityAbove
+    }
 }
 
 /// One grant as `grant list` shows it.
@@ -149,27 +167,35 @@ extension ArchiveContext {
                     scope.revokedParents[parent] = summary
                     let by = summary.revocation.map { " by " + TerminalText.escape($0.revokedBy) } ?? ""
                     scope.excluded.append(
-                        (item.id, "imported under grant \(parent), which was revoked\(by) at \(revoked)")
+                        (
+                            item.id, .parentRevoked,
+                            "imported under grant \(parent), which was revoked\(by) at \(revoked)"
+                        )
                     )
                     continue
                 }
                 guard let summary = grants[parent], summary.reshare else {
                     scope.excluded.append(
-                        (item.id, "imported under grant \(parent), which does not allow this archive to re-share it")
+                        (
+                            item.id, .notResharable,
+                            "imported under grant \(parent), which does not allow this archive to re-share it"
+                        )
                     )
                     continue
                 }
                 if let first = scope.parent, first != parent {
                     scope.excluded.append(
                         (
-                            item.id,
+                            item.id, .otherParent,
                             "imported under grant \(parent); a re-share has one parent grant (\(first)): make one grant per source"
                         )
                     )
                     continue
                 }
                 if scope.items.contains(where: { imported[$0.item.id] == nil }) {
-                    scope.excluded.append((item.id, "a re-share cannot mix imported items with this archive's own"))
+                    scope.excluded.append(
+                        (item.id, .mixesOwnAndImported, "a re-share cannot mix imported items with this archive's own")
+                    )
                     continue
                 }
                 scope.parent = parent
@@ -177,14 +203,19 @@ extension ArchiveContext {
                 continue
             }
             if scope.parent != nil {
-                scope.excluded.append((item.id, "a re-share cannot mix imported items with this archive's own"))
+                scope.excluded.append(
+                    (item.id, .mixesOwnAndImported, "a re-share cannot mix imported items with this archive's own")
+                )
                 continue
             }
             if let consent = m.consent, Archive.noShareConsents.contains(consent.lowercased()),
                 request.overrideConsentReason == nil
             {
                 scope.excluded.append(
-                    (item.id, "its consent (\(consent)) forbids sharing; --override-consent --reason \"…\" includes it")
+                    (
+                        item.id, .consentForbids,
+                        "its consent (\(consent)) forbids sharing; --override-consent --reason \"…\" includes it"
+                    )
                 )
                 continue
             }
@@ -192,13 +223,19 @@ extension ArchiveContext {
                 guard let label = m.sensitivity, let level = Archive.sensitivityScale.firstIndex(of: label.lowercased())
                 else {
                     scope.excluded.append(
-                        (item.id, "its sensitivity (\(m.sensitivity ?? "none")) is not a level of the scale")
+                        (
+                            item.id, .sensitivityUnknown,
+                            "its sensitivity (\(m.sensitivity ?? "none")) is not a level of the scale"
+                        )
                     )
                     continue
                 }
                 if level > maxLevel {
                     scope.excluded.append(
-                        (item.id, "its sensitivity (\(label)) is above \(request.maxSensitivity ?? "")")
+                        (
+                            item.id, .sensitivityAbove,
+                            "its sensitivity (\(label)) is above \(request.maxSensitivity ?? "")"
+                        )
                     )
                     continue
                 }
