@@ -97,9 +97,9 @@ import Glibc
         let error = #expect(throws: ArchiveError.self) {
             try archive.ingest(scanned: files, problems: problems, options: IngestOptions())
         }
-        #expect(error?.code == .badInput)
-        #expect(error?.problem.contains("b.txt") == true)
-        #expect(error?.problem.contains("no longer a regular file") == true)
+        #expect(error?.reason == .changedSinceScan)
+        #expect(error?.problem.contains("b.txt") == true)  // the message names the file: the property under test
+        #expect(files.compactMap(\.openProblemKind) == [.notRegularFile])
         #expect(try archive.index().itemCount() == 0)
         #expect(try archive.verify(mode: .standard).ok)
 
@@ -107,7 +107,7 @@ import Glibc
         options.skipProblems = true
         let report = try archive.ingest(scanned: files, problems: problems, options: options)
         #expect(report.items.map(\.path) == [dir.path + "/up/a.txt"])
-        #expect(report.skipped.map(\.path) == [swapped])
+        #expect(report.skipped.map(\.path) == [swapped] && report.skipped.map(\.kind) == [.notRegularFile])
     }
 
     @Test func aFolderSwappedForALinkToOutsideAfterTheScanIsRefused() throws {
@@ -121,8 +121,8 @@ import Glibc
         let error = #expect(throws: ArchiveError.self) {
             try archive.ingest(scanned: files, problems: problems, options: IngestOptions())
         }
-        #expect(error?.code == .badInput)
-        #expect(error?.problem.contains("symbolic link") == true)
+        #expect(error?.reason == .changedSinceScan)
+        #expect(files.compactMap(\.openProblemKind) == [.symbolicLink])
         #expect(try archive.index().itemCount() == 0)
     }
 
@@ -138,7 +138,8 @@ import Glibc
         let folderError = #expect(throws: ArchiveError.self) {
             try archive.ingest(scanned: files, problems: problems, options: IngestOptions())
         }
-        #expect(folderError?.problem.contains("another folder than the one scanned") == true)
+        #expect(folderError?.reason == .changedSinceScan)
+        #expect(files.compactMap(\.openProblemKind) == [.replaced])
         // A file renamed over a scanned one (same name, same folder, another inode).
         dir.write("third/a.txt", text: "scanned")
         let rescanned = try FileScanner.scan([dir.path + "/third"])
@@ -147,7 +148,8 @@ import Glibc
         let fileError = #expect(throws: ArchiveError.self) {
             try archive.ingest(scanned: rescanned.files, problems: [], options: IngestOptions())
         }
-        #expect(fileError?.problem.contains("another file than the one scanned") == true)
+        #expect(fileError?.reason == .changedSinceScan)
+        #expect(rescanned.files.compactMap(\.openProblemKind) == [.replaced])
         #expect(try archive.index().itemCount() == 0)
     }
 
@@ -163,7 +165,8 @@ import Glibc
         let error = #expect(throws: ArchiveError.self) {
             try archive.ingest(scanned: files, problems: [], options: IngestOptions())
         }
-        #expect(error?.problem.contains("no longer a regular file") == true)
+        #expect(error?.reason == .changedSinceScan)
+        #expect(files.compactMap(\.openProblemKind) == [.notRegularFile])
         #expect(try archive.index().itemCount() == 1)
     }
 
@@ -303,7 +306,7 @@ import Glibc
     )
     func identityWithAnUnsafeNameIsRefused(name: String) throws {
         let identity = try Self.forgedIdentity(name: name)
-        #expect(identity.problem?.contains("name") == true)
+        #expect(identity.problem?.contains("name") == true)  // the problem names the field at fault
         #expect(!identity.isValid)
         let error = #expect(throws: ArchiveError.self) {
             try Identity.parse(try identity.jsonBytes(), source: "hostile.id")
@@ -325,5 +328,17 @@ import Glibc
         #expect(TerminalText.escape("a\u{1B}[30mb") == "a\\u{1B}[30mb")
         #expect(TerminalText.escape("x\ny") == "x\\u{A}y")
         #expect(TerminalText.escape("x\ny", keepingNewlines: true) == "x\ny")
+    }
+}
+
+extension SourceFile {
+    /// The kind of problem opening it for ingest finds now, if any.
+    fileprivate var openProblemKind: ScanProblem.Kind? {
+        switch openForReading() {
+        case .success(let fd):
+            close(fd)
+            return nil
+        case .failure(let problem): return problem.kind
+        }
     }
 }

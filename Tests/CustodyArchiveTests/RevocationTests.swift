@@ -106,14 +106,15 @@ import Testing
         // A re-share under the revoked parent fails, clearly.
         let refused = #expect(throws: ArchiveError.self) { try b.grantee.createGrant(try childRequest(b)) }
         #expect(refused?.reason == .grantRevoked)
-        #expect(try b.grantee.resolveScope(try childRequest(b)).excluded.allSatisfy { $0.reason.contains("revoked") })
+        #expect(try b.grantee.resolveScope(try childRequest(b)).excluded.allSatisfy { $0.kind == .parentRevoked })
 
         // Extracting an item of the revoked grant needs the explicit override.
         let item = b.items[0].id.hex
         let blocked = #expect(throws: ArchiveError.self) {
             try b.grantee.checkExtractAllowed(item, despiteRevocation: false)
         }
-        #expect(blocked?.code == .notAuthorised && blocked?.fix.contains("--despite-revocation") == true)
+        #expect(blocked?.reason == .grantRevoked)
+        #expect(blocked?.fix.contains("--despite-revocation") == true)  // the fix names the override: the property
         #expect(try b.grantee.checkExtractAllowed(item, despiteRevocation: true)?.0 == b.parent.id)
         #expect(try b.grantee.revocation(ofItem: item)?.revocation == recorded)
 
@@ -361,7 +362,7 @@ import Testing
             to: URL(fileURLWithPath: registry)
         )
         let unknown = #expect(throws: ArchiveError.self) { try b.grantee.verifyRevocationNotice(notice) }
-        #expect(unknown?.code == .notAuthorised && unknown?.problem.contains("not a body this archive knows") == true)
+        #expect(unknown?.reason == .revocationUnverifiable)
         try saved.write(to: URL(fileURLWithPath: registry))
         #expect(try b.grantee.verifyRevocationNotice(notice).grant.id == b.other.id)
     }

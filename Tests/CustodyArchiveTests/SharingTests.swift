@@ -100,7 +100,7 @@ import Glibc
         let (grant, _, scope) = try b.granter.createGrant(try request(b))
         #expect(Set(grant.items.map(\.id)) == Set(b.inScope.map(\.id)))
         #expect(scope.excluded.map(\.id) == [b.noShare.id.hex])
-        #expect(scope.excluded[0].reason.contains("no-share"))
+        #expect(scope.excluded[0].kind == .consentForbids)
         let path = dir.path + "/p.bundle"
         let export = try b.granter.exportBundle(grant: grant.id, to: path)
         #expect(export.items == 2 && export.entries == 5, "the grant event, two ingests, a tag and a note")
@@ -117,7 +117,7 @@ import Glibc
         #expect(later.integrityOK && !later.validNow && !later.ok)
 
         let unknown = #expect(throws: ArchiveError.self) { try b.grantee.importBundle(path: path) }
-        #expect(unknown?.code == .notAuthorised && unknown?.fix.contains("--trust-granter") == true)
+        #expect(unknown?.reason == .granterUnknown)
         let imported = try b.grantee.importBundle(path: path, trustGranter: true)
         #expect(Set(imported.imported) == Set(b.inScope.map(\.id.hex)) && imported.trustedNow)
         let again = try b.grantee.importBundle(path: path)
@@ -142,7 +142,7 @@ import Glibc
         var reshare = GrantRequest(grantee: try b.third.identity(), expires: Expiry.resolve("1d") ?? "", purpose: "x")
         reshare.caseID = "COI"
         let refused = try b.grantee.resolveScope(reshare)
-        #expect(refused.items.isEmpty && refused.excluded.allSatisfy { $0.reason.contains("does not allow") })
+        #expect(refused.items.isEmpty && refused.excluded.allSatisfy { $0.kind == .notResharable })
     }
 
     @Test func nothingOutsideTheScopeLeaks() throws {
@@ -167,7 +167,7 @@ import Glibc
         #expect(outside == 3)
         // A third body cannot import what was granted to the grantee.
         let third = #expect(throws: ArchiveError.self) { try b.third.importBundle(path: path, trustGranter: true) }
-        #expect(third?.code == .notAuthorised && third?.problem.contains("addressed to") == true)
+        #expect(third?.reason == .addressedElsewhere)
         #expect(try b.third.index().itemCount() == 0)
     }
 
@@ -187,7 +187,7 @@ import Glibc
         let error = #expect(throws: ArchiveError.self) {
             try b.grantee.extract(item, to: dir.path + "/x", force: false)
         }
-        #expect(error?.code == .notAuthorised && error?.problem.contains("metadata only") == true)
+        #expect(error?.reason == .metadataOnly)
         #expect(!FileManager.default.fileExists(atPath: dir.path + "/x"))
         #expect(try b.grantee.verify(mode: .deep).ok)
     }
@@ -200,7 +200,7 @@ import Glibc
         #expect(scope.items.count == 3 && scope.excluded.isEmpty)
         let terms = try b.granter.terms(of: grant)
         #expect(terms.consentOverride?.items == [b.noShare.id.hex])
-        #expect(terms.consentOverride?.reason.contains("in writing") == true)
+        #expect(terms.consentOverride?.reason.contains("in writing") == true)  // the operator's own words, kept
         var strict = try request(b)
         strict.maxSensitivity = "medium"
         let none = try b.granter.resolveScope(strict)
@@ -277,8 +277,13 @@ import Glibc
         }
 
         let truncated = variant("truncated.bundle", Array(bytes.prefix(bytes.count - 700)))
-        #expect(try firstProblem(truncated)?.detail.contains("truncated") == true)
-        #expect(try expectRefused(b, truncated)?.problem.contains("truncated") == true)
+        #expect(try firstProblem(truncated)?.kind == .bundleDamaged)
+        #expect(try expectRefused(b, truncated)?.reason == .bundleInvalid)
+        let cut = #expect(throws: ArchiveError.self) {
+            let reader = try BundleReader(path: truncated)
+            while try reader.next() != nil {}
+        }
+        #expect(cut?.reason == .bundleTruncated)
 
         var flipped = bytes
         flipped[bytes.count / 2] ^= 0x20
@@ -290,14 +295,14 @@ import Glibc
         let firstRecord = BundleFormat.magic.count
         for i in 1...8 { oversized[firstRecord + i] = 0xFF }
         let oversizedPath = variant("oversized.bundle", oversized)
-        #expect(try firstProblem(oversizedPath)?.detail.contains("over its limit") == true)
+        #expect(try firstProblem(oversizedPath)?.kind == .bundleDamaged)
 
         let wrongType = variant("photo.jpg", [0xFF, 0xD8, 0xFF, 0xE0] + randomBytes(500))
         #expect(
             (#expect(throws: ArchiveError.self) { try BundleVerifier.verify(path: wrongType, at: 0) })?.code
                 == .badInput
         )
-        #expect(try expectRefused(b, wrongType)?.problem.contains("not a Custody bundle") == true)
+        #expect(try expectRefused(b, wrongType)?.reason == .notABundle)
 
         // Well-formed files with the wrong content: only the deeper checks can object.
         var recs = try records(good)
@@ -305,7 +310,7 @@ import Glibc
         recs.swapAt(objectIndexes[0], 1)  // an object where the grant should be
         let reordered = dir.path + "/reordered.bundle"
         try write(recs, to: reordered)
-        #expect(try firstProblem(reordered)?.detail.contains("out of order") == true)
+        #expect(try firstProblem(reordered)?.kind == .bundleDamaged)
         _ = try expectRefused(b, reordered)
 
         recs = try records(good)
@@ -363,7 +368,7 @@ import Glibc
         let (grant, _, _) = try b.granter.createGrant(toThird)
         let path = dir.path + "/third.bundle"
         try b.granter.exportBundle(grant: grant.id, to: path)
-        #expect(try expectRefused(b, path, .notAuthorised)?.problem.contains("addressed to third") == true)
+        #expect(try expectRefused(b, path, .notAuthorised)?.reason == .addressedElsewhere)
         // A known granter whose keys changed is refused even with --trust-granter.
         let good = try exported(b)
         _ = try b.grantee.importBundle(path: good, trustGranter: true)
@@ -385,7 +390,7 @@ import Glibc
         let error = #expect(throws: ArchiveError.self) {
             try b.grantee.importBundle(path: dir.path + "/imp.bundle", trustGranter: true)
         }
-        #expect(error?.code == .notAuthorised && error?.problem.contains("other keys") == true)
+        #expect(error?.reason == .identityClash)
         #expect(try b.grantee.index().itemCount() == before)
     }
 
@@ -449,7 +454,7 @@ import Glibc
         )
         child.caseID = "COI"
         let tooLong = #expect(throws: ArchiveError.self) { try b.grantee.createGrant(child) }
-        #expect(tooLong?.problem.contains("cannot outlast its parent") == true)
+        #expect(tooLong?.reason == .outlastsParent)
         child.expires = Expiry.resolve("10d") ?? ""
         let (grant, _, scope) = try b.grantee.createGrant(child)
         #expect(grant.parent?.id == parent.id && scope.parent == parent.id && grant.items.count == 2)

@@ -210,7 +210,7 @@ import Testing
         let archive = try Fixtures.reopen(dir)
         let error = #expect(throws: ArchiveError.self) { try archive.index() }
         #expect(error?.code == .damaged)
-        #expect(error?.fix.contains("reindex") == true)
+        #expect(error?.fix.contains("reindex") == true)  // the fix names the command that repairs it
         // An append with the stale hint writes right after the restored entries, never past the end.
         let event = try Event(type: .extract, time: RFC3339.now(), actor: "t", item: .random())
             .entryBytes(signedBy: archive.keys.signing)
@@ -392,7 +392,7 @@ import Testing
             let broken = try Fixtures.reopen(dir)
             let error = #expect(throws: ArchiveError.self) { try broken.index().list(ItemFilter()) }
             #expect(error?.code == .damaged)
-            #expect(error?.fix.contains("reindex") == true)
+            #expect(error?.fix.contains("reindex") == true)  // the fix names the command that repairs it
             #expect(try broken.verify(mode: .standard).ok, "verify does not need the index")
         }
         // The rebuild in place needs an index SQLite can open; `custody reindex` makes a new file.

@@ -289,7 +289,11 @@ extension ArchiveContext {
         let shaHex = Encoding.hex(sha256)
         if let expected, expected.lowercased() != shaHex {
             return .failure(
-                ScanProblem(path: job.source.path, reason: "SHA-256 is \(shaHex), expected \(expected.lowercased())")
+                ScanProblem(
+                    path: job.source.path,
+                    .sha256Mismatch,
+                    reason: "SHA-256 is \(shaHex), expected \(expected.lowercased())"
+                )
             )
         }
         // One draw of randomness per item: id, commitment opening, two part keys, two part nonces.
@@ -504,7 +508,7 @@ extension Archive.Unlocked {
             }
             state.fail(
                 ArchiveError(
-                    .badInput,
+                    .changedSinceScan,
                     "cannot ingest \(changed.problem.path): \(changed.problem.reason)",
                     fix: "find out what is changing the files, then ingest again (or pass --skip-problems)"
                 ),

@@ -46,12 +46,30 @@ package struct GrantRequest: Sendable {
 package struct GrantScope: Sendable {
     /// Items in scope, with why each is.
     package var items: [(item: IndexedItem, why: String)] = []
-    /// Items the query matched that are left out, with why.
-    package var excluded: [(id: String, reason: String)] = []
+    /// Items the query matched that are left out, with why: a kind for code, a reason for people.
+    package var excluded: [(id: String, kind: Exclusion, reason: String)] = []
     /// For a re-share: the grant the items were imported under.
     package var parent: String?
     /// Parent grants of matched items that their granters revoked (a verified notice was received), by id.
     package var revokedParents: [String: GrantSummary] = [:]
+
+    /// Why a matched item is left out of the scope.
+    package enum Exclusion: Sendable, Hashable {
+        /// Imported under a grant its granter revoked.
+        case parentRevoked
+        /// Imported under a grant that does not allow re-sharing.
+        case notResharable
+        /// Imported under another grant than the re-share's one parent.
+        case otherParent
+        /// A re-share cannot mix imported items with this archive's own.
+        case mixesOwnAndImported
+        /// Its consent forbids sharing (and no override was given).
+        case consentForbids
+        /// Its sensitivity is not a level of the scale.
+        case sensitivityUnknown
+        /// Its sensitivity is above the request's maximum.
+        case sensitivityAbove
+    }
 }
 
 /// One grant as `grant list` shows it.
@@ -124,17 +142,21 @@ extension ArchiveContext {
         for (item, why) in candidates {
             if let parent = imported[item.id] {
                 // A re-share: a child grant of the grant the item came under, which must allow it.
-                if let reason = Self.reshareExclusion(parent: parent, grants: grants, imported: imported, scope: &scope)
-                {
-                    scope.excluded.append((item.id, reason))
+                if let (kind, reason) = Self.reshareExclusion(
+                    parent: parent,
+                    grants: grants,
+                    imported: imported,
+                    scope: &scope
+                ) {
+                    scope.excluded.append((item.id, kind, reason))
                     continue
                 }
                 scope.parent = parent
                 scope.items.append((item, why + "; re-shared under grant \(parent)"))
                 continue
             }
-            if let reason = Self.ownItemExclusion(item, request: request, scope: scope, maxLevel: maxLevel) {
-                scope.excluded.append((item.id, reason))
+            if let (kind, reason) = Self.ownItemExclusion(item, request: request, scope: scope, maxLevel: maxLevel) {
+                scope.excluded.append((item.id, kind, reason))
                 continue
             }
             scope.items.append((item, why))
@@ -190,21 +212,23 @@ extension ArchiveContext {
         grants: [String: GrantSummary],
         imported: [String: String],
         scope: inout GrantScope
-    ) -> String? {
+    ) -> (GrantScope.Exclusion, String)? {
         if let summary = grants[parent], let revoked = summary.revokedAt {
             scope.revokedParents[parent] = summary
             let by = summary.revocation.map { " by " + TerminalText.escape($0.revokedBy) } ?? ""
-            return "imported under grant \(parent), which was revoked\(by) at \(revoked)"
+            return (.parentRevoked, "imported under grant \(parent), which was revoked\(by) at \(revoked)")
         }
         guard let summary = grants[parent], summary.reshare else {
-            return "imported under grant \(parent), which does not allow this archive to re-share it"
+            return (.notResharable, "imported under grant \(parent), which does not allow this archive to re-share it")
         }
         if let first = scope.parent, first != parent {
-            return
+            return (
+                .otherParent,
                 "imported under grant \(parent); a re-share has one parent grant (\(first)): make one grant per source"
+            )
         }
         if scope.items.contains(where: { imported[$0.item.id] == nil }) {
-            return "a re-share cannot mix imported items with this archive's own"
+            return (.mixesOwnAndImported, "a re-share cannot mix imported items with this archive's own")
         }
         return nil
     }
@@ -216,18 +240,27 @@ extension ArchiveContext {
         request: GrantRequest,
         scope: GrantScope,
         maxLevel: Int?
-    ) -> String? {
+    ) -> (GrantScope.Exclusion, String)? {
         let m = item.metadata
-        if scope.parent != nil { return "a re-share cannot mix imported items with this archive's own" }
+        if scope.parent != nil {
+            return (.mixesOwnAndImported, "a re-share cannot mix imported items with this archive's own")
+        }
         if let consent = m.consent, Archive.noShareConsents.contains(consent.lowercased()),
             request.overrideConsentReason == nil
         {
-            return "its consent (\(consent)) forbids sharing; --override-consent --reason \"…\" includes it"
+            return (
+                .consentForbids,
+                "its consent (\(consent)) forbids sharing; --override-consent --reason \"…\" includes it"
+            )
         }
         if let maxLevel {
             guard let label = m.sensitivity, let level = Archive.sensitivityScale.firstIndex(of: label.lowercased())
-            else { return "its sensitivity (\(m.sensitivity ?? "none")) is not a level of the scale" }
-            if level > maxLevel { return "its sensitivity (\(label)) is above \(request.maxSensitivity ?? "")" }
+            else {
+                return (.sensitivityUnknown, "its sensitivity (\(m.sensitivity ?? "none")) is not a level of the scale")
+            }
+            if level > maxLevel {
+                return (.sensitivityAbove, "its sensitivity (\(label)) is above \(request.maxSensitivity ?? "")")
+            }
         }
         return nil
     }
@@ -379,7 +412,7 @@ extension Archive.Unlocked {
             let (parentGrant, parentSigned) = try storedGrant(parentID)
             guard expires <= (RFC3339.parse(parentGrant.expires) ?? 0) else {
                 throw ArchiveError(
-                    .usage,
+                    .outlastsParent,
                     "a re-share cannot outlast its parent grant \(parentID), which expires at \(parentGrant.expires)",
                     fix: "give --expires \(parentGrant.expires) or earlier"
                 )
@@ -459,7 +492,7 @@ extension Archive.Unlocked {
         if !metadataOnly {
             guard let contentRef = objects.content, let wrappedContent = wrapped.content else {
                 throw ArchiveError(
-                    .notAuthorised,
+                    .metadataOnly,
                     "item \(indexed.id) was shared with this archive as metadata only; its content cannot be granted",
                     fix: "grant it with --metadata-only"
                 )

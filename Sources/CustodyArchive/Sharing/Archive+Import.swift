@@ -142,7 +142,7 @@ extension Archive.Unlocked {
         guard let contents = pass.contents else {
             let first = pass.report.problems.first
             throw ArchiveError(
-                .badInput,
+                first?.kind == .grantUnexpected ? .grantUnexpected : .bundleInvalid,
                 "the bundle does not verify: \(first?.detail ?? "unknown problem")\(first?.object.map { " (object \($0))" } ?? "")",
                 fix: "run custody bundle verify for every problem, and ask the granter for the bundle again"
             )
@@ -162,14 +162,14 @@ extension Archive.Unlocked {
         let me = try identity()
         guard grant.grantee.signingKey == me.signingKey, grant.grantee.boxKey == me.boxKey else {
             throw ArchiveError(
-                .notAuthorised,
+                .addressedElsewhere,
                 "the bundle is addressed to \(grant.grantee.name) (\(grant.grantee.fingerprint)), not to this archive (\(me.fingerprint))",
                 fix: "import it in the archive it was granted to"
             )
         }
         guard grant.isValid(at: now) else {
             throw ArchiveError(
-                .notAuthorised,
+                .grantNotValid,
                 "grant \(grant.id) is valid from \(grant.created) until \(grant.expires), not now",
                 fix: "ask \(grant.granter.name) for a new grant"
             )
@@ -180,7 +180,7 @@ extension Archive.Unlocked {
                 expected.checkpoint.map({ $0 == contents.checkpoint.note }) ?? true
             else {
                 throw ArchiveError(
-                    .badInput,
+                    .grantUnexpected,
                     "the peer sent grant \(grant.id) of \(TerminalText.escape(contents.identity.name)) (\(contents.identity.fingerprint)) for grant \(expected.grant) of \(TerminalText.escape(expected.granter.name)) (\(expected.granter.fingerprint))",
                     fix: "nothing was imported; report the peer's operators"
                 )
@@ -203,7 +203,7 @@ extension Archive.Unlocked {
                     || known.identity.boxKey == contents.identity.boxKey)
         }) {
             throw ArchiveError(
-                .notAuthorised,
+                .identityClash,
                 "the bundle's granter shares the origin or a key of \(TerminalText.escape(clash.identity.name)) but has other keys (fingerprint \(contents.identity.fingerprint), known: \(clash.identity.fingerprint))",
                 fix:
                     "do not import it; check with \(TerminalText.escape(clash.identity.name)) through a trusted channel"
@@ -221,7 +221,7 @@ extension Archive.Unlocked {
             return !(try trust(contents.identity, role: .granter)).alreadyKnown
         } else {
             throw ArchiveError(
-                .notAuthorised,
+                .granterUnknown,
                 "the granter \(TerminalText.escape(contents.identity.name)) (\(contents.identity.origin), fingerprint \(contents.identity.fingerprint)) is not known to this archive",
                 fix: "compare the fingerprint with the granter out of band, then import with --trust-granter"
             )

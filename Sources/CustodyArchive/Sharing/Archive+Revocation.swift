@@ -167,14 +167,14 @@ extension ArchiveContext {
     package func verifyRevocationNotice(_ bytes: [UInt8], grant expected: String? = nil) throws -> VerifiedRevocation {
         func forged(_ why: String) -> ArchiveError {
             ArchiveError(
-                .damaged,
+                .revocationInvalid,
                 "the revocation notice does not verify: \(why); nothing was recorded",
                 fix: "ask the granting body for its revocation notice over a channel you trust"
             )
         }
         guard let notice = RevocationNotice.parse(bytes) else {
             throw ArchiveError(
-                .badInput,
+                .revocationMalformed,
                 "the revocation notice is malformed (not a \(RevocationNotice.formatName) document of at most \(RevocationNotice.maxBytes) bytes)",
                 fix: "ask the granting body for its revocation notice again"
             )
@@ -205,7 +205,7 @@ extension ArchiveContext {
             }), let logKey = body.logKey, let signingKey = body.signingKey
         else {
             throw ArchiveError(
-                .notAuthorised,
+                .revocationUnverifiable,
                 "the revocation notice of grant \(grant.id) cannot be checked: its granter \(grant.granter.origin) is not a body this archive knows; nothing was recorded",
                 fix:
                     "trust the granter's identity (custody peer add or witness add, fingerprint compared out of band), then pull again"
@@ -353,7 +353,7 @@ extension ArchiveContext {
         guard let (grant, revocation) = try revocation(ofItem: item.id) else { return nil }
         guard despiteRevocation else {
             throw ArchiveError(
-                .notAuthorised,
+                .grantRevoked,
                 "item \(item.id) came under grant \(grant), which \(TerminalText.escape(revocation.revokedBy)) revoked at \(revocation.revokedAt)",
                 fix:
                     "the granter has withdrawn its consent to your use; --despite-revocation extracts it anyway (recorded)"

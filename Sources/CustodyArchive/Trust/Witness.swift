@@ -179,7 +179,7 @@ extension ArchiveContext {
             let granted = grantees ? try granteeKey(origin: signature.name) : nil
             guard let (key, fingerprint) = registered ?? granted else {
                 throw ArchiveError(
-                    .notAuthorised,
+                    .logUnknown,
                     "the cosigner \(signature.name) is not a known witness",
                     fix: "add its identity first: custody witness add <identity-file>"
                 )
@@ -318,7 +318,7 @@ extension Archive.Unlocked {
         }
         guard let peer = try knownBody(origin: parsed.origin, role: .witness), let logKey = peer.logKey else {
             throw ArchiveError(
-                .notAuthorised,
+                .logUnknown,
                 "the log \(parsed.origin) is not known to this archive",
                 fix: "add its body's identity first: custody witness add <identity-file>"
             )

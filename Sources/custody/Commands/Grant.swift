@@ -102,7 +102,7 @@ extension CustodyCommand {
                     )
                     for (item, why) in scope.items { print("  \(item.id)  \(item.metadata.name)  — \(why)") }
                     if !scope.excluded.isEmpty { print("\(scope.excluded.count) left out:") }
-                    for (id, reason) in scope.excluded { print("  \(id)  — \(reason)") }
+                    for excluded in scope.excluded { print("  \(excluded.id)  — \(excluded.reason)") }
                 }
             }
 
