@@ -190,7 +190,7 @@ package struct NodeClient: Sendable {
         }
         if error is DeadlineExceeded || (error as? HTTPClientError) == .deadlineExceeded {
             return ArchiveError(
-                .temporary,
+                .peerTooSlow,
                 "\(base.absoluteString) did not send its whole answer within \(deadlines.request) (PROTOCOL.md section 4)",
                 fix: "check the peer's network and that its node is working, then pull again (it resumes)"
             )
@@ -216,7 +216,7 @@ package struct NodeClient: Sendable {
             return try await Self.within(limit) { try await fetchObject(grant: grant, name: name, size: size) }
         } catch is DeadlineExceeded {
             throw ArchiveError(
-                .temporary,
+                .peerTooSlow,
                 "\(base.absoluteString) did not send object \(name) (\(size) bytes) within \(limit) (PROTOCOL.md section 4)",
                 fix: "check the peer's network and that its node is working, then pull again (it resumes)"
             )

@@ -97,14 +97,15 @@ extension Puller {
         }
         if let recorded {
             throw ArchiveError(
-                .notAuthorised,
+                .grantRevoked,
                 "grant \(id) is no longer valid: revoked by \(TerminalText.escape(recorded.revokedBy)) at \(recorded.revokedAt) (the signed revocation notice is recorded here)",
                 fix: "ask the granting body for a new grant"
             )
         }
         if let unrecorded {
+            // Revoked, the peer says, but the notice could not be recorded: not valid for this archive either.
             throw ArchiveError(
-                .notAuthorised,
+                .grantNotValid,
                 "grant \(id) is no longer valid: the peer sent a revocation notice of grant \(unrecorded.notice.grant) (revoked at \(TerminalText.escape(unrecorded.notice.revokedAt))), not recorded: \(unrecorded.why)",
                 fix: "ask the granting body for a new grant"
             )

@@ -116,7 +116,7 @@ extension Puller {
             }
             guard let witnessed, witnessed.size >= shown.size else {
                 throw ArchiveError(
-                    .badInput,
+                    .splitView,
                     "the head of grant \(id) shows a checkpoint of size \(shown.size), beyond the peer's log as it shows it to witnesses: it shows different logs to different parties",
                     fix: "nothing was imported; report the peer's operators"
                 )

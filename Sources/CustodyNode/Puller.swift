@@ -65,7 +65,7 @@ package enum Puller {
             listing.grants.count <= maxListedGrants, listing.grants.allSatisfy({ OutsideInput.isID($0.id) })
         else {
             throw ArchiveError(
-                .badInput,
+                .peerMalformed,
                 "peer \(alias) sent a malformed grant list (over \(maxListedGrants) grants, or an id that is not 32 lowercase hex digits)",
                 fix: "check the peer's version"
             )
@@ -204,16 +204,18 @@ package enum Puller {
             return ArchiveError(.notFound, "the peer has no \(what) for this archive (404)", fix: "check the grant id")
         case 410:
             let why: String
+            let reason: ArchiveError.Reason
             switch code.flatMap(Reason.init(rawValue:)) {
-            case .grantRevoked?: why = "it was revoked"
-            case .grantExpired?: why = "it expired or is not valid yet"
-            case .ancestorRevoked?: why = "the grant it re-shares was revoked"
-            case .ancestorExpired?: why = "the grant it re-shares expired"
-            case .ancestorMissing?: why = "the peer no longer holds the grant it re-shares"
-            default: why = "the peer says so" + (code.map { " (\($0))" } ?? "")
+            case .grantRevoked?: (why, reason) = ("it was revoked", .grantRevoked)
+            case .grantExpired?: (why, reason) = ("it expired or is not valid yet", .grantNotValid)
+            case .ancestorRevoked?: (why, reason) = ("the grant it re-shares was revoked", .grantRevoked)
+            case .ancestorExpired?: (why, reason) = ("the grant it re-shares expired", .grantNotValid)
+            case .ancestorMissing?:
+                (why, reason) = ("the peer no longer holds the grant it re-shares", .ancestorNotHeld)
+            default: (why, reason) = ("the peer says so" + (code.map { " (\($0))" } ?? ""), .notAuthorised)
             }
             return ArchiveError(
-                .notAuthorised,
+                reason,
                 "\(what) is no longer valid: \(why)",
                 fix: "ask the granting body for a new grant"
             )

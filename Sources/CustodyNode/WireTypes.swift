@@ -128,7 +128,7 @@ struct GrantListing: Codable, Sendable {
         items = summary.items
         created = summary.created
         expires = summary.expires
-        permission = summary.permission
+        permission = summary.permission.rawValue
         reshare = summary.reshare
     }
 }

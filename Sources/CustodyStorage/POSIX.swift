@@ -186,7 +186,7 @@ package enum POSIX {
         }
         guard isRegular(st.st_mode) else {
             throw StorageError(
-                .badInput,
+                .notRegularFile,
                 "\(path) is not a regular file",
                 fix: "give a file, not a pipe, device or folder"
             )
@@ -202,7 +202,7 @@ package enum POSIX {
         }
         guard n <= limit else {
             throw StorageError(
-                .badInput,
+                .tooLarge,
                 "\(path) is larger than \(limit) bytes",
                 fix: "check that it is the right file"
             )

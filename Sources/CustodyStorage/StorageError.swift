@@ -60,6 +60,10 @@ package struct StorageError: Error, Sendable, CustomStringConvertible {
         package static let notAuthorised = Reason("not-authorised", .notAuthorised)
         /// No space left on the device (or over quota).
         package static let noSpace = Reason("no-space", .cannotCreate)
+        /// A file read as a small file is not a regular file (a pipe, device or folder).
+        package static let notRegularFile = Reason("not-regular-file", .badInput)
+        /// A file or object is larger than it may be.
+        package static let tooLarge = Reason("too-large", .badInput)
     }
 
     /// The class of failure.

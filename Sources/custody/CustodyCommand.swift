@@ -12,7 +12,10 @@ struct CustodyCommand: AsyncParsableCommand {
             archive's secrets read the passphrase from --passphrase-file, $CUSTODY_PASSPHRASE, or a prompt.
 
             Exit codes: 0 ok; 1 damage found or a check failed; 64 usage; 65 bad input data; 66 not found; \
-            73 cannot create; 75 temporary failure; 77 wrong passphrase or not authorised.
+            73 cannot create; 75 temporary failure; 77 wrong passphrase or not authorised. An error is one line \
+            on standard error, `custody: <what> — <how to fix>`; with CUSTODY_ERROR_FORMAT=json it is one JSON \
+            line instead, {"error":{"reason":…,"class":…,"exit":…,"problem":…,"fix":…}}, whose reason is a \
+            stable name for scripts (Docs/OPERATIONS.md section 10).
             """,
         version: "0.1.0",
         subcommands: [

@@ -174,15 +174,77 @@ func runReportingErrorsAsync(_ body: () async throws -> Void) async throws {
     do {
         try await body()
     } catch let error as ArchiveError {
-        printError("custody: \(error)")
+        reportError(error)
         throw ExitCode(error.code.exitCode)
     } catch let error as StorageError {
         let error = ArchiveError(error)
-        printError("custody: \(error)")
+        reportError(error)
         throw ExitCode(error.code.exitCode)
     } catch let error as SodiumError {
-        printError("custody: cryptography failed (\(error)) — check the libsodium installation")
+        reportError(cryptographyFailed(error))
         throw ExitCode(1)
+    }
+}
+
+/// A libsodium failure, as the one error line reports it.
+private func cryptographyFailed(_ error: SodiumError) -> ArchiveError {
+    ArchiveError(
+        ArchiveError.Reason("cryptography-failed", .damaged),
+        "cryptography failed (\(error))",
+        fix: "check the libsodium installation"
+    )
+}
+
+/// How the one error line of a failed command is written.
+///
+/// `custody: <problem> — <fix>` for people; with `CUSTODY_ERROR_FORMAT=json` in the environment, one JSON
+/// object on one line for scripts (Docs/OPERATIONS.md section 10): the reason's stable name, its class and exit
+/// code, and the same problem and fix, escaped as the text line is.
+enum ErrorFormat {
+    case text
+    case json
+
+    /// The format `CUSTODY_ERROR_FORMAT` asks for (text unless it is exactly `json`).
+    static var current: ErrorFormat {
+        ProcessInfo.processInfo.environment["CUSTODY_ERROR_FORMAT"] == "json" ? .json : .text
+    }
+
+    /// The JSON form: `{"error":{"class":…,"exit":…,"fix":…,"problem":…,"reason":…}}`.
+    struct Line: Encodable {
+        struct Body: Encodable {
+            let reason: String
+            let `class`: String
+            let exit: Int32
+            let problem: String
+            let fix: String
+        }
+
+        let error: Body
+
+        init(_ error: ArchiveError) {
+            self.error = Body(
+                reason: error.reason.name,
+                class: error.code.name,
+                exit: error.code.exitCode,
+                problem: TerminalText.escape(error.problem),
+                fix: TerminalText.escape(error.fix)
+            )
+        }
+    }
+}
+
+/// Writes the error line of a failed command to standard error, in the ``ErrorFormat`` asked for.
+func reportError(_ error: ArchiveError) {
+    switch ErrorFormat.current {
+    case .text:
+        printError("custody: \(error)")
+    case .json:
+        // Escaped problem and fix, encoded by JSONEncoder (which escapes every control character): one line.
+        guard let bytes = try? JSONFormat.compactEncoder().encode(ErrorFormat.Line(error)) else {
+            printError("custody: \(error)")
+            return
+        }
+        FileHandle.standardError.write(bytes + Data([0x0A]))
     }
 }
 

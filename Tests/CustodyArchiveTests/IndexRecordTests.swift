@@ -181,7 +181,7 @@ import Testing
         #expect(row["revoked_at"] == .text(entries[revoked].event.time))
         #expect(row["revocation"] == .null, "only a grant received records a notice")
         let summary = try JSONDecoder().decode(GrantSummary.self, from: Data((row["summary"]?.text ?? "").utf8))
-        #expect(summary.id == b.grant.id && summary.direction == "out" && summary.items == 2)
+        #expect(summary.id == b.grant.id && summary.direction == .outgoing && summary.items == 2)
         let granteeItems = rows("grant_items", where: "grant_id", is: b.grant.id).compactMap { $0["item_id"]?.text }
         #expect(granteeItems.sorted() == b.grant.items.map(\.id.hex).sorted())
     }
@@ -199,7 +199,7 @@ import Testing
             #expect(imports.contains { $0.element.event.item?.hex == item })
             let json = Data((row["provenance"]?.text ?? "").utf8)
             let provenance = try JSONDecoder().decode(Provenance.self, from: json)
-            #expect(provenance.grant == b.grant.id && provenance.granter == "GRANTER" && provenance.kind == "grant")
+            #expect(provenance.grant == b.grant.id && provenance.granter == "GRANTER" && provenance.kind == .grant)
             #expect(try await b.grantee.index().provenance(of: item) == provenance)
         }
         let grant = try #require(dump["grants"]?.first)

@@ -45,7 +45,7 @@ import Glibc
     }
 
     /// Creates `folders` × `files` one-byte files under `root` (`folder-<n>/file-<n>.txt`).
-    private func makeTree(_ root: String, folders: Int, files: Int) async {
+    private func makeTree(_ root: String, folders: Int, files: Int) {
         mkdir(root, 0o700)
         for folder in 0..<folders {
             let path = root + "/folder-\(folder)"
@@ -63,7 +63,7 @@ import Glibc
         // such folders: 5 of 20 combinations) and `verify --quick`: a thousand short names fill glibc's 32 KiB
         // buffer, so short records end at its edge. Ten folders keep the test to a few seconds.
         let root = dir.path + "/tree"
-        await makeTree(root, folders: 10, files: 1000)
+        makeTree(root, folders: 10, files: 1000)
         let (files, problems) = try FileScanner.scan([root])
         #expect(problems.isEmpty)
         #expect(files.count == 10_000)
@@ -98,9 +98,9 @@ import Glibc
         let error = #expect(throws: ArchiveError.self) {
             try archive.ingest(scanned: files, problems: problems, options: IngestOptions())
         }
-        #expect(error?.code == .badInput)
-        #expect(error?.problem.contains("b.txt") == true)
-        #expect(error?.problem.contains("no longer a regular file") == true)
+        #expect(error?.reason == .changedSinceScan)
+        #expect(error?.problem.contains("b.txt") == true)  // the message names the file: the property under test
+        #expect(files.compactMap(\.openProblemKind) == [.notRegularFile])
         #expect(try await archive.index().itemCount() == 0)
         #expect(try await archive.verify(mode: .standard).ok)
 
@@ -108,7 +108,7 @@ import Glibc
         options.skipProblems = true
         let report = try await archive.ingest(scanned: files, problems: problems, options: options)
         #expect(report.items.map(\.path) == [dir.path + "/up/a.txt"])
-        #expect(report.skipped.map(\.path) == [swapped])
+        #expect(report.skipped.map(\.path) == [swapped] && report.skipped.map(\.kind) == [.notRegularFile])
     }
 
     @Test func aFolderSwappedForALinkToOutsideAfterTheScanIsRefused() async throws {
@@ -122,8 +122,8 @@ import Glibc
         let error = #expect(throws: ArchiveError.self) {
             try archive.ingest(scanned: files, problems: problems, options: IngestOptions())
         }
-        #expect(error?.code == .badInput)
-        #expect(error?.problem.contains("symbolic link") == true)
+        #expect(error?.reason == .changedSinceScan)
+        #expect(files.compactMap(\.openProblemKind) == [.symbolicLink])
         #expect(try await archive.index().itemCount() == 0)
     }
 
@@ -139,7 +139,8 @@ import Glibc
         let folderError = #expect(throws: ArchiveError.self) {
             try archive.ingest(scanned: files, problems: problems, options: IngestOptions())
         }
-        #expect(folderError?.problem.contains("another folder than the one scanned") == true)
+        #expect(folderError?.reason == .changedSinceScan)
+        #expect(files.compactMap(\.openProblemKind) == [.replaced])
         // A file renamed over a scanned one (same name, same folder, another inode).
         dir.write("third/a.txt", text: "scanned")
         let rescanned = try FileScanner.scan([dir.path + "/third"])
@@ -148,7 +149,8 @@ import Glibc
         let fileError = #expect(throws: ArchiveError.self) {
             try archive.ingest(scanned: rescanned.files, problems: [], options: IngestOptions())
         }
-        #expect(fileError?.problem.contains("another file than the one scanned") == true)
+        #expect(fileError?.reason == .changedSinceScan)
+        #expect(rescanned.files.compactMap(\.openProblemKind) == [.replaced])
         #expect(try await archive.index().itemCount() == 0)
     }
 
@@ -164,7 +166,8 @@ import Glibc
         let error = #expect(throws: ArchiveError.self) {
             try archive.ingest(scanned: files, problems: [], options: IngestOptions())
         }
-        #expect(error?.problem.contains("no longer a regular file") == true)
+        #expect(error?.reason == .changedSinceScan)
+        #expect(files.compactMap(\.openProblemKind) == [.notRegularFile])
         #expect(try await archive.index().itemCount() == 1)
     }
 
@@ -274,7 +277,7 @@ import Glibc
     )
     func identityWithAnUnsafeNameIsRefused(name: String) async throws {
         let identity = try Self.forgedIdentity(name: name)
-        #expect(identity.problem?.contains("name") == true)
+        #expect(identity.problem?.contains("name") == true)  // the problem names the field at fault
         #expect(!identity.isValid)
         let error = #expect(throws: ArchiveError.self) {
             try Identity.parse(try identity.jsonBytes(), source: "hostile.id")
@@ -296,5 +299,17 @@ import Glibc
         #expect(TerminalText.escape("a\u{1B}[30mb") == "a\\u{1B}[30mb")
         #expect(TerminalText.escape("x\ny") == "x\\u{A}y")
         #expect(TerminalText.escape("x\ny", keepingNewlines: true) == "x\ny")
+    }
+}
+
+extension SourceFile {
+    /// The kind of problem opening it for ingest finds now, if any.
+    fileprivate var openProblemKind: ScanProblem.Kind? {
+        switch openForReading() {
+        case .success(let fd):
+            close(fd)
+            return nil
+        case .failure(let problem): return problem.kind
+        }
     }
 }

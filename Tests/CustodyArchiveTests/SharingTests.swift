@@ -103,7 +103,7 @@ import Glibc
         let (grant, _, scope) = try await b.granter.createGrant(try request(b))
         #expect(Set(grant.items.map(\.id)) == Set(b.inScope.map(\.id)))
         #expect(scope.excluded.map(\.id) == [b.noShare.id.hex])
-        #expect(scope.excluded[0].reason.contains("no-share"))
+        #expect(scope.excluded[0].kind == .consentForbids)
         let path = dir.path + "/p.bundle"
         let export = try await b.granter.exportBundle(grant: grant.id, to: path)
         #expect(export.items == 2 && export.entries == 5, "the grant event, two ingests, a tag and a note")
@@ -120,7 +120,7 @@ import Glibc
         #expect(later.integrityOK && !later.validNow && !later.ok)
 
         let unknown = #expect(throws: ArchiveError.self) { try b.grantee.importBundle(path: path) }
-        #expect(unknown?.code == .notAuthorised && unknown?.fix.contains("--trust-granter") == true)
+        #expect(unknown?.reason == .granterUnknown)
         let imported = try await b.grantee.importBundle(path: path, trustGranter: true)
         #expect(Set(imported.imported) == Set(b.inScope.map(\.id.hex)) && imported.trustedNow)
         let again = try await b.grantee.importBundle(path: path)
@@ -140,12 +140,12 @@ import Glibc
         }
         #expect(try await b.grantee.verify(mode: .deep).ok)
         #expect(try await b.grantee.index().grants(item: b.inScope[0].id.hex).map(\.id) == [grant.id])
-        #expect(try await b.granter.index().grants(item: b.inScope[0].id.hex).first?.direction == "out")
+        #expect(try await b.granter.index().grants(item: b.inScope[0].id.hex).first?.direction == .outgoing)
         // Re-sharing an imported item is refused with the reason.
         var reshare = GrantRequest(grantee: try b.third.identity(), expires: Expiry.resolve("1d") ?? "", purpose: "x")
         reshare.caseID = "COI"
         let refused = try await b.grantee.resolveScope(reshare)
-        #expect(refused.items.isEmpty && refused.excluded.allSatisfy { $0.reason.contains("does not allow") })
+        #expect(refused.items.isEmpty && refused.excluded.allSatisfy { $0.kind == .notResharable })
     }
 
     @Test func nothingOutsideTheScopeLeaks() async throws {
@@ -170,14 +170,14 @@ import Glibc
         #expect(outside == 3)
         // A third body cannot import what was granted to the grantee.
         let third = #expect(throws: ArchiveError.self) { try b.third.importBundle(path: path, trustGranter: true) }
-        #expect(third?.code == .notAuthorised && third?.problem.contains("addressed to") == true)
+        #expect(third?.reason == .addressedElsewhere)
         #expect(try await b.third.index().itemCount() == 0)
     }
 
     @Test func aMetadataOnlyGrantCarriesNoContent() async throws {
         let b = try await bodies()
         let (grant, _, _) = try await b.granter.createGrant(try request(b, metadataOnly: true))
-        #expect(grant.permission == "metadata" && grant.items.allSatisfy { $0.keys.content == nil })
+        #expect(grant.permission == .metadata && grant.items.allSatisfy { $0.keys.content == nil })
         let path = dir.path + "/meta.bundle"
         try await b.granter.exportBundle(grant: grant.id, to: path)
         var metaParts = Set<ObjectName>()
@@ -191,7 +191,7 @@ import Glibc
         let error = #expect(throws: ArchiveError.self) {
             try b.grantee.extract(item, to: dir.path + "/x", force: false)
         }
-        #expect(error?.code == .notAuthorised && error?.problem.contains("metadata only") == true)
+        #expect(error?.reason == .metadataOnly)
         #expect(!FileManager.default.fileExists(atPath: dir.path + "/x"))
         #expect(try await b.grantee.verify(mode: .deep).ok)
     }
@@ -204,7 +204,7 @@ import Glibc
         #expect(scope.items.count == 3 && scope.excluded.isEmpty)
         let terms = try b.granter.terms(of: grant)
         #expect(terms.consentOverride?.items == [b.noShare.id.hex])
-        #expect(terms.consentOverride?.reason.contains("in writing") == true)
+        #expect(terms.consentOverride?.reason.contains("in writing") == true)  // the operator's own words, kept
         var strict = try request(b)
         strict.maxSensitivity = "medium"
         let none = try await b.granter.resolveScope(strict)
@@ -261,13 +261,13 @@ import Glibc
         _ b: Bodies,
         _ path: String,
         _ code: ArchiveError.Code = .badInput
-    ) async throws -> ArchiveError? {
+    ) throws -> ArchiveError? {
         let journal = b.grantee.root + "/journal/entries"
         let before = Fixtures.read(journal)
         let error = #expect(throws: ArchiveError.self) { try b.grantee.importBundle(path: path, trustGranter: true) }
         #expect(error?.code == code, "\(error?.problem ?? "")")
         #expect(Fixtures.read(journal) == before)
-        #expect(try await b.grantee.index().itemCount() == 0)
+        #expect(try b.grantee.index().itemCount() == 0)
         return error
     }
 
@@ -281,27 +281,32 @@ import Glibc
         }
 
         let truncated = variant("truncated.bundle", Array(bytes.prefix(bytes.count - 700)))
-        #expect(try await firstProblem(truncated)?.detail.contains("truncated") == true)
-        #expect(try await expectRefused(b, truncated)?.problem.contains("truncated") == true)
+        #expect(try await firstProblem(truncated)?.kind == .bundleDamaged)
+        #expect(try expectRefused(b, truncated)?.reason == .bundleInvalid)
+        let cut = #expect(throws: ArchiveError.self) {
+            let reader = try BundleReader(path: truncated)
+            while try reader.next() != nil {}
+        }
+        #expect(cut?.reason == .bundleTruncated)
 
         var flipped = bytes
         flipped[bytes.count / 2] ^= 0x20
         let flippedPath = variant("flipped.bundle", flipped)
         #expect(try await firstProblem(flippedPath) != nil)
-        _ = try await expectRefused(b, flippedPath)
+        _ = try expectRefused(b, flippedPath)
 
         var oversized = bytes
         let firstRecord = BundleFormat.magic.count
         for i in 1...8 { oversized[firstRecord + i] = 0xFF }
         let oversizedPath = variant("oversized.bundle", oversized)
-        #expect(try await firstProblem(oversizedPath)?.detail.contains("over its limit") == true)
+        #expect(try await firstProblem(oversizedPath)?.kind == .bundleDamaged)
 
         let wrongType = variant("photo.jpg", [0xFF, 0xD8, 0xFF, 0xE0] + randomBytes(500))
         #expect(
             (#expect(throws: ArchiveError.self) { try BundleVerifier.verify(path: wrongType, at: 0) })?.code
                 == .badInput
         )
-        #expect(try await expectRefused(b, wrongType)?.problem.contains("not a Custody bundle") == true)
+        #expect(try expectRefused(b, wrongType)?.reason == .notABundle)
 
         // Well-formed files with the wrong content: only the deeper checks can object.
         var recs = try records(good)
@@ -309,15 +314,15 @@ import Glibc
         recs.swapAt(objectIndexes[0], 1)  // an object where the grant should be
         let reordered = dir.path + "/reordered.bundle"
         try write(recs, to: reordered)
-        #expect(try await firstProblem(reordered)?.detail.contains("out of order") == true)
-        _ = try await expectRefused(b, reordered)
+        #expect(try await firstProblem(reordered)?.kind == .bundleDamaged)
+        _ = try expectRefused(b, reordered)
 
         recs = try records(good)
         recs.remove(at: objectIndexes[0])
         let missing = dir.path + "/missing.bundle"
         try write(recs, to: missing)
         #expect(try await firstProblem(missing)?.kind == .objectMissing)
-        _ = try await expectRefused(b, missing)
+        _ = try expectRefused(b, missing)
 
         recs = try records(good)
         recs.append(("O", Encoding.bytes(hex: ObjectName(of: Array("extra".utf8)).hex)! + Array("extra".utf8)))
@@ -335,7 +340,7 @@ import Glibc
         let forged = dir.path + "/forged.bundle"
         try write(recs, to: forged)
         #expect(try await firstProblem(forged)?.kind == .grantSignature)
-        _ = try await expectRefused(b, forged)
+        _ = try expectRefused(b, forged)
 
         // A grant re-signed by another key under the granter's name: not the bundle's granter.
         recs = try records(good)
@@ -367,7 +372,7 @@ import Glibc
         let (grant, _, _) = try await b.granter.createGrant(toThird)
         let path = dir.path + "/third.bundle"
         try await b.granter.exportBundle(grant: grant.id, to: path)
-        #expect(try await expectRefused(b, path, .notAuthorised)?.problem.contains("addressed to third") == true)
+        #expect(try expectRefused(b, path, .notAuthorised)?.reason == .addressedElsewhere)
         // A known granter whose keys changed is refused even with --trust-granter.
         let good = try await exported(b)
         _ = try await b.grantee.importBundle(path: good, trustGranter: true)
@@ -389,7 +394,7 @@ import Glibc
         let error = #expect(throws: ArchiveError.self) {
             try b.grantee.importBundle(path: dir.path + "/imp.bundle", trustGranter: true)
         }
-        #expect(error?.code == .notAuthorised && error?.problem.contains("other keys") == true)
+        #expect(error?.reason == .identityClash)
         #expect(try await b.grantee.index().itemCount() == before)
     }
 
@@ -426,15 +431,15 @@ import Glibc
         )
         _ = try await b.grantee.importBundle(path: dir.path + "/named.bundle", trustGranter: true)
         let anonymousItem = try #require(anonymous.items.first).id.hex
-        #expect(try await b.grantee.index().provenance(of: anonymousItem)?.kind == "anonymous-submission")
+        #expect(try await b.grantee.index().provenance(of: anonymousItem)?.kind == .anonymousSubmission)
         #expect(try await b.grantee.resolveItem(anonymousItem).metadata.source == nil)
         let namedItem = try #require(named.items.first).id.hex
         let provenance = try await #require(try b.grantee.index().provenance(of: namedItem))
         #expect(
-            provenance.kind == "submission" && provenance.granter == "ohchr"
+            provenance.kind == .submission && provenance.granter == "ohchr"
                 && provenance.purpose == "monthly submission"
         )
-        #expect(try await b.grantee.index().grants().map(\.kind).sorted() == ["anonymous-submission", "submission"])
+        #expect(try await b.grantee.index().grants().map(\.kind.rawValue).sorted() == ["anonymous-submission", "submission"])
     }
 
     @Test func aReshareIsAChildGrantNeverWiderOrLonger() async throws {
@@ -453,7 +458,7 @@ import Glibc
         )
         child.caseID = "COI"
         let tooLong = #expect(throws: ArchiveError.self) { try b.grantee.createGrant(child) }
-        #expect(tooLong?.problem.contains("cannot outlast its parent") == true)
+        #expect(tooLong?.reason == .outlastsParent)
         child.expires = Expiry.resolve("10d") ?? ""
         let (grant, _, scope) = try await b.grantee.createGrant(child)
         #expect(grant.parent?.id == parent.id && scope.parent == parent.id && grant.items.count == 2)
@@ -482,7 +487,7 @@ import Glibc
 
     @Test func randomMutationsNeverPassAndNeverCrash() async throws {
         let b = try await bodies()
-        let good = Fixtures.read(try await exported(b))
+        let good = await Fixtures.read(try exported(b))
         var generator = SystemRandomNumberGenerator()
         for round in 0..<150 {
             var mutated = good

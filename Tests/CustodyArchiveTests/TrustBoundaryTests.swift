@@ -52,8 +52,12 @@ import Glibc
     }
 
     /// A grant from mallory to `to` of one item of its own, exported: a valid bundle to forge from.
-    private func malloryBundle(_ w: World, to: Archive.Unlocked, kind: String = "grant", name: String) async throws -> String
-    {
+    private func malloryBundle(
+        _ w: World,
+        to: Archive.Unlocked,
+        kind: Grant.Kind = .grant,
+        name: String
+    ) async throws -> String {
         var options = IngestOptions()
         options.fields.caseID = "M"
         _ = try await w.mallory.ingest([dir.write("m/\(name).txt", text: "mallory's \(name)")], options: options)
@@ -105,7 +109,7 @@ import Glibc
     }
 
     /// Mallory's copy of `grant` under its own key, naming itself as grantee (or with another id).
-    private func forged(_ grant: Grant, by mallory: Archive.Unlocked, id: String? = nil) async throws -> [UInt8] {
+    private func forged(_ grant: Grant, by mallory: Archive.Unlocked, id: String? = nil) throws -> [UInt8] {
         var copy = grant
         copy.id = id ?? grant.id
         copy.granter = GrantParty(try mallory.identity())
@@ -117,9 +121,9 @@ import Glibc
         let w = try await world()
         // Finding 1: an anonymous submission with an extra P whose id is one of the victim's own grants (readable
         // from its public log) and whose grantee is mallory.
-        let path = try await malloryBundle(w, to: w.victim, kind: "anonymous-submission", name: "anon")
+        let path = try await malloryBundle(w, to: w.victim, kind: .anonymousSubmission, name: "anon")
         var recs = try records(path)
-        let plant = try await forged(w.grant, by: w.mallory)
+        let plant = try forged(w.grant, by: w.mallory)
         recs.insert(("P", plant), at: 2)
         let attack = try write(recs, "extra-p.bundle")
         #expect(try await problems(attack).contains { $0.kind == .reshareInvalid })
@@ -194,7 +198,7 @@ import Glibc
         _ = try await impostor.ingest([dir.write("m/pose.txt", text: "posing")], options: options)
         var request = GrantRequest(grantee: try w.victim.identity(), expires: Expiry.resolve("10d") ?? "", purpose: "p")
         request.caseID = "M"
-        request.kind = "anonymous-submission"
+        request.kind = .anonymousSubmission
         let (posing, _, _) = try await impostor.createGrant(request)
         let attack = dir.path + "/pose.bundle"
         try await impostor.exportBundle(grant: posing.id, to: attack)
@@ -202,7 +206,7 @@ import Glibc
         try await expectRefused(w.victim, attack, .notAuthorised)
 
         // A plain anonymous submission imports, and its provenance never repeats what it says of itself.
-        let plain = try await malloryBundle(w, to: w.victim, kind: "anonymous-submission", name: "plain")
+        let plain = try await malloryBundle(w, to: w.victim, kind: .anonymousSubmission, name: "plain")
         let imported = try await w.victim.importBundle(path: plain)
         #expect(imported.granter == Archive.anonymousGranter)
         let item = try #require(imported.imported.first)
@@ -265,7 +269,7 @@ import Glibc
         #expect(try await problems(try write(twice, "parent-twice.bundle")).first?.kind == .reshareInvalid)
         // Another grant in the parent's place.
         var other = good
-        other[2] = ("P", try await forged(w.grant, by: w.mallory))
+        other[2] = ("P", try forged(w.grant, by: w.mallory))
         #expect(try await problems(try write(other, "other-parent.bundle")).first?.kind == .parentMissing)
     }
 

@@ -8,6 +8,9 @@ import Testing
 /// What `verify` and `witness cosign` make of data an attacker edited, planted or relayed: the archive's own
 /// identity file, stored cosignatures, every stored tile (stale partial ones included), witness state, and
 /// consistency proofs — each problem named for what it is.
+///
+/// A problem's ``VerifyProblem/Kind`` decides; where a test also looks at its `detail`, it is to check that
+/// the problem names the file or key at fault (what an operator restores or asks about), the property under test.
 @Suite struct VerifyBoundaryTests {
     let dir = TempDirectory("verify-boundary")
 

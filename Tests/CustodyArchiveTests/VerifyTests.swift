@@ -18,7 +18,7 @@ import Testing
         return (archive, report.items)
     }
 
-    private func objectPath(_ name: ObjectName) async -> String {
+    private func objectPath(_ name: ObjectName) -> String {
         "\(dir.path)/archive/objects/\(name.hex.prefix(2))/\(name.hex)"
     }
 
@@ -50,9 +50,9 @@ import Testing
     @Test func flippedByteIsNamedWithItsItem() async throws {
         let (archive, items) = try await archiveWithItems()
         let target = try await #require(try archive.objectNames(of: items[0].id.hex).last)
-        var bytes = Fixtures.read(await objectPath(target))
+        var bytes = Fixtures.read(objectPath(target))
         bytes[7] ^= 0x40
-        try await Data(bytes).write(to: URL(fileURLWithPath: objectPath(target)))
+        try Data(bytes).write(to: URL(fileURLWithPath: objectPath(target)))
         #expect(try await archive.verify(mode: .quick).ok, "quick checks sizes only")
         let report = try await archive.verify(mode: .standard)
         #expect(!report.ok)
@@ -71,9 +71,9 @@ import Testing
         let (archive, items) = try await archiveWithItems()
         let names0 = try await archive.objectNames(of: items[0].id.hex)
         let names1 = try await archive.objectNames(of: items[1].id.hex)
-        try await FileManager.default.removeItem(atPath: objectPath(names0[0]))
-        let truncated = Fixtures.read(await objectPath(names1[2]))
-        try await Data(truncated.dropLast(10)).write(to: URL(fileURLWithPath: objectPath(names1[2])))
+        try FileManager.default.removeItem(atPath: objectPath(names0[0]))
+        let truncated = Fixtures.read(objectPath(names1[2]))
+        try Data(truncated.dropLast(10)).write(to: URL(fileURLWithPath: objectPath(names1[2])))
         let report = try await archive.verify(mode: .quick)
         #expect(Set(report.problems.map(\.kind)) == [.missing, .sizeMismatch])
         #expect(Set(report.problems.compactMap(\.item)) == [items[0].id.hex, items[1].id.hex])
@@ -96,7 +96,7 @@ import Testing
             atPath: "\(dir.path)/archive/objects/\(name.hex.prefix(2))",
             withIntermediateDirectories: true
         )
-        try await Data(orphan).write(to: URL(fileURLWithPath: objectPath(name)))
+        try Data(orphan).write(to: URL(fileURLWithPath: objectPath(name)))
         dir.write("archive/objects/tmp/leftover.partial", [1, 2, 3])
         let report = try await archive.verify(mode: .standard)
         #expect(report.ok)
@@ -211,7 +211,7 @@ import Testing
         let archive = try Fixtures.reopen(dir)
         let error = #expect(throws: ArchiveError.self) { try archive.index() }
         #expect(error?.code == .damaged)
-        #expect(error?.fix.contains("reindex") == true)
+        #expect(error?.fix.contains("reindex") == true)  // the fix names the command that repairs it
         // An append with the stale hint writes right after the restored entries, never past the end.
         let event = try Event(type: .extract, time: RFC3339.now(), actor: "t", item: .random())
             .entryBytes(signedBy: archive.keys.signing)
@@ -393,7 +393,7 @@ import Testing
             let broken = try Fixtures.reopen(dir)
             let error = #expect(throws: ArchiveError.self) { try broken.index().list(ItemFilter()) }
             #expect(error?.code == .damaged)
-            #expect(error?.fix.contains("reindex") == true)
+            #expect(error?.fix.contains("reindex") == true)  // the fix names the command that repairs it
             #expect(try await broken.verify(mode: .standard).ok, "verify does not need the index")
         }
         // The rebuild in place needs an index SQLite can open; `custody reindex` makes a new file.

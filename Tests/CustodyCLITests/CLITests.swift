@@ -73,9 +73,9 @@ import Testing
         let out = dir.path + "/out.mp4"
         #expect(CLI.run(["extract", id, "-o", out], environment: env).status == 0)
         #expect(Fixtures.read(out) == Fixtures.read(file))
-        let again = CLI.run(["extract", id, "-o", out], environment: env)
-        #expect(again.status == 73)
-        #expect(again.stderr.hasPrefix("custody: ") && again.stderr.contains("--force"))
+        let again = CLI.run(["extract", id, "-o", out], environment: env.jsonErrors)
+        #expect(again.status == 73 && again.errorReason == "cannot-create")
+        #expect(again.error?.fix.contains("--force") == true)  // the fix names the option: the property
         #expect(CLI.run(["extract", id, "-o", out, "--force"], environment: env).status == 0)
         #expect(
             try FileManager.default.contentsOfDirectory(atPath: dir.path).filter { $0.hasPrefix(".custody") }.isEmpty
@@ -161,9 +161,8 @@ import Testing
         let file = dir.write("a.txt", text: "evidence")
         var wrong = env
         wrong["CUSTODY_PASSPHRASE"] = "not it"
-        let result = CLI.run(["ingest", file], environment: wrong)
-        #expect(result.status == 77)
-        #expect(result.stderr.contains("wrong passphrase"))
+        let result = CLI.run(["ingest", file], environment: wrong.jsonErrors)
+        #expect(result.status == 77 && result.errorReason == "wrong-passphrase")
         #expect(!result.stderr.contains("not it"))
         #expect(Fixtures.allFiles(under: archive + "/objects").isEmpty)
     }
@@ -204,9 +203,9 @@ import Testing
             }
         }
         close(fd)
-        let refused = CLI.run(["ingest", dir.path + "/up"], environment: env)
-        #expect(refused.status == 65)
-        #expect(refused.stderr.contains("UTF-8"))
+        let refused = CLI.run(["ingest", dir.path + "/up"], environment: env.jsonErrors)
+        #expect(refused.status == 65 && refused.errorReason == "bad-input")
+        #expect(refused.error?.problem.contains("UTF-8") == true)  // the message says what to rename: the property
         #expect(Fixtures.allFiles(under: archive + "/objects").isEmpty)
         let skipped = CLI.run(["ingest", dir.path + "/up", "--skip-problems", "--json"], environment: env)
         #expect(skipped.status == 0)
@@ -228,7 +227,7 @@ import Testing
         )
         let result = CLI.run(["ingest", dir.path + "/up", "--expect-from", list, "--json"], environment: env)
         #expect(result.status == 65)
-        #expect(result.stderr.contains("refused"))
+        #expect(result.stderr.contains("refused"))  // a `custody: refused …` line per file: the output under test
         let items = result.json?["items"] as? [[String: Any]]
         #expect(items?.count == 1)
         #expect(items?.first?["path"] as? String == good)
@@ -273,9 +272,8 @@ import Testing
         #expect(flock(fd, LOCK_EX) == 0)
         var waiting = env
         waiting["CUSTODY_LOCK_TIMEOUT"] = "0.3"
-        let result = CLI.run(["ls"], environment: waiting)
-        #expect(result.status == 75)
-        #expect(result.stderr.contains("busy"))
+        let result = CLI.run(["ls"], environment: waiting.jsonErrors)
+        #expect(result.status == 75 && result.errorReason == "busy")
         flock(fd, LOCK_UN)
         #expect(CLI.run(["ls"], environment: waiting).status == 0)
     }

@@ -87,8 +87,9 @@ import Testing
         let b = env("b")
         #expect(CLI.run(["id", "export", "-o", dir.path + "/a.id"], environment: a).status == 0)
         #expect(CLI.run(["id", "export", "-o", dir.path + "/b.id"], environment: b).status == 0)
-        let unknown = CLI.run(["witness", "cosign", dir.path + "/a/log/checkpoint"], environment: b)
-        #expect(unknown.status == 77 && unknown.stderr.contains("custody witness add"))
+        let unknown = CLI.run(["witness", "cosign", dir.path + "/a/log/checkpoint"], environment: b.jsonErrors)
+        #expect(unknown.status == 77 && unknown.errorReason == "log-unknown")
+        #expect(unknown.error?.fix.contains("custody witness add") == true)  // the fix names the command
         let added = CLI.run(["witness", "add", dir.path + "/a.id", "--json"], environment: b)
         #expect(added.status == 0 && added.json?["fingerprint"] as? String != nil)
         #expect(CLI.run(["witness", "add", dir.path + "/b.id"], environment: a).stdout.contains("fingerprint"))
@@ -101,6 +102,7 @@ import Testing
             input: Fixtures.read(dir.path + "/a/log/checkpoint")
         )
         #expect(first.status == 0, "\(first.stderr)")
+        // What the witness tells its operator on success: the output under test.
         #expect(first.stdout.hasPrefix("— custody/") && first.stderr.contains("first contact"))
         let line = dir.write("cosig.txt", text: first.stdout)
         #expect(CLI.run(["witness", "attach", line], environment: a).stdout.hasPrefix("attached: "))
@@ -114,6 +116,7 @@ import Testing
         #expect(CLI.run(["ingest", dir.path + "/more.txt"], environment: a).status == 0)
         let request = CLI.run(["prove", "--consistency", "2"], environment: a).stdout
         let second = CLI.run(["witness", "cosign", dir.write("req.txt", text: request)], environment: b)
+        // What the witness tells its operator on success: the output under test.
         #expect(second.status == 0 && second.stderr.contains("consistent with size 2"), "\(second.stderr)")
 
         // The copy, with the same keys, records something else at size 3: a fork, refused with exit 1.
@@ -122,9 +125,9 @@ import Testing
         dir.write("other.txt", text: "not what a recorded")
         #expect(CLI.run(["ingest", dir.path + "/other.txt"], environment: forkEnv).status == 0)
         let forged = CLI.run(["prove", "--consistency", "2"], environment: forkEnv).stdout
-        let refused = CLI.run(["witness", "cosign", dir.write("forged.txt", text: forged)], environment: b)
-        #expect(refused.status == 1)
-        #expect(refused.stderr.hasPrefix("custody: FORK: ") && refused.stdout.isEmpty)
+        let refused = CLI.run(["witness", "cosign", dir.write("forged.txt", text: forged)], environment: b.jsonErrors)
+        #expect(refused.status == 1 && refused.errorReason == "fork")
+        #expect(refused.error?.problem.hasPrefix("FORK: ") == true && refused.stdout.isEmpty)  // shouted for people
         #expect(!Fixtures.allFiles(under: dir.path + "/b/witness/conflicts").isEmpty)
         #expect(CLI.run(["witness", "list", "--json"], environment: b).json?["witnesses"] as? [Any] != nil)
     }

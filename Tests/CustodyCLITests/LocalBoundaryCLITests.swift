@@ -87,10 +87,10 @@ import Glibc
         noEnv["CUSTODY_PASSPHRASE"] = nil
         for mode: mode_t in [0o644, 0o640, 0o604, 0o660] {
             chmod(file, mode)
-            let refused = CLI.run(["ingest", evidence, "--passphrase-file", file], environment: noEnv)
+            let refused = CLI.run(["ingest", evidence, "--passphrase-file", file], environment: noEnv.jsonErrors)
             #expect(refused.status == 77, "mode \(String(mode, radix: 8)): \(refused.stderr)")
-            #expect(refused.stderr.contains("may be read by group or others"))
-            #expect(refused.stderr.contains("chmod 600"))
+            #expect(refused.errorReason == "file-exposed")
+            #expect(refused.error?.fix.contains("chmod 600") == true)  // the fix names the command
             #expect(refused.stderr.split(separator: "\n").count == 1)
             #expect(!refused.stderr.contains("local boundary"))
         }
@@ -116,17 +116,18 @@ import Glibc
         #expect(symlink(fifo, dir.path + "/link-to-fifo") == 0)
         for path in [fifo, dir.path + "/link-to-fifo"] {
             // Nothing ever writes to the FIFO: reading it would wait forever.
-            let refused = CLI.run(["ingest", evidence, "--passphrase-file", path], environment: noEnv)
-            #expect(refused.status == 65, "\(refused.stderr)")
-            #expect(refused.stderr.contains("is not a regular file"))
+            let refused = CLI.run(["ingest", evidence, "--passphrase-file", path], environment: noEnv.jsonErrors)
+            #expect(refused.status == 65 && refused.errorReason == "not-regular-file", "\(refused.stderr)")
         }
         let large = dir.write("large", Array(repeating: 0x61, count: 65 * 1024))
         chmod(large, 0o600)
-        let tooLarge = CLI.run(["ingest", evidence, "--passphrase-file", large], environment: noEnv)
-        #expect(tooLarge.status == 65)
-        #expect(tooLarge.stderr.contains("is larger than"))
-        let missing = CLI.run(["ingest", evidence, "--passphrase-file", dir.path + "/nope"], environment: noEnv)
-        #expect(missing.status == 66)
+        let tooLarge = CLI.run(["ingest", evidence, "--passphrase-file", large], environment: noEnv.jsonErrors)
+        #expect(tooLarge.status == 65 && tooLarge.errorReason == "too-large")
+        let missing = CLI.run(
+            ["ingest", evidence, "--passphrase-file", dir.path + "/nope"],
+            environment: noEnv.jsonErrors
+        )
+        #expect(missing.status == 66 && missing.errorReason == "not-found")
         #expect(CLI.run(["ls"], environment: env).stdout.isEmpty)
     }
 
@@ -139,8 +140,8 @@ import Glibc
             ["witness", "add", fifo], ["peer", "add", "p", "http://127.0.0.1:9", "--identity", fifo],
             ["grant", "create", "--to", fifo, "--case", "C", "--expires", "1d", "--purpose", "p"],
         ] {
-            let refused = CLI.run(arguments, environment: env)
-            #expect(refused.status == 65 && refused.stderr.contains("is not a regular file"), "\(refused.stderr)")
+            let refused = CLI.run(arguments, environment: env.jsonErrors)
+            #expect(refused.status == 65 && refused.errorReason == "not-regular-file", "\(refused.stderr)")
         }
     }
 
@@ -180,9 +181,11 @@ import Glibc
             ["submit", dir.write("s.txt", text: "s"), "--to", file, "-o", dir.path + "/s.bundle"],
         ]
         for arguments in commands {
+            let typed = CLI.run(arguments, environment: env.jsonErrors)
+            #expect(typed.status == 65 && typed.errorReason == "identity-invalid", "\(arguments[0]): \(typed.stderr)")
+            // For people: one escaped line (the text form is the property under test here).
             let result = CLI.run(arguments, environment: env)
             #expect(result.status == 65, "\(arguments[0]): \(result.stderr)")
-            #expect(result.stderr.contains("name is not a valid display name"), "\(arguments[0]): \(result.stderr)")
             #expect(!result.stderr.utf8.contains(0x1B))
             #expect(result.stderr.split(separator: "\n").count == 1)
             #expect(!result.stdout.utf8.contains(0x1B))

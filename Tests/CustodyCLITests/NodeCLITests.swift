@@ -30,20 +30,20 @@ import Testing
         #expect(CLI.run(["id", "export", "-o", dir.path + "/a.id"], environment: env("a")).status == 0)
         #expect(initArchive("b", displayName: "B").status == 0)
         let cases: [([String], Int32, String)] = [
-            (["serve", "--listen", "nonsense"], 64, "is not HOST:PORT"),
-            (["serve", "--listen", "127.0.0.1:99999"], 64, "is not HOST:PORT"),
-            (["peer", "add", "bad name", "http://x", "--identity", dir.path + "/a.id"], 64, "is not valid"),
-            (["peer", "add", "a", "ftp://x", "--identity", dir.path + "/a.id"], 64, "is not an http(s) URL"),
-            (
-                ["peer", "add", "a", "http://x", "--identity", dir.write("junk.id", text: "{}")], 65,
-                "is not an identity"
-            ),
-            (["pull", "nobody"], 66, "no peer called nobody"),
+            (["serve", "--listen", "nonsense"], 64, "usage"),
+            (["serve", "--listen", "127.0.0.1:99999"], 64, "usage"),
+            (["peer", "add", "bad name", "http://x", "--identity", dir.path + "/a.id"], 64, "usage"),
+            (["peer", "add", "a", "ftp://x", "--identity", dir.path + "/a.id"], 64, "usage"),
+            (["peer", "add", "a", "http://x", "--identity", dir.write("junk.id", text: "{}")], 65, "bad-input"),
+            (["pull", "nobody"], 66, "not-found"),
         ]
-        for (arguments, status, message) in cases {
-            let result = CLI.run(arguments, environment: env("b"))
-            #expect(result.status == status && result.stderr.contains(message), "\(arguments): \(result.stderr)")
-            #expect(result.stderr.hasPrefix("custody: ") && result.stderr.split(separator: "\n").count == 1)
+        for (arguments, status, reason) in cases {
+            let result = CLI.run(arguments, environment: env("b").jsonErrors)
+            #expect(result.status == status && result.errorReason == reason, "\(arguments): \(result.stderr)")
+            // For people: one `custody: ` line (the text form is the property under test here).
+            let text = CLI.run(arguments, environment: env("b"))
+            #expect(text.status == status && text.stderr.hasPrefix("custody: "), "\(arguments): \(text.stderr)")
+            #expect(text.stderr.split(separator: "\n").count == 1)
         }
         // A peer that is not running: a temporary failure (75), not a crash.
         #expect(
@@ -141,8 +141,11 @@ import Testing
     @Test func aSecondServeOnABusyAddressCannotServe() throws {
         let n = try node(pulled: false)
         defer { stop(n.server) }
-        let busy = CLI.run(["serve", "--listen", String(n.url.dropFirst("http://".count))], environment: env("third"))
-        #expect(busy.status == 73 && busy.stderr.contains("cannot serve on"), "\(busy.stderr)")
+        let busy = CLI.run(
+            ["serve", "--listen", String(n.url.dropFirst("http://".count))],
+            environment: env("third").jsonErrors
+        )
+        #expect(busy.status == 73 && busy.errorReason == "cannot-create", "\(busy.stderr)")
     }
 
     /// IACHR's pull of its grant, killed after its first batch of fetched objects was stored.
@@ -339,8 +342,8 @@ import Testing
             CLI.run(["peer", "add", "fork", forkURL, "--identity", dir.path + "/ohchr.id"], environment: env("iachr"))
                 .status == 0
         )
-        let forked = CLI.run(["pull", "fork"], environment: env("iachr"))
-        #expect(forked.status == 1 && forked.stderr.contains("FORK"), "\(forked.status): \(forked.stderr)")
+        let forked = CLI.run(["pull", "fork"], environment: env("iachr").jsonErrors)
+        #expect(forked.status == 1 && forked.errorReason == "fork", "\(forked.status): \(forked.stderr)")
         #expect(
             CLI.run(["peer", "add", "ohchr", n.url, "--identity", dir.path + "/ohchr.id"], environment: env("iachr"))
                 .status == 0
@@ -354,8 +357,8 @@ import Testing
         #expect(
             CLI.run(["grant", "revoke", n.granted, "--reason", "withdrawn"], environment: env("ohchr")).status == 0
         )
-        let revoked = CLI.run(["pull", "ohchr", "--grant", n.granted], environment: env("iachr"))
-        #expect(revoked.status == 77 && revoked.stderr.contains("revoked"), "\(revoked.stderr)")
+        let revoked = CLI.run(["pull", "ohchr", "--grant", n.granted], environment: env("iachr").jsonErrors)
+        #expect(revoked.status == 77 && revoked.errorReason == "grant-revoked", "\(revoked.stderr)")
         let gone = try await iachrClient(n).send("v1/grants/\(n.granted)/objects/\(object.name.hex)")
         #expect(gone.status == 410 && String(decoding: gone.body, as: UTF8.self).contains("revoked"))
     }

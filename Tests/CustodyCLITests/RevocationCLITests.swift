@@ -79,14 +79,20 @@ import Testing
     }
 
     /// `from`'s grant of case `caseID` to `to` (re-sharable with `reshare`), made with `grant create --json`.
-    private func grant(_ from: String, to: String, _ caseID: String, reshare: Bool) -> CLIResult {
+    private func grant(
+        _ from: String,
+        to: String,
+        _ caseID: String,
+        reshare: Bool,
+        errors: [String: String] = [:]
+    ) -> CLIResult {
         CLI.run(
             [
                 "grant", "create", "--to", dir.path + "/\(to).id", "--case", caseID, "--expires",
                 from == "a" ? "5d" : "2d",
                 "--purpose", "p", "--json",
             ] + (reshare ? ["--reshare"] : []),
-            environment: env(from)
+            environment: env(from).merging(errors) { $1 }
         )
     }
 
@@ -196,7 +202,7 @@ import Testing
         let (evil, evilURL) = try evilPeer(listing: listed, body: body)
         defer { stop(evil) }
         let added = CLI.run(["peer", "add", "evil", evilURL, "--identity", dir.path + "/a.id"], environment: env("b"))
-        return (added.status, CLI.run(["pull", "evil"], environment: env("b")))
+        return (added.status, CLI.run(["pull", "evil"], environment: env("b").jsonErrors))
     }
 
     @Test func forgedNoticesFromAPeerAreRefusedInOneLine() throws {
@@ -207,8 +213,8 @@ import Testing
             let (added, pulled) = try pullFromMaliciousPeer(listing: listed, body: body)
             #expect(added == 0)
             #expect(pulled.status == status, "\(what): \(pulled.status) \(pulled.stderr)")
-            #expect(pulled.stderr.hasPrefix("custody: ") && pulled.stderr.split(separator: "\n").count == 1)
-            #expect(pulled.stderr.contains("does not verify") || pulled.stderr.contains("malformed"), "\(what)")
+            #expect(pulled.stderr.split(separator: "\n").count == 1, "\(what): \(pulled.stderr)")
+            #expect(pulled.errorReason == (status == 1 ? "revocation-invalid" : "revocation-malformed"), "\(what)")
         }
     }
 
@@ -256,8 +262,8 @@ import Testing
         #expect(
             CLI.run(["peer", "add", "a", forkURL, "--identity", dir.path + "/a.id"], environment: env("b")).status == 0
         )
-        let split = CLI.run(["pull", "a"], environment: env("b"))
-        #expect(split.status == 1 && split.stderr.contains("FORK"), "\(split.status): \(split.stderr)")
+        let split = CLI.run(["pull", "a"], environment: env("b").jsonErrors)
+        #expect(split.status == 1 && split.errorReason == "fork", "\(split.status): \(split.stderr)")
         #expect(grants("b")[b.parent]?["revoked"] as? Bool == false)
         #expect(logTypes("b").filter { $0 == "revocation-received" }.count == 1)
         #expect(
@@ -295,6 +301,7 @@ import Testing
         let r = try parentRevoked()
         defer { stop(r.b) }
         let parent = r.b.parent
+        // A note or warning of a command that succeeded, for people: the output under test.
         #expect(
             r.learned.status == 0 && r.learned.stderr.contains("grant \(parent) was REVOKED by A"),
             "\(r.learned.stderr)"
@@ -334,8 +341,9 @@ import Testing
         let r = try parentRevoked()
         defer { stop(r.b) }
         let out = dir.path + "/extracted.txt"
-        let refusedExtract = CLI.run(["extract", r.b.item, "-o", out], environment: env("b"))
-        #expect(refusedExtract.status == 77 && refusedExtract.stderr.contains("--despite-revocation"))
+        let refusedExtract = CLI.run(["extract", r.b.item, "-o", out], environment: env("b").jsonErrors)
+        #expect(refusedExtract.status == 77 && refusedExtract.errorReason == "grant-revoked")
+        #expect(refusedExtract.error?.fix.contains("--despite-revocation") == true)  // the fix names the override
         #expect(!FileManager.default.fileExists(atPath: out))
     }
 
@@ -344,6 +352,7 @@ import Testing
         defer { stop(r.b) }
         let out = dir.path + "/extracted.txt"
         let forced = CLI.run(["extract", r.b.item, "-o", out, "--despite-revocation"], environment: env("b"))
+        // A note or warning of a command that succeeded, for people: the output under test.
         #expect(forced.status == 0 && forced.stderr.contains("WARNING") && forced.stderr.contains("revoked"))
         #expect(logTypes("b").last == "extract")
     }
@@ -351,8 +360,8 @@ import Testing
     @Test func theResharersNodeAnswersTheChild410WithTheNoticeItReceived() async throws {
         let r = try parentRevoked()
         defer { stop(r.b) }
-        let cPull = CLI.run(["pull", "b", "--grant", r.b.child], environment: env("c"))
-        #expect(cPull.status == 77 && cPull.stderr.contains("revoked"), "\(cPull.stderr)")
+        let cPull = CLI.run(["pull", "b", "--grant", r.b.child], environment: env("c").jsonErrors)
+        #expect(cPull.status == 77 && cPull.errorReason == "grant-not-valid", "\(cPull.stderr)")
         let c = try Archive.open(at: dir.path + "/c").unlock(
             passphrase: try SecretBytes(copying: Array("revocation test".utf8))
         )
@@ -368,6 +377,7 @@ import Testing
         _ = CLI.run(["pull", "b", "--grant", r.b.child], environment: env("c"))
         #expect(grants("c")[r.b.child]?["revoked"] as? Bool == false, "C cannot check A's notice: it does not know A")
         let cAll = CLI.run(["pull", "b"], environment: env("c"))
+        // A note or warning of a command that succeeded, for people: the output under test.
         #expect(
             cAll.status == 0 && cAll.stderr.contains("note: grant \(r.b.child) is no longer valid (410)"),
             "\(cAll.stderr)"
@@ -383,6 +393,7 @@ import Testing
             CLI.run(["peer", "add", "a", r.b.urlA, "--identity", dir.path + "/a.id"], environment: env("c")).status == 0
         )
         let cAgain = CLI.run(["pull", "b"], environment: env("c"))
+        // A note or warning of a command that succeeded, for people: the output under test.
         #expect(cAgain.status == 0 && cAgain.stderr.contains("was REVOKED by A"), "\(cAgain.stderr)")
         let cRevocation = grants("c")[r.b.child]?["revocation"] as? [String: Any]
         #expect(cRevocation?["ancestor"] as? String == r.b.parent && cRevocation?["revoked_by"] as? String == "A")
@@ -392,8 +403,9 @@ import Testing
     @Test func noNewChildCanBeMadeUnderTheRevokedParent() throws {
         let r = try parentRevoked()
         defer { stop(r.b) }
-        let refusedChild = grant("b", to: "c", "C1", reshare: false)
-        #expect(refusedChild.status == 77 && refusedChild.stderr.contains("was revoked by A"), "\(refusedChild.stderr)")
+        let refusedChild = grant("b", to: "c", "C1", reshare: false, errors: CLI.errorFormat)
+        #expect(refusedChild.status == 77 && refusedChild.errorReason == "grant-revoked", "\(refusedChild.stderr)")
+        #expect(refusedChild.error?.problem.contains("revoked by A") == true)  // names who revoked it
     }
 
     @Test func importingANoticeAlreadyRecordedRecordsNothingMore() throws {
@@ -411,8 +423,8 @@ import Testing
             "tampered.notice",
             Array(try JSONSerialization.data(withJSONObject: badProof(r.genuine)))
         )
-        let refusedImport = CLI.run(["grant", "revocation", "import", tampered], environment: env("b"))
-        #expect(refusedImport.status == 1 && refusedImport.stderr.contains("does not verify"))
+        let refusedImport = CLI.run(["grant", "revocation", "import", tampered], environment: env("b").jsonErrors)
+        #expect(refusedImport.status == 1 && refusedImport.errorReason == "revocation-invalid")
     }
 
     @Test func theRevocationsSurviveAReindexAndTheArchiveVerifies() throws {

@@ -153,6 +153,7 @@ import Testing
         // /proc/self/mem looks like an empty regular file, but reading it fails (EIO): an unreadable file even for root.
         let result = CLI.run(["ingest", "/proc/self/mem"], environment: env)
         #expect(result.status == 65, "\(result.stderr)")
+        // One text line naming the file is the property under test here.
         #expect(result.stderr.hasPrefix("custody: cannot read /proc/self/mem"))
         #expect(result.stderr.split(separator: "\n").count == 1)
         #expect(listedItems().isEmpty)
@@ -174,9 +175,9 @@ import Testing
             let unmount = Process.launchedProcess(launchPath: "/bin/umount", arguments: [dir.path + "/up/sub/loop"])
             unmount.waitUntilExit()
         }
-        let refused = CLI.run(["ingest", dir.path + "/up"], environment: env)
-        #expect(refused.status == 65)
-        #expect(refused.stderr.contains("folder loop"))
+        let refused = CLI.run(["ingest", dir.path + "/up"], environment: env.jsonErrors)
+        #expect(refused.status == 65 && refused.errorReason == "bad-input")
+        #expect(refused.error?.problem.contains("folder loop") == true)  // says why the folder is refused
         let skipped = CLI.run(["ingest", dir.path + "/up", "--skip-problems", "--json"], environment: env)
         #expect(skipped.status == 0)
         #expect((skipped.json?["items"] as? [Any])?.count == 1)
@@ -204,9 +205,8 @@ import Testing
             CLI.run(["ingest", dir.write("fits.txt", text: "this one fits")], environment: environment).status == 0
         )
         dir.write("big.bin", (0..<(12 << 20)).map { UInt8(truncatingIfNeeded: $0 &* 31 >> 3) })
-        let full = CLI.run(["ingest", dir.path + "/big.bin"], environment: environment)
-        #expect(full.status == 73, "\(full.stderr)")
-        #expect(full.stderr.contains("no space left"))
+        let full = CLI.run(["ingest", dir.path + "/big.bin"], environment: environment.jsonErrors)
+        #expect(full.status == 73 && full.errorReason == "no-space", "\(full.stderr)")
         #expect(full.stderr.split(separator: "\n").count == 1)
         let items = listedItems(environment)
         #expect(items.count == 1)

@@ -125,15 +125,15 @@ struct S3Tests {
         let bucket = try await S3TestStore.makeBucket("errors")
         let missing = CLI.run(
             ["init", "--name", "X", "--kdf", "insecure-test", "--objects", "s3://\(bucket)-absent/p"],
-            environment: env("a")
+            environment: env("a").jsonErrors
         )
-        #expect(missing.status == 66 && missing.stderr.contains("does not exist"), "\(missing.stderr)")
+        #expect(missing.status == 66 && missing.errorReason == "not-found", "\(missing.stderr)")
         #expect(!FileManager.default.fileExists(atPath: dir.path + "/a"))
         let refused = CLI.run(
             ["init", "--name", "X", "--kdf", "insecure-test", "--objects", "s3://\(bucket)/p"],
-            environment: env("a", ["AWS_SECRET_ACCESS_KEY": "not-the-secret"])
+            environment: env("a", ["AWS_SECRET_ACCESS_KEY": "not-the-secret"]).jsonErrors
         )
-        #expect(refused.status == 77 && refused.stderr.contains("refused the credentials"), "\(refused.stderr)")
+        #expect(refused.status == 77 && refused.errorReason == "not-authorised", "\(refused.stderr)")
         #expect(!refused.stderr.contains("not-the-secret"))
         #expect(!FileManager.default.fileExists(atPath: dir.path + "/a"))
         let made = CLI.run(
@@ -148,8 +148,9 @@ struct S3Tests {
         var bare = env("a")
         bare["AWS_ACCESS_KEY_ID"] = nil
         bare["AWS_SECRET_ACCESS_KEY"] = nil
-        let none = CLI.run(["ingest", dir.path + "/f.txt"], environment: bare)
-        #expect(none.status == 64 && none.stderr.contains("AWS_SECRET_ACCESS_KEY"), "\(none.stderr)")
+        let none = CLI.run(["ingest", dir.path + "/f.txt"], environment: bare.jsonErrors)
+        #expect(none.status == 64 && none.errorReason == "usage", "\(none.stderr)")
+        #expect(none.error?.line.contains("AWS_SECRET_ACCESS_KEY") == true)  // names the variable to set
         // Commands that need no objects work without credentials.
         #expect(CLI.run(["ls"], environment: bare).status == 0)
         #expect(CLI.run(["verify"], environment: env("a")).status == 0)
@@ -250,8 +251,8 @@ struct S3Tests {
         #expect(CLI.run(["extract", first, "-o", dir.path + "/back.bin"], environment: env("m")).status == 0)
         #expect(CLI.run(["show", first], environment: env("m")).stdout.contains("moved"))
         // Once on S3, a second migration is refused.
-        let again = CLI.run(["migrate-objects", "--to", target], environment: env("m"))
-        #expect(again.status == 64 && again.stderr.contains("already on S3"), "\(again.stderr)")
+        let again = CLI.run(["migrate-objects", "--to", target], environment: env("m").jsonErrors)
+        #expect(again.status == 64 && again.errorReason == "usage", "\(again.stderr)")
     }
 
     @Test func radosgwKilledMidIngestLeavesAValidArchive() async throws {
@@ -268,7 +269,7 @@ struct S3Tests {
         env["CUSTODY_S3_REQUEST_TIMEOUT"] = "3"
         // Killed for good: the ingest gives up after its retries with a temporary failure, and nothing of the
         // item is recorded.
-        let ingest = CLI.start(["ingest", dir.path + "/big", "--json"], environment: env)
+        let ingest = CLI.start(["ingest", dir.path + "/big", "--json"], environment: env.jsonErrors)
         usleep(600_000)
         let pid = try #require(S3TestStore.radosgwPID())
         #expect(kill(pid, SIGKILL) == 0)
@@ -277,7 +278,7 @@ struct S3Tests {
         if failed.status == 0 {
             Issue.record("the ingest finished before radosgw was killed; the test proves nothing on this machine")
         } else {
-            #expect(failed.status == 75 && failed.stderr.contains("kept failing"), "\(failed.status) \(failed.stderr)")
+            #expect(failed.status == 75 && failed.errorReason == "temporary", "\(failed.status) \(failed.stderr)")
             #expect((CLI.run(["ls", "--json"], environment: env).json?["items"] as? [Any])?.isEmpty == true)
         }
         let verify = CLI.run(["verify", "--json"], environment: env)
@@ -335,8 +336,8 @@ struct S3Tests {
         // A storm (every request fails): a clean temporary failure, and the archive unchanged.
         try Data("all".utf8).write(to: URL(fileURLWithPath: control))
         dir.write("more/g.txt", text: "during the storm")
-        let stormy = CLI.run(["ingest", dir.path + "/more"], environment: env("p"))
-        #expect(stormy.status == 75 && stormy.stderr.contains("kept failing"), "\(stormy.stderr)")
+        let stormy = CLI.run(["ingest", dir.path + "/more"], environment: env("p").jsonErrors)
+        #expect(stormy.status == 75 && stormy.errorReason == "temporary", "\(stormy.stderr)")
         #expect(stormy.stderr.split(separator: "\n").count == 1)
         try Data("none".utf8).write(to: URL(fileURLWithPath: control))
         #expect((CLI.run(["ls", "--json"], environment: env("p")).json?["items"] as? [Any])?.count == 4)
@@ -382,12 +383,14 @@ enum NodeClientFreeHTTP {
                     "init", "--name", "X", "--kdf", "insecure-test", "--objects", "s3://ok-bucket/p", "--s3-endpoint",
                     endpoint,
                 ],
-                environment: env("a")
+                environment: env("a").jsonErrors
             )
-            #expect(rejected.status == 64 && rejected.stderr.contains("endpoint"), "\(endpoint): \(rejected.stderr)")
+            #expect(rejected.status == 64 && rejected.errorReason == "usage", "\(endpoint): \(rejected.stderr)")
+            #expect(rejected.error?.line.contains("endpoint") == true)  // names the setting at fault
         }
-        let alone = CLI.run(["init", "--name", "X", "--s3-region", "eu-west-1"], environment: env("a"))
-        #expect(alone.status == 64 && alone.stderr.contains("--objects"), "\(alone.stderr)")
+        let alone = CLI.run(["init", "--name", "X", "--s3-region", "eu-west-1"], environment: env("a").jsonErrors)
+        #expect(alone.status == 64 && alone.errorReason == "usage", "\(alone.stderr)")
+        #expect(alone.error?.line.contains("--objects") == true)  // names the option it needs
         #expect(!FileManager.default.fileExists(atPath: dir.path + "/a"))
 
         // On an existing local archive: a bad target is refused and the archive keeps its objects.
@@ -398,7 +401,8 @@ enum NodeClientFreeHTTP {
         #expect(FileManager.default.fileExists(atPath: dir.path + "/l/objects"))
         // A damaged objects.json is named, not guessed around.
         dir.write("l/objects.json", text: "{\"backend\": \"tape\"}")
-        let damaged = CLI.run(["ls"], environment: env("l"))
-        #expect(damaged.status != 0 && damaged.stderr.contains("objects.json"), "\(damaged.stderr)")
+        let damaged = CLI.run(["ls"], environment: env("l").jsonErrors)
+        #expect(damaged.status != 0 && damaged.error?.exit == Int(damaged.status), "\(damaged.stderr)")
+        #expect(damaged.error?.line.contains("objects.json") == true)  // names the file at fault
     }
 }

@@ -75,6 +75,7 @@ import Glibc
 
     @Test func anUnknownLogLevelIsAUsageError() {
         let result = CLI.run(["serve", "--log-level", "verbose"], environment: env("none"))
+        // ArgumentParser's own usage error (not a custody error line): it names the option.
         #expect(result.status == 64 && result.stderr.contains("--log-level"), "\(result.stderr)")
         #expect(result.stdout.isEmpty)
     }

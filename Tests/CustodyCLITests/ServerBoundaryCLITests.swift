@@ -115,8 +115,9 @@ import Glibc
             CLI.run(["peer", "add", "node", url, "--identity", dir.path + "/node.id"], environment: env("peer")).status
                 == 0
         )
-        let pulled = CLI.run(["pull", "node"], environment: env("peer"))
-        #expect(pulled.status == 77 && pulled.stderr.contains("--public-url"), "\(pulled.stderr)")
+        let pulled = CLI.run(["pull", "node"], environment: env("peer").jsonErrors)
+        #expect(pulled.status == 77 && pulled.errorReason == "not-authorised", "\(pulled.stderr)")
+        #expect(pulled.error?.fix.contains("--public-url") == true)  // the fix names the setting to check
         #expect(pulled.stderr.split(separator: "\n").count == 1)
     }
 
@@ -128,6 +129,7 @@ import Glibc
             ["serve", "--listen", "127.0.0.1:0", "--public-url", "https://x.example/custody/"],
             ["serve", "--listen", "127.0.0.1:0", "--public-url", "https://x\u{1B}[2J.example/a"],
         ] {
+            // One escaped text line is the property under test here.
             let result = CLI.run(arguments, environment: env("n"))
             #expect(result.status == 64 && result.stderr.hasPrefix("custody: "), "\(arguments): \(result.stderr)")
             #expect(!result.stderr.contains("\u{1B}") && result.stderr.split(separator: "\n").count == 1)

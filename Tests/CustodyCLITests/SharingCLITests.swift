@@ -96,8 +96,9 @@ import Testing
         #expect(CLI.run(["bundle", "verify", dir.write("x.txt", text: "hello")]).status == 65)
 
         // The grantee imports it.
-        let refused = CLI.run(["bundle", "import", bundle], environment: env("iachr"))
-        #expect(refused.status == 77 && refused.stderr.contains("--trust-granter"))
+        let refused = CLI.run(["bundle", "import", bundle], environment: env("iachr").jsonErrors)
+        #expect(refused.status == 77 && refused.errorReason == "granter-unknown")
+        #expect(refused.error?.fix.contains("--trust-granter") == true)  // the fix names the option
         let imported = CLI.run(["bundle", "import", bundle, "--trust-granter", "--json"], environment: env("iachr"))
         #expect(imported.status == 0, "\(imported.stderr)")
         #expect(Set(imported.json?["imported"] as? [String] ?? []) == Set(inScope))

@@ -148,8 +148,8 @@ import Glibc
         )
         // The head's checkpoint is older than the witnessed log, and the peer's own proof from it to its log shows
         // it is no prefix of it: a fork, filed with that proof.
-        let older = CLI.run(["pull", "split", "--grant", forkedGrant], environment: env("iachr"))
-        #expect(older.status == 1 && older.stderr.contains("FORK"), "\(older.status): \(older.stderr)")
+        let older = CLI.run(["pull", "split", "--grant", forkedGrant], environment: env("iachr").jsonErrors)
+        #expect(older.status == 1 && older.errorReason == "fork", "\(older.status): \(older.stderr)")
         #expect(itemCount("iachr") == 0)
         let conflicts = dir.path + "/iachr/witness/conflicts"
         #expect(((try? FileManager.default.contentsOfDirectory(atPath: conflicts)) ?? []).count == 1)
@@ -159,8 +159,8 @@ import Glibc
             dir.write("fork-more/\(i).txt", text: "forked history \(i)")
         }
         #expect(CLI.run(["ingest", dir.path + "/fork-more", "--case", "G"], environment: env("fork")).status == 0)
-        let newer = CLI.run(["pull", "split", "--grant", forkedGrant], environment: env("iachr"))
-        #expect(newer.status == 65 && newer.stderr.contains("different logs"), "\(newer.status): \(newer.stderr)")
+        let newer = CLI.run(["pull", "split", "--grant", forkedGrant], environment: env("iachr").jsonErrors)
+        #expect(newer.status == 65 && newer.errorReason == "split-view", "\(newer.status): \(newer.stderr)")
         #expect(itemCount("iachr") == 0)
         #expect(CLI.run(["verify"], environment: env("iachr")).status == 0)
 
@@ -200,8 +200,8 @@ import Glibc
             )
             .status == 0
         )
-        let listed = CLI.run(["pull", "lister"], environment: env("iachr"))
-        #expect(listed.status == 65 && listed.stderr.contains("malformed grant list"), "\(listed.stderr)")
+        let listed = CLI.run(["pull", "lister"], environment: env("iachr").jsonErrors)
+        #expect(listed.status == 65 && listed.errorReason == "peer-malformed", "\(listed.stderr)")
         #expect(!FileManager.default.fileExists(atPath: victim + ".head"))
         #expect(!FileManager.default.fileExists(atPath: victim))
 
@@ -227,8 +227,8 @@ import Glibc
             )
             .status == 0
         )
-        let swapped = CLI.run(["pull", "lister", "--grant", c1], environment: env("iachr"))
-        #expect(swapped.status == 65 && swapped.stderr.contains("for grant \(c1)"), "\(swapped.stderr)")
+        let swapped = CLI.run(["pull", "lister", "--grant", c1], environment: env("iachr").jsonErrors)
+        #expect(swapped.status == 65 && swapped.errorReason == "grant-unexpected", "\(swapped.stderr)")
         #expect(itemCount("iachr") == 0)
 
         // Offline, an auditor who names the wrong granter gets a failure, not a pass with a remark.

@@ -89,9 +89,9 @@ import Testing
         pair()
         let (request, text) = try requests()
         let damaged = dir.write("damaged.txt", text: text)
-        let refused = CLI.run(["witness", "cosign", damaged], environment: env("b"))
-        #expect(refused.status == 65, "\(refused.stderr)")
-        #expect(refused.stderr.hasPrefix("custody: proof-invalid: ") && !refused.stderr.contains("FORK"))
+        let refused = CLI.run(["witness", "cosign", damaged], environment: env("b").jsonErrors)
+        #expect(refused.status == 65 && refused.errorReason == "proof-invalid", "\(refused.stderr)")
+        #expect(!refused.stderr.contains("FORK"))
         #expect(refused.stderr.split(separator: "\n").count == 1 && refused.stdout.isEmpty)
         #expect(!FileManager.default.fileExists(atPath: dir.path + "/b/witness/conflicts"))
         // The genuine request is cosigned afterwards: the witness's state did not move.

@@ -90,8 +90,7 @@ final class TricklingPeer: @unchecked Sendable {
         let peer = try TricklingPeer(prefix: "HTTP/1.1 200 OK\r\nContent-Length: 200\r\n\r\n", interval: 0.2)
         let client = try client(peer.port)
         let error = await #expect(throws: ArchiveError.self) { _ = try await client.send("v1/grants") }
-        #expect(error?.code == .temporary)
-        #expect(error?.problem.contains("did not send its whole answer") == true, "\(String(describing: error))")
+        #expect(error?.reason == .peerTooSlow, "\(String(describing: error))")
     }
 
     @Test func aPeerTricklingResponseHeadersIsCutOffAtTheDeadline() async throws {
@@ -109,7 +108,8 @@ final class TricklingPeer: @unchecked Sendable {
         let error = await #expect(throws: ArchiveError.self) {
             _ = try await client.object(grant: Encoding.hex(randomBytes(16)), name: name, size: 100)
         }
-        #expect(error?.code == .temporary)
+        #expect(error?.reason == .peerTooSlow, "\(String(describing: error))")
+        // Naming the object that was too slow is the property under test here.
         #expect(error?.problem.contains("did not send object \(name)") == true, "\(String(describing: error))")
     }
 
@@ -138,9 +138,12 @@ final class TricklingPeer: @unchecked Sendable {
         }
         // A documented reason code is shown; one with other characters is not.
         let revoked = Puller.refusal(410, Data(#"{"error":"grant-revoked"}"#.utf8), what: "grant x")
-        #expect(revoked.problem.contains("revoked") && revoked.code == .notAuthorised)
+        #expect(revoked.reason == .grantRevoked)
+        #expect(Puller.refusal(410, Data(#"{"error":"grant-expired"}"#.utf8), what: "grant x").reason == .grantNotValid)
+        #expect(Puller.refusal(410, Data(#"{"error":"ancestor-missing"}"#.utf8), what: "x").reason == .ancestorNotHeld)
         let coded = Puller.refusal(500, Data(#"{"error":"internal"}"#.utf8), what: "grant x")
-        #expect(coded.problem.contains("(internal)"))
+        #expect(coded.reason == .temporary)
+        #expect(coded.problem.contains("(internal)"))  // the peer's documented code is shown: the property
         let smuggled = Puller.refusal(500, Data(#"{"error":"a\u001b[2Jb"}"#.utf8), what: "grant x")
         #expect(!smuggled.problem.contains("\u{1B}") && !smuggled.problem.contains("(a"))
         #expect(Puller.reasonSuffix(Data(String(repeating: "y", count: 10_000).utf8)) == "")

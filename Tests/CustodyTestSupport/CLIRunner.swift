@@ -25,6 +25,44 @@ package struct CLIResult: Sendable {
     package var json: [String: Any]? {
         (try? JSONSerialization.jsonObject(with: Data(stdout.utf8))) as? [String: Any]
     }
+
+    /// The error a run started with ``CLI/errorFormat`` in its environment reported: the one JSON line that
+    /// closes standard error (Docs/OPERATIONS.md section 10), or `nil` when there is none.
+    package var error: CLIError? {
+        guard let line = stderr.split(separator: "\n").last,
+            let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
+            let body = object["error"] as? [String: Any],
+            let reason = body["reason"] as? String, let errorClass = body["class"] as? String,
+            let exit = body["exit"] as? Int, let problem = body["problem"] as? String, let fix = body["fix"] as? String
+        else { return nil }
+        return CLIError(reason: reason, errorClass: errorClass, exit: exit, problem: problem, fix: fix)
+    }
+
+    /// The stable reason name of the reported error (`wrong-passphrase`, `not-found`…), or `nil`.
+    package var errorReason: String? { error?.reason }
+}
+
+extension [String: String] {
+    /// This environment with the error of a failed run reported as one JSON line (``CLI/errorFormat``), for
+    /// tests that check its reason: ``CLIResult/errorReason``.
+    package var jsonErrors: [String: String] { merging(CLI.errorFormat) { $1 } }
+}
+
+/// The machine-readable error line of a failed run (`CUSTODY_ERROR_FORMAT=json`).
+package struct CLIError: Sendable, Equatable {
+    /// The reason's stable kebab-case name.
+    package var reason: String
+    /// The class of failure (`not-authorised`, `bad-input`…).
+    package var errorClass: String
+    /// The exit code it announces.
+    package var exit: Int
+    /// What went wrong.
+    package var problem: String
+    /// How to fix it.
+    package var fix: String
+
+    /// Both, as the text line has them: `<problem> — <fix>`.
+    package var line: String { "\(problem) — \(fix)" }
 }
 
 /// Runs the built `custody` binary as a child process, with a clean environment.
@@ -35,6 +73,9 @@ package enum CLI {
         for _ in 0..<3 { url.deleteLastPathComponent() }
         return url.path
     }()
+
+    /// The environment that makes the binary report its error as one JSON line (``CLIResult/error``).
+    package static let errorFormat = ["CUSTODY_ERROR_FORMAT": "json"]
 
     /// The built binary (`swift build` puts it in .build/debug).
     package static var binary: String { packageRoot + "/.build/debug/custody" }

@@ -26,6 +26,19 @@ package struct ArchiveError: Error, Sendable, CustomStringConvertible {
         /// Wrong passphrase or not authorised (exit 77).
         case notAuthorised
 
+        /// A stable kebab-case name of the class (the `class` of `CUSTODY_ERROR_FORMAT=json`).
+        package var name: String {
+            switch self {
+            case .damaged: "damaged"
+            case .usage: "usage"
+            case .badInput: "bad-input"
+            case .notFound: "not-found"
+            case .cannotCreate: "cannot-create"
+            case .temporary: "temporary"
+            case .notAuthorised: "not-authorised"
+            }
+        }
+
         /// The sysexits code of DESIGN.md.
         package var exitCode: Int32 {
             switch self {
@@ -90,6 +103,58 @@ package struct ArchiveError: Error, Sendable, CustomStringConvertible {
         package static let indexDamaged = Reason("index-damaged", .damaged)
         /// A grant that was revoked.
         package static let grantRevoked = Reason("grant-revoked", .notAuthorised)
+        /// A grant that is not valid now (expired, or not yet valid).
+        package static let grantNotValid = Reason("grant-not-valid", .notAuthorised)
+        /// A re-share whose ancestor grant is not held here intact.
+        package static let ancestorNotHeld = Reason("ancestor-not-held", .notAuthorised)
+        /// A re-share that would outlast its parent grant.
+        package static let outlastsParent = Reason("outlasts-parent", .usage)
+        /// An item whose content was not shared with this archive (a metadata-only grant).
+        package static let metadataOnly = Reason("metadata-only", .notAuthorised)
+        /// A bundle addressed to another body than this archive.
+        package static let addressedElsewhere = Reason("addressed-elsewhere", .notAuthorised)
+        /// A granter this archive does not know (import it with `--trust-granter`).
+        package static let granterUnknown = Reason("granter-unknown", .notAuthorised)
+        /// An identity that shares the origin or a key of a known body but is not that body's identity.
+        package static let identityClash = Reason("identity-clash", .notAuthorised)
+        /// A log or cosigner this archive does not know (add it with `custody witness add`).
+        package static let logUnknown = Reason("log-unknown", .notAuthorised)
+        /// A revocation notice that does not verify (a signature, the proof or the grant does not match).
+        package static let revocationInvalid = Reason("revocation-invalid", .damaged)
+        /// A revocation notice that is not of the documented form.
+        package static let revocationMalformed = Reason("revocation-malformed", .badInput)
+        /// A revocation notice whose granter is not a body this archive knows, so it cannot be checked.
+        package static let revocationUnverifiable = Reason("revocation-unverifiable", .notAuthorised)
+        /// A file that is not a Custody bundle (wrong magic).
+        package static let notABundle = Reason("not-a-bundle", .badInput)
+        /// A bundle that ends inside a record.
+        package static let bundleTruncated = Reason("bundle-truncated", .badInput)
+        /// A bundle that does not verify (its report names each problem).
+        package static let bundleInvalid = Reason("bundle-invalid", .badInput)
+        /// A file that must be private (a passphrase file) but group or others may read.
+        package static let fileExposed = Reason("file-exposed", .notAuthorised)
+        /// A path given that is not a regular file (a pipe, device or folder).
+        package static let notRegularFile = Reason("not-regular-file", .badInput)
+        /// A file over the size limit for what it is.
+        package static let tooLarge = Reason("too-large", .badInput)
+        /// An identity that is not validly self-signed, or whose name or origin breaks the rules.
+        package static let identityInvalid = Reason("identity-invalid", .badInput)
+        /// A file that changed between the scan and its ingest (replaced, or no longer a regular file).
+        package static let changedSinceScan = Reason("changed-since-scan", .badInput)
+        /// The journal holds fewer entries than the log signed.
+        package static let journalTruncated = Reason("journal-truncated", .damaged)
+        /// The journal's entries do not hash to the root the log signed.
+        package static let historyAltered = Reason("history-altered", .damaged)
+        /// A stored checkpoint that is not signed by this archive's log key.
+        package static let checkpointInvalid = Reason("checkpoint-invalid", .damaged)
+        /// A peer's head shows a checkpoint beyond its log as it shows it to witnesses (a split view).
+        package static let splitView = Reason("split-view", .badInput)
+        /// A peer's answer that is not of the protocol's form (e.g. a malformed grant list).
+        package static let peerMalformed = Reason("peer-malformed", .badInput)
+        /// A peer sent another grant, granter or checkpoint than the one asked for.
+        package static let grantUnexpected = Reason("grant-unexpected", .badInput)
+        /// A peer that did not send its answer (or an object) within the protocol's deadline.
+        package static let peerTooSlow = Reason("peer-too-slow", .temporary)
     }
 
     /// Why it failed.

@@ -110,7 +110,7 @@ package struct Identity: Codable, Sendable, Equatable {
         }
         if let problem = identity.problem {
             throw ArchiveError(
-                .badInput,
+                .identityInvalid,
                 "\(shown) is refused: \(problem)",
                 fix:
                     "ask the body for a fresh copy of custody id export and compare its fingerprint with them out of band"

@@ -219,7 +219,7 @@ extension Archive.Unlocked {
         }
         guard let contentRef = objects.content, let wrappedContent = wrapped.content else {
             throw ArchiveError(
-                .notAuthorised,
+                .metadataOnly,
                 "item \(item) was shared with this archive as metadata only: its content is not here",
                 fix: "ask the granting body for a grant with content"
             )

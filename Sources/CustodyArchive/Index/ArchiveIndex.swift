@@ -66,13 +66,13 @@ package final class ArchiveIndex: Sendable {
                 return ArchiveError(.indexDamaged, "the index (index.sqlite) is corrupt", fix: "run custody reindex")
             case .SQLITE_FULL:
                 return ArchiveError(
-                    .cannotCreate,
+                    .noSpace,
                     "the index: no space left on device",
                     fix: "free disk space and retry"
                 )
             case .SQLITE_BUSY, .SQLITE_LOCKED:
                 return ArchiveError(
-                    .temporary,
+                    .busy,
                     "the index is busy",
                     fix: "wait for the other custody command and retry"
                 )

@@ -63,8 +63,8 @@ package struct Provenance: Codable, Sendable, Equatable {
     package var purpose: String
     /// When this archive imported the item.
     package var importedAt: String
-    /// `grant`, `submission` or `anonymous-submission`.
-    package var kind: String
+    /// The kind of the grant it came under (stored as its raw value).
+    package var kind: Grant.Kind
 
     enum CodingKeys: String, CodingKey {
         case granter, grant, purpose, kind

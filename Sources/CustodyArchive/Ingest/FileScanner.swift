@@ -56,10 +56,42 @@ package struct SourceFile: Sendable, Equatable {
 
 /// A file or folder that will not be ingested, and why.
 package struct ScanProblem: Error, Sendable, Equatable, CustomStringConvertible {
+    /// What kind of problem, for code: ``reason`` says the same in words, for people.
+    package enum Kind: Sendable, Hashable {
+        /// A symbolic link (links are not followed), or one found in a scanned file's or folder's place.
+        case symbolicLink
+        /// Not a regular file or folder (a device, pipe or socket), or no longer one.
+        case notRegularFile
+        /// A name that is not valid UTF-8.
+        case nameNotUTF8
+        /// Cannot be read (permissions, or another error of the system).
+        case unreadable
+        /// Changed while it was scanned.
+        case changedDuringScan
+        /// Another file or folder than the one scanned is in its place.
+        case replaced
+        /// Removed or renamed since the scan.
+        case removed
+        /// Nested deeper than the scan follows.
+        case tooDeep
+        /// A folder already visited (a loop).
+        case folderLoop
+        /// Its SHA-256 is not the one expected.
+        case sha256Mismatch
+    }
+
     /// The path (non-UTF-8 bytes shown as U+FFFD).
     package var path: String
+    /// What kind of problem.
+    package var kind: Kind
     /// Why it was refused.
     package var reason: String
+
+    package init(path: String, _ kind: Kind, reason: String) {
+        self.path = path
+        self.kind = kind
+        self.reason = reason
+    }
 
     package var description: String { "\(path): \(reason)" }
 }
@@ -95,14 +127,18 @@ package enum FileScanner {
                 let fd = POSIX.open(path, O_RDONLY | O_DIRECTORY)
                 guard fd >= 0 else {
                     problems.append(
-                        ScanProblem(path: path, reason: "folder cannot be read: \(errnoDescription(errno))")
+                        ScanProblem(
+                            path: path,
+                            .unreadable,
+                            reason: "folder cannot be read: \(errnoDescription(errno))"
+                        )
                     )
                     continue
                 }
                 defer { close(fd) }
                 var opened = stat()
                 guard fstat(fd, &opened) == 0, FileIdentity(opened) == FileIdentity(st) else {
-                    problems.append(ScanProblem(path: path, reason: "changed while it was scanned"))
+                    problems.append(ScanProblem(path: path, .changedDuringScan, reason: "changed while it was scanned"))
                     continue
                 }
                 var visited = Set<FileIdentity>()
@@ -118,7 +154,7 @@ package enum FileScanner {
                 )
             } else if POSIX.isRegular(st.st_mode) {
                 if let problem = readabilityProblem(path, in: AT_FDCWD) {
-                    problems.append(ScanProblem(path: path, reason: problem))
+                    problems.append(ScanProblem(path: path, .unreadable, reason: problem))
                 } else {
                     files.append(
                         SourceFile(
@@ -132,7 +168,7 @@ package enum FileScanner {
                     )
                 }
             } else {
-                problems.append(ScanProblem(path: path, reason: "not a regular file or folder"))
+                problems.append(ScanProblem(path: path, .notRegularFile, reason: "not a regular file or folder"))
             }
         }
         return (files, problems)
@@ -161,11 +197,11 @@ package enum FileScanner {
     ) {
         let shown = String(decoding: directory, as: UTF8.self)
         guard depth < maxDepth else {
-            problems.append(ScanProblem(path: shown, reason: "nested more than \(maxDepth) folders deep"))
+            problems.append(ScanProblem(path: shown, .tooDeep, reason: "nested more than \(maxDepth) folders deep"))
             return
         }
         guard visited.insert(folder.identity).inserted else {
-            problems.append(ScanProblem(path: shown, reason: "folder loop (already visited)"))
+            problems.append(ScanProblem(path: shown, .folderLoop, reason: "folder loop (already visited)"))
             return
         }
         defer { visited.remove(folder.identity) }
@@ -173,7 +209,9 @@ package enum FileScanner {
         guard copy >= 0, let dir = fdopendir(copy) else {
             let code = errno
             if copy >= 0 { close(copy) }
-            problems.append(ScanProblem(path: shown, reason: "folder cannot be read: \(errnoDescription(code))"))
+            problems.append(
+                ScanProblem(path: shown, .unreadable, reason: "folder cannot be read: \(errnoDescription(code))")
+            )
             return
         }
         var entries = POSIX.directoryEntries(dir)
@@ -183,23 +221,36 @@ package enum FileScanner {
             let childBytes = directory + [0x2F] + name
             let childShown = String(decoding: childBytes, as: UTF8.self)
             guard let nameText = String(validating: name, as: UTF8.self) else {
-                problems.append(ScanProblem(path: childShown, reason: "file name is not valid UTF-8 (rename it)"))
+                problems.append(
+                    ScanProblem(path: childShown, .nameNotUTF8, reason: "file name is not valid UTF-8 (rename it)")
+                )
                 continue
             }
             guard let child = POSIX.lstat(nameText, in: fd) else {
-                problems.append(ScanProblem(path: childShown, reason: "cannot be read: \(errnoDescription(errno))"))
+                problems.append(
+                    ScanProblem(path: childShown, .unreadable, reason: "cannot be read: \(errnoDescription(errno))")
+                )
                 continue
             }
             let childDisplay = display + "/" + nameText
             if POSIX.isSymlink(child.st_mode) {
-                problems.append(ScanProblem(path: childShown, reason: "symbolic link refused (links are not followed)"))
+                problems.append(
+                    ScanProblem(
+                        path: childShown,
+                        .symbolicLink,
+                        reason: "symbolic link refused (links are not followed)"
+                    )
+                )
             } else if POSIX.isDirectory(child.st_mode) {
                 let childFD = POSIX.openDirectory(nameText, in: fd)
                 var opened = stat()
                 guard childFD >= 0, fstat(childFD, &opened) == 0, FileIdentity(opened) == FileIdentity(child) else {
-                    let reason = childFD >= 0 ? "changed while it was scanned" : FileOpening.reason(errno, folder: true)
+                    let problem =
+                        childFD >= 0
+                        ? ScanProblem(path: childShown, .changedDuringScan, reason: "changed while it was scanned")
+                        : FileOpening.problem(childShown, errno, folder: true)
                     if childFD >= 0 { close(childFD) }
-                    problems.append(ScanProblem(path: childShown, reason: reason))
+                    problems.append(problem)
                     continue
                 }
                 walk(
@@ -215,7 +266,7 @@ package enum FileScanner {
                 close(childFD)
             } else if POSIX.isRegular(child.st_mode) {
                 if let problem = readabilityProblem(nameText, in: fd) {
-                    problems.append(ScanProblem(path: childShown, reason: problem))
+                    problems.append(ScanProblem(path: childShown, .unreadable, reason: problem))
                 } else {
                     files.append(
                         SourceFile(
@@ -229,7 +280,13 @@ package enum FileScanner {
                     )
                 }
             } else {
-                problems.append(ScanProblem(path: childShown, reason: "not a regular file (device, pipe or socket)"))
+                problems.append(
+                    ScanProblem(
+                        path: childShown,
+                        .notRegularFile,
+                        reason: "not a regular file (device, pipe or socket)"
+                    )
+                )
             }
         }
     }
@@ -237,13 +294,18 @@ package enum FileScanner {
 
 /// Opening a scanned file again to read it, the only way ingest opens one.
 enum FileOpening {
-    /// Why an open failed, in the words of a ``ScanProblem``.
-    static func reason(_ code: Int32, folder: Bool) -> String {
+    /// Why the open of `path` failed with `code`, as a ``ScanProblem``.
+    static func problem(_ path: String, _ code: Int32, folder: Bool) -> ScanProblem {
         switch code {
-        case ELOOP: return "a symbolic link is now in its place (links are not followed)"
-        case ENOTDIR where folder: return "is no longer a folder"
-        case ENOENT: return "was removed or renamed since the scan"
-        default: return "cannot be read: \(errnoDescription(code))"
+        case ELOOP:
+            ScanProblem(
+                path: path,
+                .symbolicLink,
+                reason: "a symbolic link is now in its place (links are not followed)"
+            )
+        case ENOTDIR where folder: ScanProblem(path: path, .replaced, reason: "is no longer a folder")
+        case ENOENT: ScanProblem(path: path, .removed, reason: "was removed or renamed since the scan")
+        default: ScanProblem(path: path, .unreadable, reason: "cannot be read: \(errnoDescription(code))")
         }
     }
 }
@@ -271,13 +333,13 @@ extension ScannedFolder {
             fd = POSIX.open(shownPath, O_RDONLY | O_DIRECTORY)
         }
         guard fd >= 0 else {
-            return .failure(ScanProblem(path: shown, reason: FileOpening.reason(errno, folder: true)))
+            return .failure(FileOpening.problem(shown, errno, folder: true))
         }
         var st = stat()
         guard fstat(fd, &st) == 0, FileIdentity(st) == identity else {
             close(fd)
             return .failure(
-                ScanProblem(path: shown, reason: "is another folder than the one scanned (it was replaced)")
+                ScanProblem(path: shown, .replaced, reason: "is another folder than the one scanned (it was replaced)")
             )
         }
         return .success(fd)
@@ -316,7 +378,7 @@ extension SourceFile {
             fd = POSIX.open(path, O_RDONLY | O_NONBLOCK | O_NOCTTY)
         }
         guard fd >= 0 else {
-            return .failure(ScanProblem(path: path, reason: FileOpening.reason(errno, folder: false)))
+            return .failure(FileOpening.problem(path, errno, folder: false))
         }
         var st = stat()
         guard fstat(fd, &st) == 0, POSIX.isRegular(st.st_mode) else {
@@ -324,13 +386,16 @@ extension SourceFile {
             return .failure(
                 ScanProblem(
                     path: path,
+                    .notRegularFile,
                     reason: "is no longer a regular file (a pipe, device or folder is in its place)"
                 )
             )
         }
         guard FileIdentity(st) == identity else {
             close(fd)
-            return .failure(ScanProblem(path: path, reason: "is another file than the one scanned (it was replaced)"))
+            return .failure(
+                ScanProblem(path: path, .replaced, reason: "is another file than the one scanned (it was replaced)")
+            )
         }
         // Reads of a regular file never wait for a writer; the flag only mattered for the open.
         _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK)

@@ -241,7 +241,7 @@ struct IngestPipeline: Sendable {
         } catch let changed as ChangedSinceScan {
             guard skipProblems else {
                 throw ArchiveError(
-                    .badInput,
+                    .changedSinceScan,
                     "cannot ingest \(changed.problem.path): \(changed.problem.reason)",
                     fix: "find out what is changing the files, then ingest again (or pass --skip-problems)"
                 )

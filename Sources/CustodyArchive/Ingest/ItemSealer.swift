@@ -73,7 +73,11 @@ enum ItemSealer {
         let shaHex = Encoding.hex(sha256)
         if let expected, expected.lowercased() != shaHex {
             return .failure(
-                ScanProblem(path: source.path, reason: "SHA-256 is \(shaHex), expected \(expected.lowercased())")
+                ScanProblem(
+                    path: source.path,
+                    .sha256Mismatch,
+                    reason: "SHA-256 is \(shaHex), expected \(expected.lowercased())"
+                )
             )
         }
         let fields = context.fields

@@ -60,7 +60,7 @@ package final class Ledger: Sendable {
             )
         else {
             throw ArchiveError(
-                .damaged,
+                .checkpointInvalid,
                 "log/checkpoint is not a checkpoint signed by this archive's log key",
                 fix: "restore it from journal/checkpoints/ (the newest file) or from a backup"
             )
@@ -91,7 +91,7 @@ package final class Ledger: Sendable {
             checkpoint.size == size
         else {
             throw ArchiveError(
-                .damaged,
+                .checkpointInvalid,
                 "journal/checkpoints/\(size) is not a checkpoint signed by this archive's log key",
                 fix: "restore it from a backup"
             )
@@ -252,13 +252,13 @@ package final class Ledger: Sendable {
                 )
             case .shorter(let count):
                 throw ArchiveError(
-                    .damaged,
+                    .journalTruncated,
                     "the journal holds \(count) entries but the log signed a checkpoint of \(size): entries were removed (a journal restored from an older backup?)",
                     fix: "restore journal/entries from the newest backup, then run custody verify"
                 )
             case .root, .tiles:
                 throw ArchiveError(
-                    .damaged,
+                    .historyAltered,
                     "the journal's first \(size) entries do not hash to the root the log signed at that size: the history was altered",
                     fix: "run custody verify to find the first bad entry, and restore the journal from a backup"
                 )

@@ -50,8 +50,8 @@ extension ArchiveContext {
         let party = outgoing ? grant.grantee : grant.granter
         let summary = GrantSummary(
             id: grant.id,
-            direction: outgoing ? "out" : "in",
-            party: !outgoing && grant.kind == "anonymous-submission" ? Archive.anonymousGranter : party.name,
+            direction: outgoing ? .outgoing : .incoming,
+            party: !outgoing && grant.kind == .anonymousSubmission ? Archive.anonymousGranter : party.name,
             partyFingerprint: party.fingerprint,
             items: grant.items.count,
             created: grant.created,
@@ -127,9 +127,9 @@ extension Archive.Unlocked {
                 if event.type == .revocationReceived {
                     // The grants received so far, indexed or in this batch: a revocation reaches their re-shares.
                     let received =
-                        try index.grants().filter { $0.direction == "in" }.compactMap { summary in
+                        try index.grants().filter { $0.direction == .incoming }.compactMap { summary in
                             try index.grantHash(summary.id).map { (summary.id, $0) }
-                        } + batch.grants.filter { $0.summary.direction == "in" }.map { ($0.summary.id, $0.hash) }
+                        } + batch.grants.filter { $0.summary.direction == .incoming }.map { ($0.summary.id, $0.hash) }
                     batch.receivedRevocations += await receivedRevocation(of: event, seq: entry.index, received: received)
                 }
                 if event.type == .ingest || event.type == .import, let item = event.item {

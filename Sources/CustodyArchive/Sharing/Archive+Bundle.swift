@@ -1,7 +1,6 @@
 import CustodyCrypto
 import CustodyStorage
 import Foundation
-import Synchronization
 
 #if canImport(Glibc)
 import Glibc
@@ -108,7 +107,31 @@ extension ArchiveContext {
         if !force, POSIX.lstatPath(output) != nil {
             throw ArchiveError(.cannotCreate, "\(output) already exists", fix: "choose another -o path or pass --force")
         }
-        // The entries to prove: the grant event, and each item's origin and annotation events.
+        // Every check above is made before a byte is written; then the entries to prove, then the bundle.
+        let (checkpoint, entries) = try await provableEntries(of: grant)
+        let objects = includeObjects ? grant.releasedObjects : []
+        let bytes = try await writeBundle(
+            grant,
+            signed: signed,
+            checkpoint: checkpoint,
+            entries: entries,
+            objects: objects,
+            to: output,
+            progress: progress
+        )
+        return BundleExport(
+            grant: grant.id,
+            items: grant.items.count,
+            objects: objects.count,
+            entries: entries.count,
+            bytes: bytes,
+            checkpointSize: checkpoint.size
+        )
+    }
+
+    /// The entries a bundle of `grant` proves — the grant event, and each item's origin and annotation events —
+    /// with the checkpoint their proofs lead to: the newest cosigned one that covers them all, else the latest.
+    private func provableEntries(of grant: Grant) async throws -> (Checkpoint, [(Int, [UInt8])]) {
         var wanted = Set<Int>()
         let grantSeq = try await index().grantSeq(grant.id)
         wanted.insert(grantSeq)
@@ -135,7 +158,22 @@ extension ArchiveContext {
         guard entries.count == wanted.count else {
             throw ArchiveError(.damaged, "the journal lacks entries the grant needs", fix: "run custody verify")
         }
+        return (checkpoint, entries)
+    }
 
+    /// Writes the bundle to a temporary file beside `output` and renames it into place once complete and
+    /// flushed: nothing is left at `output` on failure.
+    ///
+    /// - Returns: The bundle's size.
+    private func writeBundle(
+        _ grant: Grant,
+        signed: [UInt8],
+        checkpoint: Checkpoint,
+        entries: [(Int, [UInt8])],
+        objects: [ObjectRef],
+        to output: String,
+        progress: ((Int, Int) -> Void)?
+    ) async throws -> Int64 {
         let directory = POSIX.parentDirectory(of: output)
         let temp = directory + "/.custody-bundle-" + Encoding.hex(randomBytes(8))
         let fd = POSIX.open(temp, O_WRONLY | O_CREAT | O_EXCL, 0o600)
@@ -161,7 +199,7 @@ extension ArchiveContext {
             try writer.record(.ancestor, bytes)
             return try Grant.parse(bytes)
         }
-        if beyond != nil {  // refused above by the standing check already; never written as a bundle
+        if beyond != nil {  // refused by exportBundle's standing check already; never written as a bundle
             throw ArchiveError(
                 .notAuthorised,
                 "grant \(grant.id) re-shares through more than \(Grant.maxAncestors) grants, more than a bundle carries",
@@ -178,7 +216,6 @@ extension ArchiveContext {
             )
             try writer.record(.entry, try Array(Event.encoder.encode(record)))
         }
-        let objects = includeObjects ? grant.releasedObjects : []
         for (number, ref) in objects.enumerated() {
             guard let bytes = try await store.read(ref.name, limit: SealedPart.maxContentStoredBytes),
                 Int64(bytes.count) == ref.size
@@ -197,20 +234,13 @@ extension ArchiveContext {
         guard rename(temp, output) == 0 else { throw ArchiveError.writeFailed("cannot write \(output)", errno: errno) }
         published = true
         _ = POSIX.syncDirectory(directory)
-        return BundleExport(
-            grant: grant.id,
-            items: grant.items.count,
-            objects: objects.count,
-            entries: entries.count,
-            bytes: writer.bytes,
-            checkpointSize: checkpoint.size
-        )
+        return writer.bytes
     }
 
     /// How an import names the granter: its name and fingerprint, or — for an anonymous submission, whose
     /// self-description is never shown — ``anonymousGranter``.
     static func granterLabel(_ contents: BundleContents) -> String {
-        contents.grant.kind == "anonymous-submission"
+        contents.grant.kind == .anonymousSubmission
             ? Archive.anonymousGranter : "\(contents.identity.name) (\(contents.identity.fingerprint))"
     }
 
@@ -245,7 +275,7 @@ extension ArchiveContext {
     /// The `import` event of a granted item, from its origin event in the granter's log.
     func importEvent(_ item: GrantedItem, grant: Grant, signed: [UInt8], origin: Event?, now: Int) -> Event? {
         guard let origin, let originObjects = origin.objects else { return nil }
-        let content = grant.permission == "content"
+        let content = grant.permission == .content
         return Event(
             type: .import,
             time: RFC3339.format(now),
@@ -255,356 +285,6 @@ extension ArchiveContext {
             keys: WrappedKeys(meta: item.keys.meta, content: content ? item.keys.content : nil),
             commitment: origin.commitment,
             grant: GrantReference(id: grant.id, hash: Grant.hash(signed))
-        )
-    }
-}
-
-extension Archive.Unlocked {
-
-    /// Seals an imported item's provenance, with the granter's tags and notes decrypted, under its K_meta.
-    fileprivate func sealProvenance(
-        for event: Event,
-        contents: BundleContents,
-        objects: [ObjectName: [UInt8]]
-    ) async throws -> ObjectRef {
-        guard let item = event.item else { throw ArchiveError(.damaged, "import without item", fix: "report this bug") }
-        var annotations: [Annotation] = []
-        for annotationEvent in contents.annotations[item] ?? [] {
-            annotations.append(try annotation(of: annotationEvent, keyedLike: event, objects: objects))
-        }
-        let terms = try terms(of: contents.grant)
-        let kind = contents.grant.kind
-        let record = ProvenanceRecord(
-            provenance: Provenance(
-                granter: kind == "anonymous-submission" ? Archive.anonymousGranter : contents.identity.name,
-                granterOrigin: kind == "anonymous-submission" ? "anonymous" : contents.identity.origin,
-                granterFingerprint: contents.identity.fingerprint,
-                grant: contents.grant.id,
-                purpose: terms.purpose,
-                importedAt: event.time,
-                kind: kind
-            ),
-            annotations: annotations
-        )
-        var key = try metaKey(of: event)
-        defer { wipe(&key) }
-        let sealed = SealedPart.seal(Array(try Event.encoder.encode(record)), kind: .provenance, item: item, key: key)
-        let name = ObjectName(of: sealed)
-        try await store.putObject(sealed, as: name)
-        return ObjectRef(name: name, size: Int64(sealed.count))
-    }
-
-    /// Decrypts a granter's annotation of an imported item, reading its object from the bundle's released set.
-    fileprivate func annotation(
-        of event: Event,
-        keyedLike importEvent: Event,
-        objects: [ObjectName: [UInt8]]
-    ) throws
-        -> Annotation
-    {
-        guard let ref = event.annotation, let item = event.item else {
-            throw ArchiveError(.badInput, "an annotation in the bundle is incomplete", fix: "ask for it again")
-        }
-        guard let bytes = objects[ref.name] else {
-            throw ArchiveError(
-                .badInput,
-                "the bundle lacks the object of a \(event.type) of item \(item)",
-                fix: "ask for it again"
-            )
-        }
-        var key = try metaKey(of: importEvent)
-        defer { wipe(&key) }
-        guard
-            let annotation = try SealedPart.decode(
-                bytes,
-                kind: .annotation,
-                item: item,
-                key: key,
-                as: Annotation.self,
-                isValid: { $0.type == event.type.rawValue }
-            )
-        else {
-            throw ArchiveError(
-                .badInput,
-                "a \(event.type) of item \(item) in the bundle is not valid",
-                fix: "ask for it again"
-            )
-        }
-        return annotation
-    }
-
-    /// Imports a bundle addressed to this archive: verifies it completely, stores the released objects,
-    /// decrypts every item and re-checks its SHA-256 and evidence commitment, and only then records one
-    /// `import` event per new item — in one append, so a killed import leaves no item half-imported.
-    ///
-    /// - Throws: ``ArchiveError``: bad input for a damaged or tampered bundle; not authorised for a bundle
-    ///   addressed to another body, an expired grant, or an unknown granter (without `trustGranter`); damaged when
-    ///   an item does not decrypt to its recorded SHA-256. The archive is unchanged in every case (objects staged
-    ///   before a failure are orphans that `gc` removes).
-    ///
-    /// With `fetch`, `path` is a bundle head and the objects come from `fetch` (``Puller``): each is checked as an
-    /// object record would be, and the new items' objects are committed in batches as they arrive, so that a killed
-    /// pull resumes without fetching them again (until the import event names them, they are orphans).
-    package func importBundle(
-        path: String,
-        trustGranter: Bool = false,
-        expected: Archive.ExpectedGrant? = nil,
-        fetch: ObjectFetcher? = nil,
-        progress: ((Int, Int) -> Void)? = nil
-    ) async throws -> BundleImport {
-        let now = Int(time(nil))
-        let store = self.store
-        // Plan from the records before the objects: which items are new, and their import events, so each item
-        // is decrypted and checked as soon as its last object is staged, while the rest streams in.
-        let plan = try await importPlan(path: path, now: now)
-        let early = Mutex<[ItemID: VerifyProblem?]>([:])
-        let remaining = Mutex(plan?.remaining ?? [:])
-        let unlocked = self  // Sendable: the object checks decrypt through it
-        // One pass: verify everything and stage every object (annotations also kept in memory). Nothing is
-        // committed until every check below has passed; a refusal discards the staged objects.
-        let stagedBox = Mutex<[StagedObject]>([])
-        let smallBox = Mutex<[ObjectName: [UInt8]]>([:])
-        let stagedCount = Atomic<Int>(0)
-        let pendingBytes = Mutex<Int64>(0)
-        // At least four batches, so that even a small pull resumes part-way; at most 128 MiB each.
-        let commitEvery = min(Archive.pullCommitBytes, max((plan?.bytes ?? 0) / 4, 64 << 10))
-        let (report, verified): (BundleReport, BundleContents?)
-        do {
-            (report, verified) = try await BundleVerifier.verify(
-                path: path,
-                witnesses: try witnessKeys(),
-                expectedGrant: expected?.grant,
-                at: now,
-                fetch: fetch
-            ) { name, bytes in
-                if bytes.count <= SealedPart.maxAnnotationBytes { smallBox.withLock { $0[name] = bytes } }
-                if let s = try await store.stage(bytes, as: name, checkExisting: true) {
-                    if fetch != nil, plan?.itemsByObject[name] != nil {
-                        // Fetched objects of new items are kept as they come: a killed pull resumes from them.
-                        let batch = stagedBox.withLock { staged -> [StagedObject] in
-                            staged.append(s)
-                            let full = pendingBytes.withLock { pending -> Bool in
-                                pending += Int64(bytes.count)
-                                guard pending >= commitEvery else { return false }
-                                pending = 0
-                                return true
-                            }
-                            guard full else { return [] }
-                            let ready = staged.filter { plan?.itemsByObject[$0.name] != nil }
-                            staged.removeAll { plan?.itemsByObject[$0.name] != nil }
-                            return ready
-                        }
-                        if !batch.isEmpty {
-                            try await store.commit(batch)
-                            CrashPoint.hit("pull-objects-committed")
-                        }
-                    } else {
-                        stagedBox.withLock { $0.append(s) }
-                    }
-                }
-                stagedCount.wrappingAdd(1, ordering: .relaxed)
-                guard let plan else { return }
-                for item in plan.itemsByObject[name] ?? [] {
-                    let done = remaining.withLock { counts -> Bool in
-                        counts[item, default: 0] -= 1
-                        return counts[item] == 0
-                    }
-                    // The item's last object: check it now, in this object's task, while the rest streams in.
-                    guard done, let event = plan.events[item] else { continue }
-                    let problem = await unlocked.deepCheck(event, item: item)
-                    early.withLock { $0[item] = .some(problem) }
-                }
-            }
-        } catch {
-            await store.discard(stagedBox.withLock { $0 })
-            throw error
-        }
-        let staged = stagedBox.withLock { $0 }
-        let small = smallBox.withLock { $0 }
-        progress?(stagedCount.load(ordering: .relaxed), stagedCount.load(ordering: .relaxed))
-        do {
-            return try await finishImport(
-                report: report,
-                verified: verified,
-                staged: staged,
-                small: small,
-                plan: plan,
-                early: early.withLock { $0 },
-                trustGranter: trustGranter,
-                expected: expected,
-                now: now
-            )
-        } catch {
-            await store.discard(staged)
-            throw error
-        }
-    }
-
-    /// The import's checks once the bundle is verified and its objects staged, then the commit: nothing is
-    /// visible before every check has passed (the caller discards `staged` when this throws).
-    private func finishImport(
-        report: BundleReport,
-        verified: BundleContents?,
-        staged: [StagedObject],
-        small: [ObjectName: [UInt8]],
-        plan: Archive.ImportPlan?,
-        early done: [ItemID: VerifyProblem?],
-        trustGranter: Bool,
-        expected: Archive.ExpectedGrant?,
-        now: Int
-    ) async throws -> BundleImport {
-        guard let contents = verified else {
-            let first = report.problems.first
-            throw ArchiveError(
-                .badInput,
-                "the bundle does not verify: \(first?.detail ?? "unknown problem")\(first?.object.map { " (object \($0))" } ?? "")",
-                fix: "run custody bundle verify for every problem, and ask the granter for the bundle again"
-            )
-        }
-        let grant = contents.grant
-        let me = try identity()
-        guard grant.grantee.signingKey == me.signingKey, grant.grantee.boxKey == me.boxKey else {
-            throw ArchiveError(
-                .notAuthorised,
-                "the bundle is addressed to \(grant.grantee.name) (\(grant.grantee.fingerprint)), not to this archive (\(me.fingerprint))",
-                fix: "import it in the archive it was granted to"
-            )
-        }
-        guard grant.isValid(at: now) else {
-            throw ArchiveError(
-                .notAuthorised,
-                "grant \(grant.id) is valid from \(grant.created) until \(grant.expires), not now",
-                fix: "ask \(grant.granter.name) for a new grant"
-            )
-        }
-        try await refuseRevoked(grant, ancestors: contents.ancestors)
-        if let expected {
-            guard grant.id == expected.grant, contents.identity == expected.granter,
-                expected.checkpoint.map({ $0 == contents.checkpoint.note }) ?? true
-            else {
-                throw ArchiveError(
-                    .badInput,
-                    "the peer sent grant \(grant.id) of \(TerminalText.escape(contents.identity.name)) (\(contents.identity.fingerprint)) for grant \(expected.grant) of \(TerminalText.escape(expected.granter.name)) (\(expected.granter.fingerprint))",
-                    fix: "nothing was imported; report the peer's operators"
-                )
-            }
-        }
-        try checkAgainstWitnessed(contents.checkpoint)
-        var trustedNow = false
-        let bodies = try knownBodies()
-        // Whatever the grant's kind: a bundle whose identity shares an origin or a key with a known body but is
-        // not that body's identity is an impostor.
-        if let clash = bodies.first(where: { known in
-            known.identity != contents.identity
-                && (known.identity.origin == contents.identity.origin
-                    || known.identity.signingKey == contents.identity.signingKey
-                    || known.identity.boxKey == contents.identity.boxKey)
-        }) {
-            throw ArchiveError(
-                .notAuthorised,
-                "the bundle's granter shares the origin or a key of \(TerminalText.escape(clash.identity.name)) but has other keys (fingerprint \(contents.identity.fingerprint), known: \(clash.identity.fingerprint))",
-                fix:
-                    "do not import it; check with \(TerminalText.escape(clash.identity.name)) through a trusted channel"
-            )
-        }
-        let trusted = bodies.contains { $0.identity == contents.identity && $0.roles.contains(.granter) }
-        if grant.kind == "anonymous-submission" {
-            // A throw-away identity that claims no one: nothing to trust, and nothing it says about itself is
-            // shown; the items are recorded as an anonymous, unverified submission.
-        } else if trusted {
-            // Exactly the identity already trusted as a granter.
-        } else if trustGranter {
-            trustedNow = !(try trust(contents.identity, role: .granter)).alreadyKnown
-        } else {
-            throw ArchiveError(
-                .notAuthorised,
-                "the granter \(TerminalText.escape(contents.identity.name)) (\(contents.identity.origin), fingerprint \(contents.identity.fingerprint)) is not known to this archive",
-                fix: "compare the fingerprint with the granter out of band, then import with --trust-granter"
-            )
-        }
-        let present = await Set(try index().items(ids: grant.items.map(\.id.hex)).map(\.id))
-        let fresh = grant.items.filter { !present.contains($0.id.hex) }
-        guard !fresh.isEmpty else {
-            return BundleImport(
-                grant: grant.id,
-                granter: Self.granterLabel(contents),
-                imported: [],
-                alreadyPresent: grant.items.map(\.id.hex),
-                trustedNow: trustedNow
-            )
-        }
-        // The import events, from the verified contents: what each item will name.
-        let events = try fresh.map { item in
-            guard
-                let event = importEvent(
-                    item,
-                    grant: grant,
-                    signed: contents.signedGrant,
-                    origin: contents.origins[item.id],
-                    now: now
-                )
-            else {
-                throw ArchiveError(
-                    .badInput,
-                    "the bundle does not prove item \(item.id)'s origin",
-                    fix: "ask for it again"
-                )
-            }
-            return event
-        }
-        // Commit what the new items use; the granter's annotation objects are read from memory, not stored.
-        let annotationNames = Set(contents.annotations.values.flatMap { $0 }.compactMap { $0.annotation?.name })
-        let wanted = Set(fresh.flatMap(\.objects).map(\.name)).subtracting(annotationNames)
-        let unwanted = staged.filter { !wanted.contains($0.name) }
-        await store.discard(unwanted)
-        let toCommit = staged.filter { wanted.contains($0.name) }
-        let annotationObjects = small.filter { annotationNames.contains($0.key) }
-        // Every item decrypted and its SHA-256 and commitment checked before anything becomes visible: the
-        // checks made while streaming count only if they were of exactly the event now recorded.
-        let checks = Mutex<[Int: VerifyProblem]>([:])
-        let pairs = Array(zip(events, fresh))
-        var pending: [Int] = []
-        for (index, (event, item)) in pairs.enumerated() {
-            if let result = done[item.id], let planned = plan?.events[item.id],
-                (try? Event.encoder.encode(planned)) == (try? Event.encoder.encode(event))
-            {
-                if let problem = result { checks.withLock { $0[index] = problem } }
-            } else {
-                pending.append(index)
-            }
-        }
-        let unlocked = self
-        try await pending.concurrentForEach(width: store.readConcurrency) { index in
-            if let problem = await unlocked.deepCheck(pairs[index].0, item: pairs[index].1.id) {
-                checks.withLock { $0[index] = problem }
-            }
-        }
-        if let (index, problem) = checks.withLock({ $0 }).min(by: { $0.key < $1.key }) {
-            throw ArchiveError(
-                .damaged,
-                "item \(fresh[index].id) in the bundle does not check: \(problem.detail)",
-                fix: "nothing was imported; ask \(grant.granter.name) to verify the item and re-send"
-            )
-        }
-        // No stored grant may be replaced: checked before anything is committed.
-        for signed in [contents.signedGrant] + contents.ancestors { _ = try storablePath(signed) }
-        try await store.commit(toCommit)
-        CrashPoint.hit("import-objects-stored")
-        var annotated: [Event] = []
-        for event in events {
-            var event = event
-            event.annotation = try await sealProvenance(for: event, contents: contents, objects: annotationObjects)
-            annotated.append(event)
-        }
-        // Never replacing a stored grant (checked for each of them before the objects were committed, above).
-        for signed in [contents.signedGrant] + contents.ancestors { try storeSignedGrant(signed) }
-        _ = try await record(annotated)
-        return BundleImport(
-            grant: grant.id,
-            granter: Self.granterLabel(contents),
-            imported: fresh.map(\.id.hex),
-            alreadyPresent: grant.items.map(\.id.hex).filter { present.contains($0) },
-            trustedNow: trustedNow
         )
     }
 }

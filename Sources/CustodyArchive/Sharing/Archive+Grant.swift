@@ -32,8 +32,8 @@ package struct GrantRequest: Sendable {
     package var reshare = false
     /// Include items whose consent forbids sharing, for this reason.
     package var overrideConsentReason: String?
-    /// `grant` or `submission`.
-    package var kind = "grant"
+    /// A grant or a submission.
+    package var kind = Grant.Kind.grant
 
     /// A request for `grantee` until `expires` for `purpose`; add the scope.
     package init(grantee: Identity, expires: String, purpose: String) {
@@ -47,20 +47,38 @@ package struct GrantRequest: Sendable {
 package struct GrantScope: Sendable {
     /// Items in scope, with why each is.
     package var items: [(item: IndexedItem, why: String)] = []
-    /// Items the query matched that are left out, with why.
-    package var excluded: [(id: String, reason: String)] = []
+    /// Items the query matched that are left out, with why: a kind for code, a reason for people.
+    package var excluded: [(id: String, kind: Exclusion, reason: String)] = []
     /// For a re-share: the grant the items were imported under.
     package var parent: String?
     /// Parent grants of matched items that their granters revoked (a verified notice was received), by id.
     package var revokedParents: [String: GrantSummary] = [:]
+
+    /// Why a matched item is left out of the scope.
+    package enum Exclusion: Sendable, Hashable {
+        /// Imported under a grant its granter revoked.
+        case parentRevoked
+        /// Imported under a grant that does not allow re-sharing.
+        case notResharable
+        /// Imported under another grant than the re-share's one parent.
+        case otherParent
+        /// A re-share cannot mix imported items with this archive's own.
+        case mixesOwnAndImported
+        /// Its consent forbids sharing (and no override was given).
+        case consentForbids
+        /// Its sensitivity is not a level of the scale.
+        case sensitivityUnknown
+        /// Its sensitivity is above the request's maximum.
+        case sensitivityAbove
+    }
 }
 
 /// One grant as `grant list` shows it.
 package struct GrantSummary: Sendable, Equatable, Codable {
     /// Grant id.
     package var id: String
-    /// `out` (made by this archive) or `in` (imported).
-    package var direction: String
+    /// Made by this archive or imported.
+    package var direction: Direction
     /// The other body's name.
     package var party: String
     /// Its fingerprint.
@@ -71,17 +89,25 @@ package struct GrantSummary: Sendable, Equatable, Codable {
     package var created: String
     /// Not valid after.
     package var expires: String
-    /// `content` or `metadata`.
-    package var permission: String
+    /// What it releases of each item.
+    package var permission: Grant.Permission
     /// May be re-shared.
     package var reshare: Bool
     /// When it was revoked, if it was (for a grant received: when its granter revoked it, as a verified
     /// revocation notice showed).
     package var revokedAt: String?
-    /// `grant` or `submission`.
-    package var kind: String
+    /// A grant or a (possibly anonymous) submission.
+    package var kind: Grant.Kind
     /// For a grant received: the verified revocation notice this archive recorded, if any.
     package var revocation: ReceivedRevocation?
+
+    /// Whose grant it is; its Codable form (in the index and in `grant list --json`) is the raw value.
+    package enum Direction: String, Codable, Sendable, CaseIterable {
+        /// `out`: made by this archive.
+        case outgoing = "out"
+        /// `in`: imported from a bundle.
+        case incoming = "in"
+    }
 }
 
 extension Archive {
@@ -109,17 +135,54 @@ extension ArchiveContext {
                 fix: "give --case, --tag, --item or --collected-after/--collected-before"
             )
         }
-        var maxLevel: Int?
-        if let max = request.maxSensitivity {
-            guard let level = Archive.sensitivityScale.firstIndex(of: max.lowercased()) else {
-                throw ArchiveError(
-                    .usage,
-                    "--max-sensitivity \(max) is not a level",
-                    fix: "use one of \(Archive.sensitivityScale.joined(separator: ", "))"
-                )
+        let maxLevel = try Self.sensitivityLevel(request)
+        let candidates = try await scopeCandidates(request, hasQuery: hasQuery)
+        let imported = try await index().importedItems()
+        let grants = Dictionary(try await index().grants().map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
+        var scope = GrantScope()
+        for (item, why) in candidates {
+            if let parent = imported[item.id] {
+                // A re-share: a child grant of the grant the item came under, which must allow it.
+                if let (kind, reason) = Self.reshareExclusion(
+                    parent: parent,
+                    grants: grants,
+                    imported: imported,
+                    scope: &scope
+                ) {
+                    scope.excluded.append((item.id, kind, reason))
+                    continue
+                }
+                scope.parent = parent
+                scope.items.append((item, why + "; re-shared under grant \(parent)"))
+                continue
             }
-            maxLevel = level
+            if let (kind, reason) = Self.ownItemExclusion(item, request: request, scope: scope, maxLevel: maxLevel) {
+                scope.excluded.append((item.id, kind, reason))
+                continue
+            }
+            scope.items.append((item, why))
         }
+        return scope
+    }
+
+    /// The position of the request's `--max-sensitivity` on ``Archive/sensitivityScale``, if it gives one.
+    ///
+    /// - Throws: ``ArchiveError`` (usage) for a label not on the scale.
+    private static func sensitivityLevel(_ request: GrantRequest) throws -> Int? {
+        guard let max = request.maxSensitivity else { return nil }
+        guard let level = Archive.sensitivityScale.firstIndex(of: max.lowercased()) else {
+            throw ArchiveError(
+                .usage,
+                "--max-sensitivity \(max) is not a level",
+                fix: "use one of \(Archive.sensitivityScale.joined(separator: ", "))"
+            )
+        }
+        return level
+    }
+
+    /// The items a request names — those its query matches (if it has one), then those named with `--item` —
+    /// each with why.
+    private func scopeCandidates(_ request: GrantRequest, hasQuery: Bool) async throws -> [(IndexedItem, String)] {
         var candidates: [(IndexedItem, String)] = []
         if hasQuery {
             var filter = ItemFilter()
@@ -139,74 +202,68 @@ extension ArchiveContext {
             let item = try await resolveItem(text)
             if !candidates.contains(where: { $0.0.id == item.id }) { candidates.append((item, "named with --item")) }
         }
-        let imported = try await index().importedItems()
-        let grants = await Dictionary(try index().grants().map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
-        var scope = GrantScope()
-        for (item, why) in candidates {
-            let m = item.metadata
-            if let parent = imported[item.id] {
-                // A re-share: a child grant of the grant the item came under, which must allow it.
-                if let summary = grants[parent], let revoked = summary.revokedAt {
-                    scope.revokedParents[parent] = summary
-                    let by = summary.revocation.map { " by " + TerminalText.escape($0.revokedBy) } ?? ""
-                    scope.excluded.append(
-                        (item.id, "imported under grant \(parent), which was revoked\(by) at \(revoked)")
-                    )
-                    continue
-                }
-                guard let summary = grants[parent], summary.reshare else {
-                    scope.excluded.append(
-                        (item.id, "imported under grant \(parent), which does not allow this archive to re-share it")
-                    )
-                    continue
-                }
-                if let first = scope.parent, first != parent {
-                    scope.excluded.append(
-                        (
-                            item.id,
-                            "imported under grant \(parent); a re-share has one parent grant (\(first)): make one grant per source"
-                        )
-                    )
-                    continue
-                }
-                if scope.items.contains(where: { imported[$0.item.id] == nil }) {
-                    scope.excluded.append((item.id, "a re-share cannot mix imported items with this archive's own"))
-                    continue
-                }
-                scope.parent = parent
-                scope.items.append((item, why + "; re-shared under grant \(parent)"))
-                continue
-            }
-            if scope.parent != nil {
-                scope.excluded.append((item.id, "a re-share cannot mix imported items with this archive's own"))
-                continue
-            }
-            if let consent = m.consent, Archive.noShareConsents.contains(consent.lowercased()),
-                request.overrideConsentReason == nil
-            {
-                scope.excluded.append(
-                    (item.id, "its consent (\(consent)) forbids sharing; --override-consent --reason \"…\" includes it")
-                )
-                continue
-            }
-            if let maxLevel {
-                guard let label = m.sensitivity, let level = Archive.sensitivityScale.firstIndex(of: label.lowercased())
-                else {
-                    scope.excluded.append(
-                        (item.id, "its sensitivity (\(m.sensitivity ?? "none")) is not a level of the scale")
-                    )
-                    continue
-                }
-                if level > maxLevel {
-                    scope.excluded.append(
-                        (item.id, "its sensitivity (\(label)) is above \(request.maxSensitivity ?? "")")
-                    )
-                    continue
-                }
-            }
-            scope.items.append((item, why))
+        return candidates
+    }
+
+    /// Why an item imported under grant `parent` cannot be re-shared in `scope`, or `nil`: its parent grant was
+    /// revoked (recorded in `scope`) or does not allow a re-share, `scope` re-shares from another parent, or it
+    /// holds this archive's own items.
+    private static func reshareExclusion(
+        parent: String,
+        grants: [String: GrantSummary],
+        imported: [String: String],
+        scope: inout GrantScope
+    ) -> (GrantScope.Exclusion, String)? {
+        if let summary = grants[parent], let revoked = summary.revokedAt {
+            scope.revokedParents[parent] = summary
+            let by = summary.revocation.map { " by " + TerminalText.escape($0.revokedBy) } ?? ""
+            return (.parentRevoked, "imported under grant \(parent), which was revoked\(by) at \(revoked)")
         }
-        return scope
+        guard let summary = grants[parent], summary.reshare else {
+            return (.notResharable, "imported under grant \(parent), which does not allow this archive to re-share it")
+        }
+        if let first = scope.parent, first != parent {
+            return (
+                .otherParent,
+                "imported under grant \(parent); a re-share has one parent grant (\(first)): make one grant per source"
+            )
+        }
+        if scope.items.contains(where: { imported[$0.item.id] == nil }) {
+            return (.mixesOwnAndImported, "a re-share cannot mix imported items with this archive's own")
+        }
+        return nil
+    }
+
+    /// Why one of this archive's own items is left out of `scope`, or `nil`: the scope is a re-share, its consent
+    /// forbids sharing (without an override), or its sensitivity is off the scale or above `maxLevel`.
+    private static func ownItemExclusion(
+        _ item: IndexedItem,
+        request: GrantRequest,
+        scope: GrantScope,
+        maxLevel: Int?
+    ) -> (GrantScope.Exclusion, String)? {
+        let m = item.metadata
+        if scope.parent != nil {
+            return (.mixesOwnAndImported, "a re-share cannot mix imported items with this archive's own")
+        }
+        if let consent = m.consent, Archive.noShareConsents.contains(consent.lowercased()),
+            request.overrideConsentReason == nil
+        {
+            return (
+                .consentForbids,
+                "its consent (\(consent)) forbids sharing; --override-consent --reason \"…\" includes it"
+            )
+        }
+        if let maxLevel {
+            guard let label = m.sensitivity, let level = Archive.sensitivityScale.firstIndex(of: label.lowercased())
+            else {
+                return (.sensitivityUnknown, "its sensitivity (\(m.sensitivity ?? "none")) is not a level of the scale")
+            }
+            if level > maxLevel {
+                return (.sensitivityAbove, "its sensitivity (\(label)) is above \(request.maxSensitivity ?? "")")
+            }
+        }
+        return nil
     }
 
     /// The sealed annotation objects (tags and notes) of each item, in log order: one read of the journal from the
@@ -357,13 +414,13 @@ extension Archive.Unlocked {
             let (parentGrant, parentSigned) = try await storedGrant(parentID)
             guard expires <= (RFC3339.parse(parentGrant.expires) ?? 0) else {
                 throw ArchiveError(
-                    .usage,
+                    .outlastsParent,
                     "a re-share cannot outlast its parent grant \(parentID), which expires at \(parentGrant.expires)",
                     fix: "give --expires \(parentGrant.expires) or earlier"
                 )
             }
             try await checkUsable(parentGrant, what: "the parent grant \(parentID)", fix: "ask its granter for a new grant")
-            if parentGrant.permission == "metadata" { permissionOnlyMetadata = true }
+            if parentGrant.permission == .metadata { permissionOnlyMetadata = true }
             parent = GrantReference(id: parentGrant.id, hash: Grant.hash(parentSigned))
         }
         var items: [GrantedItem] = []
@@ -374,6 +431,33 @@ extension Archive.Unlocked {
             granted.objects += annotations[indexed.id] ?? []
             items.append(granted)
         }
+        let termsJSON = try Array(Event.encoder.encode(Self.terms(of: request, scope: scope)))
+        let me = try identity()
+        let grant = Grant(
+            id: ItemID.random().hex,
+            created: RFC3339.now(),
+            expires: RFC3339.format(expires),
+            granter: GrantParty(me),
+            grantee: GrantParty(request.grantee),
+            permission: permissionOnlyMetadata ? .metadata : .content,
+            reshare: request.reshare,
+            parent: parent,
+            kind: request.kind,
+            items: items,
+            termsForGrantee: Encoding.base64(try BoxKey.seal(termsJSON, to: granteeBox)),
+            termsForGranter: Encoding.base64(try BoxKey.seal(termsJSON, to: boxPublicKey))
+        )
+        let signed = try grant.signed(by: keys.signing)
+        // The signed grant is durable before the event that names it.
+        try storeSignedGrant(signed)
+        let reference = GrantReference(id: grant.id, hash: Grant.hash(signed))
+        _ = try await record([Event(type: .grant, time: grant.created, actor: config.origin, grant: reference)])
+        return (grant, signed, scope)
+    }
+
+    /// The human terms of a grant: its purpose, the query its scope was resolved from, and the consent override
+    /// with the items it concerns.
+    private static func terms(of request: GrantRequest, scope: GrantScope) -> GrantTerms {
         var query: [String: String] = [:]
         query["case"] = request.caseID
         if !request.tags.isEmpty { query["tags"] = request.tags.joined(separator: ",") }
@@ -388,28 +472,7 @@ extension Archive.Unlocked {
         if let reason = request.overrideConsentReason, !overridden.isEmpty {
             terms.consentOverride = GrantTerms.ConsentOverride(items: overridden.map(\.item.id), reason: reason)
         }
-        let termsJSON = try Array(Event.encoder.encode(terms))
-        let me = try identity()
-        let grant = Grant(
-            id: ItemID.random().hex,
-            created: RFC3339.now(),
-            expires: RFC3339.format(expires),
-            granter: GrantParty(me),
-            grantee: GrantParty(request.grantee),
-            permission: permissionOnlyMetadata ? "metadata" : "content",
-            reshare: request.reshare,
-            parent: parent,
-            kind: request.kind,
-            items: items,
-            termsForGrantee: Encoding.base64(try BoxKey.seal(termsJSON, to: granteeBox)),
-            termsForGranter: Encoding.base64(try BoxKey.seal(termsJSON, to: boxPublicKey))
-        )
-        let signed = try grant.signed(by: keys.signing)
-        // The signed grant is durable before the event that names it.
-        try storeSignedGrant(signed)
-        let reference = GrantReference(id: grant.id, hash: Grant.hash(signed))
-        _ = try await record([Event(type: .grant, time: grant.created, actor: config.origin, grant: reference)])
-        return (grant, signed, scope)
+        return terms
     }
 
     /// The released objects (without its annotations) and wrapped keys of one item.
@@ -431,7 +494,7 @@ extension Archive.Unlocked {
         if !metadataOnly {
             guard let contentRef = objects.content, let wrappedContent = wrapped.content else {
                 throw ArchiveError(
-                    .notAuthorised,
+                    .metadataOnly,
                     "item \(indexed.id) was shared with this archive as metadata only; its content cannot be granted",
                     fix: "grant it with --metadata-only"
                 )

@@ -74,12 +74,12 @@ extension ArchiveContext {
             throw ArchiveError(.grantRevoked, "\(what) was revoked at \(summary.revokedAt ?? "?")", fix: fix)
         case .expired:
             throw ArchiveError(
-                .notAuthorised,
+                .grantNotValid,
                 "\(what) is not valid now (valid from \(grant.created) until \(grant.expires))",
                 fix: fix
             )
         case .ancestorMissing:
-            throw ArchiveError(.notAuthorised, "\(what) re-shares a grant that is not held here intact", fix: fix)
+            throw ArchiveError(.ancestorNotHeld, "\(what) re-shares a grant that is not held here intact", fix: fix)
         case .ancestorRevoked(let ancestor):
             throw ArchiveError(
                 .grantRevoked,

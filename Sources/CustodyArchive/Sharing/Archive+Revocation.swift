@@ -109,7 +109,7 @@ extension ArchiveContext {
     ///
     /// - Throws: ``ArchiveError``: not found when the grant is not one of this archive's revoked grants.
     package func revocationNotice(grant id: String) async throws -> [UInt8] {
-        guard OutsideInput.isID(id), let summary = try await index().grant(id), summary.direction == "out",
+        guard OutsideInput.isID(id), let summary = try await index().grant(id), summary.direction == .outgoing,
             summary.revokedAt != nil
         else {
             throw ArchiveError(.notFound, "no revoked grant \(id) made by this archive", fix: "check the grant id")
@@ -168,26 +168,26 @@ extension ArchiveContext {
     package func verifyRevocationNotice(_ bytes: [UInt8], grant expected: String? = nil) async throws -> VerifiedRevocation {
         func forged(_ why: String) -> ArchiveError {
             ArchiveError(
-                .damaged,
+                .revocationInvalid,
                 "the revocation notice does not verify: \(why); nothing was recorded",
                 fix: "ask the granting body for its revocation notice over a channel you trust"
             )
         }
         guard let notice = RevocationNotice.parse(bytes) else {
             throw ArchiveError(
-                .badInput,
+                .revocationMalformed,
                 "the revocation notice is malformed (not a \(RevocationNotice.formatName) document of at most \(RevocationNotice.maxBytes) bytes)",
                 fix: "ask the granting body for its revocation notice again"
             )
         }
         if let expected, notice.grant != expected { throw forged("it names grant \(notice.grant), not \(expected)") }
         let indexed = try await index()
-        let received = try indexed.grants().filter { $0.direction == "in" }.compactMap { summary in
+        let received = try indexed.grants().filter { $0.direction == .incoming }.compactMap { summary in
             try indexed.grantHash(summary.id).map { (summary.id, $0) }
         }
         let descendants = grantsReSharing(notice.grant, among: received)
         let held: (grant: Grant, signed: [UInt8])
-        if let summary = try await index().grant(notice.grant), summary.direction == "in" {
+        if let summary = try await index().grant(notice.grant), summary.direction == .incoming {
             held = try await storedGrant(notice.grant)
         } else if let ancestor = descendants.first?.ancestor {
             held = ancestor
@@ -206,7 +206,7 @@ extension ArchiveContext {
             }), let logKey = body.logKey, let signingKey = body.signingKey
         else {
             throw ArchiveError(
-                .notAuthorised,
+                .revocationUnverifiable,
                 "the revocation notice of grant \(grant.id) cannot be checked: its granter \(grant.granter.origin) is not a body this archive knows; nothing was recorded",
                 fix:
                     "trust the granter's identity (custody peer add or witness add, fingerprint compared out of band), then pull again"
@@ -354,7 +354,7 @@ extension ArchiveContext {
         guard let (grant, revocation) = try await revocation(ofItem: item.id) else { return nil }
         guard despiteRevocation else {
             throw ArchiveError(
-                .notAuthorised,
+                .grantRevoked,
                 "item \(item.id) came under grant \(grant), which \(TerminalText.escape(revocation.revokedBy)) revoked at \(revocation.revokedAt)",
                 fix:
                     "the granter has withdrawn its consent to your use; --despite-revocation extracts it anyway (recorded)"

@@ -40,7 +40,7 @@ extension ArchiveContext {
             expires: expires,
             purpose: purpose,
             output: output,
-            kind: "anonymous-submission"
+            kind: .anonymousSubmission
         )
     }
 }
@@ -55,7 +55,7 @@ extension Archive.Unlocked {
         expires: String,
         purpose: String,
         output: String,
-        kind: String = "submission"
+        kind: Grant.Kind = .submission
     ) async throws -> SubmissionResult {
         if POSIX.lstatPath(output) != nil {
             throw ArchiveError(.cannotCreate, "\(output) already exists", fix: "choose another -o path")

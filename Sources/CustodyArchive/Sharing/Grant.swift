@@ -115,14 +115,14 @@ package struct Grant: Codable, Sendable, Equatable {
     package var granter: GrantParty
     /// To whom.
     package var grantee: GrantParty
-    /// `content` or `metadata`.
-    package var permission: String
+    /// What it releases of each item.
+    package var permission: Permission
     /// Whether the grantee may re-share (as a child grant).
     package var reshare: Bool
     /// The parent grant, for a re-share.
     package var parent: GrantReference?
-    /// `grant` for a grant; `submission` for a submission (custody submit).
-    package var kind: String
+    /// A grant, or a (possibly anonymous) submission.
+    package var kind: Kind
     /// The items released.
     package var items: [GrantedItem]
     /// ``GrantTerms`` sealed (`crypto_box_seal`) to the grantee's box key, base64.
@@ -135,6 +135,28 @@ package struct Grant: Codable, Sendable, Equatable {
         case id, created, expires, granter, grantee, permission, reshare, parent, kind, items
         case termsForGrantee = "terms_grantee"
         case termsForGranter = "terms_granter"
+    }
+
+    /// What a grant releases of each item; its Codable form is the raw value (`content`, `metadata`).
+    ///
+    /// A grant naming any other permission does not decode, so ``parse(_:)`` refuses it as malformed.
+    package enum Permission: String, Codable, Sendable, CaseIterable {
+        /// Metadata, annotations and content: the content key, the content part and every chunk.
+        case content
+        /// Metadata and annotations only: no content key, no content part, no chunk.
+        case metadata
+    }
+
+    /// What made a grant; its Codable form is the raw value. The index stores the same strings.
+    ///
+    /// A grant naming any other kind does not decode, so ``parse(_:)`` refuses it as malformed.
+    package enum Kind: String, Codable, Sendable, CaseIterable {
+        /// `grant create`.
+        case grant
+        /// `submit`: a body hands items to another.
+        case submission
+        /// `submit --anonymous`: the granter is a throw-away identity the grantee shows as anonymous.
+        case anonymousSubmission = "anonymous-submission"
     }
 
     static let signatureDomain = Array("custody/grant/v1\n".utf8)
@@ -193,9 +215,8 @@ package struct Grant: Codable, Sendable, Equatable {
         guard signed.count <= maxBytes, let (body, _) = SignedEnvelope.split(signed) else {
             return .failure(.malformed("it is not a signed body"))
         }
-        guard let grant = try? JSONDecoder().decode(Grant.self, from: Data(body)), grant.version == 1,
-            ["grant", "submission", "anonymous-submission"].contains(grant.kind),
-            ["content", "metadata"].contains(grant.permission)
+        // An unknown `kind` or `permission` fails to decode (``Kind``, ``Permission``): refused here with the rest.
+        guard let grant = try? JSONDecoder().decode(Grant.self, from: Data(body)), grant.version == 1
         else { return .failure(.malformed("its body is not a version 1 grant (fields, types or bounds)")) }
         guard let key = Encoding.bytes(base64: grant.granter.signingKey), key.count == 32,
             let envelope = SignedEnvelope.parse(signed, maxBytes: maxBytes),
@@ -256,7 +277,7 @@ package struct Grant: Codable, Sendable, Equatable {
                 return "item \(item.id) releases no object or one object twice"
             }
             guard Self.isWrappedKey(item.keys.meta), item.keys.content.map(Self.isWrappedKey) ?? true,
-                (item.keys.content == nil) == (permission == "metadata")
+                (item.keys.content == nil) == (permission == .metadata)
             else { return "item \(item.id)'s wrapped keys are malformed or do not match the permission" }
         }
         var sizes: [ObjectName: Int64] = [:]

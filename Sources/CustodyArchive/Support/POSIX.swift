@@ -47,20 +47,20 @@ extension POSIX {
         func check(_ st: Glibc.stat) throws {
             guard isRegular(st.st_mode) else {
                 throw ArchiveError(
-                    .badInput,
+                    .notRegularFile,
                     "\(shown) is not a regular file (a pipe, device or folder)",
                     fix: "put the passphrase in a plain file only you can read (chmod 600)"
                 )
             }
             guard st.st_mode & 0o077 == 0 else {
                 throw ArchiveError(
-                    .notAuthorised,
+                    .fileExposed,
                     "\(shown) may be read by group or others (mode \(String(st.st_mode & 0o777, radix: 8)))",
                     fix: "run chmod 600 on it, and change the passphrase if someone else may have read it"
                 )
             }
             guard st.st_size <= limit else {
-                throw ArchiveError(.badInput, "\(shown) is larger than \(limit) bytes", fix: "check the file")
+                throw ArchiveError(.tooLarge, "\(shown) is larger than \(limit) bytes", fix: "check the file")
             }
         }
         try check(named)
@@ -87,7 +87,7 @@ extension POSIX {
             wipe(&bytes)
             throw n < 0
                 ? ArchiveError(.badInput, "cannot read \(shown): \(errnoDescription(Int32(-n)))", fix: "check the file")
-                : ArchiveError(.badInput, "\(shown) is larger than \(limit) bytes", fix: "check the file")
+                : ArchiveError(.tooLarge, "\(shown) is larger than \(limit) bytes", fix: "check the file")
         }
         // Only the first `n` bytes were written: what is cut off is still zero.
         bytes.removeSubrange(n...)

@@ -84,7 +84,7 @@ extension ArchiveContext {
     package func trust(_ identity: Identity, role: KnownBody.Role) throws -> (body: KnownBody, alreadyKnown: Bool) {
         if let problem = identity.problem {
             throw ArchiveError(
-                .badInput,
+                .identityInvalid,
                 "the identity of \(TerminalText.escape(identity.origin)) is refused: \(problem)",
                 fix: "ask the body for a fresh copy of custody id export"
             )

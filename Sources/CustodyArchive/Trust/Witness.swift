@@ -180,7 +180,7 @@ extension ArchiveContext {
             let granted = grantees ? try await granteeKey(origin: signature.name) : nil
             guard let (key, fingerprint) = registered ?? granted else {
                 throw ArchiveError(
-                    .notAuthorised,
+                    .logUnknown,
                     "the cosigner \(signature.name) is not a known witness",
                     fix: "add its identity first: custody witness add <identity-file>"
                 )
@@ -224,7 +224,7 @@ extension ArchiveContext {
 
     /// The signing key and fingerprint of the grantee called `origin` in one of this archive's grants.
     func granteeKey(origin: String) async throws -> (key: [UInt8], fingerprint: String)? {
-        for summary in try await index().grants() where summary.direction == "out" {
+        for summary in try await index().grants() where summary.direction == .outgoing {
             let grant = try await storedGrant(summary.id).grant
             if grant.grantee.origin == origin, let key = Encoding.bytes(base64: grant.grantee.signingKey),
                 key.count == 32
@@ -326,7 +326,7 @@ extension Archive.Unlocked {
         }
         guard let peer = try knownBody(origin: parsed.origin, role: .witness), let logKey = peer.logKey else {
             throw ArchiveError(
-                .notAuthorised,
+                .logUnknown,
                 "the log \(parsed.origin) is not known to this archive",
                 fix: "add its body's identity first: custody witness add <identity-file>"
             )

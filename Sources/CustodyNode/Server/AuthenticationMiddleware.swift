@@ -90,7 +90,7 @@ extension NodeServer {
         for body in (try? archive.knownBodies()) ?? [] {
             if let key = Encoding.bytes(base64: body.identity.signingKey) { keys.append(key) }
         }
-        for summary in (try? await archive.index().grants()) ?? [] where summary.direction == "out" {
+        for summary in (try? await archive.index().grants()) ?? [] where summary.direction == .outgoing {
             if let grantee = try? await grants.get(summary.id, archive: archive).grantee { keys.append(grantee) }
         }
         return keys

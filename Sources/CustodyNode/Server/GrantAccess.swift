@@ -20,7 +20,7 @@ extension NodeServer {
         let sessions = self.sessions
         return try await archiveOperation { archive -> ServedGrant in
             guard id.utf8.count == 32, Encoding.isLowercaseHex(id, count: 32),
-                let summary = try await archive.index().grant(id), summary.direction == "out"
+                let summary = try await archive.index().grant(id), summary.direction == .outgoing
             else { throw ServerRefusal(.notFound) }
             guard let served = try? await grants.get(id, archive: archive), served.grantee == requester else {
                 throw ServerRefusal(.notFound)

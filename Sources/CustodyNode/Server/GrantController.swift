@@ -29,7 +29,7 @@ struct GrantController: Sendable {
         let grants = node.grants
         let list = try await node.archiveOperation { archive in
             var list: [GrantListing] = []
-            for summary in try await archive.index().grants() where summary.direction == "out" {
+            for summary in try await archive.index().grants() where summary.direction == .outgoing {
                 if (try? await grants.get(summary.id, archive: archive))?.grantee == requester {
                     list.append(GrantListing(summary))
                 }

@@ -107,7 +107,9 @@ extension CustodyCommand {
                             "granter   \(report.granter ?? "?")\(report.granterTrusted ? "  (matches --granter)" : "")"
                         )
                         print("grantee   \(report.grantee ?? "?")")
-                        print("items     \(report.items), objects \(report.objects), \(report.permission ?? "?")")
+                        print(
+                            "items     \(report.items), objects \(report.objects), \(report.permission?.rawValue ?? "?")"
+                        )
                         print("expires   \(report.expires ?? "?")")
                         for cosignature in report.cosignatures {
                             let when = cosignature.time.map { " at \($0)" } ?? ""

@@ -102,7 +102,7 @@ extension CustodyCommand {
                     )
                     for (item, why) in scope.items { print("  \(item.id)  \(item.metadata.name)  — \(why)") }
                     if !scope.excluded.isEmpty { print("\(scope.excluded.count) left out:") }
-                    for (id, reason) in scope.excluded { print("  \(id)  — \(reason)") }
+                    for excluded in scope.excluded { print("  \(excluded.id)  — \(excluded.reason)") }
                 }
             }
 
@@ -132,7 +132,7 @@ extension CustodyCommand {
                         var rows: [GrantListJSON] = []
                         for summary in grants {
                             var row = GrantListJSON(summary, me: archive.config.name)
-                            if summary.direction == "out" {
+                            if summary.direction == .outgoing {
                                 row.parentRevoked = await archive.revokedAncestor(of: summary.id).map {
                                     .init(grant: $0.grant, revokedAt: $0.revokedAt)
                                 }
@@ -144,7 +144,7 @@ extension CustodyCommand {
                     }
                     for grant in grants {
                         var state = grant.revokedAt.map { "revoked \($0)" } ?? "until \(grant.expires)"
-                        if grant.direction == "out", grant.revokedAt == nil,
+                        if grant.direction == .outgoing, grant.revokedAt == nil,
                             let (ancestor, when) = await archive.revokedAncestor(of: grant.id)
                         {
                             state = "REFUSED by this node: its parent grant \(ancestor) was revoked at \(when)"
@@ -154,9 +154,9 @@ extension CustodyCommand {
                             state =
                                 "REVOKED: \(via)revoked by \(TerminalText.escape(received.revokedBy)) at \(received.revokedAt) (notice received \(received.receivedAt))"
                         }
-                        let arrow = grant.direction == "out" ? "to" : "from"
+                        let arrow = grant.direction == .outgoing ? "to" : "from"
                         print(
-                            "\(grant.id)  \(arrow) \(grant.party)  \(grant.items) item(s)  \(grant.permission)  \(state)"
+                            "\(grant.id)  \(arrow) \(grant.party)  \(grant.items) item(s)  \(grant.permission.rawValue)  \(state)"
                         )
                     }
                 }
@@ -209,7 +209,9 @@ extension CustodyCommand {
                     print("purpose      \(terms.purpose)")
                     print("created      \(grant.created)")
                     print("expires      \(grant.expires)")
-                    print("permission   \(grant.permission)\(grant.reshare ? ", may re-share" : ", no re-share")")
+                    print(
+                        "permission   \(grant.permission.rawValue)\(grant.reshare ? ", may re-share" : ", no re-share")"
+                    )
                     if let received = summary?.revocation {
                         print(
                             "REVOKED      \(received.revokedAt) by \(TerminalText.escape(received.revokedBy)) \(received.revokedByFingerprint) (signed notice received \(received.receivedAt), entry \(received.entry) of its log)\(received.ancestor.map { "; its parent grant \($0) was revoked" } ?? "")"
@@ -408,18 +410,18 @@ struct GrantCreateJSON: Encodable {
 
 struct GrantListJSON: Encodable {
     var id: String
-    var direction: String
+    var direction: GrantSummary.Direction
     var grantee: String?
     var granter: String?
     var fingerprint: String
     var items: Int
     var created: String
     var expires: String
-    var permission: String
+    var permission: Grant.Permission
     var reshare: Bool
     var revoked: Bool
     var revokedAt: String?
-    var kind: String
+    var kind: Grant.Kind
     /// A grant received whose granter's signed revocation notice this archive recorded.
     var revocation: RevocationJSON?
     /// A re-share made here whose ancestor is known to be revoked (this node refuses it).
@@ -439,8 +441,8 @@ struct GrantListJSON: Encodable {
     init(_ s: GrantSummary, me: String) {
         id = s.id
         direction = s.direction
-        grantee = s.direction == "out" ? s.party : me
-        granter = s.direction == "in" ? s.party : me
+        grantee = s.direction == .outgoing ? s.party : me
+        granter = s.direction == .incoming ? s.party : me
         fingerprint = s.partyFingerprint
         items = s.items
         created = s.created
@@ -464,12 +466,12 @@ struct GrantListJSON: Encodable {
 struct GrantShowJSON: Encodable {
     var id: String
     var hash: String
-    var kind: String
+    var kind: Grant.Kind
     var granter: GrantParty
     var grantee: GrantParty
     var created: String
     var expires: String
-    var permission: String
+    var permission: Grant.Permission
     var reshare: Bool
     var revokedAt: String?
     var revocation: ReceivedRevocation?

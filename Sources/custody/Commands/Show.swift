@@ -50,7 +50,7 @@ extension CustodyCommand {
                     )
                     print(
                         "under grant".padding(toLength: 14, withPad: " ", startingAt: 0)
-                            + "\(provenance.grant) (\(provenance.kind))"
+                            + "\(provenance.grant) (\(provenance.kind.rawValue))"
                     )
                     print("purpose".padding(toLength: 14, withPad: " ", startingAt: 0) + provenance.purpose)
                     print("imported at".padding(toLength: 14, withPad: " ", startingAt: 0) + provenance.importedAt)

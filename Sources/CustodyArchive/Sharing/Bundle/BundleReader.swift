@@ -31,7 +31,7 @@ final class BundleReader {
         guard let magic = try? read(BundleFormat.magic.count), magic == BundleFormat.magic else {
             close(fd)
             throw ArchiveError(
-                .badInput,
+                .notABundle,
                 "\(path) is not a Custody bundle (it does not start with \"custody-bundle/v1\")",
                 fix: "give a file made by custody bundle export or custody submit"
             )
@@ -102,7 +102,7 @@ final class BundleReader {
             return BundleRecord(kind: kind, payload: payload, offset: start)
         } catch is Truncated {
             throw ArchiveError(
-                .badInput,
+                .bundleTruncated,
                 "the bundle is truncated (it ends inside the record at byte \(start))",
                 fix: "copy the whole file again"
             )

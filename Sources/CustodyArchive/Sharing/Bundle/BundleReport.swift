@@ -28,8 +28,8 @@ package struct BundleReport: Encodable, Sendable {
     package var objects = 0
     /// The time the validity was checked at.
     package var checkedAt: String
-    /// `content` or `metadata`.
-    package var permission: String?
+    /// What the grant releases of each item.
+    package var permission: Grant.Permission?
     /// Not valid after.
     package var expires: String?
     /// What is wrong.

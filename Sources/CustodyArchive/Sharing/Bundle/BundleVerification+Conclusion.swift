@@ -70,7 +70,12 @@ extension BundleVerification {
     }
 
     /// What makes `child` not a valid re-share of `parent`: each fault as a phrase.
-    private func reshareFaults(_ child: Grant, of parent: Grant, firstLink: Bool, permission: String) -> [String] {
+    private func reshareFaults(
+        _ child: Grant,
+        of parent: Grant,
+        firstLink: Bool,
+        permission: Grant.Permission
+    ) -> [String] {
         var faults: [String] = []
         if !parent.reshare { faults.append("the parent does not allow re-sharing") }
         if parent.grantee.signingKey != child.granter.signingKey || parent.grantee.boxKey != child.granter.boxKey {
@@ -79,7 +84,7 @@ extension BundleVerification {
         if (RFC3339.parse(child.expires) ?? .max) > (RFC3339.parse(parent.expires) ?? 0) {
             faults.append("it outlasts the parent")
         }
-        if parent.permission == "metadata" && child.permission != "metadata" {
+        if parent.permission == .metadata && child.permission != .metadata {
             faults.append("it gives content the parent does not")
         }
         let parentItems = Dictionary(parent.items.map { ($0.id, Set($0.objects)) }) { first, _ in first }
@@ -129,7 +134,7 @@ extension BundleVerification {
             ) {
                 problem(.scopeMismatch, fault, item: item.id.hex)
             }
-            if grant.permission == "metadata", item.keys.content != nil {
+            if grant.permission == .metadata, item.keys.content != nil {
                 problem(.scopeMismatch, "a metadata-only grant carries a content key", item: item.id.hex)
             }
         }

@@ -6,9 +6,9 @@ extension BundleVerifier {
     /// The objects of an item's origin event that a grant of `permission` releases first, in order: the metadata
     /// part, then (content) the content part, the chunk list if any, and the inline chunks' distinct names in
     /// stream order.
-    static func coreObjects(of origin: Event, permission: String) -> [ObjectRef] {
+    static func coreObjects(of origin: Event, permission: Grant.Permission) -> [ObjectRef] {
         guard let objects = origin.objects else { return [] }
-        guard permission == "content", let content = objects.content else { return [objects.meta] }
+        guard permission == .content, let content = objects.content else { return [objects.meta] }
         var core = [objects.meta, content]
         if let list = objects.chunkList { core.append(list) }
         var seen = Set(core.map(\.name))
@@ -17,10 +17,15 @@ extension BundleVerifier {
     }
 
     /// What is wrong with the order and extent of an item's released objects, or `nil`.
-    static func layoutFault(_ item: GrantedItem, origin: Event, tail: [ObjectRef], permission: String) -> String? {
+    static func layoutFault(
+        _ item: GrantedItem,
+        origin: Event,
+        tail: [ObjectRef],
+        permission: Grant.Permission
+    ) -> String? {
         let core = coreObjects(of: origin, permission: permission)
         let objects = item.objects
-        let chunked = permission == "content" && origin.objects?.chunkList != nil
+        let chunked = permission == .content && origin.objects?.chunkList != nil
         guard objects.count >= core.count + tail.count, Array(objects.prefix(core.count)) == core,
             Array(objects.suffix(tail.count)) == tail, chunked || objects.count == core.count + tail.count
         else {
@@ -36,7 +41,7 @@ extension BundleVerifier {
         origins: [ItemID: Event],
         tails: [ItemID: [ObjectRef]]
     ) -> [ObjectName: [(item: ItemID, chunks: [ObjectName])]] {
-        guard grant.permission == "content" else { return [:] }
+        guard grant.permission == .content else { return [:] }
         var layouts: [ObjectName: [(item: ItemID, chunks: [ObjectName])]] = [:]
         for item in grant.items {
             guard let origin = origins[item.id], let list = origin.objects?.chunkList else { continue }
