@@ -227,6 +227,9 @@ package enum POSIX {
     /// folder.
     ///
     /// - Parameters:
+    ///   - path: The file.
+    ///   - bytes: Its new content.
+    ///   - mode: Its permission bits.
     ///   - durable: `false` skips both fsyncs (for derived files that are checked and rebuilt when lost).
     ///   - suffix: Names the temporary file, `<path>.tmp-<suffix>`; the default is unique in the process.
     /// - Throws: ``StorageError`` (cannot create) when any step fails; the temporary file is removed then.

@@ -21,7 +21,9 @@ import Testing
             for batch in paths {
                 group.addTask {
                     var total = 0
-                    for path in batch { await total += try archive.ingest([path], options: IngestOptions()).items.count }
+                    for path in batch {
+                        await total += try archive.ingest([path], options: IngestOptions()).items.count
+                    }
                     return total
                 }
             }
@@ -63,7 +65,7 @@ import Testing
         }
         // The index lags the journal: a keyless archive cannot apply the entry, and says why.
         let keyless = try Archive.open(at: dir.path + "/archive")
-        let refused = #expect(throws: ArchiveError.self) { try keyless.index() }
+        let refused = await #expect(throws: ArchiveError.self) { try await keyless.index() }
         #expect(refused?.reason == .passphraseNeeded)
         // With a passphrase source it unlocks once, applies the entry, and reads.
         let asking = try Archive.open(at: dir.path + "/archive") { _ in Fixtures.secret() }

@@ -68,14 +68,28 @@ import Testing
         let (archive, items) = try await archiveWithItems(1)
         let id = items[0].id.hex
         let before = Fixtures.read(journalPath)
-        #expect((#expect(throws: ArchiveError.self) { try archive.tag(id, add: [], remove: []) })?.code == .usage)
-        #expect((#expect(throws: ArchiveError.self) { try archive.tag(id, add: ["a"], remove: ["a"]) })?.code == .usage)
-        #expect((#expect(throws: ArchiveError.self) { try archive.tag(id, add: [""], remove: []) })?.code == .badInput)
-        #expect((#expect(throws: ArchiveError.self) { try archive.note(id, text: "  \n") })?.code == .badInput)
+        await #expect(
+            (await #expect(throws: ArchiveError.self) { try await archive.tag(id, add: [], remove: []) })?.code
+                == .usage
+        )
+        await #expect(
+            (await #expect(throws: ArchiveError.self) { try await archive.tag(id, add: ["a"], remove: ["a"]) })?.code
+                == .usage
+        )
+        await #expect(
+            (await #expect(throws: ArchiveError.self) { try await archive.tag(id, add: [""], remove: []) })?.code
+                == .badInput
+        )
+        await #expect(
+            (await #expect(throws: ArchiveError.self) { try await archive.note(id, text: "  \n") })?.code == .badInput
+        )
         let long = String(repeating: "x", count: 70_000)
-        #expect((#expect(throws: ArchiveError.self) { try archive.note(id, text: long) })?.code == .badInput)
+        await #expect(
+            (await #expect(throws: ArchiveError.self) { try await archive.note(id, text: long) })?.code == .badInput
+        )
         #expect(
-            (#expect(throws: ArchiveError.self) { try archive.note("0123456789abcdef", text: "x") })?.code == .notFound
+            (await #expect(throws: ArchiveError.self) { try await archive.note("0123456789abcdef", text: "x") })?.code
+                == .notFound
         )
         #expect(Fixtures.read(journalPath) == before)
     }
@@ -154,7 +168,7 @@ import Testing
                 "holds \(all.count - 1) entries but the log signed a checkpoint of size \(all.count)"
             )
         )
-        let error = #expect(throws: ArchiveError.self) { try archive.note(items[1].id.hex, text: "after") }
+        let error = await #expect(throws: ArchiveError.self) { try await archive.note(items[1].id.hex, text: "after") }
         #expect(error?.code == .damaged)
         #expect(try await entries(archive).count == all.count - 1)
     }
@@ -311,7 +325,8 @@ import Testing
         _ = try c.trust(try a.identity(), role: .witness)
         let fromStranger = try c.cosign(Array(checkpoint.note.utf8)).line
         #expect(
-            (#expect(throws: ArchiveError.self) { try a.attachCosignatures(Array(fromStranger.utf8)) })?.code
+            (await #expect(throws: ArchiveError.self) { try await a.attachCosignatures(Array(fromStranger.utf8)) })?
+                .code
                 == .notAuthorised
         )
         let other = try #require(try b.ledger.latestCheckpoint())
@@ -319,7 +334,8 @@ import Testing
         _ = try c.trust(try b.identity(), role: .witness)
         let wrongLog = try c.cosign(Array(other.note.utf8)).line
         #expect(
-            (#expect(throws: ArchiveError.self) { try a.attachCosignatures(Array(wrongLog.utf8)) })?.code == .damaged
+            (await #expect(throws: ArchiveError.self) { try await a.attachCosignatures(Array(wrongLog.utf8)) })?.code
+                == .damaged
         )
         #expect(try await a.cosignedCheckpoint() == nil)
         // The archive's own identity is not a witness of itself; a changed key under a known origin is refused.

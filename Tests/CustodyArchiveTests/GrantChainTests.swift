@@ -114,13 +114,19 @@ import Glibc
             let (grant, _, _) = try await holder.createGrant(request)
             let path = dir.path + "/link\(depth).bundle"
             guard depth <= Grant.maxAncestors else {
-                let refused = #expect(throws: ArchiveError.self) { try holder.exportBundle(grant: grant.id, to: path) }
+                let refused = await #expect(throws: ArchiveError.self) {
+                    try await holder.exportBundle(grant: grant.id, to: path)
+                }
                 #expect(refused?.reason == .ancestorNotHeld)
                 #expect(POSIX.lstatPath(path) == nil)
                 return
             }
             try await holder.exportBundle(grant: grant.id, to: path)
-            let (report, _) = try await BundleVerifier.verify(path: path, granter: try holder.identity(), at: Int(time(nil)))
+            let (report, _) = try await BundleVerifier.verify(
+                path: path,
+                granter: try holder.identity(),
+                at: Int(time(nil))
+            )
             #expect(report.ok, "a chain of \(depth) ancestors: \(report.problems)")
             _ = try await next.importBundle(path: path, trustGranter: true)
             holder = next

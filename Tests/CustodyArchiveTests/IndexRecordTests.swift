@@ -48,7 +48,8 @@ import Testing
             options: options
         ).items
         // A second batch: a duplicate of b.txt, in no case and with no optional field.
-        items += try await granter.ingest([dir.write("other/b-copy.txt", text: "statement")], options: IngestOptions()).items
+        items += try await granter.ingest([dir.write("other/b-copy.txt", text: "statement")], options: IngestOptions())
+            .items
         try await granter.tag(items[0].id.hex, add: ["verified"], remove: ["video"])
         try await granter.note(items[1].id.hex, text: "chain of custody reviewed")
         try await granter.note(items[1].id.hex, text: "second reviewer agreed")
@@ -62,7 +63,9 @@ import Testing
         _ = try await grantee.importBundle(path: bundle, trustGranter: true)
         try await grantee.tag(items[1].id.hex, add: ["received"], remove: [])
         _ = try await granter.revokeGrant(grant.id, reason: "consent withdrawn")
-        try await grantee.recordRevocation(try await grantee.verifyRevocationNotice(try await granter.revocationNotice(grant: grant.id)))
+        try await grantee.recordRevocation(
+            try await grantee.verifyRevocationNotice(try await granter.revocationNotice(grant: grant.id))
+        )
         return Bodies(granter: granter, grantee: grantee, items: items, grant: grant)
     }
 

@@ -94,22 +94,24 @@ import Testing
 
     @Test func badSearchSyntaxIsAUsageError() async throws {
         let archive = try await Fixtures.archive(in: dir)
-        let error = #expect(throws: ArchiveError.self) { try archive.index().search("AND (") }
+        let error = await #expect(throws: ArchiveError.self) { try await archive.index().search("AND (") }
         #expect(error?.code == .usage)
     }
 
     @Test func listFiltersByCaseAllTagsAndDates() async throws {
         let archive = try await Fixtures.archive(in: dir)
-        func ingest(_ name: String, _ caseID: String, _ tags: [String], _ collected: String) throws -> String {
+        func ingest(_ name: String, _ caseID: String, _ tags: [String], _ collected: String) async throws -> String {
             var options = IngestOptions()
             options.fields.caseID = caseID
             options.fields.tags = tags
             options.fields.collectedAt = collected
-            return try #require(try archive.ingest([dir.write(name, text: name)], options: options).items.first).id.hex
+            return try await #require(
+                try await archive.ingest([dir.write(name, text: name)], options: options).items.first
+            ).id.hex
         }
-        let a = try ingest("a", "C1", ["video", "detention"], "2026-01-01T00:00:00Z")
-        let b = try ingest("b", "C1", ["video"], "2026-02-01T00:00:00Z")
-        let c = try ingest("c", "C2", ["video", "detention"], "2026-03-01T00:00:00Z")
+        let a = try await ingest("a", "C1", ["video", "detention"], "2026-01-01T00:00:00Z")
+        let b = try await ingest("b", "C1", ["video"], "2026-02-01T00:00:00Z")
+        let c = try await ingest("c", "C2", ["video", "detention"], "2026-03-01T00:00:00Z")
         var filter = ItemFilter()
         filter.caseID = "C1"
         #expect(try await archive.index().list(filter).map(\.id) == [a, b])
@@ -127,7 +129,9 @@ import Testing
     @Test func identicalContentIsStoredOnceButIsASeparateItem() async throws {
         let archive = try await Fixtures.archive(in: dir)
         let data = randomBytes(200_000)
-        let first = try await #require(try archive.ingest([dir.write("one.bin", data)], options: IngestOptions()).items.first)
+        let first = try await #require(
+            try archive.ingest([dir.write("one.bin", data)], options: IngestOptions()).items.first
+        )
         let objectsAfterFirst = Fixtures.allFiles(under: dir.path + "/archive/objects").count
         let second = try await #require(
             try archive.ingest([dir.write("two.bin", data)], options: IngestOptions()).items.first
@@ -162,7 +166,7 @@ import Testing
         var options = IngestOptions()
         options.batchItems = 2
         let paths = [dir.write("a.txt", text: "a"), dir.write("b.txt", text: "b"), "/proc/self/mem"]
-        let error = #expect(throws: ArchiveError.self) { try archive.ingest(paths, options: options) }
+        let error = await #expect(throws: ArchiveError.self) { try await archive.ingest(paths, options: options) }
         #expect(error?.code == .badInput)
         // Saying how many went in is the property under test: the count exists only in the message.
         #expect(error?.problem.contains("2 item(s) of earlier batches were ingested") == true)
@@ -209,7 +213,7 @@ import Testing
         ] {
             var options = IngestOptions()
             mutate(&options)
-            let error = #expect(throws: ArchiveError.self) { try archive.ingest([path], options: options) }
+            let error = await #expect(throws: ArchiveError.self) { try await archive.ingest([path], options: options) }
             #expect(error?.code == .badInput)
         }
         #expect(Fixtures.read(dir.path + "/archive/journal/entries") == journalBefore)

@@ -95,8 +95,8 @@ import Glibc
         unlink(swapped)
         #expect(mkfifo(swapped, 0o600) == 0)
         // Opening a FIFO for reading blocks until a writer comes: ingest must refuse it instead.
-        let error = #expect(throws: ArchiveError.self) {
-            try archive.ingest(scanned: files, problems: problems, options: IngestOptions())
+        let error = await #expect(throws: ArchiveError.self) {
+            try await archive.ingest(scanned: files, problems: problems, options: IngestOptions())
         }
         #expect(error?.reason == .changedSinceScan)
         #expect(error?.problem.contains("b.txt") == true)  // the message names the file: the property under test
@@ -119,8 +119,8 @@ import Glibc
         #expect(files.map(\.displayPath) == ["up/sub/a.txt"])
         #expect(rename(dir.path + "/up/sub", dir.path + "/moved") == 0)
         #expect(symlink(dir.path + "/outside/sub", dir.path + "/up/sub") == 0)
-        let error = #expect(throws: ArchiveError.self) {
-            try archive.ingest(scanned: files, problems: problems, options: IngestOptions())
+        let error = await #expect(throws: ArchiveError.self) {
+            try await archive.ingest(scanned: files, problems: problems, options: IngestOptions())
         }
         #expect(error?.reason == .changedSinceScan)
         #expect(files.compactMap(\.openProblemKind) == [.symbolicLink])
@@ -136,8 +136,8 @@ import Glibc
         // A real folder (not a link) moved into the scanned folder's place: its inode gives it away.
         #expect(rename(dir.path + "/up/sub", dir.path + "/moved") == 0)
         #expect(rename(dir.path + "/other", dir.path + "/up/sub") == 0)
-        let folderError = #expect(throws: ArchiveError.self) {
-            try archive.ingest(scanned: files, problems: problems, options: IngestOptions())
+        let folderError = await #expect(throws: ArchiveError.self) {
+            try await archive.ingest(scanned: files, problems: problems, options: IngestOptions())
         }
         #expect(folderError?.reason == .changedSinceScan)
         #expect(files.compactMap(\.openProblemKind) == [.replaced])
@@ -146,8 +146,8 @@ import Glibc
         let rescanned = try FileScanner.scan([dir.path + "/third"])
         dir.write("replacement.txt", text: "not what was scanned")
         #expect(rename(dir.path + "/replacement.txt", dir.path + "/third/a.txt") == 0)
-        let fileError = #expect(throws: ArchiveError.self) {
-            try archive.ingest(scanned: rescanned.files, problems: [], options: IngestOptions())
+        let fileError = await #expect(throws: ArchiveError.self) {
+            try await archive.ingest(scanned: rescanned.files, problems: [], options: IngestOptions())
         }
         #expect(fileError?.reason == .changedSinceScan)
         #expect(rescanned.files.compactMap(\.openProblemKind) == [.replaced])
@@ -163,8 +163,8 @@ import Glibc
         let (files, _) = try FileScanner.scan([real])
         unlink(real)
         #expect(mkfifo(real, 0o600) == 0)
-        let error = #expect(throws: ArchiveError.self) {
-            try archive.ingest(scanned: files, problems: [], options: IngestOptions())
+        let error = await #expect(throws: ArchiveError.self) {
+            try await archive.ingest(scanned: files, problems: [], options: IngestOptions())
         }
         #expect(error?.reason == .changedSinceScan)
         #expect(files.compactMap(\.openProblemKind) == [.notRegularFile])

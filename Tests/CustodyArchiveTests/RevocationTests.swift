@@ -76,7 +76,9 @@ import Testing
         let b = try await bodies()
         // Before the revocation the grantee may re-share.
         #expect(try await b.grantee.resolveScope(try childRequest(b)).items.count == 2)
-        let notRevoked = #expect(throws: ArchiveError.self) { try b.granter.revocationNotice(grant: b.parent.id) }
+        let notRevoked = await #expect(throws: ArchiveError.self) {
+            try await b.granter.revocationNotice(grant: b.parent.id)
+        }
         #expect(notRevoked?.code == .notFound)
 
         let revoked = try await b.granter.revokeGrant(b.parent.id, reason: "consent withdrawn")
@@ -105,14 +107,16 @@ import Testing
         #expect(try logSize(b.grantee) == size)
 
         // A re-share under the revoked parent fails, clearly.
-        let refused = #expect(throws: ArchiveError.self) { try b.grantee.createGrant(try childRequest(b)) }
+        let refused = await #expect(throws: ArchiveError.self) {
+            try await b.grantee.createGrant(try await childRequest(b))
+        }
         #expect(refused?.reason == .grantRevoked)
         #expect(try await b.grantee.resolveScope(try childRequest(b)).excluded.allSatisfy { $0.kind == .parentRevoked })
 
         // Extracting an item of the revoked grant needs the explicit override.
         let item = b.items[0].id.hex
-        let blocked = #expect(throws: ArchiveError.self) {
-            try b.grantee.checkExtractAllowed(item, despiteRevocation: false)
+        let blocked = await #expect(throws: ArchiveError.self) {
+            try await b.grantee.checkExtractAllowed(item, despiteRevocation: false)
         }
         #expect(blocked?.reason == .grantRevoked)
         #expect(blocked?.fix.contains("--despite-revocation") == true)  // the fix names the override: the property
@@ -123,11 +127,11 @@ import Testing
         #expect(try await b.grantee.verify(mode: .deep).ok)
         // A bundle written before the revocation brings nothing in after it.
         let oldBundle = dir.path + "/\(b.parent.id).bundle"
-        let reimport = #expect(throws: ArchiveError.self) { try b.grantee.importBundle(path: oldBundle) }
+        let reimport = await #expect(throws: ArchiveError.self) { try await b.grantee.importBundle(path: oldBundle) }
         #expect(reimport?.reason == .grantRevoked)
         try await b.grantee.reindex()
         #expect(try await b.grantee.index().grant(b.parent.id)?.revocation == recorded)
-        #expect(throws: ArchiveError.self) { try b.grantee.createGrant(try childRequest(b)) }
+        await #expect(throws: ArchiveError.self) { try await b.grantee.createGrant(try await childRequest(b)) }
     }
 
     @Test func theParentsRevocationReachesTheChildsGranteeWhenItKnowsTheOriginalGranter() async throws {
@@ -144,8 +148,8 @@ import Testing
         // The one standing check that node applies also stops the re-sharer exporting the child again.
         let childGrant = try await b.grantee.storedGrant(child.id).grant
         #expect(try await b.grantee.standing(of: childGrant, at: Int(Date().timeIntervalSince1970)) != .usable)
-        let export = #expect(throws: ArchiveError.self) {
-            try b.grantee.exportBundle(grant: child.id, to: dir.path + "/child-again.bundle")
+        let export = await #expect(throws: ArchiveError.self) {
+            try await b.grantee.exportBundle(grant: child.id, to: dir.path + "/child-again.bundle")
         }
         #expect(export?.reason == .grantRevoked)
         #expect(!FileManager.default.fileExists(atPath: dir.path + "/child-again.bundle"))
@@ -153,9 +157,10 @@ import Testing
         // The child's grantee holds the parent only as part of its grant's chain; it cannot check a notice whose
         // granter it does not know, and records nothing.
         let size = try logSize(b.third)
-        let unknown = #expect(throws: ArchiveError.self) { try b.third.verifyRevocationNotice(notice) }
+        let unknown = await #expect(throws: ArchiveError.self) { try await b.third.verifyRevocationNotice(notice) }
         #expect(unknown?.code == .notAuthorised)
-        #expect(try logSize(b.third) == size && b.third.index().grant(child.id)?.revocation == nil)
+        let childRevocation = try await b.third.index().grant(child.id)?.revocation
+        #expect(try logSize(b.third) == size && childRevocation == nil)
         // Once it trusts the original granter, the notice verifies against it and marks the child revoked.
         _ = try b.third.trust(try b.granter.identity(), role: .granter)
         let verified = try await b.third.verifyRevocationNotice(notice)
@@ -164,7 +169,9 @@ import Testing
         let marked = try await #require(try b.third.index().grant(child.id)?.revocation)
         #expect(marked.ancestor == b.parent.id && marked.revokedBy == "A")
         let item = b.items[0].id.hex
-        #expect(throws: ArchiveError.self) { try b.third.checkExtractAllowed(item, despiteRevocation: false) }
+        await #expect(throws: ArchiveError.self) {
+            try await b.third.checkExtractAllowed(item, despiteRevocation: false)
+        }
         try await b.third.reindex()
         #expect(try await b.third.index().grant(child.id)?.revocation == marked)
         #expect(try await b.third.verify(mode: .deep).ok)
@@ -288,10 +295,11 @@ import Testing
     }
 
     /// Offers each forgery to the grantee and expects it refused with its code.
-    private func expectRefused(_ forgeries: [(String, [UInt8], ArchiveError.Code)], by grantee: Archive.Unlocked) {
+    private func expectRefused(_ forgeries: [(String, [UInt8], ArchiveError.Code)], by grantee: Archive.Unlocked) async
+    {
         for (what, forged, code) in forgeries {
-            let error = #expect(throws: ArchiveError.self, "\(what)") {
-                try grantee.recordRevocation(try grantee.verifyRevocationNotice(forged))
+            let error = await #expect(throws: ArchiveError.self, "\(what)") {
+                try await grantee.recordRevocation(try await grantee.verifyRevocationNotice(forged))
             }
             #expect(error?.code == code, "\(what): \(error?.problem ?? "")")
         }
@@ -306,17 +314,17 @@ import Testing
 
     @Test func aGenuineNoticeWithAnyFieldAlteredIsRefusedAsDamaged() async throws {
         let f = try await forgeries()
-        expectRefused(f.altered, by: f.b.grantee)
+        await expectRefused(f.altered, by: f.b.grantee)
     }
 
     @Test func aNoticeNotSignedWithTheGrantersKeysIsRefusedAsDamaged() async throws {
         let f = try await forgeries()
-        expectRefused(f.wrongKeys, by: f.b.grantee)
+        await expectRefused(f.wrongKeys, by: f.b.grantee)
     }
 
     @Test func aMalformedNoticeIsRefusedAsBadInput() async throws {
         let f = try await forgeries()
-        expectRefused(f.malformed, by: f.b.grantee)
+        await expectRefused(f.malformed, by: f.b.grantee)
     }
 
     @Test func refusedForgeriesRecordNothingAndLeaveResharingAllowed() async throws {
@@ -332,8 +340,8 @@ import Testing
     @Test func aGenuineNoticeOfAnotherGrantThanTheOneNamedIsRefused() async throws {
         let f = try await forgeries()
         // A genuine notice for the grant the peer refused is required when one is named.
-        let wrongGrant = #expect(throws: ArchiveError.self) {
-            try f.b.grantee.verifyRevocationNotice(try bytes(f.genuine), grant: f.b.parent.id)
+        let wrongGrant = await #expect(throws: ArchiveError.self) {
+            try await f.b.grantee.verifyRevocationNotice(try await bytes(f.genuine), grant: f.b.parent.id)
         }
         #expect(wrongGrant?.code == .damaged)
     }
@@ -341,7 +349,9 @@ import Testing
     @Test func aGenuineNoticeOfAGrantNeverReceivedIsNotFound() async throws {
         let f = try await forgeries()
         // A genuine notice of a grant this archive never received records nothing.
-        let notHeld = #expect(throws: ArchiveError.self) { try f.b.third.verifyRevocationNotice(try bytes(f.genuine)) }
+        let notHeld = await #expect(throws: ArchiveError.self) {
+            try await f.b.third.verifyRevocationNotice(try await bytes(f.genuine))
+        }
         #expect(notHeld?.code == .notFound)
     }
 
@@ -362,7 +372,7 @@ import Testing
         try Data("{\"format\":\"custody-bodies\",\"version\":1,\"bodies\":[]}".utf8).write(
             to: URL(fileURLWithPath: registry)
         )
-        let unknown = #expect(throws: ArchiveError.self) { try b.grantee.verifyRevocationNotice(notice) }
+        let unknown = await #expect(throws: ArchiveError.self) { try await b.grantee.verifyRevocationNotice(notice) }
         #expect(unknown?.reason == .revocationUnverifiable)
         try saved.write(to: URL(fileURLWithPath: registry))
         #expect(try await b.grantee.verifyRevocationNotice(notice).grant.id == b.other.id)

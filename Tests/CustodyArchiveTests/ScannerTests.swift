@@ -73,8 +73,8 @@ import Testing
         let archive = try await Fixtures.archive(in: dir)
         dir.write("up/ok.txt", text: "ok")
         try FileManager.default.createSymbolicLink(atPath: dir.path + "/up/link", withDestinationPath: "/etc/passwd")
-        let error = #expect(throws: ArchiveError.self) {
-            try archive.ingest([dir.path + "/up"], options: IngestOptions())
+        let error = await #expect(throws: ArchiveError.self) {
+            try await archive.ingest([dir.path + "/up"], options: IngestOptions())
         }
         #expect(error?.code == .badInput)
         #expect(try await archive.index().itemCount() == 0)

@@ -119,7 +119,7 @@ import Glibc
         let later = try await BundleVerifier.verify(path: path, at: Int(time(nil)) + 5 * 365 * 86_400).0
         #expect(later.integrityOK && !later.validNow && !later.ok)
 
-        let unknown = #expect(throws: ArchiveError.self) { try b.grantee.importBundle(path: path) }
+        let unknown = await #expect(throws: ArchiveError.self) { try await b.grantee.importBundle(path: path) }
         #expect(unknown?.reason == .granterUnknown)
         let imported = try await b.grantee.importBundle(path: path, trustGranter: true)
         #expect(Set(imported.imported) == Set(b.inScope.map(\.id.hex)) && imported.trustedNow)
@@ -169,7 +169,9 @@ import Glibc
         }
         #expect(outside == 3)
         // A third body cannot import what was granted to the grantee.
-        let third = #expect(throws: ArchiveError.self) { try b.third.importBundle(path: path, trustGranter: true) }
+        let third = await #expect(throws: ArchiveError.self) {
+            try await b.third.importBundle(path: path, trustGranter: true)
+        }
         #expect(third?.reason == .addressedElsewhere)
         #expect(try await b.third.index().itemCount() == 0)
     }
@@ -188,8 +190,8 @@ import Glibc
         try await b.grantee.importBundle(path: path, trustGranter: true)
         let item = b.inScope[0].id.hex
         #expect(try await b.grantee.resolveItem(item).metadata.sha256 == b.inScope[0].sha256)
-        let error = #expect(throws: ArchiveError.self) {
-            try b.grantee.extract(item, to: dir.path + "/x", force: false)
+        let error = await #expect(throws: ArchiveError.self) {
+            try await b.grantee.extract(item, to: dir.path + "/x", force: false)
         }
         #expect(error?.reason == .metadataOnly)
         #expect(!FileManager.default.fileExists(atPath: dir.path + "/x"))
@@ -209,13 +211,19 @@ import Glibc
         strict.maxSensitivity = "medium"
         let none = try await b.granter.resolveScope(strict)
         #expect(none.items.isEmpty && none.excluded.count == 3)
-        #expect((#expect(throws: ArchiveError.self) { try b.granter.createGrant(strict) })?.code == .badInput)
+        await #expect(
+            (await #expect(throws: ArchiveError.self) { try await b.granter.createGrant(strict) })?.code == .badInput
+        )
         strict.maxSensitivity = "extreme"
-        #expect((#expect(throws: ArchiveError.self) { try b.granter.resolveScope(strict) })?.code == .usage)
+        await #expect(
+            (await #expect(throws: ArchiveError.self) { try await b.granter.resolveScope(strict) })?.code == .usage
+        )
         var empty = try request(b)
         empty.caseID = nil
         empty.tags = []
-        #expect((#expect(throws: ArchiveError.self) { try b.granter.resolveScope(empty) })?.code == .usage)
+        await #expect(
+            (await #expect(throws: ArchiveError.self) { try await b.granter.resolveScope(empty) })?.code == .usage
+        )
     }
 
     @Test func revokedAndExpiredGrantsAreNotExported() async throws {
@@ -224,11 +232,12 @@ import Glibc
         let revoked = try await b.granter.revokeGrant(grant.id, reason: "petition withdrawn")
         #expect(revoked.revokedAt != nil)
         #expect(
-            (#expect(throws: ArchiveError.self) { try b.granter.revokeGrant(grant.id, reason: "again") })?.code
+            (await #expect(throws: ArchiveError.self) { try await b.granter.revokeGrant(grant.id, reason: "again") })?
+                .code
                 == .badInput
         )
-        let error = #expect(throws: ArchiveError.self) {
-            try b.granter.exportBundle(grant: grant.id, to: dir.path + "/r.bundle")
+        let error = await #expect(throws: ArchiveError.self) {
+            try await b.granter.exportBundle(grant: grant.id, to: dir.path + "/r.bundle")
         }
         #expect(error?.code == .notAuthorised)
         #expect(!FileManager.default.fileExists(atPath: dir.path + "/r.bundle"))
@@ -261,13 +270,15 @@ import Glibc
         _ b: Bodies,
         _ path: String,
         _ code: ArchiveError.Code = .badInput
-    ) throws -> ArchiveError? {
+    ) async throws -> ArchiveError? {
         let journal = b.grantee.root + "/journal/entries"
         let before = Fixtures.read(journal)
-        let error = #expect(throws: ArchiveError.self) { try b.grantee.importBundle(path: path, trustGranter: true) }
+        let error = await #expect(throws: ArchiveError.self) {
+            try await b.grantee.importBundle(path: path, trustGranter: true)
+        }
         #expect(error?.code == code, "\(error?.problem ?? "")")
         #expect(Fixtures.read(journal) == before)
-        #expect(try b.grantee.index().itemCount() == 0)
+        #expect(try await b.grantee.index().itemCount() == 0)
         return error
     }
 
@@ -282,7 +293,7 @@ import Glibc
 
         let truncated = variant("truncated.bundle", Array(bytes.prefix(bytes.count - 700)))
         #expect(try await firstProblem(truncated)?.kind == .bundleDamaged)
-        #expect(try expectRefused(b, truncated)?.reason == .bundleInvalid)
+        #expect(try await expectRefused(b, truncated)?.reason == .bundleInvalid)
         let cut = #expect(throws: ArchiveError.self) {
             let reader = try BundleReader(path: truncated)
             while try reader.next() != nil {}
@@ -293,7 +304,7 @@ import Glibc
         flipped[bytes.count / 2] ^= 0x20
         let flippedPath = variant("flipped.bundle", flipped)
         #expect(try await firstProblem(flippedPath) != nil)
-        _ = try expectRefused(b, flippedPath)
+        _ = try await expectRefused(b, flippedPath)
 
         var oversized = bytes
         let firstRecord = BundleFormat.magic.count
@@ -303,10 +314,10 @@ import Glibc
 
         let wrongType = variant("photo.jpg", [0xFF, 0xD8, 0xFF, 0xE0] + randomBytes(500))
         #expect(
-            (#expect(throws: ArchiveError.self) { try BundleVerifier.verify(path: wrongType, at: 0) })?.code
+            (await #expect(throws: ArchiveError.self) { try await BundleVerifier.verify(path: wrongType, at: 0) })?.code
                 == .badInput
         )
-        #expect(try expectRefused(b, wrongType)?.reason == .notABundle)
+        #expect(try await expectRefused(b, wrongType)?.reason == .notABundle)
 
         // Well-formed files with the wrong content: only the deeper checks can object.
         var recs = try records(good)
@@ -315,14 +326,14 @@ import Glibc
         let reordered = dir.path + "/reordered.bundle"
         try write(recs, to: reordered)
         #expect(try await firstProblem(reordered)?.kind == .bundleDamaged)
-        _ = try expectRefused(b, reordered)
+        _ = try await expectRefused(b, reordered)
 
         recs = try records(good)
         recs.remove(at: objectIndexes[0])
         let missing = dir.path + "/missing.bundle"
         try write(recs, to: missing)
         #expect(try await firstProblem(missing)?.kind == .objectMissing)
-        _ = try expectRefused(b, missing)
+        _ = try await expectRefused(b, missing)
 
         recs = try records(good)
         recs.append(("O", Encoding.bytes(hex: ObjectName(of: Array("extra".utf8)).hex)! + Array("extra".utf8)))
@@ -340,7 +351,7 @@ import Glibc
         let forged = dir.path + "/forged.bundle"
         try write(recs, to: forged)
         #expect(try await firstProblem(forged)?.kind == .grantSignature)
-        _ = try expectRefused(b, forged)
+        _ = try await expectRefused(b, forged)
 
         // A grant re-signed by another key under the granter's name: not the bundle's granter.
         recs = try records(good)
@@ -372,7 +383,7 @@ import Glibc
         let (grant, _, _) = try await b.granter.createGrant(toThird)
         let path = dir.path + "/third.bundle"
         try await b.granter.exportBundle(grant: grant.id, to: path)
-        #expect(try expectRefused(b, path, .notAuthorised)?.reason == .addressedElsewhere)
+        #expect(try await expectRefused(b, path, .notAuthorised)?.reason == .addressedElsewhere)
         // A known granter whose keys changed is refused even with --trust-granter.
         let good = try await exported(b)
         _ = try await b.grantee.importBundle(path: good, trustGranter: true)
@@ -391,8 +402,8 @@ import Glibc
         let (fake, _, _) = try await impostor.createGrant(try request(b))
         try await impostor.exportBundle(grant: fake.id, to: dir.path + "/imp.bundle")
         let before = try await b.grantee.index().itemCount()
-        let error = #expect(throws: ArchiveError.self) {
-            try b.grantee.importBundle(path: dir.path + "/imp.bundle", trustGranter: true)
+        let error = await #expect(throws: ArchiveError.self) {
+            try await b.grantee.importBundle(path: dir.path + "/imp.bundle", trustGranter: true)
         }
         #expect(error?.reason == .identityClash)
         #expect(try await b.grantee.index().itemCount() == before)
@@ -426,7 +437,9 @@ import Glibc
         _ = try await b.grantee.importBundle(path: dir.path + "/anonymous.bundle")
         #expect(try b.grantee.knownBodies().count == registry)
         #expect(
-            (#expect(throws: ArchiveError.self) { try b.grantee.importBundle(path: dir.path + "/named.bundle") })?.code
+            (await #expect(throws: ArchiveError.self) {
+                try await b.grantee.importBundle(path: dir.path + "/named.bundle")
+            })?.code
                 == .notAuthorised
         )
         _ = try await b.grantee.importBundle(path: dir.path + "/named.bundle", trustGranter: true)
@@ -439,7 +452,11 @@ import Glibc
             provenance.kind == .submission && provenance.granter == "ohchr"
                 && provenance.purpose == "monthly submission"
         )
-        #expect(try await b.grantee.index().grants().map(\.kind.rawValue).sorted() == ["anonymous-submission", "submission"])
+        #expect(
+            try await b.grantee.index().grants().map(\.kind.rawValue).sorted() == [
+                "anonymous-submission", "submission",
+            ]
+        )
     }
 
     @Test func aReshareIsAChildGrantNeverWiderOrLonger() async throws {
@@ -457,14 +474,18 @@ import Glibc
             purpose: "onward"
         )
         child.caseID = "COI"
-        let tooLong = #expect(throws: ArchiveError.self) { try b.grantee.createGrant(child) }
+        let tooLong = await #expect(throws: ArchiveError.self) { try await b.grantee.createGrant(child) }
         #expect(tooLong?.reason == .outlastsParent)
         child.expires = Expiry.resolve("10d") ?? ""
         let (grant, _, scope) = try await b.grantee.createGrant(child)
         #expect(grant.parent?.id == parent.id && scope.parent == parent.id && grant.items.count == 2)
         let path = dir.path + "/child.bundle"
         try await b.grantee.exportBundle(grant: grant.id, to: path)
-        let (report, _) = try await BundleVerifier.verify(path: path, granter: try b.grantee.identity(), at: Int(time(nil)))
+        let (report, _) = try await BundleVerifier.verify(
+            path: path,
+            granter: try b.grantee.identity(),
+            at: Int(time(nil))
+        )
         #expect(report.ok, "\(report.problems)")
         _ = try await b.third.importBundle(path: path, trustGranter: true)
         for item in b.inScope {
@@ -478,7 +499,9 @@ import Glibc
         recs.removeAll { $0.0 == "P" }
         let orphan = dir.path + "/orphan.bundle"
         try write(recs, to: orphan)
-        #expect(try await BundleVerifier.verify(path: orphan, at: Int(time(nil))).0.problems.first?.kind == .parentMissing)
+        #expect(
+            try await BundleVerifier.verify(path: orphan, at: Int(time(nil))).0.problems.first?.kind == .parentMissing
+        )
         // The third body may not re-share further: its parent grant said no.
         var onward = GrantRequest(grantee: try b.granter.identity(), expires: Expiry.resolve("1d") ?? "", purpose: "x")
         onward.caseID = "COI"

@@ -94,7 +94,9 @@ import Glibc
         let journal = Fixtures.read(archive.root + "/journal/entries")
         let grants = try storedGrants(archive)
         let items = try await archive.index().itemCount()
-        let error = #expect(throws: ArchiveError.self) { try archive.importBundle(path: path, trustGranter: true) }
+        let error = await #expect(throws: ArchiveError.self) {
+            try await archive.importBundle(path: path, trustGranter: true)
+        }
         if let code { #expect(error?.code == code, "\(error?.problem ?? "")") }
         #expect(Fixtures.read(archive.root + "/journal/entries") == journal)
         #expect(try storedGrants(archive) == grants)
@@ -277,9 +279,17 @@ import Glibc
         let w = try await world()
         let path = dir.path + "/good.bundle"
         try await w.victim.exportBundle(grant: w.grant.id, to: path)
-        let (right, _) = try await BundleVerifier.verify(path: path, granter: try w.victim.identity(), at: Int(time(nil)))
+        let (right, _) = try await BundleVerifier.verify(
+            path: path,
+            granter: try w.victim.identity(),
+            at: Int(time(nil))
+        )
         #expect(right.ok && right.granterTrusted)
-        let (wrong, _) = try await BundleVerifier.verify(path: path, granter: try w.mallory.identity(), at: Int(time(nil)))
+        let (wrong, _) = try await BundleVerifier.verify(
+            path: path,
+            granter: try w.mallory.identity(),
+            at: Int(time(nil))
+        )
         #expect(!wrong.ok && !wrong.granterTrusted && wrong.problems.contains { $0.kind == .granterUntrusted })
         let (unnamed, _) = try await BundleVerifier.verify(path: path, at: Int(time(nil)))
         #expect(unnamed.ok && !unnamed.granterTrusted)

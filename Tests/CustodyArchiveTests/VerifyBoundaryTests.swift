@@ -59,7 +59,10 @@ import Testing
         let path = root + "/identity.json"
         let text = String(decoding: Fixtures.read(path), as: UTF8.self)
         // One letter of the display name changed: still JSON, no longer validly self-signed.
-        try ArchiveFiles.writeAtomically(path, Array(text.replacingOccurrences(of: "Test Body", with: "Test Bodx").utf8))
+        try ArchiveFiles.writeAtomically(
+            path,
+            Array(text.replacingOccurrences(of: "Test Body", with: "Test Bodx").utf8)
+        )
         let problems = try await archive.verify(mode: .quick).problems
         let problem = try #require(problems.first { $0.kind == .identityInvalid })
         #expect(problem.detail.contains("identity.json") && problem.detail.contains("self-signed"))
@@ -360,8 +363,8 @@ import Testing
         let count = try archive.ledger.consistencyProof(from: first.size).proof.count
         #expect(count >= 2)
         for index in 0..<count {
-            let error = #expect(throws: ArchiveError.self) {
-                try w.cosign(Array(try request(archive, from: first.size, flip: index).utf8))
+            let error = await #expect(throws: ArchiveError.self) {
+                try await w.cosign(Array(try await request(archive, from: first.size, flip: index).utf8))
             }
             #expect(error?.code == .badInput, "proof hash \(index)")
             #expect(error?.reason == .proofInvalid)

@@ -60,8 +60,8 @@ import Testing
         #expect(report.problems.first?.kind == .corrupt)
         #expect(report.problems.first?.object == target.hex)
         #expect(report.problems.first?.item == items[0].id.hex)
-        let error = #expect(throws: ArchiveError.self) {
-            try archive.extract(items[0].id.hex, to: dir.path + "/x", force: false)
+        let error = await #expect(throws: ArchiveError.self) {
+            try await archive.extract(items[0].id.hex, to: dir.path + "/x", force: false)
         }
         #expect(error?.code == .damaged)
         #expect(!FileManager.default.fileExists(atPath: dir.path + "/x"))
@@ -83,7 +83,7 @@ import Testing
         let (_, items) = try await archiveWithItems()
         let keyless = try Archive.open(at: dir.path + "/archive")
         #expect(try await keyless.verify(mode: .standard).ok)
-        let error = #expect(throws: ArchiveError.self) { try keyless.verify(mode: .deep) }
+        let error = await #expect(throws: ArchiveError.self) { try await keyless.verify(mode: .deep) }
         #expect(error?.code == .notAuthorised)
         #expect(items.count == 2)
     }
@@ -144,7 +144,9 @@ import Testing
         #expect(!report.ok)
         #expect(report.problems.contains { $0.kind == .journalDamaged })
         // Appends after the damage leave the damaged bytes exactly as they were, for forensics.
-        _ = try await Fixtures.reopen(dir).record([Event(type: .extract, time: RFC3339.now(), actor: "t", item: .random())])
+        _ = try await Fixtures.reopen(dir).record([
+            Event(type: .extract, time: RFC3339.now(), actor: "t", item: .random())
+        ])
         let after = Fixtures.read(journal)
         #expect(SHA256Hasher.hash(Array(after.prefix(bytes.count))) == SHA256Hasher.hash(bytes))
         await #expect(!(try Fixtures.reopen(dir).verify(mode: .standard).ok))
@@ -159,7 +161,7 @@ import Testing
         let report = try await archive.verify(mode: .standard)
         #expect(!report.ok)
         #expect(report.problems.contains { $0.kind == .journalDamaged })
-        let error = #expect(throws: ArchiveError.self) { try archive.collectGarbage(dryRun: true) }
+        let error = await #expect(throws: ArchiveError.self) { try await archive.collectGarbage(dryRun: true) }
         #expect(error?.code == .damaged)
         _ = try await archive.ingest([dir.write("d.txt", text: "d")], options: IngestOptions())
         #expect(SHA256Hasher.hash(Array(Fixtures.read(journal).prefix(bytes.count))) == SHA256Hasher.hash(bytes))
@@ -194,7 +196,7 @@ import Testing
         bytes[60] ^= 0x01
         try Data(bytes).write(to: URL(fileURLWithPath: journal))
         let exclusive = try Fixtures.reopen(dir, access: .exclusive)
-        let error = #expect(throws: ArchiveError.self) { try exclusive.reindex() }
+        let error = await #expect(throws: ArchiveError.self) { try await exclusive.reindex() }
         #expect(error?.code == .damaged)
         #expect(FileManager.default.fileExists(atPath: dir.path + "/archive/index.sqlite"))
     }
@@ -209,7 +211,7 @@ import Testing
         }
         try Data(older).write(to: URL(fileURLWithPath: journal))
         let archive = try Fixtures.reopen(dir)
-        let error = #expect(throws: ArchiveError.self) { try archive.index() }
+        let error = await #expect(throws: ArchiveError.self) { try await archive.index() }
         #expect(error?.code == .damaged)
         #expect(error?.fix.contains("reindex") == true)  // the fix names the command that repairs it
         // An append with the stale hint writes right after the restored entries, never past the end.
@@ -222,7 +224,7 @@ import Testing
     @Test func deepVerifyWithAWrongPassphraseIsNotAuthorised() async throws {
         do { _ = try await archiveWithItems() }
         let archive = try Archive.open(at: dir.path + "/archive") { _ in Fixtures.secret("wrong") }
-        let error = #expect(throws: ArchiveError.self) { try archive.verify(mode: .deep) }
+        let error = await #expect(throws: ArchiveError.self) { try await archive.verify(mode: .deep) }
         #expect(error?.code == .notAuthorised)
     }
 
@@ -276,11 +278,11 @@ import Testing
 
     @Test func initRefusesAnExistingArchiveOrANonEmptyFolder() async throws {
         _ = try await Fixtures.archive(in: dir)
-        let error = #expect(throws: ArchiveError.self) { try Fixtures.archive(in: dir) }
+        let error = await #expect(throws: ArchiveError.self) { try await Fixtures.archive(in: dir) }
         #expect(error?.code == .cannotCreate)
         dir.write("other/file.txt", text: "x")
-        let second = #expect(throws: ArchiveError.self) {
-            try Archive.create(
+        let second = await #expect(throws: ArchiveError.self) {
+            try await Archive.create(
                 at: dir.path + "/other",
                 name: "X",
                 passphrase: Fixtures.secret(),
@@ -288,8 +290,13 @@ import Testing
             )
         }
         #expect(second?.code == .cannotCreate)
-        #expect(throws: ArchiveError.self) {
-            try Archive.create(at: dir.path + "/third", name: "X", origin: "has space", passphrase: Fixtures.secret())
+        await #expect(throws: ArchiveError.self) {
+            try await Archive.create(
+                at: dir.path + "/third",
+                name: "X",
+                origin: "has space",
+                passphrase: Fixtures.secret()
+            )
         }
     }
 
@@ -361,7 +368,10 @@ import Testing
             dir.write("up/3.txt", text: "2")
             let items = try await archive.ingest([dir.path + "/up"], options: options).items
             _ = try await archive.extract(items[0].id.hex, to: dir.path + "/out", force: false)
-            return (items, try await archive.index().list(ItemFilter()), try await archive.index().events(of: items[0].id.hex))
+            return (
+                items, try await archive.index().list(ItemFilter()),
+                try await archive.index().events(of: items[0].id.hex)
+            )
         }()
         #expect(originalEvents.map(\.type) == ["ingest", "extract"])
 
@@ -391,13 +401,13 @@ import Testing
         try Data(repeating: 0x41, count: 8192).write(to: URL(fileURLWithPath: dir.path + "/archive/index.sqlite"))
         do {
             let broken = try Fixtures.reopen(dir)
-            let error = #expect(throws: ArchiveError.self) { try broken.index().list(ItemFilter()) }
+            let error = await #expect(throws: ArchiveError.self) { try await broken.index().list(ItemFilter()) }
             #expect(error?.code == .damaged)
             #expect(error?.fix.contains("reindex") == true)  // the fix names the command that repairs it
             #expect(try await broken.verify(mode: .standard).ok, "verify does not need the index")
         }
         // The rebuild in place needs an index SQLite can open; `custody reindex` makes a new file.
-        #expect(throws: ArchiveError.self) { try Fixtures.reopen(dir, access: .exclusive).reindex() }
+        await #expect(throws: ArchiveError.self) { try await Fixtures.reopen(dir, access: .exclusive).reindex() }
         #expect(try await Archive.reindex(at: dir.path + "/archive") { _ in Fixtures.secret() } == 1)
     }
 
@@ -408,10 +418,16 @@ import Testing
         )
         #expect(try await archive.resolveItem(String(item.id.hex.prefix(8))).id == item.id.hex)
         #expect(try await archive.resolveItem(item.id.hex.uppercased()).id == item.id.hex)
-        #expect((#expect(throws: ArchiveError.self) { try archive.resolveItem("abc") })?.code == .usage)
-        #expect((#expect(throws: ArchiveError.self) { try archive.resolveItem("zzzzzzzzzz") })?.code == .usage)
+        await #expect(
+            (await #expect(throws: ArchiveError.self) { try await archive.resolveItem("abc") })?.code == .usage
+        )
+        await #expect(
+            (await #expect(throws: ArchiveError.self) { try await archive.resolveItem("zzzzzzzzzz") })?.code == .usage
+        )
         let unknown = item.id.hex.first == "0" ? "11111111" : "00000000"
-        #expect((#expect(throws: ArchiveError.self) { try archive.resolveItem(unknown) })?.code == .notFound)
+        await #expect(
+            (await #expect(throws: ArchiveError.self) { try await archive.resolveItem(unknown) })?.code == .notFound
+        )
         // Two ids sharing a prefix: index a second row whose id differs only at the end.
         let index = try await archive.index()
         var twin = try index.items(ids: [item.id.hex])[0]
@@ -422,9 +438,9 @@ import Testing
             IndexBatch(items: [twin], end: JournalPosition(count: position.count, offset: position.offset)),
             expectedStart: position
         )
-        let ambiguous = #expect(throws: ArchiveError.self) {
-            try index.items(withPrefix: String(item.id.hex.prefix(8))).count == 2
-                ? try archive.resolveItem(String(item.id.hex.prefix(8))) : nil
+        let ambiguous = await #expect(throws: ArchiveError.self) {
+            try await index.items(withPrefix: String(item.id.hex.prefix(8))).count == 2
+                ? try await archive.resolveItem(String(item.id.hex.prefix(8))) : nil
         }
         #expect(ambiguous?.code == .usage)
     }

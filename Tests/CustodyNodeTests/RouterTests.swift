@@ -42,7 +42,11 @@ import Testing
         granteeKey = grantee.keys.signing
     }
 
-    static func grant(from granter: Archive.Unlocked, to grantee: Archive.Unlocked, expires: String) async throws -> Grant {
+    static func grant(
+        from granter: Archive.Unlocked,
+        to grantee: Archive.Unlocked,
+        expires: String
+    ) async throws -> Grant {
         var request = GrantRequest(grantee: try grantee.identity(), expires: expires, purpose: "petition")
         request.caseID = "C1"
         return try await granter.createGrant(request).grant

@@ -8,7 +8,7 @@ import Foundation
 /// the granter's log), a grant of two small items, its bundle and head, the granter's identity, checkpoints,
 /// a witness request, the journal, signed requests and Range headers. Each seed is a few KB at most.
 enum Seeds {
-    static func make(in output: String) throws {
+    static func make(in output: String) async throws {
         let work = output + "/.work"
         _ = try? FileManager.default.removeItem(atPath: work)
         defer { _ = try? FileManager.default.removeItem(atPath: work) }
@@ -16,10 +16,10 @@ enum Seeds {
             try FileManager.default.createDirectory(atPath: output + "/" + target, withIntermediateDirectories: true)
             try Data(bytes).write(to: URL(fileURLWithPath: output + "/" + target + "/" + name))
         }
-        func text(_ target: String, _ name: String, _ string: String) throws {
+        func text(_ target: String, _ name: String, _ string: String) async throws {
             try write(target, name, Array(string.utf8))
         }
-        let (granter, grantee, archive) = try bodies(in: work)
+        let (granter, grantee, archive) = try await bodies(in: work)
         let first = try granter.signCheckpoint()
 
         // Grants, bundles and heads.
@@ -33,12 +33,12 @@ enum Seeds {
             )
             request.caseID = "C-1"
             request.metadataOnly = metadataOnly
-            let (grant, signed, _) = try granter.createGrant(request)
+            let (grant, signed, _) = try await granter.createGrant(request)
             let kind = metadataOnly ? "metadata" : "content"
             try write("grant", kind + ".grant", signed)
             for objects in metadataOnly ? [false] : [true, false] {
                 let path = work + "/\(kind)-\(objects).bundle"
-                _ = try granter.exportBundle(grant: grant.id, to: path, objects: objects)
+                _ = try await granter.exportBundle(grant: grant.id, to: path, objects: objects)
                 let bytes = Array(try Data(contentsOf: URL(fileURLWithPath: path)))
                 try write("bundle", "\(kind)\(objects ? "" : "-head").bundle", bytes)
             }
@@ -46,7 +46,7 @@ enum Seeds {
 
         // A re-share: the grantee imports a grant that allows it, and grants the item on to a third body; the
         // bundle carries the parent grant as a `P` record.
-        let third = try archive("Body C", "body-c.example/log")
+        let third = try await archive("Body C", "body-c.example/log")
         var reshare = GrantRequest(
             grantee: granteeIdentity,
             expires: RFC3339.format(FuzzTarget.now + 90 * 86400),
@@ -54,18 +54,18 @@ enum Seeds {
         )
         reshare.caseID = "C-1"
         reshare.reshare = true
-        let parent = try granter.createGrant(reshare)
-        _ = try granter.exportBundle(grant: parent.grant.id, to: work + "/parent.bundle")
-        _ = try grantee.importBundle(path: work + "/parent.bundle", trustGranter: true)
+        let parent = try await granter.createGrant(reshare)
+        _ = try await granter.exportBundle(grant: parent.grant.id, to: work + "/parent.bundle")
+        _ = try await grantee.importBundle(path: work + "/parent.bundle", trustGranter: true)
         var child = GrantRequest(
             grantee: try third.identity(),
             expires: RFC3339.format(FuzzTarget.now + 30 * 86400),
             purpose: "Fuzz seed, child"
         )
         child.caseID = "C-1"
-        let childGrant = try grantee.createGrant(child)
+        let childGrant = try await grantee.createGrant(child)
         try write("grant", "child.grant", childGrant.signed)
-        _ = try grantee.exportBundle(grant: childGrant.grant.id, to: work + "/child.bundle", objects: false)
+        _ = try await grantee.exportBundle(grant: childGrant.grant.id, to: work + "/child.bundle", objects: false)
         try write(
             "bundle",
             "reshare-head.bundle",
@@ -89,13 +89,13 @@ enum Seeds {
             publicKey: Encoding.bytes(base64: granteeIdentity.signingKey) ?? []
         )
         let keys = "key \(granterIdentity.logVerifierKey)\nkey \(witnessKey)\n"
-        try text("note", "checkpoint", keys + latest.note)
-        try text("note", "cosigned", keys + latest.note + cosignature.line)
-        try text("note", "first-cosigned", keys + first.note + firstCosignature.line)
-        try text("note", "bare", latest.note)
-        try text("witness", "first-contact", latest.note)
-        try text("witness", "consistency", first.note + "\u{1E}" + proof.witnessRequest)
-        try text("witness", "same-size", latest.note + "\u{1E}" + "old \(latest.size)\n\n" + latest.note)
+        try await text("note", "checkpoint", keys + latest.note)
+        try await text("note", "cosigned", keys + latest.note + cosignature.line)
+        try await text("note", "first-cosigned", keys + first.note + firstCosignature.line)
+        try await text("note", "bare", latest.note)
+        try await text("witness", "first-contact", latest.note)
+        try await text("witness", "consistency", first.note + "\u{1E}" + proof.witnessRequest)
+        try await text("witness", "same-size", latest.note + "\u{1E}" + "old \(latest.size)\n\n" + latest.note)
 
         // The journal, whole, torn and with a changed byte.
         let journal = Array(try Data(contentsOf: URL(fileURLWithPath: granter.journal.path)))
@@ -141,19 +141,21 @@ enum Seeds {
         let ranges = [
             "bytes=0-99", "bytes=500-", "bytes=-20", "bytes=0-0", "bytes=999-999", "0\nbytes=0-", "5\nbytes=-9",
         ]
-        for (n, range) in ranges.enumerated() { try text("range", "range-\(n)", range) }
+        for (n, range) in ranges.enumerated() { try await text("range", "range-\(n)", range) }
 
-        try check(output)
+        try await check(output)
     }
 
     /// A granter holding two small items of case C-1, a grantee, and a maker of more archives, under `work`.
     static func bodies(
         in work: String
-    ) throws -> (granter: Archive.Unlocked, grantee: Archive.Unlocked, archive: (String, String) throws -> Archive.Unlocked) {
+    ) async throws -> (
+        granter: Archive.Unlocked, grantee: Archive.Unlocked, archive: (String, String) async throws -> Archive.Unlocked
+    ) {
         try FileManager.default.createDirectory(atPath: work + "/in", withIntermediateDirectories: true)
         let passphrase = try SecretBytes(copying: Array("fuzz seeds, not a secret".utf8))
-        func archive(_ name: String, _ origin: String) throws -> Archive.Unlocked {
-            try Archive.create(
+        func archive(_ name: String, _ origin: String) async throws -> Archive.Unlocked {
+            try await Archive.create(
                 at: work + "/" + origin,
                 name: name,
                 origin: origin,
@@ -162,8 +164,8 @@ enum Seeds {
                 chunkSize: 4096
             )
         }
-        let granter = try archive("Body A", "body-a.example/log")
-        let grantee = try archive("Body B", "body-b.example/log")
+        let granter = try await archive("Body A", "body-a.example/log")
+        let grantee = try await archive("Body B", "body-b.example/log")
 
         var options = IngestOptions()
         options.fields.caseID = "C-1"
@@ -174,7 +176,7 @@ enum Seeds {
         for (name, contents) in files {
             try Data(contents.utf8).write(to: URL(fileURLWithPath: work + "/in/" + name))
         }
-        _ = try granter.ingest(files.map { work + "/in/" + $0.0 }, options: options)
+        _ = try await granter.ingest(files.map { work + "/in/" + $0.0 }, options: options)
         return (granter, grantee, archive)
     }
 
@@ -182,26 +184,29 @@ enum Seeds {
     /// a bundle of a content grant from that granter to that grantee, written to `seed` with its grant unsigned
     /// (the target signs it, ``FuzzTarget/resigned(_:key:)``). The import planner only reads bundles addressed to
     /// its own archive, so this seed is made afresh for every process.
-    static func importer(in work: String, seed: String?) throws -> (grantee: Archive.Unlocked, granterKey: SigningKey) {
+    static func importer(
+        in work: String,
+        seed: String?
+    ) async throws -> (grantee: Archive.Unlocked, granterKey: SigningKey) {
         _ = try? FileManager.default.removeItem(atPath: work)
-        let (granter, grantee, _) = try bodies(in: work)
+        let (granter, grantee, _) = try await bodies(in: work)
         var request = GrantRequest(
             grantee: try grantee.identity(),
             expires: RFC3339.format(FuzzTarget.now + 90 * 86400),
             purpose: "Fuzz seed"
         )
         request.caseID = "C-1"
-        let grant = try granter.createGrant(request)
+        let grant = try await granter.createGrant(request)
         if let seed {
             let path = work + "/live.bundle"
-            _ = try granter.exportBundle(grant: grant.grant.id, to: path)
+            _ = try await granter.exportBundle(grant: grant.grant.id, to: path)
             let bytes = Array(try Data(contentsOf: URL(fileURLWithPath: path)))
             let key = granter.keys.signing
             let unsigned = FuzzTarget.unsigned(bytes)
             // Signed again as the target signs it, the seed plans an import and verifies.
             let again = FuzzTarget.file("live.bundle", FuzzTarget.resigned(unsigned, key: key))
-            let (report, _) = try BundleVerifier.verify(path: again, at: FuzzTarget.now)
-            guard try grantee.importPlan(path: again, now: FuzzTarget.now) != nil, report.integrityOK else {
+            let (report, _) = try await BundleVerifier.verify(path: again, at: FuzzTarget.now)
+            guard try await grantee.importPlan(path: again, now: FuzzTarget.now) != nil, report.integrityOK else {
                 throw Rejected(description: "the import seed, signed again, does not plan an import")
             }
             try Data(unsigned).write(to: URL(fileURLWithPath: seed))
@@ -215,14 +220,14 @@ enum Seeds {
 
     /// Checks that the valid seeds pass their target's parser all the way (so the fuzzer starts from inputs that
     /// reach the deepest checks), and that the deliberately damaged ones fail.
-    static func check(_ output: String) throws {
+    static func check(_ output: String) async throws {
         func seed(_ target: String, _ name: String) throws -> [UInt8] {
             Array(try Data(contentsOf: URL(fileURLWithPath: output + "/" + target + "/" + name)))
         }
         func require(_ ok: Bool, _ what: String) throws { if !ok { throw Rejected(description: what) } }
         for name in ["content.bundle", "content-head.bundle", "metadata-head.bundle", "reshare-head.bundle"] {
             let path = FuzzTarget.file("seed.bundle", try seed("bundle", name))
-            let (report, _) = try BundleVerifier.verify(path: path, at: FuzzTarget.now)
+            let (report, _) = try await BundleVerifier.verify(path: path, at: FuzzTarget.now)
             // A head holds no objects (a node serves them one by one): missing objects are its only problems.
             let head = name.contains("-head")
             try require(

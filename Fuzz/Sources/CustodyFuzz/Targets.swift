@@ -56,7 +56,19 @@ struct FuzzTarget: Sendable {
     static func bundle(_ bytes: [UInt8]) {
         let path = file("bundle", bytes)
         _ = BundleVerifier.preview(path: path)
-        _ = try? BundleVerifier.verify(path: path, at: now)
+        blocking { _ = try? await BundleVerifier.verify(path: path, at: now) }
+    }
+
+    /// Runs async library work to its end from libFuzzer's synchronous callback, which runs on the main thread
+    /// (never a thread of the Swift concurrency pool, so waiting cannot starve the work): the harness's only
+    /// bridge between the two.
+    static func blocking(_ body: @escaping @Sendable () async -> Void) {
+        let done = DispatchSemaphore(value: 0)
+        Task.detached {
+            await body()
+            done.signal()
+        }
+        done.wait()
     }
 
     /// The grantee archive the `import` target plans imports into, and the key of the granter it signs grants
@@ -65,9 +77,9 @@ struct FuzzTarget: Sendable {
 
     /// Sets up what a target needs before the first input: for `import`, a grantee archive in the scratch folder
     /// and a bundle addressed to it, written to `CUSTODY_FUZZ_LIVE_SEED` (the run's own corpus) when set.
-    static func prepare(_ name: String) throws {
+    static func prepare(_ name: String) async throws {
         guard name == "import" else { return }
-        importer = try Seeds.importer(
+        importer = try await Seeds.importer(
             in: scratch + "/import",
             seed: ProcessInfo.processInfo.environment["CUSTODY_FUZZ_LIVE_SEED"]
         )
@@ -81,10 +93,12 @@ struct FuzzTarget: Sendable {
     static func importPlan(_ bytes: [UInt8]) {
         guard let (archive, key) = importer else { return }
         let path = file("import.bundle", resigned(bytes, key: key))
-        if let plan = try? archive.importPlan(path: path, now: now) {
-            precondition(plan.bytes >= 0, "the planned import size is negative")
+        blocking {
+            if let plan = try? await archive.importPlan(path: path, now: now) {
+                precondition(plan.bytes >= 0, "the planned import size is negative")
+            }
+            _ = try? await BundleVerifier.verify(path: path, at: now)
         }
-        _ = try? BundleVerifier.verify(path: path, at: now)
     }
 
     /// The records of a bundle: type, payload; and whatever follows the last whole record.

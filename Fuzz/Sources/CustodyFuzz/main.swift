@@ -12,7 +12,7 @@ import Glibc
 let environment = ProcessInfo.processInfo.environment
 if let directory = environment["CUSTODY_FUZZ_MAKE_SEEDS"] {
     do {
-        try Seeds.make(in: directory)
+        try await Seeds.make(in: directory)
         exit(0)
     } catch {
         FileHandle.standardError.write(Data("custody-fuzz: cannot make seeds: \(error)\n".utf8))
@@ -25,7 +25,7 @@ guard let name = environment["CUSTODY_FUZZ_TARGET"], let target = FuzzTarget.all
     exit(64)
 }
 do {
-    try FuzzTarget.prepare(name)
+    try await FuzzTarget.prepare(name)
 } catch {
     FileHandle.standardError.write(Data("custody-fuzz: cannot prepare \(name): \(error)\n".utf8))
     exit(1)

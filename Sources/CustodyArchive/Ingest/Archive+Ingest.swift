@@ -136,9 +136,12 @@ extension Archive.Unlocked {
             skipProblems: options.skipProblems,
             width: max(2, ProcessInfo.processInfo.activeProcessorCount) * 2
         )
-        let outcome = try await pipeline.run(files, options: options, expected: { expectedHash($0, options) }) {
-            progress?($0)
-        }
+        let outcome = try await pipeline.run(
+            files,
+            options: options,
+            expected: { expectedHash($0, options) },
+            progress: { progress?($0) }
+        )
         report.items = outcome.items
         report.refused = outcome.refused
         report.skipped += outcome.skipped

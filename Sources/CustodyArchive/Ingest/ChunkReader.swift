@@ -82,7 +82,11 @@ final class ChunkReader: Sendable {
                 if state.head.isEmpty { state.head = Array(buffer.prefix(4096)) }
                 state.total += Int64(buffer.count)
                 guard state.total <= SealedPart.maxItemBytes else {
-                    throw ArchiveError(.badInput, "\(source.path) is larger than 1 TiB", fix: "split it before ingesting")
+                    throw ArchiveError(
+                        .badInput,
+                        "\(source.path) is larger than 1 TiB",
+                        fix: "split it before ingesting"
+                    )
                 }
                 let previous = state.pending
                 state.pending = buffer
@@ -122,8 +126,10 @@ final class ChunkReader: Sendable {
 
     /// The data is all read: the padding stream starts after the last data chunk, which is sent first.
     ///
-    /// - Parameter afterSending: Chunks still to be handed out before the padding phase's first one (the
-    ///   previous chunk, returned by the current call).
+    /// - Parameters:
+    ///   - state: The reader's state.
+    ///   - afterSending: Chunks still to be handed out before the padding phase's first one (the previous
+    ///     chunk, returned by the current call).
     private func finishReading(_ state: inout State, afterSending: Int = 0) {
         let sha256 = state.hasher.finalize()
         state.padKey = ChunkCipher.paddingKey(sha256: sha256, size: state.total, convergenceSecret: convergence)

@@ -69,8 +69,11 @@ struct IngestPipeline: Sendable {
     /// Ingests `files` in batches of ``IngestOptions/batchItems`` files or ``IngestOptions/batchBytes`` bytes.
     ///
     /// - Parameters:
+    ///   - files: The files, as scanned.
+    ///   - options: The batch sizes.
     ///   - expected: The SHA-256 a file must have, if any.
     ///   - progress: Called as each file is started, from this task.
+    /// - Returns: The items committed, and the files refused or skipped.
     /// - Throws: ``ArchiveError``; after a batch committed, the error says how many items are in.
     func run(
         _ files: [SourceFile],

@@ -58,9 +58,14 @@ enum ItemSealer {
     /// Seals the item's two parts, wraps their keys and signs its ingest event.
     ///
     /// - Parameters:
+    ///   - source: The file.
+    ///   - order: Its position among the files ingested.
     ///   - chunks: The item's chunks, in order.
     ///   - read: Its plaintext size, SHA-256 and first bytes (``ChunkReader/summary()``).
+    ///   - expected: The SHA-256 it must have, if any.
+    ///   - context: The submission's fields and the archive's keys and settings.
     /// - Returns: The sealed item, or — when `expected` is given and differs from the SHA-256 — the problem.
+    /// - Throws: What encoding or key wrapping throws (never for valid metadata).
     static func seal(
         _ source: SourceFile,
         order: Int,

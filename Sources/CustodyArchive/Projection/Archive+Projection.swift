@@ -130,12 +130,20 @@ extension Archive.Unlocked {
                         try index.grants().filter { $0.direction == .incoming }.compactMap { summary in
                             try index.grantHash(summary.id).map { (summary.id, $0) }
                         } + batch.grants.filter { $0.summary.direction == .incoming }.map { ($0.summary.id, $0.hash) }
-                    batch.receivedRevocations += await receivedRevocation(of: event, seq: entry.index, received: received)
+                    batch.receivedRevocations += await receivedRevocation(
+                        of: event,
+                        seq: entry.index,
+                        received: received
+                    )
                 }
                 if event.type == .ingest || event.type == .import, let item = event.item {
                     ingests[item] = event
                     var metadata: ItemMetadata
-                    if let given = known[item] { metadata = given } else { metadata = try await self.metadata(of: event) }
+                    if let given = known[item] {
+                        metadata = given
+                    } else {
+                        metadata = try await self.metadata(of: event)
+                    }
                     if event.type == .import {
                         let record = try await provenanceRecord(of: event)
                         // The granter's tag changes carry over; its notes stay in the sealed provenance.

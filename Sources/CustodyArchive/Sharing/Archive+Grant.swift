@@ -378,7 +378,8 @@ extension Archive.Unlocked {
     ///
     /// - Returns: The grant and what the query matched but left out.
     /// - Throws: ``ArchiveError``: bad input when no item remains in scope or the expiry is not in the future.
-    package func createGrant(_ request: GrantRequest) async throws -> (grant: Grant, signed: [UInt8], scope: GrantScope) {
+    package func createGrant(_ request: GrantRequest) async throws -> (grant: Grant, signed: [UInt8], scope: GrantScope)
+    {
         let scope = try await resolveScope(request)
         if scope.items.isEmpty, let (parent, summary) = scope.revokedParents.min(by: { $0.key < $1.key }) {
             let by = summary.revocation.map { TerminalText.escape($0.revokedBy) } ?? "its granter"
@@ -419,7 +420,11 @@ extension Archive.Unlocked {
                     fix: "give --expires \(parentGrant.expires) or earlier"
                 )
             }
-            try await checkUsable(parentGrant, what: "the parent grant \(parentID)", fix: "ask its granter for a new grant")
+            try await checkUsable(
+                parentGrant,
+                what: "the parent grant \(parentID)",
+                fix: "ask its granter for a new grant"
+            )
             if parentGrant.permission == .metadata { permissionOnlyMetadata = true }
             parent = GrantReference(id: parentGrant.id, hash: Grant.hash(parentSigned))
         }
@@ -427,7 +432,12 @@ extension Archive.Unlocked {
         let annotations = try await annotationObjects(of: scope.items.map(\.item))
         for (indexed, _) in scope.items {
             let ingest = try ingestEvent(of: indexed)
-            var granted = try await grantedItem(indexed, ingest: ingest, metadataOnly: permissionOnlyMetadata, to: granteeBox)
+            var granted = try await grantedItem(
+                indexed,
+                ingest: ingest,
+                metadataOnly: permissionOnlyMetadata,
+                to: granteeBox
+            )
             granted.objects += annotations[indexed.id] ?? []
             items.append(granted)
         }

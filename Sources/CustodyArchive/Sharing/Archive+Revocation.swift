@@ -165,7 +165,10 @@ extension ArchiveContext {
     /// - Throws: ``ArchiveError``: bad input for a malformed notice, not found when the grant is not held here,
     ///   not authorised when its granter is not a known body, damaged (verification failed, exit 1) when a
     ///   signature, the proof or the grant does not match.
-    package func verifyRevocationNotice(_ bytes: [UInt8], grant expected: String? = nil) async throws -> VerifiedRevocation {
+    package func verifyRevocationNotice(
+        _ bytes: [UInt8],
+        grant expected: String? = nil
+    ) async throws -> VerifiedRevocation {
         func forged(_ why: String) -> ArchiveError {
             ArchiveError(
                 .revocationInvalid,
@@ -349,7 +352,10 @@ extension ArchiveContext {
     /// warns). Revocation cannot take back what was delivered; this keeps it from being used by mistake.
     ///
     /// - Returns: The revocation, when there is one and `despiteRevocation` lets the extract go on.
-    package func checkExtractAllowed(_ id: String, despiteRevocation: Bool) async throws -> (String, ReceivedRevocation)? {
+    package func checkExtractAllowed(
+        _ id: String,
+        despiteRevocation: Bool
+    ) async throws -> (String, ReceivedRevocation)? {
         let item = try await resolveItem(id)
         guard let (grant, revocation) = try await revocation(ofItem: item.id) else { return nil }
         guard despiteRevocation else {

@@ -103,7 +103,7 @@ package enum ArchiveFiles {
     /// - Throws: ``ArchiveError``: not found; cannot create (unreadable); bad input (not a regular file, too large).
     package static func read(_ path: String, limit: Int) throws(ArchiveError) -> [UInt8] {
         do {
-            return try ArchiveFiles.read(path, limit: limit)
+            return try POSIX.readFile(path, limit: limit)
         } catch {
             throw ArchiveError(error)
         }
@@ -121,7 +121,7 @@ package enum ArchiveFiles {
         suffix: String = temporarySuffix()
     ) throws(ArchiveError) {
         do {
-            try ArchiveFiles.writeAtomically(path, bytes, mode: mode, durable: durable, suffix: suffix)
+            try POSIX.writeFileAtomically(path, bytes, mode: mode, durable: durable, suffix: suffix)
         } catch {
             throw ArchiveError(error)
         }

@@ -249,7 +249,9 @@ extension ArchiveContext {
         var keys: [String: [UInt8]?] = [:]
         for size in ledger.checkpointSizes().reversed() {
             guard let checkpoint = try? ledger.storedCheckpoint(size: size) else { continue }
-            if await verifiedCosignatures(of: checkpoint, keys: &keys).contains(where: { $0.name == origin }) { return size }
+            if await verifiedCosignatures(of: checkpoint, keys: &keys).contains(where: { $0.name == origin }) {
+                return size
+            }
         }
         return nil
     }

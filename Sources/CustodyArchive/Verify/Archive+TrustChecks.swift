@@ -34,7 +34,10 @@ extension ArchiveContext {
             var keys: [String: [UInt8]] = [:]
             for reference in grants {
                 guard
-                    let signed = try? ArchiveFiles.read(grantsDirectory + "/\(reference.id).grant", limit: Grant.maxBytes),
+                    let signed = try? ArchiveFiles.read(
+                        grantsDirectory + "/\(reference.id).grant",
+                        limit: Grant.maxBytes
+                    ),
                     Grant.hash(signed) == reference.hash, let grant = try? Grant.parse(signed),
                     grant.granter.signingKey == config.signingKey,
                     let key = Encoding.bytes(base64: grant.grantee.signingKey), key.count == 32

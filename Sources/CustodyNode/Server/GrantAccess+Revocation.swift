@@ -30,7 +30,8 @@ extension NodeServer {
         archive: some ArchiveContext
     ) async -> ServerRefusal {
         if let received = ancestor.revocation, let name = ObjectName(hex: received.notice),
-            let bytes = try? await archive.store.read(name, limit: RevocationNotice.maxBytes), ObjectName(of: bytes) == name
+            let bytes = try? await archive.store.read(name, limit: RevocationNotice.maxBytes),
+            ObjectName(of: bytes) == name
         {
             return ServerRefusal(.ancestorRevoked, answer: response(.gone, bytes, type: revocationNoticeType))
         }

@@ -38,7 +38,8 @@ struct LogController: Sendable {
             throw ServerRefusal(.notFound)
         }
         let file = try await node.archive { $0.ledger.logDirectory } + "/" + tile
-        guard let bytes = try? await NodeServer.offload({ try ArchiveFiles.read(file, limit: Self.maxTileBytes) }) else {
+        guard let bytes = try? await NodeServer.offload({ try ArchiveFiles.read(file, limit: Self.maxTileBytes) })
+        else {
             throw ServerRefusal(.notFound)
         }
         return NodeServer.response(.ok, bytes, type: "application/octet-stream")

@@ -50,7 +50,9 @@ struct WitnessController: Sendable {
         _ = try context.requireRequester()
         let body = try await NodeServer.body(of: request)
         do {
-            let attached = try await node.archiveOperation { try await $0.attachCosignatures(body, alsoFrom: true).count }
+            let attached = try await node.archiveOperation {
+                try await $0.attachCosignatures(body, alsoFrom: true).count
+            }
             return NodeServer.response(.ok, Array("attached \(attached)\n".utf8))
         } catch let error as ArchiveError {
             throw ServerRefusal(.noSuchCheckpoint, detail: error.problem)

@@ -1,8 +1,8 @@
 import ArgumentParser
 import CustodyArchive
 import CustodyCrypto
-import CustodyStorage
 import CustodyNode
+import CustodyStorage
 import Foundation
 import Logging
 

@@ -25,7 +25,10 @@ extension CustodyCommand {
         func run() async throws {
             try await runReportingErrorsAsync {
                 let archive = try global.unlockArchive()
-                if let (grant, revoked) = try await archive.checkExtractAllowed(item, despiteRevocation: despiteRevocation) {
+                if let (grant, revoked) = try await archive.checkExtractAllowed(
+                    item,
+                    despiteRevocation: despiteRevocation
+                ) {
                     FileHandle.standardError.write(
                         Data(
                             "custody: WARNING: grant \(grant), under which this item came, was revoked by \(TerminalText.escape(revoked.revokedBy)) at \(revoked.revokedAt); extracting it anyway\n"
