@@ -250,7 +250,7 @@ package final class NonceCache: Sendable {
     }
 
     /// A cache holding the journal's nonces, which records every new one in it.
-    package init(startedAt: Int = Int(Date().timeIntervalSince1970), journal: NonceJournal? = nil) {
+    package init(startedAt: Int = Int(Date().timeIntervalSince1970), journal: sending NonceJournal? = nil) {
         self.startedAt = startedAt
         state = Mutex(State(seen: journal?.loaded ?? [:], journal: journal))
     }

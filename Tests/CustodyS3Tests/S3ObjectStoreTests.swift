@@ -260,7 +260,7 @@ struct S3SettingsTests {
         let folder = ScratchFolder("fifo")
         #expect(mkfifo(ObjectStoreLocation.settingsPath(archive: folder.path), 0o600) == 0)
         let error = #expect(throws: StorageError.self) { try ObjectStoreLocation.of(archive: folder.path) }
-        #expect(error?.reason == .badInput)
+        #expect(error?.reason == .notRegularFile)
     }
 }
 

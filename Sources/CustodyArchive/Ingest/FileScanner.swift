@@ -1,5 +1,6 @@
-#if canImport(Glibc)
 import CustodyStorage
+
+#if canImport(Glibc)
 import Glibc
 #endif
 

@@ -1,5 +1,6 @@
-#if canImport(Glibc)
 import CustodyStorage
+
+#if canImport(Glibc)
 import Glibc
 #endif
 
@@ -13,8 +14,8 @@ import Glibc
 /// as stale anyway) and malformed lines (a line cut by a power loss) are dropped, and the rest is written back
 /// whole (atomically, flushed). The owner compacts it the same way while it runs.
 ///
-/// - Warning: Not thread-safe: its owner (``NonceCache``) uses it under its lock only.
-package final class NonceJournal: @unchecked Sendable {  // @unchecked: used only under its owner's lock
+/// Not `Sendable`: its owner (``NonceCache``) holds it inside its mutex and uses it only under the lock.
+package final class NonceJournal {
     /// The largest journal read at start: three times the nonce cache's capacity of full-length lines.
     static let maxBytes = 64 << 20
     /// The file.
