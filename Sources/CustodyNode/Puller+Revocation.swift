@@ -1,4 +1,5 @@
 import CustodyArchive
+import CustodyStorage
 import Foundation
 
 extension Puller {

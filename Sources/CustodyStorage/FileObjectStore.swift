@@ -98,6 +98,46 @@ package struct FileObjectStore: ObjectStore {
         return staged
     }
 
+    /// Stages every write in one piece of blocking work (one hop to the thread pool for a small item's objects).
+    package func stage(_ writes: [ObjectWrite]) async throws -> [StagedObject?] {
+        let stagings = writes.map { StagedObject(name: $0.name) }
+        let written = try await blocking { () throws -> [Bool] in
+            var written: [Bool] = []
+            do {
+                for (write, staged) in zip(writes, stagings) {
+                    written.append(
+                        try writeTemporary(
+                            write.bytes,
+                            as: write.name,
+                            temp: Self.temporaryName(of: staged),
+                            checkExisting: write.checkExisting
+                        )
+                    )
+                }
+            } catch {
+                // The caller gets no staging for any of them: none of the files written stays behind.
+                for (staged, wrote) in zip(stagings, written) where wrote {
+                    guard let fd = try? openShard(shardName(staged.name)) else { continue }
+                    unlinkat(fd, Self.temporaryName(of: staged), 0)
+                    close(fd)
+                }
+                throw error
+            }
+            return written
+        }
+        var result: [StagedObject?] = []
+        for (staged, wrote) in zip(stagings, written) {
+            guard wrote else {
+                result.append(nil)
+                continue
+            }
+            CrashPoint.hit("object-staged")
+            overlay.add(staged)
+            result.append(staged)
+        }
+        return result
+    }
+
     /// Writes `bytes` to a new temporary file `temp` in the object's shard folder (creating the folder).
     ///
     /// - Returns: `false` when the object is already stored and `checkExisting` asked.

@@ -43,6 +43,13 @@ package protocol ObjectStore: Sendable {
     /// - Throws: ``StorageError`` when the write fails (a full disk, a store that keeps failing).
     func stage(_ bytes: [UInt8], as name: ObjectName, checkExisting: Bool) async throws -> StagedObject?
 
+    /// Stages several objects at once, as ``stage(_:as:checkExisting:)`` stages each (for the few objects of
+    /// one small item: a local store writes them in one piece of blocking work).
+    ///
+    /// - Returns: Each object's staging, in order, `nil` for those already stored.
+    /// - Throws: ``StorageError``; objects staged before the failure stay staged (the caller discards them).
+    func stage(_ writes: [ObjectWrite]) async throws -> [StagedObject?]
+
     /// Makes `objects` durable, then visible under their names: when it returns, a crash loses none of them.
     ///
     /// - Throws: ``StorageError``; then none of `objects` may be relied on (some may be visible: orphans,
@@ -102,6 +109,23 @@ package struct StagedObject: Sendable, Hashable {
     package init(name: ObjectName) {
         self.name = name
         ticket = StagingTicket.next()
+    }
+}
+
+/// One object to stage (``ObjectStore/stage(_:)``).
+package struct ObjectWrite: Sendable {
+    /// Its bytes.
+    package var bytes: [UInt8]
+    /// Their BLAKE2b-256 name.
+    package var name: ObjectName
+    /// Whether the store should look for it first (see ``ObjectStore/stage(_:as:checkExisting:)``).
+    package var checkExisting: Bool
+
+    /// Describes a write.
+    package init(_ bytes: [UInt8], as name: ObjectName, checkExisting: Bool) {
+        self.bytes = bytes
+        self.name = name
+        self.checkExisting = checkExisting
     }
 }
 
@@ -169,6 +193,15 @@ package struct StrayEntry: Sendable, Equatable, CustomStringConvertible {
 }
 
 extension ObjectStore {
+    /// Stages each write in turn (a store whose staging is cheap per object, such as S3's upload pipeline).
+    package func stage(_ writes: [ObjectWrite]) async throws -> [StagedObject?] {
+        var staged: [StagedObject?] = []
+        for write in writes {
+            staged.append(try await stage(write.bytes, as: write.name, checkExisting: write.checkExisting))
+        }
+        return staged
+    }
+
     /// Writes one object and makes it durable and visible (stage, then commit): for single writes (a grant,
     /// an annotation, a notice). An object already stored is left as it is.
     ///

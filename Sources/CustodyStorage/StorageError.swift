@@ -8,22 +8,49 @@ import Glibc
 /// DESIGN.md sysexits), so the archive maps a storage error to its own without rewording it. Descriptions
 /// name paths, buckets and objects, never credentials.
 package struct StorageError: Error, Sendable, CustomStringConvertible {
-    /// The class of failure: the archive's classes, each of which fixes an exit code.
+    /// The class of a failure, which fixes the exit code (DESIGN.md sysexits): one set for every layer, the
+    /// archive's errors included (`ArchiveError.Code` is this type).
     package enum Code: Hashable, Sendable {
-        /// What is stored is not what was written (exit 1).
+        /// Verification found damage, or a check failed; what is stored is not what was written (exit 1).
         case damaged
-        /// The store was named or configured wrongly (exit 64).
+        /// Used or configured wrongly (exit 64).
         case usage
-        /// The store answered something malformed or unexpected (exit 65).
+        /// Input data is malformed or refused; a store answered something unexpected (exit 65).
         case badInput
-        /// The store itself (a bucket) does not exist (exit 66).
+        /// A file, item, archive or bucket was not found (exit 66).
         case notFound
-        /// Something could not be written or read (exit 73).
+        /// Something could not be created, written or read, e.g. a full disk (exit 73).
         case cannotCreate
-        /// The store kept failing or timed out; the command can be run again (exit 75).
+        /// A temporary failure: busy, timed out, kept failing; the command can be run again (exit 75).
         case temporary
-        /// The store refused the credentials (exit 77).
+        /// Wrong passphrase, refused credentials, not authorised (exit 77).
         case notAuthorised
+
+        /// A stable kebab-case name of the class (the `class` of `CUSTODY_ERROR_FORMAT=json`).
+        package var name: String {
+            switch self {
+            case .damaged: "damaged"
+            case .usage: "usage"
+            case .badInput: "bad-input"
+            case .notFound: "not-found"
+            case .cannotCreate: "cannot-create"
+            case .temporary: "temporary"
+            case .notAuthorised: "not-authorised"
+            }
+        }
+
+        /// The sysexits code of DESIGN.md.
+        package var exitCode: Int32 {
+            switch self {
+            case .damaged: 1
+            case .usage: 64
+            case .badInput: 65
+            case .notFound: 66
+            case .cannotCreate: 73
+            case .temporary: 75
+            case .notAuthorised: 77
+            }
+        }
     }
 
     /// Why it failed, for code: an extensible set, as the archive's error reasons are (a stable kebab-case

@@ -1,4 +1,5 @@
 import CustodyArchive
+import CustodyStorage
 import CustodyTestSupport
 import Foundation
 import Testing

@@ -9,49 +9,9 @@ import Glibc
 /// The CLI prints `custody: <description>` and exits with the code that ``Code`` maps to (DESIGN.md sysexits).
 /// Descriptions name paths, ids and objects, never secrets.
 package struct ArchiveError: Error, Sendable, CustomStringConvertible {
-    /// The class of failure, which fixes the exit code.
-    package enum Code: Sendable, Hashable {
-        /// Verification found damage, or a check failed (exit 1).
-        case damaged
-        /// The command was used wrongly (exit 64).
-        case usage
-        /// Input data is malformed or refused (exit 65).
-        case badInput
-        /// A file, item or archive was not found (exit 66).
-        case notFound
-        /// Something could not be created or written, e.g. a full disk (exit 73).
-        case cannotCreate
-        /// A temporary failure: busy, retry later (exit 75).
-        case temporary
-        /// Wrong passphrase or not authorised (exit 77).
-        case notAuthorised
-
-        /// A stable kebab-case name of the class (the `class` of `CUSTODY_ERROR_FORMAT=json`).
-        package var name: String {
-            switch self {
-            case .damaged: "damaged"
-            case .usage: "usage"
-            case .badInput: "bad-input"
-            case .notFound: "not-found"
-            case .cannotCreate: "cannot-create"
-            case .temporary: "temporary"
-            case .notAuthorised: "not-authorised"
-            }
-        }
-
-        /// The sysexits code of DESIGN.md.
-        package var exitCode: Int32 {
-            switch self {
-            case .damaged: 1
-            case .usage: 64
-            case .badInput: 65
-            case .notFound: 66
-            case .cannotCreate: 73
-            case .temporary: 75
-            case .notAuthorised: 77
-            }
-        }
-    }
+    /// The class of failure, which fixes the exit code: the one set of classes every layer uses (defined with
+    /// the object store's errors, the lowest layer that fails).
+    package typealias Code = StorageError.Code
 
     /// Why it failed, for code: a name that does not change when the wording of ``problem`` does, and the
     /// class of failure (``Code``) that fixes the exit code.
@@ -195,16 +155,7 @@ extension ArchiveError {
     /// The archive's form of an object store's error: the same reason name and class (so the same exit
     /// code), the same problem and fix. The one place a ``StorageError`` becomes an ``ArchiveError``.
     package init(_ error: StorageError) {
-        let code: Code =
-            switch error.reason.code {
-            case .damaged: .damaged
-            case .usage: .usage
-            case .badInput: .badInput
-            case .notFound: .notFound
-            case .cannotCreate: .cannotCreate
-            case .temporary: .temporary
-            case .notAuthorised: .notAuthorised
-            }
+        let code = error.reason.code
         let general = Reason.general(code)
         let reason = error.reason.name == general.name ? general : Reason(error.reason.name, code)
         self.init(reason, error.problem, fix: error.fix)

@@ -32,6 +32,10 @@ package struct ArchiveObjects: ObjectStore {
         try await mapped { try await backend.stage(bytes, as: name, checkExisting: checkExisting) }
     }
 
+    package func stage(_ writes: [ObjectWrite]) async throws(ArchiveError) -> [StagedObject?] {
+        try await mapped { try await backend.stage(writes) }
+    }
+
     package func commit(_ objects: [StagedObject]) async throws(ArchiveError) {
         try await mapped { try await backend.commit(objects) }
     }

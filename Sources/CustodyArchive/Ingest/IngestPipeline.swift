@@ -44,6 +44,14 @@ struct IngestPipeline: Sendable {
             return done
         }
 
+        /// Stages `objects` in one go (``ObjectStore/stage(_:)``), remembering them; returns those staged.
+        func stage(_ objects: [SealedObject], in store: ArchiveObjects) async throws -> [StagedObject] {
+            let writes = objects.map { ObjectWrite($0.bytes, as: $0.ref.name, checkExisting: $0.mayExist) }
+            let done = try await store.stage(writes).compactMap { $0 }
+            staged.withLock { $0 += done }
+            return done
+        }
+
         var all: [StagedObject] { staged.withLock { $0 } }
     }
 
@@ -222,19 +230,16 @@ struct IngestPipeline: Sendable {
         var staged: [StagedObject] = []
         do {
             if source.size < Int64(chunkSize) {
-                // A small file: read, hashed and encrypted in one piece of blocking work.
-                (reader, chunks) = try await BlockingWork.run {
+                // A small file: read and hashed in one piece of blocking work, encrypted here; its objects are
+                // staged together once it is sealed (below).
+                let read = try await BlockingWork.run {
                     let reader = try ChunkReader(source: source, chunkSize: chunkSize, convergence: keys.convergence)
-                    var chunks: [EncryptedChunk] = []
-                    while let next = try reader.next() {
-                        chunks.append(ItemSealer.encryptChunk(next.plaintext, index: next.index, keys: keys))
-                    }
-                    return (reader, chunks)
+                    var plaintexts: [(index: Int, plaintext: [UInt8])] = []
+                    while let next = try reader.next() { plaintexts.append(next) }
+                    return (reader, plaintexts)
                 }
-                for index in chunks.indices {
-                    if let done = try await staging.stage(chunks[index].object, in: store) { staged.append(done) }
-                    chunks[index].object.bytes = []
-                }
+                reader = read.0
+                chunks = read.1.map { ItemSealer.encryptChunk($0.plaintext, index: $0.index, keys: keys) }
             } else {
                 reader = try await BlockingWork.run {
                     try ChunkReader(source: source, chunkSize: chunkSize, convergence: keys.convergence)
@@ -264,9 +269,9 @@ struct IngestPipeline: Sendable {
         case .failure(let problem):
             return .refused(problem, staged: staged)
         case .success(let item):
-            for part in item.parts {
-                if let done = try await staging.stage(part, in: store) { staged.append(done) }
-            }
+            // A small file's chunks (still holding their bytes) go with its parts, in one staging.
+            let pending = chunks.filter { !$0.object.bytes.isEmpty }.map(\.object)
+            staged += try await staging.stage(pending + item.parts, in: store)
             var item = item
             item.parts = []
             return .sealed(item, staged: staged)
