@@ -1,4 +1,5 @@
 import CustodyStorage
+import Foundation
 
 #if canImport(Glibc)
 import Glibc
@@ -18,6 +19,13 @@ package struct ArchiveObjects: ObjectStore {
     package init(_ backend: any ObjectStore) { self.backend = backend }
 
     package var readConcurrency: Int { backend.readConcurrency }
+
+    /// How many checks that read objects (verify's re-hashing, deep checks of items) to run at once: the
+    /// store's read concurrency, and at least two per processor, so that each read's hop to the store's
+    /// thread pool overlaps another check's decryption.
+    package var checkConcurrency: Int {
+        max(backend.readConcurrency, 2 * max(1, ProcessInfo.processInfo.activeProcessorCount))
+    }
     package var prefersBatchedReads: Bool { backend.prefersBatchedReads }
 
     package func contains(_ name: ObjectName) async throws(ArchiveError) -> Bool {

@@ -276,7 +276,7 @@ extension Archive.Unlocked {
                 pending.append(index)
             }
         }
-        try await pending.concurrentForEach(width: store.readConcurrency) { index in
+        try await pending.concurrentForEach(width: store.checkConcurrency) { index in
             if let problem = await unlocked.deepCheck(pairs[index].0, item: pairs[index].1.id) {
                 checks.withLock { $0[index] = problem }
             }

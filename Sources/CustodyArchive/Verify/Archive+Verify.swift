@@ -253,7 +253,7 @@ extension ArchiveContext {
             // Every object read and re-hashed, as many at once as the store serves well; the first store
             // failure (refused credentials, unreachable) stops the rest and is thrown.
             do {
-                try await names.concurrentForEach(width: store.readConcurrency) { name in
+                try await names.concurrentForEach(width: store.checkConcurrency) { name in
                     note(name, try await Self.check(name, expectedSize: sizes[name] ?? -1, in: store))
                 }
             } catch {
@@ -297,7 +297,7 @@ extension ArchiveContext {
             let deepProblems = Mutex<[Int: VerifyProblem]>([:])
             let checkedItems = Atomic<Int>(0)
             // deepCheck reports every failure as a problem of its item: nothing here throws.
-            try? await Array(ingests.indices).concurrentForEach(width: store.readConcurrency) { index in
+            try? await Array(ingests.indices).concurrentForEach(width: store.checkConcurrency) { index in
                 let event = ingests[index].event
                 if let item = event.item, !damaged.contains(item.hex),
                     let problem = await unlocked.deepCheck(event, item: item)
