@@ -1,5 +1,7 @@
 import CustodyCrypto
+import CustodyStorage
 import Foundation
+import Synchronization
 
 // The projection: the journal applied to the index, entry by entry, in log order. The index holds nothing the
 // journal does not (`reindex` rebuilds it from the journal alone); reads that need it catch it up first.
@@ -88,9 +90,10 @@ extension Archive.Unlocked {
             var seenGrants = Set<String>()
             var entries: [JournalEntry] = []
             let (end, _) = try journal.scan(from: start, limit: 5000) { entries.append($0) }
-            for entry in entries {
-                // Entries this process has just signed and appended need no second signature check.
-                let event = try trusted[entry.bytes] ?? Event.parse(entry.bytes, publicKey: signingPublicKey)
+            // Entries this process has just signed and appended need no second signature check.
+            let events = try entries.map { try trusted[$0.bytes] ?? Event.parse($0.bytes, publicKey: signingPublicKey) }
+            let fetched = try await metadata(ofItemsIn: events, known: known)
+            for (entry, event) in zip(entries, events) {
                 batch.events.append(
                     IndexedEvent(
                         seq: entry.index,
@@ -139,7 +142,7 @@ extension Archive.Unlocked {
                 if event.type == .ingest || event.type == .import, let item = event.item {
                     ingests[item] = event
                     var metadata: ItemMetadata
-                    if let given = known[item] {
+                    if let given = known[item] ?? fetched[item] {
                         metadata = given
                     } else {
                         metadata = try await self.metadata(of: event)
@@ -173,6 +176,30 @@ extension Archive.Unlocked {
                 duplicates.merge(applied) { $1 }
             }
         }
+    }
+
+    /// The sealed metadata of every item that `events` add and `known` lacks, read and opened concurrently (a
+    /// rebuild reads one object per item: their reads overlap instead of following one another).
+    private func metadata(
+        ofItemsIn events: [Event],
+        known: [ItemID: ItemMetadata]
+    ) async throws -> [ItemID: ItemMetadata] {
+        let wanted = events.filter {
+            ($0.type == .ingest || $0.type == .import) && $0.item.map { known[$0] == nil } == true
+        }
+        guard !wanted.isEmpty else { return [:] }
+        let found = Mutex<[ItemID: ItemMetadata]>([:])
+        let context = self
+        do {
+            try await wanted.concurrentForEach(width: store.checkConcurrency) { event in
+                guard let item = event.item else { return }
+                let metadata = try await context.metadata(of: event)
+                found.withLock { $0[item] = metadata }
+            }
+        } catch {
+            throw ArchiveError(error)
+        }
+        return found.withLock { $0 }
     }
 
     /// Decrypts the sealed provenance an `import` event names.
