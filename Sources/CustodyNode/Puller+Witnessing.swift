@@ -1,6 +1,7 @@
 import AsyncHTTPClient
 import CustodyArchive
 import CustodyCrypto
+import CustodyStorage
 import Dispatch
 import Foundation
 import NIOCore

@@ -53,9 +53,10 @@ package struct StorageError: Error, Sendable, CustomStringConvertible {
         }
     }
 
-    /// Why it failed, for code: an extensible set, as the archive's error reasons are (a stable kebab-case
-    /// name and its class), so the archive maps a storage error to its own reason of the same name. Callers
-    /// compare reasons, never the message.
+    /// Why it failed, for code: an extensible set (a stable kebab-case name and its class), as swift-nio's and
+    /// Hummingbird's error codes are. One type for every layer: the general reason of each class and the
+    /// storage ones are here, the archive adds its own (`ArchiveError.Reason` is this type), so a storage
+    /// failure keeps its reason as it rises. Callers compare reasons, never the message.
     package struct Reason: Hashable, Sendable, CustomStringConvertible {
         /// A stable kebab-case name.
         package let name: String
@@ -70,20 +71,20 @@ package struct StorageError: Error, Sendable, CustomStringConvertible {
 
         package var description: String { name }
 
-        /// What is stored is not what was written: a link or special file in the store, a short or
-        /// oversized object, a copy that does not read back.
+        /// Damage found, or a check failed (in a store: a link or special file, a short or oversized object,
+        /// a copy that does not read back).
         package static let damaged = Reason("damaged", .damaged)
-        /// The store was named or configured wrongly: a bad URL or endpoint, no credentials.
+        /// Used or configured wrongly (a store: a bad URL or endpoint, no credentials).
         package static let usage = Reason("usage", .usage)
-        /// The store answered something malformed or unexpected, or a path is not what a store can be.
+        /// Input malformed or refused (a store's answer, a path that is not what a store can be).
         package static let badInput = Reason("bad-input", .badInput)
-        /// The store itself (a bucket) does not exist.
+        /// Not found (a file, an item, an archive, a bucket).
         package static let notFound = Reason("not-found", .notFound)
         /// Something could not be written or read.
         package static let cannotCreate = Reason("cannot-create", .cannotCreate)
-        /// The store kept failing, timed out, or is closed.
+        /// A temporary failure: kept failing, timed out, closed, busy.
         package static let temporary = Reason("temporary", .temporary)
-        /// The store refused the credentials.
+        /// Not authorised (refused credentials, a wrong passphrase).
         package static let notAuthorised = Reason("not-authorised", .notAuthorised)
         /// No space left on the device (or over quota).
         package static let noSpace = Reason("no-space", .cannotCreate)

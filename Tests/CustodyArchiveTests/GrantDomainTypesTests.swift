@@ -1,4 +1,5 @@
 import CustodyCrypto
+import CustodyStorage
 import CustodyTestSupport
 import Foundation
 import Testing

@@ -19,103 +19,7 @@ package struct ArchiveError: Error, Sendable, CustomStringConvertible {
     /// An extensible set, as swift-nio's and Hummingbird's error codes are: each class has a general reason of
     /// its own name (``damaged``, ``usage``…), and the failures callers and tests tell apart have their own
     /// (``fork``, ``wrongPassphrase``…). Compare reasons, never ``problem`` text.
-    package struct Reason: Hashable, Sendable, CustomStringConvertible {
-        /// A stable kebab-case name.
-        package let name: String
-        /// The class of failure.
-        package let code: Code
-
-        package init(_ name: String, _ code: Code) {
-            self.name = name
-            self.code = code
-        }
-
-        package var description: String { name }
-
-        /// Verification found damage, or a check failed.
-        package static let damaged = Reason("damaged", .damaged)
-        /// The command was used wrongly.
-        package static let usage = Reason("usage", .usage)
-        /// Input data is malformed or refused.
-        package static let badInput = Reason("bad-input", .badInput)
-        /// A file, item or archive was not found.
-        package static let notFound = Reason("not-found", .notFound)
-        /// Something could not be created or written.
-        package static let cannotCreate = Reason("cannot-create", .cannotCreate)
-        /// A temporary failure.
-        package static let temporary = Reason("temporary", .temporary)
-        /// Not authorised.
-        package static let notAuthorised = Reason("not-authorised", .notAuthorised)
-
-        /// A log showed two histories: a checkpoint inconsistent with one witnessed or cosigned before.
-        package static let fork = Reason("fork", .damaged)
-        /// A proof that proves nothing: neither consistency nor a fork (damaged or altered on the way).
-        package static let proofInvalid = Reason("proof-invalid", .badInput)
-        /// The passphrase does not open the key file.
-        package static let wrongPassphrase = Reason("wrong-passphrase", .notAuthorised)
-        /// The operation needs the passphrase and none can be had.
-        package static let passphraseNeeded = Reason("passphrase-needed", .notAuthorised)
-        /// Another command holds the archive.
-        package static let busy = Reason("busy", .temporary)
-        /// No space left on the device (or over quota).
-        package static let noSpace = Reason("no-space", .cannotCreate)
-        /// The index cannot be opened or read.
-        package static let indexDamaged = Reason("index-damaged", .damaged)
-        /// A grant that was revoked.
-        package static let grantRevoked = Reason("grant-revoked", .notAuthorised)
-        /// A grant that is not valid now (expired, or not yet valid).
-        package static let grantNotValid = Reason("grant-not-valid", .notAuthorised)
-        /// A re-share whose ancestor grant is not held here intact.
-        package static let ancestorNotHeld = Reason("ancestor-not-held", .notAuthorised)
-        /// A re-share that would outlast its parent grant.
-        package static let outlastsParent = Reason("outlasts-parent", .usage)
-        /// An item whose content was not shared with this archive (a metadata-only grant).
-        package static let metadataOnly = Reason("metadata-only", .notAuthorised)
-        /// A bundle addressed to another body than this archive.
-        package static let addressedElsewhere = Reason("addressed-elsewhere", .notAuthorised)
-        /// A granter this archive does not know (import it with `--trust-granter`).
-        package static let granterUnknown = Reason("granter-unknown", .notAuthorised)
-        /// An identity that shares the origin or a key of a known body but is not that body's identity.
-        package static let identityClash = Reason("identity-clash", .notAuthorised)
-        /// A log or cosigner this archive does not know (add it with `custody witness add`).
-        package static let logUnknown = Reason("log-unknown", .notAuthorised)
-        /// A revocation notice that does not verify (a signature, the proof or the grant does not match).
-        package static let revocationInvalid = Reason("revocation-invalid", .damaged)
-        /// A revocation notice that is not of the documented form.
-        package static let revocationMalformed = Reason("revocation-malformed", .badInput)
-        /// A revocation notice whose granter is not a body this archive knows, so it cannot be checked.
-        package static let revocationUnverifiable = Reason("revocation-unverifiable", .notAuthorised)
-        /// A file that is not a Custody bundle (wrong magic).
-        package static let notABundle = Reason("not-a-bundle", .badInput)
-        /// A bundle that ends inside a record.
-        package static let bundleTruncated = Reason("bundle-truncated", .badInput)
-        /// A bundle that does not verify (its report names each problem).
-        package static let bundleInvalid = Reason("bundle-invalid", .badInput)
-        /// A file that must be private (a passphrase file) but group or others may read.
-        package static let fileExposed = Reason("file-exposed", .notAuthorised)
-        /// A path given that is not a regular file (a pipe, device or folder).
-        package static let notRegularFile = Reason("not-regular-file", .badInput)
-        /// A file over the size limit for what it is.
-        package static let tooLarge = Reason("too-large", .badInput)
-        /// An identity that is not validly self-signed, or whose name or origin breaks the rules.
-        package static let identityInvalid = Reason("identity-invalid", .badInput)
-        /// A file that changed between the scan and its ingest (replaced, or no longer a regular file).
-        package static let changedSinceScan = Reason("changed-since-scan", .badInput)
-        /// The journal holds fewer entries than the log signed.
-        package static let journalTruncated = Reason("journal-truncated", .damaged)
-        /// The journal's entries do not hash to the root the log signed.
-        package static let historyAltered = Reason("history-altered", .damaged)
-        /// A stored checkpoint that is not signed by this archive's log key.
-        package static let checkpointInvalid = Reason("checkpoint-invalid", .damaged)
-        /// A peer's head shows a checkpoint beyond its log as it shows it to witnesses (a split view).
-        package static let splitView = Reason("split-view", .badInput)
-        /// A peer's answer that is not of the protocol's form (e.g. a malformed grant list).
-        package static let peerMalformed = Reason("peer-malformed", .badInput)
-        /// A peer sent another grant, granter or checkpoint than the one asked for.
-        package static let grantUnexpected = Reason("grant-unexpected", .badInput)
-        /// A peer that did not send its answer (or an object) within the protocol's deadline.
-        package static let peerTooSlow = Reason("peer-too-slow", .temporary)
-    }
+    package typealias Reason = StorageError.Reason
 
     /// Why it failed.
     package let reason: Reason
@@ -134,6 +38,73 @@ package struct ArchiveError: Error, Sendable, CustomStringConvertible {
     }
 
     package var description: String { "\(problem) — \(fix)" }
+}
+
+/// The reasons of the archive's own failures, beside the general and storage ones that ``StorageError/Reason``
+/// declares (one type for every layer, so a storage failure keeps its reason as it rises).
+extension ArchiveError.Reason {
+    /// A log showed two histories: a checkpoint inconsistent with one witnessed or cosigned before.
+    package static let fork = Self("fork", .damaged)
+    /// A proof that proves nothing: neither consistency nor a fork (damaged or altered on the way).
+    package static let proofInvalid = Self("proof-invalid", .badInput)
+    /// The passphrase does not open the key file.
+    package static let wrongPassphrase = Self("wrong-passphrase", .notAuthorised)
+    /// The operation needs the passphrase and none can be had.
+    package static let passphraseNeeded = Self("passphrase-needed", .notAuthorised)
+    /// Another command holds the archive.
+    package static let busy = Self("busy", .temporary)
+    /// The index cannot be opened or read.
+    package static let indexDamaged = Self("index-damaged", .damaged)
+    /// A grant that was revoked.
+    package static let grantRevoked = Self("grant-revoked", .notAuthorised)
+    /// A grant that is not valid now (expired, or not yet valid).
+    package static let grantNotValid = Self("grant-not-valid", .notAuthorised)
+    /// A re-share whose ancestor grant is not held here intact.
+    package static let ancestorNotHeld = Self("ancestor-not-held", .notAuthorised)
+    /// A re-share that would outlast its parent grant.
+    package static let outlastsParent = Self("outlasts-parent", .usage)
+    /// An item whose content was not shared with this archive (a metadata-only grant).
+    package static let metadataOnly = Self("metadata-only", .notAuthorised)
+    /// A bundle addressed to another body than this archive.
+    package static let addressedElsewhere = Self("addressed-elsewhere", .notAuthorised)
+    /// A granter this archive does not know (import it with `--trust-granter`).
+    package static let granterUnknown = Self("granter-unknown", .notAuthorised)
+    /// An identity that shares the origin or a key of a known body but is not that body's identity.
+    package static let identityClash = Self("identity-clash", .notAuthorised)
+    /// A log or cosigner this archive does not know (add it with `custody witness add`).
+    package static let logUnknown = Self("log-unknown", .notAuthorised)
+    /// A revocation notice that does not verify (a signature, the proof or the grant does not match).
+    package static let revocationInvalid = Self("revocation-invalid", .damaged)
+    /// A revocation notice that is not of the documented form.
+    package static let revocationMalformed = Self("revocation-malformed", .badInput)
+    /// A revocation notice whose granter is not a body this archive knows, so it cannot be checked.
+    package static let revocationUnverifiable = Self("revocation-unverifiable", .notAuthorised)
+    /// A file that is not a Custody bundle (wrong magic).
+    package static let notABundle = Self("not-a-bundle", .badInput)
+    /// A bundle that ends inside a record.
+    package static let bundleTruncated = Self("bundle-truncated", .badInput)
+    /// A bundle that does not verify (its report names each problem).
+    package static let bundleInvalid = Self("bundle-invalid", .badInput)
+    /// A file that must be private (a passphrase file) but group or others may read.
+    package static let fileExposed = Self("file-exposed", .notAuthorised)
+    /// An identity that is not validly self-signed, or whose name or origin breaks the rules.
+    package static let identityInvalid = Self("identity-invalid", .badInput)
+    /// A file that changed between the scan and its ingest (replaced, or no longer a regular file).
+    package static let changedSinceScan = Self("changed-since-scan", .badInput)
+    /// The journal holds fewer entries than the log signed.
+    package static let journalTruncated = Self("journal-truncated", .damaged)
+    /// The journal's entries do not hash to the root the log signed.
+    package static let historyAltered = Self("history-altered", .damaged)
+    /// A stored checkpoint that is not signed by this archive's log key.
+    package static let checkpointInvalid = Self("checkpoint-invalid", .damaged)
+    /// A peer's head shows a checkpoint beyond its log as it shows it to witnesses (a split view).
+    package static let splitView = Self("split-view", .badInput)
+    /// A peer's answer that is not of the protocol's form (e.g. a malformed grant list).
+    package static let peerMalformed = Self("peer-malformed", .badInput)
+    /// A peer sent another grant, granter or checkpoint than the one asked for.
+    package static let grantUnexpected = Self("grant-unexpected", .badInput)
+    /// A peer that did not send its answer (or an object) within the protocol's deadline.
+    package static let peerTooSlow = Self("peer-too-slow", .temporary)
 }
 
 extension ArchiveError.Reason {
@@ -155,10 +126,7 @@ extension ArchiveError {
     /// The archive's form of an object store's error: the same reason name and class (so the same exit
     /// code), the same problem and fix. The one place a ``StorageError`` becomes an ``ArchiveError``.
     package init(_ error: StorageError) {
-        let code = error.reason.code
-        let general = Reason.general(code)
-        let reason = error.reason.name == general.name ? general : Reason(error.reason.name, code)
-        self.init(reason, error.problem, fix: error.fix)
+        self.init(error.reason, error.problem, fix: error.fix)
     }
 
     /// Any error from below the archive (an object store, the blocking-work pool) as an ``ArchiveError``.

@@ -1,4 +1,5 @@
 import CustodyCrypto
+import CustodyStorage
 import Foundation
 
 /// A body's self-signed public identity (`custody id export`), as DESIGN.md pins it.

@@ -1,3 +1,4 @@
+import CustodyStorage
 import GRDB
 
 extension ArchiveIndex {

@@ -1,3 +1,4 @@
+import CustodyStorage
 import Foundation
 import GRDB
 

@@ -1,4 +1,5 @@
 import CustodyCrypto
+import CustodyStorage
 
 extension ArchiveContext {
     /// The inclusion proof of an item's ingest event in the tree of the latest checkpoint.

@@ -1,4 +1,5 @@
 import CustodyCrypto
+import CustodyStorage
 
 #if canImport(Glibc)
 import Glibc

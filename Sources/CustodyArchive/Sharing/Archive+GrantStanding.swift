@@ -1,3 +1,4 @@
+import CustodyStorage
 import Glibc
 
 /// Whether a grant can still be used, and if not, the first reason found (the grant itself before its

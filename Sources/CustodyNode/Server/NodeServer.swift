@@ -1,5 +1,6 @@
 import CustodyArchive
 import CustodyCrypto
+import CustodyStorage
 import Foundation
 import Hummingbird
 import HummingbirdCore

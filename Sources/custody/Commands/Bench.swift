@@ -2,6 +2,7 @@ import ArgumentParser
 import CustodyArchive
 import CustodyBenchmarks
 import CustodyCrypto
+import CustodyStorage
 import Foundation
 
 extension CustodyCommand {

@@ -1,6 +1,7 @@
 import ArgumentParser
 import CustodyArchive
 import CustodyCrypto
+import CustodyStorage
 import Foundation
 
 extension CustodyCommand {

@@ -1,6 +1,7 @@
 import ArgumentParser
 import CustodyArchive
 import CustodyNode
+import CustodyStorage
 import Foundation
 import Logging
 

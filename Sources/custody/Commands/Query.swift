@@ -1,5 +1,6 @@
 import ArgumentParser
 import CustodyArchive
+import CustodyStorage
 import Foundation
 
 extension CustodyCommand {
