@@ -2,7 +2,6 @@ import AsyncHTTPClient
 import CustodyArchive
 import CustodyCrypto
 import CustodyStorage
-import Dispatch
 import Foundation
 import NIOCore
 import NIOHTTP1

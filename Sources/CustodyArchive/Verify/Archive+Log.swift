@@ -1,6 +1,5 @@
 import CustodyCrypto
 import CustodyStorage
-import Dispatch
 import Foundation
 import Synchronization
 
