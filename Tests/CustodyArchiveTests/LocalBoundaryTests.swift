@@ -221,6 +221,24 @@ import Glibc
         #expect(try await exclusive.verify(mode: .standard).ok)
     }
 
+    @Test func aPlantedObjectsSettingIsNotFollowedByTheLibrarysDefaultStore() async throws {
+        // Someone who can write to the archive folder plants objects.json naming a bucket of theirs: the
+        // archive's default opener (the folder only) refuses the archive rather than use objects/ silently or
+        // reach the network; only the composition root, which reads the setting, opens such an archive.
+        do {
+            let archive = try await Fixtures.archive(in: dir)
+            _ = try await archive.ingest([dir.write("a.txt", text: "evidence")], options: IngestOptions())
+        }
+        let archiveRoot = dir.path + "/archive"
+        dir.write(
+            "archive/objects.json",
+            text: #"{"backend":"s3","bucket":"attacker","prefix":"","endpoint":"http://127.0.0.1:9"}"#
+        )
+        let refused = #expect(throws: ArchiveError.self) { try Archive.open(at: archiveRoot) }
+        #expect(refused?.reason == .usage)
+        #expect(!(try listDirectory(archiveRoot + "/objects")).isEmpty, "the local objects are untouched")
+    }
+
     // The object store's own refusal of links and FIFOs (reading, listing, staging, removing) is tested where
     // the store is: CustodyStorageTests/FileObjectStoreTests.
 
