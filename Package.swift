@@ -122,6 +122,7 @@ let package = Package(
         .testTarget(
             name: "CustodyCryptoTests",
             dependencies: ["CustodyCrypto"],
+            exclude: ["Vectors"],
             swiftSettings: strictSettings
         ),
         .testTarget(
