@@ -11,6 +11,11 @@ if command -v python3 >/dev/null 2>&1 && ! python3 -c 'import nacl.bindings' 2>/
     python3 -m pip install --quiet --disable-pip-version-check pynacl >/dev/null 2>&1 \
         || echo "custody tests: PyNaCl could not be installed; the independent decryptor test will be skipped" >&2
 fi
+# The SLIP-39 reference implementation (trezor/python-shamir-mnemonic) checks custody's shares both ways; best effort.
+if command -v python3 >/dev/null 2>&1 && ! python3 -c 'import shamir_mnemonic' 2>/dev/null; then
+    python3 -m pip install --quiet --disable-pip-version-check shamir-mnemonic >/dev/null 2>&1 \
+        || echo "custody tests: shamir-mnemonic could not be installed; the SLIP-39 interop tests will be skipped" >&2
+fi
 # The S3 tests run against a real single-node Ceph on loopback (installed from Debian's packages when missing;
 # about a minute). Without CUSTODY_TEST_S3=1 they are skipped with a notice; here they always run.
 Scripts/ceph-s3.sh start
