@@ -8,8 +8,10 @@ struct CustodyCommand: AsyncParsableCommand {
         commandName: "custody",
         abstract: "An encrypted, verifiable evidence archive for human rights work.",
         discussion: """
-            Every command works on the archive named by --archive or $CUSTODY_ARCHIVE. Commands that need the \
-            archive's secrets read the passphrase from --passphrase-file, $CUSTODY_PASSPHRASE, or a prompt.
+            Every command works on the archive named by --archive or $CUSTODY_ARCHIVE. Commands act as a member of \
+            the archive (--member NAME or $CUSTODY_MEMBER; the only member when there is one); those that need \
+            the archive's secrets read that member's passphrase from --passphrase-file, $CUSTODY_PASSPHRASE, or \
+            a prompt.
 
             Exit codes: 0 ok; 1 damage found or a check failed; 64 usage; 65 bad input data; 66 not found; \
             73 cannot create; 75 temporary failure; 77 wrong passphrase or not authorised. An error is one line \
@@ -25,7 +27,7 @@ struct CustodyCommand: AsyncParsableCommand {
             CheckpointCommand.self,
             Prove.self,
             Witness.self, ID.self,
-            Passphrase.self, Demo.self, Bench.self,
+            MemberCommand.self, Passphrase.self, Demo.self, Bench.self,
         ]
     )
 

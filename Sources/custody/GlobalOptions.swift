@@ -28,6 +28,22 @@ struct GlobalOptions: ParsableArguments {
     )
     var passphraseFile: String?
 
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "The member who acts (default: $CUSTODY_MEMBER, else the archive's only member); their passphrase is asked.",
+            valueName: "name"
+        )
+    )
+    var member: String?
+
+    /// The member named by --member or $CUSTODY_MEMBER, if any.
+    var memberName: String? {
+        if let member, !member.isEmpty { return member }
+        if let env = ProcessInfo.processInfo.environment["CUSTODY_MEMBER"], !env.isEmpty { return env }
+        return nil
+    }
+
     /// The archive path, or a usage error naming both ways to give it.
     func archivePath() throws -> String {
         if let archive, !archive.isEmpty { return archive }
@@ -42,6 +58,7 @@ struct GlobalOptions: ParsableArguments {
             at: archivePath(),
             access: access,
             passphrase: passphraseSource,
+            member: memberName,
             objects: Self.objectStore
         )
     }
@@ -58,9 +75,31 @@ struct GlobalOptions: ParsableArguments {
         try ObjectStoreLocation.of(archive: root).open()
     }
 
-    /// Opens the archive and unlocks it: for commands that seal, sign or decrypt.
-    func unlockArchive(access: Archive.Access = .shared) throws -> Archive.Unlocked {
-        try openArchive(access: access).unlock()
+    /// Opens the archive and unlocks it as the acting member, checking first that their role allows `actions`:
+    /// for commands that seal, sign or decrypt.
+    func unlockArchive(for actions: Set<Member.Action>, access: Archive.Access = .shared) throws -> Archive.Unlocked {
+        let archive = try openArchive(access: access).unlock()
+        try archive.authorize(archive.member, for: actions)
+        return archive
+    }
+
+    /// Reads a new passphrase (a new member's, or one's own new one): `file`, then $CUSTODY_NEW_PASSPHRASE, then a
+    /// prompt asked twice.
+    func readNewPassphrase(file: String?, prompt: String) throws -> SecretBytes {
+        if let file {
+            var options = self
+            options.passphraseFile = file
+            return try options.readPassphrase(prompt: "")
+        }
+        if let env = getenv("CUSTODY_NEW_PASSPHRASE") {
+            var bytes = Array(UnsafeRawBufferPointer(start: env, count: strlen(env)))
+            defer { wipe(&bytes) }
+            return try checkedPassphrase(bytes)
+        }
+        let fresh = try Terminal.readSecret(prompt: prompt)
+        let again = try Terminal.readSecret(prompt: "Repeat it: ")
+        guard fresh == again else { throw ArchiveError(.usage, "the two passphrases differ", fix: "try again") }
+        return fresh
     }
 
     /// The largest `--passphrase-file` read (its first line is the passphrase, at most 4096 bytes).

@@ -195,9 +195,11 @@ import Testing
         let (archive, _) = try await archiveWithItems()
         let before = try await entries(archive)
         // An append whose process died before signing: frames only.
-        let extract = Event(type: .extract, time: RFC3339.now(), actor: archive.config.origin, item: nil)
+        var extract = Event(type: .extract, time: RFC3339.now(), actor: archive.config.origin, item: nil)
+        let member = try #require(archive.member)
+        extract.by = member.member.id
         _ = try archive.journal.append(
-            [try extract.entryBytes(signedBy: archive.keys.signing)],
+            [try extract.entryBytes(signedBy: archive.keys.signing, member: member.signing)],
             hint: JournalPosition(count: before.count, offset: archive.journal.byteCount())
         )
         let report = try await archive.verify(mode: .quick)

@@ -2,9 +2,11 @@ import CustodyCrypto
 import CustodyStorage
 import Foundation
 
-/// A tag change or a note on an item: sealed under the item's K_meta, named by a `tag` or `note` event.
+/// A tag change, a note or an extract's purpose: sealed under the item's K_meta, named by a `tag`, `note` or
+/// `extract` event.
 ///
-/// Sealed JSON (sorted keys): `{"add":[…],"remove":[…],"type":"tag","v":1}` or `{"text":"…","type":"note","v":1}`.
+/// Sealed JSON (sorted keys): `{"add":[…],"remove":[…],"type":"tag","v":1}`, `{"text":"…","type":"note","v":1}` or
+/// `{"text":"…","type":"extract","v":1}`.
 package struct Annotation: Codable, Sendable, Equatable {
     /// Format version (1).
     package var version = 1
@@ -29,6 +31,9 @@ package struct Annotation: Codable, Sendable, Equatable {
 
     /// A note.
     package static func note(_ text: String) -> Annotation { Annotation(type: "note", text: text) }
+
+    /// Why an item's plaintext left the archive (`extract --purpose`), named by its `extract` event.
+    package static func purpose(_ text: String) -> Annotation { Annotation(type: "extract", text: text) }
 }
 
 extension ArchiveContext {
@@ -95,6 +100,22 @@ extension Archive.Unlocked {
         guard let item = ingest.item else {
             throw ArchiveError(.damaged, "ingest event without item", fix: "run custody verify")
         }
+        let event = Event(
+            type: Event.Kind(rawValue: type),
+            time: RFC3339.now(),
+            actor: config.origin,
+            item: item,
+            annotation: try await seal(annotation, of: ingest)
+        )
+        _ = try await record([event])
+    }
+
+    /// Seals `annotation` under the K_meta of the item `ingest` adds and stores it durably, for the event that
+    /// will name it.
+    func seal(_ annotation: Annotation, of ingest: Event) async throws -> ObjectRef {
+        guard let item = ingest.item else {
+            throw ArchiveError(.damaged, "ingest event without item", fix: "run custody verify")
+        }
         var key = try metaKey(of: ingest)
         defer { wipe(&key) }
         let sealed = SealedPart.seal(
@@ -105,14 +126,7 @@ extension Archive.Unlocked {
         )
         let name = ObjectName(of: sealed)
         try await store.putObject(sealed, as: name)
-        let event = Event(
-            type: Event.Kind(rawValue: type),
-            time: RFC3339.now(),
-            actor: config.origin,
-            item: item,
-            annotation: ObjectRef(name: name, size: Int64(sealed.count))
-        )
-        _ = try await record([event])
+        return ObjectRef(name: name, size: Int64(sealed.count))
     }
 
     /// Unwraps K_meta from an ingest event.

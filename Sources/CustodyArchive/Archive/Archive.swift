@@ -11,7 +11,8 @@ import Glibc
 /// ```
 /// <archive>/archive.json    public configuration (name, origin, chunk size, public keys)
 /// <archive>/identity.json   the self-signed public identity
-/// <archive>/keys.json       the sealed secrets (0600)
+/// <archive>/members/        each member's key file, members/<id>.json (0600)
+/// <archive>/keys.json       the sealed secrets of an archive without members (0600)
 /// <archive>/objects/        encrypted objects, objects/<2 hex>/<64 hex>
 /// <archive>/journal/        the append-only event journal (the ledger's storage)
 /// <archive>/index.sqlite    the derived search index (plaintext metadata)
@@ -40,14 +41,16 @@ package final class Archive: Sendable {
     let openedIndex: Result<ArchiveIndex, ArchiveError>
     /// Supplies the passphrase for ``unlock()``; `nil` when the caller has none to give.
     let passphrase: PassphraseSource?
+    /// The member the caller acts as (`nil`: the only one).
+    let memberName: String?
 
     let signingPublicKey: [UInt8]
     let boxPublicKey: [UInt8]
     private let lock: FileLock
 
-    /// Supplies a passphrase (asked of a person, read from a file or the environment), given the archive's
-    /// display name to name in a prompt.
-    package typealias PassphraseSource = @Sendable (_ archiveName: String) throws -> SecretBytes
+    /// Supplies a passphrase (asked of a person, read from a file or the environment), given whose it is (the
+    /// archive's display name, or a member's name and the archive's) to name in a prompt.
+    package typealias PassphraseSource = @Sendable (_ whose: String) throws -> SecretBytes
 
     /// The archive with its secrets open: what sealing, signing and decrypting operations take.
     ///
@@ -58,10 +61,13 @@ package final class Archive: Sendable {
         package let archive: Archive
         /// The unlocked secrets.
         package let keys: ArchiveKeys
+        /// The member who acts, whose key cosigns every event recorded; `nil` in an archive without members.
+        package let member: ActingMember?
 
-        fileprivate init(archive: Archive, keys: ArchiveKeys) {
+        init(archive: Archive, keys: ArchiveKeys, member: ActingMember?) {
             self.archive = archive
             self.keys = keys
+            self.member = member
         }
 
         package func unlocked() throws -> Unlocked { self }
@@ -88,6 +94,7 @@ package final class Archive: Sendable {
         config: ArchiveConfig,
         access: Access,
         passphrase: PassphraseSource?,
+        member: String? = nil,
         objects: ObjectStoreOpener,
         rebuildingIndex: ((ArchiveConfig, Journal, Ledger) throws -> Void)? = nil
     ) throws {
@@ -116,6 +123,7 @@ package final class Archive: Sendable {
         journal = try Journal(directory: root + "/journal")
         ledger = Ledger(root: root, origin: config.origin, logPublicKey: logKey, journal: journal)
         self.passphrase = passphrase
+        memberName = member
         if let rebuildingIndex {
             // Checks first (the journal whole, the Merkle log recomputed): the index is removed only after them.
             try rebuildingIndex(config, journal, ledger)
@@ -139,6 +147,7 @@ package final class Archive: Sendable {
     ///   - root: The archive folder.
     ///   - access: How the archive lock is held while the value lives.
     ///   - passphrase: Asked by ``unlock()``, at most once per call, only when an operation needs the secrets.
+    ///   - member: The member who acts (``unlock()`` opens their key file); `nil` for the only one.
     ///   - objects: Opens the object store (the composition root picks the backend); by default the archive's
     ///     own `objects/` folder.
     /// - Returns: The archive, holding its lock as `access` says until it is released.
@@ -147,15 +156,24 @@ package final class Archive: Sendable {
         at root: String,
         access: Access = .shared,
         passphrase: PassphraseSource? = nil,
+        member: String? = nil,
         objects: @escaping ObjectStoreOpener = localObjects
     ) throws -> Archive {
-        try open(at: root, access: access, passphrase: passphrase, objects: objects, rebuildingIndex: nil)
+        try open(
+            at: root,
+            access: access,
+            passphrase: passphrase,
+            member: member,
+            objects: objects,
+            rebuildingIndex: nil
+        )
     }
 
     private static func open(
         at root: String,
         access: Access,
         passphrase: PassphraseSource?,
+        member: String? = nil,
         objects: @escaping ObjectStoreOpener,
         rebuildingIndex: ((ArchiveConfig, Journal, Ledger) throws -> Void)?
     ) throws -> Archive {
@@ -176,6 +194,7 @@ package final class Archive: Sendable {
             config: config,
             access: access,
             passphrase: passphrase,
+            member: member,
             objects: objects,
             rebuildingIndex: rebuildingIndex
         )
@@ -199,6 +218,10 @@ package final class Archive: Sendable {
     ///     bucket) is checked by the caller before this is called.
     ///   - recordObjects: Writes what tells later opens where the objects are (`objects.json`), for a backend
     ///     outside the folder; called before `archive.json` is written.
+    ///   - founder: The first member, an administrator whose key file `passphrase` seals and whose `member-add`
+    ///     event founds the roster; `nil` makes an archive without members, its secrets in one `keys.json` (as
+    ///     archives were before members; `custody member migrate` converts them).
+    ///   - rosterThreshold: How many administrators' approvals later roster changes need.
     /// - Returns: The new archive, unlocked (``unlock()`` on its ``Unlocked/archive`` asks `passphrase` again).
     /// - Throws: ``ArchiveError`` (cannot create) when an archive or other files are already there.
     package static func create(
@@ -209,10 +232,20 @@ package final class Archive: Sendable {
         kdfPreset: String = "interactive",
         chunkSize: Int = 1 << 20,
         objects: @escaping ObjectStoreOpener = localObjects,
-        recordObjects: ((_ root: String) throws -> Void)? = nil
+        recordObjects: ((_ root: String) throws -> Void)? = nil,
+        founder: String? = "admin",
+        rosterThreshold: Int = 1
     ) async throws -> Unlocked {
         try validateName(name)
         if let origin { try validateOrigin(origin) }
+        if let founder { try Member.validateName(founder) }
+        guard (1...Roster.maxThreshold).contains(rosterThreshold) else {
+            throw ArchiveError(
+                .usage,
+                "the roster threshold must be from 1 to \(Roster.maxThreshold)",
+                fix: "give --roster-threshold N"
+            )
+        }
         guard let parameters = kdfPresets[kdfPreset] else {
             throw ArchiveError(.usage, "unknown KDF preset \(kdfPreset)", fix: "use interactive, moderate or sensitive")
         }
@@ -255,13 +288,6 @@ package final class Archive: Sendable {
             boxKey: Encoding.base64(keys.box.publicKey),
             logKey: Encoding.base64(keys.log.publicKey)
         )
-        let keyFile = try KeyFile.seal(
-            secrets,
-            passphrase: passphrase,
-            parameters: parameters,
-            preset: kdfPreset,
-            config: config
-        )
         var identity = Identity(
             name: name,
             origin: resolvedOrigin,
@@ -273,7 +299,35 @@ package final class Archive: Sendable {
             logOrigin: resolvedOrigin
         )
         identity.selfSignature = Encoding.base64(keys.signing.signature(for: identity.signedMessage))
-        try ArchiveFiles.writeAtomically(keysPath(root), JSONFormat.fileBytes(keyFile), mode: 0o600)
+        var first: (file: MemberKeyFile, signing: SigningKey)?
+        if let founder {
+            // The founder's key file holds the secrets: there is no keys.json.
+            let enrolled = try MemberKeyFile.enrol(
+                name: founder,
+                role: .admin,
+                passphrase: passphrase,
+                parameters: parameters,
+                preset: kdfPreset,
+                origin: resolvedOrigin,
+                keys: keys
+            )
+            let made = POSIX.makeDirectories(membersPath(root))
+            guard made == 0 else { throw ArchiveError.writeFailed("cannot create \(membersPath(root))", errno: made) }
+            try ArchiveFiles.writeAtomically(
+                memberKeyPath(root, enrolled.file.member.id),
+                JSONFormat.fileBytes(enrolled.file)
+            )
+            first = enrolled
+        } else {
+            let keyFile = try KeyFile.seal(
+                secrets,
+                passphrase: passphrase,
+                parameters: parameters,
+                preset: kdfPreset,
+                config: config
+            )
+            try ArchiveFiles.writeAtomically(keysPath(root), JSONFormat.fileBytes(keyFile), mode: 0o600)
+        }
         try ArchiveFiles.writeAtomically(identityPath(root), identity.jsonBytes(), mode: 0o644)
         do {
             try recordObjects?(root)
@@ -291,11 +345,12 @@ package final class Archive: Sendable {
             passphrase: { _ in passphrase },
             objects: objects
         )
-        let unlocked = Unlocked(archive: archive, keys: keys)
+        let unlocked = Unlocked(archive: archive, keys: keys, member: nil)
         // The empty tree's checkpoint: a witness can start following the log from its first moment.
         try archive.ledger.append([], logKey: keys.log)
         _ = try await unlocked.index()
-        return unlocked
+        guard let first else { return unlocked }
+        return try await unlocked.foundRoster(first.file, signing: first.signing, threshold: rosterThreshold)
     }
 
     static func validateName(_ name: String) throws {
@@ -322,6 +377,15 @@ package final class Archive: Sendable {
     ///
     /// - Throws: ``ArchiveError`` (not authorised) for a wrong or missing passphrase.
     package func unlock() throws -> Unlocked {
+        if hasMembers {
+            let (keys, member) = try Self.openMemberKeys(
+                root: root,
+                config: config,
+                named: memberName,
+                passphrase: passphrase
+            )
+            return Unlocked(archive: self, keys: keys, member: member)
+        }
         guard let passphrase else {
             throw ArchiveError(
                 .passphraseNeeded,
@@ -337,10 +401,29 @@ package final class Archive: Sendable {
     /// - Throws: ``ArchiveError`` (not authorised) for a wrong passphrase, damaged for a key file that is not
     ///   this archive's.
     package func unlock(passphrase: SecretBytes) throws -> Unlocked {
-        Unlocked(archive: self, keys: try Self.openKeys(root: root, config: config, passphrase: passphrase))
+        if hasMembers {
+            let (keys, member) = try Self.openMemberKeys(
+                root: root,
+                config: config,
+                named: memberName,
+                passphrase: { _ in passphrase }
+            )
+            return Unlocked(archive: self, keys: keys, member: member)
+        }
+        return Unlocked(
+            archive: self,
+            keys: try Self.openKeys(root: root, config: config, passphrase: passphrase),
+            member: nil
+        )
     }
 
-    package func unlocked() throws -> Unlocked { try unlock() }
+    /// Unlocks to bring the index up to date, which reads items' metadata: the acting member's role must allow
+    /// reading.
+    package func unlocked() throws -> Unlocked {
+        let unlocked = try unlock()
+        try unlocked.authorize(unlocked.member, for: [.read])
+        return unlocked
+    }
 
     /// Opens `keys.json` with `passphrase` and checks the secrets are those `config` publishes.
     private static func openKeys(root: String, config: ArchiveConfig, passphrase: SecretBytes) throws -> ArchiveKeys {
@@ -349,16 +432,7 @@ package final class Archive: Sendable {
             throw ArchiveError(.damaged, "the key file keys.json is malformed", fix: "restore it from your backup")
         }
         let keys = try ArchiveKeys(secrets: keyFile.open(passphrase: passphrase, config: config))
-        guard Encoding.base64(keys.signing.publicKey) == config.signingKey,
-            Encoding.base64(keys.box.publicKey) == config.boxKey,
-            Encoding.base64(keys.log.publicKey) == config.logKey
-        else {
-            throw ArchiveError(
-                .damaged,
-                "keys.json does not match archive.json",
-                fix: "restore both from the same backup"
-            )
-        }
+        try checkKeys(keys, config: config, file: "keys.json")
         return keys
     }
 
@@ -366,6 +440,9 @@ package final class Archive: Sendable {
     package func changePassphrase(to newPassphrase: SecretBytes, kdfPreset: String? = nil) async throws {
         guard newPassphrase.count >= 1 else {
             throw ArchiveError(.usage, "the new passphrase is empty", fix: "choose a passphrase")
+        }
+        if hasMembers {
+            return try await changeMemberPassphrase(to: newPassphrase, kdfPreset: kdfPreset)
         }
         let bytes = try ArchiveFiles.read(Self.keysPath(root), limit: 64 * 1024)
         guard let old = try? JSONDecoder().decode(KeyFile.self, from: Data(bytes)) else {
@@ -391,7 +468,7 @@ package final class Archive: Sendable {
             config: config
         )
         try ArchiveFiles.writeAtomically(Self.keysPath(root), JSONFormat.fileBytes(sealed), mode: 0o600)
-        let unlocked = Unlocked(archive: self, keys: try ArchiveKeys(secrets: secrets))
+        let unlocked = Unlocked(archive: self, keys: try ArchiveKeys(secrets: secrets), member: nil)
         // The keys themselves are unchanged; the log records that the passphrase guarding them changed.
         _ = try await unlocked.record([Event(type: .passphrase, time: RFC3339.now(), actor: config.origin)])
     }
@@ -407,19 +484,28 @@ package final class Archive: Sendable {
     package static func reindex(
         at root: String,
         passphrase: @escaping PassphraseSource,
+        member: String? = nil,
         objects: @escaping ObjectStoreOpener = localObjects
     ) async throws -> Int {
-        var keys: ArchiveKeys?
-        let archive = try open(at: root, access: .exclusive, passphrase: passphrase, objects: objects) {
-            config,
-            journal,
-            ledger in
-            let opened = try openKeys(root: root, config: config, passphrase: passphrase(config.name))
-            try checkBeforeReindex(journal: journal, ledger: ledger, logKey: opened.log)
-            keys = opened
+        var opened: (keys: ArchiveKeys, member: ActingMember?)?
+        let archive = try open(
+            at: root,
+            access: .exclusive,
+            passphrase: passphrase,
+            member: member,
+            objects: objects
+        ) { config, journal, ledger in
+            let keys: (keys: ArchiveKeys, member: ActingMember?) =
+                hasMembers(root: root)
+                ? try openMemberKeys(root: root, config: config, named: member, passphrase: passphrase)
+                : (try openKeys(root: root, config: config, passphrase: passphrase(config.name)), nil)
+            try checkBeforeReindex(journal: journal, ledger: ledger, logKey: keys.keys.log)
+            opened = keys
         }
-        guard let keys else { preconditionFailure("the rebuild step ran without opening the keys") }
-        return try await Unlocked(archive: archive, keys: keys).index().itemCount()
+        guard let opened else { preconditionFailure("the rebuild step ran without opening the keys") }
+        let unlocked = Unlocked(archive: archive, keys: opened.keys, member: opened.member)
+        try unlocked.authorize(unlocked.member, for: [.read])
+        return try await unlocked.index().itemCount()
     }
 
     /// What a rebuild checks first: the journal whole, then every log hash recomputed and checked against the

@@ -145,3 +145,15 @@ extension ArchiveError {
         ArchiveError(StorageError.writeFailed(what, errno: code))
     }
 }
+
+/// The reasons of the roster's refusals (Docs/OPERATIONS.md section 10).
+extension ArchiveError.Reason {
+    /// The acting member's role does not allow what the command does.
+    package static let roleNotAllowed = Self("role-not-allowed", .notAuthorised)
+    /// No member of that name has keys in this archive, or the roster has no such member.
+    package static let memberUnknown = Self("member-unknown", .notFound)
+    /// The member was removed from the roster.
+    package static let memberRemoved = Self("member-removed", .notAuthorised)
+    /// A roster change lacks approvals, or breaks the roster's rules.
+    package static let rosterRefused = Self("roster-refused", .notAuthorised)
+}

@@ -83,10 +83,59 @@ package struct KeyFile: Codable, Sendable {
         preset: String,
         config: ArchiveConfig
     ) throws -> KeyFile {
+        let sealed = try PassphraseSeal.seal(
+            secrets,
+            passphrase: passphrase,
+            parameters: parameters,
+            preset: preset,
+            associatedData: associatedData(signingKey: config.signingKey, boxKey: config.boxKey)
+        )
+        return KeyFile(kdf: sealed.kdf, nonce: sealed.nonce, ciphertext: sealed.ciphertext)
+    }
+
+    /// Opens the key file with `passphrase`.
+    ///
+    /// - Throws: ``ArchiveError`` (not authorised) for a wrong passphrase; (damaged) for a malformed file.
+    func open(passphrase: SecretBytes, config: ArchiveConfig) throws -> SecretBytes {
+        try PassphraseSeal(kdf: kdf, nonce: nonce, ciphertext: ciphertext).open(
+            passphrase: passphrase,
+            byteCount: 96,
+            associatedData: Self.associatedData(signingKey: config.signingKey, boxKey: config.boxKey),
+            malformed: ArchiveError(
+                .damaged,
+                "the key file keys.json is malformed",
+                fix: "restore it from your backup"
+            ),
+            wrong: ArchiveError(
+                .wrongPassphrase,
+                "wrong passphrase (or keys.json does not belong to this archive.json)",
+                fix: "check the passphrase and try again"
+            )
+        )
+    }
+}
+
+/// Secrets sealed under a passphrase: XChaCha20-Poly1305 under Argon2id(passphrase, salt, opslimit, memlimit),
+/// with associated data that binds them to the public keys they belong to. The key file and every member key
+/// file use it.
+struct PassphraseSeal {
+    var kdf: KeyFile.KDF
+    /// 24-byte nonce, base64.
+    var nonce: String
+    /// Sealed secrets, base64.
+    var ciphertext: String
+
+    /// Seals `secrets` under `passphrase`.
+    static func seal(
+        _ secrets: SecretBytes,
+        passphrase: SecretBytes,
+        parameters: PasswordHash.Parameters,
+        preset: String,
+        associatedData ad: [UInt8]
+    ) throws -> PassphraseSeal {
         let salt = randomBytes(PasswordHash.saltByteCount)
         let key = try PasswordHash.deriveKey(passphrase: passphrase, salt: salt, parameters: parameters)
         let nonce = randomBytes(XChaCha20Poly1305.nonceByteCount)
-        let ad = associatedData(signingKey: config.signingKey, boxKey: config.boxKey)
         let sealed = secrets.withUnsafeBytes { s in
             key.withUnsafeBytes { k in
                 nonce.withUnsafeBytes { n in
@@ -94,8 +143,8 @@ package struct KeyFile: Codable, Sendable {
                 }
             }
         }
-        return KeyFile(
-            kdf: KDF(
+        return PassphraseSeal(
+            kdf: KeyFile.KDF(
                 opsLimit: parameters.opsLimit,
                 memLimit: parameters.memLimit,
                 salt: Encoding.base64(salt),
@@ -106,31 +155,32 @@ package struct KeyFile: Codable, Sendable {
         )
     }
 
-    /// Opens the key file with `passphrase`.
+    /// Opens the sealed secrets (exactly `byteCount` bytes) with `passphrase`.
     ///
-    /// - Throws: ``ArchiveError`` (not authorised) for a wrong passphrase; (damaged) for a malformed file.
-    func open(passphrase: SecretBytes, config: ArchiveConfig) throws -> SecretBytes {
+    /// - Throws: `malformed` when the parameters, salt, nonce or length are not what they must be (checked before
+    ///   Argon2id runs, so a planted file cannot make it allocate more than 4 GiB); `wrong` when the passphrase (or
+    ///   the associated data) does not open them.
+    func open(
+        passphrase: SecretBytes,
+        byteCount: Int,
+        associatedData ad: [UInt8],
+        malformed: ArchiveError,
+        wrong: ArchiveError
+    ) throws -> SecretBytes {
         let parameters = PasswordHash.Parameters(opsLimit: kdf.opsLimit, memLimit: kdf.memLimit)
         guard kdf.algorithm == "argon2id13", parameters.isAcceptable,
             let salt = Encoding.bytes(base64: kdf.salt), salt.count == PasswordHash.saltByteCount,
             let nonce = Encoding.bytes(base64: self.nonce), nonce.count == XChaCha20Poly1305.nonceByteCount,
-            let sealed = Encoding.bytes(base64: ciphertext), sealed.count == 96 + XChaCha20Poly1305.tagByteCount
-        else {
-            throw ArchiveError(.damaged, "the key file keys.json is malformed", fix: "restore it from your backup")
-        }
+            let sealed = Encoding.bytes(base64: ciphertext), sealed.count == byteCount + XChaCha20Poly1305.tagByteCount
+        else { throw malformed }
         let key = try PasswordHash.deriveKey(passphrase: passphrase, salt: salt, parameters: parameters)
-        let ad = Self.associatedData(signingKey: config.signingKey, boxKey: config.boxKey)
         var plaintext: [UInt8]
         do {
             plaintext = try key.withUnsafeBytes { k in
                 try XChaCha20Poly1305.open(sealed, key: Array(k), nonce: nonce, associatedData: ad)
             }
         } catch {
-            throw ArchiveError(
-                .wrongPassphrase,
-                "wrong passphrase (or keys.json does not belong to this archive.json)",
-                fix: "check the passphrase and try again"
-            )
+            throw wrong
         }
         defer { wipe(&plaintext) }
         return try SecretBytes(copying: plaintext)
@@ -138,9 +188,14 @@ package struct KeyFile: Codable, Sendable {
 }
 
 /// The unlocked secrets of an archive, in guarded memory.
+///
+/// An administrator holds them all, from the 96 bytes of the key file (master secret ‖ Ed25519 seed ‖ X25519
+/// secret). Other members who open items (records officers, investigators) hold everything derived from the
+/// master but not the master itself (``Share/opener``), so only an administrator can make a new member's share
+/// or a recovery split; field staff hold none of these (``DepositKeys``).
 package struct ArchiveKeys: Sendable {
-    /// The 32-byte master secret.
-    let master: SecretBytes
+    /// The 32-byte master secret; `nil` for a member who is not an administrator.
+    let master: SecretBytes?
     /// The convergence secret (derived from the master; never leaves the archive).
     package let convergence: SecretBytes
     /// The event-signing key.
@@ -149,6 +204,9 @@ package struct ArchiveKeys: Sendable {
     package let box: BoxKey
     /// The checkpoint-signing key (derived from the master).
     package let log: SigningKey
+    private let signingSeed: SecretBytes
+    private let boxSecret: SecretBytes
+    private let logSeed: SecretBytes
 
     /// KDF contexts of the derived keys (8 bytes each).
     enum Context {
@@ -158,21 +216,102 @@ package struct ArchiveKeys: Sendable {
 
     /// Rebuilds every key from the 96 secret bytes of the key file.
     init(secrets: SecretBytes) throws {
-        master = try secrets.withUnsafeBytes { try SecretBytes(copying: UnsafeRawBufferPointer(rebasing: $0[0..<32])) }
-        let seed = try secrets.withUnsafeBytes {
-            try SecretBytes(copying: UnsafeRawBufferPointer(rebasing: $0[32..<64]))
-        }
-        let boxSecret = try secrets.withUnsafeBytes {
-            try SecretBytes(copying: UnsafeRawBufferPointer(rebasing: $0[64..<96]))
-        }
-        signing = try SigningKey(seed: seed)
+        let master = try Self.slice(secrets, 0..<32)
+        try self.init(
+            master: master,
+            signingSeed: Self.slice(secrets, 32..<64),
+            boxSecret: Self.slice(secrets, 64..<96),
+            convergence: SubkeyDerivation.derive(from: master, id: 1, context: Context.convergence),
+            logSeed: SubkeyDerivation.derive(from: master, id: 2, context: Context.log)
+        )
+    }
+
+    private init(
+        master: SecretBytes?,
+        signingSeed: SecretBytes,
+        boxSecret: SecretBytes,
+        convergence: SecretBytes,
+        logSeed: SecretBytes
+    ) throws {
+        self.master = master
+        self.signingSeed = signingSeed
+        self.boxSecret = boxSecret
+        self.logSeed = logSeed
+        self.convergence = convergence
+        signing = try SigningKey(seed: signingSeed)
         box = try BoxKey(secretKey: boxSecret)
-        convergence = try SubkeyDerivation.derive(from: master, id: 1, context: Context.convergence)
-        log = try SigningKey(seed: SubkeyDerivation.derive(from: master, id: 2, context: Context.log))
+        log = try SigningKey(seed: logSeed)
+    }
+
+    static func slice(_ secrets: SecretBytes, _ range: Range<Int>) throws -> SecretBytes {
+        try secrets.withUnsafeBytes { try SecretBytes(copying: UnsafeRawBufferPointer(rebasing: $0[range])) }
     }
 
     /// Fresh random secrets: 96 bytes for the key file.
     static func generateSecrets() throws -> SecretBytes { try SecretBytes(randomCount: 96) }
+
+    /// Whether these are an administrator's keys (the master secret with them).
+    package var isComplete: Bool { master != nil }
+
+    /// The part of the archive's secrets a member of each kind holds (Docs/FORMAT.md section 4.1).
+    package enum Share: UInt8, Sendable {
+        /// An administrator: master ‖ Ed25519 seed ‖ X25519 secret (96 bytes), everything.
+        case complete = 1
+        /// A member who opens items: Ed25519 seed ‖ X25519 secret ‖ convergence secret ‖ log seed (128 bytes).
+        case opener = 2
+        /// Field staff: Ed25519 seed ‖ log seed (64 bytes); nothing that opens an item or names its chunks.
+        case depositor = 3
+
+        /// The share a member of `role` holds.
+        package init(role: Role) {
+            switch role {
+            case .admin: self = .complete
+            case .recordsOfficer, .investigator: self = .opener
+            case .fieldStaff: self = .depositor
+            }
+        }
+
+        /// Its length in bytes.
+        var byteCount: Int {
+            switch self {
+            case .complete: 96
+            case .opener: 128
+            case .depositor: 64
+            }
+        }
+    }
+
+    /// The secret bytes of `share`; `nil` for a complete share asked of keys without the master.
+    func bytes(of share: Share) throws -> SecretBytes? {
+        let parts: [SecretBytes]
+        switch share {
+        case .complete:
+            guard let master else { return nil }
+            parts = [master, signingSeed, boxSecret]
+        case .opener: parts = [signingSeed, boxSecret, convergence, logSeed]
+        case .depositor: parts = [signingSeed, logSeed]
+        }
+        var joined: [UInt8] = []
+        defer { wipe(&joined) }
+        for part in parts { part.withUnsafeBytes { joined += $0 } }
+        return try SecretBytes(copying: joined)
+    }
+
+    /// The keys of an administrator's or an opener's share; `nil` for a depositor's share (``DepositKeys``).
+    init?(share: Share, secrets: SecretBytes) throws {
+        switch share {
+        case .complete: try self.init(secrets: secrets)
+        case .opener:
+            try self.init(
+                master: nil,
+                signingSeed: Self.slice(secrets, 0..<32),
+                boxSecret: Self.slice(secrets, 32..<64),
+                convergence: Self.slice(secrets, 64..<96),
+                logSeed: Self.slice(secrets, 96..<128)
+            )
+        case .depositor: return nil
+        }
+    }
 
     /// Wraps `key` for `item` to `recipient` (`crypto_box_seal(item id || key)`).
     package static func wrap(_ key: [UInt8], item: ItemID, to recipient: [UInt8]) throws -> String {
@@ -201,5 +340,30 @@ package struct ArchiveKeys: Sendable {
             throw ArchiveError(.damaged, "a wrapped key was moved to item \(item)", fix: "run custody verify --deep")
         }
         return Array(opened[16...])
+    }
+}
+
+/// What field staff hold: the keys that sign events and checkpoints, the archive's public box key that item keys
+/// are sealed to, and a convergence secret of their own — so they can add items but open none (not even their
+/// own, once added), and their chunks deduplicate only among their own uploads: they cannot tell whether a file
+/// is already held (Docs/THREAT-MODEL.md section 7).
+package struct DepositKeys: Sendable {
+    /// The event-signing key.
+    package let signing: SigningKey
+    /// The checkpoint-signing key.
+    package let log: SigningKey
+    /// The member's own convergence secret (derived from their personal X25519 secret).
+    package let convergence: SecretBytes
+    /// The archive's X25519 public key, which wraps item keys.
+    package let boxPublicKey: [UInt8]
+
+    /// KDF context of the member's own convergence secret.
+    static let convergenceContext = "cstdfcnv"
+
+    init(share secrets: SecretBytes, personalBox: SecretBytes, boxPublicKey: [UInt8]) throws {
+        signing = try SigningKey(seed: ArchiveKeys.slice(secrets, 0..<32))
+        log = try SigningKey(seed: ArchiveKeys.slice(secrets, 32..<64))
+        convergence = try SubkeyDerivation.derive(from: personalBox, id: 1, context: Self.convergenceContext)
+        self.boxPublicKey = boxPublicKey
     }
 }

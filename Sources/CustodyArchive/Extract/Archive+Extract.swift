@@ -168,9 +168,25 @@ extension Archive.Unlocked {
     ///   - id: An item id or unique prefix.
     ///   - output: The file to write.
     ///   - force: Replace an existing file.
+    ///   - purpose: Why the plaintext leaves the archive, sealed under the item's K_meta (like a note) and named
+    ///     by the `extract` event.
     /// - Returns: What was written, with its verified SHA-256.
     /// - Throws: ``ArchiveError``; nothing is left at `output` on failure.
-    package func extract(_ id: String, to output: String, force: Bool) async throws -> ExtractResult {
+    package func extract(
+        _ id: String,
+        to output: String,
+        force: Bool,
+        purpose: String? = nil
+    ) async throws -> ExtractResult {
+        try authorize(member, for: [.extract])
+        if let purpose {
+            var fields = SubmissionFields()
+            fields.note = purpose
+            try fields.validate()
+            guard !purpose.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty else {
+                throw ArchiveError(.usage, "the purpose is empty", fix: "say why the item is extracted")
+            }
+        }
         let indexed = try await resolveItem(id)
         if !force, POSIX.lstatPath(output) != nil {
             throw ArchiveError(.cannotCreate, "\(output) already exists", fix: "choose another -o path or pass --force")
@@ -206,8 +222,10 @@ extension Archive.Unlocked {
             )
         }
         try output.sync()
-        // Plaintext is leaving the archive: record it before the file appears under its name.
-        _ = try await record([Event(type: .extract, time: RFC3339.now(), actor: config.origin, item: item)])
+        // Plaintext is leaving the archive: record it (and why) before the file appears under its name.
+        var extract = Event(type: .extract, time: RFC3339.now(), actor: config.origin, item: item)
+        if let purpose { extract.annotation = try await seal(.purpose(purpose), of: event) }
+        _ = try await record([extract])
         try output.publish(replacing: force)
         return ExtractResult(item: item, path: output.finalPath, sha256: metadata.sha256, size: metadata.size)
     }

@@ -95,6 +95,11 @@ package final class ArchiveIndex: Sendable {
         try read { db in try Self.position(in: db) }
     }
 
+    /// The roster as of ``position()``; `nil` before the first roster event.
+    func roster() throws -> Roster? {
+        try read { db in try RosterRecord.fetchOne(db, key: 1)?.roster }
+    }
+
     /// The journal position recorded in `db`.
     static func position(in db: Database) throws -> JournalPosition {
         let count = try StateRecord.fetchOne(db, key: StateRecord.journalCount)?.value ?? 0

@@ -26,6 +26,8 @@ struct IndexBatch {
     /// Verified revocations received for grants this archive holds (`revocation-received` events).
     var receivedRevocations: [(id: String, revocation: ReceivedRevocation)] = []
     var provenance: [(item: String, provenance: Provenance)] = []
+    /// The roster after the batch, when a roster event in it changed it.
+    var roster: Roster?
     var end: JournalPosition
 }
 
@@ -90,6 +92,9 @@ extension ArchiveIndex {
             for event in batch.events {
                 try EventRecord(event).insert(db)
             }
+            if let roster = batch.roster {
+                try RosterRecord(roster: roster).insert(db, onConflict: .replace)
+            }
             try StateRecord(key: StateRecord.journalCount, value: Int64(batch.end.count)).insert(
                 db,
                 onConflict: .replace
@@ -117,7 +122,7 @@ extension ArchiveIndex {
                 db,
                 SearchRecord.Columns.tags.set(to: item.metadata.tags.joined(separator: " "))
             )
-        } else if let text = annotation.text {
+        } else if annotation.type == Event.Kind.note.rawValue, let text = annotation.text {
             // FTS5 has no query-interface form of string concatenation: a later note is appended after a space.
             try db.execute(
                 sql: "UPDATE items_fts SET note = coalesce(note, '') || ' ' || :text WHERE item_id = :item",

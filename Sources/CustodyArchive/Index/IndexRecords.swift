@@ -16,6 +16,14 @@ struct StateRecord: Codable, FetchableRecord, PersistableRecord {
     var value: Int64
 }
 
+/// The one row of `roster`: the roster as the log builds it, up to the index's position (JSON of ``Roster``).
+struct RosterRecord: Codable, FetchableRecord, PersistableRecord {
+    static let databaseTableName = "roster"
+
+    var id = 1
+    var roster: Roster
+}
+
 /// A row of `items`: an item's ingest position and its metadata, with the columns `list` filters on.
 struct ItemRecord: Codable, FetchableRecord, PersistableRecord {
     static let databaseTableName = "items"
@@ -203,9 +211,11 @@ struct EventRecord: Codable, FetchableRecord, PersistableRecord {
     var type: String
     var time: String
     var actor: String
+    /// The member id the event names, if any.
+    var member: String?
 
     enum CodingKeys: String, CodingKey {
-        case seq, type, time, actor
+        case seq, type, time, actor, member
         case itemID = "item_id"
     }
 
@@ -221,6 +231,7 @@ struct EventRecord: Codable, FetchableRecord, PersistableRecord {
         self.type = event.type
         self.time = event.time
         self.actor = event.actor
+        self.member = event.member
     }
 
     func encode(to container: inout PersistenceContainer) {
@@ -229,6 +240,7 @@ struct EventRecord: Codable, FetchableRecord, PersistableRecord {
         container[CodingKeys.type.stringValue] = type
         container[CodingKeys.time.stringValue] = time
         container[CodingKeys.actor.stringValue] = actor
+        container[CodingKeys.member.stringValue] = member
     }
 }
 
@@ -255,6 +267,7 @@ struct AnnotatedEventRecord: Decodable, FetchableRecord {
             type: event.type,
             time: event.time,
             actor: event.actor,
+            member: event.member,
             item: event.itemID,
             annotation: annotation?.annotation
         )

@@ -89,11 +89,20 @@ enum IndexSchema {
                 t.add(column: "revocation", .text)
             }
         }
+        // Additive: who acted (the member id an event names) and the roster as the log builds it.
+        migrator.registerMigration("v5-members") { db in
+            try db.alter(table: "events") { t in t.add(column: "member", .text) }
+            try db.create(table: "roster") { t in
+                t.primaryKey("id", .integer)
+                t.column("roster", .text).notNull()
+            }
+        }
         return migrator
     }
 
     /// Every table, in the order a dump lists them.
     static let tables = [
         "state", "items", "item_tags", "events", "annotations", "items_fts", "grants", "grant_items", "provenance",
+        "roster",
     ]
 }

@@ -22,6 +22,8 @@ package struct IndexedEvent: Sendable, Equatable, Codable {
     package var time: String
     /// Actor.
     package var actor: String
+    /// The member the event names (their id), in an archive with members.
+    package var member: String?
     /// The item concerned.
     package var item: String?
     /// Tag and note events: what they said.

@@ -70,7 +70,7 @@ extension ArchiveContext {
     }
 }
 
-extension Archive.Unlocked {
+extension EventRecording {
     /// Scans `paths` and ingests every file found.
     ///
     /// Files are read once: the SHA-256 is computed while chunks are encrypted and staged (``IngestPipeline``).
@@ -127,7 +127,7 @@ extension Archive.Unlocked {
             archive: self,
             context: ItemSealer.Context(
                 fields: fields,
-                keys: keys,
+                convergence: convergence,
                 selfBox: boxPublicKey,
                 actor: config.origin,
                 chunkSize: config.chunkSize

@@ -24,7 +24,7 @@ struct IngestOutcome: Sendable {
 /// Failure: batches before the one that failed are committed, it and later ones are not, and every object a
 /// failed batch staged is discarded.
 struct IngestPipeline: Sendable {
-    let archive: Archive.Unlocked
+    let archive: any EventRecording
     let context: ItemSealer.Context
     let skipProblems: Bool
     /// Files (or chunks of a large file) in flight at once.
@@ -224,7 +224,7 @@ struct IngestPipeline: Sendable {
         expected: String?,
         _ staging: BatchStaging
     ) async throws -> FileOutcome {
-        let (chunkSize, keys) = (context.chunkSize, context.keys)
+        let (chunkSize, convergence) = (context.chunkSize, context.convergence)
         let reader: ChunkReader
         var chunks: [EncryptedChunk]
         var staged: [StagedObject] = []
@@ -233,16 +233,16 @@ struct IngestPipeline: Sendable {
                 // A small file: read and hashed in one piece of blocking work, encrypted here; its objects are
                 // staged together once it is sealed (below).
                 let read = try await BlockingWork.run {
-                    let reader = try ChunkReader(source: source, chunkSize: chunkSize, convergence: keys.convergence)
+                    let reader = try ChunkReader(source: source, chunkSize: chunkSize, convergence: convergence)
                     var plaintexts: [(index: Int, plaintext: [UInt8])] = []
                     while let next = try reader.next() { plaintexts.append(next) }
                     return (reader, plaintexts)
                 }
                 reader = read.0
-                chunks = read.1.map { ItemSealer.encryptChunk($0.plaintext, index: $0.index, keys: keys) }
+                chunks = read.1.map { ItemSealer.encryptChunk($0.plaintext, index: $0.index, convergence: convergence) }
             } else {
                 reader = try await BlockingWork.run {
-                    try ChunkReader(source: source, chunkSize: chunkSize, convergence: keys.convergence)
+                    try ChunkReader(source: source, chunkSize: chunkSize, convergence: convergence)
                 }
                 (chunks, staged) = try await encryptLarge(reader, staging)
             }
@@ -285,7 +285,7 @@ struct IngestPipeline: Sendable {
         _ reader: ChunkReader,
         _ staging: BatchStaging
     ) async throws -> ([EncryptedChunk], [StagedObject]) {
-        let (keys, store) = (context.keys, store)
+        let (convergence, store) = (context.convergence, store)
         return try await withThrowingTaskGroup(of: (EncryptedChunk, StagedObject?).self) { group in
             var chunks: [EncryptedChunk] = []
             var staged: [StagedObject] = []
@@ -300,7 +300,7 @@ struct IngestPipeline: Sendable {
                     inFlight -= 1
                 }
                 group.addTask {
-                    var chunk = ItemSealer.encryptChunk(next.plaintext, index: next.index, keys: keys)
+                    var chunk = ItemSealer.encryptChunk(next.plaintext, index: next.index, convergence: convergence)
                     let done = try await staging.stage(chunk.object, in: store)
                     chunk.object.bytes = []
                     return (chunk, done)
@@ -331,7 +331,7 @@ struct IngestPipeline: Sendable {
         CrashPoint.hit("objects-committed")
         var known: [ItemID: ItemMetadata] = [:]
         for item in batch.items { known[item.metadata.item] = item.metadata }
-        let duplicates = try await archive.record(batch.items.map(\.event), known: known)
+        let duplicates = try await archive.recordEvents(batch.items.map(\.event), known: known)
         return batch.items.map { item in
             IngestedItem(
                 id: item.metadata.item,

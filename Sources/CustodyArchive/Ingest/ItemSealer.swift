@@ -34,8 +34,8 @@ struct SealedItem: Sendable {
 /// and its ingest event. Pure computation: nothing here reads or writes storage.
 enum ItemSealer {
     /// Encrypts one chunk under its convergent key.
-    static func encryptChunk(_ plaintext: [UInt8], index: Int, keys: ArchiveKeys) -> EncryptedChunk {
-        var key = plaintext.withUnsafeBytes { ChunkCipher.key(for: $0, convergenceSecret: keys.convergence) }
+    static func encryptChunk(_ plaintext: [UInt8], index: Int, convergence: SecretBytes) -> EncryptedChunk {
+        var key = plaintext.withUnsafeBytes { ChunkCipher.key(for: $0, convergenceSecret: convergence) }
         defer { wipe(&key) }
         let sealed = plaintext.withUnsafeBytes { ChunkCipher.seal($0, key: key) }
         let ref = ObjectRef(name: ObjectName(of: sealed), size: Int64(sealed.count))
@@ -49,7 +49,8 @@ enum ItemSealer {
     /// What an item needs besides its chunks.
     struct Context: Sendable {
         var fields: SubmissionFields
-        var keys: ArchiveKeys
+        /// The secret chunk keys derive from: the archive's, or a field staff member's own.
+        var convergence: SecretBytes
         var selfBox: [UInt8]
         var actor: String
         var chunkSize: Int

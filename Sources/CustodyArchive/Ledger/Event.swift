@@ -67,6 +67,8 @@ package struct Event: Codable, Sendable {
     /// Entries with more chunks than this name a chunk-list object instead (keeps entries well under 64 KiB).
     package static let inlineChunkLimit = 256
     static let signatureDomain = Array("custody/event/v1\n".utf8)
+    /// What the acting member's signature of an entry is over, before the body.
+    package static let memberSignatureDomain = Array("custody/member-event/v1\n".utf8)
 
     /// Format version (1).
     package var version = 1
@@ -96,10 +98,41 @@ package struct Event: Codable, Sendable {
     package var served: String?
     /// Revocation-received: the object holding the granter's revocation notice (SHARING.md section 2).
     package var notice: ObjectRef?
+    /// The member who acted, in an archive with members: the entry then carries their signature too (a second
+    /// signature line over `"custody/member-event/v1\n" || body`; Docs/LEDGER.md section 18).
+    package var by: MemberID?
+    /// Roster events: the member added, changed or removed.
+    package var subject: Member?
+    /// Roster events: how many roster events precede this one (what the approvals are bound to).
+    package var roster: Int?
+    /// The first roster event: how many administrators' approvals later roster changes need.
+    package var threshold: Int?
+    /// Roster events: administrators' signatures over the event's roster statement (``RosterStatement``).
+    package var approvals: [Approval]?
 
     enum CodingKeys: String, CodingKey {
         case version = "v"
         case type, time, actor, item, objects, keys, commitment, annotation, grant, sealed, requester, served, notice
+        case by, subject, roster, threshold, approvals
+    }
+
+    /// One administrator's approval of a roster change: their Ed25519 signature over the change's
+    /// ``RosterStatement``.
+    package struct Approval: Codable, Sendable, Equatable {
+        /// The approving member.
+        package var by: MemberID
+        /// Their signature, base64.
+        package var signature: String
+
+        enum CodingKeys: String, CodingKey {
+            case by
+            case signature = "sig"
+        }
+
+        package init(by: MemberID, signature: String) {
+            self.by = by
+            self.signature = signature
+        }
     }
 
     /// Every object the event names, given the decoded chunk list where there is one.
@@ -112,28 +145,59 @@ package struct Event: Codable, Sendable {
         return refs
     }
 
-    /// Encodes, signs and frames the event as journal entry bytes.
-    package func entryBytes(signedBy key: SigningKey) throws -> [UInt8] {
-        try SignedEnvelope.signing(Array(Self.encoder.encode(self)), domain: Self.signatureDomain, with: key).bytes
+    /// Encodes, signs and frames the event as journal entry bytes: signed by the archive's `key`, and cosigned
+    /// by the acting member's key when the event names one (``by``).
+    package func entryBytes(signedBy key: SigningKey, member: SigningKey? = nil) throws -> [UInt8] {
+        precondition((by == nil) == (member == nil), "an event names its member exactly when the member signs it")
+        return try SignedEnvelope.signing(
+            Array(Self.encoder.encode(self)),
+            domain: Self.signatureDomain,
+            with: key,
+            cosigner: member.map { ($0, Self.memberSignatureDomain) }
+        ).bytes
     }
 
-    /// Parses entry bytes and checks the signature against `publicKey`.
+    /// Parses entry bytes and checks the archive's signature against `publicKey`.
+    ///
+    /// An event that names its member (``by``) must carry a second signature line and one that does not must
+    /// not; whether that signature is the member's is a question for the roster (``Roster``), which `verify`
+    /// asks.
     ///
     /// - Throws: ``ArchiveError`` (damaged) when the entry is malformed or the signature is invalid.
     package static func parse(_ entry: [UInt8], publicKey: [UInt8]) throws -> Event {
+        try parseEnvelope(entry, publicKey: publicKey).event
+    }
+
+    /// Parses entry bytes as ``parse(_:publicKey:)`` does, returning the envelope too.
+    package static func parseEnvelope(
+        _ entry: [UInt8],
+        publicKey: [UInt8]
+    ) throws -> (event: Event, envelope: SignedEnvelope) {
         guard SignedEnvelope.split(entry) != nil else {
             throw ArchiveError(.damaged, "a journal entry has no signature line", fix: "run custody verify")
         }
-        guard let envelope = SignedEnvelope.parse(entry, maxBytes: Journal.maxEntryBytes),
+        guard
+            let envelope = SignedEnvelope.parse(entry, maxBytes: Journal.maxEntryBytes, allowingCosignature: true),
             envelope.isSigned(domain: signatureDomain, by: publicKey)
         else {
             throw ArchiveError(.damaged, "a journal entry has an invalid signature", fix: "run custody verify")
         }
+        let event: Event
         do {
-            return try JSONDecoder().decode(Event.self, from: Data(envelope.body))
+            event = try JSONDecoder().decode(Event.self, from: Data(envelope.body))
         } catch {
             throw ArchiveError(.damaged, "a journal entry is not a valid event", fix: "run custody verify")
         }
+        guard (event.by == nil) == (envelope.cosignature == nil) else {
+            throw ArchiveError(
+                .damaged,
+                event.by == nil
+                    ? "a journal entry has a member signature but names no member"
+                    : "a journal entry names a member but has no member signature",
+                fix: "run custody verify"
+            )
+        }
+        return (event, envelope)
     }
 
     /// The evidence commitment of DESIGN.md.
@@ -209,6 +273,15 @@ extension Event {
         package static let passphrase = Kind(rawValue: "passphrase")
         /// A granter's verified revocation notice for a grant this archive received.
         package static let revocationReceived = Kind(rawValue: "revocation-received")
+        /// A member joined the roster (the first one founds it).
+        package static let memberAdd = Kind(rawValue: "member-add")
+        /// A member's role changed.
+        package static let memberRole = Kind(rawValue: "member-role")
+        /// A member left the roster.
+        package static let memberRemove = Kind(rawValue: "member-remove")
+
+        /// Kinds that change the roster.
+        package var changesRoster: Bool { self == .memberAdd || self == .memberRole || self == .memberRemove }
 
         /// Kinds that bring an item into the archive.
         package var addsItem: Bool { self == .ingest || self == .import }

@@ -100,10 +100,16 @@ extension Archive.Unlocked {
                         type: event.type.rawValue,
                         time: event.time,
                         actor: event.actor,
+                        member: event.by?.hex,
                         item: event.item?.hex
                     )
                 )
-                if event.type == .tag || event.type == .note, let item = event.item {
+                if event.type.changesRoster {
+                    var roster = try batch.roster ?? index.roster() ?? Roster()
+                    roster.replay(entry, publicKey: signingPublicKey, origin: config.origin)
+                    batch.roster = roster
+                }
+                if event.type.annotates || (event.type == .extract && event.annotation != nil), let item = event.item {
                     // The item's K_meta opens its annotations: from an ingest earlier in this batch, or the journal.
                     guard let ingest = try ingests[item] ?? index.items(ids: [item.hex]).first.map(ingestEvent(of:))
                     else {
@@ -236,9 +242,25 @@ extension Archive.Unlocked {
         ) { $0.item == item }
     }
 
-    /// Appends signed events and applies them to the index.
+    /// Signs events as the acting member (checking first that their role allows each: ``authorize(_:for:)``),
+    /// appends them and applies them to the index.
     func record(_ events: [Event], known: [ItemID: ItemMetadata] = [:]) async throws -> [String: String?] {
-        let entries = try events.map { try $0.entryBytes(signedBy: keys.signing) }
+        try authorize(member, for: Set(events.compactMap { Member.Action.of($0.type) }))
+        let signed = events.map { event in
+            var event = event
+            event.by = member?.member.id
+            return event
+        }
+        let entries = try signed.map { try $0.entryBytes(signedBy: keys.signing, member: member?.signing) }
+        return try await record(signed, signed: entries, known: known)
+    }
+
+    /// Appends entries already signed and applies them to the index.
+    func record(
+        _ events: [Event],
+        signed entries: [[UInt8]],
+        known: [ItemID: ItemMetadata] = [:]
+    ) async throws -> [String: String?] {
         try ledger.append(entries, logKey: keys.log)
         var trusted: [[UInt8]: Event] = [:]
         for (entry, event) in zip(entries, events) { trusted[entry] = event }

@@ -337,9 +337,7 @@ extension Archive.Unlocked {
     ///
     /// - Throws: ``ArchiveError``: not found, or bad input when it is already revoked or not this archive's.
     package func revokeGrant(_ id: String, reason: String) async throws -> GrantSummary {
-        guard !reason.trimmingCharacters(in: .whitespaces).isEmpty, reason.utf8.count <= 4096 else {
-            throw ArchiveError(.usage, "the reason is empty or over 4096 bytes", fix: "give --reason \"…\"")
-        }
+        try Self.checkReason(reason)
         let (grant, signed) = try await storedGrant(id)
         guard grant.granter.signingKey == config.signingKey else {
             throw ArchiveError(
@@ -352,15 +350,12 @@ extension Archive.Unlocked {
             throw ArchiveError(.badInput, "grant \(grant.id) was already revoked at \(when)", fix: "nothing to do")
         }
         // The reason is the granter's to read: sealed to its own box key, stored as an object the event names.
-        let sealed = try BoxKey.seal(Array(try Event.encoder.encode(["reason": reason])), to: boxPublicKey)
-        let name = ObjectName(of: sealed)
-        try await store.putObject(sealed, as: name)
         let event = Event(
             type: .revoke,
             time: RFC3339.now(),
             actor: config.origin,
             grant: GrantReference(id: grant.id, hash: Grant.hash(signed)),
-            sealed: ObjectRef(name: name, size: Int64(sealed.count))
+            sealed: try await sealReason(reason)
         )
         _ = try await record([event])
         guard let summary = try await index().grants().first(where: { $0.id == grant.id }) else {

@@ -14,10 +14,28 @@ extension ArchiveContext {
         let lock = try journal.lockForReading()
         defer { withExtendedLifetime(lock) {} }
         var audit = LedgerAudit(ledger)
+        // The roster as the log builds it: each event is checked against the roster in force at its position.
+        var roster = Roster()
         let (end, tail) = try journal.scan(from: .start) { entry in
             audit.add(entry.bytes)
             do {
-                let event = try Event.parse(entry.bytes, publicKey: signingPublicKey)
+                let (event, envelope) = try Event.parseEnvelope(entry.bytes, publicKey: signingPublicKey)
+                if event.type.changesRoster {
+                    do throws(Roster.Problem) {
+                        try roster.apply(event, envelope: envelope, at: entry.index, origin: config.origin)
+                    } catch {
+                        map.problems.append(VerifyProblem(kind: error.kind, entry: entry.index, detail: error.detail))
+                    }
+                } else if let problem = roster.check(event, envelope: envelope, at: entry.index) {
+                    map.problems.append(
+                        VerifyProblem(
+                            kind: problem.kind,
+                            item: event.item?.hex,
+                            entry: entry.index,
+                            detail: problem.detail
+                        )
+                    )
+                }
                 if let ref = event.annotation, let item = event.item, event.type != .import {
                     guard ingested.contains(item) else {
                         map.problems.append(

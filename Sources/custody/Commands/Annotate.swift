@@ -20,7 +20,7 @@ extension CustodyCommand {
 
         func run() async throws {
             try await runReportingErrorsAsync {
-                let archive = try global.unlockArchive()
+                let archive = try global.unlockArchive(for: [.annotate])
                 let tags = try await archive.tag(item, add: add, remove: remove)
                 if json {
                     try await printJSON(TagJSON(item: archive.resolveItem(item).id, tags: tags))
@@ -46,7 +46,7 @@ extension CustodyCommand {
 
         func run() async throws {
             try await runReportingErrorsAsync {
-                let archive = try global.unlockArchive()
+                let archive = try global.unlockArchive(for: [.annotate])
                 try await archive.note(item, text: text)
                 print("note added to \(try await archive.resolveItem(item).id)")
             }

@@ -158,7 +158,7 @@ extension CustodyCommand {
 
             func run() async throws {
                 try await runReportingErrorsAsync {
-                    let archive = try global.unlockArchive()
+                    let archive = try global.unlockArchive(for: [.share])
                     let bar = ProgressBar(enabled: Terminal.stderrIsTTY && !json, label: "import")
                     let result = try await archive.importBundle(
                         path: file,

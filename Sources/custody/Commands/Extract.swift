@@ -18,13 +18,15 @@ extension CustodyCommand {
         @Argument(help: "Item id or unique prefix.") var item: String
         @Option(name: .shortAndLong, help: "The file to write.", completion: .file()) var output: String
         @Flag(help: "Replace an existing file.") var force = false
+        @Option(help: "Why the plaintext leaves the archive (recorded, sealed like a note; shown by custody show).")
+        var purpose: String?
         @Flag(help: "Extract an item whose grant was revoked (warned on stderr; the extract is recorded).")
         var despiteRevocation = false
         @Flag(help: "Print JSON.") var json = false
 
         func run() async throws {
             try await runReportingErrorsAsync {
-                let archive = try global.unlockArchive()
+                let archive = try global.unlockArchive(for: [.extract])
                 if let (grant, revoked) = try await archive.checkExtractAllowed(
                     item,
                     despiteRevocation: despiteRevocation
@@ -36,7 +38,7 @@ extension CustodyCommand {
                         )
                     )
                 }
-                let result = try await archive.extract(item, to: output, force: force)
+                let result = try await archive.extract(item, to: output, force: force, purpose: purpose)
                 if json {
                     try printJSON([
                         "id": result.item.hex, "path": result.path, "sha256": result.sha256, "size": "\(result.size)",

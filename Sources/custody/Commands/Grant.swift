@@ -53,7 +53,7 @@ extension CustodyCommand {
 
             func run() async throws {
                 try await runReportingErrorsAsync {
-                    let archive = try global.unlockArchive()
+                    let archive = try global.unlockArchive(for: [.share])
                     let grantee = try Archive.readIdentity(to)
                     guard let until = Expiry.resolve(expires) else {
                         throw ArchiveError(
@@ -175,7 +175,7 @@ extension CustodyCommand {
 
             func run() async throws {
                 try await runReportingErrorsAsync {
-                    let archive = try global.unlockArchive()
+                    let archive = try global.unlockArchive(for: [.read])
                     let (grant, signed) = try await archive.storedGrant(grant)
                     let terms = try archive.terms(of: grant)
                     let summary = try await archive.index().grants().first { $0.id == grant.id }
@@ -255,7 +255,7 @@ extension CustodyCommand {
 
             func run() async throws {
                 try await runReportingErrorsAsync {
-                    let archive = try global.unlockArchive()
+                    let archive = try global.unlockArchive(for: [.share])
                     if let output { try refuseExisting(output) }
                     let summary = try await archive.revokeGrant(grant, reason: reason)
                     if let output { try await writeNotice(archive.revocationNotice(grant: summary.id), to: output) }
@@ -314,7 +314,7 @@ extension CustodyCommand.GrantCommand {
 
             func run() async throws {
                 try await runReportingErrorsAsync {
-                    let archive = try global.unlockArchive()
+                    let archive = try global.unlockArchive(for: [.share])
                     let bytes = try ArchiveFiles.read(file, limit: RevocationNotice.maxBytes)
                     let verified = try await archive.verifyRevocationNotice(bytes)
                     let recorded = try await archive.recordRevocation(verified)

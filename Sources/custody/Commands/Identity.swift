@@ -85,10 +85,11 @@ extension CustodyCommand {
 
         struct Change: AsyncParsableCommand {
             static let configuration = CommandConfiguration(
-                abstract: "Re-seal the secrets under a new passphrase; nothing else changes.",
+                abstract: "Re-seal the acting member's keys (or an archive's without members) under a new passphrase.",
                 discussion: """
                     The current passphrase comes from --passphrase-file, $CUSTODY_PASSPHRASE or a prompt; the new one \
-                    from --new-passphrase-file, $CUSTODY_NEW_PASSPHRASE or a prompt.
+                    from --new-passphrase-file, $CUSTODY_NEW_PASSPHRASE or a prompt. In an archive with members each \
+                    member changes their own (the same as custody member passphrase); the event is signed by them.
                     """
             )
             @OptionGroup var global: GlobalOptions
@@ -98,21 +99,7 @@ extension CustodyCommand {
             func run() async throws {
                 try await runReportingErrorsAsync {
                     let archive = try global.openArchive(access: .exclusive)
-                    var newOptions = global
-                    newOptions.passphraseFile = newPassphraseFile
-                    let fresh: CustodyCrypto.SecretBytes
-                    if newPassphraseFile == nil, let env = ProcessInfo.processInfo.environment["CUSTODY_NEW_PASSPHRASE"]
-                    {
-                        fresh = try checkedPassphrase(Array(env.utf8))
-                    } else if newPassphraseFile != nil {
-                        fresh = try newOptions.readPassphrase(prompt: "")
-                    } else {
-                        fresh = try Terminal.readSecret(prompt: "New passphrase: ")
-                        let again = try Terminal.readSecret(prompt: "Repeat it: ")
-                        guard fresh == again else {
-                            throw ArchiveError(.usage, "the two passphrases differ", fix: "try again")
-                        }
-                    }
+                    let fresh = try global.readNewPassphrase(file: newPassphraseFile, prompt: "New passphrase: ")
                     try await archive.changePassphrase(to: fresh, kdfPreset: kdf)
                     print("passphrase changed")
                 }

@@ -49,7 +49,15 @@ extension CustodyCommand {
                     options.expectedSHA256 = try parseHashList(expectFrom)
                     options.requireExpected = true
                 }
-                let archive = try global.unlockArchive()
+                let opened = try global.openArchive()
+                // Field staff add items with keys that open none (Docs/THREAT-MODEL.md section 7).
+                let archive: any EventRecording
+                if try opened.actsAsFieldStaff() {
+                    archive = try opened.deposit()
+                } else {
+                    archive = try opened.unlock()
+                }
+                try archive.authorize(archive.acting, for: [.ingest])
                 let bar = ProgressBar(enabled: Terminal.stderrIsTTY, label: "ingest")
                 let report = try await archive.ingest(paths, options: options) { bar.update($0) }
                 bar.finish()

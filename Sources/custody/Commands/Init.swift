@@ -6,8 +6,13 @@ import CustodyStorage
 extension CustodyCommand {
     struct Init: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Create a new archive: master secret, signing and box keys, sealed with a passphrase.",
-            discussion: "The folder must not exist or must be empty. The secrets are sealed in keys.json (mode 0600)."
+            abstract: "Create a new archive and its first member, an administrator, sealed with their passphrase.",
+            discussion: """
+                The folder must not exist or must be empty. The first member is named by --member (default \
+                admin); their key file members/<id>.json (mode 0600) holds the archive's secrets under their \
+                passphrase, and their signed member-add event founds the roster. Add the rest of the team with \
+                custody member add.
+                """
         )
 
         @OptionGroup var global: GlobalOptions
@@ -27,6 +32,13 @@ extension CustodyCommand {
             )
         )
         var objects: String?
+        @Option(
+            help: ArgumentHelp(
+                "How many administrators must approve each later roster change (default 1).",
+                valueName: "n"
+            )
+        )
+        var rosterThreshold = 1
         @OptionGroup var s3: S3Options
         @Flag(help: "Print JSON.") var json = false
 
@@ -54,7 +66,9 @@ extension CustodyCommand {
                         passphrase: passphrase,
                         kdfPreset: kdf,
                         objects: { _ in store },
-                        recordObjects: { root in try ObjectStoreLocation.record(settings, archive: root) }
+                        recordObjects: { root in try ObjectStoreLocation.record(settings, archive: root) },
+                        founder: global.memberName ?? "admin",
+                        rosterThreshold: rosterThreshold
                     )
                 } else {
                     archive = try await Archive.create(
@@ -62,7 +76,9 @@ extension CustodyCommand {
                         name: name,
                         origin: origin,
                         passphrase: passphrase,
-                        kdfPreset: kdf
+                        kdfPreset: kdf,
+                        founder: global.memberName ?? "admin",
+                        rosterThreshold: rosterThreshold
                     )
                 }
                 let identity = try archive.identity()
@@ -73,6 +89,7 @@ extension CustodyCommand {
                     print("  origin       \(identity.origin)")
                     print("  fingerprint  \(identity.fingerprint)")
                     if let settings { print("  objects      \(settings.url)") }
+                    if let founder = archive.member?.member { print("  admin        \(founder.name) (\(founder.id))") }
                     if kdf == "insecure-test" {
                         print("  WARNING: insecure-test KDF — for tests only, never for evidence")
                     }

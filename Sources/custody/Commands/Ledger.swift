@@ -27,7 +27,7 @@ extension CustodyCommand {
 
         func run() async throws {
             try await runReportingErrorsAsync {
-                let archive = try global.unlockArchive()
+                let archive = try global.unlockArchive(for: [.read])
                 let checkpoint: CustodyArchive.Checkpoint?
                 if sign {
                     checkpoint = try archive.signCheckpoint()
@@ -177,7 +177,7 @@ extension CustodyCommand {
 
             func run() async throws {
                 try await runReportingErrorsAsync {
-                    let archive = try global.unlockArchive()
+                    let archive = try global.unlockArchive(for: [.share])
                     let input = try readInputArgument(file)
                     let result = try archive.cosign(input)
                     FileHandle.standardOutput.write(Data(result.line.utf8))

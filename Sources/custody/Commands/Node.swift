@@ -38,7 +38,7 @@ extension CustodyCommand {
                 let host = String(listen[..<colon])
                 // Checked before the passphrase is asked for; the derived default needs the bound port, later.
                 _ = try NodeServer.authorities(publicURLs: publicURL, host: host, port: port)
-                let archive = try global.unlockArchive()
+                let archive = try global.unlockArchive(for: [.share])
                 let server = try NodeServer(archive: archive)
                 do {
                     try await serveUntilStopped(server, host: host, port: port)
@@ -109,7 +109,7 @@ extension CustodyCommand {
 
         func run() async throws {
             try await runReportingErrorsAsync {
-                let archive = try global.unlockArchive()
+                let archive = try global.unlockArchive(for: [.share])
                 let bar = ProgressBar(enabled: Terminal.stderrIsTTY && !json, label: "pull")
                 let knownRevoked = await Set(try archive.index().grants().filter { $0.revocation != nil }.map(\.id))
                 let pulled = try await Puller.pull(

@@ -18,12 +18,14 @@ extension CustodyCommand {
                 let archive = try global.openArchive()
                 let found = try await archive.resolveItem(item)
                 let events = try await archive.index().events(of: found.id)
+                let roster = try archive.roster()
                 let m = found.metadata
                 if json {
                     try await printJSON(
                         ShowJSON(
                             item: found,
                             events: events,
+                            roster: roster,
                             provenance: try archive.index().provenance(of: found.id),
                             grantRevocation: try archive.revocation(ofItem: found.id).map {
                                 RevocationJSON(grant: $0.grant, $0.revocation)
@@ -66,12 +68,15 @@ extension CustodyCommand {
                 }
                 print("custody events:")
                 for event in events {
-                    var line = "  #\(event.seq)  \(event.time)  \(event.type)  by \(event.actor)"
+                    let by = event.member.flatMap(MemberID.init(hex:)).map { roster.label(of: $0) } ?? event.actor
+                    var line = "  #\(event.seq)  \(event.time)  \(event.type)  by \(by)"
                     if let annotation = event.annotation {
                         if annotation.type == "tag" {
                             let changes =
                                 (annotation.add ?? []).map { "+" + $0 } + (annotation.remove ?? []).map { "-" + $0 }
                             line += "  " + changes.joined(separator: " ")
+                        } else if annotation.type == "extract", let text = annotation.text {
+                            line += "  purpose: " + text
                         } else if let text = annotation.text {
                             line += ": " + text.replacingOccurrences(of: "\n", with: "\n      ")
                         }
@@ -86,6 +91,7 @@ extension CustodyCommand {
 struct ShowJSON: Encodable {
     var item: IndexedItem
     var events: [IndexedEvent]
+    var roster: Roster
     var provenance: Provenance?
     /// The grant the item came under was revoked (a verified notice was recorded).
     var grantRevocation: RevocationJSON?
@@ -108,6 +114,10 @@ struct ShowJSON: Encodable {
         var type: String
         var time: String
         var actor: String
+        /// The member who acted, named from the roster.
+        var member: MemberRefJSON?
+        /// Extract events: the purpose given.
+        var purpose: String?
         /// Tag events: tags added and removed.
         var add: [String]?
         var remove: [String]?
@@ -145,9 +155,11 @@ struct ShowJSON: Encodable {
                     type: $0.type,
                     time: $0.time,
                     actor: $0.actor,
+                    member: $0.member.flatMap(MemberID.init(hex:)).map { MemberRefJSON($0, roster: roster) },
+                    purpose: $0.annotation?.type == "extract" ? $0.annotation?.text : nil,
                     add: $0.annotation?.add,
                     remove: $0.annotation?.remove,
-                    text: $0.annotation?.text
+                    text: $0.annotation?.type == "extract" ? nil : $0.annotation?.text
                 )
             },
             forKey: .events

@@ -51,7 +51,7 @@ extension CustodyCommand {
                         purpose: purpose,
                         output: output
                     )
-                    : try global.unlockArchive().submit(
+                    : try global.unlockArchive(for: [.share]).submit(
                         paths,
                         options: options,
                         to: mechanism,
