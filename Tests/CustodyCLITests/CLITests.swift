@@ -244,8 +244,11 @@ import Testing
         let log = CLI.run(["log", "--json"], environment: env)
         #expect(log.status == 0, "\(log.stderr)")
         let entries = try #require(log.json?["entries"] as? [[String: Any]])
-        #expect(entries.compactMap { $0["type"] as? String } == ["ingest", "ingest", "extract"])
-        #expect(entries.compactMap { $0["index"] as? Int } == [0, 1, 2])
+        // Entry 0 founds the roster: init's first member adds themselves.
+        #expect(entries.compactMap { $0["type"] as? String } == ["member-add", "ingest", "ingest", "extract"])
+        #expect(entries.compactMap { $0["index"] as? Int } == [0, 1, 2, 3])
+        // Every entry names the member who acted, by the roster's name.
+        #expect(entries.allSatisfy { ($0["member"] as? [String: Any])?["name"] as? String == "admin" })
         for entry in entries {
             let encoded = try #require(entry["entry"] as? String)
             let bytes = try #require(Data(base64Encoded: encoded))
@@ -254,7 +257,7 @@ import Testing
             #expect(json["type"] as? String == entry["type"] as? String)
             #expect(json["time"] as? String == entry["time"] as? String)
         }
-        let page = CLI.run(["log", "--from", "2", "--limit", "1", "--json"], environment: env)
+        let page = CLI.run(["log", "--from", "3", "--limit", "1", "--json"], environment: env)
         #expect((page.json?["entries"] as? [[String: Any]])?.first?["type"] as? String == "extract")
         let journal = archive + "/journal/entries"
         var raw = Fixtures.read(journal)

@@ -28,14 +28,15 @@ import Testing
         #expect(checkpoint.status == 0)
         #expect(checkpoint.stdout == String(decoding: Fixtures.read(dir.path + "/a/log/checkpoint"), as: UTF8.self))
         let lines = checkpoint.stdout.split(separator: "\n", omittingEmptySubsequences: false)
-        #expect(lines[0].hasPrefix("custody/") && lines[1] == "3" && lines[3] == "" && lines[4].hasPrefix("— "))
+        // Entry 0 founds the roster; the three items are entries 1 to 3.
+        #expect(lines[0].hasPrefix("custody/") && lines[1] == "4" && lines[3] == "" && lines[4].hasPrefix("— "))
 
         let proof = CLI.run(["prove", ids[1]], environment: e)
         #expect(proof.status == 0, "\(proof.stderr)")
-        #expect(proof.stdout.hasPrefix("c2sp.org/tlog-proof@v1\nindex 1\n"))
+        #expect(proof.stdout.hasPrefix("c2sp.org/tlog-proof@v1\nindex 2\n"))
         #expect(proof.stdout.hasSuffix("\n\n" + checkpoint.stdout))
         let json = try #require(CLI.run(["prove", ids[1], "--json"], environment: e).json)
-        #expect(json["index"] as? Int == 1 && json["size"] as? Int == 3)
+        #expect(json["index"] as? Int == 2 && json["size"] as? Int == 4)
         #expect((json["leaf_hash"] as? String)?.count == 64)
         #expect((json["proof"] as? [String])?.count == 2)
         #expect(json["checkpoint"] as? String == checkpoint.stdout)
@@ -43,7 +44,7 @@ import Testing
         let request = CLI.run(["prove", "--consistency", "1"], environment: e)
         #expect(request.stdout.hasPrefix("old 1\n") && request.stdout.hasSuffix("\n\n" + checkpoint.stdout))
         let consistency = try #require(CLI.run(["prove", "--consistency", "1", "--json"], environment: e).json)
-        #expect(consistency["first"] as? Int == 1 && consistency["second"] as? Int == 3)
+        #expect(consistency["first"] as? Int == 1 && consistency["second"] as? Int == 4)
         #expect((consistency["proof"] as? [String])?.count == 2)
 
         let identity = try #require(CLI.run(["id", "show", "--json"], environment: e).json)
@@ -51,7 +52,8 @@ import Testing
         #expect((identity["log_verifier_key"] as? String)?.hasPrefix(String(lines[0]) + "+") == true)
 
         let verify = try #require(CLI.run(["verify", "--json"], environment: e).json)
-        #expect(verify["checkpoint_size"] as? Int == 3 && verify["checkpoints_checked"] as? Int == 2)
+        // Signed: the empty tree at init, the founding entry, then the ingest.
+        #expect(verify["checkpoint_size"] as? Int == 4 && verify["checkpoints_checked"] as? Int == 3)
 
         #expect(CLI.run(["prove"], environment: e).status == 64)
         #expect(CLI.run(["prove", "--consistency", "9"], environment: e).status == 64)
@@ -114,17 +116,18 @@ import Testing
         let fork = dir.path + "/fork"
         try FileManager.default.copyItem(atPath: dir.path + "/a", toPath: fork)
         #expect(CLI.run(["ingest", dir.path + "/more.txt"], environment: a).status == 0)
-        let request = CLI.run(["prove", "--consistency", "2"], environment: a).stdout
+        // b saw size 3: the founding entry and the two items.
+        let request = CLI.run(["prove", "--consistency", "3"], environment: a).stdout
         let second = CLI.run(["witness", "cosign", dir.write("req.txt", text: request)], environment: b)
         // What the witness tells its operator on success: the output under test.
-        #expect(second.status == 0 && second.stderr.contains("consistent with size 2"), "\(second.stderr)")
+        #expect(second.status == 0 && second.stderr.contains("consistent with size 3"), "\(second.stderr)")
 
-        // The copy, with the same keys, records something else at size 3: a fork, refused with exit 1.
+        // The copy, with the same keys, records something else at size 4: a fork, refused with exit 1.
         var forkEnv = a
         forkEnv["CUSTODY_ARCHIVE"] = fork
         dir.write("other.txt", text: "not what a recorded")
         #expect(CLI.run(["ingest", dir.path + "/other.txt"], environment: forkEnv).status == 0)
-        let forged = CLI.run(["prove", "--consistency", "2"], environment: forkEnv).stdout
+        let forged = CLI.run(["prove", "--consistency", "3"], environment: forkEnv).stdout
         let refused = CLI.run(["witness", "cosign", dir.write("forged.txt", text: forged)], environment: b.jsonErrors)
         #expect(refused.status == 1 && refused.errorReason == "fork")
         #expect(refused.error?.problem.hasPrefix("FORK: ") == true && refused.stdout.isEmpty)  // shouted for people

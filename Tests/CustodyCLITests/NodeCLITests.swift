@@ -329,8 +329,11 @@ import Testing
         defer { stop(n.server) }
         // A copy of OHCHR's archive, with the same keys, that grows another history: pulling from it is a fork.
         try FileManager.default.copyItem(atPath: dir.path + "/ohchr", toPath: dir.path + "/fork")
-        dir.write("real.txt", text: "the real history")
-        #expect(CLI.run(["ingest", dir.path + "/real.txt"], environment: env("ohchr")).status == 0)
+        // Two items, so the size IACHR sees (9) is no power of two: a proof from a complete tree leaves its root
+        // out and can never show a fork (LEDGER.md section 12).
+        dir.write("real/1.txt", text: "the real history")
+        dir.write("real/2.txt", text: "and more of it")
+        #expect(CLI.run(["ingest", dir.path + "/real"], environment: env("ohchr")).status == 0)
         #expect(CLI.run(["pull", "ohchr"], environment: env("iachr")).status == 0)
         for i in 0..<6 {
             dir.write("fake-\(i).txt", text: "another history \(i)")

@@ -114,6 +114,9 @@ import Glibc
         // A copy of OHCHR with the same keys grows another history, and grants IACHR an item only it has.
         try FileManager.default.copyItem(atPath: dir.path + "/ohchr", toPath: dir.path + "/fork")
         dir.write("F/forged.txt", text: "an item that exists only in a forked log")
+        // Two items, so the head's size (9) is no power of two: a proof from a complete tree leaves its root out
+        // and can never show a fork (LEDGER.md section 12).
+        dir.write("F/forged-too.txt", text: "and another")
         #expect(CLI.run(["ingest", dir.path + "/F", "--case", "F"], environment: env("fork")).status == 0)
         let made = CLI.run(
             [
