@@ -258,112 +258,6 @@ package struct Depositor: ArchiveContext {
 }
 
 extension Archive.Unlocked {
-    /// Adds a member: fresh personal keys sealed under `passphrase`, the share their role holds, and a signed
-    /// `member-add` event, approved by the acting administrator (and, under a threshold above one, by others:
-    /// ``approvals``).
-    ///
-    /// - Returns: The new member's record.
-    /// - Throws: ``ArchiveError``: role not allowed for a non-administrator; usage for a name in use or an invalid
-    ///   one; roster refused when the roster's threshold needs more approvals than given.
-    @discardableResult
-    package func addMember(
-        _ name: String,
-        role: Role,
-        passphrase: SecretBytes,
-        kdfPreset: String,
-        approvals: [Event.Approval] = []
-    ) async throws -> Member {
-        try Member.validateName(name)
-        guard passphrase.count >= 1 else { throw ArchiveError(.usage, "the passphrase is empty", fix: "choose one") }
-        guard let parameters = Archive.kdfPresets[kdfPreset] else {
-            throw ArchiveError(.usage, "unknown KDF preset \(kdfPreset)", fix: "use interactive, moderate or sensitive")
-        }
-        try authorize(member, for: [.manageMembers])
-        let roster = try roster()
-        guard roster.current(named: name) == nil else {
-            throw ArchiveError(
-                .usage,
-                "a member named \(TerminalText.escape(name)) is already in the roster",
-                fix: "choose another name"
-            )
-        }
-        let (file, _) = try MemberKeyFile.enrol(
-            name: name,
-            role: role,
-            passphrase: passphrase,
-            parameters: parameters,
-            preset: kdfPreset,
-            origin: config.origin,
-            keys: keys
-        )
-        var event = Event(type: .memberAdd, time: RFC3339.now(), actor: config.origin, item: nil)
-        event.subject = file.member
-        event.roster = roster.version
-        try await recordRosterChange(event, roster: roster, approvals: approvals, acting: try actingMember()) {
-            // The key file is in place before the event that admits it: a crash between leaves a file the roster
-            // does not know, which opens nothing a command accepts.
-            try ArchiveFiles.writeAtomically(Archive.memberKeyPath(root, file.member.id), JSONFormat.fileBytes(file))
-        }
-        return file.member
-    }
-
-    /// Removes a member from the roster and deletes their key file. Their key then unlocks nothing a command
-    /// accepts; what they may have copied before is the business of ``rotateKeys`` (Docs/THREAT-MODEL.md).
-    package func removeMember(_ name: String, reason: String, approvals: [Event.Approval] = []) async throws {
-        try Self.checkReason(reason)
-        try authorize(member, for: [.manageMembers])
-        let roster = try roster()
-        guard let subject = roster.current(named: name) else {
-            throw ArchiveError(
-                .memberUnknown,
-                "no current member named \(TerminalText.escape(String(name.prefix(80))))",
-                fix: "check the name with custody member list"
-            )
-        }
-        var event = Event(type: .memberRemove, time: RFC3339.now(), actor: config.origin, item: nil)
-        event.subject = subject
-        event.roster = roster.version
-        event.sealed = try await sealReason(reason)
-        try await recordRosterChange(event, roster: roster, approvals: approvals, acting: try actingMember()) {}
-        let path = Archive.memberKeyPath(root, subject.id)
-        guard unlink(path) == 0 || errno == ENOENT else {
-            throw ArchiveError.writeFailed("cannot delete \(path)", errno: errno)
-        }
-        _ = POSIX.syncDirectory(Archive.membersPath(root))
-    }
-
-    /// Changes a member's role: a `member-role` event, and their share re-sealed for the new role.
-    package func changeRole(of name: String, to role: Role, approvals: [Event.Approval] = []) async throws {
-        try authorize(member, for: [.manageMembers])
-        let roster = try roster()
-        guard var subject = roster.current(named: name) else {
-            throw ArchiveError(
-                .memberUnknown,
-                "no current member named \(TerminalText.escape(String(name.prefix(80))))",
-                fix: "check the name with custody member list"
-            )
-        }
-        guard subject.role != role else {
-            throw ArchiveError(
-                .usage,
-                "\(TerminalText.escape(name)) is already \(role.article) \(role)",
-                fix: "nothing to do"
-            )
-        }
-        subject.role = role
-        var event = Event(type: .memberRole, time: RFC3339.now(), actor: config.origin, item: nil)
-        event.subject = subject
-        event.roster = roster.version
-        var file = try memberKeyFiles().first { $0.member.id == subject.id }
-        file?.member.role = role
-        try file?.seal(ArchiveKeys.Share(role: role), of: keys)
-        try await recordRosterChange(event, roster: roster, approvals: approvals, acting: try actingMember()) {
-            if let file {
-                try ArchiveFiles.writeAtomically(Archive.memberKeyPath(root, subject.id), JSONFormat.fileBytes(file))
-            }
-        }
-    }
-
     /// The acting member, for a command that needs one.
     func actingMember() throws -> ActingMember {
         guard let member else {
@@ -397,11 +291,12 @@ extension Archive.Unlocked {
     /// Records a roster change approved by `acting` and `approvals`, after checking it against the roster exactly
     /// as `verify` will (so a change the roster would refuse is never written); `write` runs between the check and
     /// the append.
-    private func recordRosterChange(
+    func recordRosterChange(
         _ change: Event,
         roster: Roster,
         approvals: [Event.Approval],
         acting: ActingMember,
+        checkOnly: Bool = false,
         before write: () throws -> Void
     ) async throws {
         var event = change
@@ -421,7 +316,13 @@ extension Archive.Unlocked {
         var check = roster
         let position = try await index().position().count
         do {
-            try check.apply(event, envelope: envelope, at: position, origin: config.origin)
+            try check.apply(
+                event,
+                envelope: envelope,
+                at: position,
+                origin: config.origin,
+                countingApprovals: !checkOnly
+            )
         } catch {
             throw ArchiveError(
                 .rosterRefused,
@@ -429,6 +330,7 @@ extension Archive.Unlocked {
                 fix: roster.fix(error)
             )
         }
+        if checkOnly { return }
         try write()
         _ = try await record([event], signed: [entry])
     }
@@ -456,8 +358,8 @@ extension ArchiveContext {
 extension Roster {
     /// What to do about a refused change.
     func fix(_ problem: Problem) -> String {
-        threshold > 1
-            ? "collect the approvals of \(threshold) administrators (custody member approve), or check the roster with custody member list"
+        problem.lacksApprovals
+            ? "collect the approvals of \(neededApprovals) administrators (custody member approve), or check the roster with custody member list"
             : "check the roster with custody member list"
     }
 }

@@ -81,12 +81,19 @@ package struct Roster: Codable, Sendable, Equatable {
     /// The current administrators.
     var admins: [Member] { currentMembers.filter { $0.role == .admin } }
 
+    /// How many approvals a roster change needs now: the threshold, or every current administrator while there
+    /// are fewer than that (a roster founded with a threshold of 2 starts with one administrator, who adds the
+    /// others).
+    package var neededApprovals: Int { min(threshold, max(1, admins.count)) }
+
     /// Why an event breaks the roster's rules.
     package struct Problem: Error, Sendable, Equatable {
         /// Which rule.
         package var kind: VerifyProblem.Kind
         /// What is wrong, for a person.
         package var detail: String
+        /// Whether more administrators' approvals would make it right.
+        package var lacksApprovals = false
     }
 
     /// Checks an event that is not a roster change against the roster in force at its position.
@@ -144,9 +151,15 @@ package struct Roster: Codable, Sendable, Equatable {
     }
 
     /// Admits a roster event at log index `index`, or says why it breaks the rules (and leaves the roster as it
-    /// was).
-    package mutating func apply(_ event: Event, envelope: SignedEnvelope, at index: Int, origin: String) throws(Problem)
-    {
+    /// was). With `countingApprovals` `false`, every rule is checked but the number of approvals (for a proposal
+    /// that others will approve).
+    package mutating func apply(
+        _ event: Event,
+        envelope: SignedEnvelope,
+        at index: Int,
+        origin: String,
+        countingApprovals: Bool = true
+    ) throws(Problem) {
         func refuse(_ why: String) -> Problem {
             Problem(kind: .rosterChangeInvalid, detail: "a \(event.type) event \(why)")
         }
@@ -186,8 +199,10 @@ package struct Roster: Codable, Sendable, Equatable {
             approvers.insert(admin.id)
         }
         guard approvers.contains(by) else { throw refuse("is not approved by the member who recorded it") }
-        guard approvers.count >= threshold else {
-            throw refuse("has \(approvers.count) administrators' approvals; the roster needs \(threshold)")
+        guard approvers.count >= neededApprovals || !countingApprovals else {
+            var problem = refuse("has \(approvers.count) administrators' approvals; the roster needs \(neededApprovals)")
+            problem.lacksApprovals = true
+            throw problem
         }
         guard event.threshold == nil else { throw refuse("changes the threshold, which only the founding event sets") }
         var next = self
@@ -213,14 +228,17 @@ package struct Roster: Codable, Sendable, Equatable {
         default:
             throw refuse("is of no roster kind")
         }
-        guard next.admins.count >= threshold else {
-            throw refuse("would leave \(next.admins.count) administrators, fewer than the threshold \(threshold)")
+        let keep = min(threshold, admins.count)
+        guard next.admins.count >= max(1, keep) else {
+            throw refuse(
+                "would leave \(next.admins.count) administrators; the roster keeps at least \(max(1, keep)) (its threshold is \(threshold))"
+            )
         }
         next.version += 1
         self = next
     }
 
-    private func isApproval(_ approval: Event.Approval, of statement: [UInt8], by member: Member) -> Bool {
+    func isApproval(_ approval: Event.Approval, of statement: [UInt8], by member: Member) -> Bool {
         guard approval.by == member.id, let key = member.signingKeyBytes,
             let signature = Encoding.bytes(base64: approval.signature)
         else { return false }

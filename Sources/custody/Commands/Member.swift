@@ -16,7 +16,9 @@ extension CustodyCommand {
                 metadata), investigator (ingest, read, annotate, extract), field-staff (adds items; holds no key \
                 that opens one). Docs/OPERATIONS.md section 19.
                 """,
-            subcommands: [Add.self, List.self, Remove.self, Role.self, Passphrase.self, Migrate.self]
+            subcommands: [
+                Add.self, List.self, Remove.self, Role.self, Approve.self, Proposals.self, Passphrase.self, Migrate.self,
+            ]
         )
 
         struct Add: AsyncParsableCommand {
@@ -51,11 +53,14 @@ extension CustodyCommand {
                         file: newPassphraseFile,
                         prompt: "Passphrase for \(name): "
                     )
-                    let member = try await archive.addMember(name, role: role, passphrase: fresh, kdfPreset: kdf)
-                    if json {
-                        try printJSON(MemberJSON(member))
-                    } else {
-                        print("added \(member.name) (\(member.id)) as \(member.role)")
+                    let (member, outcome) = try await archive.addMember(
+                        name,
+                        role: role,
+                        passphrase: fresh,
+                        kdfPreset: kdf
+                    )
+                    try report(outcome, json: json, member: member) {
+                        "added \(member.name) (\(member.id)) as \(member.role)"
                     }
                 }
             }
@@ -122,12 +127,8 @@ extension CustodyCommand {
             func run() async throws {
                 try await runReportingErrorsAsync {
                     let archive = try global.unlockArchive(for: [.manageMembers])
-                    try await archive.removeMember(name, reason: reason)
-                    if json {
-                        try printJSON(["removed": name])
-                    } else {
-                        print("removed \(name)")
-                    }
+                    let outcome = try await archive.removeMember(name, reason: reason)
+                    try report(outcome, json: json) { "removed \(name)" }
                 }
             }
         }
@@ -140,13 +141,83 @@ extension CustodyCommand {
             @OptionGroup var global: GlobalOptions
             @Argument(help: "The member's name.") var name: String
             @Argument(help: "admin, records-officer, investigator or field-staff.") var role: String
+            @Flag(help: "Print JSON.") var json = false
 
             func run() async throws {
                 try await runReportingErrorsAsync {
                     let role = try CustodyArchive.Role.named(role)
                     let archive = try global.unlockArchive(for: [.manageMembers])
-                    try await archive.changeRole(of: name, to: role)
-                    print("\(name) is now \(role)")
+                    let outcome = try await archive.changeRole(of: name, to: role)
+                    try report(outcome, json: json) { "\(name) is now \(role)" }
+                }
+            }
+        }
+
+        struct Approve: AsyncParsableCommand {
+            static let configuration = CommandConfiguration(
+                abstract: "Approve a pending roster change as another administrator; recorded once enough approve.",
+                discussion: """
+                    Under init --roster-threshold N, a member add, remove or role change made by one administrator \
+                    waits in roster-proposals/ until N administrators in all have approved it (each with their own \
+                    passphrase, one after another, on this archive). The approvals are signatures over the change's \
+                    roster statement (Docs/LEDGER.md section 18), recorded in the event.
+                    """
+            )
+            @OptionGroup var global: GlobalOptions
+            @Argument(help: "The proposal id (custody member proposals).") var id: String
+            @Flag(help: "Print JSON.") var json = false
+
+            func run() async throws {
+                try await runReportingErrorsAsync {
+                    let archive = try global.unlockArchive(for: [.manageMembers])
+                    let outcome = try await archive.approveRosterChange(id)
+                    try report(outcome, json: json) { "proposal \(id) approved and recorded" }
+                }
+            }
+        }
+
+        struct Proposals: AsyncParsableCommand {
+            static let configuration = CommandConfiguration(
+                abstract: "List roster changes waiting for approvals (no passphrase needed), or discard one.",
+                discussion: "A proposal made for an older roster version is stale: approving it is refused."
+            )
+            @OptionGroup var global: GlobalOptions
+            @Option(help: "Discard this proposal (needs an administrator).") var discard: String?
+            @Flag(help: "Print JSON.") var json = false
+
+            func run() async throws {
+                try await runReportingErrorsAsync {
+                    if let discard {
+                        try global.unlockArchive(for: [.manageMembers]).discardRosterProposal(discard)
+                        print("discarded proposal \(discard)")
+                        return
+                    }
+                    let archive = try global.openArchive()
+                    let roster = try archive.roster()
+                    let pending = try archive.rosterProposals()
+                    if json {
+                        try printJSON(
+                            pending.map {
+                                ProposalJSON(
+                                    id: $0.id,
+                                    type: $0.proposal.event.type.rawValue,
+                                    subject: $0.proposal.event.subject.map(MemberJSON.init),
+                                    approvedBy: $0.proposal.approvals.map { roster.entries[$0.by]?.member.name ?? $0.by.hex },
+                                    needed: roster.neededApprovals,
+                                    stale: $0.stale
+                                )
+                            }
+                        )
+                        return
+                    }
+                    if pending.isEmpty { print("no pending roster changes") }
+                    for (id, proposal, stale) in pending {
+                        let subject = proposal.event.subject.map { "\($0.name) as \($0.role)" } ?? "-"
+                        let by = proposal.approvals.map { roster.label(of: $0.by) }.joined(separator: ", ")
+                        print(
+                            "\(id)  \(proposal.event.type)  \(subject)  approved by \(by) (\(proposal.approvals.count) of \(roster.neededApprovals))\(stale ? "  STALE" : "")"
+                        )
+                    }
                 }
             }
         }
@@ -205,6 +276,62 @@ extension CustodyCommand {
                 }
             }
         }
+    }
+}
+
+/// Prints what became of a roster change: done, or waiting for approvals.
+private func report(
+    _ outcome: RosterOutcome,
+    json: Bool,
+    member: CustodyArchive.Member? = nil,
+    done: () -> String
+) throws {
+    switch outcome {
+    case .recorded:
+        if json {
+            try printJSON(OutcomeJSON(status: "recorded", member: member.map(MemberJSON.init)))
+        } else {
+            print(done())
+        }
+    case .proposed(let id, let approvals, let needed):
+        if json {
+            try printJSON(
+                OutcomeJSON(
+                    status: "proposed",
+                    member: member.map(MemberJSON.init),
+                    proposal: id,
+                    approvals: approvals,
+                    needed: needed
+                )
+            )
+        } else {
+            print("proposed as \(id): \(approvals) of \(needed) administrator approvals so far")
+            print("each other administrator runs: custody member approve \(id) --member NAME")
+        }
+    }
+}
+
+/// What `member add|remove|role|approve --json` print.
+struct OutcomeJSON: Encodable {
+    var status: String
+    var member: MemberJSON?
+    var proposal: String?
+    var approvals: Int?
+    var needed: Int?
+}
+
+/// `member proposals --json`.
+struct ProposalJSON: Encodable {
+    var id: String
+    var type: String
+    var subject: MemberJSON?
+    var approvedBy: [String]
+    var needed: Int
+    var stale: Bool
+
+    enum CodingKeys: String, CodingKey {
+        case id, type, subject, needed, stale
+        case approvedBy = "approved_by"
     }
 }
 
