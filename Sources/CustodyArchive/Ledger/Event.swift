@@ -109,11 +109,17 @@ package struct Event: Codable, Sendable {
     package var threshold: Int?
     /// Roster events: administrators' signatures over the event's roster statement (``RosterStatement``).
     package var approvals: [Approval]?
+    /// `recovery-split`: the public key of the split's recovery signing key, base64.
+    package var recoveryKey: String?
+    /// `recovery`: the recovery key's signature over the event's roster statement, base64.
+    package var recoverySignature: String?
 
     enum CodingKeys: String, CodingKey {
         case version = "v"
         case type, time, actor, item, objects, keys, commitment, annotation, grant, sealed, requester, served, notice
         case by, subject, roster, threshold, approvals
+        case recoveryKey = "recovery_key"
+        case recoverySignature = "recovery_sig"
     }
 
     /// One administrator's approval of a roster change: their Ed25519 signature over the change's
@@ -279,9 +285,16 @@ extension Event {
         package static let memberRole = Kind(rawValue: "member-role")
         /// A member left the roster.
         package static let memberRemove = Kind(rawValue: "member-remove")
+        /// The archive's secrets were split into recovery shares; the event names the split's recovery key.
+        package static let recoverySplit = Kind(rawValue: "recovery-split")
+        /// An administrator enrolled by a threshold of recovery shares, signed by the split's recovery key.
+        package static let recovery = Kind(rawValue: "recovery")
 
-        /// Kinds that change the roster.
-        package var changesRoster: Bool { self == .memberAdd || self == .memberRole || self == .memberRemove }
+        /// Kinds that change the roster (and are checked by its rules, not as ordinary events).
+        package var changesRoster: Bool {
+            self == .memberAdd || self == .memberRole || self == .memberRemove || self == .recoverySplit
+                || self == .recovery
+        }
 
         /// Kinds that bring an item into the archive.
         package var addsItem: Bool { self == .ingest || self == .import }

@@ -309,7 +309,8 @@ extension Archive.Unlocked {
                 key: acting.signing
             )
         else { preconditionFailure("a roster change without its subject") }
-        event.approvals = [own] + approvals.filter { $0.by != acting.member.id }
+        // A recovery is signed by the recovery key instead of approved by administrators.
+        event.approvals = event.type == .recovery ? nil : [own] + approvals.filter { $0.by != acting.member.id }
         let entry = try event.entryBytes(signedBy: keys.signing, member: acting.signing)
         guard let envelope = SignedEnvelope.parse(entry, maxBytes: Journal.maxEntryBytes, allowingCosignature: true)
         else { preconditionFailure("an entry just signed does not parse") }

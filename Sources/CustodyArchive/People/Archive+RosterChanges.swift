@@ -29,9 +29,11 @@ package struct RosterProposal: Codable, Sendable {
     package var approvals: [Event.Approval]
     /// A `member-add`'s new key file.
     package var keyFile: MemberKeyFile?
+    /// A `recovery-split`'s recovery file (the secrets sealed under the split's seed).
+    package var recovery: RecoveryFile?
 
     enum CodingKeys: String, CodingKey {
-        case format, version, event, approvals
+        case format, version, event, approvals, recovery
         case keyFile = "key_file"
     }
 
@@ -189,6 +191,7 @@ extension Archive.Unlocked {
         return try await submit(
             proposal.event,
             keyFile: proposal.keyFile,
+            recovery: proposal.recovery,
             roster: roster,
             approvals: proposal.approvals
         )
@@ -219,9 +222,10 @@ extension Archive.Unlocked {
     /// roster's threshold, keeps it as a proposal. What the change needs on disk is done around the append: a new
     /// member's key file before it (a crash between leaves a file the roster does not know, which opens nothing
     /// a command accepts), a re-sealed share before it, a removed member's key file deleted after it.
-    private func submit(
+    func submit(
         _ change: Event,
         keyFile: MemberKeyFile?,
+        recovery: RecoveryFile? = nil,
         roster: Roster,
         approvals: [Event.Approval]
     ) async throws -> RosterOutcome {
@@ -240,7 +244,7 @@ extension Archive.Unlocked {
         guard approvers.count >= roster.neededApprovals else {
             // Every other rule is checked now, so no one is asked to approve a change the roster would refuse.
             try await recordRosterChange(change, roster: roster, approvals: all, acting: acting, checkOnly: true) {}
-            var proposal = RosterProposal(event: change, approvals: all, keyFile: keyFile)
+            var proposal = RosterProposal(event: change, approvals: all, keyFile: keyFile, recovery: recovery)
             proposal.event.by = nil
             proposal.event.approvals = nil
             let made = POSIX.makeDirectories(proposalsPath)
@@ -248,8 +252,13 @@ extension Archive.Unlocked {
             try ArchiveFiles.writeAtomically(proposalsPath + "/\(id).json", JSONFormat.fileBytes(proposal))
             return .proposed(id: id, approvals: approvers.count, needed: roster.neededApprovals)
         }
-        guard let subject = change.subject else { preconditionFailure("a roster change without its subject") }
         try await recordRosterChange(change, roster: roster, approvals: all, acting: acting) {
+            if change.type == .recoverySplit, let recovery {
+                // The file first: a crash before the event leaves a file whose key the log does not name, which a
+                // restore refuses and the next split replaces.
+                try ArchiveFiles.writeAtomically(recoveryPath, JSONFormat.fileBytes(recovery))
+            }
+            guard let subject = change.subject else { return }
             switch change.type {
             case .memberAdd:
                 guard let keyFile else { preconditionFailure("a member-add without the new key file") }
@@ -274,7 +283,7 @@ extension Archive.Unlocked {
                 break
             }
         }
-        if change.type == .memberRemove {
+        if change.type == .memberRemove, let subject = change.subject {
             let path = Archive.memberKeyPath(root, subject.id)
             guard unlink(path) == 0 || errno == ENOENT else {
                 throw ArchiveError.writeFailed("cannot delete \(path)", errno: errno)

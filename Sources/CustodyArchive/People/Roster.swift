@@ -2,19 +2,26 @@ import CustodyCrypto
 import CustodyStorage
 import Foundation
 
-/// What an administrator signs to approve a roster change (Docs/LEDGER.md section 18): lines, each ending in
+/// What an administrator signs to approve a roster change (Docs/LEDGER.md section 18.1): lines, each ending in
 /// `"\n"` — `custody/roster/v1`, the log origin, the roster version the change applies to (how many roster events
 /// precede it), the event type, the subject's id, name, role, signing key and box key, and the threshold the
-/// event sets (`-` when it sets none).
+/// event sets (`-` when it sets none); for a `recovery-split`, whose subject is empty, the five subject lines
+/// are `-` and an eleventh line is its recovery key.
 package enum RosterStatement {
-    /// The statement of `event` in the log of `origin`; `nil` when the event is no roster change.
+    /// The statement of `event` in the log of `origin`; `nil` when the event is no roster change or lacks a field.
     package static func bytes(of event: Event, origin: String) -> [UInt8]? {
-        guard event.type.changesRoster, let subject = event.subject, let version = event.roster else { return nil }
-        let threshold = event.threshold.map(String.init) ?? "-"
-        let lines = [
-            "custody/roster/v1", origin, String(version), event.type.rawValue, subject.id.hex, subject.name,
-            subject.role.rawValue, subject.signingKey, subject.boxKey, threshold,
-        ]
+        guard event.type.changesRoster, let version = event.roster else { return nil }
+        var lines = ["custody/roster/v1", origin, String(version), event.type.rawValue]
+        if event.type == .recoverySplit {
+            guard event.subject == nil, let key = event.recoveryKey else { return nil }
+            lines += ["-", "-", "-", "-", "-", event.threshold.map(String.init) ?? "-", key]
+        } else {
+            guard let subject = event.subject else { return nil }
+            lines += [
+                subject.id.hex, subject.name, subject.role.rawValue, subject.signingKey, subject.boxKey,
+                event.threshold.map(String.init) ?? "-",
+            ]
+        }
         return Array(lines.map { $0 + "\n" }.joined().utf8)
     }
 
@@ -51,6 +58,8 @@ package struct Roster: Codable, Sendable, Equatable {
     package private(set) var threshold = 1
     /// The log index of the first roster event: events from there on must name their member.
     package private(set) var foundedAt: Int?
+    /// The recovery key of the latest `recovery-split`, base64: a `recovery` event must be signed by it.
+    package private(set) var recoveryKey: String?
 
     /// The largest roster (bounds what a hostile log can make the index hold).
     package static let maxMembers = 10_000
@@ -163,6 +172,14 @@ package struct Roster: Codable, Sendable, Equatable {
         func refuse(_ why: String) -> Problem {
             Problem(kind: .rosterChangeInvalid, detail: "a \(event.type) event \(why)")
         }
+        if event.type == .recoverySplit {
+            return try applyRecoverySplit(
+                event,
+                envelope: envelope,
+                origin: origin,
+                countingApprovals: countingApprovals
+            )
+        }
         guard let subject = event.subject, let by = event.by else { throw refuse("lacks its subject or member") }
         if let why = subject.problem { throw refuse("names a member record that is not valid: \(why)") }
         guard event.roster == version else {
@@ -189,6 +206,24 @@ package struct Roster: Codable, Sendable, Equatable {
             version += 1
             return
         }
+        if event.type == .recovery {
+            // Enrolled by whoever rebuilt the recovery seed: an administrator new to the roster adds themselves,
+            // signed by the recovery key the latest split published instead of by administrators.
+            guard let recoveryKey, let key = Encoding.bytes(base64: recoveryKey),
+                let signature = event.recoverySignature.flatMap({ Encoding.bytes(base64: $0) }),
+                SigningKey.isValidSignature(signature, for: statement, publicKey: key)
+            else { throw refuse("is not signed by the recovery key of the latest recovery split") }
+            guard subject.role == .admin, by == subject.id, approvals.isEmpty, event.threshold == nil,
+                let own = subject.signingKeyBytes, envelope.isCosigned(domain: Event.memberSignatureDomain, by: own)
+            else { throw refuse("is not an administrator adding themselves, signed by their own key") }
+            guard entries[subject.id] == nil, current(named: subject.name) == nil else {
+                throw refuse("adds a member id or name the roster already has")
+            }
+            guard entries.count < Self.maxMembers else { throw refuse("exceeds \(Self.maxMembers) members") }
+            entries[subject.id] = Entry(member: subject, added: index)
+            version += 1
+            return
+        }
         if let problem = check(by, signed: envelope, for: .manageMembers, kind: event.type) {
             throw Problem(kind: problem.kind, detail: problem.detail)
         }
@@ -200,7 +235,9 @@ package struct Roster: Codable, Sendable, Equatable {
         }
         guard approvers.contains(by) else { throw refuse("is not approved by the member who recorded it") }
         guard approvers.count >= neededApprovals || !countingApprovals else {
-            var problem = refuse("has \(approvers.count) administrators' approvals; the roster needs \(neededApprovals)")
+            var problem = refuse(
+                "has \(approvers.count) administrators' approvals; the roster needs \(neededApprovals)"
+            )
             problem.lacksApprovals = true
             throw problem
         }
@@ -236,6 +273,47 @@ package struct Roster: Codable, Sendable, Equatable {
         }
         next.version += 1
         self = next
+    }
+
+    /// Admits a `recovery-split`: approved like any roster change; from then on its key signs recoveries.
+    private mutating func applyRecoverySplit(
+        _ event: Event,
+        envelope: SignedEnvelope,
+        origin: String,
+        countingApprovals: Bool
+    ) throws(Problem) {
+        func refuse(_ why: String) -> Problem {
+            Problem(kind: .rosterChangeInvalid, detail: "a \(event.type) event \(why)")
+        }
+        guard isFounded else { throw refuse("comes before the roster was founded") }
+        guard let by = event.by, event.subject == nil, event.threshold == nil,
+            let key = event.recoveryKey, Encoding.bytes(base64: key)?.count == 32
+        else { throw refuse("lacks its member or a 32-byte recovery key, or has fields it must not") }
+        guard event.roster == version else {
+            throw refuse("is bound to roster version \(event.roster.map(String.init) ?? "none"), not \(version)")
+        }
+        if let problem = check(by, signed: envelope, for: .manageMembers, kind: event.type) {
+            throw Problem(kind: problem.kind, detail: problem.detail)
+        }
+        guard let statement = RosterStatement.bytes(of: event, origin: origin) else { throw refuse("is incomplete") }
+        let approvals = event.approvals ?? []
+        guard approvals.count <= Self.maxThreshold * 4 else { throw refuse("carries too many approvals") }
+        var approvers = Set<MemberID>()
+        for approval in approvals {
+            guard let admin = current(approval.by), admin.role == .admin, isApproval(approval, of: statement, by: admin)
+            else { throw refuse("carries an approval by \(approval.by) that is not a valid administrator's") }
+            approvers.insert(admin.id)
+        }
+        guard approvers.contains(by) else { throw refuse("is not approved by the member who recorded it") }
+        guard approvers.count >= neededApprovals || !countingApprovals else {
+            var problem = refuse(
+                "has \(approvers.count) administrators' approvals; the roster needs \(neededApprovals)"
+            )
+            problem.lacksApprovals = true
+            throw problem
+        }
+        recoveryKey = key
+        version += 1
     }
 
     func isApproval(_ approval: Event.Approval, of statement: [UInt8], by member: Member) -> Bool {

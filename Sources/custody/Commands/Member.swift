@@ -17,7 +17,8 @@ extension CustodyCommand {
                 that opens one). Docs/OPERATIONS.md section 19.
                 """,
             subcommands: [
-                Add.self, List.self, Remove.self, Role.self, Approve.self, Proposals.self, Passphrase.self, Migrate.self,
+                Add.self, List.self, Remove.self, Role.self, Approve.self, Proposals.self, Passphrase.self,
+                Migrate.self,
             ]
         )
 
@@ -202,7 +203,9 @@ extension CustodyCommand {
                                     id: $0.id,
                                     type: $0.proposal.event.type.rawValue,
                                     subject: $0.proposal.event.subject.map(MemberJSON.init),
-                                    approvedBy: $0.proposal.approvals.map { roster.entries[$0.by]?.member.name ?? $0.by.hex },
+                                    approvedBy: $0.proposal.approvals.map {
+                                        roster.entries[$0.by]?.member.name ?? $0.by.hex
+                                    },
                                     needed: roster.neededApprovals,
                                     stale: $0.stale
                                 )
