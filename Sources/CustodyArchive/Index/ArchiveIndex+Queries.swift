@@ -95,6 +95,18 @@ extension ArchiveIndex {
     }
 
     /// The log position of a grant's `grant` event.
+    /// The log positions of the roster events before `seq`, in order.
+    func rosterEventSeqs(before seq: Int) throws -> [Int] {
+        let kinds: [Event.Kind] = [.memberAdd, .memberRole, .memberRemove, .recoverySplit, .recovery]
+        return try read { db in
+            try Int.fetchAll(
+                db,
+                sql: "SELECT seq FROM events WHERE seq < ? AND type IN (?, ?, ?, ?, ?) ORDER BY seq",
+                arguments: StatementArguments([seq] + kinds.map(\.rawValue))
+            )
+        }
+    }
+
     func grantSeq(_ id: String) throws -> Int {
         let request = GrantRecord.filter(key: id).select(GrantRecord.Columns.seq, as: Int.self)
         return try read { db in

@@ -157,7 +157,8 @@ extension ArchiveContext {
     /// allows them. An archive without members (`acting` `nil`) must have no roster.
     ///
     /// - Throws: ``ArchiveError``: member unknown, member removed, role not allowed.
-    package func authorize(_ acting: ActingMember?, for actions: Set<Member.Action>) throws {
+    @discardableResult
+    package func authorize(_ acting: ActingMember?, for actions: Set<Member.Action>) throws -> Roster {
         let roster = try roster()
         guard let acting else {
             guard !roster.isFounded else {
@@ -167,7 +168,7 @@ extension ArchiveContext {
                     fix: "act as a member (--member NAME); a keys.json left beside members/ is not used"
                 )
             }
-            return
+            return roster
         }
         guard roster.isFounded else {
             throw ArchiveError(
@@ -199,6 +200,7 @@ extension ArchiveContext {
                 fix: "ask a member whose role allows it, or an administrator to change your role"
             )
         }
+        return roster
     }
 }
 

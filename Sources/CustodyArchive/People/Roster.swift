@@ -120,6 +120,12 @@ package struct Roster: Codable, Sendable, Equatable {
         guard let id = event.by else {
             return Problem(kind: .memberSignatureMissing, detail: "a \(event.type) event names no member")
         }
+        if let claimed = event.roster, claimed != version {
+            return Problem(
+                kind: .rosterChangeInvalid,
+                detail: "a \(event.type) event claims roster version \(claimed); the roster is at \(version) there"
+            )
+        }
         return check(id, signed: envelope, for: Member.Action.of(event.type), kind: event.type)
     }
 

@@ -245,10 +245,12 @@ extension Archive.Unlocked {
     /// Signs events as the acting member (checking first that their role allows each: ``authorize(_:for:)``),
     /// appends them and applies them to the index.
     func record(_ events: [Event], known: [ItemID: ItemMetadata] = [:]) async throws -> [String: String?] {
-        try authorize(member, for: Set(events.compactMap { Member.Action.of($0.type) }))
+        let roster = try authorize(member, for: Set(events.compactMap { Member.Action.of($0.type) }))
         let signed = events.map { event in
             var event = event
             event.by = member?.member.id
+            // A grant names the roster version in force, so a grantee can tell it was shown the whole roster.
+            if event.type == .grant, member != nil { event.roster = roster.version }
             return event
         }
         let entries = try signed.map { try $0.entryBytes(signedBy: keys.signing, member: member?.signing) }

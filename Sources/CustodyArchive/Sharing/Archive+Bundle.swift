@@ -135,6 +135,9 @@ extension ArchiveContext {
         var wanted = Set<Int>()
         let grantSeq = try await index().grantSeq(grant.id)
         wanted.insert(grantSeq)
+        // The roster events before it: with them a grantee rebuilds who the granting member was and checks that
+        // their role allowed it (SHARING.md section 4, step 6).
+        wanted.formUnion(try await index().rosterEventSeqs(before: grantSeq))
         for item in grant.items {
             for event in try await index().events(of: item.id.hex)
             where Event.Kind(rawValue: event.type).addsItem || Event.Kind(rawValue: event.type).annotates {

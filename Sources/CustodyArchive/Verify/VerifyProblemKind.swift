@@ -44,6 +44,8 @@ extension VerifyProblem {
         package static let granterMismatch = Kind(rawValue: "granter-mismatch")
         /// The granter is not a trusted body.
         package static let granterUntrusted = Kind(rawValue: "granter-untrusted")
+        /// The grant event names a member but the bundle does not prove the granter's roster up to it.
+        package static let grantMemberUnproven = Kind(rawValue: "grant-member-unproven")
         /// A journal entry appears twice (a replay).
         package static let replayedEntry = Kind(rawValue: "replayed-entry")
         /// A stored grant is missing, altered or not validly signed, or not the one its event hashed.

@@ -108,6 +108,9 @@ extension CustodyCommand {
                             "granter   \(report.granter ?? "?")\(report.granterTrusted ? "  (matches --granter)" : "")"
                         )
                         print("grantee   \(report.grantee ?? "?")")
+                        if let member = report.grantedBy {
+                            print("granted by \(member.name) (\(member.role)), proved against the granter's roster")
+                        }
                         print(
                             "items     \(report.items), objects \(report.objects), \(report.permission?.rawValue ?? "?")"
                         )

@@ -34,6 +34,16 @@ package struct BundleReport: Encodable, Sendable {
     package var expires: String?
     /// What is wrong.
     package var problems: [VerifyProblem] = []
+    /// The member of the granter's roster who made the grant, when its event names one and the bundle proves
+    /// the roster (SHARING.md section 4, step 6).
+    package var grantedBy: GrantingMember?
+
+    /// A granting member, as the bundle proves them.
+    package struct GrantingMember: Sendable, Equatable, Codable {
+        package var id: String
+        package var name: String
+        package var role: String
+    }
 
     enum CodingKeys: String, CodingKey {
         case ok, grant, granter, grantee, items, objects, permission, expires, problems, cosignatures
@@ -41,6 +51,7 @@ package struct BundleReport: Encodable, Sendable {
         case validNow = "valid_now"
         case granterTrusted = "granter_trusted"
         case checkedAt = "checked_at"
+        case grantedBy = "granted_by"
     }
 
     package func encode(to encoder: any Encoder) throws {
@@ -59,6 +70,7 @@ package struct BundleReport: Encodable, Sendable {
         try c.encode(expires, forKey: .expires)
         try c.encode(cosignatures, forKey: .cosignatures)
         try c.encode(problems, forKey: .problems)
+        try c.encodeIfPresent(grantedBy, forKey: .grantedBy)
     }
 }
 

@@ -105,12 +105,48 @@ extension BundleVerification {
         return faults
     }
 
+    /// Who granted (step 6): when the grant event names a member, the bundle must prove the granter's roster
+    /// events before it — exactly as many as the version the event names, so none was left out — and the member
+    /// must be current there, with a role that shares, and have signed the event.
+    private func checkGrantingMember() {
+        guard let identity, let (index, event, envelope) = grantEvent, event.by != nil else { return }
+        var roster = Roster()
+        for (position, rosterEvent, rosterEnvelope) in rosterEvents where position < index {
+            do throws(Roster.Problem) {
+                try roster.apply(rosterEvent, envelope: rosterEnvelope, at: position, origin: identity.origin)
+            } catch {
+                problem(
+                    .grantMemberUnproven,
+                    "the granter's roster event \(position) does not apply: \(error.detail)",
+                    entry: position
+                )
+                return
+            }
+        }
+        guard let claimed = event.roster, claimed == roster.version else {
+            problem(
+                .grantMemberUnproven,
+                "the grant event names roster version \(event.roster.map(String.init) ?? "none"), but the bundle proves \(roster.version) roster events before it: the granting member cannot be checked",
+                entry: index
+            )
+            return
+        }
+        if let refused = roster.check(event, envelope: envelope, at: index) {
+            problem(refused.kind, "the grant: \(refused.detail)", entry: index)
+            return
+        }
+        if let id = event.by, let member = roster.current(id) {
+            report.grantedBy = BundleReport.GrantingMember(id: id.hex, name: member.name, role: member.role.rawValue)
+        }
+    }
+
     /// The grant's event is logged, every released object came, and every item is proved and laid out as
     /// documented (steps 6 and 8).
     private func checkCompleteness(of grant: Grant, seen: Set<ObjectName>) {
         if !grantLogged {
             problem(.grantUnlogged, "the bundle does not prove that the grant is in the granter's log")
         }
+        checkGrantingMember()
         for name in Set(released.keys).subtracting(seen).sorted() {
             problem(.objectMissing, "an object the grant releases is not in the bundle", object: name.hex)
         }

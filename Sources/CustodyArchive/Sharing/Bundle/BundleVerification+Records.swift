@@ -34,19 +34,29 @@ extension BundleVerification {
             )
             return .next
         }
-        guard let event = try? Event.parse(entry, publicKey: signing) else {
+        guard let (event, envelope) = try? Event.parseEnvelope(entry, publicKey: signing) else {
             problem(.entryInvalid, "ledger entry \(index) is not signed by the granter", entry: index)
             return .next
         }
-        keep(event, index: index, grant: grant)
+        keep(event, envelope: envelope, index: index, grant: grant)
         return .next
     }
 
     /// Keeps a proved event when it is the grant's `grant` event, or an origin or annotation of a granted item:
     /// only events of the grant's items are kept, a bounded number of each, so memory stays bounded.
-    private func keep(_ event: Event, index: Int, grant: Grant) {
+    private func keep(_ event: Event, envelope: SignedEnvelope, index: Int, grant: Grant) {
         if event.type == .grant, event.grant == GrantReference(id: grant.id, hash: Grant.hash(signedGrant)) {
+            if !grantLogged { grantEvent = (index, event, envelope) }
             grantLogged = true
+            return
+        }
+        if event.type.changesRoster {
+            // The granter's roster, to check who granted (step 6); bounded like the roster itself.
+            guard rosterEvents.count < Roster.maxMembers * 4 else {
+                problem(.entryInvalid, "the bundle proves more roster events than a roster can have", entry: index)
+                return
+            }
+            rosterEvents.append((index, event, envelope))
             return
         }
         guard let item = event.item, grantedItems.contains(item) else { return }

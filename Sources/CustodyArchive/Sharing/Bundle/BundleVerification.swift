@@ -32,6 +32,10 @@ final class BundleVerification {
     /// Per item, the objects its proved tag and note events name, in log order (the tail of its released objects).
     var tails: [ItemID: [ObjectRef]] = [:]
     var grantLogged = false
+    /// The grant's `grant` event, as proved.
+    var grantEvent: (index: Int, event: Event, envelope: SignedEnvelope)?
+    /// The granter's roster events the bundle proves, in log order.
+    var rosterEvents: [(index: Int, event: Event, envelope: SignedEnvelope)] = []
     var lastIndex = -1
     /// The ancestor chain, parent first: each P must be the next grant up the chain, and nothing else.
     var ancestors: [(grant: Grant, signed: [UInt8])] = []
