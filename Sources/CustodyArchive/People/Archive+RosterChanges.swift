@@ -16,7 +16,7 @@ package enum RosterOutcome: Sendable, Equatable {
 }
 
 /// A roster change waiting for administrators' approvals, `roster-proposals/<id>.json` (mode 0600; Docs/LEDGER.md
-/// section 18.4): the event as it will be recorded (without `by`), the approvals so far, and for a `member-add`
+/// section 18.3): the event as it will be recorded (without `by`), the approvals so far, and for a `member-add`
 /// the new member's key file (their secrets sealed under their own passphrase, their share to their own key).
 package struct RosterProposal: Codable, Sendable {
     /// Always `custody-roster-proposal`.
