@@ -17,7 +17,9 @@ extension CustodyCommand {
                 history refused by the witness and a rewritten journal caught by verify. Finally a second body \
                 receives a scoped grant as a bundle, an auditor verifies it with no keys, and the body imports it and \
                 extracts an item; then the two exchange online over loopback (serve, peer add, pull) and cosign each \
-                other's checkpoints. Exits 0 when every step behaved as expected.
+                other's checkpoints. Last, a team: an investigator and field staff join, each signs what they do, field \
+                staff cannot read, the investigator leaves, and a recovery split restores an administrator. Exits 0 \
+                when every step behaved as expected.
                 """
         )
 
@@ -180,6 +182,7 @@ extension CustodyCommand {
             try await runLedgerDemo(archive: archive, video: video, base: base, passphrase: passphrase)
             let iachr = try await runSharingDemo(archive: archive, base: base, passphrase: passphrase)
             try await runNodeDemo(archive: archive, iachr: iachr, passphrase: passphrase)
+            try await runTeamDemo(archive: archive, base: base)
             printBlock("\nDemo complete.")
         }
 
@@ -401,6 +404,107 @@ extension CustodyCommand {
             print(
                 "verify names the first moved entry; with the original journal back: \(try await archive.verify(mode: .quick).ok ? "OK" : "DAMAGED")"
             )
+        }
+
+        /// Steps 21–24: a team — members with their own keys and roles, a removal, and an M-of-N recovery.
+        private func runTeamDemo(archive: Archive.Unlocked, base: String) async throws {
+            @Sendable func secret(_ text: String) throws -> SecretBytes { try SecretBytes(copying: Array(text.utf8)) }
+            func acting(_ name: String, _ passphrase: String) throws -> Archive {
+                try Archive.open(at: archive.root, passphrase: { _ in try secret(passphrase) }, member: name)
+            }
+            step(
+                "21. custody member add \"Investigator K\" --role investigator; member add \"Field team F\" --role field-staff"
+            )
+            let (investigator, _) = try await archive.addMember(
+                "Investigator K",
+                role: .investigator,
+                passphrase: try secret("K's own passphrase"),
+                kdfPreset: "interactive"
+            )
+            let (field, _) = try await archive.addMember(
+                "Field team F",
+                role: .fieldStaff,
+                passphrase: try secret("F's own passphrase"),
+                kdfPreset: "interactive"
+            )
+            for member in try archive.roster().currentMembers {
+                print(
+                    "\(member.id)  \(member.role.rawValue.padding(toLength: 15, withPad: " ", startingAt: 0))  \(member.name)"
+                )
+            }
+
+            step("22. field staff ingest a file they can never read back; the investigator extracts it, with a purpose")
+            let upload = base + "/field-F"
+            try FileManager.default.createDirectory(atPath: upload, withIntermediateDirectories: true)
+            _ = FileManager.default.createFile(
+                atPath: upload + "/W-21.txt",
+                contents: Data("Witness W-21: statement taken in the field.\n".utf8)
+            )
+            let fieldArchive = try acting(field.name, "F's own passphrase").deposit()
+            let deposited = try await fieldArchive.ingest([upload + "/W-21.txt"], options: IngestOptions())
+            guard let item = deposited.items.first else {
+                throw ArchiveError(.damaged, "demo: field staff ingested nothing", fix: "report this bug")
+            }
+            do {
+                _ = try acting(field.name, "F's own passphrase").unlock()
+                throw ArchiveError(.damaged, "demo: field staff unlocked the archive", fix: "report this bug")
+            } catch let error as ArchiveError where error.reason == .roleNotAllowed {
+                print("custody ls --member \"Field team F\" → exit 77: \(error.problem)")
+            }
+            let kArchive = try acting(investigator.name, "K's own passphrase").unlock()
+            let extracted = try await kArchive.extract(
+                item.id.hex,
+                to: base + "/W-21.extracted.txt",
+                force: false,
+                purpose: "translation for the legal unit"
+            )
+            print("extracted \(extracted.item.hex.prefix(12))… (SHA-256 verified) — the log names who did each:")
+            let roster = try archive.roster()
+            var last: [Archive.LogEntry] = []
+            try archive.forEachLogEntry { entry in last = Array((last + [entry]).suffix(2)) }
+            for entry in last {
+                let by = entry.event.by.flatMap { roster.entries[$0]?.member }.map { "\($0.name) (\($0.role))" } ?? "-"
+                print("  #\(entry.index)  \(entry.event.type)  by \(by)")
+            }
+
+            step("23. custody member remove \"Investigator K\" --reason \"left the commission\"")
+            let copy = try Data(contentsOf: URL(fileURLWithPath: "\(archive.root)/members/\(investigator.id).json"))
+            try await archive.removeMember(investigator.name, reason: "left the commission")
+            // K kept a copy of their key file: it still opens their share, but no command accepts them.
+            try copy.write(to: URL(fileURLWithPath: "\(archive.root)/members/\(investigator.id).json"))
+            do {
+                _ = try await acting(investigator.name, "K's own passphrase").unlock().tag(
+                    item.id.hex,
+                    add: ["x"],
+                    remove: []
+                )
+                throw ArchiveError(.damaged, "demo: a removed member acted", fix: "report this bug")
+            } catch let error as ArchiveError where error.reason == .memberRemoved {
+                print("K, with a kept copy of their key file → exit 77: \(error.problem)")
+            }
+            try FileManager.default.removeItem(atPath: "\(archive.root)/members/\(investigator.id).json")
+            print("(what K could read before stays readable to K: THREAT-MODEL.md section 7)")
+
+            step("24. custody recovery split --threshold 2 --shares 3, then recovery restore from two shares")
+            let split = try await archive.splitRecovery(
+                groupThreshold: 1,
+                groups: [SLIP39.Group(memberThreshold: 2, memberCount: 3)]
+            )
+            print(
+                "share 1 of 3 (33 words): \(split.groups[0][0].split(separator: " ").prefix(4).joined(separator: " ")) …"
+            )
+            let recovered = try await Archive.open(at: archive.root).restoreRecovery(
+                shares: [split.groups[0][0], split.groups[0][2]],
+                name: "Recovered administrator",
+                passphrase: try secret("a new administrator's passphrase"),
+                kdfPreset: "interactive"
+            )
+            print("restored from shares 1 and 3: \(recovered.name) (\(recovered.id)) is an administrator")
+            let report = try await archive.verify(mode: .quick)
+            guard report.ok else {
+                throw ArchiveError(.damaged, "demo: the team's log does not verify", fix: "report this bug")
+            }
+            print("custody verify: every event is signed by a member whose role allowed it — OK")
         }
     }
 }
