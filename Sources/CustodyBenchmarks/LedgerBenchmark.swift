@@ -24,6 +24,14 @@ package enum LedgerBenchmark {
         package var ratioToJournalOnly: Double
         /// Event signing rate (JSON encoding + Ed25519), one core.
         package var signaturesPerSecond: Double
+        /// The same with the acting member's second signature (an archive with members), one core.
+        package var memberSignaturesPerSecond: Double
+        /// Events signed and appended per second, archive signature only (`signedEntries` in batches).
+        package var signedAppendsPerSecond: Double
+        /// The same with the member's signature too: what every event of an archive with members costs.
+        package var memberSignedAppendsPerSecond: Double
+        /// Events the two signed-append runs appended each.
+        package var signedEntries: Int
         /// Inclusion proof generation at the final size, including the checkpoint check and self-verification.
         package var inclusionProofMedianMs: Double
         /// 99th percentile of the same.
@@ -43,6 +51,10 @@ package enum LedgerBenchmark {
             case baselineEntries = "baseline_entries"
             case ratioToJournalOnly = "ratio_to_journal_only"
             case signaturesPerSecond = "signatures_per_second"
+            case memberSignaturesPerSecond = "member_signatures_per_second"
+            case signedAppendsPerSecond = "signed_appends_per_second"
+            case memberSignedAppendsPerSecond = "member_signed_appends_per_second"
+            case signedEntries = "signed_entries"
             case inclusionProofMedianMs = "inclusion_proof_median_ms"
             case inclusionProofP99Ms = "inclusion_proof_p99_ms"
             case consistencyProofMedianMs = "consistency_proof_median_ms"
@@ -68,7 +80,7 @@ package enum LedgerBenchmark {
         batch: Int,
         directory: String,
         progress: (String, Int, Int) -> Void
-    ) throws -> Result {
+    ) async throws -> Result {
         let key = try SigningKey(seed: SecretBytes(randomCount: 32))
         let journal = try Journal(directory: directory + "/journal")
         let ledger = Ledger(root: directory, origin: "custody/bench000", logPublicKey: key.publicKey, journal: journal)
@@ -109,6 +121,55 @@ package enum LedgerBenchmark {
             if i % 1000 == 0 { progress("sign", i, signingCount) }
         }
         let signingRate = Double(signingCount) / seconds(since: signingStart)
+        let member = try SigningKey(seed: SecretBytes(randomCount: 32))
+        let memberID = MemberID(signingKey: member.publicKey, boxKey: member.publicKey)
+        let memberStart = DispatchTime.now().uptimeNanoseconds
+        for i in 0..<signingCount {
+            var event = Event(type: .extract, time: RFC3339.now(), actor: "custody/bench000", item: ItemID.random())
+            event.by = memberID
+            _ = try event.entryBytes(signedBy: key, member: member)
+            if i % 1000 == 0 { progress("sign as member", i, signingCount) }
+        }
+        let memberSigningRate = Double(signingCount) / seconds(since: memberStart)
+
+        // What an event costs end to end, signed then appended, without and with the member's signature: the
+        // two runs alternate batch by batch, so both see the same disk.
+        let signedCount = min(count, 20_000)
+        var signedElapsed = [0.0, 0.0]
+        let ledgers = try ["signed", "member-signed"].map { name in
+            let journal = try Journal(directory: directory + "/\(name)/journal")
+            let ledger = Ledger(
+                root: directory + "/\(name)",
+                origin: "custody/bench000",
+                logPublicKey: key.publicKey,
+                journal: journal
+            )
+            try ledger.append([], logKey: key)
+            return ledger
+        }
+        var signedDone = 0
+        while signedDone < signedCount {
+            let size = min(batch, signedCount - signedDone)
+            for (run, ledger) in ledgers.enumerated() {
+                let start = DispatchTime.now().uptimeNanoseconds
+                let events = (0..<size).map { _ in
+                    var event = Event(
+                        type: .extract,
+                        time: RFC3339.now(),
+                        actor: "custody/bench000",
+                        item: ItemID.random()
+                    )
+                    if run == 1 { event.by = memberID }
+                    return event
+                }
+                // As the archive signs a batch: spread over the cores.
+                let entries = try await Event.entries(of: events, signedBy: key, member: run == 1 ? member : nil)
+                try ledger.append(entries, logKey: key)
+                signedElapsed[run] += seconds(since: start)
+            }
+            signedDone += size
+            progress("signed appends", signedDone, signedCount)
+        }
 
         var generator = SystemRandomNumberGenerator()
         var inclusion: [Double] = []
@@ -144,6 +205,10 @@ package enum LedgerBenchmark {
             baselineEntries: baselineCount,
             ratioToJournalOnly: rate / bareRate,
             signaturesPerSecond: signingRate,
+            memberSignaturesPerSecond: memberSigningRate,
+            signedAppendsPerSecond: Double(signedCount) / signedElapsed[0],
+            memberSignedAppendsPerSecond: Double(signedCount) / signedElapsed[1],
+            signedEntries: signedCount,
             inclusionProofMedianMs: inclusion[inclusion.count / 2],
             inclusionProofP99Ms: inclusion[inclusion.count * 99 / 100],
             consistencyProofMedianMs: consistency[consistency.count / 2],

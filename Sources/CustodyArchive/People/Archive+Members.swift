@@ -432,11 +432,12 @@ extension Depositor: EventRecording {
     /// member who can next opens it, and nothing about earlier items (a duplicate) is reported.
     package func recordEvents(_ events: [Event], known: [ItemID: ItemMetadata]) async throws -> [String: String?] {
         try authorize(member, for: Set(events.compactMap { Member.Action.of($0.type) }))
-        let entries = try events.map { event in
+        let named = events.map { event in
             var event = event
             event.by = member.member.id
-            return try event.entryBytes(signedBy: keys.signing, member: member.signing)
+            return event
         }
+        let entries = try await Event.entries(of: named, signedBy: keys.signing, member: member.signing)
         try ledger.append(entries, logKey: keys.log)
         return [:]
     }

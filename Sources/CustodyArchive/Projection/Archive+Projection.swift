@@ -253,7 +253,7 @@ extension Archive.Unlocked {
             if event.type == .grant, member != nil { event.roster = roster.version }
             return event
         }
-        let entries = try signed.map { try $0.entryBytes(signedBy: keys.signing, member: member?.signing) }
+        let entries = try await Event.entries(of: signed, signedBy: keys.signing, member: member?.signing)
         return try await record(signed, signed: entries, known: known)
     }
 
