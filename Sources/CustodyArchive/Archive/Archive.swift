@@ -1,6 +1,7 @@
 import CustodyCrypto
 import CustodyStorage
 import Foundation
+import Synchronization
 
 #if canImport(Glibc)
 import Glibc
@@ -43,6 +44,8 @@ package final class Archive: Sendable {
     let passphrase: PassphraseSource?
     /// The member the caller acts as (`nil`: the only one).
     let memberName: String?
+    /// The roster as last read by ``ArchiveContext/roster()``, and to where in the journal.
+    let rosterCache = Mutex<(position: JournalPosition, roster: Roster)?>(nil)
 
     let signingPublicKey: [UInt8]
     let boxPublicKey: [UInt8]

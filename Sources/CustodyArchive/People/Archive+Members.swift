@@ -1,6 +1,7 @@
 import CustodyCrypto
 import CustodyStorage
 import Foundation
+import Synchronization
 
 #if canImport(Glibc)
 import Glibc
@@ -144,12 +145,19 @@ extension ArchiveContext {
     /// applied yet. Needs no keys.
     package func roster() throws -> Roster {
         let index = try archive.openedIndex.get()
-        var roster = try index.roster() ?? Roster()
-        let start = try index.position()
-        guard start.offset <= journal.byteCount() else { throw Self.indexAheadOfJournal }
-        try journal.scan(from: start) { entry in
+        let indexed = try index.position()
+        guard indexed.offset <= journal.byteCount() else { throw Self.indexAheadOfJournal }
+        // Where this archive value last read to, if that is beyond the index (field staff never catch the index
+        // up): each call then reads only what was appended since, not the whole unindexed tail again.
+        var (start, roster) = try archive.rosterCache.withLock { cached in
+            if let cached, cached.position.count >= indexed.count { return cached }
+            return (indexed, try index.roster() ?? Roster())
+        }
+        let (end, _) = try journal.scan(from: start) { entry in
             roster.replay(entry, publicKey: signingPublicKey, origin: config.origin)
         }
+        start = end
+        archive.rosterCache.withLock { $0 = (start, roster) }
         return roster
     }
 

@@ -332,10 +332,34 @@ package struct Roster: Codable, Sendable, Equatable {
     /// Replays the roster events among `entries` (journal entries from `start` on) onto this roster, skipping those
     /// that break its rules (as `verify` reports them).
     package mutating func replay(_ entry: JournalEntry, publicKey: [UInt8], origin: String) {
-        guard let (event, envelope) = try? Event.parseEnvelope(entry.bytes, publicKey: publicKey),
+        // Most entries are no roster change: a byte search skips them before any parsing or signature check.
+        // Custody writes the type unescaped; an entry that spells it otherwise is skipped here, which can only
+        // leave a forged change out of a command's view (verify parses every entry and reports it).
+        guard Self.mayChangeRoster(entry.bytes),
+            let (event, envelope) = try? Event.parseEnvelope(entry.bytes, publicKey: publicKey),
             event.type.changesRoster
         else { return }
         try? apply(event, envelope: envelope, at: entry.index, origin: origin)
+    }
+
+    private static let rosterTypeMarkers = [Array("\"type\":\"member-".utf8), Array("\"type\":\"recovery".utf8)]
+
+    /// Whether `entry`'s bytes name a roster type as Custody writes it.
+    static func mayChangeRoster(_ entry: [UInt8]) -> Bool {
+        rosterTypeMarkers.contains { marker in
+            guard entry.count >= marker.count else { return false }
+            var i = 0
+            let last = entry.count - marker.count
+            while i <= last {
+                if entry[i] == marker[0] {
+                    var j = 1
+                    while j < marker.count && entry[i + j] == marker[j] { j += 1 }
+                    if j == marker.count { return true }
+                }
+                i += 1
+            }
+            return false
+        }
     }
 }
 
