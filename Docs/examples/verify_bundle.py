@@ -4,13 +4,13 @@ Docs/FORMAT.md and Docs/LEDGER.md. PyNaCl and the standard library only, plus th
 decrypt_item.py (sealed parts and keys.json).
 
     python3 verify_bundle.py verify BUNDLE [--granter IDENTITY] [--witness IDENTITY]... [--at RFC3339] [--json]
-    CUSTODY_PASSPHRASE=... python3 verify_bundle.py decrypt BUNDLE --archive GRANTEE_ARCHIVE -o DIR
+    CUSTODY_PASSPHRASE=... python3 verify_bundle.py decrypt BUNDLE --archive GRANTEE_ARCHIVE -o DIR [--member NAME]
 
 verify: every check of SHARING.md section 4, in one pass over the file, holding one record at a time (object
 bytes are not kept). It prints each problem as "FAIL: <kind>: <detail>" (the problem kinds of section 4), or
 "OK: ..."; with --json, a report shaped like `custody bundle verify --json`.
-decrypt: verify, then open every item with the grantee's secret key (from its archive's keys.json and
-passphrase) and check every SHA-256 and evidence commitment (SHARING.md section 5), writing each item's
+decrypt: verify, then open every item with the grantee's secret key (from its archive's keys.json, or the acting
+member's key file, and passphrase) and check every SHA-256 and evidence commitment (SHARING.md section 5), writing each item's
 plaintext to DIR/<item id>.
 Exit 0 when every check passed, 1 when one failed, 2 for unusable input (not a bundle, a missing file, an
 identity file that is not valid).
@@ -477,13 +477,23 @@ def parse_ancestor(payload):
 
 def event_of(entry, signing_key):
     """The event of a ledger entry signed by the granter's key, or None (a bad signature or not an event)."""
-    body, newline, signature = entry.partition(b"\n")
-    sig = signature_of(signature)
-    if sig is None or not newline or not verify_signature(signing_key, b"custody/event/v1\n" + body, sig):
+    # LEDGER.md section 4: body, 0x0a, the archive's signature, and — exactly when the body names a member (`by`)
+    # — 0x0a and that member's signature; nothing else. The member signature is the roster's to check (section 18).
+    body, newline, tail = entry.partition(b"\n")
+    if len(tail) == 88:
+        parts = [tail]
+    elif len(tail) == 177 and tail[88:89] == b"\n":
+        parts = [tail[:88], tail[89:]]
+    else:
+        return None
+    sigs = [signature_of(p) for p in parts]
+    if None in sigs or not newline or not verify_signature(signing_key, b"custody/event/v1\n" + body, sigs[0]):
         return None
     try:
         event = json.loads(body)
     except (ValueError, UnicodeDecodeError, RecursionError):
+        return None
+    if not isinstance(event, dict) or ("by" in event) != (len(sigs) == 2):
         return None
     return event if is_event(event) else None
 
@@ -954,7 +964,7 @@ def verify(path, granter=None, witnesses=None, at=None, keep_objects=False):
     return report, verifier
 
 
-def decrypt(path, archive_root, passphrase, outdir):
+def decrypt(path, archive_root, passphrase, outdir, member=None):
     """Section 5, as the grantee."""
     report, v = verify(path, keep_objects=True)
     if not report.ok:
@@ -963,7 +973,7 @@ def decrypt(path, archive_root, passphrase, outdir):
         )
     grant, origins, objects = v.grant, v.origins, v.objects
     grantee = Archive(archive_root)
-    grantee.unlock(passphrase)
+    grantee.unlock(passphrase, member)  # keys.json, or the acting member's key file (FORMAT.md section 4.1)
     check(grant["grantee"]["box_key"] == base64.b64encode(grantee.box_pk).decode(), "the bundle is for this archive")
     os.makedirs(outdir, exist_ok=True)
     for item in grant["items"]:
@@ -1010,6 +1020,7 @@ def main():
     d.add_argument("--archive", required=True)
     d.add_argument("-o", "--output", required=True)
     d.add_argument("--passphrase-file")
+    d.add_argument("--member", help="the grantee archive's member who acts (default $CUSTODY_MEMBER, else the only one)")
     args = parser.parse_args()
     try:
         if args.mode == "verify":
@@ -1042,7 +1053,8 @@ def main():
                 passphrase = f.readline().rstrip(b"\r\n")
         else:
             passphrase = os.environ.get("CUSTODY_PASSPHRASE", "").encode()
-        decrypt(args.bundle, args.archive, passphrase, args.output)
+        member = args.member if args.member else (os.environ.get("CUSTODY_MEMBER") or None)
+        decrypt(args.bundle, args.archive, passphrase, args.output, member)
         print("OK: every item decrypted and matched its SHA-256 and commitment")
     except (CheckFailed, nacl.exceptions.BadSignatureError, nacl.exceptions.CryptoError) as failure:
         print(escape("FAIL: %s" % failure))
