@@ -307,6 +307,74 @@ import Testing
         )
     }
 
+    @Test(.enabled(if: CLI.pythonHasNaCl, "needs python3 with PyNaCl (Scripts/test.sh installs it)"))
+    func entriesNotOfTheSignedFormAreBadForBothVerifiers() throws {
+        let (items, keys) = try team()
+        let alice = ["alice": keys["alice"] ?? ""]
+        let extract: [String: Any] = ["type": "extract", "item": items[0]]
+        let byAlice = extract.merging(["by": "alice", "member_key": "alice"]) { $1 }
+        // Each carries valid signatures; only the form of LEDGER.md section 4 is wrong.
+        try expectCaught(
+            "team",
+            "member-line-without-by",
+            signers: alice,
+            extract.merging(["member_key": "alice"]) { $1 },
+            as: "bad-entry"
+        )
+        try expectCaught(
+            "team",
+            "third-line",
+            signers: alice,
+            byAlice.merging(["third_line": true]) { $1 },
+            as: "bad-entry"
+        )
+        try expectCaught(
+            "team",
+            "noncanonical",
+            signers: alice,
+            byAlice.merging(["noncanonical": true]) { $1 },
+            as: "bad-entry"
+        )
+    }
+
+    @Test(.enabled(if: CLI.pythonHasNaCl, "needs python3 with PyNaCl (Scripts/test.sh installs it)"))
+    func anInvalidRosterChangeIsNotAppliedByEitherVerifier() throws {
+        let (_, keys) = try team()
+        let archive = try copy("team", to: "not-applied")
+        let alice = ["alice": keys["alice"] ?? ""]
+        // An unapproved member-add (version 5), then an approved one bound to version 5 again: the first is
+        // reported and not applied, so the second is the roster's fifth change and admits its member.
+        let refused = try forge(
+            archive,
+            signers: alice,
+            [
+                "type": "member-add", "by": "alice", "member_key": "alice", "approvals": [String](),
+                "subject": ["new": "eve", "role": "investigator"],
+            ]
+        )
+        let admitted = try forge(
+            archive,
+            signers: alice,
+            [
+                "type": "member-add", "by": "alice", "member_key": "alice", "approvals": ["alice"], "roster": 5,
+                "subject": ["new": "fay", "role": "investigator"],
+            ]
+        )
+        for v in verdicts(archive) {
+            #expect(v.kinds == ["roster-change-invalid"], "\(v.verifier): \(v.output)")
+            #expect(v.problems.first?["entry"] as? Int == refused, "\(v.verifier): \(v.output)")
+        }
+        let roster = try #require(verdicts(archive).last?.report?["roster"] as? [[String: Any]])
+        let names = roster.compactMap { $0["name"] as? String }
+        #expect(names.contains("fay") && !names.contains("eve"), "\(names)")
+        #expect(roster.first { $0["name"] as? String == "fay" }?["added"] as? Int == admitted)
+        let listed = try run("team", as: "alice", ["member", "list", "--all", "--json"])
+        #expect(listed["version"] as? Int == 5)
+        let custody = CLI.run(["member", "list", "--all", "--json"], environment: ["CUSTODY_ARCHIVE": archive])
+        let members = (custody.json?["members"] as? [[String: Any]] ?? []).compactMap { $0["name"] as? String }
+        #expect(Set(members) == Set(names), "\(custody.stdout)")
+    }
+
     // MARK: - The forger
 
     /// Appends one forged, validly framed entry to an archive's journal (Docs/LEDGER.md sections 2 and 4), as someone
@@ -315,8 +383,9 @@ import Testing
     /// `archive`, `signers` (name → [key file, passphrase]) and `event`: the body's fields, plus `by` (a signer's
     /// name, or `stranger` for a fresh key pair no one enrolled), `member_key` (whose key makes the member
     /// signature line; absent: none), `approvals` (signers' names, over the roster statement), `roster` (default:
-    /// how many roster events the log holds) and `subject` (`{"new": name, "role": role}`: fresh keys). Prints the
-    /// forged entry's index.
+    /// how many roster events the log holds), `subject` (`{"new": name, "role": role}`: fresh keys), and the entry
+    /// form's faults `noncanonical` (an unused bit of the archive signature's last digit set) and `third_line` (the
+    /// signature repeated on a third line). Prints the forged entry's index.
     static let forger = #"""
         import base64, hashlib, json, os, sys, time
         sys.path.insert(0, sys.argv[1])
@@ -344,7 +413,8 @@ import Testing
         events = list(archive.events())
         config = archive.config
         spec_event = dict(spec["event"])
-        body = {k: v for k, v in spec_event.items() if k not in ("by", "member_key", "approvals", "subject")}
+        forger_keys = ("by", "member_key", "approvals", "subject", "noncanonical", "third_line")
+        body = {k: v for k, v in spec_event.items() if k not in forger_keys}
         body.update(v=1, actor=config["origin"], time=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
         if "by" in spec_event:
             body["by"] = keys[spec_event["by"]][0]["id"]
@@ -361,10 +431,16 @@ import Testing
                 for n in spec_event.get("approvals", [])
             ]
         text = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
-        entry = text + b"\n" + base64.b64encode(archive_key.sign(b"custody/event/v1\n" + text).signature)
+        signature = base64.b64encode(archive_key.sign(b"custody/event/v1\n" + text).signature)
+        if spec_event.get("noncanonical"):
+            alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+            signature = signature[:85] + bytes([alphabet[alphabet.index(signature[85]) ^ 1]]) + signature[86:]
+        entry = text + b"\n" + signature
         if "member_key" in spec_event:
             signer = keys[spec_event["member_key"]][1]
             entry += b"\n" + base64.b64encode(signer.sign(b"custody/member-event/v1\n" + text).signature)
+        if spec_event.get("third_line"):
+            entry += b"\n" + signature
         frame = b"CJ1\n" + len(entry).to_bytes(4, "big") + entry + hashlib.sha256(b"\x00" + entry).digest()
         with open(os.path.join(root, "journal", "entries"), "ab") as f:
             f.write(frame)
