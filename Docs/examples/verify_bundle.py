@@ -32,7 +32,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import nacl.exceptions  # noqa: E402
 import nacl.signing  # noqa: E402
 
-from decrypt_item import Archive, CheckFailed, aead_open, blake2b_256, check, padme  # noqa: E402
+from decrypt_item import Archive, CheckFailed, aead_open, blake2b_256, check, padme, read_passphrase  # noqa: E402
 
 MAGIC = b"custody-bundle/v1\n"
 # SHARING.md section 3: the largest payload of each record type.
@@ -1048,11 +1048,7 @@ def main():
                     unchecked = "" if granter else " (granter NOT CHECKED: no --granter)"
                     print("OK: grant %s, %d items, %d objects%s" % (f["grant"], f["items"], f["objects"], unchecked))
             sys.exit(0 if report.ok else 1)
-        if args.passphrase_file:
-            with open(args.passphrase_file, "rb") as f:
-                passphrase = f.readline().rstrip(b"\r\n")
-        else:
-            passphrase = os.environ.get("CUSTODY_PASSPHRASE", "").encode()
+        passphrase = read_passphrase(args.passphrase_file)  # FORMAT.md section 4; never waits without a terminal
         member = args.member if args.member else (os.environ.get("CUSTODY_MEMBER") or None)
         decrypt(args.bundle, args.archive, passphrase, args.output, member)
         print("OK: every item decrypted and matched its SHA-256 and commitment")

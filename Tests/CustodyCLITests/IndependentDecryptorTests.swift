@@ -1,3 +1,5 @@
+import CustodyArchive
+import CustodyCrypto
 import CustodyTestSupport
 import Foundation
 import Testing
@@ -104,5 +106,55 @@ import Testing
         #expect(unnamed.status == 1 && unnamed.stderr.contains("--member"), "\(unnamed.stderr)")
         let silent = CLI.run(executable: python, ["python3", script, archive], environment: ["CUSTODY_MEMBER": "bob"])
         #expect(silent.status == 1 && silent.stderr.contains("no passphrase"), "\(silent.stderr)")
+    }
+
+    @Test(.enabled(if: CLI.pythonHasNaCl, "needs python3 with PyNaCl (Scripts/test.sh installs it)"))
+    func decryptorAndRosterCheckerFollowAnArchiveFromKeysJSONThroughMigration() async throws {
+        let python = "/usr/bin/env"
+        let roster = CLI.packageRoot + "/Docs/examples/verify_roster.py"
+        // An archive as made before members: its secrets in keys.json (made in-process: `init` always founds).
+        _ = try await Archive.create(
+            at: archive,
+            name: "Old Body",
+            passphrase: try SecretBytes(copying: Array("independent check".utf8)),
+            kdfPreset: "insecure-test",
+            founder: nil
+        )
+        #expect(FileManager.default.fileExists(atPath: archive + "/keys.json"))
+        let before = CLI.run(
+            ["ingest", dir.write("old/before.txt", text: "before the roster"), "--json"],
+            environment: env
+        )
+        try #require(before.status == 0, "\(before.stderr)")
+        let keysJSON = CLI.run(executable: python, ["python3", script, archive], environment: env)
+        #expect(
+            keysJSON.status == 0 && keysJSON.stdout.contains("keys.json  opened"),
+            "\(keysJSON.stdout) \(keysJSON.stderr)"
+        )
+        let unfounded = try #require(CLI.run(executable: python, ["python3", roster, archive]).json)
+        #expect(unfounded["ok"] as? Bool == true && unfounded["founded"] is NSNull)
+        #expect((unfounded["roster"] as? [Any])?.isEmpty == true)
+
+        // Migrated: the founding member-add comes after the archive's own events, and later events name the member.
+        let migrated = CLI.run(["member", "migrate", "--name", "founder"], environment: env)
+        try #require(migrated.status == 0, "\(migrated.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: archive + "/keys.json"))
+        let after = CLI.run(
+            ["ingest", dir.write("old/after.txt", text: "after the roster"), "--json"],
+            environment: env
+        )
+        try #require(after.status == 0, "\(after.stderr)")
+        let member = CLI.run(executable: python, ["python3", script, archive], environment: env)
+        #expect(
+            member.status == 0 && member.stdout.contains("member     founder ("),
+            "\(member.stdout) \(member.stderr)"
+        )
+        let founded = try #require(CLI.run(executable: python, ["python3", roster, archive]).json)
+        #expect(founded["ok"] as? Bool == true && founded["founded"] as? Int == 1, "\(founded)")
+        #expect((founded["roster"] as? [[String: Any]])?.map { $0["name"] as? String } == ["founder"])
+        #expect(CLI.run(["verify"], environment: env).status == 0)
+        // --member names no one in an archive whose only key file is the founder's.
+        let wrong = CLI.run(executable: python, ["python3", script, archive, "--member", "nobody"], environment: env)
+        #expect(wrong.status == 1 && wrong.stderr.contains("nobody"), "\(wrong.stderr)")
     }
 }
