@@ -31,6 +31,7 @@ from verify_bundle import is_display_name, is_int  # noqa: E402
 EVENT_DOMAIN = b"custody/event/v1\n"
 MEMBER_DOMAIN = b"custody/member-event/v1\n"
 ROSTER_TYPES = ("member-add", "member-role", "member-remove")
+SUBJECT_FIELDS = {"box_key", "id", "name", "role", "signing_key"}
 ROLES = ("admin", "records-officer", "investigator", "field-staff")
 MAX_THRESHOLD = 16
 MAX_APPROVALS = 64
@@ -86,9 +87,9 @@ def verifies(key_text, message, signature):
 
 def subject_fault(subject):
     """Section 18.1: `subject` is {box_key, id, name, role, signing_key} with id the member id of the two keys."""
-    if not isinstance(subject, dict) or set(subject) != {"box_key", "id", "name", "role", "signing_key"}:
+    if not isinstance(subject, dict) or not SUBJECT_FIELDS <= set(subject):
         return "its subject is not {box_key, id, name, role, signing_key}"
-    if not all(isinstance(subject[k], str) for k in subject):
+    if not all(isinstance(subject[k], str) for k in SUBJECT_FIELDS):
         return "its subject's fields are not strings"
     if subject["role"] not in ROLES:
         return "its subject's role is not one of %s" % ", ".join(ROLES)
@@ -183,7 +184,7 @@ class Roster:
             raise Refused("roster-change-invalid", "its approvals are not a list of at most %d" % MAX_APPROVALS)
         seen = []
         for a in approvals:
-            if not isinstance(a, dict) or set(a) != {"by", "sig"} or not isinstance(a["by"], str):
+            if not isinstance(a, dict) or not isinstance(a.get("by"), str) or not isinstance(a.get("sig"), str):
                 raise Refused("roster-change-invalid", "an approval is not {by, sig}")
             member = eligible(a["by"])
             if member is None or not verifies(member["signing_key"], statement, signature_bytes(a["sig"])):
@@ -200,7 +201,7 @@ class Roster:
         fault = subject_fault(event.get("subject"))
         if fault is not None:
             raise Refused("roster-change-invalid", "%s: %s" % (what, fault))
-        subject = event["subject"]
+        subject = {k: event["subject"][k] for k in SUBJECT_FIELDS}  # a reader ignores fields it does not know
         if not is_int(event.get("roster")) or event["roster"] != self.version:
             raise Refused("roster-change-invalid", "%s is bound to roster version %r, not %d" % (what, event.get("roster"), self.version))
         if "threshold" in event and not is_int(event["threshold"]):
