@@ -236,10 +236,14 @@ class Roster:
         approved = self.approvers(event, statement, admin)
         if by["id"] not in approved:
             raise Refused("roster-change-invalid", "%s is not approved by the member who recorded it" % what)
-        if len(approved) < self.threshold:
+        # At least min(threshold, current administrators): a roster founded with a threshold of 2 starts with one
+        # administrator, who adds the next one alone.
+        admins_before = len(self.admins())
+        needed = min(self.threshold, admins_before)
+        if len(approved) < needed:
             raise Refused(
                 "roster-change-invalid",
-                "%s has %d administrators' approvals; the roster needs %d" % (what, len(approved), self.threshold),
+                "%s has %d administrators' approvals; the roster needs %d" % (what, len(approved), needed),
             )
         members = {k: dict(v, member=dict(v["member"])) for k, v in self.members.items()}
         current = self.current(subject["id"])
@@ -261,11 +265,13 @@ class Roster:
             if current is None or current != subject:
                 raise Refused("roster-change-invalid", "%s removes %s, who is not a current member as named" % (what, subject["id"]))
             members[subject["id"]]["removed"] = index
-        left = len(self.admins(members))
-        if left < self.threshold:
+        # Never the last administrator, nor below the threshold once it was reached.
+        left, floor = len(self.admins(members)), max(1, min(self.threshold, admins_before))
+        if left < floor:
             raise Refused(
                 "roster-change-invalid",
-                "%s would leave %d administrators, fewer than the threshold %d" % (what, left, self.threshold),
+                "%s would leave %d administrators; the roster keeps at least %d (its threshold is %d)"
+                % (what, left, floor, self.threshold),
             )
         self.members = members
         self.version += 1

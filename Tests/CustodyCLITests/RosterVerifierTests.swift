@@ -289,19 +289,47 @@ import Testing
             environment: env("pair", as: "alice")
         )
         try #require(created.status == 0, "\(created.stderr)")
+        // The founder adds the second administrator alone (there is one administrator to approve); from then on
+        // every change needs both (LEDGER.md section 18.2, rule 2).
+        try add("pair", "bob", role: "admin")
         _ = try ingest("pair", as: "alice", "a statement")
         for v in verdicts(dir.path + "/pair") {
             #expect(v.status == 0 && v.kinds.isEmpty, "\(v.verifier): \(v.output)")
         }
         let alice = dir.write("saved-pair-alice.json", Fixtures.read(try keyFile("pair", "alice")))
-        // Threshold 2: alice's approval alone does not admit a second administrator.
+        // Threshold 2 with two administrators: alice's approval alone does not admit a third.
         try expectCaught(
             "pair",
             "one-approval",
             signers: ["alice": alice],
             [
                 "type": "member-add", "by": "alice", "member_key": "alice", "approvals": ["alice"],
-                "subject": ["new": "bob", "role": "admin"],
+                "subject": ["new": "carol", "role": "admin"],
+            ],
+            as: "roster-change-invalid"
+        )
+        // With both approvals it is admitted by both verifiers.
+        let bob = dir.write("saved-pair-bob.json", Fixtures.read(try keyFile("pair", "bob")))
+        let both = try copy("pair", to: "two-approvals")
+        _ = try forge(
+            both,
+            signers: ["alice": alice, "bob": bob],
+            [
+                "type": "member-add", "by": "alice", "member_key": "alice", "approvals": ["alice", "bob"],
+                "subject": ["new": "carol", "role": "admin"],
+            ]
+        )
+        for v in verdicts(both) {
+            #expect(v.status == 0 && v.kinds.isEmpty, "\(v.verifier): \(v.output)")
+        }
+        // Once two administrators are there, the roster keeps two: demoting bob, even with both approvals, is refused.
+        try expectCaught(
+            "pair",
+            "below-threshold",
+            signers: ["alice": alice, "bob": bob],
+            [
+                "type": "member-role", "by": "alice", "member_key": "alice", "approvals": ["alice", "bob"],
+                "subject": ["member": "bob", "role": "investigator"],
             ],
             as: "roster-change-invalid"
         )
@@ -383,9 +411,10 @@ import Testing
     /// `archive`, `signers` (name → [key file, passphrase]) and `event`: the body's fields, plus `by` (a signer's
     /// name, or `stranger` for a fresh key pair no one enrolled), `member_key` (whose key makes the member
     /// signature line; absent: none), `approvals` (signers' names, over the roster statement), `roster` (default:
-    /// how many roster events the log holds), `subject` (`{"new": name, "role": role}`: fresh keys), and the entry
-    /// form's faults `noncanonical` (an unused bit of the archive signature's last digit set) and `third_line` (the
-    /// signature repeated on a third line). Prints the forged entry's index.
+    /// how many roster events the log holds), `subject` (`{"new": name, "role": role}`: fresh keys;
+    /// `{"member": name, "role": role}`: that signer with another role), and the entry form's faults `noncanonical`
+    /// (an unused bit of the archive signature's last digit set) and `third_line` (the signature repeated on a third
+    /// line). Prints the forged entry's index.
     static let forger = #"""
         import base64, hashlib, json, os, sys, time
         sys.path.insert(0, sys.argv[1])
@@ -419,7 +448,12 @@ import Testing
         if "by" in spec_event:
             body["by"] = keys[spec_event["by"]][0]["id"]
         if "subject" in spec_event:
-            subject, _ = fresh(spec_event["subject"]["new"], spec_event["subject"]["role"])
+            wanted = spec_event["subject"]
+            if "member" in wanted:
+                subject = {k: keys[wanted["member"]][0][k] for k in ("box_key", "id", "name", "signing_key")}
+                subject["role"] = wanted["role"]
+            else:
+                subject, _ = fresh(wanted["new"], wanted["role"])
             body["subject"] = subject
             body.setdefault("roster", sum(1 for _, e in events if e["type"].startswith("member-")))
             lines = ["custody/roster/v1", config["origin"], str(body["roster"]), body["type"], subject["id"],
