@@ -63,6 +63,11 @@ class Refused(Exception):
         self.detail = detail
 
 
+def invalid(detail):
+    """A roster event that breaks a rule of section 18.2 about the change itself."""
+    return Refused("roster-change-invalid", detail)
+
+
 def key_bytes(text):
     """A 32-byte key in standard base64, or None."""
     if not isinstance(text, str):
@@ -163,7 +168,8 @@ class Roster:
         if action is not None and action not in ALLOWED[member["role"]]:
             raise Refused(
                 "role-not-allowed",
-                "%s by %s (%s), whose role %s does not allow %s" % (what, member["name"], member["id"], member["role"], action),
+                "%s by %s (%s), whose role %s does not allow %s"
+                % (what, member["name"], member["id"], member["role"], action),
             )
 
     def check_event(self, index, event, body, member_signature):
@@ -181,16 +187,16 @@ class Roster:
         a member `eligible` allows, or an approver appears twice."""
         approvals = event.get("approvals")
         if not isinstance(approvals, list) or len(approvals) > MAX_APPROVALS:
-            raise Refused("roster-change-invalid", "its approvals are not a list of at most %d" % MAX_APPROVALS)
+            raise invalid("its approvals are not a list of at most %d" % MAX_APPROVALS)
         seen = []
         for a in approvals:
             if not isinstance(a, dict) or not isinstance(a.get("by"), str) or not isinstance(a.get("sig"), str):
-                raise Refused("roster-change-invalid", "an approval is not {by, sig}")
+                raise invalid("an approval is not {by, sig}")
             member = eligible(a["by"])
             if member is None or not verifies(member["signing_key"], statement, signature_bytes(a["sig"])):
-                raise Refused("roster-change-invalid", "its approval by %s is not a valid administrator's" % a["by"][:16])
+                raise invalid("its approval by %s is not a valid administrator's" % a["by"][:16])
             if a["by"] in seen:
-                raise Refused("roster-change-invalid", "it carries two approvals by %s (they must be distinct)" % a["by"])
+                raise invalid("it carries two approvals by %s (they must be distinct)" % a["by"])
             seen.append(a["by"])
         return seen
 
@@ -200,24 +206,24 @@ class Roster:
         what = "a %s event" % kind
         fault = subject_fault(event.get("subject"))
         if fault is not None:
-            raise Refused("roster-change-invalid", "%s: %s" % (what, fault))
+            raise invalid("%s: %s" % (what, fault))
         subject = {k: event["subject"][k] for k in SUBJECT_FIELDS}  # a reader ignores fields it does not know
         if not is_int(event.get("roster")) or event["roster"] != self.version:
-            raise Refused("roster-change-invalid", "%s is bound to roster version %r, not %d" % (what, event.get("roster"), self.version))
+            raise invalid("%s is bound to roster version %r, not %d" % (what, event.get("roster"), self.version))
         if "threshold" in event and not is_int(event["threshold"]):
-            raise Refused("roster-change-invalid", "%s has a threshold that is not an integer" % what)
+            raise invalid("%s has a threshold that is not an integer" % what)
         statement = self.statement(event)
         if self.founded is None:
             # Rule 1: an administrator adding themselves, signed and approved by themselves.
             if kind != "member-add" or subject["role"] != "admin" or event.get("by") != subject["id"]:
-                raise Refused("roster-change-invalid", "%s founds the roster but is not an administrator adding themselves" % what)
+                raise invalid("%s founds the roster but is not an administrator adding themselves" % what)
             if "threshold" not in event or not 1 <= event["threshold"] <= MAX_THRESHOLD:
-                raise Refused("roster-change-invalid", "%s founds the roster without a threshold from 1 to %d" % (what, MAX_THRESHOLD))
+                raise invalid("%s founds the roster without a threshold from 1 to %d" % (what, MAX_THRESHOLD))
             if not verifies(subject["signing_key"], MEMBER_DOMAIN + body, member_signature):
-                raise Refused("roster-change-invalid", "%s founds the roster but is not signed by the member it adds" % what)
+                raise invalid("%s founds the roster but is not signed by the member it adds" % what)
             approved = self.approvers(event, statement, lambda m: subject if m == subject["id"] else None)
             if subject["id"] not in approved:
-                raise Refused("roster-change-invalid", "%s founds the roster but is not approved by the member it adds" % what)
+                raise invalid("%s founds the roster but is not approved by the member it adds" % what)
             self.members[subject["id"]] = {"member": dict(subject), "added": index, "removed": None}
             self.threshold = event["threshold"]
             self.founded = index
@@ -227,7 +233,7 @@ class Roster:
         by = self.acting_member(event, body, member_signature, what)
         self.check_role(by, kind, what)
         if "threshold" in event:
-            raise Refused("roster-change-invalid", "%s sets a threshold, which only the founding event does" % what)
+            raise invalid("%s sets a threshold, which only the founding event does" % what)
 
         def admin(m):
             current = self.current(m)
@@ -235,41 +241,39 @@ class Roster:
 
         approved = self.approvers(event, statement, admin)
         if by["id"] not in approved:
-            raise Refused("roster-change-invalid", "%s is not approved by the member who recorded it" % what)
+            raise invalid("%s is not approved by the member who recorded it" % what)
         # At least min(threshold, current administrators): a roster founded with a threshold of 2 starts with one
         # administrator, who adds the next one alone.
         admins_before = len(self.admins())
         needed = min(self.threshold, admins_before)
         if len(approved) < needed:
-            raise Refused(
-                "roster-change-invalid",
+            raise invalid(
                 "%s has %d administrators' approvals; the roster needs %d" % (what, len(approved), needed),
             )
         members = {k: dict(v, member=dict(v["member"])) for k, v in self.members.items()}
         current = self.current(subject["id"])
         if kind == "member-add":
             if subject["id"] in self.members:
-                raise Refused("roster-change-invalid", "%s adds %s, who was a member before" % (what, subject["id"]))
+                raise invalid("%s adds %s, who was a member before" % (what, subject["id"]))
             if any(e["removed"] is None and e["member"]["name"] == subject["name"] for e in self.members.values()):
-                raise Refused("roster-change-invalid", "%s adds a second current member named %s" % (what, subject["name"]))
+                raise invalid("%s adds a second current member named %s" % (what, subject["name"]))
             members[subject["id"]] = {"member": dict(subject), "added": index, "removed": None}
         elif kind == "member-role":
             if current is None or any(current[k] != subject[k] for k in ("name", "signing_key", "box_key")) \
                     or current["role"] == subject["role"]:
-                raise Refused(
-                    "roster-change-invalid",
-                    "%s changes the role of %s, who is not a current member as named with another role" % (what, subject["id"]),
+                raise invalid(
+                    "%s changes the role of %s, who is not a current member as named with another role"
+                    % (what, subject["id"])
                 )
             members[subject["id"]]["member"]["role"] = subject["role"]
         else:
             if current is None or current != subject:
-                raise Refused("roster-change-invalid", "%s removes %s, who is not a current member as named" % (what, subject["id"]))
+                raise invalid("%s removes %s, who is not a current member as named" % (what, subject["id"]))
             members[subject["id"]]["removed"] = index
         # Never the last administrator, nor below the threshold once it was reached.
         left, floor = len(self.admins(members)), max(1, min(self.threshold, admins_before))
         if left < floor:
-            raise Refused(
-                "roster-change-invalid",
+            raise invalid(
                 "%s would leave %d administrators; the roster keeps at least %d (its threshold is %d)"
                 % (what, left, floor, self.threshold),
             )
