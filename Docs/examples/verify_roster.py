@@ -30,7 +30,7 @@ from verify_bundle import is_display_name, is_int  # noqa: E402
 
 EVENT_DOMAIN = b"custody/event/v1\n"
 MEMBER_DOMAIN = b"custody/member-event/v1\n"
-ROSTER_TYPES = ("member-add", "member-role", "member-remove")
+ROSTER_TYPES = ("member-add", "member-role", "member-remove", "recovery-split", "recovery")
 SUBJECT_FIELDS = {"box_key", "id", "name", "role", "signing_key"}
 ROLES = ("admin", "records-officer", "investigator", "field-staff")
 MAX_THRESHOLD = 16
@@ -45,6 +45,7 @@ ACTION_OF = {
     "tag": "annotate", "note": "annotate",
     "passphrase": "own passphrase",
     "member-add": "manage members", "member-role": "manage members", "member-remove": "manage members",
+    "recovery-split": "manage members",
 }
 ALLOWED = {
     "admin": {"ingest", "share", "extract", "annotate", "own passphrase", "manage members"},
@@ -126,6 +127,7 @@ class Roster:
         self.version = 0
         self.threshold = 1
         self.founded = None
+        self.recovery_key = None  # of the latest applied recovery-split
 
     def current(self, member):
         entry = self.members.get(member)
@@ -137,10 +139,13 @@ class Roster:
 
     def statement(self, event):
         """Section 18.1: the lines an administrator approves."""
-        s = event["subject"]
         threshold = str(event["threshold"]) if "threshold" in event else "-"
-        lines = ["custody/roster/v1", self.origin, str(event["roster"]), event["type"], s["id"], s["name"], s["role"],
-                 s["signing_key"], s["box_key"], threshold]
+        lines = ["custody/roster/v1", self.origin, str(event["roster"]), event["type"]]
+        if event["type"] == "recovery-split":
+            lines += ["-", "-", "-", "-", "-", threshold, event["recovery_key"]]
+        else:
+            s = event["subject"]
+            lines += [s["id"], s["name"], s["role"], s["signing_key"], s["box_key"], threshold]
         return "".join(line + "\n" for line in lines).encode("utf-8")
 
     def acting_member(self, event, body, member_signature, what):
@@ -179,6 +184,9 @@ class Roster:
             if "by" in event:
                 raise Refused("member-unknown", "%s names member %s before the archive had a roster" % (what, event["by"]))
             return
+        if event["type"] == "grant" and "roster" in event and event["roster"] != self.version:
+            # Rule 3: a grant carries the roster version in force (SHARING.md section 4, step 6).
+            raise invalid("%s claims roster version %r; the roster is at %d there" % (what, event["roster"], self.version))
         member = self.acting_member(event, body, member_signature, what)
         self.check_role(member, event["type"], what)
 
@@ -204,6 +212,8 @@ class Roster:
         """Rules 1 and 2 for a roster event: applies it, or raises Refused and leaves the roster as it was."""
         kind = event["type"]
         what = "a %s event" % kind
+        if kind == "recovery-split":
+            return self.apply_recovery_split(event, body, member_signature, what)
         fault = subject_fault(event.get("subject"))
         if fault is not None:
             raise invalid("%s: %s" % (what, fault))
@@ -229,27 +239,15 @@ class Roster:
             self.founded = index
             self.version += 1
             return
+        if kind == "recovery":
+            return self.apply_recovery(index, event, body, member_signature, subject, statement, what)
         # Rule 2: recorded by a current administrator, approved by the threshold of current administrators.
         by = self.acting_member(event, body, member_signature, what)
         self.check_role(by, kind, what)
         if "threshold" in event:
             raise invalid("%s sets a threshold, which only the founding event does" % what)
 
-        def admin(m):
-            current = self.current(m)
-            return current if current is not None and current["role"] == "admin" else None
-
-        approved = self.approvers(event, statement, admin)
-        if by["id"] not in approved:
-            raise invalid("%s is not approved by the member who recorded it" % what)
-        # At least min(threshold, current administrators): a roster founded with a threshold of 2 starts with one
-        # administrator, who adds the next one alone.
-        admins_before = len(self.admins())
-        needed = min(self.threshold, admins_before)
-        if len(approved) < needed:
-            raise invalid(
-                "%s has %d administrators' approvals; the roster needs %d" % (what, len(approved), needed),
-            )
+        admins_before = self.approved_by_admins(event, statement, by, what)
         members = {k: dict(v, member=dict(v["member"])) for k, v in self.members.items()}
         current = self.current(subject["id"])
         if kind == "member-add":
@@ -278,6 +276,60 @@ class Roster:
                 % (what, left, floor, self.threshold),
             )
         self.members = members
+        self.version += 1
+
+    def approved_by_admins(self, event, statement, by, what):
+        """Rule 2's approvals: valid, distinct, by current administrators, including `by`, at least
+        min(threshold, current administrators) of them. Returns how many administrators there were."""
+
+        def admin(m):
+            current = self.current(m)
+            return current if current is not None and current["role"] == "admin" else None
+
+        approved = self.approvers(event, statement, admin)
+        if by["id"] not in approved:
+            raise invalid("%s is not approved by the member who recorded it" % what)
+        admins = len(self.admins())
+        if len(approved) < min(self.threshold, admins):
+            raise invalid(
+                "%s has %d administrators' approvals; the roster needs %d"
+                % (what, len(approved), min(self.threshold, admins))
+            )
+        return admins
+
+    def apply_recovery_split(self, event, body, member_signature, what):
+        """Rule 2 for a recovery-split: no subject, no threshold, a 32-byte recovery_key, approved like any change;
+        it sets the key that may sign a later recovery."""
+        if self.founded is None:
+            raise invalid("%s comes before the roster was founded (the first roster event is a member-add)" % what)
+        if "subject" in event or "threshold" in event or key_bytes(event.get("recovery_key")) is None:
+            raise invalid("%s must have no subject, no threshold and a 32-byte recovery_key" % what)
+        if not is_int(event.get("roster")) or event["roster"] != self.version:
+            raise invalid("%s is bound to roster version %r, not %d" % (what, event.get("roster"), self.version))
+        by = self.acting_member(event, body, member_signature, what)
+        self.check_role(by, "recovery-split", what)
+        self.approved_by_admins(event, self.statement(event), by, what)
+        self.recovery_key = event["recovery_key"]
+        self.version += 1
+
+    def apply_recovery(self, index, event, body, member_signature, subject, statement, what):
+        """Rule 2 for a recovery: no approvals, signed by the latest split's recovery key; a new administrator
+        adding themselves."""
+        if event.get("approvals") not in (None, []):
+            raise invalid("%s must carry no approvals" % what)
+        if "threshold" in event:
+            raise invalid("%s sets a threshold, which only the founding event does" % what)
+        recovery_sig = signature_bytes(event.get("recovery_sig"))
+        if self.recovery_key is None or not verifies(self.recovery_key, statement, recovery_sig):
+            raise invalid("%s is not signed by the recovery key of the latest recovery split" % what)
+        if subject["role"] != "admin" or event.get("by") != subject["id"] \
+                or not verifies(subject["signing_key"], MEMBER_DOMAIN + body, member_signature):
+            raise invalid("%s is not an administrator adding themselves, signed by their own key" % what)
+        if subject["id"] in self.members or any(
+            e["removed"] is None and e["member"]["name"] == subject["name"] for e in self.members.values()
+        ):
+            raise invalid("%s adds a member id or name the roster already has" % what)
+        self.members[subject["id"]] = {"member": dict(subject), "added": index, "removed": None}
         self.version += 1
 
     def listing(self):

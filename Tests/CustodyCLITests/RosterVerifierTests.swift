@@ -403,6 +403,44 @@ import Testing
         #expect(Set(members) == Set(names), "\(custody.stdout)")
     }
 
+    @Test(.enabled(if: CLI.pythonHasNaCl, "needs python3 with PyNaCl (Scripts/test.sh installs it)"))
+    func aRecoveryIsCheckedAgainstTheLatestSplitByBothVerifiers() throws {
+        _ = try team()
+        let split = CLI.run(
+            ["recovery", "split", "--threshold", "2", "--shares", "3"],
+            environment: env("team", as: "alice")
+        )
+        try #require(split.status == 0, "\(split.stderr)")
+        // The words of two shares: each share's line follows its "share g.m" heading.
+        let lines = split.stdout.split(separator: "\n").map(String.init)
+        let words = lines.indices.filter { lines[$0].hasPrefix("share ") && $0 + 1 < lines.count }.map { lines[$0 + 1] }
+        try #require(words.count == 3, "\(split.stdout)")
+        let sharesFile = dir.write("shares.txt", text: words.prefix(2).joined(separator: "\n") + "\n")
+        try #require(chmod(sharesFile, 0o600) == 0)
+        let restored = CLI.run(
+            ["recovery", "restore", "--name", "rescuer", "--shares-file", sharesFile, "--kdf", "insecure-test"],
+            environment: ["CUSTODY_ARCHIVE": dir.path + "/team", "CUSTODY_NEW_PASSPHRASE": Self.passphrase("rescuer")]
+        )
+        try #require(restored.status == 0, "\(restored.stderr)")
+        for v in verdicts(dir.path + "/team") {
+            #expect(v.status == 0 && v.kinds.isEmpty, "\(v.verifier): \(v.output)")
+        }
+        let roster = try #require(verdicts(dir.path + "/team").last?.report?["roster"] as? [[String: Any]])
+        #expect(roster.contains { $0["name"] as? String == "rescuer" && $0["role"] as? String == "admin" })
+        // A recovery signed by a key that is not the split's: anyone could otherwise enrol an administrator.
+        let alice = try keyFile("team", "alice")
+        try expectCaught(
+            "team",
+            "recovery-wrong-key",
+            signers: ["alice": alice],
+            [
+                "type": "recovery", "by": "subject", "member_key": "subject", "recovery_sig": "stranger",
+                "subject": ["new": "intruder", "role": "admin"],
+            ],
+            as: "roster-change-invalid"
+        )
+    }
+
     // MARK: - The forger
 
     /// Appends one forged, validly framed entry to an archive's journal (Docs/LEDGER.md sections 2 and 4), as someone
@@ -411,8 +449,9 @@ import Testing
     /// `archive`, `signers` (name → [key file, passphrase]) and `event`: the body's fields, plus `by` (a signer's
     /// name, or `stranger` for a fresh key pair no one enrolled), `member_key` (whose key makes the member
     /// signature line; absent: none), `approvals` (signers' names, over the roster statement), `roster` (default:
-    /// how many roster events the log holds), `subject` (`{"new": name, "role": role}`: fresh keys;
-    /// `{"member": name, "role": role}`: that signer with another role), and the entry form's faults `noncanonical`
+    /// how many roster events the log holds, valid or not), `subject` (`{"new": name, "role": role}`: fresh keys;
+    /// `{"member": name, "role": role}`: that signer with another role; a fresh subject's key is the signer `subject`),
+    /// `recovery_sig` (the signer whose key signs the statement as the recovery key), and the entry form's faults `noncanonical`
     /// (an unused bit of the archive signature's last digit set) and `third_line` (the signature repeated on a third
     /// line). Prints the forged entry's index.
     static let forger = #"""
@@ -445,25 +484,29 @@ import Testing
         forger_keys = ("by", "member_key", "approvals", "subject", "noncanonical", "third_line")
         body = {k: v for k, v in spec_event.items() if k not in forger_keys}
         body.update(v=1, actor=config["origin"], time=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
-        if "by" in spec_event:
-            body["by"] = keys[spec_event["by"]][0]["id"]
         if "subject" in spec_event:
             wanted = spec_event["subject"]
             if "member" in wanted:
                 subject = {k: keys[wanted["member"]][0][k] for k in ("box_key", "id", "name", "signing_key")}
                 subject["role"] = wanted["role"]
             else:
-                subject, _ = fresh(wanted["new"], wanted["role"])
+                subject, own = fresh(wanted["new"], wanted["role"])
+                keys["subject"] = (subject, own)
             body["subject"] = subject
-            body.setdefault("roster", sum(1 for _, e in events if e["type"].startswith("member-")))
+            body.setdefault("roster", sum(1 for _, e in events if e["type"].startswith(("member-", "recovery"))))
             lines = ["custody/roster/v1", config["origin"], str(body["roster"]), body["type"], subject["id"],
                      subject["name"], subject["role"], subject["signing_key"], subject["box_key"],
                      str(body["threshold"]) if "threshold" in body else "-"]
             statement = "".join(line + "\n" for line in lines).encode()
-            body["approvals"] = [
-                {"by": keys[n][0]["id"], "sig": base64.b64encode(keys[n][1].sign(statement).signature).decode()}
-                for n in spec_event.get("approvals", [])
-            ]
+            if "approvals" in spec_event:
+                body["approvals"] = [
+                    {"by": keys[n][0]["id"], "sig": base64.b64encode(keys[n][1].sign(statement).signature).decode()}
+                    for n in spec_event["approvals"]
+                ]
+        if "by" in spec_event:
+            body["by"] = keys[spec_event["by"]][0]["id"]
+        if "recovery_sig" in spec_event:
+            body["recovery_sig"] = base64.b64encode(keys[spec_event["recovery_sig"]][1].sign(statement).signature).decode()
         text = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
         signature = base64.b64encode(archive_key.sign(b"custody/event/v1\n" + text).signature)
         if spec_event.get("noncanonical"):
