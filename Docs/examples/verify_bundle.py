@@ -44,6 +44,8 @@ MANDATORY = {0, 1, 3, 6}  # I, G, C and Z exactly once; P, E and O any number
 MAX_ANCESTORS = 8
 MAX_ANCESTOR_BYTES = 128 << 20
 MAX_ANNOTATIONS = 4096
+MAX_ROSTER_EVENTS = 100_000
+ROSTER_TYPES = ("member-add", "member-role", "member-remove", "recovery-split", "recovery")  # LEDGER.md 18.1
 # SHARING.md section 2, "Form".
 MAX_OBJECT = 256 << 20
 MAX_ITEMS = 1_000_000
@@ -476,7 +478,8 @@ def parse_ancestor(payload):
 # Events (LEDGER.md sections 4, 5) --------------------------------------------------------------------------
 
 def event_of(entry, signing_key):
-    """The event of a ledger entry signed by the granter's key, or None (a bad signature or not an event)."""
+    """(event, body, member signature or None) of a ledger entry signed by the granter's key, or None (a bad
+    signature or not an event)."""
     # LEDGER.md section 4: body, 0x0a, the archive's signature, and — exactly when the body names a member (`by`)
     # — 0x0a and that member's signature; nothing else. The member signature is the roster's to check (section 18).
     body, newline, tail = entry.partition(b"\n")
@@ -495,7 +498,7 @@ def event_of(entry, signing_key):
         return None
     if not isinstance(event, dict) or ("by" in event) != (len(sigs) == 2):
         return None
-    return event if is_event(event) else None
+    return (event, body, sigs[1] if len(sigs) == 2 else None) if is_event(event) else None
 
 
 def is_event(event):
@@ -663,6 +666,7 @@ class Verifier:
         self.granted = set()
         self.origins, self.tails = {}, {}  # item -> its first ingest/import event; item -> [(name, size)]
         self.grant_logged = False
+        self.roster_events, self.grant_event = [], None  # [(index, event, body, member signature)]
         self.last_index = -1
         self.released, self.sizes, self.position = [], {}, {}
         self.next_object = 0
@@ -773,15 +777,23 @@ class Verifier:
                 "ledger entry %d is not proved to be in the granter's signed log of size %d" % (index, self.size),
                 entry=index,
             )
-        event = event_of(entry, self.identity["_signing"])
-        if event is None:
+        signed = event_of(entry, self.identity["_signing"])
+        if signed is None:
             return self.r.problem(
                 "entry-invalid", "ledger entry %d is not an event signed by the granter" % index, entry=index
             )
+        event = signed[0]
+        if event["type"] in ROSTER_TYPES:
+            # Step 6: the granter's roster events before the grant, replayed once the grant event is known.
+            if len(self.roster_events) >= MAX_ROSTER_EVENTS:
+                return self.r.problem("entry-invalid", "the bundle proves more than %d roster events" % MAX_ROSTER_EVENTS)
+            self.roster_events.append((index,) + signed)
+            return
         reference = (self.grant["id"], hashlib.sha256(self.signed_grant).hexdigest())
         named = event.get("grant")
         if event["type"] == "grant" and isinstance(named, dict) and (named["id"], named["hash"]) == reference:
             self.grant_logged = True
+            self.grant_event = (index,) + signed
             return
         item = event.get("item")
         if item not in self.granted:
@@ -865,6 +877,41 @@ class Verifier:
                 checks.setdefault(origin["objects"]["chunk_list"]["name"], []).append((item["id"], middle))
         return checks
 
+    def check_granting_member(self):
+        """Step 6, who granted: when the grant event names a member, replay the roster events before it by the
+        rules of LEDGER.md section 18.2 (each must apply, and exactly `roster` of them), then check the grant
+        event by rule 3 there."""
+        if self.grant_event is None or "by" not in self.grant_event[1]:
+            return
+        from verify_roster import Refused, Roster  # here: verify_roster imports this module
+
+        index, event, body, member_signature = self.grant_event
+        roster = Roster(self.identity["origin"])
+        for position, roster_event, roster_body, roster_signature in self.roster_events:
+            if position >= index:
+                break
+            try:
+                roster.apply(position, roster_event, roster_body, roster_signature)
+            except Refused as refused:
+                return self.r.problem(
+                    "grant-member-unproven",
+                    "the granter's roster event %d does not apply: %s" % (position, refused.detail),
+                    entry=position,
+                )
+        if event.get("roster") != roster.version:
+            return self.r.problem(
+                "grant-member-unproven",
+                "the grant event names roster version %r, but the bundle proves %d roster events before it: the "
+                "granting member cannot be checked" % (event.get("roster"), roster.version),
+                entry=index,
+            )
+        try:
+            roster.check_event(index, event, body, member_signature)
+        except Refused as refused:
+            return self.r.problem(refused.kind, "the grant: %s" % refused.detail, entry=index)
+        member = roster.current(event["by"])
+        self.r.fields["granted_by"] = {"id": member["id"], "name": member["name"], "role": member["role"]}
+
     def finish(self, time_checked, expected):
         grant = self.grant
         # A re-share's chain: each link never wider or longer, and never substituting.
@@ -904,6 +951,7 @@ class Verifier:
             child = parent
         if not self.grant_logged:
             self.r.problem("grant-unlogged", "the bundle does not prove that the grant is in the granter's log")
+        self.check_granting_member()
         for name, _ in sorted(self.released):
             if name not in self.seen:
                 self.r.problem("object-missing", "an object the grant releases is not in the bundle", object=name)
