@@ -481,7 +481,7 @@ class Archive:
         subject = event.get("subject")
         if not isinstance(subject, dict) or not isinstance(subject.get("id"), str):
             return
-        if event.get("type") in ("member-add", "member-role"):
+        if event.get("type") in ("member-add", "member-role", "recovery"):
             self.roles[subject["id"]] = subject.get("role")
         elif event.get("type") == "member-remove":
             self.roles.pop(subject["id"], None)
