@@ -5,7 +5,11 @@ It shares no code with Custody: only PyNaCl (libsodium) and the Python standard 
 Besides decrypting, it recomputes the keystream padding of every chunk from the convergence secret
 (FORMAT.md section 9), which Custody itself never needs to do.
 
-    CUSTODY_PASSPHRASE=... python3 decrypt_item.py ARCHIVE [ITEM] [-o OUTPUT] [--passphrase-file FILE]
+    CUSTODY_PASSPHRASE=... python3 decrypt_item.py ARCHIVE [ITEM] [-o OUTPUT] [--passphrase-file FILE] [--member NAME]
+
+An archive with members (FORMAT.md section 4.1) is opened through the key file of the member named by --member or
+$CUSTODY_MEMBER (exact display name), else of the only member; an archive without members through keys.json.
+A field-staff member's (depositor) share opens nothing: that is refused with exit 1.
 
 ITEM is an item id or a unique prefix of at least 8 hex characters; without it every item is
 decrypted and checked (nothing is written). With -o the plaintext of ITEM is written to OUTPUT.
@@ -40,6 +44,64 @@ def check(condition, what):
 
 def b64(text):
     return base64.b64decode(text, validate=True)
+
+
+def is_hex(text, length):
+    return isinstance(text, str) and len(text) == length and all(c in "0123456789abcdef" for c in text)
+
+
+def member_id(signing_key, box_key):
+    """Section 4.1: hex(SHA-256("custody/member/v1\\n" || signing_key || box_key)[0..8]), raw 32-byte keys."""
+    return hashlib.sha256(b"custody/member/v1\n" + signing_key + box_key).digest()[:8].hex()
+
+
+def canonical_signature(part):
+    """LEDGER.md section 4: exactly 88 characters of standard base64 of 64 bytes, padded, unused bits zero."""
+    try:
+        text = part.decode("ascii")
+        sig = base64.b64decode(text, validate=True) if len(text) == 88 else None
+    except (UnicodeDecodeError, ValueError):
+        return None
+    return sig if sig is not None and len(sig) == 64 and base64.b64encode(sig).decode("ascii") == text else None
+
+
+def split_entry(entry):
+    """LEDGER.md section 4: (body, archive signature, member signature or None), or None when the entry is not
+    of the form of a signed entry. After the first 0x0a: one canonical signature (88 bytes), or two joined by one
+    0x0a (177 bytes); nothing else. Whether the second is there iff the body has `by` is checked once the body
+    is parsed (after the archive signature): see signed_event."""
+    newline = entry.find(b"\n")
+    if newline < 0:
+        return None
+    body, tail = entry[:newline], entry[newline + 1 :]
+    if len(tail) == 88:
+        parts = [tail]
+    elif len(tail) == 177 and tail[88:89] == b"\n":
+        parts = [tail[:88], tail[89:]]
+    else:
+        return None
+    sigs = [canonical_signature(p) for p in parts]
+    if None in sigs:
+        return None
+    return body, sigs[0], (sigs[1] if len(sigs) == 2 else None)
+
+
+def signed_event(entry, verify_key):
+    """LEDGER.md section 4: (event, body, member signature or None) of an entry the archive signed, or None: the
+    archive signature is checked over the exact body bytes before the JSON is parsed; then the member signature
+    line must be there exactly when the body has `by`."""
+    parts = split_entry(entry)
+    if parts is None:
+        return None
+    body, signature, member_signature = parts
+    try:
+        verify_key.verify(b"custody/event/v1\n" + body, signature)
+        event = json.loads(body)
+    except (nacl.exceptions.BadSignatureError, ValueError, UnicodeDecodeError, RecursionError):
+        return None
+    if not isinstance(event, dict) or ("by" in event) != (member_signature is not None):
+        return None
+    return event, body, member_signature
 
 
 def blake2b_256(data, key=b""):
@@ -187,6 +249,8 @@ class Archive:
         self.log_pk = b64(c["log_key"])
         check(len(self.signing_pk) == 32 and len(self.box_pk) == 32 and len(self.log_pk) == 32, "public key lengths")
         self.verify_key = nacl.signing.VerifyKey(self.signing_pk)
+        self.roles = {}
+        self.member = None
 
     def read_json(self, name):
         with open(os.path.join(self.root, name), "rb") as f:
@@ -226,32 +290,135 @@ class Archive:
         return fingerprint
 
     # Section 4 -----------------------------------------------------------------------------------
-    def unlock(self, passphrase):
+    def unlock(self, passphrase, member=None):
+        """Section 4 (keys.json) or 4.1 (a member's key file): rebuilds the keys the secrets give; returns a line
+        saying what was opened. Field staff hold a depositor share, which opens nothing: refused here."""
+        if self.has_members():
+            return self.unlock_member(passphrase, member)
+        check(member is None, "--member %s: this archive has no members (its secrets are in keys.json)" % member)
         kf = self.read_json("keys.json")
         check(kf["format"] == "custody-keys" and kf["version"] == 1, "keys.json format/version")
+        sealed = self.open_sealed_file(kf, passphrase, 112, self.keyfile_ad(), "keys.json")
+        self.adopt_complete(sealed)
+        return "keys.json  opened (Argon2id preset %s); signing, box and log keys match archive.json" % kf["kdf"]["preset"]
+
+    def keyfile_ad(self):
+        return ("custody/keyfile/v1\n" + self.config["signing_key"] + "\n" + self.config["box_key"]).encode()
+
+    @staticmethod
+    def open_sealed_file(kf, passphrase, length, ad, what):
+        """Argon2id, then XChaCha20-Poly1305 (sections 4, 4.1): the sealed secret bytes of a key file."""
         kdf = kf["kdf"]
-        check(kdf["alg"] == "argon2id13", "keys.json uses argon2id13")
+        check(kdf["alg"] == "argon2id13", "%s uses argon2id13" % what)
+        check(isinstance(kdf["opslimit"], int) and 1 <= kdf["opslimit"] <= 64, "%s opslimit is 1 to 64" % what)
+        check(isinstance(kdf["memlimit"], int) and 8192 <= kdf["memlimit"] <= 4 << 30, "%s memlimit in range" % what)
         salt = b64(kdf["salt"])
-        check(len(salt) == 16, "salt is 16 bytes")
-        k_file = nacl.pwhash.argon2id.kdf(32, passphrase, salt, opslimit=kdf["opslimit"], memlimit=kdf["memlimit"])
-        ad = ("custody/keyfile/v1\n" + self.config["signing_key"] + "\n" + self.config["box_key"]).encode()
+        check(len(salt) == 16, "%s salt is 16 bytes" % what)
         nonce = b64(kf["nonce"])
         sealed = b64(kf["ciphertext"])
-        check(len(nonce) == 24 and len(sealed) == 112, "keys.json nonce/ciphertext lengths")
+        check(len(nonce) == 24 and len(sealed) == length, "%s nonce/ciphertext lengths" % what)
+        key = nacl.pwhash.argon2id.kdf(32, passphrase, salt, opslimit=kdf["opslimit"], memlimit=kdf["memlimit"])
         try:
-            secrets = nacl.bindings.crypto_aead_xchacha20poly1305_ietf_decrypt(sealed, ad, nonce, k_file)
+            return nacl.bindings.crypto_aead_xchacha20poly1305_ietf_decrypt(sealed, ad, nonce, key)
         except nacl.exceptions.CryptoError:
-            raise CheckFailed("keys.json does not open: wrong passphrase, or keys.json not of this archive.json")
-        master, seed, box_secret = secrets[0:32], secrets[32:64], secrets[64:96]
+            raise CheckFailed("%s does not open: wrong passphrase, or a key file not of this archive" % what)
+
+    def adopt(self, seed, box_secret, convergence, log_seed):
+        """The archive's keys, checked against archive.json (sections 4, 4.1, 5). box_secret and convergence are
+        None for a depositor share."""
         signing = nacl.signing.SigningKey(seed)
         check(bytes(signing.verify_key) == self.signing_pk, "Ed25519 key from seed equals archive.json signing_key")
-        self.box = nacl.public.PrivateKey(box_secret)
-        check(bytes(self.box.public_key) == self.box_pk, "X25519 key equals archive.json box_key")
-        # Section 5.
-        self.convergence = kdf_derive(master, 1, b"cstdconv")
-        log = nacl.signing.SigningKey(kdf_derive(master, 2, b"cstdlog_"))
-        check(bytes(log.verify_key) == self.log_pk, "log key derived from master equals archive.json log_key")
-        return kdf["preset"]
+        self.signing = signing
+        log = nacl.signing.SigningKey(log_seed)
+        check(bytes(log.verify_key) == self.log_pk, "log key equals archive.json log_key")
+        self.box = None
+        if box_secret is not None:
+            self.box = nacl.public.PrivateKey(box_secret)
+            check(bytes(self.box.public_key) == self.box_pk, "X25519 key equals archive.json box_key")
+        self.convergence = convergence
+
+    def adopt_complete(self, secrets):
+        master, seed, box_secret = secrets[0:32], secrets[32:64], secrets[64:96]
+        self.adopt(seed, box_secret, kdf_derive(master, 1, b"cstdconv"), kdf_derive(master, 2, b"cstdlog_"))
+
+    # Section 4.1 ---------------------------------------------------------------------------------
+    def has_members(self):
+        folder = os.path.join(self.root, "members")
+        return os.path.isdir(folder) and any(n.endswith(".json") and not n.startswith(".") for n in os.listdir(folder))
+
+    def member_files(self):
+        """Every key file in members/, each checked for form: anything else there is damage, not skipped."""
+        folder = os.path.join(self.root, "members")
+        files = []
+        for name in sorted(os.listdir(folder)):
+            what = "members/" + name
+            check(len(name) == 21 and name.endswith(".json") and is_hex(name[:16], 16), "%s is not a <16 hex>.json key file" % what)
+            path = os.path.join(folder, name)
+            check(os.path.isfile(path) and not os.path.islink(path), "%s is a regular file" % what)
+            check(os.path.getsize(path) <= 64 << 10, "%s is at most 64 KiB" % what)
+            with open(path, "rb") as f:
+                kf = json.loads(f.read())
+            check(isinstance(kf, dict) and kf.get("format") == "custody-member" and kf.get("version") == 1, "%s format/version" % what)
+            m = kf.get("member")
+            check(isinstance(m, dict) and all(isinstance(m.get(k), str) for k in ("box_key", "id", "name", "role", "signing_key")), "%s names its member" % what)
+            check(m["id"] == name[:16], "%s: member.id is the file's name" % what)
+            signing, box = b64(m["signing_key"]), b64(m["box_key"])
+            check(len(signing) == 32 and len(box) == 32, "%s: key lengths" % what)
+            check(member_id(signing, box) == m["id"], "%s: member id is the hash of its keys" % what)
+            files.append(kf)
+        return files
+
+    def open_member_file(self, kf, passphrase):
+        """Section 4.1: opens a key file (already checked for form) with its member's passphrase; returns
+        (member, kind byte, secrets) and keeps the member's own signing key as self.member_signing."""
+        m = kf["member"]
+        what = "the key file of member %s (%s)" % (m["name"], m["id"])
+        ad = ("custody/member-key/v1\n%s\n%s\n%s\n%s" % (self.config["origin"], m["id"], m["signing_key"], m["box_key"])).encode()
+        personal = self.open_sealed_file(kf, passphrase, 80, ad, what)
+        seed, box_secret = personal[0:32], personal[32:64]
+        own_box = nacl.public.PrivateKey(box_secret)
+        self.member_signing = nacl.signing.SigningKey(seed)
+        check(bytes(self.member_signing.verify_key) == b64(m["signing_key"]), "%s: its seed gives its signing_key" % what)
+        check(bytes(own_box.public_key) == b64(m["box_key"]), "%s: its X25519 secret gives its box_key" % what)
+        try:
+            share = nacl.public.SealedBox(own_box).decrypt(b64(kf["share"]))
+        except nacl.exceptions.CryptoError:
+            raise CheckFailed("%s: the share does not open with the member's own key" % what)
+        check(len(share) >= 33, "%s: the share is too short" % what)
+        check(share[:24] == b"custody/member-share/v1\n" and share[24:32] == bytes.fromhex(m["id"]), "%s: the share names its member" % what)
+        return m, share[32:33], share[33:]
+
+    def unlock_member(self, passphrase, name):
+        files = self.member_files()
+        if name is not None:
+            chosen = [kf for kf in files if kf["member"]["name"] == name]
+            check(chosen, "no key file in members/ is of a member named %r" % name)
+        else:
+            chosen = files
+            check(len(chosen) == 1, "%d members have key files here: name one with --member NAME or CUSTODY_MEMBER" % len(chosen))
+        kf = chosen[0]
+        m, kind, secrets = self.open_member_file(kf, passphrase)
+        what = "the key file of member %s (%s)" % (m["name"], m["id"])
+        if kind == b"\x01":
+            check(len(secrets) == 96, "%s: a complete share holds 96 bytes" % what)
+            self.adopt_complete(secrets)
+            held = "complete"
+        elif kind == b"\x02":
+            check(len(secrets) == 128, "%s: an opener share holds 128 bytes" % what)
+            self.adopt(secrets[0:32], secrets[32:64], secrets[64:96], secrets[96:128])
+            held = "opener"
+        elif kind == b"\x03":
+            check(len(secrets) == 64, "%s: a depositor share holds 64 bytes" % what)
+            self.adopt(secrets[0:32], None, None, secrets[32:64])
+            raise CheckFailed(
+                "member %s holds a depositor share (field staff): it can add items but holds no key that opens "
+                "them; decrypt as an investigator, records officer or administrator (--member NAME)" % m["name"]
+            )
+        else:
+            raise CheckFailed("%s: the share is of an unknown kind %d" % (what, kind[0] if kind else -1))
+        self.member = m
+        return "member     %s (%s): key file and %s share opened (Argon2id preset %s); keys match archive.json" % (
+            m["name"], m["id"], held, kf["kdf"].get("preset"))
 
     # LEDGER.md: frames and events ----------------------------------------------------------------
     @staticmethod
@@ -271,7 +438,10 @@ class Archive:
         if end > len(data):
             return "incomplete", None
         entry = data[offset + 8 : offset + 8 + length]
-        if hashlib.sha256(b"\x00" + entry).digest() != data[offset + 8 + length : end]:
+        stored = data[offset + 8 + length : end]
+        if stored == bytes(32):
+            return "incomplete", None  # section 3: the hash is written last; an all-zero one is a torn write
+        if hashlib.sha256(b"\x00" + entry).digest() != stored:
             return "invalid", None
         return "valid", entry
 
@@ -296,15 +466,25 @@ class Archive:
                 self.torn = (offset, len(data) - offset)
                 return
             check(kind == "valid", "journal damaged at byte %d (a complete frame that is not valid: magic, length or leaf hash)" % offset)
-            newline = entry.index(b"\n")
-            body, signature = entry[:newline], b64(entry[newline + 1 :].decode())
-            try:
-                self.verify_key.verify(b"custody/event/v1\n" + body, signature)
-            except nacl.exceptions.BadSignatureError:
-                raise CheckFailed("signature of entry %d" % index)
-            yield index, json.loads(body)
+            signed = signed_event(entry, self.verify_key)
+            check(signed is not None, "entry %d is not an event signed by the archive (LEDGER.md section 4)" % index)
+            event = signed[0]
+            self.track_roles(event)
+            yield index, event
             offset += len(entry) + 40
             index += 1
+
+    def track_roles(self, event):
+        """Who holds which role, from the roster events (LEDGER.md section 18), so that an item added by field staff
+        is known to have chunks keyed by that member's own convergence secret (section 4.1). Only for that: the
+        roster's rules are Docs/examples/verify_roster.py's to check."""
+        subject = event.get("subject")
+        if not isinstance(subject, dict) or not isinstance(subject.get("id"), str):
+            return
+        if event.get("type") in ("member-add", "member-role", "recovery"):
+            self.roles[subject["id"]] = subject.get("role")
+        elif event.get("type") == "member-remove":
+            self.roles.pop(subject["id"], None)
 
     # Section 7 -----------------------------------------------------------------------------------
     def read_object(self, name, expected_size=None):
@@ -352,7 +532,9 @@ def chunk_list(archive, ref):
     ]
 
 
-def decrypt_item(archive, event, output=None):
+def decrypt_item(archive, event, output=None, own_convergence=False):
+    """Sections 7-16. own_convergence: the item was added by field staff, whose chunk keys and padding come from a
+    convergence secret of their own (section 4.1) that no share holds: those two checks cannot be made."""
     item_hex = event["item"]
     item = bytes.fromhex(item_hex)
     objects = event["objects"]
@@ -381,7 +563,7 @@ def decrypt_item(archive, event, output=None):
     # plaintext is checked against that record below, so a wrong record cannot pass.
     recorded_sha = bytes.fromhex(meta["sha256"])
     check(len(recorded_sha) == 32, "metadata sha256 is 32 bytes")
-    k_pad = padding_key(archive.convergence, recorded_sha, meta["size"])
+    k_pad = None if own_convergence else padding_key(archive.convergence, recorded_sha, meta["size"])
     sha = hashlib.sha256()
     remaining = meta["size"]
     position = 0
@@ -394,11 +576,11 @@ def decrypt_item(archive, event, output=None):
             plaintext = aead_open(stored, b"custody/chunk/v1", bytes(24), key)
             check(len(plaintext) == min(chunk_size, padded - position), "chunk %d has its stream length" % index)
             check(
-                blake2b_256(b"custody/chunk-key/v1\n" + plaintext, key=archive.convergence) == key,
+                own_convergence or blake2b_256(b"custody/chunk-key/v1\n" + plaintext, key=archive.convergence) == key,
                 "chunk %d key is the convergent key of its plaintext" % index,
             )
             take = min(len(plaintext), remaining)
-            if take < len(plaintext):
+            if take < len(plaintext) and k_pad is not None:
                 check(
                     plaintext[take:] == chunk_padding(k_pad, index, len(plaintext) - take),
                     "chunk %d padding is the keystream of K_pad and nonce LE64(%d) || 0^16" % (index, index),
@@ -431,21 +613,38 @@ def decrypt_item(archive, event, output=None):
     return meta
 
 
+def read_passphrase(path):
+    """FORMAT.md section 4: --passphrase-file, else CUSTODY_PASSPHRASE, else the terminal — only when there is one
+    (standard input a tty): with none, fail rather than wait."""
+    if path is not None:
+        st = os.stat(path)
+        check(st.st_mode & 0o077 == 0, "%s must not be readable by group or others (chmod 600)" % path)
+        check(st.st_size <= 64 << 10, "%s is larger than 64 KiB" % path)
+        with open(path, "rb") as f:
+            raw = f.read(64 << 10).split(b"\n", 1)[0]
+    elif "CUSTODY_PASSPHRASE" in os.environ:
+        raw = os.environb[b"CUSTODY_PASSPHRASE"]
+    elif sys.stdin.isatty():
+        import getpass
+
+        raw = getpass.getpass("Passphrase: ").encode()
+    else:
+        raise CheckFailed("no passphrase: set CUSTODY_PASSPHRASE or pass --passphrase-file (no terminal to ask)")
+    passphrase = raw[:-1] if raw.endswith(b"\r") else raw
+    check(0 < len(passphrase) <= 4096, "the passphrase must be 1 to 4096 bytes")
+    return passphrase
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("archive")
     parser.add_argument("item", nargs="?", help="item id or unique prefix (>= 8 hex); default: every item")
     parser.add_argument("-o", "--output", help="write the plaintext of ITEM here (must not exist)")
     parser.add_argument("--passphrase-file", help="read the passphrase from the first line of this file")
+    parser.add_argument("--member", help="act as this member (exact display name; default $CUSTODY_MEMBER, else the only one)")
     args = parser.parse_args()
 
-    if args.passphrase_file:
-        raw = open(args.passphrase_file, "rb").read().split(b"\n", 1)[0]
-        passphrase = raw[:-1] if raw.endswith(b"\r") else raw
-    elif "CUSTODY_PASSPHRASE" in os.environ:
-        passphrase = os.environb[b"CUSTODY_PASSPHRASE"]
-    else:
-        parser.error("set CUSTODY_PASSPHRASE or pass --passphrase-file")
+    member = args.member if args.member else (os.environ.get("CUSTODY_MEMBER") or None)
     if args.output and not args.item:
         parser.error("-o needs an ITEM")
     if args.output and os.path.lexists(args.output):
@@ -455,10 +654,10 @@ def main():
         parser.error("ITEM must be 8 to 32 hex characters")
 
     try:
+        passphrase = read_passphrase(args.passphrase_file)
         archive = Archive(args.archive)
         print("identity   fingerprint %s: self-signature, fingerprint and log verifier key OK" % archive.check_identity())
-        preset = archive.unlock(passphrase)
-        print("keys.json  opened (Argon2id preset %s); signing, box and log keys match archive.json" % preset)
+        print(archive.unlock(passphrase, member))
         ingests = []
         entries = 0
         seen = set()
@@ -469,18 +668,17 @@ def main():
                 check(event["item"] not in seen, "entry %d is not a replayed ingest of item %s" % (index, event["item"]))
                 seen.add(event["item"])
                 if event["item"].startswith(prefix):
-                    ingests.append((index, event))
+                    ingests.append((index, event, archive.roles.get(event.get("by")) == "field-staff"))
         print("journal    %d entries: frames, leaf hashes and signatures OK" % entries)
         if archive.torn:
             print("warning    the journal ends with %d bytes of an interrupted append at byte %d" % archive.torn[::-1])
         if args.item:
             check(len(ingests) == 1, "exactly one item matches %s (found %d)" % (prefix, len(ingests)))
-        for index, event in ingests:
-            meta = decrypt_item(archive, event, args.output)
-            print(
-                "item       %s  %s  %d B  sha256 %s: parts, chunks, padding, SHA-256 and commitment OK"
-                % (event["item"], meta["name"], meta["size"], meta["sha256"])
-            )
+        for index, event, own in ingests:
+            meta = decrypt_item(archive, event, args.output, own_convergence=own)
+            checked = "parts, chunks, SHA-256 and commitment OK (added by field staff: chunk keys and padding use " \
+                "their own convergence secret, not checked)" if own else "parts, chunks, padding, SHA-256 and commitment OK"
+            print("item       %s  %s  %d B  sha256 %s: %s" % (event["item"], meta["name"], meta["size"], meta["sha256"], checked))
         if args.output:
             print("wrote      %s" % args.output)
         print("OK")
@@ -488,6 +686,9 @@ def main():
     except CheckFailed as failure:
         print("FAILED: %s" % failure, file=sys.stderr)
         return 1
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        print("FAILED: unusable input: %s" % error, file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -4,13 +4,13 @@ Docs/FORMAT.md and Docs/LEDGER.md. PyNaCl and the standard library only, plus th
 decrypt_item.py (sealed parts and keys.json).
 
     python3 verify_bundle.py verify BUNDLE [--granter IDENTITY] [--witness IDENTITY]... [--at RFC3339] [--json]
-    CUSTODY_PASSPHRASE=... python3 verify_bundle.py decrypt BUNDLE --archive GRANTEE_ARCHIVE -o DIR
+    CUSTODY_PASSPHRASE=... python3 verify_bundle.py decrypt BUNDLE --archive GRANTEE_ARCHIVE -o DIR [--member NAME]
 
 verify: every check of SHARING.md section 4, in one pass over the file, holding one record at a time (object
 bytes are not kept). It prints each problem as "FAIL: <kind>: <detail>" (the problem kinds of section 4), or
 "OK: ..."; with --json, a report shaped like `custody bundle verify --json`.
-decrypt: verify, then open every item with the grantee's secret key (from its archive's keys.json and
-passphrase) and check every SHA-256 and evidence commitment (SHARING.md section 5), writing each item's
+decrypt: verify, then open every item with the grantee's secret key (from its archive's keys.json, or the acting
+member's key file, and passphrase) and check every SHA-256 and evidence commitment (SHARING.md section 5), writing each item's
 plaintext to DIR/<item id>.
 Exit 0 when every check passed, 1 when one failed, 2 for unusable input (not a bundle, a missing file, an
 identity file that is not valid).
@@ -32,7 +32,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import nacl.exceptions  # noqa: E402
 import nacl.signing  # noqa: E402
 
-from decrypt_item import Archive, CheckFailed, aead_open, blake2b_256, check, padme  # noqa: E402
+from decrypt_item import Archive, CheckFailed, aead_open, blake2b_256, check, padme, read_passphrase  # noqa: E402
 
 MAGIC = b"custody-bundle/v1\n"
 # SHARING.md section 3: the largest payload of each record type.
@@ -44,6 +44,8 @@ MANDATORY = {0, 1, 3, 6}  # I, G, C and Z exactly once; P, E and O any number
 MAX_ANCESTORS = 8
 MAX_ANCESTOR_BYTES = 128 << 20
 MAX_ANNOTATIONS = 4096
+MAX_ROSTER_EVENTS = 100_000
+ROSTER_TYPES = ("member-add", "member-role", "member-remove", "recovery-split", "recovery")  # LEDGER.md 18.1
 # SHARING.md section 2, "Form".
 MAX_OBJECT = 256 << 20
 MAX_ITEMS = 1_000_000
@@ -476,16 +478,27 @@ def parse_ancestor(payload):
 # Events (LEDGER.md sections 4, 5) --------------------------------------------------------------------------
 
 def event_of(entry, signing_key):
-    """The event of a ledger entry signed by the granter's key, or None (a bad signature or not an event)."""
-    body, newline, signature = entry.partition(b"\n")
-    sig = signature_of(signature)
-    if sig is None or not newline or not verify_signature(signing_key, b"custody/event/v1\n" + body, sig):
+    """(event, body, member signature or None) of a ledger entry signed by the granter's key, or None (a bad
+    signature or not an event)."""
+    # LEDGER.md section 4: body, 0x0a, the archive's signature, and — exactly when the body names a member (`by`)
+    # — 0x0a and that member's signature; nothing else. The member signature is the roster's to check (section 18).
+    body, newline, tail = entry.partition(b"\n")
+    if len(tail) == 88:
+        parts = [tail]
+    elif len(tail) == 177 and tail[88:89] == b"\n":
+        parts = [tail[:88], tail[89:]]
+    else:
+        return None
+    sigs = [signature_of(p) for p in parts]
+    if None in sigs or not newline or not verify_signature(signing_key, b"custody/event/v1\n" + body, sigs[0]):
         return None
     try:
         event = json.loads(body)
     except (ValueError, UnicodeDecodeError, RecursionError):
         return None
-    return event if is_event(event) else None
+    if not isinstance(event, dict) or ("by" in event) != (len(sigs) == 2):
+        return None
+    return (event, body, sigs[1] if len(sigs) == 2 else None) if is_event(event) else None
 
 
 def is_event(event):
@@ -653,6 +666,7 @@ class Verifier:
         self.granted = set()
         self.origins, self.tails = {}, {}  # item -> its first ingest/import event; item -> [(name, size)]
         self.grant_logged = False
+        self.roster_events, self.grant_event = [], None  # [(index, event, body, member signature)]
         self.last_index = -1
         self.released, self.sizes, self.position = [], {}, {}
         self.next_object = 0
@@ -763,15 +777,23 @@ class Verifier:
                 "ledger entry %d is not proved to be in the granter's signed log of size %d" % (index, self.size),
                 entry=index,
             )
-        event = event_of(entry, self.identity["_signing"])
-        if event is None:
+        signed = event_of(entry, self.identity["_signing"])
+        if signed is None:
             return self.r.problem(
                 "entry-invalid", "ledger entry %d is not an event signed by the granter" % index, entry=index
             )
+        event = signed[0]
+        if event["type"] in ROSTER_TYPES:
+            # Step 6: the granter's roster events before the grant, replayed once the grant event is known.
+            if len(self.roster_events) >= MAX_ROSTER_EVENTS:
+                return self.r.problem("entry-invalid", "the bundle proves more than %d roster events" % MAX_ROSTER_EVENTS)
+            self.roster_events.append((index,) + signed)
+            return
         reference = (self.grant["id"], hashlib.sha256(self.signed_grant).hexdigest())
         named = event.get("grant")
         if event["type"] == "grant" and isinstance(named, dict) and (named["id"], named["hash"]) == reference:
             self.grant_logged = True
+            self.grant_event = (index,) + signed
             return
         item = event.get("item")
         if item not in self.granted:
@@ -855,6 +877,41 @@ class Verifier:
                 checks.setdefault(origin["objects"]["chunk_list"]["name"], []).append((item["id"], middle))
         return checks
 
+    def check_granting_member(self):
+        """Step 6, who granted: when the grant event names a member, replay the roster events before it by the
+        rules of LEDGER.md section 18.2 (each must apply, and exactly `roster` of them), then check the grant
+        event by rule 3 there."""
+        if self.grant_event is None or "by" not in self.grant_event[1]:
+            return
+        from verify_roster import Refused, Roster  # here: verify_roster imports this module
+
+        index, event, body, member_signature = self.grant_event
+        roster = Roster(self.identity["origin"])
+        for position, roster_event, roster_body, roster_signature in self.roster_events:
+            if position >= index:
+                break
+            try:
+                roster.apply(position, roster_event, roster_body, roster_signature)
+            except Refused as refused:
+                return self.r.problem(
+                    "grant-member-unproven",
+                    "the granter's roster event %d does not apply: %s" % (position, refused.detail),
+                    entry=position,
+                )
+        if event.get("roster") != roster.version:
+            return self.r.problem(
+                "grant-member-unproven",
+                "the grant event names roster version %r, but the bundle proves %d roster events before it: the "
+                "granting member cannot be checked" % (event.get("roster"), roster.version),
+                entry=index,
+            )
+        try:
+            roster.check_event(index, event, body, member_signature)
+        except Refused as refused:
+            return self.r.problem(refused.kind, "the grant: %s" % refused.detail, entry=index)
+        member = roster.current(event["by"])
+        self.r.fields["granted_by"] = {"id": member["id"], "name": member["name"], "role": member["role"]}
+
     def finish(self, time_checked, expected):
         grant = self.grant
         # A re-share's chain: each link never wider or longer, and never substituting.
@@ -894,6 +951,7 @@ class Verifier:
             child = parent
         if not self.grant_logged:
             self.r.problem("grant-unlogged", "the bundle does not prove that the grant is in the granter's log")
+        self.check_granting_member()
         for name, _ in sorted(self.released):
             if name not in self.seen:
                 self.r.problem("object-missing", "an object the grant releases is not in the bundle", object=name)
@@ -954,7 +1012,7 @@ def verify(path, granter=None, witnesses=None, at=None, keep_objects=False):
     return report, verifier
 
 
-def decrypt(path, archive_root, passphrase, outdir):
+def decrypt(path, archive_root, passphrase, outdir, member=None):
     """Section 5, as the grantee."""
     report, v = verify(path, keep_objects=True)
     if not report.ok:
@@ -963,7 +1021,7 @@ def decrypt(path, archive_root, passphrase, outdir):
         )
     grant, origins, objects = v.grant, v.origins, v.objects
     grantee = Archive(archive_root)
-    grantee.unlock(passphrase)
+    grantee.unlock(passphrase, member)  # keys.json, or the acting member's key file (FORMAT.md section 4.1)
     check(grant["grantee"]["box_key"] == base64.b64encode(grantee.box_pk).decode(), "the bundle is for this archive")
     os.makedirs(outdir, exist_ok=True)
     for item in grant["items"]:
@@ -1010,6 +1068,7 @@ def main():
     d.add_argument("--archive", required=True)
     d.add_argument("-o", "--output", required=True)
     d.add_argument("--passphrase-file")
+    d.add_argument("--member", help="the grantee archive's member who acts (default $CUSTODY_MEMBER, else the only one)")
     args = parser.parse_args()
     try:
         if args.mode == "verify":
@@ -1037,12 +1096,9 @@ def main():
                     unchecked = "" if granter else " (granter NOT CHECKED: no --granter)"
                     print("OK: grant %s, %d items, %d objects%s" % (f["grant"], f["items"], f["objects"], unchecked))
             sys.exit(0 if report.ok else 1)
-        if args.passphrase_file:
-            with open(args.passphrase_file, "rb") as f:
-                passphrase = f.readline().rstrip(b"\r\n")
-        else:
-            passphrase = os.environ.get("CUSTODY_PASSPHRASE", "").encode()
-        decrypt(args.bundle, args.archive, passphrase, args.output)
+        passphrase = read_passphrase(args.passphrase_file)  # FORMAT.md section 4; never waits without a terminal
+        member = args.member if args.member else (os.environ.get("CUSTODY_MEMBER") or None)
+        decrypt(args.bundle, args.archive, passphrase, args.output, member)
         print("OK: every item decrypted and matched its SHA-256 and commitment")
     except (CheckFailed, nacl.exceptions.BadSignatureError, nacl.exceptions.CryptoError) as failure:
         print(escape("FAIL: %s" % failure))

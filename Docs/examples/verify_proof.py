@@ -46,6 +46,50 @@ def unusable(message):
     sys.exit(2)
 
 
+def canonical_signature(part):
+    """LEDGER.md section 4: exactly 88 characters, the standard padded base64 of 64 bytes with its unused bits
+    zero; None otherwise."""
+    try:
+        text = part.decode("ascii")
+        sig = base64.b64decode(text, validate=True) if len(text) == 88 else None
+    except (UnicodeDecodeError, ValueError):
+        return None
+    return sig if sig is not None and len(sig) == 64 and base64.b64encode(sig).decode("ascii") == text else None
+
+
+def signed_event(entry, signing_key, index):
+    """LEDGER.md section 4: the event of an entry signed by the archive's signing key, or FAIL.
+
+    entry = body 0x0a signature [0x0a member-signature]: split at the first 0x0a; what follows is one canonical
+    88-byte signature, or two joined by one 0x0a (177 bytes), nothing else. The archive signature is checked over
+    the exact body bytes before the body is parsed; then the member signature line must be present exactly when
+    the body has `by`. Which member's key made it, and whether their role allowed the event, is the roster's
+    question (LEDGER.md section 18; Docs/examples/verify_roster.py), not this script's."""
+    body, newline, tail = entry.partition(b"\n")
+    if len(tail) == 88:
+        parts = [tail]
+    elif len(tail) == 177 and tail[88:89] == b"\n":
+        parts = [tail[:88], tail[89:]]
+    else:
+        parts = []
+    sigs = [canonical_signature(p) for p in parts]
+    if not newline or not sigs or None in sigs:
+        fail("entry %d is not a signed entry: its signature lines are not of the form LEDGER.md section 4 gives" % index)
+    try:
+        VerifyKey(signing_key).verify(b"custody/event/v1\n" + body, sigs[0])
+    except BadSignatureError:
+        fail("entry %d is not signed by the body's signing key" % index)
+    try:
+        event = json.loads(body)
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        fail("entry %d is signed but its body is not JSON" % index)
+    if not isinstance(event, dict):
+        fail("entry %d is signed but its body is not an event" % index)
+    if ("by" in event) != (len(sigs) == 2):
+        fail("entry %d has a member signature line exactly when its body has no `by`" % index)
+    return event
+
+
 def leaf_hash(entry):
     return hashlib.sha256(b"\x00" + entry).digest()
 
@@ -177,15 +221,11 @@ def inclusion(args):
     with open(args.log, encoding="utf-8") as f:
         entries = {e["index"]: e["entry"] for e in json.load(f)["entries"]}
     entry = base64.b64decode(entries[index], validate=True)
-    # The entry is a signed event: body, newline, base64 Ed25519 signature over "custody/event/v1\n" + body.
-    body, _, signature = entry.partition(b"\n")
-    try:
-        VerifyKey(identity["signing_key"]).verify(b"custody/event/v1\n" + body, base64.b64decode(signature))
-    except BadSignatureError:
-        fail("entry %d is not signed by the body's signing key" % index)
+    # The entry is a signed event: body, newline, base64 Ed25519 signature over "custody/event/v1\n" + body,
+    # and, when the body names a member (`by`), a second line: that member's signature.
+    event = signed_event(entry, identity["signing_key"], index)
     if root_from_inclusion(index, size, leaf_hash(entry), proof) != root:
         fail("entry %d is not in the tree the log signed" % index)
-    event = json.loads(body)
     print(
         "OK: entry %d (%s of item %s at %s, by %s) is in %s's log of %d entries, whose checkpoint is signed"
         % (index, event["type"], event.get("item", "-"), event["time"], event["actor"], identity["origin"], size)
@@ -229,15 +269,11 @@ def whole_log(args):
     leaves = []
     for e in entries[:size]:
         entry = base64.b64decode(e["entry"], validate=True)
-        body, _, signature = entry.partition(b"\n")
-        try:
-            VerifyKey(identity["signing_key"]).verify(b"custody/event/v1\n" + body, base64.b64decode(signature))
-        except BadSignatureError:
-            fail("entry %d is not signed by the body's signing key" % e["index"])
+        event = signed_event(entry, identity["signing_key"], e["index"])
         leaves.append(leaf_hash(entry))
-        event = json.loads(body)
         if args.item and event.get("item") == args.item:
-            print("  #%d  %s  %s  by %s" % (e["index"], event["time"], event["type"], event["actor"]))
+            member = " (member %s)" % event["by"] if "by" in event else ""
+            print("  #%d  %s  %s  by %s%s" % (e["index"], event["time"], event["type"], event["actor"], member))
     if merkle_root(leaves) != root:
         fail("the %d entries do not hash to the root the log signed" % size)
     print("OK: all %d entries are signed by %s and hash to its signed checkpoint" % (size, identity["origin"]))

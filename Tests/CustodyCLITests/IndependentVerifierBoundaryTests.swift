@@ -457,4 +457,46 @@ import Testing
             #expect(v.kinds.contains("scope-mismatch"), "\(v.verifier) reports \(v.kinds)")
         }
     }
+
+    @Test func aGrantByAMemberIsCheckedAgainstTheProvedRosterByBothVerifiers() async throws {
+        for name in ["ohchr", "iachr"] { try await body(name) }
+        // A records officer of OHCHR grants; the bundle proves OHCHR's roster events before the grant event.
+        var rita = env("ohchr")
+        rita["CUSTODY_NEW_PASSPHRASE"] = "rita passphrase"
+        let added = CLI.run(
+            ["member", "add", "rita", "--role", "records-officer", "--kdf", "insecure-test"],
+            environment: rita
+        )
+        try #require(added.status == 0, "\(added.stderr)")
+        rita["CUSTODY_MEMBER"] = "rita"
+        rita["CUSTODY_PASSPHRASE"] = "rita passphrase"
+        var admin = env("ohchr")
+        admin["CUSTODY_MEMBER"] = "admin"
+        dir.write("in-rita/statement.txt", text: "Witness W-17 statement")
+        #expect(CLI.run(["ingest", dir.path + "/in-rita", "--case", "C"], environment: admin).status == 0)
+        let created = CLI.run(
+            [
+                "grant", "create", "--purpose", "test", "--to", identity("iachr"), "--case", "C", "--expires", "30d",
+                "--json",
+            ],
+            environment: rita
+        )
+        let id = try #require(created.json?["id"] as? String, "\(created.stderr)")
+        let path = dir.path + "/by-rita.bundle"
+        #expect(CLI.run(["bundle", "export", id, "-o", path], environment: rita).status == 0)
+        for v in expectAccepted(path) {
+            let by = v.report?["granted_by"] as? [String: Any]
+            #expect(by?["name"] as? String == "rita" && by?["role"] as? String == "records-officer", "\(v.verifier)")
+        }
+        // Without rita's member-add (entry 1) the bundle no longer proves who she was when she granted.
+        let good = try records(path)
+        let withoutAdd = good.filter { record in
+            guard record.type == "E",
+                let json = try? JSONSerialization.jsonObject(with: Data(record.payload)) as? [String: Any]
+            else { return true }
+            return json["index"] as? Int != 1
+        }
+        #expect(withoutAdd.count == good.count - 1)
+        expectRefused(write(withoutAdd, "roster-cut.bundle"), as: "grant-member-unproven")
+    }
 }

@@ -142,7 +142,11 @@ import Testing
         let script = CLI.packageRoot + "/Docs/examples/verify_proof.py"
         let identity = dir.path + "/a.id"
         #expect(CLI.run(["id", "export", "-o", identity], environment: e).status == 0)
-        let old = dir.write("old.txt", text: CLI.run(["checkpoint"], environment: e).stdout)
+        let oldText = CLI.run(["checkpoint"], environment: e).stdout
+        let old = dir.write("old.txt", text: oldText)
+        // The log starts with the founder's member-add: the checkpoint's size (its second line), not a count of items.
+        let oldSize = try #require(oldText.split(separator: "\n").dropFirst().first.map(String.init))
+        #expect(oldSize == "21")
         #expect(CLI.run(["note", ids[3], "checked"], environment: e).status == 0)
         let log = dir.write("log.json", text: CLI.run(["log", "--json"], environment: e).stdout)
         for id in [ids[0], ids[7], ids[19]] {
@@ -153,7 +157,7 @@ import Testing
             )
             #expect(check.status == 0 && check.stdout.hasPrefix("OK: entry "), "\(check.stdout) \(check.stderr)")
         }
-        let request = dir.write("req.txt", text: CLI.run(["prove", "--consistency", "20"], environment: e).stdout)
+        let request = dir.write("req.txt", text: CLI.run(["prove", "--consistency", oldSize], environment: e).stdout)
         let consistent = CLI.run(
             executable: "/usr/bin/env",
             ["python3", script, "consistency", "--identity", identity, "--old", old, "--request", request]
@@ -174,7 +178,8 @@ import Testing
         // A proof against a log whose entry was swapped for another fails the outsider's check.
         var entries = try #require(try JSONSerialization.jsonObject(with: Data(Fixtures.read(log))) as? [String: Any])
         var list = try #require(entries["entries"] as? [[String: Any]])
-        list[7]["entry"] = list[8]["entry"]
+        let at = try #require(CLI.run(["prove", ids[7], "--json"], environment: e).json?["index"] as? Int)
+        list[at]["entry"] = list[at + 1]["entry"]
         entries["entries"] = list
         let tampered = dir.write("tampered.json", Array(try JSONSerialization.data(withJSONObject: entries)))
         let proof = dir.path + "/proof-\(ids[7]).txt"
