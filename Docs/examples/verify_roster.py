@@ -184,8 +184,13 @@ class Roster:
             if "by" in event:
                 raise Refused("member-unknown", "%s names member %s before the archive had a roster" % (what, event["by"]))
             return
-        if event["type"] == "grant" and "roster" in event and event["roster"] != self.version:
-            # Rule 3: a grant carries the roster version in force (SHARING.md section 4, step 6).
+        if "by" not in event:
+            raise Refused("member-signature-missing", "%s names no member (`by`) after the roster was founded" % what)
+        # Rule 3: a grant carries the roster version in force (SHARING.md section 4, step 6); any event that
+        # names a version must name the one in force.
+        if event["type"] == "grant" and "roster" not in event:
+            raise invalid("%s by a member names no roster version" % what)
+        if "roster" in event and event["roster"] != self.version:
             raise invalid("%s claims roster version %r; the roster is at %d there" % (what, event["roster"], self.version))
         member = self.acting_member(event, body, member_signature, what)
         self.check_role(member, event["type"], what)

@@ -120,6 +120,12 @@ package struct Roster: Codable, Sendable, Equatable {
         guard let id = event.by else {
             return Problem(kind: .memberSignatureMissing, detail: "a \(event.type) event names no member")
         }
+        if event.type == .grant, event.roster == nil {
+            return Problem(
+                kind: .rosterChangeInvalid,
+                detail: "a grant event by a member names no roster version (a grantee could not check who granted)"
+            )
+        }
         if let claimed = event.roster, claimed != version {
             return Problem(
                 kind: .rosterChangeInvalid,
@@ -186,7 +192,10 @@ package struct Roster: Codable, Sendable, Equatable {
                 countingApprovals: countingApprovals
             )
         }
-        guard let subject = event.subject, let by = event.by else { throw refuse("lacks its subject or member") }
+        guard let by = event.by else {
+            throw Problem(kind: .memberSignatureMissing, detail: "a \(event.type) event names no member")
+        }
+        guard let subject = event.subject else { throw refuse("lacks its subject") }
         if let why = subject.problem { throw refuse("names a member record that is not valid: \(why)") }
         guard event.roster == version else {
             throw refuse("is bound to roster version \(event.roster.map(String.init) ?? "none"), not \(version)")
@@ -204,8 +213,8 @@ package struct Roster: Codable, Sendable, Equatable {
             }
             guard let key = subject.signingKeyBytes,
                 envelope.isCosigned(domain: Event.memberSignatureDomain, by: key),
-                approvals.contains(where: { isApproval($0, of: statement, by: subject) })
-            else { throw refuse("is not signed and approved by the member it adds") }
+                approvals.count == 1, isApproval(approvals[0], of: statement, by: subject)
+            else { throw refuse("is not signed by the member it adds, with their approval and no other") }
             entries[subject.id] = Entry(member: subject, added: index)
             self.threshold = threshold
             foundedAt = index
@@ -237,7 +246,9 @@ package struct Roster: Codable, Sendable, Equatable {
         for approval in approvals {
             guard let admin = current(approval.by), admin.role == .admin, isApproval(approval, of: statement, by: admin)
             else { throw refuse("carries an approval by \(approval.by) that is not a valid administrator's") }
-            approvers.insert(admin.id)
+            guard approvers.insert(admin.id).inserted else {
+                throw refuse("carries two approvals by \(approval.by)")
+            }
         }
         guard approvers.contains(by) else { throw refuse("is not approved by the member who recorded it") }
         guard approvers.count >= neededApprovals || !countingApprovals else {
@@ -292,7 +303,10 @@ package struct Roster: Codable, Sendable, Equatable {
             Problem(kind: .rosterChangeInvalid, detail: "a \(event.type) event \(why)")
         }
         guard isFounded else { throw refuse("comes before the roster was founded") }
-        guard let by = event.by, event.subject == nil, event.threshold == nil,
+        guard let by = event.by else {
+            throw Problem(kind: .memberSignatureMissing, detail: "a \(event.type) event names no member")
+        }
+        guard event.subject == nil, event.threshold == nil,
             let key = event.recoveryKey, Encoding.bytes(base64: key)?.count == 32
         else { throw refuse("lacks its member or a 32-byte recovery key, or has fields it must not") }
         guard event.roster == version else {
@@ -308,7 +322,9 @@ package struct Roster: Codable, Sendable, Equatable {
         for approval in approvals {
             guard let admin = current(approval.by), admin.role == .admin, isApproval(approval, of: statement, by: admin)
             else { throw refuse("carries an approval by \(approval.by) that is not a valid administrator's") }
-            approvers.insert(admin.id)
+            guard approvers.insert(admin.id).inserted else {
+                throw refuse("carries two approvals by \(approval.by)")
+            }
         }
         guard approvers.contains(by) else { throw refuse("is not approved by the member who recorded it") }
         guard approvers.count >= neededApprovals || !countingApprovals else {
