@@ -63,6 +63,15 @@ struct GlobalOptions: ParsableArguments {
         )
     }
 
+    /// Opens the archive for a command that needs no secrets but is an action of some roles only (listing items,
+    /// exporting a bundle…): in an archive with members the acting member's passphrase is asked and their role
+    /// checked first (``Archive/authenticate(for:)``).
+    func openArchive(authorizing actions: Set<Member.Action>, access: Archive.Access = .shared) throws -> Archive {
+        let archive = try openArchive(access: access)
+        try archive.authenticate(for: actions)
+        return archive
+    }
+
     /// Asks for the passphrase as the options say, naming the archive in a prompt.
     var passphraseSource: Archive.PassphraseSource {
         let options = self

@@ -96,6 +96,8 @@ extension Archive.Unlocked {
 
     /// Seals `annotation` under the item's K_meta, stores it durably, then records the event naming it.
     fileprivate func annotate(_ indexed: IndexedItem, with annotation: Annotation, type: String) async throws {
+        // The role first: a refused annotation stores no sealed object.
+        try authorize(member, for: [.annotate])
         let ingest = try ingestEvent(of: indexed)
         guard let item = ingest.item else {
             throw ArchiveError(.damaged, "ingest event without item", fix: "run custody verify")

@@ -10,7 +10,9 @@ import Glibc
 ///
 /// The one place the archive meets its store: backends throw ``StorageError``, which becomes an
 /// ``ArchiveError`` of the same reason here, so the archive's own error handling (a full disk, a damaged
-/// object) is the same whatever the backend.
+/// object) is the same whatever the backend. Every method throws only ``ArchiveError``; they are declared
+/// untyped `async throws` because Swift 6.3's optimiser crashes (LLVM CoroSplit, swifterror) on typed throws
+/// in these async functions in a release build.
 package struct ArchiveObjects: ObjectStore {
     /// The backend.
     package let backend: any ObjectStore
@@ -28,7 +30,7 @@ package struct ArchiveObjects: ObjectStore {
     }
     package var prefersBatchedReads: Bool { backend.prefersBatchedReads }
 
-    package func contains(_ name: ObjectName) async throws(ArchiveError) -> Bool {
+    package func contains(_ name: ObjectName) async throws -> Bool {
         try await mapped { try await backend.contains(name) }
     }
 
@@ -36,15 +38,15 @@ package struct ArchiveObjects: ObjectStore {
         _ bytes: [UInt8],
         as name: ObjectName,
         checkExisting: Bool
-    ) async throws(ArchiveError) -> StagedObject? {
+    ) async throws -> StagedObject? {
         try await mapped { try await backend.stage(bytes, as: name, checkExisting: checkExisting) }
     }
 
-    package func stage(_ writes: [ObjectWrite]) async throws(ArchiveError) -> [StagedObject?] {
+    package func stage(_ writes: [ObjectWrite]) async throws -> [StagedObject?] {
         try await mapped { try await backend.stage(writes) }
     }
 
-    package func commit(_ objects: [StagedObject]) async throws(ArchiveError) {
+    package func commit(_ objects: [StagedObject]) async throws {
         try await mapped { try await backend.commit(objects) }
     }
 
@@ -53,43 +55,43 @@ package struct ArchiveObjects: ObjectStore {
         await backend.discard(objects)
     }
 
-    package func read(_ name: ObjectName, limit: Int) async throws(ArchiveError) -> [UInt8]? {
+    package func read(_ name: ObjectName, limit: Int) async throws -> [UInt8]? {
         try await mapped { try await backend.read(name, limit: limit) }
     }
 
-    package func read(_ name: ObjectName, range: ClosedRange<Int64>) async throws(ArchiveError) -> [UInt8]? {
+    package func read(_ name: ObjectName, range: ClosedRange<Int64>) async throws -> [UInt8]? {
         try await mapped { try await backend.read(name, range: range) }
     }
 
-    package func size(of name: ObjectName) async throws(ArchiveError) -> Int64? {
+    package func size(of name: ObjectName) async throws -> Int64? {
         try await mapped { try await backend.size(of: name) }
     }
 
     package func objects() -> ObjectListing { backend.objects() }
 
-    package func remove(_ name: ObjectName) async throws(ArchiveError) {
+    package func remove(_ name: ObjectName) async throws {
         try await mapped { try await backend.remove(name) }
     }
 
-    package func maintenanceReport() async throws(ArchiveError) -> MaintenanceReport {
+    package func maintenanceReport() async throws -> MaintenanceReport {
         try await mapped { try await backend.maintenanceReport() }
     }
 
-    package func removeLeftover(_ leftover: Leftover) async throws(ArchiveError) {
+    package func removeLeftover(_ leftover: Leftover) async throws {
         try await mapped { try await backend.removeLeftover(leftover) }
     }
 
     /// Every committed object's size, by name, with archive errors.
-    package func allObjectSizes() async throws(ArchiveError) -> [ObjectName: Int64] {
+    package func allObjectSizes() async throws -> [ObjectName: Int64] {
         try await mapped { try await backend.allObjects() }
     }
 
     /// Writes one object and makes it durable and visible (``ObjectStore/put(_:as:)``), with archive errors.
-    package func putObject(_ bytes: [UInt8], as name: ObjectName) async throws(ArchiveError) {
+    package func putObject(_ bytes: [UInt8], as name: ObjectName) async throws {
         try await mapped { try await backend.put(bytes, as: name) }
     }
 
-    private func mapped<T>(_ body: () async throws -> T) async throws(ArchiveError) -> T {
+    private func mapped<T>(_ body: () async throws -> T) async throws -> T {
         do {
             return try await body()
         } catch {

@@ -86,6 +86,8 @@ extension EventRecording {
     ) async throws -> IngestReport {
         var fields = options.fields
         try fields.validate()  // before the scan, so a bad flag fails fast (checked again below; cheap)
+        // The role before anything is read or staged: a refused ingest leaves no object behind.
+        try authorize(acting, for: [.ingest])
         let (files, problems) = try FileScanner.scan(paths)
         return try await ingest(scanned: files, problems: problems, options: options, progress: progress)
     }

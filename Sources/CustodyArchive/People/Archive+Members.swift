@@ -526,3 +526,17 @@ extension Archive {
         return founder
     }
 }
+
+extension Archive {
+    /// For a command that reads only indexed or public data but is an action of some roles (listing items,
+    /// listing grants, exporting a bundle): checks that the acting member is who they say (their key file opens
+    /// with their passphrase) and that the roster lets them take `actions`. Nothing to check in an archive
+    /// without members, whose one passphrase guards only the secrets.
+    ///
+    /// - Throws: ``ArchiveError``: wrong passphrase, member unknown or removed, role not allowed.
+    package func authenticate(for actions: Set<Member.Action>) throws {
+        guard hasMembers else { return }
+        let (file, opened) = try Self.openMember(root: root, config: config, named: memberName, passphrase: passphrase)
+        try authorize(ActingMember(member: file.member, signing: opened.signing), for: actions)
+    }
+}

@@ -139,6 +139,9 @@ extension Archive.Unlocked {
         var event = Event(type: .memberRemove, time: RFC3339.now(), actor: config.origin, item: nil)
         event.subject = try currentMember(named: name, in: roster)
         event.roster = roster.version
+        // Every rule but the approvals checked before the reason is sealed: a refused removal stores nothing.
+        try await recordRosterChange(event, roster: roster, approvals: [], acting: try actingMember(), checkOnly: true)
+        {}
         event.sealed = try await sealReason(reason)
         return try await submit(event, keyFile: nil, roster: roster, approvals: [])
     }

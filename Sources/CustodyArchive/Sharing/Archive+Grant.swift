@@ -159,6 +159,8 @@ extension Archive.Unlocked {
     /// - Throws: ``ArchiveError``: bad input when no item remains in scope or the expiry is not in the future.
     package func createGrant(_ request: GrantRequest) async throws -> (grant: Grant, signed: [UInt8], scope: GrantScope)
     {
+        // The role first: a refused grant writes nothing (no grant file, no objects).
+        try authorize(member, for: [.share])
         let scope = try await resolveScope(request)
         if scope.items.isEmpty, let (parent, summary) = scope.revokedParents.min(by: { $0.key < $1.key }) {
             let by = summary.revocation.map { TerminalText.escape($0.revokedBy) } ?? "its granter"

@@ -85,6 +85,7 @@ extension ArchiveContext {
                     return
                 }
                 map.ingests.append((entry.index, event))
+                if let by = event.by, roster.current(by)?.role == .fieldStaff { map.ownConvergence.insert(entry.index) }
                 for ref in [objects.meta] + [objects.content].compactMap({ $0 }) + (objects.chunks ?? []) {
                     map.add(ref, item: item.hex)
                 }
@@ -311,6 +312,7 @@ extension ArchiveContext {
             // Items are decrypted and checked in parallel (the keys are loaded above); problems keep log order.
             let damaged = Set(report.problems.compactMap(\.item))
             let ingests = map.ingests
+            let ownConvergence = map.ownConvergence
             guard let unlocked = deepContext else { preconditionFailure("deep mode unlocks the archive first") }
             let deepProblems = Mutex<[Int: VerifyProblem]>([:])
             let checkedItems = Atomic<Int>(0)
@@ -318,7 +320,11 @@ extension ArchiveContext {
             try? await Array(ingests.indices).concurrentForEach(width: store.checkConcurrency) { index in
                 let event = ingests[index].event
                 if let item = event.item, !damaged.contains(item.hex),
-                    let problem = await unlocked.deepCheck(event, item: item)
+                    let problem = await unlocked.deepCheck(
+                        event,
+                        item: item,
+                        ownConvergence: ownConvergence.contains(ingests[index].index)
+                    )
                 {
                     deepProblems.withLock { $0[index] = problem }
                 }
@@ -332,8 +338,9 @@ extension ArchiveContext {
 
 extension Archive.Unlocked {
 
-    /// Decrypts one item completely and checks its SHA-256 and evidence commitment.
-    func deepCheck(_ event: Event, item: ItemID) async -> VerifyProblem? {
+    /// Decrypts one item completely and checks its SHA-256 and evidence commitment, and (unless the chunks were
+    /// keyed by a secret this archive does not hold: imported, or ingested by field staff) each chunk's key.
+    func deepCheck(_ event: Event, item: ItemID, ownConvergence: Bool = false) async -> VerifyProblem? {
         do {
             let metadata = try await self.metadata(of: event)
             // An item imported with metadata only has no content here to check.
@@ -342,8 +349,9 @@ extension Archive.Unlocked {
             var hasher = SHA256Hasher()
             var remaining = manifest.size
             let convergence = keys.convergence
-            // Imported chunks were keyed with the granter's convergence secret, which never leaves it.
-            let imported = event.type == .import
+            // Imported chunks were keyed with the granter's convergence secret, which never leaves it; field staff's
+            // with their own.
+            let imported = event.type == .import || ownConvergence
             var keyMismatch: ObjectName?
             try await forEachChunk(of: manifest, item: item) { chunk, plaintext in
                 let derived =

@@ -87,6 +87,9 @@ struct ReferenceMap {
     var sizes: [ObjectName: Int64] = [:]
     var users: [ObjectName: [String]] = [:]
     var ingests: [(index: Int, event: Event)] = []
+    /// Log positions of items ingested by field staff, whose chunks are keyed by a convergence secret of their own
+    /// (FORMAT.md section 4.1): a deep check cannot re-derive those keys.
+    var ownConvergence = Set<Int>()
     var problems: [VerifyProblem] = []
     var tail: Journal.Tail = .clean
     var entries = 0

@@ -26,7 +26,7 @@ extension CustodyCommand {
 
             func run() async throws {
                 try await runReportingErrorsAsync {
-                    let archive = try global.openArchive()
+                    let archive = try global.openArchive(authorizing: [.share])
                     let bar = ProgressBar(enabled: Terminal.stderrIsTTY && !json, label: "export")
                     let result = try await archive.exportBundle(grant: grant, to: output, force: force) { done, total in
                         bar.update(done: done, total: total, unit: "objects")

@@ -125,7 +125,7 @@ extension CustodyCommand {
 
             func run() async throws {
                 try await runReportingErrorsAsync {
-                    let archive = try global.openArchive()
+                    let archive = try global.openArchive(authorizing: [.read])
                     var itemID: String?
                     if let item { itemID = try await archive.resolveItem(item).id }
                     let grants = try await archive.index().grants(item: itemID)
@@ -293,7 +293,7 @@ extension CustodyCommand.GrantCommand {
 
             func run() async throws {
                 try await runReportingErrorsAsync {
-                    let archive = try global.openArchive()
+                    let archive = try global.openArchive(authorizing: [.share])
                     try refuseExisting(output)
                     let id = try await archive.storedGrant(grant).grant.id
                     try await writeNotice(archive.revocationNotice(grant: id), to: output)

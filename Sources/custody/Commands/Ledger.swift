@@ -138,7 +138,7 @@ extension CustodyCommand {
 
             func run() async throws {
                 try await runReportingErrorsAsync {
-                    let archive = try global.openArchive()
+                    let archive = try global.openArchive(authorizing: [.share])
                     let identity = try Archive.readIdentity(identityFile)
                     let (body, already) = try archive.trust(identity, role: .witness)
                     if json {
@@ -200,7 +200,7 @@ extension CustodyCommand {
 
             func run() async throws {
                 try await runReportingErrorsAsync {
-                    let archive = try global.openArchive()
+                    let archive = try global.openArchive(authorizing: [.share])
                     let input = try readInputArgument(file)
                     for attached in try await archive.attachCosignatures(input) {
                         print(

@@ -26,7 +26,7 @@ extension CustodyCommand {
         func run() async throws {
             try await runReportingErrorsAsync {
                 let settings = try s3.settings(for: to)
-                let archive = try global.openArchive(access: .exclusive)
+                let archive = try global.openArchive(authorizing: [.manageMembers], access: .exclusive)
                 guard case .folder = try ObjectStoreLocation.of(archive: archive.root) else {
                     throw ArchiveError(
                         .usage,

@@ -80,7 +80,7 @@ extension CustodyCommand {
 
             func run() async throws {
                 try await runReportingErrorsAsync {
-                    let archive = try global.openArchive()
+                    let archive = try global.openArchive(authorizing: [.share])
                     let body = try archive.addPeer(alias: name, url: url, identity: try Archive.readIdentity(identity))
                     print("peer \(name): \(body.identity.name) at \(body.url ?? url)")
                     print("fingerprint  \(body.identity.fingerprint)  — compare it with them out of band")

@@ -31,7 +31,7 @@ extension CustodyCommand {
                 filter.collectedAfter = try time(collectedAfter, "--collected-after")
                 filter.collectedBefore = try time(collectedBefore, "--collected-before")
                 filter.limit = limit
-                let items = try await global.openArchive().index().list(filter)
+                let items = try await global.openArchive(authorizing: [.read]).index().list(filter)
                 try printItems(items, json: json)
             }
         }
@@ -65,7 +65,7 @@ extension CustodyCommand {
                 guard !query.trimmingCharacters(in: .whitespaces).isEmpty else {
                     throw ArchiveError(.usage, "the search query is empty", fix: "give words to search for")
                 }
-                let items = try await global.openArchive().index().search(query, limit: limit)
+                let items = try await global.openArchive(authorizing: [.read]).index().search(query, limit: limit)
                 try printItems(items, json: json)
             }
         }

@@ -15,7 +15,7 @@ extension CustodyCommand {
 
         func run() async throws {
             try await runReportingErrorsAsync {
-                let archive = try global.openArchive()
+                let archive = try global.openArchive(authorizing: [.read])
                 let found = try await archive.resolveItem(item)
                 let events = try await archive.index().events(of: found.id)
                 let roster = try archive.roster()
