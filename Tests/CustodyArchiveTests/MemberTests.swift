@@ -591,7 +591,37 @@ import Testing
         #expect(try await chair.verify(mode: .deep).ok)
     }
 
-    // MARK: Passphrases
+    // MARK: Role changes
+
+    @Test func aRoleChangeReSealsTheShareAndAKeptOldKeyFileActsOnlyAsTheNewRole() async throws {
+        let admin = try await team()
+        let item = try await admin.ingest([dir.write("up/a.txt", text: "statement")], options: IngestOptions())
+            .items[0].id.hex
+        // Field staff promoted: their key file now opens items.
+        try await admin.changeRole(of: "fay", to: .investigator)
+        let out = try await open("fay").unlock().extract(item, to: dir.path + "/fay-out", force: false)
+        #expect(Fixtures.read(out.path) == Array("statement".utf8))
+        // An investigator demoted to field staff, who kept their old key file.
+        let ivan = try acting("ivan")
+        let path = root + "/members/\(ivan.member.id.hex).json"
+        let kept = Fixtures.read(path)
+        try await admin.changeRole(of: "ivan", to: .fieldStaff)
+        #expect(Fixtures.read(path) != kept, "the demoted member's share was not re-sealed")
+        let now = #expect(throws: ArchiveError.self) { try open("ivan").unlock() }
+        #expect(now?.reason == .roleNotAllowed)
+        dir.write("archive/members/\(ivan.member.id.hex).json", kept)
+        let before = snapshot()
+        let withOld = try open("ivan").unlock()
+        let tag = await #expect(throws: ArchiveError.self) { _ = try await withOld.tag(item, add: ["x"], remove: []) }
+        #expect(tag?.reason == .roleNotAllowed)
+        let extract = await #expect(throws: ArchiveError.self) {
+            _ = try await withOld.extract(item, to: dir.path + "/ivan-out", force: false)
+        }
+        #expect(extract?.reason == .roleNotAllowed)
+        // Nothing in the log (what a refused library call leaves in objects/ is the first test's business).
+        #expect(changes(since: before).filter { !$0.hasPrefix("objects/") }.isEmpty, "\(changes(since: before))")
+        #expect(try await admin.verify(mode: .quick).ok)
+    }
 
     @Test func eachMemberHasTheirOwnPassphraseAndChangingItTouchesOnlyTheirFile() async throws {
         let admin = try await team()
