@@ -340,27 +340,50 @@ import Testing
             in: plain
         )
         #expect(try plain.roster().threshold == 2)
+        // While there are fewer administrators than the threshold, all of them suffice (Roster.neededApprovals):
+        // the founder alone adds the second administrator.
         let second = try outsider("second")
-        let index = try forge(
+        let added = try forge(
             try rosterEvent(.memberAdd, subject: second.member, by: first, approvers: [first], in: plain),
             by: first,
             in: plain
         )
-        #expect(try await problems(at: index, in: plain) == [.rosterChangeInvalid])
-        #expect(try plain.roster().current(second.member.id) == nil, "a change under the threshold was applied")
-        // Nor does the would-be member's own approval count: they are no administrator yet.
-        let both = try forge(
-            try rosterEvent(.memberAdd, subject: second.member, by: first, approvers: [first, second], in: plain),
+        #expect(try await problems(at: added, in: plain).isEmpty)
+        #expect(try plain.roster().current(second.member.id)?.role == .admin)
+        // Now two are needed: one administrator's approval is not enough.
+        let third = try outsider("third", role: .investigator)
+        let index = try forge(
+            try rosterEvent(.memberAdd, subject: third.member, by: first, approvers: [first], in: plain),
             by: first,
             in: plain
         )
-        #expect(try await problems(at: both, in: plain) == [.rosterChangeInvalid])
+        #expect(try await problems(at: index, in: plain) == [.rosterChangeInvalid])
+        #expect(try plain.roster().current(third.member.id) == nil, "a change under the threshold was applied")
+        // Nor does the would-be member's own approval count, nor the same administrator's twice.
+        let own = try forge(
+            try rosterEvent(.memberAdd, subject: third.member, by: first, approvers: [first, third], in: plain),
+            by: first,
+            in: plain
+        )
+        #expect(try await problems(at: own, in: plain) == [.rosterChangeInvalid])
+        var twice = try rosterEvent(.memberAdd, subject: third.member, by: first, approvers: [first], in: plain)
+        twice.approvals = (twice.approvals ?? []) + (twice.approvals ?? [])
+        let repeated = try forge(twice, by: first, in: plain)
+        #expect(try await problems(at: repeated, in: plain) == [.rosterChangeInvalid])
         let after = try forge(
             Event(type: .passphrase, time: RFC3339.now(), actor: plain.config.origin, item: nil),
-            by: second,
+            by: third,
             in: plain
         )
         #expect(try await problems(at: after, in: plain) == [.memberUnknown])
+        // Both administrators' approvals admit them (the rule refuses only what it should).
+        let approved = try forge(
+            try rosterEvent(.memberAdd, subject: third.member, by: first, approvers: [first, second], in: plain),
+            by: first,
+            in: plain
+        )
+        #expect(try await problems(at: approved, in: plain).isEmpty)
+        #expect(try plain.roster().current(third.member.id)?.role == .investigator)
     }
 
     @Test func anApprovalFromAnEarlierRosterVersionCannotBeReplayed() async throws {

@@ -436,4 +436,82 @@ import Testing
             )
         }
     }
+
+    @Test func aProposalUnderAThresholdOfTwoIsRecordedOnlyWhenASecondAdministratorApproves() throws {
+        var first = env("t").jsonErrors
+        first["CUSTODY_MEMBER"] = "first"
+        #expect(
+            CLI.run(["init", "--name", "T", "--kdf", "insecure-test", "--roster-threshold", "2"], environment: first)
+                .status == 0
+        )
+        func adding(_ passphrase: String) -> [String: String] {
+            var e = first
+            e["CUSTODY_NEW_PASSPHRASE"] = passphrase
+            return e
+        }
+        let second = CLI.run(
+            ["member", "add", "second", "--role", "admin", "--kdf", "insecure-test", "--json"],
+            environment: adding("second's words")
+        )
+        #expect(
+            second.status == 0 && second.json?["status"] as? String == "recorded",
+            "\(second.stdout) \(second.stderr)"
+        )
+        for (name, role) in [("ivan", "investigator"), ("fay", "field-staff")] {
+            var e = first
+            e["CUSTODY_NEW_PASSPHRASE"] = "\(name)'s own words"
+            e["CUSTODY_MEMBER"] = "first"
+            _ = CLI.run(["member", "add", name, "--role", role, "--kdf", "insecure-test", "--json"], environment: e)
+        }
+        let proposed = try #require(
+            try JSONSerialization.jsonObject(
+                with: Data(CLI.run(["member", "proposals", "--json"], environment: first).stdout.utf8)
+            ) as? [[String: Any]]
+        )
+        #expect(proposed.count == 2, "\(proposed)")
+        let ivanProposal = try #require(
+            proposed.first { ($0["subject"] as? [String: Any])?["name"] as? String == "ivan" }?["id"] as? String
+        )
+        let names = { () -> [String] in
+            let list = CLI.run(["member", "list", "--json"], environment: first).json
+            return (list?["members"] as? [[String: Any]] ?? []).compactMap { $0["name"] as? String }
+        }
+        #expect(!names().contains("ivan"), "a change under the threshold was recorded at once")
+        let journal = dir.path + "/t/journal/entries"
+        let before = Fixtures.read(journal)
+        // Its proposer approving again does not make two.
+        let again = CLI.run(["member", "approve", ivanProposal], environment: first)
+        #expect(again.status != 0, "\(again.stdout)")
+        #expect(Fixtures.read(journal) == before)
+        #expect(!names().contains("ivan"))
+        // A proposal file edited to give the pending member another role is not approved as the original.
+        let proposalFiles = Fixtures.allFiles(under: dir.path + "/t/roster-proposals")
+        let ivanFile = try #require(proposalFiles.first { $0.contains(ivanProposal) })
+        let original = Fixtures.read(ivanFile)
+        let edited = String(decoding: original, as: UTF8.self)
+            .replacingOccurrences(of: "\"investigator\"", with: "\"admin\"")
+        dir.write("t/roster-proposals/" + (ivanFile as NSString).lastPathComponent, text: edited)
+        var approver = env("t").jsonErrors
+        approver["CUSTODY_MEMBER"] = "second"
+        approver["CUSTODY_PASSPHRASE"] = "second's words"
+        let tampered = CLI.run(["member", "approve", ivanProposal], environment: approver)
+        let roles = { () -> [String: String] in
+            let list = CLI.run(["member", "list", "--json"], environment: first).json
+            var roles: [String: String] = [:]
+            for member in list?["members"] as? [[String: Any]] ?? [] {
+                if let name = member["name"] as? String { roles[name] = member["role"] as? String }
+            }
+            return roles
+        }
+        #expect(roles()["ivan"] != "admin", "an edited proposal made ivan an administrator: \(tampered.stdout)")
+        dir.write("t/roster-proposals/" + (ivanFile as NSString).lastPathComponent, original)
+        // The second administrator's approval records it.
+        if roles()["ivan"] == nil {
+            let approved = CLI.run(["member", "approve", ivanProposal], environment: approver)
+            #expect(approved.status == 0, "\(approved.stderr)")
+        }
+        #expect(roles()["ivan"] == "investigator")
+        let verify = CLI.run(["verify", "--json"], environment: first)
+        #expect(verify.status == 0 && verify.json?["ok"] as? Bool == true, "\(verify.stdout)")
+    }
 }
