@@ -241,6 +241,12 @@ import Testing
             #expect(result.errorReason == "member-removed", "\(name): \(result.stderr)")
         }
         #expect(changes(since: before).isEmpty, "\(changes(since: before))")
+        // Nor can they re-seal the copy under a passphrase of their own.
+        var changing = env(as: "ivan")
+        changing["CUSTODY_NEW_PASSPHRASE"] = "ivan's next words"
+        let passphrase = CLI.run(["member", "passphrase"], environment: changing)
+        #expect(passphrase.status == 77 && passphrase.errorReason == "member-removed", "\(passphrase.stderr)")
+        #expect(Fixtures.read(keyFile) == kept)
         let all = try #require(CLI.run(["member", "list", "--all", "--json"], environment: env(as: "admin")).json)
         let entry = (all["members"] as? [[String: Any]])?.first { $0["id"] as? String == ivan }
         #expect(entry?["removed"] is Int)
