@@ -49,6 +49,9 @@ extension Archive.Unlocked {
     }
 
     /// Phases 3 to 6, once the pass has verified the bundle and staged its objects.
+    // Unoptimised: Swift 6.3's optimiser crashes on this function in a release build (LLVM CoroSplit,
+    // swifterror; the whole module then fails to build). It awaits storage and decryption, not loops.
+    @_optimize(none)
     private func finish(
         _ pass: ImportPass,
         plan: Archive.ImportPlan?,
