@@ -242,22 +242,7 @@ package struct Roster: Codable, Sendable, Equatable {
         if let problem = check(by, signed: envelope, for: .manageMembers, kind: event.type) {
             throw Problem(kind: problem.kind, detail: problem.detail)
         }
-        var approvers = Set<MemberID>()
-        for approval in approvals {
-            guard let admin = current(approval.by), admin.role == .admin, isApproval(approval, of: statement, by: admin)
-            else { throw refuse("carries an approval by \(approval.by) that is not a valid administrator's") }
-            guard approvers.insert(admin.id).inserted else {
-                throw refuse("carries two approvals by \(approval.by)")
-            }
-        }
-        guard approvers.contains(by) else { throw refuse("is not approved by the member who recorded it") }
-        guard approvers.count >= neededApprovals || !countingApprovals else {
-            var problem = refuse(
-                "has \(approvers.count) administrators' approvals; the roster needs \(neededApprovals)"
-            )
-            problem.lacksApprovals = true
-            throw problem
-        }
+        try checkApprovals(approvals, of: statement, by: by, counting: countingApprovals, refuse: refuse)
         guard event.threshold == nil else { throw refuse("changes the threshold, which only the founding event sets") }
         var next = self
         switch event.type {
@@ -318,6 +303,20 @@ package struct Roster: Codable, Sendable, Equatable {
         guard let statement = RosterStatement.bytes(of: event, origin: origin) else { throw refuse("is incomplete") }
         let approvals = event.approvals ?? []
         guard approvals.count <= Self.maxThreshold * 4 else { throw refuse("carries too many approvals") }
+        try checkApprovals(approvals, of: statement, by: by, counting: countingApprovals, refuse: refuse)
+        recoveryKey = key
+        version += 1
+    }
+
+    /// Rule 2's approvals: valid signatures over `statement` by current administrators, none twice, `by` among
+    /// them, and (when `counting`) as many as the roster needs now.
+    private func checkApprovals(
+        _ approvals: [Event.Approval],
+        of statement: [UInt8],
+        by: MemberID,
+        counting: Bool,
+        refuse: (String) -> Problem
+    ) throws(Problem) {
         var approvers = Set<MemberID>()
         for approval in approvals {
             guard let admin = current(approval.by), admin.role == .admin, isApproval(approval, of: statement, by: admin)
@@ -327,15 +326,13 @@ package struct Roster: Codable, Sendable, Equatable {
             }
         }
         guard approvers.contains(by) else { throw refuse("is not approved by the member who recorded it") }
-        guard approvers.count >= neededApprovals || !countingApprovals else {
+        guard approvers.count >= neededApprovals || !counting else {
             var problem = refuse(
                 "has \(approvers.count) administrators' approvals; the roster needs \(neededApprovals)"
             )
             problem.lacksApprovals = true
             throw problem
         }
-        recoveryKey = key
-        version += 1
     }
 
     func isApproval(_ approval: Event.Approval, of statement: [UInt8], by member: Member) -> Bool {
