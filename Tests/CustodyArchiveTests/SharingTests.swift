@@ -106,7 +106,10 @@ import Glibc
         #expect(scope.excluded[0].kind == .consentForbids)
         let path = dir.path + "/p.bundle"
         let export = try await b.granter.exportBundle(grant: grant.id, to: path)
-        #expect(export.items == 2 && export.entries == 5, "the grant event, two ingests, a tag and a note")
+        #expect(
+            export.items == 2 && export.entries == 6,
+            "the grant event, two ingests, a tag, a note, and the roster's founding event before the grant"
+        )
 
         let (report, contents) = try await BundleVerifier.verify(
             path: path,
@@ -115,6 +118,8 @@ import Glibc
         )
         #expect(report.ok && report.granterTrusted, "\(report.problems)")
         #expect(contents?.grant.id == grant.id)
+        // Who granted, proved against the granter's roster: its founding administrator.
+        #expect(report.grantedBy?.name == "admin" && report.grantedBy?.role == "admin")
         // Checked years later, the grant has expired: intact but not valid.
         let later = try await BundleVerifier.verify(path: path, at: Int(time(nil)) + 5 * 365 * 86_400).0
         #expect(later.integrityOK && !later.validNow && !later.ok)
