@@ -314,12 +314,7 @@ package final class Archive: Sendable {
                 origin: resolvedOrigin,
                 keys: keys
             )
-            let made = POSIX.makeDirectories(membersPath(root))
-            guard made == 0 else { throw ArchiveError.writeFailed("cannot create \(membersPath(root))", errno: made) }
-            try ArchiveFiles.writeAtomically(
-                memberKeyPath(root, enrolled.file.member.id),
-                JSONFormat.fileBytes(enrolled.file)
-            )
+            try writeMemberKeyFile(enrolled.file, root: root)
             first = enrolled
         } else {
             let keyFile = try KeyFile.seal(

@@ -21,6 +21,14 @@ extension Archive {
     static func membersPath(_ root: String) -> String { root + "/members" }
 
     static func memberKeyPath(_ root: String, _ id: MemberID) -> String { membersPath(root) + "/\(id.hex).json" }
+
+    /// Writes a member's key file (0600) durably into `members/`, creating the folder if needed.
+    static func writeMemberKeyFile(_ file: MemberKeyFile, root: String) throws {
+        let made = POSIX.makeDirectories(membersPath(root))
+        guard made == 0 else { throw ArchiveError.writeFailed("cannot create \(membersPath(root))", errno: made) }
+        try ArchiveFiles.writeAtomically(memberKeyPath(root, file.member.id), JSONFormat.fileBytes(file))
+        _ = POSIX.syncDirectory(membersPath(root))
+    }
 }
 
 extension Archive {
@@ -509,10 +517,7 @@ extension Archive {
                 origin: config.origin,
                 keys: unlocked.keys
             )
-            let made = POSIX.makeDirectories(Self.membersPath(root))
-            guard made == 0 else { throw ArchiveError.writeFailed("cannot create members/", errno: made) }
-            try ArchiveFiles.writeAtomically(Self.memberKeyPath(root, file.member.id), JSONFormat.fileBytes(file))
-            _ = POSIX.syncDirectory(Self.membersPath(root))
+            try Self.writeMemberKeyFile(file, root: root)
             _ = try await unlocked.foundRoster(file, signing: signing, threshold: 1)
         }
         // Last: the one shared passphrase no longer opens anything.

@@ -265,12 +265,7 @@ extension Archive.Unlocked {
             switch change.type {
             case .memberAdd:
                 guard let keyFile else { preconditionFailure("a member-add without the new key file") }
-                let made = POSIX.makeDirectories(Archive.membersPath(root))
-                guard made == 0 else { throw ArchiveError.writeFailed("cannot create members/", errno: made) }
-                try ArchiveFiles.writeAtomically(
-                    Archive.memberKeyPath(root, subject.id),
-                    JSONFormat.fileBytes(keyFile)
-                )
+                try Archive.writeMemberKeyFile(keyFile, root: root)
             case .memberRole:
                 // A member whose key file is kept elsewhere (on their own machine) is re-sealed there: their
                 // share here, if any, follows the new role.

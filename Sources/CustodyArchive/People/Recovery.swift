@@ -286,9 +286,7 @@ extension Archive.Unlocked {
             event.recoverySignature = Encoding.base64(recoverySigning.signature(for: statement))
         }
         try await recordRosterChange(event, roster: roster, approvals: [], acting: acting) {
-            let made = POSIX.makeDirectories(Archive.membersPath(root))
-            guard made == 0 else { throw ArchiveError.writeFailed("cannot create members/", errno: made) }
-            try ArchiveFiles.writeAtomically(Archive.memberKeyPath(root, file.member.id), JSONFormat.fileBytes(file))
+            try Archive.writeMemberKeyFile(file, root: root)
         }
         return file.member
     }
