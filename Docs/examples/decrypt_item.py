@@ -332,6 +332,7 @@ class Archive:
         log = nacl.signing.SigningKey(log_seed)
         check(bytes(log.verify_key) == self.log_pk, "log key equals archive.json log_key")
         self.box = None
+        self.retired = []
         if box_secret is not None:
             self.box = nacl.public.PrivateKey(box_secret)
             check(bytes(self.box.public_key) == self.box_pk, "X25519 key equals archive.json box_key")
@@ -407,6 +408,20 @@ class Archive:
             check(len(secrets) == 128, "%s: an opener share holds 128 bytes" % what)
             self.adopt(secrets[0:32], secrets[32:64], secrets[64:96], secrets[96:128])
             held = "opener"
+        elif kind in (b"\x04", b"\x05"):
+            # Section 4.3: after a key rotation, the share carries the log seed explicitly and the retired X25519
+            # secrets (oldest first) after the first 128 bytes.
+            check(len(secrets) > 128 and (len(secrets) - 128) % 32 == 0, "%s: a rotated share holds 128 + 32n bytes" % what)
+            if kind == b"\x04":
+                master, seed, box_secret, log_seed = secrets[0:32], secrets[32:64], secrets[64:96], secrets[96:128]
+                self.adopt(seed, box_secret, kdf_derive(master, 1, b"cstdconv"), log_seed)
+                held = "complete (rotated)"
+            else:
+                self.adopt(secrets[0:32], secrets[32:64], secrets[64:96], secrets[96:128])
+                held = "opener (rotated)"
+            self.retired = [nacl.public.PrivateKey(secrets[i : i + 32]) for i in range(128, len(secrets), 32)]
+            retired_pks = [base64.b64encode(bytes(k.public_key)).decode() for k in self.retired]
+            check(retired_pks == self.config.get("retired_box_keys"), "retired X25519 keys equal archive.json retired_box_keys")
         elif kind == b"\x03":
             check(len(secrets) == 64, "%s: a depositor share holds 64 bytes" % what)
             self.adopt(secrets[0:32], None, None, secrets[32:64])
@@ -500,9 +515,15 @@ class Archive:
     def unwrap(self, wrapped, item):
         sealed = b64(wrapped)
         check(len(sealed) == 96, "wrapped key is 96 bytes")
-        try:
-            opened = nacl.public.SealedBox(self.box).decrypt(sealed)
-        except nacl.exceptions.CryptoError:
+        opened = None
+        # The box key, else a retired one (keys wrapped before a rotation, section 4.3).
+        for key in [self.box] + self.retired[::-1]:
+            try:
+                opened = nacl.public.SealedBox(key).decrypt(sealed)
+                break
+            except nacl.exceptions.CryptoError:
+                continue
+        if opened is None:
             raise CheckFailed("wrapped key does not open")
         check(len(opened) == 48 and opened[:16] == item, "wrapped key is bound to its item id")
         return opened[16:]
@@ -538,8 +559,17 @@ def decrypt_item(archive, event, output=None, own_convergence=False):
     item_hex = event["item"]
     item = bytes.fromhex(item_hex)
     objects = event["objects"]
-    k_meta = archive.unwrap(event["keys"]["meta"], item)
-    k_content = archive.unwrap(event["keys"]["content"], item)
+    # The keys as last wrapped (a rewrap after a key rotation), else as the ingest event wrapped them: a holder of
+    # only the secrets from before the rotation opens those (LEDGER.md section 19).
+    wraps = [event["keys"]] + ([event["ingest_keys"]] if "ingest_keys" in event else [])
+    for n, keys in enumerate(wraps):
+        try:
+            k_meta = archive.unwrap(keys["meta"], item)
+            k_content = archive.unwrap(keys["content"], item)
+            break
+        except CheckFailed:
+            if n == len(wraps) - 1:
+                raise
     meta = archive.open_part(archive.read_object(objects["meta"]["name"], objects["meta"]["size"]), "meta", item_hex, k_meta)
     content = archive.open_part(
         archive.read_object(objects["content"]["name"], objects["content"]["size"]), "content", item_hex, k_content
@@ -661,9 +691,17 @@ def main():
         ingests = []
         entries = 0
         seen = set()
+        rewraps = {}
+        last_rotation = -1
         for index, event in archive.events():
             entries += 1
             check(event.get("v") == 1, "event %d version" % index)
+            # LEDGER.md section 19: after a key rotation each item's keys are wrapped anew in a rewrap event, and
+            # items ingested before it were keyed by an earlier convergence secret, which no share holds any more.
+            if event["type"] == "key-rotation":
+                last_rotation = index
+            if event["type"] == "rewrap" and event.get("item") in seen and isinstance(event.get("keys"), dict):
+                rewraps[event["item"]] = event["keys"]
             if event["type"] == "ingest":
                 check(event["item"] not in seen, "entry %d is not a replayed ingest of item %s" % (index, event["item"]))
                 seen.add(event["item"])
@@ -675,9 +713,12 @@ def main():
         if args.item:
             check(len(ingests) == 1, "exactly one item matches %s (found %d)" % (prefix, len(ingests)))
         for index, event, own in ingests:
+            if event["item"] in rewraps:
+                event = dict(event, keys=rewraps[event["item"]], ingest_keys=event["keys"])
+            own = own or index < last_rotation
             meta = decrypt_item(archive, event, args.output, own_convergence=own)
-            checked = "parts, chunks, SHA-256 and commitment OK (added by field staff: chunk keys and padding use " \
-                "their own convergence secret, not checked)" if own else "parts, chunks, padding, SHA-256 and commitment OK"
+            checked = "parts, chunks, SHA-256 and commitment OK (added by field staff or before a key rotation: " \
+                "chunk keys and padding use a convergence secret not held, not checked)" if own else "parts, chunks, padding, SHA-256 and commitment OK"
             print("item       %s  %s  %d B  sha256 %s: %s" % (event["item"], meta["name"], meta["size"], meta["sha256"], checked))
         if args.output:
             print("wrote      %s" % args.output)

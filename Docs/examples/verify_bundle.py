@@ -231,6 +231,46 @@ def read_identity(data):
     return ident
 
 
+def proved_box_keys(ident):
+    """LEDGER.md section 19: the identity's own box key and, newest first, those its key transitions replaced --
+    each transition a `key-rotation` entry signed by the identity's signing key and proved in a checkpoint signed
+    by its log key."""
+    steps = []
+    transitions = ident.get("transitions") or []
+    if not isinstance(transitions, list) or len(transitions) > 8:
+        return [ident["box_key"]]
+    for t in transitions:
+        if not isinstance(t, dict) or t.get("format") != "custody-key-transition/v1":
+            continue
+        index, proof, note, entry = t.get("index"), t.get("proof"), t.get("checkpoint"), b64(t.get("entry") or "")
+        if not is_int(index) or not isinstance(proof, list) or len(proof) > 64 or not isinstance(note, str):
+            continue
+        hashes = [b64(h) if isinstance(h, str) else None for h in proof]
+        checkpoint = checkpoint_of(note, ident)
+        if entry is None or len(entry) > 8192 or checkpoint is None or any(h is None or len(h) != 32 for h in hashes):
+            continue
+        size, root = checkpoint[0], checkpoint[1]
+        leaf = hashlib.sha256(b"\x00" + entry).digest()
+        if inclusion_root(index, size, leaf, hashes) != root:
+            continue
+        signed = event_of(entry, ident["_signing"])
+        if signed is None:
+            continue
+        event = signed[0]
+        new, old = event.get("box_key"), event.get("previous_box_key")
+        if event.get("type") != "key-rotation" or event.get("actor") != ident["origin"]:
+            continue
+        if not isinstance(new, str) or not isinstance(old, str) or new == old:
+            continue
+        steps.append((index, old, new))
+    keys, current = [ident["box_key"]], ident["box_key"]
+    for _, old, new in sorted(steps, reverse=True):
+        if new == current:
+            keys.append(old)
+            current = old
+    return keys
+
+
 def read_identity_file(path, what):
     try:
         with open(path, "rb") as f:
@@ -694,8 +734,9 @@ class Verifier:
             self.r.stop("grant-malformed", "the grant is malformed: " + fault)
         if not signature_holds(body, grant, signature):
             self.r.stop("grant-signature", "the grant's signature does not verify with the granter key it names")
-        if (grant["granter"]["signing_key"], grant["granter"]["box_key"]) != (
-            self.identity["signing_key"], self.identity["box_key"]
+        # A grant made before the granter rotated its box key names a key its identity's transitions retired.
+        if grant["granter"]["signing_key"] != self.identity["signing_key"] or (
+            grant["granter"]["box_key"] not in proved_box_keys(self.identity)
         ):
             self.r.stop("granter-mismatch", "the grant names another granter than the bundle's identity")
         fault = grant_form_fault(grant)

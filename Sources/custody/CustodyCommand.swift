@@ -27,7 +27,7 @@ struct CustodyCommand: AsyncParsableCommand {
             CheckpointCommand.self,
             Prove.self,
             Witness.self, ID.self,
-            MemberCommand.self, RecoveryCommand.self, Passphrase.self, Demo.self, Bench.self,
+            MemberCommand.self, KeysCommand.self, RecoveryCommand.self, Passphrase.self, Demo.self, Bench.self,
         ]
     )
 

@@ -579,12 +579,29 @@ extension ArchiveContext {
         try journal.scan(from: JournalPosition(count: item.seq, offset: item.entryOffset), limit: 1) { entry in
             found = try Event.parse(entry.bytes, publicKey: signingPublicKey)
         }
-        guard let found, found.type == .ingest || found.type == .import, found.item?.hex == item.id else {
+        guard var found, found.type == .ingest || found.type == .import, found.item?.hex == item.id else {
             throw ArchiveError(
                 .damaged,
                 "the journal has no ingest event for item \(item.id)",
                 fix: "run custody verify, then custody reindex"
             )
+        }
+        // After a key rotation the item's keys are wrapped anew, to the new box key, in a `rewrap` entry.
+        if let position = try archive.openedIndex.get().rewrapEntry(item.id) {
+            var rewrap: Event?
+            try journal.scan(from: position, limit: 1) { entry in
+                rewrap = try Event.parse(entry.bytes, publicKey: signingPublicKey)
+            }
+            guard let rewrap, rewrap.type == .rewrap, rewrap.item?.hex == item.id, let keys = rewrap.keys,
+                (keys.content == nil) == (found.keys?.content == nil)
+            else {
+                throw ArchiveError(
+                    .damaged,
+                    "the journal has no rewrap event for item \(item.id) where the index says",
+                    fix: "run custody verify, then custody reindex"
+                )
+            }
+            found.keys = keys
         }
         return found
     }

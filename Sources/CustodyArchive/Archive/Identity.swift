@@ -22,6 +22,9 @@ package struct Identity: Codable, Sendable, Equatable {
     package var selfSignature: String
     /// The log's origin: always ``origin`` (written for readers who look for it; not signed, checked equal).
     package var logOrigin: String?
+    /// The body's latest key transitions, oldest first (at most ``KeyTransition/maxPerIdentity``): how a peer that
+    /// trusted an earlier identity of this body follows its box key (not signed here: each proves itself).
+    package var transitions: [KeyTransition]? = nil
 
     enum CodingKeys: String, CodingKey {
         case version, name, origin
@@ -31,6 +34,7 @@ package struct Identity: Codable, Sendable, Equatable {
         case fingerprint
         case selfSignature = "self_signature"
         case logOrigin = "log_origin"
+        case transitions
     }
 
     /// The signed message: `"custody/identity/v1\n"` then version, name, origin, signing_key, box_key,
@@ -82,6 +86,12 @@ package struct Identity: Codable, Sendable, Equatable {
         guard VerifierKey(logVerifierKey)?.name == origin else { return "its log key does not belong to its origin" }
         guard fingerprint == Self.fingerprint(signingKey: signing, boxKey: box) else {
             return "its fingerprint does not match its keys"
+        }
+        if let transitions {
+            guard transitions.count <= KeyTransition.maxPerIdentity, transitions.allSatisfy(\.isWellFormed) else {
+                return
+                    "its transitions are not at most \(KeyTransition.maxPerIdentity) \(KeyTransition.formatName) documents"
+            }
         }
         guard let signature = Encoding.bytes(base64: selfSignature),
             SigningKey.isValidSignature(signature, for: signedMessage, publicKey: signing)

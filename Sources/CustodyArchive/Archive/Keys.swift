@@ -22,6 +22,11 @@ package struct ArchiveConfig: Codable, Sendable {
     package var boxKey: String
     /// Ed25519 public key that signs log checkpoints, base64.
     package var logKey: String
+    /// The box keys this archive had before its key rotations, oldest first, base64 (absent before the first).
+    package var retiredBoxKeys: [String]? = nil
+
+    /// Every box key the archive has had: the current one, then the retired ones, newest first.
+    package var boxKeys: [String] { [boxKey] + (retiredBoxKeys ?? []).reversed() }
 
     enum CodingKeys: String, CodingKey {
         case format, version, name, origin
@@ -30,6 +35,7 @@ package struct ArchiveConfig: Codable, Sendable {
         case signingKey = "signing_key"
         case boxKey = "box_key"
         case logKey = "log_key"
+        case retiredBoxKeys = "retired_box_keys"
     }
 }
 
@@ -193,6 +199,11 @@ struct PassphraseSeal {
 /// secret). Other members who open items (records officers, investigators) hold everything derived from the
 /// master but not the master itself (``Share/opener``), so only an administrator can make a new member's share
 /// or a recovery split; field staff hold none of these (``DepositKeys``).
+///
+/// After a key rotation (`custody keys rotate`, Docs/FORMAT.md section 4.3) the master secret and the box key are
+/// new, the log seed is carried explicitly (it no longer derives from the master), and the box secrets of earlier
+/// rotations are kept as **retired** keys: they open what was sealed to the archive before (revocation and
+/// removal reasons, grants received from bodies that have not yet followed the rotation) and nothing after it.
 package struct ArchiveKeys: Sendable {
     /// The 32-byte master secret; `nil` for a member who is not an administrator.
     let master: SecretBytes?
@@ -202,11 +213,17 @@ package struct ArchiveKeys: Sendable {
     package let signing: SigningKey
     /// The key-wrapping key.
     package let box: BoxKey
-    /// The checkpoint-signing key (derived from the master).
+    /// The checkpoint-signing key (derived from the master, or carried explicitly after a rotation).
     package let log: SigningKey
+    /// The box keys of earlier rotations, oldest first.
+    package let retired: [BoxKey]
     private let signingSeed: SecretBytes
     private let boxSecret: SecretBytes
     private let logSeed: SecretBytes
+    private let retiredSecrets: [SecretBytes]
+
+    /// The most retired box keys a share carries (one per rotation).
+    static let maxRetired = 64
 
     /// KDF contexts of the derived keys (8 bytes each).
     enum Context {
@@ -221,8 +238,9 @@ package struct ArchiveKeys: Sendable {
             master: master,
             signingSeed: Self.slice(secrets, 32..<64),
             boxSecret: Self.slice(secrets, 64..<96),
-            convergence: SubkeyDerivation.derive(from: master, id: 1, context: Context.convergence),
-            logSeed: SubkeyDerivation.derive(from: master, id: 2, context: Context.log)
+            convergence: Self.convergence(of: master),
+            logSeed: SubkeyDerivation.derive(from: master, id: 2, context: Context.log),
+            retired: []
         )
     }
 
@@ -231,16 +249,23 @@ package struct ArchiveKeys: Sendable {
         signingSeed: SecretBytes,
         boxSecret: SecretBytes,
         convergence: SecretBytes,
-        logSeed: SecretBytes
+        logSeed: SecretBytes,
+        retired: [SecretBytes]
     ) throws {
         self.master = master
         self.signingSeed = signingSeed
         self.boxSecret = boxSecret
         self.logSeed = logSeed
         self.convergence = convergence
+        retiredSecrets = retired
         signing = try SigningKey(seed: signingSeed)
         box = try BoxKey(secretKey: boxSecret)
         log = try SigningKey(seed: logSeed)
+        self.retired = try retired.map { try BoxKey(secretKey: $0) }
+    }
+
+    static func convergence(of master: SecretBytes) throws -> SecretBytes {
+        try SubkeyDerivation.derive(from: master, id: 1, context: Context.convergence)
     }
 
     static func slice(_ secrets: SecretBytes, _ range: Range<Int>) throws -> SecretBytes {
@@ -253,6 +278,39 @@ package struct ArchiveKeys: Sendable {
     /// Whether these are an administrator's keys (the master secret with them).
     package var isComplete: Bool { master != nil }
 
+    /// Whether the keys have been rotated (their share is written in the rotated forms).
+    var isRotated: Bool { !retired.isEmpty }
+
+    /// The keys after a rotation: a fresh master secret (so a fresh convergence secret) and a fresh box key; the
+    /// signing and log keys stay (peers and witnesses keep verifying with them); the current box key retires.
+    ///
+    /// - Throws: ``ArchiveError`` (not authorised) for keys without the master, or at ``maxRetired`` rotations.
+    func rotated() throws -> ArchiveKeys {
+        guard master != nil else {
+            throw ArchiveError(
+                .notAuthorised,
+                "only an administrator can rotate the archive's keys",
+                fix: "run the command as an administrator (--member NAME)"
+            )
+        }
+        guard retired.count < Self.maxRetired else {
+            throw ArchiveError(
+                .usage,
+                "this archive's keys were rotated \(Self.maxRetired) times already",
+                fix: "make a new archive and move the items to it with a grant"
+            )
+        }
+        let master = try SecretBytes(randomCount: 32)
+        return try ArchiveKeys(
+            master: master,
+            signingSeed: signingSeed,
+            boxSecret: SecretBytes(randomCount: 32),
+            convergence: Self.convergence(of: master),
+            logSeed: logSeed,
+            retired: retiredSecrets + [boxSecret]
+        )
+    }
+
     /// The part of the archive's secrets a member of each kind holds (Docs/FORMAT.md section 4.1).
     package enum Share: UInt8, Sendable {
         /// An administrator: master ‖ Ed25519 seed ‖ X25519 secret (96 bytes), everything.
@@ -261,6 +319,11 @@ package struct ArchiveKeys: Sendable {
         case opener = 2
         /// Field staff: Ed25519 seed ‖ log seed (64 bytes); nothing that opens an item or names its chunks.
         case depositor = 3
+        /// An administrator after a rotation: master ‖ Ed25519 seed ‖ X25519 secret ‖ log seed ‖ the retired X25519
+        /// secrets, oldest first (128 + 32·n bytes, 1 ≤ n ≤ 64).
+        case rotatedComplete = 4
+        /// A member who opens items, after a rotation: the opener's 128 bytes ‖ the retired X25519 secrets.
+        case rotatedOpener = 5
 
         /// The share a member of `role` holds.
         package init(role: Role) {
@@ -271,43 +334,80 @@ package struct ArchiveKeys: Sendable {
             }
         }
 
-        /// Its length in bytes.
-        var byteCount: Int {
+        /// Whether a share of this kind may be `count` bytes long.
+        func allows(byteCount count: Int) -> Bool {
             switch self {
-            case .complete: 96
-            case .opener: 128
-            case .depositor: 64
+            case .complete: count == 96
+            case .opener: count == 128
+            case .depositor: count == 64
+            case .rotatedComplete, .rotatedOpener:
+                count > 128 && (count - 128) % 32 == 0 && (count - 128) / 32 <= ArchiveKeys.maxRetired
             }
         }
+
+        /// Whether the share holds the master secret.
+        var isComplete: Bool { self == .complete || self == .rotatedComplete }
     }
 
-    /// The secret bytes of `share`; `nil` for a complete share asked of keys without the master.
-    func bytes(of share: Share) throws -> SecretBytes? {
-        let parts: [SecretBytes]
-        switch share {
-        case .complete:
+    /// The share of `kind` as written: its kind byte (a rotated form once the keys were rotated) and its secret
+    /// bytes; `nil` for a complete share asked of keys without the master.
+    func share(_ kind: Share) throws -> (kind: Share, secrets: SecretBytes)? {
+        var parts: [SecretBytes]
+        var written = kind
+        switch kind {
+        case .complete, .rotatedComplete:
             guard let master else { return nil }
             parts = [master, signingSeed, boxSecret]
-        case .opener: parts = [signingSeed, boxSecret, convergence, logSeed]
+            if isRotated {
+                parts += [logSeed] + retiredSecrets
+                written = .rotatedComplete
+            } else {
+                written = .complete
+            }
+        case .opener, .rotatedOpener:
+            parts = [signingSeed, boxSecret, convergence, logSeed]
+            if isRotated {
+                parts += retiredSecrets
+                written = .rotatedOpener
+            } else {
+                written = .opener
+            }
         case .depositor: parts = [signingSeed, logSeed]
         }
         var joined: [UInt8] = []
         defer { wipe(&joined) }
         for part in parts { part.withUnsafeBytes { joined += $0 } }
-        return try SecretBytes(copying: joined)
+        return (written, try SecretBytes(copying: joined))
     }
+
+    /// The secret bytes of `share`; `nil` for a complete share asked of keys without the master.
+    func bytes(of share: Share) throws -> SecretBytes? { try self.share(share)?.secrets }
 
     /// The keys of an administrator's or an opener's share; `nil` for a depositor's share (``DepositKeys``).
     init?(share: Share, secrets: SecretBytes) throws {
+        func retired(from start: Int) throws -> [SecretBytes] {
+            try stride(from: start, to: secrets.count, by: 32).map { try Self.slice(secrets, $0..<($0 + 32)) }
+        }
         switch share {
         case .complete: try self.init(secrets: secrets)
-        case .opener:
+        case .rotatedComplete:
+            let master = try Self.slice(secrets, 0..<32)
+            try self.init(
+                master: master,
+                signingSeed: Self.slice(secrets, 32..<64),
+                boxSecret: Self.slice(secrets, 64..<96),
+                convergence: Self.convergence(of: master),
+                logSeed: Self.slice(secrets, 96..<128),
+                retired: retired(from: 128)
+            )
+        case .opener, .rotatedOpener:
             try self.init(
                 master: nil,
                 signingSeed: Self.slice(secrets, 0..<32),
                 boxSecret: Self.slice(secrets, 32..<64),
                 convergence: Self.slice(secrets, 64..<96),
-                logSeed: Self.slice(secrets, 96..<128)
+                logSeed: Self.slice(secrets, 96..<128),
+                retired: share == .rotatedOpener ? retired(from: 128) : []
             )
         case .depositor: return nil
         }
@@ -320,15 +420,24 @@ package struct ArchiveKeys: Sendable {
         return Encoding.base64(try BoxKey.seal(plaintext, to: recipient))
     }
 
+    /// Opens something sealed (`crypto_box_seal`) to this archive: with the box key, else with a retired one (it
+    /// was sealed before a rotation); `nil` when none opens it.
+    package func open(_ sealed: [UInt8]) throws -> [UInt8]? {
+        for key in [box] + retired.reversed() {
+            if let opened = try? key.open(sealed) { return opened }
+        }
+        return nil
+    }
+
+    /// The public keys this archive's box keys have had: the current one and the retired ones.
+    package var boxPublicKeys: [[UInt8]] { [box.publicKey] + retired.map(\.publicKey) }
+
     /// Unwraps a key wrapped to this archive and checks that it belongs to `item`.
     package func unwrap(_ wrapped: String, item: ItemID) throws -> [UInt8] {
         guard let sealed = Encoding.bytes(base64: wrapped), sealed.count == 16 + 32 + BoxKey.sealOverhead else {
             throw ArchiveError(.damaged, "a wrapped key of item \(item) is malformed", fix: "run custody verify")
         }
-        var opened: [UInt8]
-        do {
-            opened = try box.open(sealed)
-        } catch {
+        guard var opened = try open(sealed) else {
             throw ArchiveError(
                 .damaged,
                 "a wrapped key of item \(item) does not open",

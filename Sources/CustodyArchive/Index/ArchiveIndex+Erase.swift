@@ -4,7 +4,7 @@ extension ArchiveIndex {
     /// Every table the projection fills, children before parents.
     static let projectedTables: [any TableRecord.Type] = [
         AnnotationRecord.self, ItemProvenanceRecord.self, GrantItemRecord.self, GrantRecord.self, SearchRecord.self,
-        EventRecord.self, ItemTagRecord.self, ItemRecord.self, RosterRecord.self, StateRecord.self,
+        EventRecord.self, ItemTagRecord.self, ItemRecord.self, RosterRecord.self, ItemKeysRecord.self, StateRecord.self,
     ]
 
     /// Empties the index in one transaction, back to journal position 0, for a rebuild in place.

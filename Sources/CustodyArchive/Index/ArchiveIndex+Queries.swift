@@ -82,6 +82,13 @@ extension ArchiveIndex {
         return try read { db in try request.fetchOne(db) }
     }
 
+    /// Where the latest `rewrap` entry of `item` is in the journal, if its keys were wrapped anew.
+    func rewrapEntry(_ item: String) throws -> JournalPosition? {
+        try read { db in
+            try ItemKeysRecord.fetchOne(db, key: item).map { JournalPosition(count: $0.seq, offset: $0.entryOffset) }
+        }
+    }
+
     /// Where this archive's `revoke` entry of grant `id` is in the journal, when the index recorded it.
     func revokeEntry(_ id: String) throws -> JournalPosition? {
         let request = GrantRecord.filter(key: id)

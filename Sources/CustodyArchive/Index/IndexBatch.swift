@@ -26,6 +26,8 @@ struct IndexBatch {
     /// Verified revocations received for grants this archive holds (`revocation-received` events).
     var receivedRevocations: [(id: String, revocation: ReceivedRevocation)] = []
     var provenance: [(item: String, provenance: Provenance)] = []
+    /// Items' `rewrap` entries, in log order.
+    var rewraps: [ItemKeysRecord] = []
     /// The roster after the batch, when a roster event in it changed it.
     var roster: Roster?
     var end: JournalPosition
@@ -91,6 +93,9 @@ extension ArchiveIndex {
             }
             for event in batch.events {
                 try EventRecord(event).insert(db)
+            }
+            for rewrap in batch.rewraps {
+                try rewrap.insert(db, onConflict: .replace)
             }
             if let roster = batch.roster {
                 try RosterRecord(roster: roster).insert(db, onConflict: .replace)

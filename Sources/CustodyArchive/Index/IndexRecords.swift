@@ -24,6 +24,22 @@ struct RosterRecord: Codable, FetchableRecord, PersistableRecord {
     var roster: Roster
 }
 
+/// A row of `item_keys`: where the latest `rewrap` entry of an item is (its keys wrapped to the box key of the
+/// latest key rotation).
+struct ItemKeysRecord: Codable, FetchableRecord, PersistableRecord {
+    static let databaseTableName = "item_keys"
+
+    var itemID: String
+    var seq: Int
+    var entryOffset: Int64
+
+    enum CodingKeys: String, CodingKey {
+        case seq
+        case itemID = "item_id"
+        case entryOffset = "entry_offset"
+    }
+}
+
 /// A row of `items`: an item's ingest position and its metadata, with the columns `list` filters on.
 struct ItemRecord: Codable, FetchableRecord, PersistableRecord {
     static let databaseTableName = "items"

@@ -97,12 +97,20 @@ enum IndexSchema {
                 t.column("roster", .text).notNull()
             }
         }
+        // Additive: where each item's latest `rewrap` entry is, after a key rotation.
+        migrator.registerMigration("v6-key-rotation") { db in
+            try db.create(table: "item_keys") { t in
+                t.primaryKey("item_id", .text)
+                t.column("seq", .integer).notNull()
+                t.column("entry_offset", .integer).notNull()
+            }
+        }
         return migrator
     }
 
     /// Every table, in the order a dump lists them.
     static let tables = [
         "state", "items", "item_tags", "events", "annotations", "items_fts", "grants", "grant_items", "provenance",
-        "roster",
+        "roster", "item_keys",
     ]
 }

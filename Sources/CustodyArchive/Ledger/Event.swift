@@ -113,6 +113,10 @@ package struct Event: Codable, Sendable {
     package var recoveryKey: String?
     /// `recovery`: the recovery key's signature over the event's roster statement, base64.
     package var recoverySignature: String?
+    /// `key-rotation`: the archive's new X25519 box key, base64 (the key-transition statement, LEDGER.md section 19).
+    package var boxKey: String?
+    /// `key-rotation`: the box key it replaces, base64.
+    package var previousBoxKey: String?
 
     enum CodingKeys: String, CodingKey {
         case version = "v"
@@ -120,6 +124,8 @@ package struct Event: Codable, Sendable {
         case by, subject, roster, threshold, approvals
         case recoveryKey = "recovery_key"
         case recoverySignature = "recovery_sig"
+        case boxKey = "box_key"
+        case previousBoxKey = "previous_box_key"
     }
 
     /// One administrator's approval of a roster change: their Ed25519 signature over the change's
@@ -312,6 +318,13 @@ extension Event {
         package static let recoverySplit = Kind(rawValue: "recovery-split")
         /// An administrator enrolled by a threshold of recovery shares, signed by the split's recovery key.
         package static let recovery = Kind(rawValue: "recovery")
+
+        /// The archive's content secrets were replaced (`custody keys rotate`): the event names the new box key and
+        /// the one it replaces, and seals the reason; the archive's signing key signing it is the key-transition
+        /// statement peers follow (Docs/LEDGER.md section 19).
+        package static let keyRotation = Kind(rawValue: "key-rotation")
+        /// An item's keys wrapped anew to the box key of the latest `key-rotation` (its `keys` field).
+        package static let rewrap = Kind(rawValue: "rewrap")
 
         /// Kinds that change the roster (and are checked by its rules, not as ordinary events).
         package var changesRoster: Bool {

@@ -93,6 +93,7 @@ extension Archive {
         named name: String?,
         passphrase source: PassphraseSource?
     ) throws -> (file: MemberKeyFile, opened: MemberKeyFile.Opened) {
+        try refuseDuringRotation(root: root)
         let file = try memberKeyFile(root: root, named: name)
         guard let source else {
             throw ArchiveError(

@@ -165,7 +165,7 @@ extension Member {
             case .extract: .extract
             case .tag, .note: .annotate
             case .passphrase: .ownPassphrase
-            case .memberAdd, .memberRole, .memberRemove: .manageMembers
+            case .memberAdd, .memberRole, .memberRemove, .keyRotation, .rewrap: .manageMembers
             default: nil
             }
         }

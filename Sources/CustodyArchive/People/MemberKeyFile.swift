@@ -74,14 +74,14 @@ package struct MemberKeyFile: Codable, Sendable {
 
     /// Seals `kind` of `keys` to the member, replacing their share (a role change, a rotation).
     mutating func seal(_ kind: ArchiveKeys.Share, of keys: ArchiveKeys) throws {
-        guard let secrets = try keys.bytes(of: kind), let box = Encoding.bytes(base64: member.boxKey) else {
+        guard let (written, secrets) = try keys.share(kind), let box = Encoding.bytes(base64: member.boxKey) else {
             throw ArchiveError(
                 .notAuthorised,
                 "only an administrator can give a member a share of the archive's secrets",
                 fix: "run the command as an administrator (--member NAME)"
             )
         }
-        var plaintext = Self.shareDomain + member.id.bytes + [kind.rawValue]
+        var plaintext = Self.shareDomain + member.id.bytes + [written.rawValue]
         defer { wipe(&plaintext) }
         secrets.withUnsafeBytes { plaintext += $0 }
         share = Encoding.base64(try BoxKey.seal(plaintext, to: box))
@@ -134,7 +134,7 @@ package struct MemberKeyFile: Codable, Sendable {
         let header = Self.shareDomain + member.id.bytes
         guard opened.count > header.count, Array(opened[..<header.count]) == header,
             let kind = ArchiveKeys.Share(rawValue: opened[header.count]),
-            opened.count == header.count + 1 + kind.byteCount
+            kind.allows(byteCount: opened.count - header.count - 1)
         else { throw damaged }
         return Opened(
             signing: signing,

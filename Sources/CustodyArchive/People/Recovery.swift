@@ -5,7 +5,8 @@ import Foundation
 /// The archive's secrets sealed for M-of-N recovery, `recovery.json` (mode 0600; Docs/FORMAT.md section 4.2).
 ///
 /// `custody recovery split` draws a fresh 32-byte **recovery seed**, splits it into SLIP-39 shares for the
-/// custodians, and keeps here only what the seed opens: the 96 secret bytes sealed under a key derived from it,
+/// custodians, and keeps here only what the seed opens: the administrator's share (96 bytes, or 128 + 32·n after a
+/// key rotation) sealed under a key derived from it,
 /// and the public key of a signing key derived from it, which the log records (a `recovery-split` event) so that
 /// an auditor can check that a later `recovery` event was signed by whoever rebuilt the seed. No single person
 /// holds the seed after the split; fewer shares than the threshold reveal nothing about it.
@@ -24,7 +25,7 @@ package struct RecoveryFile: Codable, Sendable {
     package var groups: [[Int]]
     /// 24-byte nonce, base64.
     package var nonce: String
-    /// The 96 secret bytes sealed under the wrapping key, base64.
+    /// The administrator's share (96 bytes; after a key rotation, its rotated form) sealed under the wrapping key, base64.
     package var ciphertext: String
 
     enum CodingKeys: String, CodingKey {
@@ -93,7 +94,7 @@ extension Archive.Unlocked {
     ///   thresholds.
     package func splitRecovery(groupThreshold: Int, groups: [SLIP39.Group]) async throws -> RecoverySplit {
         try authorize(member, for: [.manageMembers])
-        guard keys.isComplete, let secrets = try keys.bytes(of: .complete) else {
+        guard keys.isComplete, let secrets = try keys.share(.complete)?.secrets else {
             throw ArchiveError(
                 .roleNotAllowed,
                 "only an administrator's keys can be split for recovery",
@@ -174,7 +175,8 @@ extension Archive {
             )
         }
         guard let nonce = Encoding.bytes(base64: file.nonce), nonce.count == XChaCha20Poly1305.nonceByteCount,
-            let sealed = Encoding.bytes(base64: file.ciphertext), sealed.count == 96 + XChaCha20Poly1305.tagByteCount
+            let sealed = Encoding.bytes(base64: file.ciphertext), sealed.count >= 96 + XChaCha20Poly1305.tagByteCount,
+            sealed.count <= 4096
         else {
             throw ArchiveError(.damaged, "recovery.json is malformed", fix: "restore it from a backup")
         }
@@ -192,7 +194,17 @@ extension Archive {
             )
         }
         defer { wipe(&opened) }
-        let keys = try ArchiveKeys(secrets: SecretBytes(copying: opened))
+        // The administrator's share as split: 96 bytes, or the rotated form after a key rotation.
+        let kind: ArchiveKeys.Share = opened.count == 96 ? .complete : .rotatedComplete
+        guard kind.allows(byteCount: opened.count),
+            let keys = try ArchiveKeys(share: kind, secrets: SecretBytes(copying: opened))
+        else {
+            throw ArchiveError(
+                .damaged,
+                "recovery.json holds no administrator's share",
+                fix: "restore it from a backup"
+            )
+        }
         try Self.checkKeys(keys, config: config, file: "recovery.json")
         let unlocked = Unlocked(archive: self, keys: keys, member: nil)
         return try await unlocked.recordRecovery(

@@ -127,6 +127,9 @@ extension Archive.Unlocked {
                         )
                     )
                 }
+                if event.type == .rewrap, let item = event.item, event.keys != nil {
+                    batch.rewraps.append(ItemKeysRecord(itemID: item.hex, seq: entry.index, entryOffset: entry.offset))
+                }
                 if event.type == .grant, let reference = event.grant {
                     batch.grants.append(try indexedGrant(reference, seq: entry.index))
                 }

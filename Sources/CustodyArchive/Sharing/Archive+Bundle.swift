@@ -249,7 +249,8 @@ extension ArchiveContext {
 
     /// Plans an import from the bundle's leading records; `nil` (no early checks) when there is nothing to plan.
     func importPlan(path: String, now: Int) async throws -> Archive.ImportPlan? {
-        guard let preview = BundleVerifier.preview(path: path), preview.grant.grantee.boxKey == config.boxKey else {
+        guard let preview = BundleVerifier.preview(path: path), config.boxKeys.contains(preview.grant.grantee.boxKey)
+        else {
             return nil
         }
         let present = Set(try await index().items(ids: preview.grant.items.map(\.id.hex)).map(\.id))

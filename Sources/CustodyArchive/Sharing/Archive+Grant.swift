@@ -319,10 +319,7 @@ extension Archive.Unlocked {
         guard let sealed = Encoding.bytes(base64: mine ? grant.termsForGranter : grant.termsForGrantee) else {
             throw ArchiveError(.damaged, "the grant's terms are malformed", fix: "run custody verify")
         }
-        let opened: [UInt8]
-        do {
-            opened = try keys.box.open(sealed)
-        } catch {
+        guard let opened = try? keys.open(sealed) else {
             throw ArchiveError(
                 .damaged,
                 "the grant's terms do not open with this archive's key",
@@ -396,7 +393,7 @@ extension Archive.Unlocked {
         if let plain = event.requester { return plain }
         guard event.type == .access, let ref = event.sealed else { return nil }
         guard let sealed = try await store.read(ref.name, limit: Int(ref.size)), Int64(sealed.count) == ref.size,
-            let opened = try? keys.box.open(sealed),
+            let opened = try? keys.open(sealed),
             let fields = try? JSONDecoder().decode([String: String].self, from: Data(opened))
         else {
             throw ArchiveError(

@@ -168,7 +168,8 @@ extension Archive.Unlocked {
     ) async throws {
         let grant = contents.grant
         let me = try identity()
-        guard grant.grantee.signingKey == me.signingKey, grant.grantee.boxKey == me.boxKey else {
+        // A grant made before this archive rotated its keys is sealed to a retired box key, which still opens it.
+        guard grant.grantee.signingKey == me.signingKey, config.boxKeys.contains(grant.grantee.boxKey) else {
             throw ArchiveError(
                 .addressedElsewhere,
                 "the bundle is addressed to \(grant.grantee.name) (\(grant.grantee.fingerprint)), not to this archive (\(me.fingerprint))",
@@ -184,7 +185,10 @@ extension Archive.Unlocked {
         }
         try await refuseRevoked(grant, ancestors: contents.ancestors)
         if let expected {
-            guard grant.id == expected.grant, contents.identity == expected.granter,
+            // The peer may have rotated its box key since it was added: its identity then proves the transition.
+            let sameGranter =
+                try contents.identity == expected.granter || follows(contents.identity, from: expected.granter)
+            guard grant.id == expected.grant, sameGranter,
                 expected.checkpoint.map({ $0 == contents.checkpoint.note }) ?? true
             else {
                 throw ArchiveError(
@@ -201,6 +205,7 @@ extension Archive.Unlocked {
     ///
     /// - Returns: Whether the granter was added to the registry now.
     private func admitGranter(of contents: BundleContents, trustGranter: Bool) throws -> Bool {
+        if contents.grant.kind != .anonymousSubmission { _ = try followRotation(of: contents.identity) }
         let bodies = try knownBodies()
         // Whatever the grant's kind: a bundle whose identity shares an origin or a key with a known body but is
         // not that body's identity is an impostor.

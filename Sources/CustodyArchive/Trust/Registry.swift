@@ -101,6 +101,10 @@ extension ArchiveContext {
         var file = RegistryFile()
         file.bodies = try knownBodies()
         if let index = file.bodies.firstIndex(where: { $0.identity.origin == identity.origin }) {
+            if file.bodies[index].identity != identity, try follows(identity, from: file.bodies[index].identity) {
+                // The body rotated its box key and proves it: its new identity replaces the old, roles kept.
+                file.bodies[index].identity = identity
+            }
             guard file.bodies[index].identity == identity else {
                 throw ArchiveError(
                     .badInput,
@@ -117,6 +121,34 @@ extension ArchiveContext {
         file.bodies.append(body)
         try writeRegistry(file)
         return (body, false)
+    }
+
+    /// Whether `identity` is `known`'s body after key rotations it proves (``Identity/transitionSteps(from:)``),
+    /// each transition's checkpoint also checked against what this archive witnessed of that log (a checkpoint of
+    /// the witnessed size must have the witnessed root).
+    func follows(_ identity: Identity, from known: Identity) throws -> Bool {
+        guard let steps = identity.transitionSteps(from: known) else { return false }
+        for step in steps { try checkAgainstWitnessed(step.checkpoint) }
+        return true
+    }
+
+    /// Follows, in the registry, the key rotation of a known body whose new `identity` proves it; `nil` when no
+    /// known body is followed by it.
+    ///
+    /// - Returns: The updated entry and the fingerprint it had.
+    package func followRotation(of identity: Identity) throws -> (body: KnownBody, previousFingerprint: String)? {
+        guard identity.problem == nil else { return nil }
+        let lock = try FileLock(path: root + "/bodies.lock", mode: .exclusive)
+        defer { withExtendedLifetime(lock) {} }
+        var file = RegistryFile()
+        file.bodies = try knownBodies()
+        guard let index = file.bodies.firstIndex(where: { $0.identity.origin == identity.origin }),
+            file.bodies[index].identity != identity, try follows(identity, from: file.bodies[index].identity)
+        else { return nil }
+        let previous = file.bodies[index].identity.fingerprint
+        file.bodies[index].identity = identity
+        try writeRegistry(file)
+        return (file.bodies[index], previous)
     }
 
     /// Adds a peer node: trusted as a granter (its bundles import without `--trust-granter`) and reachable at `url`.

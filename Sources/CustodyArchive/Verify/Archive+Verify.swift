@@ -36,6 +36,23 @@ extension ArchiveContext {
                         )
                     )
                 }
+                if event.type == .keyRotation { map.rotations.append((entry.index, event)) }
+                if event.type == .rewrap {
+                    guard let item = event.item, ingested.contains(item), let keys = event.keys, !map.rotations.isEmpty
+                    else {
+                        map.problems.append(
+                            VerifyProblem(
+                                kind: .keyRotationInvalid,
+                                item: event.item?.hex,
+                                entry: entry.index,
+                                detail:
+                                    "a rewrap event without keys, before any key rotation, or for an item not ingested before it"
+                            )
+                        )
+                        return
+                    }
+                    map.rewraps[item] = keys
+                }
                 if let ref = event.annotation, let item = event.item, event.type != .import {
                     guard ingested.contains(item) else {
                         map.problems.append(
@@ -114,6 +131,13 @@ extension ArchiveContext {
             }
             for ref in refs { map.add(ref, item: item.hex) }
         }
+        map.problems += rotationProblems(map.rotations)
+        // Items ingested before the latest rotation were keyed by an earlier convergence secret, now gone.
+        if let last = map.rotations.last?.index {
+            for ingest in map.ingests where ingest.index < last && ingest.event.type == .ingest {
+                map.ownConvergence.insert(ingest.index)
+            }
+        }
         map.entries = end.count
         map.tail = tail
         audit.finish(entries: end.count)
@@ -131,6 +155,36 @@ extension ArchiveContext {
             )
         }
         return map
+    }
+
+    /// Checks the chain of key rotations: each replaces the box key the one before introduced, and `archive.json`
+    /// names the latest as its box key and the earlier ones, in order, as its retired keys.
+    fileprivate func rotationProblems(_ rotations: [(index: Int, event: Event)]) -> [VerifyProblem] {
+        var problems: [VerifyProblem] = []
+        func problem(_ entry: Int?, _ detail: String) {
+            problems.append(VerifyProblem(kind: .keyRotationInvalid, entry: entry, detail: detail))
+        }
+        var previous: String?
+        for (index, event) in rotations {
+            guard let box = event.boxKey, let replaced = event.previousBoxKey,
+                Encoding.bytes(base64: box)?.count == 32, Encoding.bytes(base64: replaced)?.count == 32, box != replaced
+            else {
+                problem(index, "a key-rotation event without two distinct 32-byte box keys")
+                continue
+            }
+            if let previous, previous != replaced {
+                problem(index, "the key rotation replaces a box key that the previous rotation did not introduce")
+            }
+            previous = box
+        }
+        let retired = rotations.compactMap(\.event.previousBoxKey)
+        if let latest = rotations.last?.event.boxKey, latest != config.boxKey {
+            problem(rotations.last?.index, "archive.json names another box key than the log's latest key rotation")
+        }
+        if (config.retiredBoxKeys ?? []) != retired {
+            problem(nil, "archive.json's retired box keys are not the ones the log's key rotations replaced")
+        }
+        return problems
     }
 
     /// Checks that every item the index lists has its ingest event at the position the index gives.
@@ -313,12 +367,15 @@ extension ArchiveContext {
             let damaged = Set(report.problems.compactMap(\.item))
             let ingests = map.ingests
             let ownConvergence = map.ownConvergence
+            let rewraps = map.rewraps
             guard let unlocked = deepContext else { preconditionFailure("deep mode unlocks the archive first") }
             let deepProblems = Mutex<[Int: VerifyProblem]>([:])
             let checkedItems = Atomic<Int>(0)
             // deepCheck reports every failure as a problem of its item: nothing here throws.
             try? await Array(ingests.indices).concurrentForEach(width: store.checkConcurrency) { index in
-                let event = ingests[index].event
+                var event = ingests[index].event
+                // The keys as last wrapped: after a rotation, to the new box key.
+                if let item = event.item, let keys = rewraps[item] { event.keys = keys }
                 if let item = event.item, !damaged.contains(item.hex),
                     let problem = await unlocked.deepCheck(
                         event,

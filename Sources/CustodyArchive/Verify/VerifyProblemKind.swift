@@ -90,6 +90,9 @@ extension VerifyProblem {
         package static let tileMismatch = Kind(rawValue: "tile-mismatch")
         /// A tile is stored beyond the log.
         package static let tileUnexpected = Kind(rawValue: "tile-unexpected")
+        /// A `key-rotation` or `rewrap` event does not follow the rules of Docs/LEDGER.md section 19, or
+        /// `archive.json` names other box keys than the log's rotations.
+        package static let keyRotationInvalid = Kind(rawValue: "key-rotation-invalid")
         /// An item does not decrypt with its keys (deep).
         package static let undecryptable = Kind(rawValue: "undecryptable")
         /// A recorded fork does not prove one.

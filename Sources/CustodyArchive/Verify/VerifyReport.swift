@@ -90,6 +90,10 @@ struct ReferenceMap {
     /// Log positions of items ingested by field staff, whose chunks are keyed by a convergence secret of their own
     /// (FORMAT.md section 4.1): a deep check cannot re-derive those keys.
     var ownConvergence = Set<Int>()
+    /// The `key-rotation` events, in log order.
+    var rotations: [(index: Int, event: Event)] = []
+    /// Each item's keys as its latest `rewrap` event wrapped them.
+    var rewraps: [ItemID: WrappedKeys] = [:]
     var problems: [VerifyProblem] = []
     var tail: Journal.Tail = .clean
     var entries = 0

@@ -69,7 +69,8 @@ final class GrantCache: Sendable {
         let (grant, signed) = try await archive.storedGrant(id)
         // A node serves only grants it made: a stored grant of another granter (imported, or planted) is none of
         // its business to hand out, whoever it names as grantee.
-        guard grant.granter.signingKey == archive.config.signingKey, grant.granter.boxKey == archive.config.boxKey
+        guard grant.granter.signingKey == archive.config.signingKey,
+            archive.config.boxKeys.contains(grant.granter.boxKey)
         else {
             throw ArchiveError(.notFound, "grant \(id) was not made by this node", fix: "ask its granter")
         }

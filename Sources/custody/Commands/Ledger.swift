@@ -140,6 +140,8 @@ extension CustodyCommand {
                 try await runReportingErrorsAsync {
                     let archive = try global.openArchive(authorizing: [.share])
                     let identity = try Archive.readIdentity(identityFile)
+                    let followed = try archive.followRotation(of: identity)
+                    if let followed, !json { printFollowed(followed.body, from: followed.previousFingerprint) }
                     let (body, already) = try archive.trust(identity, role: .witness)
                     if json {
                         try printJSON(

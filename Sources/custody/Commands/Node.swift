@@ -81,7 +81,11 @@ extension CustodyCommand {
             func run() async throws {
                 try await runReportingErrorsAsync {
                     let archive = try global.openArchive(authorizing: [.share])
-                    let body = try archive.addPeer(alias: name, url: url, identity: try Archive.readIdentity(identity))
+                    let identity = try Archive.readIdentity(identity)
+                    if let followed = try archive.followRotation(of: identity) {
+                        printFollowed(followed.body, from: followed.previousFingerprint)
+                    }
+                    let body = try archive.addPeer(alias: name, url: url, identity: identity)
                     print("peer \(name): \(body.identity.name) at \(body.url ?? url)")
                     print("fingerprint  \(body.identity.fingerprint)  — compare it with them out of band")
                 }

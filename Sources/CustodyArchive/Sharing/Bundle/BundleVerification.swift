@@ -163,7 +163,9 @@ final class BundleVerification {
         case .success(let grant):
             parsed = grant
         }
-        guard let identity, parsed.granter.signingKey == identity.signingKey, parsed.granter.boxKey == identity.boxKey
+        // A grant made before the granter rotated its box key names the key its identity's transitions retired.
+        guard let identity, parsed.granter.signingKey == identity.signingKey,
+            identity.provedBoxKeys.contains(parsed.granter.boxKey)
         else {
             problem(.granterMismatch, "the grant names another granter than the bundle's identity")
             return .stop
