@@ -182,7 +182,7 @@ extension CustodyCommand {
             try await runLedgerDemo(archive: archive, video: video, base: base, passphrase: passphrase)
             let iachr = try await runSharingDemo(archive: archive, base: base, passphrase: passphrase)
             try await runNodeDemo(archive: archive, iachr: iachr, passphrase: passphrase)
-            try await runTeamDemo(archive: archive, base: base)
+            try await runTeamDemo(archive: archive, base: base, passphrase: passphrase)
             printBlock("\nDemo complete.")
         }
 
@@ -406,8 +406,10 @@ extension CustodyCommand {
             )
         }
 
-        /// Steps 21–24: a team — members with their own keys and roles, a removal, and an M-of-N recovery.
-        private func runTeamDemo(archive: Archive.Unlocked, base: String) async throws {
+        /// Steps 21–25: a team — members with their own keys and roles, a removal, a key rotation, and an M-of-N
+        /// recovery.
+        private func runTeamDemo(archive first: Archive.Unlocked, base: String, passphrase: SecretBytes) async throws {
+            var archive = first
             @Sendable func secret(_ text: String) throws -> SecretBytes { try SecretBytes(copying: Array(text.utf8)) }
             func acting(_ name: String, _ passphrase: String) throws -> Archive {
                 try Archive.open(at: archive.root, passphrase: { _ in try secret(passphrase) }, member: name)
@@ -485,7 +487,17 @@ extension CustodyCommand {
             try FileManager.default.removeItem(atPath: "\(archive.root)/members/\(investigator.id).json")
             print("(what K could read before stays readable to K: THREAT-MODEL.md section 7)")
 
-            step("24. custody recovery split --threshold 2 --shares 3, then recovery restore from two shares")
+            step("24. custody keys rotate --reason \"K left\": new content secrets, every item re-wrapped")
+            let admin = archive.member?.member.name
+            let rotation = try await Archive.open(at: archive.root, passphrase: { _ in passphrase }, member: admin)
+                .rotateKeys(reason: "Investigator K left the commission", resume: false)
+            print(
+                "fingerprint \(rotation.previousFingerprint) → \(rotation.fingerprint); \(rotation.rewrapped) item(s) re-wrapped, \(rotation.members) key file(s) re-sealed"
+            )
+            print("what is ingested from now on does not open with the secrets K could have copied")
+            archive = try Archive.open(at: archive.root, passphrase: { _ in passphrase }, member: admin).unlock()
+
+            step("25. custody recovery split --threshold 2 --shares 3, then recovery restore from two shares")
             let split = try await archive.splitRecovery(
                 groupThreshold: 1,
                 groups: [SLIP39.Group(memberThreshold: 2, memberCount: 3)]
