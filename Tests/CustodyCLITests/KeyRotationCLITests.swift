@@ -153,6 +153,41 @@ import Testing
         #expect(followed.stdout.contains("followed the key rotation"), "\(followed.stdout)")
     }
 
+    @Test func aPeerTwoRotationsBehindFollowsBothStepsAndTheItemsStayReadable() throws {
+        let before = try team()
+        #expect(initArchive("c").status == 0)
+        let original = dir.path + "/a.0.json"
+        #expect(CLI.run(["id", "export", "-o", original], environment: env(as: "admin")).status == 0)
+        #expect(CLI.run(["witness", "add", original], environment: env("c")).status == 0)
+        #expect(rotate().status == 0)
+        let middle = try ingest("middle.txt", "between the rotations")
+        #expect(rotate().status == 0)
+        let latest = dir.path + "/a.2.json"
+        #expect(CLI.run(["id", "export", "-o", latest], environment: env(as: "admin")).status == 0)
+        let identity = try #require(
+            try JSONSerialization.jsonObject(with: Data(Fixtures.read(latest))) as? [String: Any]
+        )
+        #expect((identity["transitions"] as? [[String: Any]])?.count == 2)
+        let followed = CLI.run(["witness", "add", latest], environment: env("c"))
+        #expect(followed.status == 0, "\(followed.stderr)")
+        #expect(followed.stdout.contains("followed the key rotation"))
+        // Two retired keys, in order; every item opens; both verifiers agree.
+        let config = try #require(
+            try JSONSerialization.jsonObject(with: Data(Fixtures.read(root + "/archive.json"))) as? [String: Any]
+        )
+        #expect((config["retired_box_keys"] as? [String])?.count == 2)
+        for item in [before, middle] {
+            #expect(
+                CLI.run(["extract", item, "-o", dir.path + "/two-\(item)"], environment: env(as: "ivan")).status == 0
+            )
+        }
+        #expect(CLI.run(["verify", "--deep"], environment: env(as: "admin")).status == 0)
+        if CLI.pythonHasNaCl {
+            let checked = CLI.run(executable: "/usr/bin/env", ["python3", script, root], environment: env(as: "ivan"))
+            #expect(checked.status == 0, "\(checked.stdout)\n\(checked.stderr)")
+        }
+    }
+
     @Test func aForgedOrAlteredTransitionIsNotFollowed() throws {
         _ = try team()
         #expect(initArchive("c").status == 0)

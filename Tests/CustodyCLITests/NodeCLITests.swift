@@ -176,6 +176,39 @@ import Testing
         #expect((report["imported"] as? [String]).map(Set.init) == Set(n.ids))
     }
 
+    @Test func aPullFollowsTheGranterAfterItRotatedItsKeys() throws {
+        let n = try node()
+        stop(n.server)
+        let rotated = CLI.run(["keys", "rotate", "--reason", "a member left"], environment: env("ohchr"))
+        #expect(rotated.status == 0, "\(rotated.stderr)")
+        // A new grant after the rotation names the new box key; IACHR still holds the old identity.
+        let made = CLI.run(
+            [
+                "grant", "create", "--to", dir.path + "/iachr.id", "--case", "C2", "--expires", "1d", "--purpose", "p",
+                "--json",
+            ],
+            environment: env("ohchr")
+        )
+        let grant = try #require(made.json?["id"] as? String, "\(made.stderr)")
+        let (server, url) = try serve("ohchr")
+        defer { stop(server) }
+        // The node moved to another port: the old identity file, with the new URL.
+        let readded = CLI.run(
+            ["peer", "add", "ohchr", url, "--identity", dir.path + "/ohchr.id"],
+            environment: env("iachr")
+        )
+        #expect(readded.status == 0, "\(readded.stderr)")
+        let pulled = CLI.run(["pull", "ohchr", "--grant", grant], environment: env("iachr"))
+        #expect(pulled.status == 0, "\(pulled.stderr)")
+        let fingerprint = CLI.run(["id", "show", "--json"], environment: env("ohchr")).json?["fingerprint"] as? String
+        let registry = String(decoding: Fixtures.read(dir.path + "/iachr/bodies.json"), as: UTF8.self)
+        #expect(registry.contains(try #require(fingerprint)))
+        // The grant pulled before the rotation still opens at IACHR.
+        #expect(
+            CLI.run(["extract", n.ids[0], "-o", dir.path + "/after-rotation"], environment: env("iachr")).status == 0
+        )
+    }
+
     @Test func aPullExchangesCosignaturesBothWays() throws {
         let n = try node()
         defer { stop(n.server) }
