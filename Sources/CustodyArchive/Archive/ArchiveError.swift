@@ -105,6 +105,8 @@ extension ArchiveError.Reason {
     package static let grantUnexpected = Self("grant-unexpected", .badInput)
     /// A peer that did not send its answer (or an object) within the protocol's deadline.
     package static let peerTooSlow = Self("peer-too-slow", .temporary)
+    /// A search query that does not parse (Docs/SEARCH.md section 2).
+    package static let queryMalformed = Self("query-malformed", .usage)
 }
 
 extension ArchiveError.Reason {

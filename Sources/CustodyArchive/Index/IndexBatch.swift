@@ -125,13 +125,13 @@ extension ArchiveIndex {
             }
             try SearchRecord.filter(SearchRecord.Columns.itemID == entry.item).updateAll(
                 db,
-                SearchRecord.Columns.tags.set(to: item.metadata.tags.joined(separator: " "))
+                SearchRecord.Columns.tags.set(to: SearchRecord.tags(item.metadata.tags))
             )
         } else if annotation.type == Event.Kind.note.rawValue, let text = annotation.text {
             // FTS5 has no query-interface form of string concatenation: a later note is appended after a space.
             try db.execute(
                 sql: "UPDATE items_fts SET note = coalesce(note, '') || ' ' || :text WHERE item_id = :item",
-                arguments: ["text": text, "item": entry.item]
+                arguments: ["text": SearchFolding.fold(text), "item": entry.item]
             )
         }
     }

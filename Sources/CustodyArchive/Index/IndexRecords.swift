@@ -147,7 +147,8 @@ struct ItemTagRecord: Codable, FetchableRecord, PersistableRecord {
     }
 }
 
-/// A row of `items_fts` (FTS5): an item's searchable text, one column per metadata field.
+/// A row of `items_fts` (FTS5): an item's searchable text, one column per metadata field, each folded
+/// (``SearchFolding/fold(_:)``; Docs/SEARCH.md). Only matching reads it: what commands print comes from `items`.
 struct SearchRecord: Codable, FetchableRecord, PersistableRecord {
     static let databaseTableName = "items_fts"
 
@@ -179,20 +180,26 @@ struct SearchRecord: Codable, FetchableRecord, PersistableRecord {
         static let tags = Column(CodingKeys.tags)
     }
 
-    /// The searchable text of an item with this id and metadata.
+    /// The searchable text of an item with this id and metadata, folded.
     init(id: String, metadata m: ItemMetadata) {
+        let fold: (String) -> String = SearchFolding.fold
         self.itemID = id
-        self.name = m.name
-        self.caseID = m.caseID
-        self.tags = m.tags.joined(separator: " ")
-        self.source = m.source
-        self.location = m.location
-        self.consent = m.consent
-        self.sensitivity = m.sensitivity
-        self.note = m.note
-        self.meta = m.meta.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: " ")
-        self.mediaType = m.mediaType
-        self.path = m.path
+        self.name = fold(m.name)
+        self.caseID = m.caseID.map(fold)
+        self.tags = Self.tags(m.tags)
+        self.source = m.source.map(fold)
+        self.location = m.location.map(fold)
+        self.consent = m.consent.map(fold)
+        self.sensitivity = m.sensitivity.map(fold)
+        self.note = m.note.map(fold)
+        self.meta = fold(m.meta.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: " "))
+        self.mediaType = fold(m.mediaType)
+        self.path = fold(m.path)
+    }
+
+    /// The `tags` column for these tags: folded, space-separated.
+    static func tags(_ tags: [String]) -> String {
+        SearchFolding.fold(tags.joined(separator: " "))
     }
 
     func encode(to container: inout PersistenceContainer) {

@@ -105,6 +105,34 @@ enum IndexSchema {
                 t.column("entry_offset", .integer).notNull()
             }
         }
+        // The searchable text becomes folded (Docs/SEARCH.md): Arabic marks, letter forms and digits. Each text
+        // column (all but item_id) of every existing row is folded in place, so no sealed part is read again.
+        migrator.registerMigration("v7-folded-search") { db in
+            let columns = try db.columns(in: "items_fts").map(\.name).filter { $0 != "item_id" }
+            let select = "SELECT rowid, " + columns.map(\.quotedDatabaseIdentifier).joined(separator: ", ")
+            let update =
+                "UPDATE items_fts SET "
+                + columns.map { "\($0.quotedDatabaseIdentifier) = ?" }.joined(separator: ", ") + " WHERE rowid = ?"
+            let statement = try db.makeStatement(sql: update)
+            // In pages of 1000 rows by rowid, so a large index is never read into memory at once.
+            var last: Int64 = .min
+            while true {
+                let page = try Row.fetchAll(
+                    db,
+                    sql: select + " FROM items_fts WHERE rowid > ? ORDER BY rowid LIMIT 1000",
+                    arguments: [last]
+                )
+                guard let end = page.last else { break }
+                for row in page {
+                    var values: [(any DatabaseValueConvertible)?] = columns.map { column in
+                        (row[column] as String?).map { SearchFolding.fold($0) }
+                    }
+                    values.append(row["rowid"] as Int64)
+                    try statement.execute(arguments: StatementArguments(values))
+                }
+                last = end["rowid"]
+            }
+        }
         return migrator
     }
 

@@ -8,7 +8,12 @@ extension CustodyCommand {
         static let configuration = CommandConfiguration(
             commandName: "ls",
             abstract: "List items, filtered by case, tags and dates.",
-            discussion: "Repeating --tag lists items that carry all of those tags. Dates are RFC 3339."
+            discussion: """
+                Repeating --tag lists items that carry all of those tags. Dates are RFC 3339. --long prints each \
+                item's path, case, provenance fields and SHA-256; --format csv writes RFC 4180 CSV (CRLF, UTF-8, \
+                cells a spreadsheet would run as formulas prefixed with '); --format json is --json. The columns \
+                and keys: Docs/SEARCH.md section 4.
+                """
         )
 
         @OptionGroup var global: GlobalOptions
@@ -19,7 +24,7 @@ extension CustodyCommand {
         @Option(help: "Collected at or after this time.") var collectedAfter: String?
         @Option(help: "Collected before this time.") var collectedBefore: String?
         @Option(help: "At most this many items.") var limit: Int?
-        @Flag(help: "Print JSON.") var json = false
+        @OptionGroup var listing: ListingOptions
 
         func run() async throws {
             try await runReportingErrorsAsync {
@@ -32,7 +37,7 @@ extension CustodyCommand {
                 filter.collectedBefore = try time(collectedBefore, "--collected-before")
                 filter.limit = limit
                 let items = try await global.openArchive(authorizing: [.read]).index().list(filter)
-                try printItems(items, json: json)
+                try listing.printItems(items)
             }
         }
 
@@ -51,79 +56,29 @@ extension CustodyCommand {
 
     struct Search: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Full-text search over all text metadata (FTS5 syntax: words, \"phrases\", AND, OR, NOT).",
-            discussion: "Case and diacritics are ignored; Arabic, Cyrillic and Latin scripts are tokenised."
+            abstract: "Full-text search over all text metadata: words, \"phrases\", prefix*, AND, OR, NOT, ( ).",
+            discussion: """
+                Terms side by side must all match (AND). NOT binds tightest, then AND, then OR; NOT needs a term \
+                before it (aleppo NOT draft). Operators are upper case; lower-case and, or, not are words. A word \
+                with punctuation (W-17) matches as a phrase. Case, Latin accents and Arabic marks are ignored, \
+                and letter forms are folded (أ إ آ to ا, ى to ي, ة to ه, Persian ک ی to ك ي, Arabic-Indic \
+                digits to 0-9), in the index and in the query alike. A malformed query is a usage error (exit 64). \
+                The full rules: Docs/SEARCH.md.
+                """
         )
 
         @OptionGroup var global: GlobalOptions
-        @Argument(help: "The query, e.g. \"roof AND aleppo\".") var query: String
+        @Argument(help: "The query, e.g. \"roof AND aleppo\" or '\"chain of custody\" OR detain*'.") var query: String
         @Option(help: "At most this many items.") var limit: Int?
-        @Flag(help: "Print JSON.") var json = false
+        @OptionGroup var listing: ListingOptions
 
         func run() async throws {
             try await runReportingErrorsAsync {
-                guard !query.trimmingCharacters(in: .whitespaces).isEmpty else {
-                    throw ArchiveError(.usage, "the search query is empty", fix: "give words to search for")
-                }
-                let items = try await global.openArchive(authorizing: [.read]).index().search(query, limit: limit)
-                try printItems(items, json: json)
+                // Checked before the archive is opened: a malformed query never asks for the passphrase.
+                let parsed = try SearchQuery.checked(query)
+                let items = try await global.openArchive(authorizing: [.read]).index().search(parsed, limit: limit)
+                try listing.printItems(items)
             }
         }
     }
-}
-
-/// `ls --json` / `search --json` rows.
-struct ItemRowJSON: Encodable {
-    var id: String
-    var `case`: String?
-    var tags: [String]
-    var name: String
-    var sha256: String
-    var size: Int64
-    var ingestedAt: String
-    var mediaType: String
-
-    enum CodingKeys: String, CodingKey {
-        case id, `case`, tags, name, sha256, size
-        case ingestedAt = "ingested_at"
-        case mediaType = "media_type"
-    }
-
-    init(_ item: IndexedItem) {
-        id = item.id
-        `case` = item.metadata.caseID
-        tags = item.metadata.tags
-        name = item.metadata.name
-        sha256 = item.metadata.sha256
-        size = item.metadata.size
-        ingestedAt = item.metadata.ingestedAt
-        mediaType = item.metadata.mediaType
-    }
-
-    func encode(to encoder: any Encoder) throws {
-        var c = encoder.container(keyedBy: CodingKeys.self)
-        try c.encode(id, forKey: .id)
-        try c.encode(`case`, forKey: .case)
-        try c.encode(tags, forKey: .tags)
-        try c.encode(name, forKey: .name)
-        try c.encode(sha256, forKey: .sha256)
-        try c.encode(size, forKey: .size)
-        try c.encode(ingestedAt, forKey: .ingestedAt)
-        try c.encode(mediaType, forKey: .mediaType)
-    }
-}
-
-private struct ItemsJSON: Encodable { var items: [ItemRowJSON] }
-
-func printItems(_ items: [IndexedItem], json: Bool) throws {
-    if json {
-        try printJSON(ItemsJSON(items: items.map(ItemRowJSON.init)))
-        return
-    }
-    for item in items {
-        let m = item.metadata
-        let tags = m.tags.isEmpty ? "" : "  [" + m.tags.joined(separator: ", ") + "]"
-        print("\(item.id)  \(m.ingestedAt)  \(m.caseID ?? "-")  \(formatBytes(m.size))  \(m.name)\(tags)")
-    }
-    if items.isEmpty { printError("no items match") }
 }
