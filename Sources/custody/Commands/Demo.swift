@@ -128,8 +128,8 @@ extension CustodyCommand {
             let listed = try await archive.index().list(filter)
             for item in listed { print("\(item.id.prefix(12))…  \(item.metadata.mediaType)  \(item.metadata.name)") }
 
-            step("5. custody search — English, Arabic, Russian, and Spanish without its accent")
-            for query in ["roof AND aleppo", "حلب", "задержанных", "cancion AND estacion"] {
+            step("5. custody search — English, Arabic (also with vowel marks), Russian, Spanish without its accent")
+            for query in ["roof AND aleppo", "حلب", "المُحتجَزين", "задержанных", "cancion AND estacion"] {
                 let hits = try await archive.index().search(query)
                 print("\"\(query)\" → \(hits.map(\.metadata.name).joined(separator: ", "))")
             }
