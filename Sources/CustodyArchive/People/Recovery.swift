@@ -314,3 +314,107 @@ extension ArchiveError.Reason {
     /// Recovery shares of different splits, or of a split that is not this archive's current one.
     package static let recoveryOtherSplit = Self("recovery-other-split", .badInput)
 }
+
+/// A recovery share sealed to one custodian's own X25519 key (`recovery split --seal-to`; Docs/FORMAT.md section
+/// 4.2): a file the custodian keeps, which only their key file opens.
+///
+/// `sealed = crypto_box_seal("custody/recovery-share/v1\n" ‖ origin ‖ "\n" ‖ member id (8 bytes) ‖ mnemonic,
+/// member's box key)`.
+package struct SealedRecoveryShare: Codable, Sendable {
+    /// Always `custody-recovery-share`.
+    package var format = "custody-recovery-share"
+    /// Format version (1).
+    package var version = 1
+    /// The archive's log origin.
+    package var origin: String
+    /// The custodian's member id.
+    package var member: MemberID
+    /// The SLIP-39 identifier of the split.
+    package var identifier: Int
+    /// The sealed share, base64.
+    package var sealed: String
+
+    /// The largest file read.
+    package static let maxBytes = 16 * 1024
+    static let domain = Array("custody/recovery-share/v1\n".utf8)
+
+    static func plaintextPrefix(origin: String, member: MemberID) -> [UInt8] {
+        domain + Array(origin.utf8) + [0x0A] + member.bytes
+    }
+
+    /// Seals `mnemonic` to `member`.
+    package static func seal(_ mnemonic: String, identifier: Int, to member: Member, origin: String) throws -> Self {
+        guard let box = Encoding.bytes(base64: member.boxKey), box.count == 32 else {
+            throw ArchiveError(.damaged, "the roster names a malformed key", fix: "run custody verify")
+        }
+        var plaintext = plaintextPrefix(origin: origin, member: member.id) + Array(mnemonic.utf8)
+        defer { wipe(&plaintext) }
+        return Self(
+            origin: origin,
+            member: member.id,
+            identifier: identifier,
+            sealed: Encoding.base64(try BoxKey.seal(plaintext, to: box))
+        )
+    }
+
+    /// Parses a sealed share from outside: at most ``maxBytes`` of JSON of the documented form.
+    package static func parse(_ bytes: [UInt8], source: String) throws -> Self {
+        guard bytes.count <= maxBytes, let file = try? JSONDecoder().decode(Self.self, from: Data(bytes)),
+            file.format == "custody-recovery-share", file.version == 1, OutsideInput.isOrigin(file.origin),
+            (0..<32768).contains(file.identifier), file.sealed.utf8.count <= 8192
+        else {
+            throw ArchiveError(
+                .badInput,
+                "\(TerminalText.escape(source)) is not a sealed recovery share",
+                fix: "give the file recovery split --seal-to wrote for you"
+            )
+        }
+        return file
+    }
+}
+
+extension Archive {
+    /// Opens a share sealed to the acting member (``SealedRecoveryShare``) with their own key file: any member who
+    /// was made a custodian, whatever their role, and only them.
+    ///
+    /// - Returns: The share's SLIP-39 words, to type into `recovery restore`.
+    /// - Throws: ``ArchiveError``: not authorised when the share is another member's or another archive's, or does
+    ///   not open with the acting member's key; bad input for words that are not a SLIP-39 share.
+    package func openSealedShare(_ file: SealedRecoveryShare) throws -> String {
+        let (keyFile, opened) = try Self.openMember(
+            root: root,
+            config: config,
+            named: memberName,
+            passphrase: passphrase
+        )
+        guard file.origin == config.origin, file.member == keyFile.member.id else {
+            throw ArchiveError(
+                .notAuthorised,
+                "this recovery share is sealed to member \(file.member) of \(TerminalText.escape(file.origin)), not to \(TerminalText.escape(keyFile.member.name)) of this archive",
+                fix: "open it as the member it names (--member NAME), in the archive it belongs to"
+            )
+        }
+        let box = try BoxKey(secretKey: opened.boxSecret)
+        let prefix = SealedRecoveryShare.plaintextPrefix(origin: file.origin, member: file.member)
+        guard let sealed = Encoding.bytes(base64: file.sealed), var plaintext = try? box.open(sealed),
+            plaintext.count > prefix.count, Array(plaintext[..<prefix.count]) == prefix
+        else {
+            throw ArchiveError(
+                .notAuthorised,
+                "this recovery share does not open with the key of \(TerminalText.escape(keyFile.member.name))",
+                fix: "open it as the member it was sealed to"
+            )
+        }
+        defer { wipe(&plaintext) }
+        guard let words = String(validating: plaintext[prefix.count...], as: UTF8.self),
+            let share = try? SLIP39.Share(mnemonic: words), share.identifier == file.identifier
+        else {
+            throw ArchiveError(
+                .badInput,
+                "the sealed share holds no SLIP-39 share of its split",
+                fix: "ask for a new split"
+            )
+        }
+        return words
+    }
+}

@@ -15,7 +15,7 @@ extension CustodyCommand {
                 re-creates an administrator with `restore`, as a logged recovery event. Fewer shares reveal \
                 nothing. Docs/OPERATIONS.md section 19 describes the ceremony.
                 """,
-            subcommands: [Split.self, Restore.self]
+            subcommands: [Split.self, OpenShare.self, Restore.self]
         )
 
         struct Split: AsyncParsableCommand {
@@ -36,6 +36,14 @@ extension CustodyCommand {
             @Option(help: ArgumentHelp("A group: THRESHOLD/COUNT (repeatable).", valueName: "t/n")) var group:
                 [String] = []
             @Option(help: "How many groups are needed (with --group).") var groupThreshold: Int?
+            @Option(
+                help: ArgumentHelp(
+                    "Seal the shares, in order, to these members' own keys instead of printing them (one per share).",
+                    valueName: "member"
+                )
+            ) var sealTo: [String] = []
+            @Option(name: .shortAndLong, help: "With --seal-to: the folder to write the sealed shares to.") var output:
+                String?
             @Flag(help: "Print JSON.") var json = false
 
             func groups() throws -> (threshold: Int, groups: [SLIP39.Group]) {
@@ -73,8 +81,72 @@ extension CustodyCommand {
             func run() async throws {
                 try await runReportingErrorsAsync {
                     let (groupThreshold, groups) = try groups()
+                    let shareCount = groups.reduce(0) { $0 + $1.memberCount }
+                    guard sealTo.isEmpty || (sealTo.count == shareCount && output != nil) else {
+                        throw ArchiveError(
+                            .usage,
+                            "--seal-to names \(sealTo.count) member(s) for \(shareCount) share(s)\(output == nil ? ", and no -o folder" : "")",
+                            fix: "give one --seal-to per share, in share order, and -o DIR"
+                        )
+                    }
+                    guard Set(sealTo).count == sealTo.count else {
+                        throw ArchiveError(
+                            .usage,
+                            "--seal-to names a member twice",
+                            fix: "give each custodian one share"
+                        )
+                    }
                     let archive = try global.unlockArchive(for: [.manageMembers])
+                    // Every custodian must be a current member, checked before anything is split.
+                    let roster = try archive.roster()
+                    let custodians = try sealTo.map { name in
+                        guard let member = roster.current(named: name) else {
+                            throw ArchiveError(
+                                .memberUnknown,
+                                "\(TerminalText.escape(String(name.prefix(80)))) is not a current member",
+                                fix: "check the names with custody member list"
+                            )
+                        }
+                        return member
+                    }
+                    if let output, !custodians.isEmpty {
+                        guard FileManager.default.fileExists(atPath: output) || POSIX.makeDirectories(output) == 0
+                        else {
+                            throw ArchiveError(
+                                .cannotCreate,
+                                "cannot create \(output)",
+                                fix: "choose another -o folder"
+                            )
+                        }
+                    }
                     let split = try await archive.splitRecovery(groupThreshold: groupThreshold, groups: groups)
+                    if let output, !custodians.isEmpty {
+                        let mnemonics = split.groups.flatMap { $0 }
+                        var written: [SealedShareJSON] = []
+                        for (index, (words, member)) in zip(mnemonics, custodians).enumerated() {
+                            let sealed = try SealedRecoveryShare.seal(
+                                words,
+                                identifier: split.identifier,
+                                to: member,
+                                origin: archive.config.origin
+                            )
+                            let path = output + "/recovery-share-\(index + 1)-\(member.id).json"
+                            try ArchiveFiles.writeAtomically(path, JSONFormat.fileBytes(sealed), mode: 0o600)
+                            written.append(SealedShareJSON(share: index + 1, member: member.name, file: path))
+                        }
+                        if json {
+                            try printJSON(written)
+                        } else {
+                            print("Recovery split \(split.identifier): \(groupThreshold) of \(groups.count) group(s).")
+                            for share in written {
+                                print(
+                                    "share \(share.share) sealed to \(TerminalText.escape(share.member)): \(TerminalText.escape(share.file))"
+                                )
+                            }
+                            print("Hand each file to its custodian; they open it with custody recovery open-share.")
+                        }
+                        return
+                    }
                     if json {
                         try printJSON(
                             SplitJSON(
@@ -105,6 +177,30 @@ extension CustodyCommand {
                             print(words)
                         }
                     }
+                }
+            }
+        }
+
+        struct OpenShare: AsyncParsableCommand {
+            static let configuration = CommandConfiguration(
+                commandName: "open-share",
+                abstract: "Print the words of a recovery share sealed to you (recovery split --seal-to).",
+                discussion: """
+                    Opens the file with the acting member's own key file and passphrase (--member NAME), and \
+                    prints the SLIP-39 words on standard output, for recovery restore. Only the member the share \
+                    was sealed to can open it; another member's, another archive's or an altered file is refused.
+                    """
+            )
+            @OptionGroup var global: GlobalOptions
+            @Argument(help: "The sealed share file.", completion: .file()) var file: String
+
+            func run() async throws {
+                try await runReportingErrorsAsync {
+                    let share = try SealedRecoveryShare.parse(
+                        try ArchiveFiles.read(file, limit: SealedRecoveryShare.maxBytes + 1),
+                        source: file
+                    )
+                    print(try global.openArchive().openSealedShare(share))
                 }
             }
         }
@@ -178,4 +274,11 @@ struct SplitJSON: Encodable {
         case recoveryKey = "recovery_key"
         case groupThreshold = "group_threshold"
     }
+}
+
+/// `recovery split --seal-to … --json`: where each sealed share went.
+struct SealedShareJSON: Encodable {
+    var share: Int
+    var member: String
+    var file: String
 }
