@@ -87,6 +87,30 @@ func writeRaw(_ folder: String, _ name: [UInt8], _ content: [UInt8]) {
         #expect(report.items.count == 1)
     }
 
+    /// Runs `/bin/mount` or `/bin/umount` with `arguments`; whether it succeeded.
+    private static func run(_ tool: String, _ arguments: [String]) -> Bool {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: tool)
+        process.arguments = arguments
+        process.standardError = FileHandle.nullDevice
+        guard (try? process.run()) != nil else { return false }
+        process.waitUntilExit()
+        return process.terminationStatus == 0
+    }
+
+    @Test(.enabled(if: getuid() == 0, "bind mounts need root"))
+    func aSecondMountOfTheArchiveInsideTheFolderIsRecognised() async throws {
+        let archive = try await Fixtures.archive(in: dir)
+        dir.write("evidence/a.txt", text: "a")
+        let mountPoint = dir.path + "/evidence/usb"
+        try FileManager.default.createDirectory(atPath: mountPoint, withIntermediateDirectories: true)
+        guard Self.run("/bin/mount", ["--bind", dir.path + "/archive", mountPoint]) else { return }
+        defer { _ = Self.run("/bin/umount", [mountPoint]) }
+        // The archive's real path is not below evidence/: only its device and inode give it away.
+        try await expectRefused(archive, dir.path + "/evidence")
+        try await expectRefused(archive, mountPoint + "/objects")
+    }
+
     @Test func aSymbolicLinkInsideTheFolderToTheArchiveIsNotFollowed() async throws {
         let archive = try await Fixtures.archive(in: dir)
         dir.write("up/a.txt", text: "a")

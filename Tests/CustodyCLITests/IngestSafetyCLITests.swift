@@ -115,6 +115,35 @@ import Testing
         #expect(dup.stdout.contains("21 item(s) ingested"))
     }
 
+    @Test func fieldStaffLearnNothingOfWhatIsHeldFromADryRunOrAReRun() throws {
+        #expect(initArchive("a").status == 0)
+        var adding = env
+        adding["CUSTODY_NEW_PASSPHRASE"] = "fay's own words"
+        let added = CLI.run(
+            ["member", "add", "fay", "--role", "field-staff", "--kdf", "insecure-test"],
+            environment: adding
+        )
+        #expect(added.status == 0, "\(added.stderr)")
+        dir.write("up/held.txt", text: "already held")
+        var admin = env
+        admin["CUSTODY_MEMBER"] = "admin"
+        let held = CLI.run(["ingest", dir.path + "/up"], environment: admin)
+        #expect(held.status == 0, "\(held.stderr)")
+        var fay = env
+        fay["CUSTODY_MEMBER"] = "fay"
+        fay["CUSTODY_PASSPHRASE"] = "fay's own words"
+        let dry = CLI.run(["ingest", dir.path + "/up", "--dry-run", "--json"], environment: fay)
+        #expect(dry.status == 0, "\(dry.stderr)")
+        let planned = try #require(dry.json?["would_add"] as? [[String: Any]])
+        #expect(planned.count == 1)
+        #expect(planned.first?["duplicate_of"] is NSNull)
+        #expect((dry.json?["already_held"] as? [Any])?.isEmpty == true)
+        let again = CLI.run(["ingest", dir.path + "/up", "--json"], environment: fay)
+        #expect(again.status == 0, "\(again.stderr)")
+        #expect((again.json?["items"] as? [Any])?.count == 1)
+        #expect((again.json?["already_held"] as? [Any])?.isEmpty == true)
+    }
+
     @Test func aCollectorsManifestResolvesFromItsFolderAndIsAllOrNothing() throws {
         #expect(initArchive("a").status == 0)
         dir.write("up/a.txt", text: "alpha")
