@@ -271,7 +271,17 @@ extension EventRecording {
         var report = report
         report.skipped = problems
         for file in files {
-            let read = try await BlockingWork.run { try Self.hash(file) }
+            guard file.size <= SealedPart.maxItemBytes else {
+                report.skipped.append(
+                    ScanProblem(
+                        path: file.path,
+                        .unreadable,
+                        reason: "is larger than 1 TiB (split it before ingesting)"
+                    )
+                )
+                continue
+            }
+            let read = try await BlockingWork.run { Self.hash(file) }
             let sha256: String
             switch read {
             case .failure(let problem):
@@ -303,7 +313,7 @@ extension EventRecording {
     }
 
     /// The SHA-256 of a scanned file, read through ``SourceFile/openForReading()`` in 1 MiB blocks.
-    private static func hash(_ file: SourceFile) throws -> Result<String, ScanProblem> {
+    private static func hash(_ file: SourceFile) -> Result<String, ScanProblem> {
         let fd: Int32
         switch file.openForReading() {
         case .success(let opened): fd = opened
