@@ -17,7 +17,8 @@ import Testing
             (.journalTruncated, 1), (.historyAltered, 1), (.checkpointInvalid, 1), (.peerTooSlow, 75),
             (.logUnknown, 77), (.fileExposed, 77), (.notRegularFile, 65), (.tooLarge, 65),
             (.identityInvalid, 65), (.revocationInvalid, 1), (.revocationMalformed, 65), (.splitView, 65),
-            (.peerMalformed, 65), (.grantUnexpected, 65), (.queryMalformed, 64),
+            (.peerMalformed, 65), (.grantUnexpected, 65), (.queryMalformed, 64), (.ingestsArchive, 64),
+            (.nothingIngested, 65),
         ]
         for (reason, exit) in expected {
             #expect(reason.code.exitCode == exit, "\(reason)")

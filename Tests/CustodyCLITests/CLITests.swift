@@ -193,7 +193,7 @@ import Testing
         )
     }
 
-    @Test func nonUTF8NamesAndSymlinksRefuseTheRunUnlessSkipped() throws {
+    @Test func symlinksRefuseTheRunUnlessSkippedAndNonUTF8NamesAreKept() throws {
         try initArchive()
         dir.write("up/ok.txt", text: "ok")
         let raw = Array((dir.path + "/up/caf").utf8) + [0xE9, 0x2E, 0x74, 0x78, 0x74, 0]
@@ -203,17 +203,18 @@ import Testing
             }
         }
         close(fd)
+        try FileManager.default.createSymbolicLink(atPath: dir.path + "/up/link", withDestinationPath: "/etc/passwd")
         let refused = CLI.run(["ingest", dir.path + "/up"], environment: env.jsonErrors)
         #expect(refused.status == 65 && refused.errorReason == "bad-input")
-        #expect(refused.error?.problem.contains("UTF-8") == true)  // the message says what to rename: the property
+        #expect(refused.error?.problem.contains("symbolic link") == true)  // the message names the problem
         #expect(Fixtures.allFiles(under: archive + "/objects").isEmpty)
         let skipped = CLI.run(["ingest", dir.path + "/up", "--skip-problems", "--json"], environment: env)
         #expect(skipped.status == 0)
-        #expect((skipped.json?["items"] as? [Any])?.count == 1)
+        #expect((skipped.json?["items"] as? [Any])?.count == 2)
         #expect((skipped.json?["skipped"] as? [Any])?.count == 1)
     }
 
-    @Test func expectFromListRefusesMismatches() throws {
+    @Test func expectFromListRefusesMismatchesAllOrNothing() throws {
         try initArchive()
         let good = dir.write("up/good.txt", text: "good")
         let bad = dir.write("up/bad.txt", text: "bad")
@@ -228,7 +229,13 @@ import Testing
         let result = CLI.run(["ingest", dir.path + "/up", "--expect-from", list, "--json"], environment: env)
         #expect(result.status == 65)
         #expect(result.stderr.contains("refused"))  // a `custody: refused …` line per file: the output under test
-        let items = result.json?["items"] as? [[String: Any]]
+        #expect((result.json?["items"] as? [[String: Any]])?.isEmpty == true)
+        let partial = CLI.run(
+            ["ingest", dir.path + "/up", "--expect-from", list, "--skip-problems", "--json"],
+            environment: env
+        )
+        #expect(partial.status == 65)
+        let items = partial.json?["items"] as? [[String: Any]]
         #expect(items?.count == 1)
         #expect(items?.first?["path"] as? String == good)
     }

@@ -206,8 +206,11 @@ import Testing
         let evidence = dir.write("known/photo.jpg", Array(repeating: 0xD8, count: 5000) + randomBytes(3000))
         let first = CLI.run(["ingest", evidence, "--json"], environment: env(as: "ivan"))
         #expect(first.status == 0, "\(first.stderr)")
-        // An investigator ingesting it again is told (the check below would mean nothing otherwise).
-        let again = CLI.run(["ingest", evidence, "--json"], environment: env(as: "ivan"))
+        // An investigator ingesting it again is told (the check below would mean nothing otherwise): a re-run
+        // skips it as held, and --allow-duplicates names the item it duplicates.
+        let rerun = CLI.run(["ingest", evidence, "--json"], environment: env(as: "ivan"))
+        #expect((rerun.json?["already_held"] as? [Any])?.count == 1, "\(rerun.stdout)")
+        let again = CLI.run(["ingest", evidence, "--allow-duplicates", "--json"], environment: env(as: "ivan"))
         let againItem = (again.json?["items"] as? [[String: Any]])?.first
         #expect(againItem?["duplicate_of"] is String, "\(again.stdout)")
         let field = CLI.run(["ingest", evidence, "--json"], environment: env(as: "fay"))

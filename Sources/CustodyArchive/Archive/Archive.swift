@@ -82,6 +82,8 @@ package final class Archive: Sendable {
         case shared
         /// Alone (gc, reindex, passphrase change).
         case exclusive
+        /// Alongside other commands, writing nothing in the folder: the index is opened immutable (a dry run).
+        case readOnly
     }
 
     static func configPath(_ root: String) -> String { root + "/archive.json" }
@@ -117,7 +119,7 @@ package final class Archive: Sendable {
         self.config = config
         signingPublicKey = signing
         boxPublicKey = box
-        lock = try FileLock(path: root + "/lock", mode: access == .shared ? .shared : .exclusive)
+        lock = try FileLock(path: root + "/lock", mode: access == .exclusive ? .exclusive : .shared)
         do {
             store = ArchiveObjects(try objects(root))
         } catch {
@@ -138,7 +140,10 @@ package final class Archive: Sendable {
             }
         }
         do {
-            openedIndex = .success(try ArchiveIndex(path: Self.indexPath(root)))
+            openedIndex = .success(
+                access == .readOnly
+                    ? try ArchiveIndex(immutableAt: Self.indexPath(root)) : try ArchiveIndex(path: Self.indexPath(root))
+            )
         } catch {
             openedIndex = .failure(ArchiveIndex.mapped(error))
         }

@@ -42,6 +42,12 @@ package struct ItemMetadata: Codable, Sendable, Equatable {
     package var ingestedAt: String
     /// The ingesting archive's log origin.
     package var ingestedBy: String
+    /// SHA-256 (lowercase hex) of the collector's hash list (`ingest --expect-from`) whose line this item's
+    /// SHA-256 matched; absent when none was given.
+    package var matchedManifest: String? = nil
+    /// The recorded path's raw bytes, standard base64 with padding, present only when they are not UTF-8
+    /// (``path`` and ``name`` then show each invalid byte sequence as U+FFFD).
+    package var pathBytes: String? = nil
 
     enum CodingKeys: String, CodingKey {
         case version = "v"
@@ -55,6 +61,8 @@ package struct ItemMetadata: Codable, Sendable, Equatable {
         case location, consent, sensitivity, note, meta
         case ingestedAt = "ingested_at"
         case ingestedBy = "ingested_by"
+        case matchedManifest = "matched_manifest"
+        case pathBytes = "path_bytes"
     }
 }
 

@@ -85,15 +85,24 @@ private struct StopReading: Error {}
 /// A plaintext file being written: unnamed until it is complete and verified, then linked into place.
 private final class PlaintextOutput {
     private static let tmpFileFlag: Int32 = 0o20000000 | O_DIRECTORY  // Linux O_TMPFILE
+    /// The final path as shown (a name that is not UTF-8 with `\xHH` escapes).
     let finalPath: String
+    /// The final path's bytes, as the file is named.
+    fileprivate let finalBytes: [UInt8]
     fileprivate let directory: String
     fileprivate let fd: Int32
     fileprivate var namedTemp: String?
     fileprivate var published = false
 
-    init(directory: String, finalPath: String) throws {
+    /// - Parameters:
+    ///   - directory: The folder it is written in.
+    ///   - finalPath: The path it is given when complete.
+    ///   - finalBytes: That path's bytes, when they are not `finalPath`'s UTF-8 (an original name that is not).
+    /// - Throws: ``ArchiveError`` when the folder cannot be written.
+    init(directory: String, finalPath: String, finalBytes: [UInt8]? = nil) throws {
         self.directory = directory
         self.finalPath = finalPath
+        self.finalBytes = finalBytes ?? Array(finalPath.utf8)
         var fd = POSIX.open(directory, O_WRONLY | Self.tmpFileFlag, 0o600)
         if fd < 0 && (errno == EOPNOTSUPP || errno == EISDIR || errno == EINVAL) {
             // The filesystem has no O_TMPFILE: fall back to a hidden named temporary file.
@@ -124,31 +133,35 @@ private final class PlaintextOutput {
         var source = namedTemp
         if source == nil {
             if !replacing {
-                try link("/proc/self/fd/\(fd)", to: finalPath)
+                try link(Array("/proc/self/fd/\(fd)".utf8), to: finalBytes)
                 published = true
                 _ = POSIX.syncDirectory(directory)
                 return
             }
             let temp = "\(directory)/.custody-extract-\(Encoding.hex(randomBytes(8)))"
-            try link("/proc/self/fd/\(fd)", to: temp)
+            try link(Array("/proc/self/fd/\(fd)".utf8), to: Array(temp.utf8))
             namedTemp = temp
             source = temp
         }
         guard let source else { return }
         if replacing {
-            guard rename(source, finalPath) == 0 else {
+            guard FileScanner.withCString(finalBytes, { rename(source, $0) }) == 0 else {
                 throw ArchiveError.writeFailed("cannot write \(finalPath)", errno: errno)
             }
         } else {
-            try link(source, to: finalPath)
+            try link(Array(source.utf8), to: finalBytes)
             unlink(source)
         }
         published = true
         _ = POSIX.syncDirectory(directory)
     }
 
-    fileprivate func link(_ source: String, to destination: String) throws {
-        guard linkat(AT_FDCWD, source, AT_FDCWD, destination, AT_SYMLINK_FOLLOW) == 0 else {
+    fileprivate func link(_ source: [UInt8], to target: [UInt8]) throws {
+        let destination = target == finalBytes ? finalPath : String(decoding: target, as: UTF8.self)
+        let linked = FileScanner.withCString(source) { from in
+            FileScanner.withCString(target) { linkat(AT_FDCWD, from, AT_FDCWD, $0, AT_SYMLINK_FOLLOW) }
+        }
+        guard linked == 0 else {
             if errno == EEXIST {
                 throw ArchiveError(
                     .cannotCreate,
@@ -166,7 +179,8 @@ extension Archive.Unlocked {
     ///
     /// - Parameters:
     ///   - id: An item id or unique prefix.
-    ///   - output: The file to write.
+    ///   - output: The file to write; an existing folder to write the item in under its original name (the
+    ///     bytes it was ingested under, ``ItemMetadata/rawName``).
     ///   - force: Replace an existing file.
     ///   - purpose: Why the plaintext leaves the archive, sealed under the item's K_meta (like a note) and named
     ///     by the `extract` event.
@@ -188,21 +202,42 @@ extension Archive.Unlocked {
             }
         }
         let indexed = try await resolveItem(id)
-        if !force, POSIX.lstatPath(output) != nil {
-            throw ArchiveError(.cannotCreate, "\(output) already exists", fix: "choose another -o path or pass --force")
-        }
-        if let st = POSIX.lstatPath(output), POSIX.isDirectory(st.st_mode) {
-            throw ArchiveError(.cannotCreate, "\(output) is a folder", fix: "give a file path with -o")
-        }
         let event = try ingestEvent(of: indexed)
         guard let item = event.item else {
             throw ArchiveError(.damaged, "ingest event without item", fix: "run custody verify")
         }
         let metadata = try await self.metadata(of: event)
+        var destination = output
+        var destinationBytes: [UInt8]?
+        var directory = POSIX.parentDirectory(of: output)
+        if let st = POSIX.statPath(output), POSIX.isDirectory(st.st_mode) {
+            // Into the folder, under the name it was ingested under (bytes, which need not be UTF-8).
+            var name = metadata.rawName
+            if name.isEmpty || name == [0x2E] || name == [0x2E, 0x2E] || name.contains(0) || name.contains(0x2F) {
+                name = Array(item.hex.utf8)
+            }
+            directory = output
+            while destination.count > 1 && destination.hasSuffix("/") { destination.removeLast() }
+            let bytes = Array(destination.utf8) + [0x2F] + name
+            destinationBytes = bytes
+            destination = ItemMetadata.escapingInvalidUTF8(bytes)
+        }
+        let target = destinationBytes ?? Array(destination.utf8)
+        var existing = stat()
+        let exists = FileScanner.withCString(target) { Glibc.lstat($0, &existing) } == 0
+        if !force, exists {
+            throw ArchiveError(
+                .cannotCreate,
+                "\(destination) already exists",
+                fix: "choose another -o path or pass --force"
+            )
+        }
+        if exists, POSIX.isDirectory(existing.st_mode) {
+            throw ArchiveError(.cannotCreate, "\(destination) is a folder", fix: "give a file path with -o")
+        }
         let manifest = try await contentManifest(of: event)
-        let directory = POSIX.parentDirectory(of: output)
         // An unnamed temporary file (O_TMPFILE): a crash leaves no plaintext behind under any name.
-        let output = try PlaintextOutput(directory: directory, finalPath: output)
+        let output = try PlaintextOutput(directory: directory, finalPath: destination, finalBytes: destinationBytes)
         var hasher = SHA256Hasher()
         var remaining = manifest.size
         try await forEachChunk(of: manifest, item: item) { _, plaintext in

@@ -15,7 +15,7 @@ import Glibc
 /// - Reading: ArchiveIndex+Queries.swift; full-text search: ArchiveIndex+Search.swift.
 /// - Writing: ``IndexBatch`` (IndexBatch.swift), applied in one transaction.
 package final class ArchiveIndex: Sendable {
-    private let pool: DatabasePool
+    private let pool: any DatabaseWriter
     /// The database file.
     let path: String
 
@@ -32,6 +32,35 @@ package final class ArchiveIndex: Sendable {
             try IndexSchema.migrator.migrate(pool)
             // The index holds plaintext metadata: owner-only, whatever the umask.
             for suffix in ["", "-wal", "-shm"] { chmod(path + suffix, 0o600) }
+        } catch {
+            throw Self.mapped(error)
+        }
+    }
+
+    /// Opens the index to read it without writing a byte of the folder: SQLite's `immutable` URI parameter (no
+    /// lock, no `-wal` or `-shm` file made, nothing migrated), for a dry run. A write through it fails.
+    ///
+    /// The file is read as it is on disk: a WAL file another command is writing is not seen.
+    ///
+    /// - Throws: ``ArchiveError`` when it cannot be opened (it does not exist, or is not an index).
+    init(immutableAt path: String) throws {
+        self.path = path
+        var config = Configuration()
+        config.readonly = true
+        config.label = "custody.index.immutable"
+        // RFC 3986 percent-encoding of everything but unreserved characters and `/`, as SQLite's URI filenames
+        // require (a `?`, `#` or `%` in the path must not end it).
+        var encoded = ""
+        for byte in path.utf8 {
+            switch byte {
+            case 0x41...0x5A, 0x61...0x7A, 0x30...0x39, 0x2D, 0x2E, 0x5F, 0x7E, 0x2F:
+                encoded.unicodeScalars.append(Unicode.Scalar(byte))
+            default:
+                encoded += "%" + (byte < 16 ? "0" : "") + String(byte, radix: 16, uppercase: true)
+            }
+        }
+        do {
+            pool = try DatabaseQueue(path: "file:\(encoded)?immutable=1", configuration: config)
         } catch {
             throw Self.mapped(error)
         }

@@ -11,6 +11,12 @@ package struct FileIdentity: Sendable, Hashable {
     /// `st_ino`.
     package var inode: UInt64
 
+    /// An identity from its two numbers.
+    package init(device: UInt64, inode: UInt64) {
+        self.device = device
+        self.inode = inode
+    }
+
     /// The identity in a `stat` result.
     init(_ st: stat) {
         device = UInt64(st.st_dev)
@@ -53,6 +59,15 @@ package struct SourceFile: Sendable, Equatable {
     package var name: [UInt8]
     /// Its device and inode when scanned.
     package var identity: FileIdentity
+    /// ``displayPath`` as the raw bytes of the names (which need not be UTF-8).
+    package var rawDisplayPath: [UInt8]
+    /// Its real path: the folder given with links resolved, then the entry names, raw bytes.
+    package var absolutePath: [UInt8]
+}
+
+extension SourceFile {
+    /// Whether every name on its recorded path is UTF-8.
+    package var pathIsUTF8: Bool { String(validating: rawDisplayPath, as: UTF8.self) != nil }
 }
 
 /// A file or folder that will not be ingested, and why.
@@ -63,8 +78,6 @@ package struct ScanProblem: Error, Sendable, Equatable, CustomStringConvertible 
         case symbolicLink
         /// Not a regular file or folder (a device, pipe or socket), or no longer one.
         case notRegularFile
-        /// A name that is not valid UTF-8.
-        case nameNotUTF8
         /// Cannot be read (permissions, or another error of the system).
         case unreadable
         /// Changed while it was scanned.
@@ -79,6 +92,10 @@ package struct ScanProblem: Error, Sendable, Equatable, CustomStringConvertible 
         case folderLoop
         /// Its SHA-256 is not the one expected.
         case sha256Mismatch
+        /// A hash list was given and has no line for it.
+        case notListed
+        /// A line of the hash list names it, inside the paths given, but it was not found.
+        case listedNotFound
     }
 
     /// The path (non-UTF-8 bytes shown as U+FFFD).
@@ -97,6 +114,27 @@ package struct ScanProblem: Error, Sendable, Equatable, CustomStringConvertible 
     package var description: String { "\(path): \(reason)" }
 }
 
+/// What the scan is told to leave out or refuse.
+package struct ScanRules: Sendable {
+    /// Entries left out (`--exclude` and the defaults).
+    package var exclusions = IngestExclusions.none
+    /// The archive, never to be entered or taken: meeting it refuses the whole scan.
+    package var archive: ArchiveGuard?
+
+    /// No exclusions, no archive to keep out.
+    package init() {}
+}
+
+/// What a scan found.
+package struct ScanResult: Sendable {
+    /// The files to ingest, in order.
+    package var files: [SourceFile] = []
+    /// What will not be ingested, and why.
+    package var problems: [ScanProblem] = []
+    /// What the exclusion patterns left out.
+    package var excluded: [ExcludedEntry] = []
+}
+
 /// Walks the paths given to `ingest` without following symbolic links, reporting everything it does not take.
 package enum FileScanner {
     /// The deepest folder nesting followed.
@@ -106,8 +144,23 @@ package enum FileScanner {
     ///
     /// - Throws: ``ArchiveError`` (not found) when an argument does not exist at all.
     package static func scan(_ arguments: [String]) throws -> (files: [SourceFile], problems: [ScanProblem]) {
-        var files: [SourceFile] = []
-        var problems: [ScanProblem] = []
+        let result = try scan(arguments, rules: ScanRules())
+        return (result.files, result.problems)
+    }
+
+    /// Scans `arguments` (files or folders) under `rules`.
+    ///
+    /// Names are taken as the bytes they are: a name that is not UTF-8 is kept (``SourceFile/rawDisplayPath``),
+    /// shown with U+FFFD in its place.
+    ///
+    /// - Throws: ``ArchiveError``: not found when an argument does not exist at all;
+    ///   ``ArchiveError/Reason/ingestsArchive`` when an argument, or anything found below one, is the archive
+    ///   or part of it (nothing is returned: the whole run is refused).
+    package static func scan(_ arguments: [String], rules: ScanRules) throws -> ScanResult {
+        var result = ScanResult()
+        for argument in arguments {
+            try rules.archive?.check(argument: argument)
+        }
         for argument in arguments {
             var path = argument
             while path.count > 1 && path.hasSuffix("/") { path.removeLast() }
@@ -123,11 +176,14 @@ package enum FileScanner {
                     fix: "check its permissions"
                 )
             }
+            if let archive = rules.archive, archive.isPart(FileIdentity(st)) {
+                throw archive.refusal(argument, "is part of the archive \(archive.root)")
+            }
             let base = path.split(separator: "/").last.map(String.init) ?? path
             if POSIX.isDirectory(st.st_mode) {
                 let fd = POSIX.open(path, O_RDONLY | O_DIRECTORY)
                 guard fd >= 0 else {
-                    problems.append(
+                    result.problems.append(
                         ScanProblem(
                             path: path,
                             .unreadable,
@@ -139,157 +195,232 @@ package enum FileScanner {
                 defer { close(fd) }
                 var opened = stat()
                 guard fstat(fd, &opened) == 0, FileIdentity(opened) == FileIdentity(st) else {
-                    problems.append(ScanProblem(path: path, .changedDuringScan, reason: "changed while it was scanned"))
+                    result.problems.append(
+                        ScanProblem(path: path, .changedDuringScan, reason: "changed while it was scanned")
+                    )
                     continue
                 }
-                var visited = Set<FileIdentity>()
-                walk(
+                var walk = Walk(rules: rules, result: result)
+                try walk.walk(
                     ScannedFolder(parent: nil, name: Array(path.utf8), identity: FileIdentity(st)),
                     fd: fd,
                     path: Array(path.utf8),
-                    display: base,
-                    depth: 0,
-                    visited: &visited,
-                    files: &files,
-                    problems: &problems
+                    display: Array(base.utf8),
+                    relative: [],
+                    absolute: Array(canonicalPath(path).utf8),
+                    depth: 0
                 )
+                result = walk.result
             } else if POSIX.isRegular(st.st_mode) {
-                if let problem = readabilityProblem(path, in: AT_FDCWD) {
-                    problems.append(ScanProblem(path: path, .unreadable, reason: problem))
+                if let problem = readabilityProblem(Array(path.utf8), in: AT_FDCWD) {
+                    result.problems.append(ScanProblem(path: path, .unreadable, reason: problem))
                 } else {
-                    files.append(
+                    let folder = canonicalPath(POSIX.parentDirectory(of: path))
+                    result.files.append(
                         SourceFile(
                             path: path,
                             displayPath: base,
                             size: Int64(st.st_size),
                             folder: nil,
                             name: Array(path.utf8),
-                            identity: FileIdentity(st)
+                            identity: FileIdentity(st),
+                            rawDisplayPath: Array(base.utf8),
+                            absolutePath: Array((folder == "/" ? "" : folder).utf8) + [0x2F] + Array(base.utf8)
                         )
                     )
                 }
             } else {
-                problems.append(ScanProblem(path: path, .notRegularFile, reason: "not a regular file or folder"))
+                result.problems.append(
+                    ScanProblem(path: path, .notRegularFile, reason: "not a regular file or folder")
+                )
             }
         }
-        return (files, problems)
+        return result
     }
 
-    private static func readabilityProblem(_ name: String, in folder: Int32) -> String? {
+    fileprivate static func readabilityProblem(_ name: [UInt8], in folder: Int32) -> String? {
         // The effective ids decide, as they will when the file is opened for reading.
-        guard faccessat(folder, name, R_OK, AT_EACCESS) == 0 else {
+        guard withCString(name, { faccessat(folder, $0, R_OK, AT_EACCESS) }) == 0 else {
             return "cannot be read: \(errnoDescription(errno))"
         }
         return nil
     }
 
-    /// Walks the open folder `fd` (reached as `folder`): every entry is looked at and opened relative to it,
-    /// never by a path, and a sub-folder is opened without following a link, so what is listed is what was
-    /// found inside the folder given even while others rename things in it.
-    private static func walk(
-        _ folder: ScannedFolder,
-        fd: Int32,
-        path directory: [UInt8],
-        display: String,
-        depth: Int,
-        visited: inout Set<FileIdentity>,
-        files: inout [SourceFile],
-        problems: inout [ScanProblem]
-    ) {
-        let shown = String(decoding: directory, as: UTF8.self)
-        guard depth < maxDepth else {
-            problems.append(ScanProblem(path: shown, .tooDeep, reason: "nested more than \(maxDepth) folders deep"))
-            return
-        }
-        guard visited.insert(folder.identity).inserted else {
-            problems.append(ScanProblem(path: shown, .folderLoop, reason: "folder loop (already visited)"))
-            return
-        }
-        defer { visited.remove(folder.identity) }
-        let copy = dup(fd)
-        guard copy >= 0, let dir = fdopendir(copy) else {
-            let code = errno
-            if copy >= 0 { close(copy) }
-            problems.append(
-                ScanProblem(path: shown, .unreadable, reason: "folder cannot be read: \(errnoDescription(code))")
-            )
-            return
-        }
-        var entries = POSIX.directoryEntries(dir)
-        closedir(dir)
-        entries.sort { $0.lexicographicallyPrecedes($1) }
-        for name in entries {
-            let childBytes = directory + [0x2F] + name
-            let childShown = String(decoding: childBytes, as: UTF8.self)
-            guard let nameText = String(validating: name, as: UTF8.self) else {
-                problems.append(
-                    ScanProblem(path: childShown, .nameNotUTF8, reason: "file name is not valid UTF-8 (rename it)")
-                )
-                continue
+    /// Calls `body` with `name` as a NUL-terminated C string (a file name holds no NUL).
+    static func withCString<R>(_ name: [UInt8], _ body: (UnsafePointer<CChar>) -> R) -> R {
+        (name + [0]).withUnsafeBufferPointer { bytes in
+            bytes.withMemoryRebound(to: CChar.self) { c in
+                // Never nil: the buffer holds at least the terminating NUL.
+                guard let base = c.baseAddress else { return body("") }
+                return body(base)
             }
-            guard let child = POSIX.lstat(nameText, in: fd) else {
-                problems.append(
-                    ScanProblem(path: childShown, .unreadable, reason: "cannot be read: \(errnoDescription(errno))")
-                )
-                continue
+        }
+    }
+
+    /// One folder argument's walk: the rules and what was found so far.
+    private struct Walk {
+        let rules: ScanRules
+        var result: ScanResult
+        var visited = Set<FileIdentity>()
+
+        init(rules: ScanRules, result: ScanResult) {
+            self.rules = rules
+            self.result = result
+        }
+
+        /// Walks the open folder `fd` (reached as `folder`): every entry is looked at and opened relative to it,
+        /// never by a path, and a sub-folder is opened without following a link, so what is listed is what was
+        /// found inside the folder given even while others rename things in it.
+        ///
+        /// - Parameters:
+        ///   - folder: The folder.
+        ///   - fd: It, open.
+        ///   - directory: The folder's path to open and show (as given, then entry names).
+        ///   - display: Its path as recorded (the given folder's own name, then entry names).
+        ///   - relative: Its path below the folder given (empty for that folder).
+        ///   - absolute: Its real path (the given folder's with links resolved, then entry names).
+        ///   - depth: How deep below the folder given it is.
+        /// - Throws: ``ArchiveError`` (``ArchiveError/Reason/ingestsArchive``) on meeting the archive.
+        mutating func walk(
+            _ folder: ScannedFolder,
+            fd: Int32,
+            path directory: [UInt8],
+            display: [UInt8],
+            relative: [UInt8],
+            absolute: [UInt8],
+            depth: Int
+        ) throws {
+            let shown = String(decoding: directory, as: UTF8.self)
+            if let archive = rules.archive, archive.isPart(folder.identity) {
+                throw archive.refusal(shown, "is part of the archive \(archive.root)")
             }
-            let childDisplay = display + "/" + nameText
-            if POSIX.isSymlink(child.st_mode) {
-                problems.append(
-                    ScanProblem(
-                        path: childShown,
-                        .symbolicLink,
-                        reason: "symbolic link refused (links are not followed)"
+            guard depth < maxDepth else {
+                result.problems.append(
+                    ScanProblem(path: shown, .tooDeep, reason: "nested more than \(maxDepth) folders deep")
+                )
+                return
+            }
+            guard visited.insert(folder.identity).inserted else {
+                result.problems.append(ScanProblem(path: shown, .folderLoop, reason: "folder loop (already visited)"))
+                return
+            }
+            defer { visited.remove(folder.identity) }
+            let copy = dup(fd)
+            guard copy >= 0, let dir = fdopendir(copy) else {
+                let code = errno
+                if copy >= 0 { close(copy) }
+                result.problems.append(
+                    ScanProblem(path: shown, .unreadable, reason: "folder cannot be read: \(errnoDescription(code))")
+                )
+                return
+            }
+            var entries = POSIX.directoryEntries(dir)
+            closedir(dir)
+            entries.sort { $0.lexicographicallyPrecedes($1) }
+            for name in entries {
+                let childBytes = directory + [0x2F] + name
+                let childShown =
+                    String(validating: childBytes, as: UTF8.self) ?? ItemMetadata.escapingInvalidUTF8(childBytes)
+                let childRelative = relative.isEmpty ? name : relative + [0x2F] + name
+                var child = stat()
+                guard withCString(name, { fstatat(fd, $0, &child, AT_SYMLINK_NOFOLLOW) }) == 0 else {
+                    result.problems.append(
+                        ScanProblem(path: childShown, .unreadable, reason: "cannot be read: \(errnoDescription(errno))")
                     )
-                )
-            } else if POSIX.isDirectory(child.st_mode) {
-                let childFD = POSIX.openDirectory(nameText, in: fd)
-                var opened = stat()
-                guard childFD >= 0, fstat(childFD, &opened) == 0, FileIdentity(opened) == FileIdentity(child) else {
-                    let problem =
-                        childFD >= 0
-                        ? ScanProblem(path: childShown, .changedDuringScan, reason: "changed while it was scanned")
-                        : FileOpening.problem(childShown, errno, folder: true)
-                    if childFD >= 0 { close(childFD) }
-                    problems.append(problem)
                     continue
                 }
-                walk(
-                    ScannedFolder(parent: folder, name: name, identity: FileIdentity(child)),
-                    fd: childFD,
-                    path: childBytes,
-                    display: childDisplay,
-                    depth: depth + 1,
-                    visited: &visited,
-                    files: &files,
-                    problems: &problems
-                )
-                close(childFD)
-            } else if POSIX.isRegular(child.st_mode) {
-                if let problem = readabilityProblem(nameText, in: fd) {
-                    problems.append(ScanProblem(path: childShown, .unreadable, reason: problem))
-                } else {
-                    files.append(
-                        SourceFile(
+                let isFolder = POSIX.isDirectory(child.st_mode)
+                if let pattern = rules.exclusions.excluding(name: name, relative: childRelative, isFolder: isFolder) {
+                    result.excluded.append(
+                        ExcludedEntry(
                             path: childShown,
-                            displayPath: childDisplay,
-                            size: Int64(child.st_size),
-                            folder: folder,
-                            name: name,
-                            identity: FileIdentity(child)
+                            isFolder: isFolder,
+                            pattern: pattern.text,
+                            absolutePath: absolute + [0x2F] + name
+                        )
+                    )
+                    continue
+                }
+                if let archive = rules.archive, archive.isPart(FileIdentity(child)) {
+                    throw archive.refusal(childShown, "is part of the archive \(archive.root)")
+                }
+                let childDisplay = display + [0x2F] + name
+                let childAbsolute = absolute + [0x2F] + name
+                if POSIX.isSymlink(child.st_mode) {
+                    result.problems.append(
+                        ScanProblem(
+                            path: childShown,
+                            .symbolicLink,
+                            reason: "symbolic link refused (links are not followed)"
+                        )
+                    )
+                } else if isFolder {
+                    let childFD = openDirectory(name, in: fd)
+                    var opened = stat()
+                    guard childFD >= 0, fstat(childFD, &opened) == 0, FileIdentity(opened) == FileIdentity(child)
+                    else {
+                        let problem =
+                            childFD >= 0
+                            ? ScanProblem(path: childShown, .changedDuringScan, reason: "changed while it was scanned")
+                            : FileOpening.problem(childShown, errno, folder: true)
+                        if childFD >= 0 { close(childFD) }
+                        result.problems.append(problem)
+                        continue
+                    }
+                    defer { close(childFD) }
+                    try walk(
+                        ScannedFolder(parent: folder, name: name, identity: FileIdentity(child)),
+                        fd: childFD,
+                        path: childBytes,
+                        display: childDisplay,
+                        relative: childRelative,
+                        absolute: childAbsolute,
+                        depth: depth + 1
+                    )
+                } else if POSIX.isRegular(child.st_mode) {
+                    if let problem = readabilityProblem(name, in: fd) {
+                        result.problems.append(ScanProblem(path: childShown, .unreadable, reason: problem))
+                    } else {
+                        result.files.append(
+                            SourceFile(
+                                path: childShown,
+                                displayPath: String(decoding: childDisplay, as: UTF8.self),
+                                size: Int64(child.st_size),
+                                folder: folder,
+                                name: name,
+                                identity: FileIdentity(child),
+                                rawDisplayPath: childDisplay,
+                                absolutePath: childAbsolute
+                            )
+                        )
+                    }
+                } else {
+                    result.problems.append(
+                        ScanProblem(
+                            path: childShown,
+                            .notRegularFile,
+                            reason: "not a regular file (device, pipe or socket)"
                         )
                     )
                 }
-            } else {
-                problems.append(
-                    ScanProblem(
-                        path: childShown,
-                        .notRegularFile,
-                        reason: "not a regular file (device, pipe or socket)"
-                    )
-                )
             }
         }
+    }
+
+    /// Opens the folder `name` (raw bytes) in the open folder `parent` without following a link, as
+    /// ``POSIX/openDirectory(_:in:)`` does for a UTF-8 name.
+    static func openDirectory(_ name: [UInt8], in parent: Int32) -> Int32 {
+        var fd: Int32
+        repeat {
+            fd = withCString(name) { openat(parent, $0, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC) }
+        } while fd < 0 && errno == EINTR
+        if fd < 0, errno == ENOTDIR {
+            var st = stat()
+            if withCString(name, { fstatat(parent, $0, &st, AT_SYMLINK_NOFOLLOW) }) == 0, POSIX.isSymlink(st.st_mode) {
+                errno = ELOOP
+            }
+        }
+        return fd
     }
 }
 
@@ -328,7 +459,7 @@ extension ScannedFolder {
             }
             defer { close(parentFD) }
             shown = parent.shownPath + "/" + String(decoding: name, as: UTF8.self)
-            fd = POSIX.openDirectory(String(decoding: name, as: UTF8.self), in: parentFD)
+            fd = FileScanner.openDirectory(name, in: parentFD)
         } else {
             shown = shownPath
             fd = POSIX.open(shownPath, O_RDONLY | O_DIRECTORY)
@@ -371,9 +502,10 @@ extension SourceFile {
             case .failure(let problem): return .failure(problem)
             }
             defer { close(folderFD) }
-            let entry = String(decoding: name, as: UTF8.self)
             repeat {
-                fd = openat(folderFD, entry, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC)
+                fd = FileScanner.withCString(name) {
+                    openat(folderFD, $0, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC)
+                }
             } while fd < 0 && errno == EINTR
         } else {
             fd = POSIX.open(path, O_RDONLY | O_NONBLOCK | O_NOCTTY)

@@ -10,6 +10,8 @@ struct IngestOutcome: Sendable {
     var refused: [ScanProblem] = []
     /// Files found changed when opened, skipped (``IngestOptions/skipProblems``).
     var skipped: [ScanProblem] = []
+    /// Files already held as items (same SHA-256, path and case), not ingested again.
+    var held: [HeldFile] = []
 }
 
 /// Reads, encrypts, stages and commits files, in batches, with both cores busy.
@@ -62,6 +64,8 @@ struct IngestPipeline: Sendable {
         case refused(ScanProblem, staged: [StagedObject])
         /// It was not the file scanned when opened, and problems are skipped.
         case changed(ScanProblem)
+        /// It is held already (resume): its objects are discarded.
+        case held(HeldFile, staged: [StagedObject])
     }
 
     /// A batch read, encrypted and staged, ready to commit.
@@ -72,6 +76,7 @@ struct IngestPipeline: Sendable {
         var orphans: [StagedObject] = []
         var refused: [ScanProblem] = []
         var skipped: [ScanProblem] = []
+        var held: [HeldFile] = []
     }
 
     /// Ingests `files` in batches of ``IngestOptions/batchItems`` files or ``IngestOptions/batchBytes`` bytes.
@@ -80,19 +85,25 @@ struct IngestPipeline: Sendable {
     ///   - files: The files, as scanned.
     ///   - options: The batch sizes.
     ///   - expected: The SHA-256 a file must have, if any.
+    ///   - held: Where to look for items already held (resume); `nil` to ingest every file.
+    ///   - allOrNothing: Commit nothing unless every file's SHA-256 is the expected one: every batch is staged
+    ///     first, and all of them are committed, or all discarded.
     ///   - progress: Called as each file is started, from this task.
     /// - Returns: The items committed, and the files refused or skipped.
     /// - Throws: ``ArchiveError``; after a batch committed, the error says how many items are in.
     func run(
         _ files: [SourceFile],
         options: IngestOptions,
-        expected: (String) -> String?,
+        expected: (SourceFile) -> String?,
+        held: HeldItems?,
+        allOrNothing: Bool,
         progress: (IngestProgress) -> Void
     ) async throws -> IngestOutcome {
         var outcome = IngestOutcome()
         let totalBytes = files.reduce(Int64(0)) { $0 + $1.size }
         var started = (files: 0, bytes: Int64(0))
         var waiting: StagedBatch?
+        var deferred: [StagedBatch] = []
         for batch in Self.batches(files, options: options) {
             let previous = waiting
             waiting = nil
@@ -101,7 +112,7 @@ struct IngestPipeline: Sendable {
             let staged: Result<StagedBatch, ArchiveError>
             do {
                 staged = .success(
-                    try await stage(batch, expected: expected) { source in
+                    try await stage(batch, expected: expected, held: held) { source in
                         started.files += 1
                         started.bytes += source.size
                         progress(
@@ -127,10 +138,27 @@ struct IngestPipeline: Sendable {
             case .success(let batch):
                 outcome.refused += batch.refused
                 outcome.skipped += batch.skipped
-                waiting = batch
+                outcome.held += batch.held
+                if allOrNothing { deferred.append(batch) } else { waiting = batch }
             case .failure(let error):
+                for batch in deferred { await store.discard(batch.staged + batch.orphans) }
                 throw Self.failure(error, after: outcome.items.count)
             }
+        }
+        if allOrNothing {
+            guard outcome.refused.isEmpty else {
+                for batch in deferred { await store.discard(batch.staged + batch.orphans) }
+                return outcome
+            }
+            for (position, batch) in deferred.enumerated() {
+                do {
+                    outcome.items += try await commit(batch)
+                } catch {
+                    for later in deferred[(position + 1)...] { await store.discard(later.staged + later.orphans) }
+                    throw Self.failure(ArchiveError(error), after: outcome.items.count)
+                }
+            }
+            return outcome
         }
         do {
             outcome.items += try await commit(waiting)
@@ -171,7 +199,8 @@ struct IngestPipeline: Sendable {
     /// Reads, encrypts and stages one batch; on failure, discards everything it staged.
     private func stage(
         _ batch: [(order: Int, source: SourceFile)],
-        expected: (String) -> String?,
+        expected: (SourceFile) -> String?,
+        held: HeldItems?,
         starting: (SourceFile) -> Void
     ) async throws -> StagedBatch {
         let staging = BatchStaging()
@@ -180,18 +209,22 @@ struct IngestPipeline: Sendable {
                 var outcomes: [(Int, FileOutcome)] = []
                 var inFlight = 0
                 for (order, source) in batch {
-                    let hash = expected(source.path)
+                    let hash = expected(source)
                     starting(source)
                     if source.size < Int64(context.chunkSize) {
                         if inFlight >= width, let done = try await group.next() {
                             outcomes.append(done)
                             inFlight -= 1
                         }
-                        group.addTask { (order, try await self.ingest(source, order: order, expected: hash, staging)) }
+                        group.addTask {
+                            (order, try await self.ingest(source, order: order, expected: hash, held: held, staging))
+                        }
                         inFlight += 1
                     } else {
                         // A large file: read in order here while its chunks are encrypted in parallel.
-                        outcomes.append((order, try await ingest(source, order: order, expected: hash, staging)))
+                        outcomes.append(
+                            (order, try await ingest(source, order: order, expected: hash, held: held, staging))
+                        )
                     }
                 }
                 for try await done in group { outcomes.append(done) }
@@ -208,6 +241,9 @@ struct IngestPipeline: Sendable {
                     staged.orphans += objects
                 case .changed(let problem):
                     staged.skipped.append(problem)
+                case .held(let file, let objects):
+                    staged.held.append(file)
+                    staged.orphans += objects
                 }
             }
             return staged
@@ -222,6 +258,7 @@ struct IngestPipeline: Sendable {
         _ source: SourceFile,
         order: Int,
         expected: String?,
+        held: HeldItems?,
         _ staging: BatchStaging
     ) async throws -> FileOutcome {
         let (chunkSize, convergence) = (context.chunkSize, context.convergence)
@@ -258,11 +295,16 @@ struct IngestPipeline: Sendable {
         } catch {
             throw ArchiveError(error)
         }
+        let read = reader.summary()
+        let sha256 = Encoding.hex(read.sha256)
+        if let held, expected == nil || expected == sha256, let id = try held.item(sha256: sha256, for: source) {
+            return .held(HeldFile(path: source.displayPath, id: id), staged: staged)
+        }
         switch try ItemSealer.seal(
             source,
             order: order,
             chunks: chunks,
-            read: reader.summary(),
+            read: read,
             expected: expected,
             context: context
         ) {

@@ -54,6 +54,8 @@ enum ItemSealer {
         var selfBox: [UInt8]
         var actor: String
         var chunkSize: Int
+        /// SHA-256 of the `--expect-from` list, recorded in each item whose expected hash came from it.
+        var manifestSHA256: String? = nil
     }
 
     /// Seals the item's two parts, wraps their keys and signs its ingest event.
@@ -92,7 +94,8 @@ enum ItemSealer {
         defer { wipe(&random) }
         let item = ItemID(bytes: Array(random[0..<16]))
         let nonce = Array(random[16..<48])
-        let name = source.displayPath.split(separator: "/").last.map(String.init) ?? source.displayPath
+        let rawName = source.rawDisplayPath.split(separator: 0x2F).last.map(Array.init) ?? source.rawDisplayPath
+        let name = String(decoding: rawName, as: UTF8.self)
         let metadata = ItemMetadata(
             item: item,
             name: name,
@@ -111,7 +114,9 @@ enum ItemSealer {
             note: fields.note,
             meta: fields.meta,
             ingestedAt: RFC3339.now(),
-            ingestedBy: context.actor
+            ingestedBy: context.actor,
+            matchedManifest: expected == nil ? nil : context.manifestSHA256,
+            pathBytes: source.pathIsUTF8 ? nil : Encoding.base64(source.rawDisplayPath)
         )
         let manifest = ContentManifest(
             size: size,

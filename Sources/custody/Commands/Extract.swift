@@ -16,7 +16,12 @@ extension CustodyCommand {
 
         @OptionGroup var global: GlobalOptions
         @Argument(help: "Item id or unique prefix.") var item: String
-        @Option(name: .shortAndLong, help: "The file to write.", completion: .file()) var output: String
+        @Option(
+            name: .shortAndLong,
+            help: "The file to write, or an existing folder to write it in under its original name (bytes kept).",
+            completion: .file()
+        )
+        var output: String
         @Flag(help: "Replace an existing file.") var force = false
         @Option(help: "Why the plaintext leaves the archive (recorded, sealed like a note; shown by custody show).")
         var purpose: String?

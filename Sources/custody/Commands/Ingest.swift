@@ -12,6 +12,23 @@ extension CustodyCommand {
                 Folders are walked recursively; symbolic links are refused, never followed. If any file cannot be \
                 taken, nothing is ingested unless --skip-problems is given (the problems are then reported). \
                 Repeating --tag gives the item all of those tags.
+
+                The archive itself is never ingested: a path that is the archive, inside it, or holds it refuses \
+                the run (exit 64).
+
+                Resume: a file whose SHA-256, recorded path and case are those of an item already held is not \
+                ingested again ("N already in the archive, skipped"); --allow-duplicates ingests it again. Field \
+                staff, who may not learn what is held, always ingest every file.
+
+                Excluded by default (OS litter; names ignoring case, a trailing / means folders only): \
+                \(IngestExclusions.defaultPatterns.joined(separator: " ")). --exclude adds fnmatch globs, matched \
+                against each entry's name and its path below the folder given (* and ? never match /); \
+                --no-default-excludes drops the defaults.
+
+                --expect-from reads a sha256sum list; its names are relative to the list's own folder. Every file \
+                must match its line and every file listed inside the paths given must be found, or nothing is \
+                ingested (--skip-problems ingests the files that match). The list itself is left out unless \
+                --include-manifest. Each item records the SHA-256 of the list it matched.
                 """
         )
 
@@ -20,8 +37,28 @@ extension CustodyCommand {
         @OptionGroup var metadata: MetadataOptions
         @Option(help: ArgumentHelp("Refuse the file unless its SHA-256 is this (one file only).", valueName: "hex"))
         var expectSha256: String?
-        @Option(help: ArgumentHelp("A sha256sum-style list; every file must match its line.", valueName: "file"))
+        @Option(
+            help: ArgumentHelp(
+                "A sha256sum list (names relative to its folder); every file must match its line.",
+                valueName: "file"
+            )
+        )
         var expectFrom: String?
+        @Flag(help: "Ingest the --expect-from list too when it is inside the paths given.")
+        var includeManifest = false
+        @Option(
+            help: ArgumentHelp(
+                "Leave out entries matching this glob (name or path below the folder; trailing / = folders only).",
+                valueName: "pattern"
+            )
+        )
+        var exclude: [String] = []
+        @Flag(help: "Do not leave out the OS litter excluded by default (.DS_Store, ._*, Thumbs.db, …).")
+        var noDefaultExcludes = false
+        @Flag(help: "Scan, read and hash, and report what would be ingested; write nothing.")
+        var dryRun = false
+        @Flag(help: "Ingest files again even when an item with the same SHA-256, path and case is held.")
+        var allowDuplicates = false
         @Flag(help: "Ingest what can be taken and report the rest, instead of refusing the whole run.")
         var skipProblems = false
         @Flag(help: "Print JSON.") var json = false
@@ -34,6 +71,10 @@ extension CustodyCommand {
                 var options = IngestOptions()
                 options.skipProblems = skipProblems
                 options.fields = try metadata.fields()
+                options.exclusions = try IngestExclusions(exclude, defaults: !noDefaultExcludes)
+                options.dryRun = dryRun
+                options.allowDuplicates = allowDuplicates
+                options.includeManifest = includeManifest
                 if let expectSha256 {
                     guard paths.count == 1, expectSha256.count == 64, expectSha256.allSatisfy(\.isHexDigit) else {
                         throw ArchiveError(
@@ -42,14 +83,23 @@ extension CustodyCommand {
                             fix: "use --expect-from for several files"
                         )
                     }
-                    options.expectedSHA256[paths[0]] = expectSha256.lowercased()
+                    var path = paths[0]
+                    while path.count > 1 && path.hasSuffix("/") { path.removeLast() }
+                    options.expectedSHA256[path] = expectSha256.lowercased()
                     options.requireExpected = true
                 }
                 if let expectFrom {
-                    options.expectedSHA256 = try parseHashList(expectFrom)
-                    options.requireExpected = true
+                    guard expectSha256 == nil else {
+                        throw ArchiveError(
+                            .usage,
+                            "--expect-sha256 and --expect-from were both given",
+                            fix: "give one of them"
+                        )
+                    }
+                    options.manifest = try HashManifest(contentsOf: expectFrom)
                 }
-                let opened = try global.openArchive()
+                // A dry run writes nothing in the archive folder, not even in the index (Archive.Access.readOnly).
+                let opened = try global.openArchive(access: dryRun ? .readOnly : .shared)
                 // Field staff add items with keys that open none (Docs/THREAT-MODEL.md section 7).
                 let archive: any EventRecording
                 if try opened.actsAsFieldStaff() {
@@ -58,55 +108,89 @@ extension CustodyCommand {
                     archive = try opened.unlock()
                 }
                 try archive.authorize(archive.acting, for: [.ingest])
-                let bar = ProgressBar(enabled: Terminal.stderrIsTTY, label: "ingest")
+                let bar = ProgressBar(enabled: Terminal.stderrIsTTY && !dryRun, label: "ingest")
                 let report = try await archive.ingest(paths, options: options) { bar.update($0) }
                 bar.finish()
                 if json {
                     try printJSON(IngestJSON(report))
                 } else {
-                    for item in report.items {
-                        let dup = item.duplicateOf.map { "  (duplicates \($0))" } ?? ""
-                        print("\(item.id)  \(item.sha256.prefix(16))…  \(formatBytes(item.size))  \(item.path)\(dup)")
-                    }
-                    print("\(report.items.count) item(s) ingested")
+                    printText(report)
                 }
-                for problem in report.skipped {
-                    printError("custody: skipped \(problem.path): \(problem.reason)")
-                }
-                if !report.refused.isEmpty {
-                    for problem in report.refused {
-                        printError("custody: refused \(problem.path): \(problem.reason)")
-                    }
-                    throw ArchiveError(
-                        .badInput,
-                        "\(report.refused.count) file(s) refused: SHA-256 differs from the expected value",
-                        fix: "check these files against the collector's record"
-                    )
-                }
+                try finish(report)
             }
         }
 
-        /// Parses `sha256sum` output: `<64 hex>  <path>` or `<64 hex> *<path>`.
-        private func parseHashList(_ path: String) throws -> [String: String] {
-            let text = String(decoding: try readSmallFile(path), as: UTF8.self)
-            var result: [String: String] = [:]
-            for (number, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
-                let trimmed = line.hasSuffix("\r") ? line.dropLast() : line
-                if trimmed.isEmpty { continue }
-                let hex = trimmed.prefix(64)
-                let rest = trimmed.dropFirst(64)
-                guard hex.count == 64, hex.allSatisfy(\.isHexDigit), rest.hasPrefix("  ") || rest.hasPrefix(" *") else {
-                    throw ArchiveError(
-                        .badInput,
-                        "\(path) line \(number + 1) is not '<sha256>  <path>'",
-                        fix: "use the output format of sha256sum"
-                    )
+        private func printText(_ report: IngestReport) {
+            if report.dryRun {
+                for file in report.planned {
+                    let dup = file.duplicateOf.map { "  (duplicates \($0))" } ?? ""
+                    print("would add  \(file.sha256.prefix(16))…  \(formatBytes(file.size))  \(file.path)\(dup)")
                 }
-                let listed = String(rest.dropFirst(2))
-                result[listed] = hex.lowercased()
-                result[canonicalPath(listed)] = hex.lowercased()
             }
-            return result
+            for item in report.items {
+                let dup = item.duplicateOf.map { "  (duplicates \($0))" } ?? ""
+                print("\(item.id)  \(item.sha256.prefix(16))…  \(formatBytes(item.size))  \(item.path)\(dup)")
+            }
+            var summary =
+                report.dryRun
+                ? "dry run: \(report.planned.count) file(s) would be ingested "
+                    + "(\(formatBytes(report.planned.reduce(0) { $0 + $1.size })))"
+                : "\(report.items.count) item(s) ingested"
+            if !report.held.isEmpty { summary += ", \(report.held.count) already in the archive, skipped" }
+            if !report.excluded.isEmpty {
+                let folders = report.excluded.filter(\.isFolder).count
+                summary +=
+                    ", \(report.excluded.count) excluded (\(report.excluded.count - folders) file(s), "
+                    + "\(folders) folder(s))"
+            }
+            if let manifest = report.manifestSHA256 {
+                summary += "; matched --expect-from list \(manifest.prefix(16))…"
+                if report.manifestOutside > 0 {
+                    summary += " (\(report.manifestOutside) of its lines name files outside the paths given)"
+                }
+            }
+            if report.dryRun { summary += "; nothing was written" }
+            print(summary)
+        }
+
+        /// The exit status: refusals and problems as documented (Docs/OPERATIONS.md section 10).
+        private func finish(_ report: IngestReport) throws {
+            let verb = report.dryRun ? "would be" : "was"
+            if let left = report.manifestLeftOut {
+                printError(
+                    "custody: note: the --expect-from list \(left) \(verb) not ingested (see --include-manifest)"
+                )
+            }
+            for problem in report.skipped {
+                printError("custody: \(skipProblems ? "skipped" : "problem") \(problem.path): \(problem.reason)")
+            }
+            if !report.refused.isEmpty {
+                for problem in report.refused {
+                    printError("custody: refused \(problem.path): \(problem.reason)")
+                }
+                let all = !skipProblems && (report.manifestSHA256 != nil || expectSha256 != nil)
+                throw ArchiveError(
+                    .badInput,
+                    "\(report.refused.count) file(s) refused: SHA-256 differs from the expected value"
+                        + (all ? "; nothing \(verb) ingested" : ""),
+                    fix: "check these files against the collector's record"
+                )
+            }
+            if report.dryRun && !skipProblems && !report.skipped.isEmpty {
+                throw ArchiveError(
+                    .badInput,
+                    "\(report.skipped.count) problem(s): the ingest would be refused",
+                    fix: "fix the files, or pass --skip-problems to ingest the rest"
+                )
+            }
+            let taken = report.dryRun ? report.planned.count : report.items.count
+            if taken == 0 && !report.skipped.isEmpty {
+                throw ArchiveError(
+                    .nothingIngested,
+                    "nothing \(verb) ingested: all \(report.skipped.count) file(s) found had problems",
+                    fix: "fix the files listed above"
+                )
+            }
         }
     }
 }
@@ -135,16 +219,70 @@ struct IngestJSON: Encodable {
         var path: String
         var reason: String
     }
+    struct Excluded: Encodable {
+        var path: String
+        var folder: Bool
+        var pattern: String
+    }
+    struct Held: Encodable {
+        var path: String
+        var id: String
+    }
+    struct Planned: Encodable {
+        var path: String
+        var sha256: String
+        var size: Int64
+        var duplicateOf: String?
+        enum CodingKeys: String, CodingKey {
+            case path, sha256, size
+            case duplicateOf = "duplicate_of"
+        }
+        func encode(to encoder: any Encoder) throws {
+            var c = encoder.container(keyedBy: CodingKeys.self)
+            try c.encode(path, forKey: .path)
+            try c.encode(sha256, forKey: .sha256)
+            try c.encode(size, forKey: .size)
+            try c.encode(duplicateOf, forKey: .duplicateOf)
+        }
+    }
+    var dryRun: Bool
     var items: [Item]
+    var wouldAdd: [Planned]?
     var skipped: [Problem]
     var refused: [Problem]
+    var alreadyHeld: [Held]
+    var excluded: [Excluded]
+    var excludedCount: Int
+    var manifestSHA256: String?
+    var manifestOutside: Int?
+
+    enum CodingKeys: String, CodingKey {
+        case items, skipped, refused, excluded
+        case dryRun = "dry_run"
+        case wouldAdd = "would_add"
+        case alreadyHeld = "already_held"
+        case excludedCount = "excluded_count"
+        case manifestSHA256 = "manifest_sha256"
+        case manifestOutside = "manifest_lines_outside"
+    }
 
     init(_ report: IngestReport) {
+        dryRun = report.dryRun
         items = report.items.map {
             Item(id: $0.id.hex, path: $0.path, sha256: $0.sha256, size: $0.size, duplicateOf: $0.duplicateOf)
         }
+        wouldAdd =
+            report.dryRun
+            ? report.planned.map {
+                Planned(path: $0.path, sha256: $0.sha256, size: $0.size, duplicateOf: $0.duplicateOf)
+            } : nil
         skipped = report.skipped.map { Problem(path: $0.path, reason: $0.reason) }
         refused = report.refused.map { Problem(path: $0.path, reason: $0.reason) }
+        alreadyHeld = report.held.map { Held(path: $0.path, id: $0.id) }
+        excluded = report.excluded.map { Excluded(path: $0.path, folder: $0.isFolder, pattern: $0.pattern) }
+        excludedCount = report.excluded.count
+        manifestSHA256 = report.manifestSHA256
+        manifestOutside = report.manifestSHA256 == nil ? nil : report.manifestOutside
     }
 }
 

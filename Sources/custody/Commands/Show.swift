@@ -35,12 +35,14 @@ extension CustodyCommand {
                     return
                 }
                 let rows: [(String, String?)] = [
-                    ("id", found.id), ("name", m.name), ("path", m.path), ("media type", m.mediaType),
+                    ("id", found.id), ("name", m.name), ("path", m.shownPath), ("media type", m.mediaType),
                     ("size", "\(m.size) bytes (\(formatBytes(m.size)))"), ("sha256", m.sha256), ("case", m.caseID),
                     ("tags", m.tags.isEmpty ? nil : m.tags.joined(separator: ", ")), ("source", m.source),
                     ("collected at", m.collectedAt), ("location", m.location), ("consent", m.consent),
                     ("sensitivity", m.sensitivity), ("note", m.note), ("ingested at", m.ingestedAt),
                     ("ingested by", m.ingestedBy), ("duplicate of", found.duplicateOf),
+                    ("matched list", m.matchedManifest.map { "SHA-256 matched the --expect-from list \($0)" }),
+                    ("raw path", m.pathBytes.map { "not UTF-8, kept as bytes (base64 \($0))" }),
                 ]
                 for (label, value) in rows {
                     if let value { print(label.padding(toLength: 14, withPad: " ", startingAt: 0) + value) }
@@ -107,6 +109,9 @@ struct ShowJSON: Encodable {
         case duplicateOf = "duplicate_of"
         case events, provenance
         case grantRevocation = "grant_revocation"
+        case matchedManifest = "matched_manifest"
+        case pathBytes = "path_bytes"
+        case shownPath = "path_escaped"
     }
 
     struct EventJSON: Encodable {
@@ -146,6 +151,9 @@ struct ShowJSON: Encodable {
         try c.encode(m.ingestedAt, forKey: .ingestedAt)
         try c.encode(m.ingestedBy, forKey: .ingestedBy)
         try c.encode(item.duplicateOf, forKey: .duplicateOf)
+        try c.encodeIfPresent(m.matchedManifest, forKey: .matchedManifest)
+        try c.encodeIfPresent(m.pathBytes, forKey: .pathBytes)
+        if m.pathBytes != nil { try c.encode(m.shownPath, forKey: .shownPath) }
         try c.encode(provenance, forKey: .provenance)
         try c.encode(grantRevocation, forKey: .grantRevocation)
         try c.encode(
