@@ -68,9 +68,16 @@ let package = Package(
             ],
             swiftSettings: strictSettings + instrumented
         ),
+        // What a file says about itself (EXIF, XMP, MP4/MOV, PDF Info, C2PA presence): bounded parsers of bytes
+        // given to them, no file IO, no dependencies (Docs/FORMAT.md, "The file's claims").
+        .target(
+            name: "CustodyClaims",
+            swiftSettings: strictSettings + instrumented
+        ),
         .target(
             name: "CustodyArchive",
             dependencies: [
+                "CustodyClaims",
                 "CustodyCrypto",
                 "CustodyStorage",
                 "CCustodySystem",
@@ -104,6 +111,7 @@ let package = Package(
             dependencies: [
                 "CustodyArchive",
                 "CustodyBenchmarks",
+                "CustodyClaims",
                 "CustodyNode",
                 "CustodyCrypto",
                 "CustodyStorage",
@@ -115,7 +123,7 @@ let package = Package(
         ),
         .target(
             name: "CustodyTestSupport",
-            dependencies: ["CustodyArchive", "CustodyCrypto", "CustodyStorage"],
+            dependencies: ["CustodyArchive", "CustodyClaims", "CustodyCrypto", "CustodyStorage"],
             path: "Tests/CustodyTestSupport",
             swiftSettings: strictSettings
         ),
@@ -127,7 +135,7 @@ let package = Package(
         ),
         .testTarget(
             name: "CustodyArchiveTests",
-            dependencies: ["CustodyArchive", "CustodyCrypto", "CustodyStorage", "CustodyTestSupport"],
+            dependencies: ["CustodyArchive", "CustodyClaims", "CustodyCrypto", "CustodyStorage", "CustodyTestSupport"],
             exclude: ["Vectors"],
             swiftSettings: strictSettings
         ),
@@ -155,7 +163,8 @@ let package = Package(
         .testTarget(
             name: "CustodyCLITests",
             dependencies: [
-                "CustodyArchive", "CustodyNode", "CustodyCrypto", "CustodyStorage", "CustodyS3", "CustodyTestSupport",
+                "CustodyArchive", "CustodyClaims", "CustodyNode", "CustodyCrypto", "CustodyStorage", "CustodyS3",
+                "CustodyTestSupport",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
             ],
             swiftSettings: strictSettings
@@ -170,7 +179,9 @@ if fuzzing {
         .target(name: "CCustodyFuzz", path: "Fuzz/Sources/CCustodyFuzz"),
         .executableTarget(
             name: "CustodyFuzz",
-            dependencies: ["CCustodyFuzz", "CustodyArchive", "CustodyNode", "CustodyCrypto"],
+            dependencies: [
+                "CCustodyFuzz", "CustodyArchive", "CustodyClaims", "CustodyNode", "CustodyCrypto", "CustodyTestSupport",
+            ],
             path: "Fuzz/Sources/CustodyFuzz",
             swiftSettings: strictSettings + instrumented,
             linkerSettings: [.unsafeFlags(fuzzFlags + ["-use-ld=lld"])]

@@ -1,3 +1,4 @@
+import CustodyClaims
 import CustodyStorage
 
 /// The submission metadata of one item: everything sealed in its metadata part.
@@ -48,6 +49,10 @@ package struct ItemMetadata: Codable, Sendable, Equatable {
     /// The recorded path's raw bytes, standard base64 with padding, present only when they are not UTF-8
     /// (``path`` and ``name`` then show each invalid byte sequence as U+FFFD).
     package var pathBytes: String? = nil
+    /// What the file says about itself (its embedded metadata and modification time), read at ingest: the
+    /// file's claims, kept apart from the collector's provenance above, which they never override. `nil` for
+    /// items ingested without extraction (`--no-claims`) or before it existed (Docs/FORMAT.md).
+    package var claims: FileClaims? = nil
 
     enum CodingKeys: String, CodingKey {
         case version = "v"
@@ -63,6 +68,7 @@ package struct ItemMetadata: Codable, Sendable, Equatable {
         case ingestedBy = "ingested_by"
         case matchedManifest = "matched_manifest"
         case pathBytes = "path_bytes"
+        case claims
     }
 }
 

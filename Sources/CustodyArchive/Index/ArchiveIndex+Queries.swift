@@ -17,6 +17,8 @@ extension ArchiveIndex {
         if let before = filter.ingestedBefore { request = request.filter(Columns.ingestedAt < before) }
         if let after = filter.collectedAfter { request = request.filter(Columns.collectedAt >= after) }
         if let before = filter.collectedBefore { request = request.filter(Columns.collectedAt < before) }
+        if let after = filter.capturedAfter { request = request.filter(Columns.capturedAt >= after) }
+        if let before = filter.capturedBefore { request = request.filter(Columns.capturedAt < before) }
         request = request.order(Columns.seq)
         if let limit = filter.limit { request = request.limit(max(0, limit)) }
         return try read { db in try request.fetchAll(db).map(\.indexed) }

@@ -1,3 +1,4 @@
+import CustodyClaims
 import GRDB
 
 // The rows of `index.sqlite` as GRDB records, one type per table (IndexSchema.swift creates them). Each maps its
@@ -55,6 +56,8 @@ struct ItemRecord: Codable, FetchableRecord, PersistableRecord {
     var size: Int64
     var ingestedAt: String
     var collectedAt: String?
+    /// When the file says it was captured: the sort key of its claimed capture time (Docs/FORMAT.md).
+    var capturedAt: String?
     /// The first earlier item with the same SHA-256, when the item was indexed.
     var duplicateOf: String?
     /// Byte offset of its event's frame in the journal.
@@ -67,6 +70,7 @@ struct ItemRecord: Codable, FetchableRecord, PersistableRecord {
         case caseID = "case_id"
         case ingestedAt = "ingested_at"
         case collectedAt = "collected_at"
+        case capturedAt = "captured_at"
         case duplicateOf = "duplicate_of"
         case entryOffset = "entry_offset"
     }
@@ -78,6 +82,7 @@ struct ItemRecord: Codable, FetchableRecord, PersistableRecord {
         static let sha256 = Column(CodingKeys.sha256)
         static let ingestedAt = Column(CodingKeys.ingestedAt)
         static let collectedAt = Column(CodingKeys.collectedAt)
+        static let capturedAt = Column(CodingKeys.capturedAt)
         static let metadata = Column(CodingKeys.metadata)
     }
 
@@ -92,6 +97,7 @@ struct ItemRecord: Codable, FetchableRecord, PersistableRecord {
         self.size = metadata.size
         self.ingestedAt = metadata.ingestedAt
         self.collectedAt = metadata.collectedAt
+        self.capturedAt = metadata.claims?.capturedAt?.sortKey
         self.duplicateOf = duplicateOf
         self.entryOffset = item.entryOffset
         self.metadata = metadata
@@ -112,6 +118,7 @@ struct ItemRecord: Codable, FetchableRecord, PersistableRecord {
         container[CodingKeys.size.stringValue] = size
         container[CodingKeys.ingestedAt.stringValue] = ingestedAt
         container[CodingKeys.collectedAt.stringValue] = collectedAt
+        container[CodingKeys.capturedAt.stringValue] = capturedAt
         container[CodingKeys.duplicateOf.stringValue] = duplicateOf
         container[CodingKeys.entryOffset.stringValue] = entryOffset
         container[CodingKeys.metadata.stringValue] = try Self.json(metadata, column: CodingKeys.metadata)

@@ -133,6 +133,12 @@ enum IndexSchema {
                 last = end["rowid"]
             }
         }
+        // Additive: when the file says it was captured (``ClaimedTime/sortKey`` of its claims), for
+        // `ls --captured-after/--captured-before`. Items indexed before have none until `reindex`.
+        migrator.registerMigration("v8-captured-at") { db in
+            try db.alter(table: "items") { t in t.add(column: "captured_at", .text) }
+            try db.create(index: "items_captured_at", on: "items", columns: ["captured_at"])
+        }
         return migrator
     }
 

@@ -44,6 +44,10 @@ package struct ItemFilter: Sendable, Equatable {
     package var collectedAfter: String?
     /// Collected before (RFC 3339 UTC).
     package var collectedBefore: String?
+    /// Captured, as the file claims, at or after (a ``ClaimedTime/sortKey``).
+    package var capturedAfter: String?
+    /// Captured, as the file claims, before (a ``ClaimedTime/sortKey``).
+    package var capturedBefore: String?
     /// At most this many rows (none: all).
     package var limit: Int?
 

@@ -33,6 +33,8 @@ package struct IngestOptions: Sendable {
     package var batchItems = 2000
     /// Plaintext bytes per journal batch.
     package var batchBytes: Int64 = 512 << 20
+    /// Whether to extract and seal each file's claims (``ItemMetadata/claims``); `--no-claims` turns it off.
+    package var extractClaims = true
 
     /// Default options.
     package init() {}
@@ -370,7 +372,8 @@ extension EventRecording {
                 selfBox: boxPublicKey,
                 actor: config.origin,
                 chunkSize: config.chunkSize,
-                manifestSHA256: options.manifest?.sha256
+                manifestSHA256: options.manifest?.sha256,
+                extractClaims: options.extractClaims
             ),
             skipProblems: options.skipProblems,
             width: max(2, ProcessInfo.processInfo.activeProcessorCount) * 2

@@ -1,3 +1,4 @@
+import CustodyClaims
 import CustodyCrypto
 import CustodyStorage
 import Synchronization
@@ -21,6 +22,13 @@ final class ChunkReader: Sendable {
         var total: Int64 = 0
         var index = 0
         var head: [UInt8] = []
+        /// The first bytes the claims are read from (``ClaimExtractor/headBytes``), when claims are extracted.
+        var claimHead: [UInt8] = []
+        /// The last bytes read (``ClaimExtractor/tailBytes``), kept only for a PDF (its trailer is at the end).
+        var tail: [UInt8] = []
+        var keepsTail = false
+        /// What the file says about itself, once read (when claims are extracted).
+        var claims: FileClaims?
         /// The chunk read but not yet handed out.
         var pending: [UInt8]?
         var phase = Phase.reading
@@ -37,13 +45,21 @@ final class ChunkReader: Sendable {
 
     let source: SourceFile
     let chunkSize: Int
+    /// Whether the file's claims are extracted as it is read (``claims()``).
+    let extractsClaims: Bool
     private let convergence: SecretBytes
     private let state: Mutex<State>
 
     /// Opens `source` for reading, as the file the scan found.
     ///
+    /// - Parameters:
+    ///   - source: The file.
+    ///   - chunkSize: The archive's chunk size.
+    ///   - convergence: The secret the padding key derives from.
+    ///   - claims: Whether to extract the file's claims (``claims()``) from the bytes read, plus at most
+    ///     ``ClaimExtractor/maxReadBytes`` read at explicit offsets for MP4/MOV and PDF.
     /// - Throws: ``ChangedSinceScan`` when it is no longer that file.
-    init(source: SourceFile, chunkSize: Int, convergence: SecretBytes) throws {
+    init(source: SourceFile, chunkSize: Int, convergence: SecretBytes, claims: Bool = false) throws {
         let fd: Int32
         switch source.openForReading() {
         case .success(let opened): fd = opened
@@ -52,6 +68,7 @@ final class ChunkReader: Sendable {
         self.source = source
         self.chunkSize = chunkSize
         self.convergence = convergence
+        self.extractsClaims = claims
         state = Mutex(State(fd: fd))
     }
 
@@ -79,7 +96,17 @@ final class ChunkReader: Sendable {
                     break
                 }
                 state.hasher.update(buffer)
-                if state.head.isEmpty { state.head = Array(buffer.prefix(4096)) }
+                if state.head.isEmpty {
+                    state.head = Array(buffer.prefix(4096))
+                    if extractsClaims {
+                        // Shares the buffer's storage when the file fits (most do): no copy.
+                        state.claimHead =
+                            buffer.count <= ClaimExtractor.headBytes
+                            ? buffer : Array(buffer.prefix(ClaimExtractor.headBytes))
+                        state.keepsTail = Self.isPDF(buffer)
+                    }
+                }
+                if state.keepsTail { Self.keepTail(&state.tail, buffer) }
                 state.total += Int64(buffer.count)
                 guard state.total <= SealedPart.maxItemBytes else {
                     throw ArchiveError(
@@ -124,6 +151,54 @@ final class ChunkReader: Sendable {
         }
     }
 
+    /// What the file says about itself, once ``next()`` has returned `nil`; `nil` when claims are not extracted.
+    func claims() -> FileClaims? {
+        state.withLock { $0.claims }
+    }
+
+    /// Whether a file starting with `bytes` is a PDF (`%PDF-` in its first KiB, ISO 32000-1 §7.5.2).
+    private static func isPDF(_ bytes: [UInt8]) -> Bool {
+        let marker = Array("%PDF-".utf8)
+        let window = bytes.prefix(1024)
+        guard window.count >= marker.count else { return false }
+        return (0...(window.count - marker.count)).contains { window[$0..<($0 + marker.count)].elementsEqual(marker) }
+    }
+
+    /// Keeps the last ``ClaimExtractor/tailBytes`` of what was read, `buffer` being the latest.
+    private static func keepTail(_ tail: inout [UInt8], _ buffer: [UInt8]) {
+        let limit = ClaimExtractor.tailBytes
+        if buffer.count >= limit {
+            tail = buffer.count == limit ? buffer : Array(buffer.suffix(limit))
+        } else {
+            tail = Array((tail + buffer).suffix(limit))
+        }
+    }
+
+    /// The file's claims, from the bytes read plus bounded reads at offsets (the file is still open), and its
+    /// modification time.
+    private static func extractClaims(_ state: inout State) -> FileClaims {
+        let fd = state.fd
+        let head = state.claimHead
+        let total = state.total
+        var claims = ClaimExtractor.extract(head: head[...], tail: state.tail[...], size: total) { offset, count in
+            if offset >= 0, offset + Int64(count) <= Int64(head.count) {
+                return Array(head[Int(offset)..<(Int(offset) + count)])
+            }
+            guard fd >= 0, count > 0 else { return nil }
+            let bytes = [UInt8](unsafeUninitializedCapacity: count) { raw, initialized in
+                initialized = max(POSIX.preadFull(fd, UnsafeMutableRawBufferPointer(raw), at: offset), 0)
+            }
+            return bytes.isEmpty ? nil : bytes
+        }
+        var info = stat()
+        if fd >= 0, fstat(fd, &info) == 0 {
+            claims.fileModifiedAt = ClaimExtractor.utcString(unixSeconds: Int64(info.st_mtim.tv_sec))
+        }
+        state.claimHead = []
+        state.tail = []
+        return claims
+    }
+
     /// The data is all read: the padding stream starts after the last data chunk, which is sent first.
     ///
     /// - Parameters:
@@ -131,6 +206,7 @@ final class ChunkReader: Sendable {
     ///   - afterSending: Chunks still to be handed out before the padding phase's first one (the previous
     ///     chunk, returned by the current call).
     private func finishReading(_ state: inout State, afterSending: Int = 0) {
+        if extractsClaims { state.claims = Self.extractClaims(&state) }
         let sha256 = state.hasher.finalize()
         state.padKey = ChunkCipher.paddingKey(sha256: sha256, size: state.total, convergenceSecret: convergence)
         close(state.fd)

@@ -261,7 +261,7 @@ struct IngestPipeline: Sendable {
         held: HeldItems?,
         _ staging: BatchStaging
     ) async throws -> FileOutcome {
-        let (chunkSize, convergence) = (context.chunkSize, context.convergence)
+        let (chunkSize, convergence, claims) = (context.chunkSize, context.convergence, context.extractClaims)
         let reader: ChunkReader
         var chunks: [EncryptedChunk]
         var staged: [StagedObject] = []
@@ -270,7 +270,12 @@ struct IngestPipeline: Sendable {
                 // A small file: read and hashed in one piece of blocking work, encrypted here; its objects are
                 // staged together once it is sealed (below).
                 let read = try await BlockingWork.run {
-                    let reader = try ChunkReader(source: source, chunkSize: chunkSize, convergence: convergence)
+                    let reader = try ChunkReader(
+                        source: source,
+                        chunkSize: chunkSize,
+                        convergence: convergence,
+                        claims: claims
+                    )
                     var plaintexts: [(index: Int, plaintext: [UInt8])] = []
                     while let next = try reader.next() { plaintexts.append(next) }
                     return (reader, plaintexts)
@@ -279,7 +284,7 @@ struct IngestPipeline: Sendable {
                 chunks = read.1.map { ItemSealer.encryptChunk($0.plaintext, index: $0.index, convergence: convergence) }
             } else {
                 reader = try await BlockingWork.run {
-                    try ChunkReader(source: source, chunkSize: chunkSize, convergence: convergence)
+                    try ChunkReader(source: source, chunkSize: chunkSize, convergence: convergence, claims: claims)
                 }
                 (chunks, staged) = try await encryptLarge(reader, staging)
             }
@@ -305,6 +310,7 @@ struct IngestPipeline: Sendable {
             order: order,
             chunks: chunks,
             read: read,
+            claims: reader.claims(),
             expected: expected,
             context: context
         ) {

@@ -1,3 +1,4 @@
+import CustodyClaims
 import CustodyCrypto
 import CustodyStorage
 import Foundation
@@ -56,6 +57,8 @@ enum ItemSealer {
         var chunkSize: Int
         /// SHA-256 of the `--expect-from` list, recorded in each item whose expected hash came from it.
         var manifestSHA256: String? = nil
+        /// Whether each file's claims are extracted and sealed (``ItemMetadata/claims``).
+        var extractClaims = true
     }
 
     /// Seals the item's two parts, wraps their keys and signs its ingest event.
@@ -65,6 +68,7 @@ enum ItemSealer {
     ///   - order: Its position among the files ingested.
     ///   - chunks: The item's chunks, in order.
     ///   - read: Its plaintext size, SHA-256 and first bytes (``ChunkReader/summary()``).
+    ///   - claims: What the file says about itself (``ChunkReader/claims()``), if extracted.
     ///   - expected: The SHA-256 it must have, if any.
     ///   - context: The submission's fields and the archive's keys and settings.
     /// - Returns: The sealed item, or — when `expected` is given and differs from the SHA-256 — the problem.
@@ -74,6 +78,7 @@ enum ItemSealer {
         order: Int,
         chunks: [EncryptedChunk],
         read: (size: Int64, sha256: [UInt8], head: [UInt8]),
+        claims: FileClaims? = nil,
         expected: String?,
         context: Context
     ) throws -> Result<SealedItem, ScanProblem> {
@@ -116,7 +121,8 @@ enum ItemSealer {
             ingestedAt: RFC3339.now(),
             ingestedBy: context.actor,
             matchedManifest: expected == nil ? nil : context.manifestSHA256,
-            pathBytes: source.pathIsUTF8 ? nil : Encoding.base64(source.rawDisplayPath)
+            pathBytes: source.pathIsUTF8 ? nil : Encoding.base64(source.rawDisplayPath),
+            claims: claims
         )
         let manifest = ContentManifest(
             size: size,

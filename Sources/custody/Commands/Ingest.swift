@@ -29,6 +29,9 @@ extension CustodyCommand {
                 must match its line and every file listed inside the paths given must be found, or nothing is \
                 ingested (--skip-problems ingests the files that match). The list itself is left out unless \
                 --include-manifest. Each item records the SHA-256 of the list it matched.
+
+                What each file says about itself (capture time, GPS, camera, MP4/MOV and PDF dates, C2PA presence, modification time) is recorded as its claims, apart \
+                from the provenance given here, which they never override (custody show: "The file says").
                 """
         )
 
@@ -61,6 +64,13 @@ extension CustodyCommand {
         var allowDuplicates = false
         @Flag(help: "Ingest what can be taken and report the rest, instead of refusing the whole run.")
         var skipProblems = false
+        @Flag(
+            help: """
+                Do not read what the files say about themselves (EXIF, XMP, MP4/MOV, PDF dates, C2PA presence, \
+                modification time); items get no claims.
+                """
+        )
+        var noClaims = false
         @Flag(help: "Print JSON.") var json = false
 
         func run() async throws {
@@ -70,6 +80,7 @@ extension CustodyCommand {
                 }
                 var options = IngestOptions()
                 options.skipProblems = skipProblems
+                options.extractClaims = !noClaims
                 options.fields = try metadata.fields()
                 options.exclusions = try IngestExclusions(exclude, defaults: !noDefaultExcludes)
                 options.dryRun = dryRun

@@ -1,5 +1,6 @@
 import ArgumentParser
 import CustodyArchive
+import CustodyClaims
 import Foundation
 
 #if canImport(Glibc)
@@ -56,7 +57,8 @@ struct ListingOptions: ParsableArguments {
                 ("item", item.id), ("path", m.path), ("case", m.caseID),
                 ("size", "\(m.size) bytes (\(formatBytes(m.size)))"), ("media type", m.mediaType),
                 ("sha256", m.sha256), ("ingested at", m.ingestedAt), ("collected at", m.collectedAt),
-                ("source", m.source), ("location", m.location), ("consent", m.consent),
+                ("captured at", m.claims?.capturedAt?.value), ("source", m.source), ("location", m.location),
+                ("consent", m.consent),
                 ("sensitivity", m.sensitivity), ("tags", m.tags.isEmpty ? nil : m.tags.joined(separator: ", ")),
                 ("duplicate of", item.duplicateOf),
             ]
@@ -104,6 +106,7 @@ struct ItemRowJSON: Encodable {
         case id, `case`, tags, name, path, sha256, size, source, location, consent, sensitivity
         case ingestedAt = "ingested_at"
         case collectedAt = "collected_at"
+        case capturedAt = "captured_at"
         case mediaType = "media_type"
         case duplicateOf = "duplicate_of"
     }
@@ -122,6 +125,7 @@ struct ItemRowJSON: Encodable {
         try c.encode(m.size, forKey: .size)
         try c.encode(m.ingestedAt, forKey: .ingestedAt)
         try c.encode(m.collectedAt, forKey: .collectedAt)
+        try c.encode(m.claims?.capturedAt?.value, forKey: .capturedAt)
         try c.encode(m.mediaType, forKey: .mediaType)
         try c.encode(m.source, forKey: .source)
         try c.encode(m.location, forKey: .location)

@@ -1,5 +1,6 @@
 import ArgumentParser
 import CustodyArchive
+import CustodyClaims
 import CustodyStorage
 import Foundation
 
@@ -12,7 +13,9 @@ extension CustodyCommand {
                 Repeating --tag lists items that carry all of those tags. Dates are RFC 3339. --long prints each \
                 item's path, case, provenance fields and SHA-256; --format csv writes RFC 4180 CSV (CRLF, UTF-8, \
                 cells a spreadsheet would run as formulas prefixed with '); --format json is --json. The columns \
-                and keys: Docs/SEARCH.md section 4.
+                and keys: Docs/SEARCH.md section 4. --captured-after and --captured-before compare the capture time the files claim (EXIF, XMP, MP4/MOV, PDF creation date): \
+                they take a year, month, day (2026, 2026-03, 2026-03-02, as UTC) or an RFC 3339 time; a claimed time \
+                without a UTC offset is compared as if it were UTC, and items whose files claim none never match.
                 """
         )
 
@@ -23,6 +26,10 @@ extension CustodyCommand {
         @Option(help: "Ingested before this time.") var until: String?
         @Option(help: "Collected at or after this time.") var collectedAfter: String?
         @Option(help: "Collected before this time.") var collectedBefore: String?
+        @Option(help: ArgumentHelp("Captured at or after this time, as the file claims.", valueName: "date"))
+        var capturedAfter: String?
+        @Option(help: ArgumentHelp("Captured before this time, as the file claims.", valueName: "date"))
+        var capturedBefore: String?
         @Option(help: "At most this many items.") var limit: Int?
         @OptionGroup var listing: ListingOptions
 
@@ -35,6 +42,8 @@ extension CustodyCommand {
                 filter.ingestedBefore = try time(until, "--until")
                 filter.collectedAfter = try time(collectedAfter, "--collected-after")
                 filter.collectedBefore = try time(collectedBefore, "--collected-before")
+                filter.capturedAfter = try claimedTime(capturedAfter, "--captured-after")
+                filter.capturedBefore = try claimedTime(capturedBefore, "--captured-before")
                 filter.limit = limit
                 let items = try await global.openArchive(authorizing: [.read]).index().list(filter)
                 try listing.printItems(items)
@@ -51,6 +60,19 @@ extension CustodyCommand {
                 )
             }
             return normalized
+        }
+
+        /// A `--captured-*` bound as the index compares it (``ClaimedTime/sortKey``).
+        private func claimedTime(_ text: String?, _ option: String) throws -> String? {
+            guard let text else { return nil }
+            guard let key = ClaimExtractor.sortKey(parsing: text) else {
+                throw ArchiveError(
+                    .usage,
+                    "\(option) \(text.prefix(40)) is not a date or an RFC 3339 time",
+                    fix: "write it like 2026-03-02 or 2026-03-02T10:00:00Z"
+                )
+            }
+            return key
         }
     }
 

@@ -1,5 +1,6 @@
 import ArgumentParser
 import CustodyArchive
+import CustodyClaims
 import Foundation
 
 extension CustodyCommand {
@@ -68,6 +69,7 @@ extension CustodyCommand {
                 for (key, value) in m.meta.sorted(by: { $0.key < $1.key }) {
                     print("meta".padding(toLength: 14, withPad: " ", startingAt: 0) + "\(key)=\(value)")
                 }
+                if let claims = m.claims { printClaims(claims) }
                 print("custody events:")
                 for event in events {
                     let by = event.member.flatMap(MemberID.init(hex:)).map { roster.label(of: $0) } ?? event.actor
@@ -90,6 +92,34 @@ extension CustodyCommand {
     }
 }
 
+/// Prints the "The file says" block of `show`: what the file claims about itself, never verified.
+private func printClaims(_ c: FileClaims) {
+    func time(_ t: ClaimedTime?, _ from: String? = nil) -> String? {
+        guard let t else { return nil }
+        let precision = t.precision == .local ? "local time, no offset" : t.precision.rawValue
+        return t.value + " (" + ([from, precision].compactMap { $0 }.joined(separator: ", ")) + ")"
+    }
+    let gps = c.gps.map { g in
+        "\(g.lat), \(g.lon)" + (g.alt.map { ", altitude \($0) m" } ?? "") + " (\(g.from))"
+    }
+    let camera = [c.make, c.model].compactMap { $0 }.joined(separator: " ")
+    let rows: [(String, String?)] = [
+        ("format", c.format), ("captured at", time(c.capturedAt, c.capturedFrom)), ("gps", gps),
+        ("camera", camera.isEmpty ? nil : camera), ("software", c.software),
+        ("mp4 created", time(c.mp4Created)), ("iso 6709", c.iso6709),
+        ("pdf created", time(c.pdfCreated)), ("pdf modified", time(c.pdfModified)),
+        ("producer", c.producer), ("creator", c.creator),
+        ("c2pa", c.c2pa ? "a C2PA manifest is present (not verified; bytes kept untouched)" : nil),
+        ("file modified", c.fileModifiedAt.map { $0 + " (file system, at ingest)" }),
+    ]
+    print("The file says (its own claims, not verified):")
+    for (label, value) in rows {
+        if let value {
+            print("  " + label.padding(toLength: 14, withPad: " ", startingAt: 0) + TerminalText.escape(value))
+        }
+    }
+}
+
 struct ShowJSON: Encodable {
     var item: IndexedItem
     var events: [IndexedEvent]
@@ -107,6 +137,7 @@ struct ShowJSON: Encodable {
         case ingestedAt = "ingested_at"
         case ingestedBy = "ingested_by"
         case duplicateOf = "duplicate_of"
+        case claims
         case events, provenance
         case grantRevocation = "grant_revocation"
         case matchedManifest = "matched_manifest"
@@ -154,6 +185,7 @@ struct ShowJSON: Encodable {
         try c.encodeIfPresent(m.matchedManifest, forKey: .matchedManifest)
         try c.encodeIfPresent(m.pathBytes, forKey: .pathBytes)
         if m.pathBytes != nil { try c.encode(m.shownPath, forKey: .shownPath) }
+        try c.encodeIfPresent(m.claims, forKey: .claims)
         try c.encode(provenance, forKey: .provenance)
         try c.encode(grantRevocation, forKey: .grantRevocation)
         try c.encode(
