@@ -2,7 +2,7 @@
 # Runs the libFuzzer targets on their committed seed corpus (Docs/FUZZING.md).
 #
 #   Scripts/fuzz.sh TARGET SECONDS    fuzz one target (bundle import identity note witness signature range journal
-#                                     grant)
+#                                     grant claims)
 #   Scripts/fuzz.sh all SECONDS       fuzz each target in turn for SECONDS
 #   Scripts/fuzz.sh TARGET FILE…      run the target once on each FILE (to reproduce a crash)
 #   Scripts/fuzz.sh seeds             remake Fuzz/corpus/ with the real code
@@ -14,7 +14,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-targets=(bundle import identity note witness signature range journal grant)
+targets=(bundle import identity note witness signature range journal grant claims)
 scratch_path=${CUSTODY_FUZZ_SCRATCH_PATH:-.build-fuzz}
 usage() {
     echo "usage: Scripts/fuzz.sh TARGET|all SECONDS | TARGET FILE… | seeds   (targets: ${targets[*]})" >&2

@@ -76,7 +76,9 @@ enum MP4Claims {
         for _ in 0..<maxChildBoxes {
             guard let child = box(at: offset, limit: moov.end, &reads) else { break }
             let length = child.end - child.contentStart
-            if length <= Int64(maxBoxBytes), let content = reads.read(child.contentStart, Int(length)) {
+            // Only the three boxes read: a movie's tracks (`trak`) would spend the read budget for nothing.
+            let wanted = [Array("mvhd".utf8), Array("udta".utf8), Array("meta".utf8)].contains(child.type)
+            if wanted, length <= Int64(maxBoxBytes), let content = reads.read(child.contentStart, Int(length)) {
                 let w = ByteWindow(content)
                 switch child.type {
                 case Array("mvhd".utf8):

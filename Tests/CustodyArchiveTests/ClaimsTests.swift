@@ -121,6 +121,18 @@ import Testing
         #expect(c.mp4Created?.value == "2026-03-02T07:15:30Z")
     }
 
+    @Test func largeTracksBeforeTheUserDataDoNotSpendTheReadBudget() {
+        let trak = ClaimFixtures.box("trak", [UInt8](repeating: 7, count: 200_000))
+        let file = ClaimFixtures.mp4(tracks: Array([[UInt8]](repeating: trak, count: 16).joined()))
+        var bytesRead = 0
+        let c = ClaimExtractor.extract(head: file.prefix(1024), tail: [], size: Int64(file.count)) { offset, count in
+            bytesRead += count
+            return Array(file[Int(offset)..<min(file.count, Int(offset) + count)])
+        }
+        #expect(c.iso6709 == "+48.8584+002.2945+035.500/")
+        #expect(bytesRead < 4096)
+    }
+
     @Test func pdfInfoDictionary() {
         let c = Self.claims(ClaimFixtures.pdf())
         #expect(c.format == "pdf")

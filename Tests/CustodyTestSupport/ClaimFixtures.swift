@@ -158,7 +158,8 @@ package enum ClaimFixtures {
 
     /// An MP4: `ftyp` (isom), `moov` with an `mvhd` (version 0 or 1) whose creation_time is `created`
     /// (seconds since 1904; the default is 2026-03-02T07:15:30Z), a `udta` with `©xyz` (`location`), optionally a QuickTime `meta` with mdta keys;
-    /// an optional C2PA `uuid` box; then `mdat` with `payload`; `moovLast` puts `moov` after `mdat`.
+    /// an optional C2PA `uuid` box; then `mdat` with `payload`; `moovLast` puts `moov` after `mdat`; `tracks`
+    /// are boxes put in `moov` between `mvhd` and `udta`.
     package static func mp4(
         created: UInt64 = 3_855_280_530,
         version1: Bool = false,
@@ -166,7 +167,8 @@ package enum ClaimFixtures {
         keys: [(String, String)] = [],
         c2pa: Bool = false,
         payload: [UInt8] = [UInt8](repeating: 0xAB, count: 64),
-        moovLast: Bool = false
+        moovLast: Bool = false,
+        tracks: [UInt8] = []
     ) -> [UInt8] {
         let ftyp = box("ftyp", Array("isom".utf8) + be32(0x200) + Array("isomiso2mp41".utf8))
         var mvhd: [UInt8] =
@@ -177,7 +179,7 @@ package enum ClaimFixtures {
             be32(1000) + (version1 ? be64(0) : be32(0)) + be32(0x0001_0000) + be16(0x0100)
             + [UInt8](repeating: 0, count: 10)
         mvhd += [UInt8](repeating: 0, count: 36) + [UInt8](repeating: 0, count: 24) + be32(2)
-        var moovContent = box("mvhd", mvhd)
+        var moovContent = box("mvhd", mvhd) + tracks
         if let location { moovContent += box("udta", xyz(location)) }
         if !keys.isEmpty {
             let hdlr = box("hdlr", [0, 0, 0, 0] + be32(0) + Array("mdta".utf8) + [UInt8](repeating: 0, count: 13))

@@ -1,4 +1,5 @@
 import CustodyCrypto
+import CustodyTestSupport
 import Foundation
 
 @testable import CustodyArchive
@@ -19,6 +20,24 @@ enum Seeds {
         func text(_ target: String, _ name: String, _ string: String) async throws {
             try write(target, name, Array(string.utf8))
         }
+        // Files with embedded metadata (the claims tests' fixtures).
+        try write("claims", "exif-gps.jpg", ClaimFixtures.jpeg(xmp: "<x xmp:CreateDate=\"2026-01-05T08:00:00Z\"/>"))
+        try write("claims", "c2pa.jpg", ClaimFixtures.jpeg(tiff: ClaimFixtures.exifTIFF(offset: nil), c2pa: true))
+        try write("claims", "xyz.mp4", ClaimFixtures.mp4(c2pa: true))
+        try write(
+            "claims",
+            "keys.mov",
+            ClaimFixtures.mp4(
+                version1: true,
+                location: nil,
+                keys: [
+                    ("com.apple.quicktime.location.ISO6709", "+3348.13-07040.16+520.0/"),
+                    ("com.apple.quicktime.creationdate", "2026-03-02T10:15:30+0300"),
+                ],
+                moovLast: true
+            )
+        )
+        try write("claims", "info.pdf", ClaimFixtures.pdf(c2pa: true))
         let (granter, grantee, archive) = try await bodies(in: work)
         let first = try granter.signCheckpoint()
 

@@ -3,6 +3,7 @@ import CustodyStorage
 import Foundation
 
 @testable import CustodyArchive
+@testable import CustodyClaims
 @testable import CustodyNode
 
 #if canImport(Glibc)
@@ -28,6 +29,7 @@ struct FuzzTarget: Sendable {
         "range": FuzzTarget(run: range),
         "journal": FuzzTarget(run: journal),
         "grant": FuzzTarget(run: grant),
+        "claims": FuzzTarget(run: claims),
     ]
 
     /// The time every target checks at (Unix seconds): the seeds are signed for it.
@@ -57,6 +59,45 @@ struct FuzzTarget: Sendable {
         let path = file("bundle", bytes)
         _ = BundleVerifier.preview(path: path)
         blocking { _ = try? await BundleVerifier.verify(path: path, at: now) }
+    }
+
+    /// A file's first bytes, as ingest reads its claims (Docs/FORMAT.md, "The file's claims"): the whole input in
+    /// hand, then only its first 512 bytes with the rest reached through reads at offsets (as for a large file).
+    static func claims(_ bytes: [UInt8]) {
+        func check(_ c: FileClaims) {
+            for text in [c.make, c.model, c.software, c.producer, c.creator, c.iso6709].compactMap({ $0 }) {
+                precondition(!text.isEmpty && text.utf8.count <= ClaimText.maxBytes, "claims: unbounded text")
+                precondition(
+                    !text.unicodeScalars.contains { $0.properties.generalCategory == .control },
+                    "claims: control character kept"
+                )
+            }
+            if let gps = c.gps {
+                precondition(abs(gps.lat) <= 90 && abs(gps.lon) <= 180, "claims: position out of range")
+            }
+            for time in [c.capturedAt, c.exifOriginal, c.mp4Created, c.pdfCreated, c.pdfModified].compactMap({ $0 }) {
+                precondition(ClaimExtractor.sortKey(parsing: time.sortKey) == time.sortKey, "claims: bad sort key")
+                if time.precision != .utc {
+                    precondition(ClaimTime.iso8601(time.value) == time, "claims: time does not re-parse")
+                }
+            }
+            let json = try? JSONEncoder().encode(c)
+            precondition(json.flatMap { try? JSONDecoder().decode(FileClaims.self, from: $0) } == c, "claims: JSON")
+        }
+        var reads = 0
+        var bytesRead = 0
+        let read = { (offset: Int64, count: Int) -> [UInt8]? in
+            reads += 1
+            bytesRead += count
+            guard offset >= 0, offset < Int64(bytes.count) else { return nil }
+            return Array(bytes[Int(offset)..<min(bytes.count, Int(offset) + count)])
+        }
+        let whole = ClaimExtractor.extract(head: bytes[...], tail: bytes[...], size: Int64(bytes.count), read: read)
+        check(whole)
+        let head = ClaimExtractor.extract(head: bytes.prefix(512), tail: [], size: Int64(bytes.count), read: read)
+        check(head)
+        precondition(reads <= 2 * ClaimExtractor.maxReads, "claims: too many reads")
+        precondition(bytesRead <= 2 * ClaimExtractor.maxReadBytes, "claims: too many bytes read")
     }
 
     /// Runs async library work to its end from libFuzzer's synchronous callback, which runs on the main thread
