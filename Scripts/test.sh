@@ -16,6 +16,14 @@ if command -v python3 >/dev/null 2>&1 && ! python3 -c 'import shamir_mnemonic' 2
     python3 -m pip install --quiet --disable-pip-version-check shamir-mnemonic >/dev/null 2>&1 \
         || echo "custody tests: shamir-mnemonic could not be installed; the SLIP-39 interop tests will be skipped" >&2
 fi
+# ExifTool (Debian libimage-exiftool-perl) reads the claims fixtures as an independent checker; best effort.
+if [ ! -x /usr/bin/exiftool ]; then
+    sudo_cmd=()
+    [ "$(id -u)" -eq 0 ] || sudo_cmd=(sudo)
+    DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends \
+        libimage-exiftool-perl >/dev/null 2>&1 \
+        || echo "custody tests: ExifTool could not be installed; the claims cross-check will be skipped" >&2
+fi
 # The S3 tests run against a real single-node Ceph on loopback (installed from Debian's packages when missing;
 # about a minute). Without CUSTODY_TEST_S3=1 they are skipped with a notice; here they always run.
 Scripts/ceph-s3.sh start
