@@ -20,8 +20,8 @@ fi
 if [ ! -x /usr/bin/exiftool ]; then
     sudo_cmd=()
     [ "$(id -u)" -eq 0 ] || sudo_cmd=(sudo)
-    DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends \
-        libimage-exiftool-perl >/dev/null 2>&1 \
+    { "${sudo_cmd[@]}" apt-get update -qq && DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq \
+        --no-install-recommends libimage-exiftool-perl; } >/dev/null 2>&1 \
         || echo "custody tests: ExifTool could not be installed; the claims cross-check will be skipped" >&2
 fi
 # The S3 tests run against a real single-node Ceph on loopback (installed from Debian's packages when missing;
