@@ -106,6 +106,19 @@ import Testing
         #expect(try event.body() == Array(JSONFormat.compactEncoder().encode(event)))
     }
 
+    @Test func anEventWithEveryFieldIsWrittenAsJSONEncoderWritesIt() throws {
+        var random = SplitMix64(seed: 14)
+        var event = try Self.randomEvent(&random, every: true)
+        event.subject = nil
+        let expected = Array(try JSONFormat.compactEncoder().encode(event))
+        // Every field but `subject` (written by JSONEncoder itself) is set: a field added to Event must be added to
+        // `randomEvent` and to `Event.body()`, or this fails.
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(expected)) as? [String: Any])
+        let keys = Set(Event.CodingKeys.allCases.map(\.stringValue)).subtracting(["subject"])
+        #expect(Set(object.keys) == keys)
+        #expect(try event.body() == expected)
+    }
+
     @Test func bodiesOfRandomEventsAreWhatJSONEncoderWrites() throws {
         var random = SplitMix64(seed: 13)
         for round in 0..<3000 {
@@ -118,8 +131,8 @@ import Testing
     }
 
     /// An event with each field present or not at random, strings drawn from an alphabet of what JSON escapes.
-    static func randomEvent(_ random: inout SplitMix64) throws -> Event {
-        func maybe<T>(_ make: () throws -> T) rethrows -> T? { random.next() % 2 == 0 ? try make() : nil }
+    static func randomEvent(_ random: inout SplitMix64, every: Bool = false) throws -> Event {
+        func maybe<T>(_ make: () throws -> T) rethrows -> T? { every || random.next() % 2 == 0 ? try make() : nil }
         func text() -> String {
             let alphabet: [Unicode.Scalar] =
                 (0..<0x20).map { Unicode.Scalar(UInt8($0)) }

@@ -118,7 +118,7 @@ package struct Event: Codable, Sendable {
     /// `key-rotation`: the box key it replaces, base64.
     package var previousBoxKey: String?
 
-    enum CodingKeys: String, CodingKey {
+    enum CodingKeys: String, CodingKey, CaseIterable {
         case version = "v"
         case type, time, actor, item, objects, keys, commitment, annotation, grant, sealed, requester, served, notice
         case by, subject, roster, threshold, approvals
@@ -161,8 +161,12 @@ package struct Event: Codable, Sendable {
     /// by the acting member's key when the event names one (``by``).
     package func entryBytes(signedBy key: SigningKey, member: SigningKey? = nil) throws -> [UInt8] {
         precondition((by == nil) == (member == nil), "an event names its member exactly when the member signs it")
-        return try SignedEnvelope.signing(
-            body(),
+        let body = try body()
+        // Every debug build and test run checks the hand-written body against JSONEncoder's (a field added to
+        // `Event` but not to `body()` fails here at once); release builds trust the tests.
+        assert(body == (try? Array(Self.encoder.encode(self))), "Event.body() differs from JSONEncoder's output")
+        return SignedEnvelope.signing(
+            body,
             domain: Self.signatureDomain,
             with: key,
             cosigner: member.map { ($0, Self.memberSignatureDomain) }
