@@ -188,6 +188,8 @@ import Testing
         }
         event.recoveryKey = maybe(text)
         event.recoverySignature = maybe(text)
+        event.boxKey = maybe(text)
+        event.previousBoxKey = maybe(text)
         return event
     }
 }

@@ -25,6 +25,7 @@ extension Event {
                     }
                 }
             }
+            json.field("box_key", boxKey)
             json.field("by", by?.hex)
             json.field("commitment", commitment)
             if let grant {
@@ -54,6 +55,7 @@ extension Event {
                     json.field("meta", objects.meta)
                 }
             }
+            json.field("previous_box_key", previousBoxKey)
             json.field("recovery_key", recoveryKey)
             json.field("recovery_sig", recoverySignature)
             json.field("requester", requester)
