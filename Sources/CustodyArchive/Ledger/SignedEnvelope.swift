@@ -45,8 +45,16 @@ package struct SignedEnvelope: Sendable, Equatable {
     /// The envelope's bytes: the body, a newline and the base64 signature (then a newline and the base64
     /// cosignature, if there is one).
     package var bytes: [UInt8] {
-        var out = body + [0x0A] + Array(Encoding.base64(signature).utf8)
-        if let cosignature { out += [0x0A] + Array(Encoding.base64(cosignature).utf8) }
+        let width = Self.signatureTextByteCount + 1
+        var out: [UInt8] = []
+        out.reserveCapacity(body.count + (cosignature == nil ? width : 2 * width))
+        out += body
+        out.append(0x0A)
+        out += Encoding.base64(signature).utf8
+        if let cosignature {
+            out.append(0x0A)
+            out += Encoding.base64(cosignature).utf8
+        }
         return out
     }
 
