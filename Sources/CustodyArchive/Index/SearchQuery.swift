@@ -265,7 +265,7 @@ package enum SearchQueryError: Error, Sendable, Equatable, CustomStringConvertib
         case .missingTermBefore(let op): "the search query has nothing to search for before \(op)"
         case .notWithoutLeft: "the search query has NOT with nothing before it"
         case .nothingToSearch(let term):
-            "the search term \(String(term.prefix(40))) has no letter or digit to search for"
+            "the search term \(TerminalText.escape(String(term.prefix(40)))) has no letter or digit to search for"
         }
     }
 
